@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/**
+ * The `covenant` command. Each subcommand lives in `commands/<name>.ts` and registers itself on
+ * the program; this file only assembles them.
+ */
+import { Command } from 'commander'
+import { printError } from './output.ts'
+
+const program = new Command()
+  .name('covenant')
+  .description('Covenant: a peer-to-peer network that stores code and runs it under quorum-signed results')
+  .version('0.1.0')
+  .showHelpAfterError()
+
+// Subcommands, one module each: import it here and add it to the list (keep both sorted).
+const commands: Array<{ register(program: Command): void }> = []
+
+for (const c of commands) c.register(program)
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  printError(err)
+}

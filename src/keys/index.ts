@@ -1,0 +1,106 @@
+/**
+ * Keys and signatures. Every actor in Covenant (node, caller, publisher) is an Ed25519 key, named
+ * by the libp2p peer id of its public key, so a signature can be checked from the signer's id alone
+ * (the id embeds the public key) — in Node and in a browser alike.
+ *
+ * What is signed is always the DAG-CBOR encoding of a value: DAG-CBOR is canonical (sorted map
+ * keys, no floats ambiguity), so two parties encoding the same value get the same bytes.
+ *
+ * @example
+ * ```ts
+ * const key = await loadOrCreateKey('.covenant/caller.key')
+ * const sig = signValue(key, { hello: 'world' })
+ * verifyValue(keyId(key), { hello: 'world' }, sig) // true
+ * ```
+ */
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { CovenantError } from '../errors/index.ts'
+
+export type { PrivateKey }
+
+export async function generateKey(): Promise<PrivateKey> {
+  return generateKeyPair('Ed25519')
+}
+
+/** The id of a key: its libp2p peer id string (base58btc, embeds the Ed25519 public key). */
+export function keyId(key: PrivateKey): string {
+  return peerIdFromPrivateKey(key).toString()
+}
+
+export function encodeKey(key: PrivateKey): Uint8Array {
+  return privateKeyToProtobuf(key)
+}
+
+export function decodeKey(bytes: Uint8Array): PrivateKey {
+  try {
+    return privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new CovenantError('INVALID_INPUT', 'not a valid private key file', { cause: err })
+  }
+}
+
+/** Reads a key file, or creates one (mode 0600) if there is none. */
+export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
+  let bytes: Buffer | undefined
+  try {
+    bytes = await readFile(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  if (bytes !== undefined) return decodeKey(bytes)
+  const key = await generateKey()
+  await mkdir(dirname(file), { recursive: true })
+  await writeFile(file, encodeKey(key), { mode: 0o600 })
+  await chmod(file, 0o600)
+  return key
+}
+
+export function canonicalBytes(value: unknown): Uint8Array {
+  return dagCbor.encode(value)
+}
+
+export function signBytes(key: PrivateKey, bytes: Uint8Array): Uint8Array {
+  const sig = key.sign(bytes)
+  if (sig instanceof Promise) throw new CovenantError('INTERNAL', 'expected a synchronous Ed25519 signer')
+  return sig
+}
+
+export function signValue(key: PrivateKey, value: unknown): Uint8Array {
+  return signBytes(key, canonicalBytes(value))
+}
+
+/** Checks a signature by the signer's id. Never throws: a malformed id or signature is `false`. */
+export function verifyBytes(signerId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const publicKey = peerIdFromString(signerId).publicKey
+    if (publicKey === undefined || publicKey.type !== 'Ed25519') return false
+    const ok = publicKey.verify(bytes, signature)
+    return ok === true
+  } catch {
+    return false
+  }
+}
+
+export function verifyValue(signerId: string, value: unknown, signature: Uint8Array): boolean {
+  let bytes: Uint8Array
+  try {
+    bytes = canonicalBytes(value)
+  } catch {
+    return false
+  }
+  return verifyBytes(signerId, bytes, signature)
+}
+
+/** True if `id` is a well-formed Ed25519 key id. */
+export function isKeyId(id: string): boolean {
+  try {
+    return peerIdFromString(id).type === 'Ed25519'
+  } catch {
+    return false
+  }
+}
