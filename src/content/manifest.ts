@@ -1,0 +1,139 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import type { CID } from 'multiformats/cid'
+import { toString as bytesToString } from 'uint8arrays/to-string'
+import { z } from 'zod'
+import { ContentError, ProtocolError } from '../errors/index.ts'
+import { isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
+import { asSupportedCid, cidForBytes, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
+import { normalizeTags, TagsSchema } from './tags.ts'
+
+/** The most exports one manifest may list. */
+export const MAX_EXPORTS = 256
+/** Manifests are small; anything larger is refused before decoding. */
+export const MAX_MANIFEST_BYTES = 64 * 1024
+
+/** A CIDv1 sha2-256 raw/dag-cbor link, as decoded from DAG-CBOR. */
+export const CidSchema = z.custom<CID>((v) => asSupportedCid(v) !== undefined, {
+  message: 'expected a CIDv1 sha2-256 link',
+})
+
+const ExportNameSchema = z
+  .string()
+  .max(128)
+  .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'an export name is a JavaScript identifier')
+
+/** An Ed25519 signature: 64 bytes. */
+export const SignatureSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 64, {
+  message: 'expected a 64-byte Ed25519 signature',
+})
+
+const PublisherSchema = z.string().refine(isKeyId, 'expected an Ed25519 key id')
+
+const ManifestBodyShape = {
+  v: z.literal(1),
+  code: CidSchema.refine((c) => c.code === RAW_CODEC, 'the code block must use the raw codec'),
+  exports: z
+    .array(ExportNameSchema)
+    .min(1)
+    .max(MAX_EXPORTS)
+    .refine((e) => new Set(e).size === e.length, 'exports must be unique'),
+  tags: TagsSchema,
+  publisher: PublisherSchema,
+  name: z.string().min(1).max(128).optional(),
+  size: z.number().int().min(0).max(MAX_BLOCK_BYTES),
+  createdAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+}
+
+/** A deployed function: its code block, exports and tags, signed by its publisher. */
+export const ManifestSchema = z.strictObject({
+  ...ManifestBodyShape,
+  signature: SignatureSchema,
+})
+
+export type Manifest = z.infer<typeof ManifestSchema>
+
+/** A manifest as the HTTP API shows it: CIDs as strings, the signature in base64. */
+export interface ManifestJSON {
+  v: 1
+  code: string
+  exports: string[]
+  tags: string[]
+  publisher: string
+  name?: string
+  size: number
+  createdAt: number
+  signature: string
+}
+
+export interface ManifestInit {
+  code: CID
+  size: number
+  exports: string[]
+  tags?: string[]
+  name?: string
+  createdAt?: number
+}
+
+function unsigned(m: Omit<Manifest, 'signature'> & { signature?: unknown }): Omit<Manifest, 'signature'> {
+  // DAG-CBOR cannot encode undefined: leave `name` out rather than setting it to undefined.
+  const { signature: _, ...rest } = m
+  if (rest.name === undefined) delete rest.name
+  return rest
+}
+
+export function createManifest(
+  key: PrivateKey,
+  init: ManifestInit,
+): { manifest: Manifest; bytes: Uint8Array; cid: CID } {
+  const body = z.strictObject(ManifestBodyShape).safeParse(
+    unsigned({
+      v: 1,
+      code: init.code,
+      exports: init.exports,
+      tags: normalizeTags(init.tags ?? []),
+      publisher: keyId(key),
+      name: init.name,
+      size: init.size,
+      createdAt: init.createdAt ?? Date.now(),
+    }),
+  )
+  if (!body.success)
+    throw new ContentError('INVALID_INPUT', `invalid manifest: ${z.prettifyError(body.error)}`)
+  // A plain Uint8Array: the signer may return a Buffer, which compares and serializes differently.
+  const manifest: Manifest = { ...body.data, signature: new Uint8Array(signValue(key, body.data)) }
+  const bytes = dagCbor.encode(manifest)
+  return { manifest, bytes, cid: cidForBytes(bytes, 'dag-cbor') }
+}
+
+export function decodeManifest(bytes: Uint8Array): Manifest {
+  if (bytes.length > MAX_MANIFEST_BYTES)
+    throw new ProtocolError('PROTOCOL_ERROR', `manifest of ${bytes.length} bytes is larger than allowed`)
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'manifest is not valid DAG-CBOR', { cause: err })
+  }
+  const parsed = ManifestSchema.safeParse(value)
+  if (!parsed.success)
+    throw new ProtocolError('PROTOCOL_ERROR', `invalid manifest: ${z.prettifyError(parsed.error)}`)
+  const m = parsed.data
+  if (!verifyValue(m.publisher, unsigned(m), m.signature))
+    throw new ProtocolError('INVALID_SIGNATURE', `manifest signature does not verify for ${m.publisher}`)
+  return m
+}
+
+export function manifestToJSON(m: Manifest): ManifestJSON {
+  const json: ManifestJSON = {
+    v: m.v,
+    code: m.code.toString(),
+    exports: [...m.exports],
+    tags: [...m.tags],
+    publisher: m.publisher,
+    size: m.size,
+    createdAt: m.createdAt,
+    signature: bytesToString(m.signature, 'base64pad'),
+  }
+  if (m.name !== undefined) json.name = m.name
+  return json
+}

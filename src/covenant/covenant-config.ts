@@ -1,0 +1,220 @@
+import { readFile } from 'node:fs/promises'
+import { type Document, LineCounter, parseDocument, stringify } from 'yaml'
+import { z } from 'zod'
+import { TagSchema } from '../content/index.ts'
+import { CovenantError } from '../errors/index.ts'
+import { isKeyId } from '../keys/index.ts'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const GiB = 1024 * MiB
+const TiB = 1024 * GiB
+
+/** The largest `store.maxBytes` accepted: 1 PiB, far above any one node, well inside 2^53. */
+export const MAX_STORE_BYTES = 1024 * TiB
+
+/** Fuel a call may use unless the covenant lowers it (the sandbox's deterministic ticks). */
+export const DEFAULT_MAX_FUEL = 100_000_000
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  tb: 1000 ** 4,
+  kib: KiB,
+  mib: MiB,
+  gib: GiB,
+  tib: TiB,
+}
+
+/** Parses `512MiB`, `1GiB`, `1.5 GB`, `1048576`; `undefined` if it is none of those. */
+export function parseByteSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text)
+  if (m === null) return undefined
+  const unit = UNITS[m[2].toLowerCase()]
+  if (unit === undefined) return undefined
+  return Math.floor(Number(m[1]) * unit)
+}
+
+/** The shortest exact binary-unit spelling of a byte count (`1073741824` → `1GiB`). */
+export function formatByteSize(bytes: number): string | number {
+  for (const [unit, size] of [
+    ['TiB', TiB],
+    ['GiB', GiB],
+    ['MiB', MiB],
+    ['KiB', KiB],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`
+  }
+  return bytes
+}
+
+const ByteSizeSchema = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v
+    const n = parseByteSize(v)
+    if (n === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a byte size: ${JSON.stringify(v)} (write a number of bytes, or e.g. "512MiB", "1GiB")`,
+      })
+      return z.NEVER
+    }
+    return n
+  })
+  .pipe(z.number().int().min(0).max(MAX_STORE_BYTES))
+
+const PublisherSchema = z.string().refine(isKeyId, 'expected a key id (an Ed25519 peer id such as 12D3KooW…)')
+
+const StoreSchema = z.strictObject({
+  /** Whether the node stores other people's blocks at all. */
+  enabled: z.boolean().default(true),
+  /** The most bytes of blocks the node keeps. */
+  maxBytes: ByteSizeSchema.default(GiB),
+  /** Content with any of these tags is neither stored nor served. */
+  refusedTags: z.array(TagSchema).max(1024).default([]),
+})
+
+const ExecuteSchema = z.strictObject({
+  /** Off unless the operator says so: running other people's code is opt-in. */
+  enabled: z.boolean().default(false),
+  maxFuel: z.number().int().min(1).max(1e12).default(DEFAULT_MAX_FUEL),
+  maxMemoryMiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024)
+    .default(64),
+  maxWallClockMs: z.number().int().min(1).max(600_000).default(5000),
+  concurrency: z.number().int().min(1).max(256).default(2),
+  /** Credits per unit of fuel. */
+  pricePerFuel: z.number().min(0).max(1e6).default(0.000001),
+  refusedTags: z.array(TagSchema).max(1024).default([]),
+  /** Empty means anyone not refused. */
+  allowedPublishers: z.array(PublisherSchema).max(1024).default([]),
+  refusedPublishers: z.array(PublisherSchema).max(1024).default([]),
+})
+
+/** The operator's `covenant.yaml`; every default is written here and only here. */
+export const CovenantConfigSchema = z.strictObject({
+  statement: z.string().max(4096).default(''),
+  store: StoreSchema.prefault({}),
+  execute: ExecuteSchema.prefault({}),
+})
+
+export type CovenantConfig = z.output<typeof CovenantConfigSchema>
+/** What an operator may write: every field optional, `maxBytes` may be a string. */
+export type CovenantConfigInput = z.input<typeof CovenantConfigSchema>
+
+/** One mistake in a covenant file, where it is. */
+export interface CovenantIssue {
+  path: string
+  line: number
+  col: number
+  message: string
+}
+
+const MAX_COVENANT_TEXT = 1024 * 1024
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`
+  return out === '' ? '(root)' : out
+}
+
+interface Ranged {
+  range?: [number, number, number] | null
+}
+
+/** The source offset of the node at `path`, or of its nearest existing ancestor. */
+function offsetOf(doc: Document, path: ReadonlyArray<PropertyKey>, key?: string): number {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const sub = path.slice(0, depth)
+    const node = (sub.length === 0 ? doc.contents : doc.getIn(sub, true)) as
+      | (Ranged & { items?: Array<{ key?: Ranged & { value?: unknown } }> })
+      | null
+      | undefined
+    if (node === null || node === undefined || typeof node !== 'object') continue
+    if (key !== undefined && depth === path.length && Array.isArray(node.items)) {
+      const pair = node.items.find((p) => p.key?.value === key)
+      if (pair?.key?.range) return pair.key.range[0]
+    }
+    if (node.range) return node.range[0]
+  }
+  return 0
+}
+
+function invalid(file: string, issues: CovenantIssue[]): CovenantError {
+  const lines = issues.map((i) => `${file}:${i.line}:${i.col}: ${i.path}: ${i.message}`)
+  const message =
+    lines.length === 1
+      ? `invalid covenant: ${lines[0]}`
+      : `invalid covenant (${lines.length} mistakes):\n  ${lines.join('\n  ')}`
+  return new CovenantError('COVENANT_INVALID', message, { details: issues })
+}
+
+/**
+ * Parses and validates a covenant file. Each mistake is reported with its field path and its line
+ * and column in `text`.
+ */
+export function parseCovenantYaml(text: string, file = 'covenant.yaml'): CovenantConfig {
+  if (text.length > MAX_COVENANT_TEXT)
+    throw new CovenantError('COVENANT_INVALID', `${file}: larger than ${MAX_COVENANT_TEXT} characters`)
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    throw invalid(
+      file,
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0])
+        return { path: '(yaml)', line, col, message: `YAML syntax: ${e.message.split('\n')[0]}` }
+      }),
+    )
+  }
+  let value: unknown
+  try {
+    // A small alias budget stops "billion laughs" documents from expanding without bound.
+    value = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  } catch (err) {
+    throw new CovenantError('COVENANT_INVALID', `${file}: ${(err as Error).message}`, { cause: err })
+  }
+  const parsed = CovenantConfigSchema.safeParse(value)
+  if (parsed.success) return parsed.data
+  const issues: CovenantIssue[] = []
+  for (const issue of parsed.error.issues) {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined]
+    for (const key of keys) {
+      const { line, col } = lineCounter.linePos(offsetOf(doc, issue.path, key))
+      const path = key === undefined ? issue.path : [...issue.path, key]
+      const message = key === undefined ? issue.message : 'unknown field'
+      issues.push({ path: formatPath(path), line, col, message })
+    }
+  }
+  throw invalid(file, issues)
+}
+
+/** Reads and parses a covenant file; NOT_FOUND if it does not exist. */
+export async function loadCovenantFile(path: string): Promise<CovenantConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'COVENANT_INVALID'
+    throw new CovenantError(code, `cannot read covenant file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
+  return parseCovenantYaml(text, path)
+}
+
+/** The covenant of a node whose operator wrote nothing: stores, serves, never executes. */
+export const DEFAULT_COVENANT: CovenantConfig = parseCovenantYaml('')
+
+/** Writes a config as YAML that {@link parseCovenantYaml} reads back to an equal config. */
+export function covenantToYaml(config: CovenantConfig): string {
+  const c = CovenantConfigSchema.parse(config)
+  return stringify({ ...c, store: { ...c.store, maxBytes: formatByteSize(c.store.maxBytes) } })
+}

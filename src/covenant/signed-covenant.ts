@@ -1,0 +1,121 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import { fromString as bytesFromString } from 'uint8arrays/from-string'
+import { toString as bytesToString } from 'uint8arrays/to-string'
+import { z } from 'zod'
+import { SignatureSchema } from '../content/index.ts'
+import { CovenantError, ProtocolError } from '../errors/index.ts'
+import { canonicalBytes, isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
+import { type CovenantConfig, type CovenantConfigInput, CovenantConfigSchema } from './covenant-config.ts'
+
+/** Signed covenants are small; anything larger is refused before decoding. */
+export const MAX_SIGNED_COVENANT_BYTES = 256 * 1024
+
+/** A node's covenant as it publishes it: its config, signed by the node's key. */
+export const SignedCovenantSchema = z.strictObject({
+  peer: z.string().refine(isKeyId, 'expected an Ed25519 key id'),
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  issuedAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  config: CovenantConfigSchema,
+  signature: SignatureSchema,
+})
+
+export type SignedCovenant = z.output<typeof SignedCovenantSchema>
+
+/** A signed covenant as the HTTP API shows it: the signature in base64. */
+export interface SignedCovenantJSON {
+  peer: string
+  version: number
+  issuedAt: number
+  config: CovenantConfig
+  signature: string
+}
+
+// The signed payload is the normalized config (defaults applied, sizes as numbers), which has no
+// optional fields, so DAG-CBOR never meets an undefined.
+function payload(sc: Omit<SignedCovenant, 'signature'>): Omit<SignedCovenant, 'signature'> {
+  return { peer: sc.peer, version: sc.version, issuedAt: sc.issuedAt, config: sc.config }
+}
+
+function normalize(config: CovenantConfig | CovenantConfigInput): CovenantConfig {
+  const parsed = CovenantConfigSchema.safeParse(config)
+  if (!parsed.success)
+    throw new CovenantError('COVENANT_INVALID', `invalid covenant: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
+
+export function signCovenant(
+  key: PrivateKey,
+  config: CovenantConfig | CovenantConfigInput,
+  version: number,
+  issuedAt: number = Date.now(),
+): SignedCovenant {
+  if (!Number.isSafeInteger(version) || version < 1)
+    throw new CovenantError('INVALID_INPUT', 'a covenant version is an integer ≥ 1')
+  if (!Number.isSafeInteger(issuedAt) || issuedAt < 0)
+    throw new CovenantError('INVALID_INPUT', 'issuedAt is a timestamp in ms')
+  const body = { peer: keyId(key), version, issuedAt, config: normalize(config) }
+  return { ...body, signature: new Uint8Array(signValue(key, body)) }
+}
+
+/**
+ * Validates a signed covenant received from anywhere (a peer, the DHT, a file): its shape
+ * (PROTOCOL_ERROR) and its signature by `peer` (INVALID_SIGNATURE).
+ */
+export function verifySignedCovenant(sc: unknown): SignedCovenant {
+  const parsed = SignedCovenantSchema.safeParse(sc)
+  if (!parsed.success)
+    throw new ProtocolError('PROTOCOL_ERROR', `invalid signed covenant: ${z.prettifyError(parsed.error)}`)
+  const v = parsed.data
+  if (!verifyValue(v.peer, payload(v), v.signature))
+    throw new ProtocolError('INVALID_SIGNATURE', `covenant signature does not verify for ${v.peer}`)
+  return v
+}
+
+export function encodeSignedCovenant(sc: SignedCovenant): Uint8Array {
+  return dagCbor.encode({ ...payload(sc), signature: sc.signature })
+}
+
+/** Decodes and verifies a signed covenant sent as DAG-CBOR. */
+export function decodeSignedCovenant(bytes: Uint8Array): SignedCovenant {
+  if (bytes.length > MAX_SIGNED_COVENANT_BYTES)
+    throw new ProtocolError('PROTOCOL_ERROR', `signed covenant of ${bytes.length} bytes is too large`)
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'signed covenant is not valid DAG-CBOR', { cause: err })
+  }
+  return verifySignedCovenant(value)
+}
+
+export function signedCovenantToJSON(sc: SignedCovenant): SignedCovenantJSON {
+  return { ...payload(sc), signature: bytesToString(sc.signature, 'base64pad') }
+}
+
+/** The inverse of {@link signedCovenantToJSON}, verifying the result. */
+export function signedCovenantFromJSON(json: unknown): SignedCovenant {
+  const j = z.looseObject({ signature: z.string().max(200) }).safeParse(json)
+  if (!j.success) throw new ProtocolError('PROTOCOL_ERROR', 'invalid signed covenant JSON')
+  let signature: Uint8Array
+  try {
+    signature = bytesFromString(j.data.signature, 'base64pad')
+  } catch (err) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'the signature is not base64', { cause: err })
+  }
+  return verifySignedCovenant({ ...j.data, signature })
+}
+
+/**
+ * The version to sign `config` under: 1 for a first covenant, the previous version if the config
+ * is unchanged (a restarted node keeps its version), otherwise the previous version + 1.
+ */
+export function nextCovenantVersion(
+  previous: SignedCovenant | undefined,
+  config: CovenantConfig | CovenantConfigInput,
+): number {
+  if (previous === undefined) return 1
+  const a = canonicalBytes(normalize(previous.config))
+  const b = canonicalBytes(normalize(config))
+  const same = a.length === b.length && a.every((x, i) => x === b[i])
+  return same ? previous.version : previous.version + 1
+}

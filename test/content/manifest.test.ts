@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict'
+import { before, describe, it } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import {
+  cidForBytes,
+  createManifest,
+  decodeManifest,
+  type Manifest,
+  manifestToJSON,
+  verifyBlock,
+} from '../../src/content/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
+import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+
+const code = new TextEncoder().encode('export const add = (a, b) => a + b; export default add')
+const codeCid = cidForBytes(code)
+
+function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof CovenantError, `expected a CovenantError, got ${err}`)
+    return err.code
+  }
+  return undefined
+}
+
+describe('manifest', () => {
+  let key: PrivateKey
+  let other: PrivateKey
+  before(async () => {
+    key = await generateKey()
+    other = await generateKey()
+  })
+
+  it('is signed by its publisher, stored as dag-cbor, and decodes to what was created', () => {
+    const { manifest, bytes, cid } = createManifest(key, {
+      code: codeCid,
+      size: code.length,
+      exports: ['add', 'default'],
+      tags: ['math', 'demo', 'math'],
+      name: 'adder',
+      createdAt: 1_700_000_000_000,
+    })
+    assert.equal(cid.code, 0x71)
+    assert.ok(verifyBlock(cid, bytes))
+    assert.equal(manifest.publisher, keyId(key))
+    assert.deepEqual(manifest.tags, ['demo', 'math'])
+    const decoded = decodeManifest(bytes)
+    assert.deepEqual(decoded, manifest)
+    assert.ok(decoded.code.equals(codeCid))
+    assert.deepEqual(manifestToJSON(decoded), {
+      v: 1,
+      code: codeCid.toString(),
+      exports: ['add', 'default'],
+      tags: ['demo', 'math'],
+      publisher: keyId(key),
+      name: 'adder',
+      size: code.length,
+      createdAt: 1_700_000_000_000,
+      signature: Buffer.from(manifest.signature).toString('base64'),
+    })
+  })
+
+  it('leaves out an absent name (DAG-CBOR has no undefined) and still verifies', () => {
+    const { manifest, bytes } = createManifest(key, { code: codeCid, size: code.length, exports: ['add'] })
+    assert.equal('name' in manifest, false)
+    assert.equal('name' in manifestToJSON(decodeManifest(bytes)), false)
+  })
+
+  it('detects any tampering: changed fields, another signer, added fields', () => {
+    const { manifest } = createManifest(key, { code: codeCid, size: code.length, exports: ['add'] })
+    const reencode = (m: Record<string, unknown>) => dagCbor.encode(m)
+    const tampered: Array<[string, Record<string, unknown>, string]> = [
+      ['exports', { ...manifest, exports: ['add', 'steal'] }, 'INVALID_SIGNATURE'],
+      ['tags', { ...manifest, tags: ['evil'] }, 'INVALID_SIGNATURE'],
+      ['code', { ...manifest, code: cidForBytes(new Uint8Array([1])) }, 'INVALID_SIGNATURE'],
+      ['publisher', { ...manifest, publisher: keyId(other) }, 'INVALID_SIGNATURE'],
+      ['extra field', { ...manifest, evil: true }, 'PROTOCOL_ERROR'],
+      ['short signature', { ...manifest, signature: manifest.signature.subarray(1) }, 'PROTOCOL_ERROR'],
+      ['dag-cbor code', { ...manifest, code: cidForBytes(code, 'dag-cbor') }, 'PROTOCOL_ERROR'],
+    ]
+    for (const [what, m, expected] of tampered)
+      assert.equal(
+        errorCode(() => decodeManifest(reencode(m))),
+        expected,
+        what,
+      )
+    const flipped = manifest.signature.slice()
+    flipped[0] ^= 1
+    assert.equal(
+      errorCode(() => decodeManifest(reencode({ ...manifest, signature: flipped }))),
+      'INVALID_SIGNATURE',
+    )
+    assert.equal(
+      errorCode(() => decodeManifest(new Uint8Array([0xff, 0x00]))),
+      'PROTOCOL_ERROR',
+    )
+    assert.equal(
+      errorCode(() => decodeManifest(dagCbor.encode('just a string'))),
+      'PROTOCOL_ERROR',
+    )
+  })
+
+  it('refuses to create a manifest with invalid exports, tags or size', () => {
+    const base = { code: codeCid, size: code.length, exports: ['add'] }
+    const bad: Array<Partial<Parameters<typeof createManifest>[1]>> = [
+      { exports: [] },
+      { exports: ['not-an-identifier'] },
+      { exports: ['a', 'a'] },
+      { exports: Array.from({ length: 257 }, (_, i) => `f${i}`) },
+      { tags: ['UPPER'] },
+      { tags: ['-leading'] },
+      { tags: ['x'.repeat(65)] },
+      { tags: Array.from({ length: 33 }, (_, i) => `t${i}`) },
+      { size: -1 },
+      { size: 5 * 1024 * 1024 + 1 },
+      { code: cidForBytes(code, 'dag-cbor') },
+    ]
+    for (const b of bad)
+      assert.equal(
+        errorCode(() => createManifest(key, { ...base, ...b })),
+        'INVALID_INPUT',
+        JSON.stringify(b).slice(0, 80),
+      )
+    const ok: Manifest = createManifest(key, {
+      ...base,
+      tags: Array.from({ length: 32 }, (_, i) => `t${i}`),
+    }).manifest
+    assert.equal(ok.tags.length, 32)
+  })
+})
