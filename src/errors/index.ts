@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   INVALID_CODE: { status: 422, message: 'the function bundle could not be loaded' },
   NO_SUCH_EXPORT: { status: 404, message: 'the bundle has no such export' },
   USER_ERROR: { status: 422, message: 'the function threw an error' },
+  NEVER_SETTLED: { status: 422, message: 'the function returned a promise that never settles' },
   SANDBOX_CRASHED: { status: 500, message: 'the sandbox worker crashed' },
   // content and storage
   INVALID_CID: { status: 400, message: 'not a valid CID' },
@@ -61,6 +62,7 @@ export const ERROR_CODES = {
   MESSAGE_TOO_LARGE: { status: 413, message: 'the message is larger than allowed' },
   PEER_UNREACHABLE: { status: 502, message: 'the peer could not be reached' },
   PEER_TIMEOUT: { status: 504, message: 'the peer did not answer in time' },
+  PEER_BUSY: { status: 503, message: 'the peer is busy; try again later' },
   NODE_UNREACHABLE: {
     status: 502,
     message: 'no Covenant node answered',
@@ -74,6 +76,7 @@ export const ERROR_CODES = {
   NO_QUORUM: { status: 502, message: 'not enough executors agreed on one result' },
   INVALID_CERTIFICATE: { status: 422, message: 'the quorum certificate does not verify' },
   FAULT_REFUSED: { status: 400, message: 'fault injection is only allowed in a devnet' },
+  INVALID_CONFLICT: { status: 422, message: 'the conflict evidence does not verify' },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

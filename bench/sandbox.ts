@@ -1,0 +1,176 @@
+/**
+ * Sandbox benchmark: cold start, warm call latency, calls per second across the pool, and the
+ * cost of fuel counting — each beside a baseline in the same run (the same function called
+ * directly in V8, and through node:vm). Prints a table and writes bench/results/sandbox-*.json.
+ *
+ *   npm run bench:sandbox
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { availableParallelism } from 'node:os'
+import vm from 'node:vm'
+import variant from '@jitl/quickjs-wasmfile-release-sync'
+import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSSyncVariant } from 'quickjs-emscripten-core'
+import { createSandbox } from '../src/sandbox/index.ts'
+
+const FN = 'function work(n) { let a = 0; for (let i = 0; i < n; i++) a = (a + i * 7) % 1000003; return a }'
+const MODULE = `${FN}\nexport function f(n) { return work(n) }`
+const SMALL = 100
+const BIG = 2_000_000
+const now = Date.UTC(2025, 0, 1)
+const started = performance.now()
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+function timeSync(n: number, fn: () => void): number {
+  const xs: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    fn()
+    xs.push(performance.now() - t)
+  }
+  return median(xs)
+}
+async function timeAsync(n: number, fn: () => Promise<unknown>): Promise<number> {
+  const xs: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await fn()
+    xs.push(performance.now() - t)
+  }
+  return median(xs)
+}
+
+// ---- baselines
+const direct = new Function(`${FN}; return work`)() as (n: number) => number
+const vmScript = new vm.Script(`${FN}; work(N)`)
+const vmColdMs = timeSync(20, () => {
+  const c = vm.createContext({ N: SMALL })
+  new vm.Script(`${FN}; work(N)`).runInContext(c)
+})
+const vmCtx = vm.createContext({ N: SMALL })
+const vmWarmMs = timeSync(200, () => vmScript.runInContext(vmCtx))
+const directWarmMs = timeSync(200, () => direct(SMALL))
+
+// ---- sandbox cold start: a new pool (worker, WebAssembly instance, context, module) to first result
+const coldPoolMs = await timeAsync(3, async () => {
+  const sb = createSandbox({ workers: 1 })
+  await sb.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now })
+  await sb.stop()
+})
+
+const sandbox = createSandbox({ workers: Math.max(1, availableParallelism()) })
+await sandbox.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now })
+// a new bundle each call: the worker has not seen it, so it is copied and parsed
+let unique = 0
+const newBundleMs = await timeAsync(30, () =>
+  sandbox.run({ code: `${MODULE}\n// ${unique++}`, exportName: 'f', args: [SMALL], seed: 's', now }),
+)
+const warmMs = await timeAsync(100, () =>
+  sandbox.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now }),
+)
+
+// ---- throughput across the pool
+const N = 400
+let t = performance.now()
+await Promise.all(
+  Array.from({ length: N }, (_, i) =>
+    sandbox.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: `s${i}`, now }),
+  ),
+)
+const sandboxCps = N / ((performance.now() - t) / 1000)
+t = performance.now()
+for (let i = 0; i < 20000; i++) direct(SMALL)
+const directCps = 20000 / ((performance.now() - t) / 1000)
+t = performance.now()
+for (let i = 0; i < 2000; i++) vmScript.runInContext(vmCtx)
+const vmCps = 2000 / ((performance.now() - t) / 1000)
+
+// ---- heavy work, and what fuel counting costs
+const heavy = await sandbox.run({
+  code: MODULE,
+  exportName: 'f',
+  args: [BIG],
+  seed: 's',
+  now,
+  limits: { fuel: 1e9 },
+})
+const heavyMs = await timeAsync(3, () =>
+  sandbox.run({ code: MODULE, exportName: 'f', args: [BIG], seed: 's', now, limits: { fuel: 1e9 } }),
+)
+const directHeavyMs = timeSync(5, () => direct(BIG))
+await sandbox.stop()
+
+const require = createRequire(import.meta.url)
+const wasm = new WebAssembly.Module(
+  await readFile(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm')),
+)
+const qjs = await newQuickJSWASMModuleFromVariant(
+  newVariant(variant as unknown as QuickJSSyncVariant, { wasmModule: wasm }),
+)
+function quickjsRun(withHandler: boolean): number {
+  const rt = qjs.newRuntime()
+  let ticks = 0
+  if (withHandler) rt.setInterruptHandler(() => ++ticks > 1e12)
+  const ctx = rt.newContext()
+  const start = performance.now()
+  const r = ctx.evalCode(`${FN}; work(${BIG})`)
+  const ms = performance.now() - start
+  r.dispose()
+  ctx.dispose()
+  rt.dispose()
+  return ms
+}
+const noFuelMs = median([quickjsRun(false), quickjsRun(false), quickjsRun(false)])
+const fuelMs = median([quickjsRun(true), quickjsRun(true), quickjsRun(true)])
+
+const ticksPerSecond = heavy.fuel / (heavyMs / 1000)
+const rows = [
+  ['cold start (ms)', coldPoolMs, vmColdMs, 'new pool+worker → first result; vm: new context + compile'],
+  ['new bundle call (ms)', newBundleMs, vmColdMs, 'unseen bundle: copy + parse in a fresh instance'],
+  ['warm call (ms)', warmMs, vmWarmMs, `cached bundle; direct V8: ${directWarmMs.toFixed(4)} ms`],
+  ['calls/s, pool', sandboxCps, vmCps, `direct V8: ${Math.round(directCps)}/s`],
+  [
+    `work(${BIG}) (ms)`,
+    heavyMs,
+    directHeavyMs,
+    `fuel ${heavy.fuel} ticks ⇒ ${Math.round(ticksPerSecond)} ticks/s`,
+  ],
+  ['fuel counting (ms)', fuelMs, noFuelMs, 'QuickJS with vs without the interrupt handler'],
+] as const
+console.log(
+  `\n${'measure'.padEnd(24)}${'sandbox'.padStart(12)}${'baseline'.padStart(12)}${'ratio'.padStart(10)}  note`,
+)
+for (const [name, a, b, note] of rows) {
+  console.log(
+    `${name.padEnd(24)}${a.toFixed(3).padStart(12)}${b.toFixed(3).padStart(12)}${(a / b).toFixed(2).padStart(10)}  ${note}`,
+  )
+}
+const result = {
+  at: new Date().toISOString(),
+  node: process.version,
+  cpus: availableParallelism(),
+  coldPoolMs,
+  newBundleMs,
+  warmMs,
+  sandboxCallsPerSecond: sandboxCps,
+  heavyMs,
+  heavyFuel: heavy.fuel,
+  ticksPerSecond,
+  fuelCountingMs: fuelMs,
+  noFuelCountingMs: noFuelMs,
+  baselines: {
+    vmColdMs,
+    vmWarmMs,
+    directWarmMs,
+    vmCallsPerSecond: vmCps,
+    directCallsPerSecond: directCps,
+    directHeavyMs,
+  },
+  totalMs: performance.now() - started,
+}
+const dir = new URL('./results/', import.meta.url)
+await mkdir(dir, { recursive: true })
+const body = `${JSON.stringify(result, null, 2)}\n`
+await writeFile(new URL(`sandbox-${result.at.replace(/[:.]/g, '-')}.json`, dir), body)
+await writeFile(new URL('sandbox-latest.json', dir), body)
+console.log(`\nwrote bench/results/sandbox-latest.json (${(result.totalMs / 1000).toFixed(1)} s)`)

@@ -1,0 +1,316 @@
+/**
+ * The executor: the server side of the exec protocol. It checks a request against its own
+ * covenant, fetches the function by CID (hash-checked, cached), runs it in the sandbox and signs a
+ * receipt for the output.
+ */
+
+import { type CID, decodeManifest, type Manifest, parseCid, verifyBlock } from '../content/index.ts'
+import type { SignedCovenant } from '../covenant/index.ts'
+import { mayExecute } from '../covenant/index.ts'
+import { CovenantError, ExecError, isErrorCode } from '../errors/index.ts'
+import { keyId, type PrivateKey } from '../keys/index.ts'
+import { DEFAULT_LIMITS, type Sandbox, type SandboxCall, type SandboxResult } from '../sandbox/index.ts'
+import { LruCache } from './code-cache.ts'
+import { type Output, outputHash } from './output.ts'
+import { signReceipt } from './receipt.ts'
+import { type SignedRequest, verifyRequest } from './request.ts'
+import type { ExecReply } from './wire.ts'
+
+/** Misbehaviours an executor can be told to show, for tests and devnet demos only. */
+export const FAULT_KINDS = ['wrong-result', 'bad-signature', 'crash', 'slow', 'silent'] as const
+export type FaultKind = (typeof FAULT_KINDS)[number]
+
+/** The value every `wrong-result` executor returns, so colluding faulty executors agree. */
+export const FORGED_VALUE = { forged: true } as const
+
+const MiB = 1024 * 1024
+
+/**
+ * Sandbox outcomes that say nothing about the function, only about this machine: they get no
+ * receipt (a receipt would be false conflict evidence), the caller tries another executor.
+ */
+const MACHINE_FAILURES = new Set(['SANDBOX_CRASHED', 'INTERNAL', 'NOT_STARTED'])
+
+export interface ExecutorInit {
+  key: PrivateKey
+  sandbox: Pick<Sandbox, 'run'>
+  /** fetches a block's bytes by CID string; the executor checks their hash itself */
+  getBlock: (cid: string) => Promise<Uint8Array>
+  /** this node's current signed covenant */
+  covenant: () => SignedCovenant
+  /** @default Date.now */
+  now?: () => number
+  /** misbehave on purpose; the node allows this only in a devnet */
+  fault?: FaultKind
+  /** called by the `crash` fault mid-execution; the node exits the process there. Required with it. */
+  onCrash?: () => void
+  /** calls waiting for a slot beyond the covenant's concurrency; more are PEER_BUSY. @default 4 × concurrency */
+  maxQueue?: number
+  /** decoded code bundles kept. @default 64 */
+  codeCacheEntries?: number
+  /** characters of decoded code kept. @default 64 Mi */
+  codeCacheChars?: number
+}
+
+export interface ExecuteOptions {
+  /** aborts a call still waiting for a slot, and the deliberate waits of the `slow`/`silent` faults */
+  signal?: AbortSignal
+}
+
+export interface ExecutorStats {
+  /** calls answered with a receipt */
+  executed: number
+  /** calls refused (bad request, covenant, busy, deadline) or failed before a receipt */
+  refused: number
+  running: number
+  queued: number
+  codeCache: { entries: number; size: number; hits: number; misses: number }
+}
+
+export interface Executor {
+  /** the executor's key id, as it signs receipts */
+  readonly peer: string
+  execute(request: unknown, options?: ExecuteOptions): Promise<ExecReply>
+  stats(): ExecutorStats
+  /** rejects waiting calls and pending fault waits; running sandbox calls finish */
+  stop(): void
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/** Waits `ms` or until `signal`/`stopped` aborts, whichever is first. */
+function wait(ms: number, signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const signal = AbortSignal.any(signals)
+    if (signal.aborted) return reject(abortError(signal))
+    const timer = Number.isFinite(ms) ? setTimeout(done, Math.max(0, ms)) : undefined
+    function done() {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }
+    function onAbort() {
+      clearTimeout(timer)
+      reject(abortError(signal))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function abortError(signal: AbortSignal): CovenantError {
+  return signal.reason instanceof CovenantError
+    ? signal.reason
+    : new ExecError('PEER_TIMEOUT', 'the call was abandoned', { cause: signal.reason })
+}
+
+function jsonValue(value: unknown): Output['value'] {
+  // The sandbox hands back JSON-compatible values; a round trip drops what JSON would drop anyway
+  // (undefined members, -0), so what is hashed is exactly what a JSON client sees.
+  const text = JSON.stringify(value)
+  return text === undefined ? null : JSON.parse(text)
+}
+
+/**
+ * Creates an executor. It refuses (throws a CovenantError, no receipt) a request that does not
+ * verify, whose deadline passed, whose function or limits its covenant refuses (COVENANT_REFUSED),
+ * whose export the manifest does not list (NO_SUCH_EXPORT), or when it is saturated
+ * (PEER_BUSY). Every sandbox outcome that depends only on the function — a value or an error
+ * such as FUEL_EXHAUSTED, MEMORY_LIMIT, USER_ERROR, TIMEOUT — is answered with a signed receipt.
+ */
+export function createExecutor(init: ExecutorInit): Executor {
+  const { key, sandbox, getBlock, fault } = init
+  const now = init.now ?? Date.now
+  const peer = keyId(key)
+  if (fault !== undefined && !FAULT_KINDS.includes(fault))
+    throw new ExecError('INVALID_INPUT', `unknown fault ${JSON.stringify(fault)}`)
+  if (fault === 'crash' && init.onCrash === undefined)
+    throw new ExecError('INVALID_INPUT', 'the crash fault needs an onCrash callback')
+
+  const manifests = new LruCache<Manifest>({ maxEntries: 1024, maxSize: 1024, sizeOf: () => 1 })
+  const codes = new LruCache<string>({
+    maxEntries: init.codeCacheEntries ?? 64,
+    maxSize: init.codeCacheChars ?? 64 * MiB,
+    sizeOf: (code) => code.length,
+  })
+  const stopper = new AbortController()
+  const queue: Waiter[] = []
+  let running = 0
+  let executed = 0
+  let refused = 0
+  let crashed = false
+
+  async function fetchVerified(cidText: string): Promise<{ cid: CID; bytes: Uint8Array }> {
+    const cid = parseCid(cidText)
+    const bytes = await getBlock(cidText)
+    if (!verifyBlock(cid, bytes))
+      throw new ExecError('HASH_MISMATCH', `the block fetched for ${cidText} does not hash to it`)
+    return { cid, bytes }
+  }
+
+  function loadManifest(fn: string): Promise<Manifest> {
+    return manifests.get(fn, async () => decodeManifest((await fetchVerified(fn)).bytes))
+  }
+
+  function loadCode(manifest: Manifest): Promise<string> {
+    const cidText = manifest.code.toString()
+    return codes.get(cidText, async () => {
+      const { bytes } = await fetchVerified(cidText)
+      try {
+        return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+      } catch (err) {
+        throw new ExecError('INVALID_CODE', `the code block ${cidText} is not UTF-8 text`, { cause: err })
+      }
+    })
+  }
+
+  async function acquire(concurrency: number, deadline: number, signal?: AbortSignal): Promise<void> {
+    if (running < concurrency && queue.length === 0) {
+      running++
+      return
+    }
+    const maxQueue = init.maxQueue ?? 4 * concurrency
+    if (queue.length >= maxQueue)
+      throw new ExecError('PEER_BUSY', `${running} calls running and ${queue.length} waiting`)
+    const slot = new Promise<void>((resolve, reject) => queue.push({ resolve, reject }))
+    const signals = [stopper.signal, AbortSignal.timeout(Math.max(0, deadline - now()))]
+    if (signal !== undefined) signals.push(signal)
+    const abandon = AbortSignal.any(signals)
+    const waiter = queue[queue.length - 1]
+    const onAbort = () => {
+      const i = queue.indexOf(waiter)
+      if (i >= 0) queue.splice(i, 1)
+      waiter.reject(
+        abandon.reason instanceof DOMException && abandon.reason.name === 'TimeoutError'
+          ? new ExecError('DEADLINE_EXCEEDED', 'the deadline passed while waiting for a free slot')
+          : abortError(abandon),
+      )
+    }
+    abandon.addEventListener('abort', onAbort, { once: true })
+    try {
+      await slot
+    } finally {
+      abandon.removeEventListener('abort', onAbort)
+    }
+  }
+
+  function release(): void {
+    const next = queue.shift()
+    // The slot passes straight to the next waiter, so `running` stays the same.
+    if (next !== undefined) next.resolve()
+    else running--
+  }
+
+  async function run(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecReply> {
+    const signed = init.covenant()
+    const config = signed.config
+    if (!config.execute.enabled) throw new ExecError('COVENANT_REFUSED', `${peer} does not execute code`)
+    const manifest = await loadManifest(request.fn)
+    const verdict = mayExecute(config, {
+      tags: manifest.tags,
+      publisher: manifest.publisher,
+      fuel: request.fuel,
+      memoryMiB: request.memoryMiB,
+      timeoutMs: request.timeoutMs,
+    })
+    if (!verdict.ok) throw new ExecError('COVENANT_REFUSED', `${peer} ${verdict.reason}`)
+    if (!manifest.exports.includes(request.export))
+      throw new ExecError('NO_SUCH_EXPORT', `the function does not export ${JSON.stringify(request.export)}`)
+    const code = await loadCode(manifest)
+
+    await acquire(config.execute.concurrency, request.deadline, signal)
+    let result: SandboxResult
+    let timeoutMs: number
+    try {
+      const remaining = request.deadline - now()
+      if (remaining < 10)
+        throw new ExecError('DEADLINE_EXCEEDED', 'the deadline passed before the call could run')
+      timeoutMs = Math.min(request.timeoutMs, remaining)
+      // Every limit that can change the outcome is fixed by the request or the protocol, never by
+      // this node's configuration, so honest executors reach the same output. mayExecute above
+      // already refused requests above the covenant's limits.
+      const call: SandboxCall = {
+        code,
+        exportName: request.export,
+        args: request.args,
+        seed: id,
+        now: request.timestamp,
+        request: { id, caller: request.caller },
+        limits: {
+          ...DEFAULT_LIMITS,
+          fuel: request.fuel,
+          memoryBytes: request.memoryMiB * MiB,
+          timeoutMs,
+        },
+      }
+      const pending = sandbox.run(call)
+      if (fault === 'crash') {
+        crashed = true
+        init.onCrash?.()
+        pending.catch(() => {})
+        throw new ExecError('PEER_UNREACHABLE', `${peer} crashed mid-execution`)
+      }
+      result = await pending
+    } finally {
+      release()
+    }
+
+    if (!result.ok && MACHINE_FAILURES.has(result.error.code))
+      throw new ExecError(
+        isErrorCode(result.error.code) ? result.error.code : 'SANDBOX_CRASHED',
+        result.error.message,
+      )
+    // A wall-clock stop cut short by the deadline is this node's lateness, not the function's.
+    if (!result.ok && result.error.code === 'TIMEOUT' && timeoutMs < request.timeoutMs)
+      throw new ExecError('DEADLINE_EXCEEDED', 'the deadline cut the call short')
+
+    let output: Output = result.ok
+      ? { value: jsonValue(result.value), logs: [...result.logs], error: null }
+      : {
+          value: null,
+          logs: [...result.logs],
+          error: { code: result.error.code, message: result.error.message },
+        }
+    if (fault === 'wrong-result') output = { value: FORGED_VALUE, logs: [], error: null }
+    const receipt = signReceipt(key, {
+      request: id,
+      outputHash: outputHash(output),
+      fuel: result.fuel,
+      covenantVersion: signed.version,
+    })
+    if (fault === 'bad-signature') {
+      const signature = new Uint8Array(receipt.signature)
+      signature[0] ^= 0xff
+      receipt.signature = signature
+    }
+    const waitSignals = signal === undefined ? [stopper.signal] : [stopper.signal, signal]
+    if (fault === 'slow') await wait(request.deadline - now() + 50, waitSignals)
+    if (fault === 'silent') await wait(Number.POSITIVE_INFINITY, waitSignals)
+    return { receipt, output }
+  }
+
+  return {
+    peer,
+    async execute(value, options = {}) {
+      try {
+        if (crashed) throw new ExecError('PEER_UNREACHABLE', `${peer} has crashed`)
+        if (stopper.signal.aborted) throw new ExecError('NOT_STARTED', 'the executor is stopped')
+        const { request, id } = verifyRequest(value, now())
+        const reply = await run(request, id, options.signal)
+        executed++
+        return reply
+      } catch (err) {
+        refused++
+        throw CovenantError.from(err)
+      }
+    },
+    stats() {
+      return { executed, refused, running, queued: queue.length, codeCache: codes.stats() }
+    },
+    stop() {
+      // Waiters and fault waits listen to this signal and reject themselves.
+      stopper.abort(new ExecError('NOT_STARTED', 'the executor stopped'))
+    },
+  }
+}

@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import type { Manifest } from '../../src/content/index.ts'
+import { signCovenant } from '../../src/covenant/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
+import {
+  createExecutor,
+  createRequest,
+  ExecReplyMessageSchema,
+  type ExecRequestInit,
+  ExecRequestMessageSchema,
+  type Executor,
+  type FaultKind,
+  FORGED_VALUE,
+  invoke,
+  type SendExec,
+  selectExecutors,
+  verifyCertificate,
+  verifyConflict,
+} from '../../src/exec/index.ts'
+import { generateKey, type PrivateKey } from '../../src/keys/index.ts'
+import { createSandbox, type Sandbox } from '../../src/sandbox/index.ts'
+import {
+  BlockMap,
+  candidatesOf,
+  executingCovenant,
+  makeNodes,
+  type TestNode,
+} from '../fixtures/exec-cluster.ts'
+
+const CODE = `
+export function add(a, b, ctx) { ctx.log('adding'); return { sum: a + b, r: Math.random() } }
+export function spin() { for (;;) {} }
+export function bomb() { const a = []; for (let i = 0; ; i++) a.push('x'.repeat(4096) + i) }
+`
+
+interface Setup {
+  request: ReturnType<typeof createRequest>['request']
+  id: string
+  /** eligible peers, closest first: rank i is ordered[i] */
+  ordered: string[]
+  executors: Map<string, Executor>
+  crashed: string[]
+  /** the exec protocol without the libp2p hop: messages go through DAG-CBOR and the wire schemas */
+  send: SendExec
+}
+
+describe('invoke (quorum collector) against in-process executors', () => {
+  let sandbox: Sandbox
+  let blocks: BlockMap
+  let caller: PrivateKey
+  let nodes: TestNode[]
+  let manifest: Manifest
+  let fn: string
+  const everyExecutor: Executor[] = []
+
+  before(async () => {
+    sandbox = createSandbox({ workers: 2 })
+    blocks = new BlockMap()
+    caller = await generateKey()
+    nodes = await makeNodes(6)
+    ;({ manifest, fn } = blocks.publish(await generateKey(), CODE, ['add', 'spin', 'bomb']))
+  })
+  after(async () => {
+    for (const e of everyExecutor) e.stop()
+    await sandbox.stop()
+  })
+
+  /**
+   * Creates the request, finds its executor order, and starts one executor per node with the
+   * faults given by rank. `gate` holds every other reply until the gated ranks' replies are out.
+   */
+  function setup(
+    init: Omit<ExecRequestInit, 'fn'>,
+    faults: Record<number, FaultKind> = {},
+    options: { among?: TestNode[]; gate?: number[] } = {},
+  ): Setup {
+    const among = options.among ?? nodes
+    const { request, id } = createRequest(caller, { fn, ...init })
+    const { ordered } = selectExecutors({
+      requestId: id,
+      manifest,
+      limits: request,
+      candidates: candidatesOf(among),
+      k: request.k,
+    })
+    const crashed: string[] = []
+    const executors = new Map<string, Executor>()
+    for (const node of among) {
+      const rank = ordered.indexOf(node.peer)
+      const executor = createExecutor({
+        key: node.key,
+        sandbox,
+        getBlock: blocks.get,
+        covenant: () => node.covenant,
+        fault: faults[rank],
+        onCrash: () => crashed.push(node.peer),
+      })
+      executors.set(node.peer, executor)
+      everyExecutor.push(executor)
+    }
+    // One promise per gated rank, settled once that executor's reply is out; the gated ranks are
+    // always among the k asked first, so nothing waits forever.
+    const gates = new Map((options.gate ?? []).map((r) => [ordered[r], Promise.withResolvers<void>()]))
+    const send: SendExec = async (peer, req, { signal }) => {
+      const message = ExecRequestMessageSchema.parse(dagCbor.decode(dagCbor.encode({ request: req })))
+      const work = (async () => {
+        let reply: unknown
+        try {
+          reply = await executors.get(peer)!.execute(message.request, { signal })
+        } catch (err) {
+          reply = { error: CovenantError.from(err).toJSON() }
+        }
+        return ExecReplyMessageSchema.parse(dagCbor.decode(dagCbor.encode(reply)))
+      })()
+      const gate = gates.get(peer)
+      if (gate !== undefined) work.finally(() => gate.resolve()).catch(() => {})
+      else await Promise.all([...gates.values()].map((g) => g.promise))
+      const reply = await work
+      if ('error' in reply) throw CovenantError.fromJSON(reply.error)
+      return reply
+    }
+    return { request, id, ordered, executors, crashed, send }
+  }
+
+  const call = (s: Setup, extra: { perExecutorTimeoutMs?: number; among?: TestNode[] } = {}) =>
+    invoke({
+      request: s.request,
+      id: s.id,
+      candidates: candidatesOf(extra.among ?? nodes),
+      manifest,
+      send: s.send,
+      perExecutorTimeoutMs: extra.perExecutorTimeoutMs,
+    })
+
+  it('returns the value once q executors agree, with a certificate anyone can check', async () => {
+    const s = setup({ export: 'add', args: [20, 22] })
+    const r = await call(s)
+    assert.equal((r.value as { sum: number }).sum, 42)
+    assert.deepEqual(r.output.logs, ['adding'])
+    assert.deepEqual(r.conflicts, [])
+    assert.equal(r.certificate.receipts.length, 2)
+    const executors = r.certificate.receipts.map((x) => x.executor)
+    for (const e of executors) assert.ok(s.ordered.slice(0, 3).includes(e))
+    const checked = verifyCertificate(r.certificate, {
+      output: r.output,
+      candidates: candidatesOf(nodes),
+      manifest,
+    })
+    assert.deepEqual(checked.value, r.value)
+    assert.equal(r.tried.filter((t) => t.outcome === 'agreed').length, 2)
+    // Only the k chosen were asked.
+    assert.deepEqual(new Set(r.tried.map((t) => t.peer)), new Set(s.ordered.slice(0, 3)))
+  })
+
+  it('reports a wrong result as conflict evidence naming its executor, and still returns the right value', async () => {
+    const s = setup({ export: 'add', args: [1, 2] }, { 0: 'wrong-result' }, { gate: [0] })
+    const r = await call(s)
+    assert.equal((r.value as { sum: number }).sum, 3)
+    assert.equal(r.conflicts.length, 1)
+    const [c] = r.conflicts
+    assert.equal(c.executor, s.ordered[0])
+    assert.notEqual(c.receipt.outputHash, r.certificate.outputHash)
+    assert.equal(verifyConflict(c, r.certificate).ok, true)
+    assert.equal(r.tried.find((t) => t.peer === s.ordered[0])?.outcome, 'disagreed')
+  })
+
+  for (const fault of ['bad-signature', 'crash', 'slow', 'silent'] as const) {
+    it(`still returns the right value with k=3, q=2 when the closest executor is ${fault}`, async () => {
+      const s = setup({ export: 'add', args: [2, 2] }, { 0: fault })
+      const r = await call(s, { perExecutorTimeoutMs: 3000 })
+      assert.equal((r.value as { sum: number }).sum, 4)
+      assert.ok(!r.certificate.receipts.some((x) => x.executor === s.ordered[0]))
+      assert.equal(verifyCertificate(r.certificate, { output: r.output }).ok, true)
+      if (fault === 'crash') assert.deepEqual(s.crashed, [s.ordered[0]])
+    })
+  }
+
+  it('replaces executors that time out or crash with the next closest eligible ones', async () => {
+    // q = k = 3: each of the three closest must answer, so all three faulty ones must be replaced.
+    const s = setup({ export: 'add', args: [5, 5], k: 3, q: 3 }, { 0: 'slow', 1: 'crash', 2: 'silent' })
+    const started = Date.now()
+    const r = await call(s, { perExecutorTimeoutMs: 500 })
+    assert.equal((r.value as { sum: number }).sum, 10)
+    assert.deepEqual(new Set(r.certificate.receipts.map((x) => x.executor)), new Set(s.ordered.slice(3, 6)))
+    const byPeer = new Map(r.tried.map((t) => [t.peer, t]))
+    assert.equal(byPeer.get(s.ordered[0])?.error?.code, 'PEER_TIMEOUT')
+    assert.equal(byPeer.get(s.ordered[1])?.error?.code, 'PEER_UNREACHABLE')
+    assert.equal(byPeer.get(s.ordered[2])?.error?.code, 'PEER_TIMEOUT')
+    assert.ok(Date.now() - started < 5000)
+  })
+
+  it('refuses two colluding wrong executors of three with q=3 (NO_QUORUM, with the receipts it got)', async () => {
+    const three = nodes.slice(0, 3)
+    const s = setup(
+      { export: 'add', args: [1, 1], k: 3, q: 3 },
+      { 0: 'wrong-result', 1: 'wrong-result' },
+      { among: three },
+    )
+    await assert.rejects(call(s, { among: three }), (err: CovenantError) => {
+      assert.equal(err.code, 'NO_QUORUM')
+      const d = err.details as {
+        receipts: Array<{ executor: string; signature: string }>
+        outputHashes: Record<string, number>
+      }
+      assert.equal(d.receipts.length, 3)
+      assert.deepEqual(Object.values(d.outputHashes).sort(), [1, 2])
+      assert.equal(typeof d.receipts[0].signature, 'string')
+      return true
+    })
+  })
+
+  it('with q=2, two agreeing colluders win: the Sybil limit, stated in the docs', async () => {
+    const three = nodes.slice(0, 3)
+    const s = setup(
+      { export: 'add', args: [1, 1], k: 3, q: 2 },
+      { 0: 'wrong-result', 1: 'wrong-result' },
+      { among: three, gate: [2] },
+    )
+    const r = await call(s, { among: three })
+    assert.deepEqual(r.value, FORGED_VALUE)
+    // The honest executor, outvoted, is the one the "conflict evidence" names: evidence shows
+    // disagreement, not who is right.
+    assert.deepEqual(
+      r.conflicts.map((c) => c.executor),
+      [s.ordered[2]],
+    )
+    assert.equal(r.tried.find((t) => t.peer === s.ordered[2])?.outcome, 'disagreed')
+  })
+
+  it('certifies an infinite loop and a memory bomb by their error codes, and executors keep serving', async () => {
+    const loop = await call(setup({ export: 'spin', fuel: 20 }))
+    assert.equal(loop.output.error?.code, 'FUEL_EXHAUSTED')
+    assert.equal(loop.value, null)
+    assert.equal(verifyCertificate(loop.certificate, { output: loop.output }).ok, true)
+    const bomb = await call(setup({ export: 'bomb', memoryMiB: 16 }))
+    assert.equal(bomb.output.error?.code, 'MEMORY_LIMIT')
+    assert.equal(verifyCertificate(bomb.certificate, { output: bomb.output }).ok, true)
+    const after = await call(setup({ export: 'add', args: [3, 4] }))
+    assert.equal((after.value as { sum: number }).sum, 7)
+  })
+
+  it('throws NO_EXECUTORS with the reasons when fewer than q nodes may execute', async () => {
+    const refusing = await Promise.all(
+      nodes
+        .slice(0, 5)
+        .map(async (n) => ({ ...n, covenant: signCovenant(n.key, executingCovenant({ maxFuel: 10 }), 2) })),
+    )
+    const among = [...refusing, nodes[5]]
+    const s = setup({ export: 'add', args: [1, 2], fuel: 100 }, {}, { among: [nodes[5]] })
+    await assert.rejects(call(s, { among }), (err: CovenantError) => {
+      assert.equal(err.code, 'NO_EXECUTORS')
+      const d = err.details as { eligible: string[]; excluded: Array<{ reason: string }> }
+      assert.deepEqual(d.eligible, [nodes[5].peer])
+      assert.equal(d.excluded.length, 5)
+      return true
+    })
+  })
+
+  it('never accepts a receipt from a peer it did not ask, or one that does not match its output', async () => {
+    const s = setup({ export: 'add', args: [1, 2] })
+    const impostor = s.executors.get(s.ordered[5])!
+    const send: SendExec = async (peer, request, opts) => {
+      if (peer === s.ordered[0]) return impostor.execute(request, opts)
+      const reply = await s.send(peer, request, opts)
+      return peer === s.ordered[1] ? { ...reply, output: { ...reply.output, value: { sum: 4 } } } : reply
+    }
+    const r = await invoke({ request: s.request, candidates: candidatesOf(nodes), manifest, send })
+    assert.equal((r.value as { sum: number }).sum, 3)
+    const byPeer = new Map(r.tried.map((t) => [t.peer, t]))
+    assert.equal(byPeer.get(s.ordered[0])?.error?.code, 'INVALID_SIGNATURE')
+    assert.equal(byPeer.get(s.ordered[1])?.error?.code, 'PROTOCOL_ERROR')
+    assert.ok(!r.certificate.receipts.some((x) => x.executor === s.ordered[5]))
+  })
+})
