@@ -4,6 +4,12 @@
  * the program; this file only assembles them.
  */
 import { Command } from 'commander'
+import * as deploy from './commands/deploy.ts'
+import * as devnet from './commands/devnet.ts'
+import * as get from './commands/get.ts'
+import * as node from './commands/node.ts'
+import * as peers from './commands/peers.ts'
+import * as sandbox from './commands/sandbox.ts'
 import { printError } from './output.ts'
 
 const program = new Command()
@@ -13,7 +19,7 @@ const program = new Command()
   .showHelpAfterError()
 
 // Subcommands, one module each: import it here and add it to the list (keep both sorted).
-const commands: Array<{ register(program: Command): void }> = []
+const commands: Array<{ register(program: Command): void }> = [deploy, devnet, get, node, peers, sandbox]
 
 for (const c of commands) c.register(program)
 

@@ -1,0 +1,45 @@
+/** `covenant peers`: the node's peer table with covenant summaries (signatures checked here). */
+import type { Command } from 'commander'
+import { connect, type PeerInfo } from '../../client/index.ts'
+import { signedCovenantFromJSON } from '../../covenant/index.ts'
+import { printJson, runCommand } from '../output.ts'
+
+function summary(p: PeerInfo): string {
+  if (p.covenant === null) return 'no covenant yet'
+  let verified = 'signature ok'
+  try {
+    signedCovenantFromJSON(p.covenant)
+  } catch {
+    verified = 'SIGNATURE INVALID'
+  }
+  const c = p.covenant.config
+  const store = c.store.enabled
+    ? `store ≤${c.store.maxBytes}B${c.store.refusedTags.length ? ` refuses ${c.store.refusedTags.join(',')}` : ''}`
+    : 'no store'
+  const exec = c.execute.enabled
+    ? `execute fuel≤${c.execute.maxFuel} @${c.execute.pricePerFuel}/fuel${c.execute.refusedTags.length ? ` refuses ${c.execute.refusedTags.join(',')}` : ''}`
+    : 'no execute'
+  return `v${p.covenant.version} ${verified}; ${store}; ${exec}`
+}
+
+export function register(program: Command): void {
+  program
+    .command('peers')
+    .description("list the node's peers with their covenants")
+    .option('--node <url>', 'node HTTP API (default: the local devnet)')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { node?: string; json?: boolean }) => {
+      await runCommand(opts.json === true, async () => {
+        const client = await connect({ node: opts.node })
+        const peers = await client.peers()
+        if (opts.json === true) {
+          printJson({ ok: true, peers })
+          return
+        }
+        for (const p of peers) {
+          const state = p.self ? 'self' : p.alive ? 'alive' : 'dead'
+          process.stdout.write(`${p.id}  ${state}\n  ${p.addrs[0] ?? '(no address)'}\n  ${summary(p)}\n`)
+        }
+      })
+    })
+}

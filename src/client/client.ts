@@ -1,0 +1,188 @@
+/** The HTTP client of one node. Uses only global fetch, so it runs in a browser too. */
+import { z } from 'zod'
+import {
+  type CID,
+  cidForBytes,
+  createManifest,
+  type ManifestJSON,
+  parseCid,
+  TagsSchema,
+  verifyBlock,
+} from '../content/index.ts'
+import { type SignedCovenant, type SignedCovenantJSON, signedCovenantFromJSON } from '../covenant/index.ts'
+import { CovenantError } from '../errors/index.ts'
+import type { PrivateKey } from '../keys/index.ts'
+
+const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+
+export interface NodeInfo {
+  peerId: string
+  multiaddrs: string[]
+  covenant: SignedCovenantJSON
+  replicas: number
+}
+
+export interface PeerInfo {
+  id: string
+  addrs: string[]
+  alive: boolean
+  lastSeen: number
+  self: boolean
+  covenant: SignedCovenantJSON | null
+}
+
+export interface PutBlockResult {
+  cid: string
+  holders: string[]
+  wanted: number
+}
+
+export interface DeployResult {
+  /** the manifest CID: the function's name */
+  cid: string
+  codeCid: string
+  holders: string[]
+  codeHolders: string[]
+  wanted: number
+  exports: string[]
+}
+
+export interface FunctionInfo {
+  cid: string
+  manifest: ManifestJSON
+  holders: string[]
+}
+
+export interface DeployOptions {
+  tags?: string[]
+  name?: string
+  /** the publisher key; default: the caller key file (Node only) */
+  key?: PrivateKey
+  /** export names; default: read from the module with esbuild (Node only) */
+  exports?: string[]
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  return btoa(s)
+}
+
+export class CovenantClient {
+  /** base URL of the node, without a trailing slash */
+  readonly url: string
+  private readonly timeoutMs: number
+
+  constructor(url: string, options: { timeoutMs?: number } = {}) {
+    this.url = url.replace(/\/+$/, '')
+    this.timeoutMs = options.timeoutMs ?? 60_000
+  }
+
+  private async call(method: string, path: string, body?: BodyInit, type?: string): Promise<Response> {
+    let res: Response
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        body,
+        headers: type === undefined ? undefined : { 'content-type': type },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+    } catch (err) {
+      throw new CovenantError('NODE_UNREACHABLE', `${this.url} did not answer: ${(err as Error).message}`, {
+        cause: err,
+      })
+    }
+    if (res.ok) return res
+    let json: unknown
+    try {
+      json = await res.json()
+    } catch {
+      json = undefined
+    }
+    const parsed = errorBodySchema.safeParse(json)
+    if (parsed.success) throw CovenantError.fromJSON(parsed.data.error)
+    throw new CovenantError(
+      'PROTOCOL_ERROR',
+      `${this.url}${path} answered ${res.status} without an error body`,
+    )
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.call(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      body === undefined ? undefined : 'application/json',
+    )
+    return (await res.json()) as T
+  }
+
+  /** The node's id, addresses and signed covenant (its signature is checked here). */
+  async node(): Promise<NodeInfo & { signedCovenant: SignedCovenant }> {
+    const info = await this.json<NodeInfo>('GET', '/v1/node')
+    const signedCovenant = signedCovenantFromJSON(info.covenant)
+    if (signedCovenant.peer !== info.peerId)
+      throw new CovenantError('INVALID_SIGNATURE', 'the node presents a covenant signed by another key')
+    return { ...info, signedCovenant }
+  }
+
+  /** The node's peer table, itself first. Covenants can be checked with signedCovenantFromJSON. */
+  async peers(): Promise<PeerInfo[]> {
+    return (await this.json<{ peers: PeerInfo[] }>('GET', '/v1/peers')).peers
+  }
+
+  async putBlock(bytes: Uint8Array, options: { tags?: string[] } = {}): Promise<PutBlockResult> {
+    const tags = TagsSchema.parse(options.tags ?? [])
+    const query = tags.length > 0 ? `?tags=${encodeURIComponent(tags.join(','))}` : ''
+    const res = await this.call(
+      'PUT',
+      `/v1/blocks${query}`,
+      bytes as Uint8Array<ArrayBuffer>,
+      'application/octet-stream',
+    )
+    const result = (await res.json()) as PutBlockResult
+    if (result.cid !== cidForBytes(bytes).toString())
+      throw new CovenantError('HASH_MISMATCH', `the node named the block ${result.cid}`)
+    return result
+  }
+
+  /** Fetches a block and checks it against its CID here, whatever the node did. */
+  async getBlock(cid: string | CID): Promise<Uint8Array> {
+    const parsed = typeof cid === 'string' ? parseCid(cid) : cid
+    const res = await this.call('GET', `/v1/blocks/${parsed.toString()}`)
+    const bytes = new Uint8Array(await res.arrayBuffer())
+    if (!verifyBlock(parsed, bytes))
+      throw new CovenantError('HASH_MISMATCH', `the node sent bytes that do not hash to ${parsed}`)
+    return bytes
+  }
+
+  /** The peers that hold a block, closest first. */
+  async holders(cid: string | CID): Promise<string[]> {
+    const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()
+    return (await this.json<{ holders: string[] }>('GET', `/v1/blocks/${text}/holders`)).holders
+  }
+
+  /** Signs a manifest for a bundled ES module with the caller's key and deploys both. */
+  async deploy(source: string, options: DeployOptions = {}): Promise<DeployResult> {
+    const code = new TextEncoder().encode(source)
+    const exports = options.exports ?? (await (await import('./module-exports.ts')).listExports(source))
+    const key = options.key ?? (await (await import('./caller-key.ts')).loadCallerKey())
+    const { bytes } = createManifest(key, {
+      code: cidForBytes(code),
+      size: code.length,
+      exports,
+      tags: options.tags,
+      name: options.name,
+    })
+    const result = await this.json<Omit<DeployResult, 'exports'>>('POST', '/v1/functions', {
+      code: source,
+      manifest: bytesToBase64(bytes),
+    })
+    return { ...result, exports }
+  }
+
+  async getFunction(cid: string | CID): Promise<FunctionInfo> {
+    const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()
+    return this.json<FunctionInfo>('GET', `/v1/functions/${text}`)
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The Covenant SDK (storage half): talks to one node over its HTTP API with global fetch, and
+ * checks what it gets (block hashes, covenant signatures) itself. Works in a browser, except
+ * the devnet lookup, the caller-key file and export detection, which need Node.
+ *
+ * The node is `opts.node`, else `$COVENANT_NODE`, else the first node of the nearest
+ * `.covenant/devnet/devnet.json` (from the cwd up to the repo root), else NODE_UNREACHABLE.
+ *
+ * @example
+ * ```ts
+ * const client = await connect()                       // the local devnet
+ * const { cid, holders } = await client.putBlock(new TextEncoder().encode('hi'), { tags: ['demo'] })
+ * const bytes = await client.getBlock(cid)             // hash checked here
+ * const fn = await client.deploy(await readFile('dist/fn.js', 'utf8'), { tags: ['demo'], name: 'fn' })
+ * console.log(fn.cid, fn.holders)
+ * ```
+ */
+import { CovenantClient } from './client.ts'
+import { findDevnetNode } from './devnet-lookup.ts'
+
+export { defaultKeyPath, loadCallerKey } from './caller-key.ts'
+export type {
+  DeployOptions,
+  DeployResult,
+  FunctionInfo,
+  NodeInfo,
+  PeerInfo,
+  PutBlockResult,
+} from './client.ts'
+export { CovenantClient } from './client.ts'
+export { findDevnetNode } from './devnet-lookup.ts'
+export { listExports } from './module-exports.ts'
+
+export interface ConnectOptions {
+  /** node HTTP API URL */
+  node?: string
+  /** directory holding devnet.json @default found from the cwd */
+  devnetDir?: string
+  /** per-request timeout @default 60000 */
+  timeoutMs?: number
+}
+
+export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient> {
+  const env = typeof process === 'undefined' ? undefined : process.env.COVENANT_NODE
+  const url =
+    opts.node ?? (opts.devnetDir === undefined ? env : undefined) ?? (await findDevnetNode(opts.devnetDir))
+  return new CovenantClient(url, { timeoutMs: opts.timeoutMs })
+}

@@ -1,0 +1,53 @@
+/**
+ * The libp2p host: TCP + Noise + Yamux, identify, ping and a Kademlia DHT on a private protocol
+ * id, created from the node's own key so the peer id is the node's key id.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { type Ping, ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { KAD_PROTOCOL } from './protocols.ts'
+
+export type HostServices = {
+  identify: unknown
+  ping: Ping
+  dht: KadDHT
+}
+
+export type Host = Libp2p<HostServices>
+
+export interface HostInit {
+  privateKey: PrivateKey
+  /** multiaddrs to listen on @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+  /** DHT protocol id @default '/covenant/kad/1.0.0' */
+  dhtProtocol?: string
+}
+
+export async function createHost(init: HostInit): Promise<Host> {
+  const node = await createLibp2p({
+    privateKey: init.privateKey,
+    start: false,
+    addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: init.dhtProtocol ?? KAD_PROTOCOL,
+        // Nodes of a devnet or LAN only have private addresses; the default mapper would drop them.
+        peerInfoMapper: passthroughMapper,
+        clientMode: false,
+        allowQueryWithZeroPeers: true,
+        initialQuerySelfInterval: 500,
+      }),
+    },
+  })
+  return node as unknown as Host
+}

@@ -1,0 +1,112 @@
+/** The SDK against a real in-process node over HTTP, the devnet lookup, and a lying node. */
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { connect, defaultKeyPath, listExports, loadCallerKey } from '../../src/client/index.ts'
+import { cidForBytes } from '../../src/content/index.ts'
+import { signedCovenantFromJSON } from '../../src/covenant/index.ts'
+import type { CovenantError } from '../../src/errors/index.ts'
+import { keyId } from '../../src/keys/index.ts'
+import { type CovenantNode, createNode } from '../../src/node/index.ts'
+
+describe('client SDK', () => {
+  let dir: string
+  let node: CovenantNode
+  let liar: Server
+  let liarUrl: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covenant-client-'))
+    node = await createNode({ dataDir: join(dir, 'node'), defaultMetrics: false, logLevel: 'silent' })
+    // A node that answers every block request with the wrong bytes.
+    liar = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.end('not what you asked for')
+    })
+    await new Promise<void>((res) => liar.listen(0, '127.0.0.1', res))
+    liarUrl = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`
+  })
+  after(async () => {
+    await node?.stop()
+    await new Promise((res) => liar?.close(res))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reads the node and its peers, checking the covenant signature', async () => {
+    const c = await connect({ node: node.url })
+    const info = await c.node()
+    assert.equal(info.peerId, node.peerId)
+    assert.equal(info.signedCovenant.peer, node.peerId)
+    const peers = await c.peers()
+    assert.equal(peers[0].id, node.peerId)
+    assert.equal(signedCovenantFromJSON(peers[0].covenant).peer, node.peerId)
+  })
+
+  it('puts and gets a block, and deploys and reads a function', async () => {
+    const c = await connect({ node: node.url })
+    const bytes = crypto.getRandomValues(new Uint8Array(3000))
+    const put = await c.putBlock(bytes, { tags: ['x'] })
+    assert.equal(put.cid, cidForBytes(bytes).toString())
+    assert.deepEqual(await c.getBlock(put.cid), bytes)
+    const key = await loadCallerKey(join(dir, 'caller.key'))
+    const deployed = await c.deploy('export function a() { return 1 }\nexport default 2\n', {
+      key,
+      name: 'a',
+    })
+    assert.deepEqual(deployed.exports, ['a', 'default'])
+    const fn = await c.getFunction(deployed.cid)
+    assert.equal(fn.manifest.publisher, keyId(key))
+    assert.equal(fn.manifest.name, 'a')
+  })
+
+  it('finds the first devnet node from devnet.json', async () => {
+    const devnetDir = join(dir, 'devnet')
+    await mkdir(devnetDir, { recursive: true })
+    const file = { nodes: [{ index: 0, peerId: node.peerId, multiaddrs: [], http: node.url, dataDir: 'x' }] }
+    await writeFile(join(devnetDir, 'devnet.json'), JSON.stringify(file))
+    const c = await connect({ devnetDir })
+    assert.equal(c.url, node.url)
+    await assert.rejects(
+      connect({ devnetDir: join(dir, 'nowhere') }),
+      (e: CovenantError) => e.code === 'NODE_UNREACHABLE' && e.hint !== undefined,
+    )
+  })
+
+  it('refuses bytes that do not hash to the CID, whatever the node says', async () => {
+    const c = await connect({ node: liarUrl })
+    await assert.rejects(
+      c.getBlock(cidForBytes(new Uint8Array([1, 2, 3]))),
+      (e: CovenantError) => e.code === 'HASH_MISMATCH',
+    )
+  })
+
+  it('turns error bodies into CovenantErrors and a dead node into NODE_UNREACHABLE', async () => {
+    const c = await connect({ node: node.url })
+    await assert.rejects(
+      c.getBlock(cidForBytes(new Uint8Array([7]))),
+      (e: CovenantError) => e.code === 'BLOCK_NOT_FOUND',
+    )
+    const dead = await connect({ node: 'http://127.0.0.1:1' })
+    await assert.rejects(dead.node(), (e: CovenantError) => e.code === 'NODE_UNREACHABLE')
+  })
+
+  it('lists a module’s exports and places the caller key under COVENANT_HOME', async () => {
+    assert.deepEqual(await listExports('export const b = 1; export function a() {}'), ['a', 'b'])
+    await assert.rejects(listExports('export const = ;'), (e: CovenantError) => e.code === 'INVALID_CODE')
+    const before = process.env.COVENANT_HOME
+    process.env.COVENANT_HOME = join(dir, 'home')
+    try {
+      assert.equal(await defaultKeyPath(), join(dir, 'home', 'key'))
+      const k1 = await loadCallerKey()
+      const k2 = await loadCallerKey()
+      assert.equal(keyId(k1), keyId(k2))
+    } finally {
+      if (before === undefined) delete process.env.COVENANT_HOME
+      else process.env.COVENANT_HOME = before
+    }
+  })
+})

@@ -1,0 +1,209 @@
+/**
+ * Storage across a devnet of 5 real node processes (k = 3): placement under covenants, fetching
+ * from non-holders, repair after SIGKILL, persistence across a restart of the whole network, and
+ * malformed or mis-hashed block messages sent over raw libp2p streams.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { connect } from '../../src/client/index.ts'
+import { cidForBytes } from '../../src/content/index.ts'
+import { CovenantConfigSchema, DEFAULT_COVENANT } from '../../src/covenant/index.ts'
+import type { CovenantError } from '../../src/errors/index.ts'
+import { generateKey } from '../../src/keys/index.ts'
+import { BLOCK_PROTOCOL, createNet, type Net } from '../../src/net/index.ts'
+import { startTestDevnet, type TestDevnet, waitFor } from '../fixtures/network.ts'
+
+const REFUSER = 4
+const refusing = CovenantConfigSchema.parse({
+  ...DEFAULT_COVENANT,
+  store: { ...DEFAULT_COVENANT.store, refusedTags: ['nsfw'] },
+})
+
+const FN_SOURCE = [
+  'export function hello(name) { return "hello " + name }',
+  'export const answer = 42',
+  '',
+].join('\n')
+
+function random(n: number): Uint8Array {
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)))
+  return b
+}
+
+describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
+  let devnet: TestDevnet
+  let prober: Net
+  const stored: Array<{ cid: string; bytes: Uint8Array }> = []
+
+  before(async () => {
+    devnet = await startTestDevnet({ nodes: 5, covenants: { [REFUSER]: refusing } })
+    prober = createNet({ privateKey: await generateKey() })
+    await prober.start()
+  })
+  after(async () => {
+    await prober?.stop()
+    await devnet?.cleanup()
+  })
+
+  const client = (i: number) => connect({ node: devnet.nodes[i].http })
+  const holdersSeenBy = async (i: number, cid: string) => (await client(i)).holders(cid)
+
+  it('every node lists every other with a verified covenant', async () => {
+    const c = await client(0)
+    const peers = await c.peers()
+    assert.equal(peers.length, 5)
+    assert.ok(peers.every((p) => p.alive && p.covenant !== null))
+    const me = await c.node()
+    assert.equal(me.signedCovenant.peer, devnet.nodes[0].peerId)
+    const refuser = peers.find((p) => p.id === devnet.nodes[REFUSER].peerId)
+    assert.deepEqual(refuser?.covenant?.config.store.refusedTags, ['nsfw'])
+  })
+
+  it('deploys a function and fetches it from a node that does not hold it', async () => {
+    const deployed = await (await client(0)).deploy(FN_SOURCE, { tags: ['demo'], name: 'hello' })
+    assert.deepEqual(deployed.exports, ['answer', 'hello'])
+    assert.equal(deployed.holders.length, 3)
+    assert.equal(deployed.codeHolders.length, 3)
+    const outsider = devnet.nodes.find((n) => !deployed.holders.includes(n.peerId))!
+    const c = await connect({ node: outsider.http })
+    const fn = await c.getFunction(deployed.cid)
+    assert.equal(fn.manifest.code, deployed.codeCid)
+    assert.deepEqual(fn.manifest.tags, ['demo'])
+    assert.deepEqual([...fn.holders].sort(), [...deployed.holders].sort())
+    const codeOutsider = devnet.nodes.find((n) => !deployed.codeHolders.includes(n.peerId))!
+    const code = await (await connect({ node: codeOutsider.http })).getBlock(deployed.codeCid)
+    assert.equal(new TextDecoder().decode(code), FN_SOURCE)
+    stored.push({ cid: deployed.codeCid, bytes: code })
+  })
+
+  it('never places content on a node whose covenant refuses its tag', async () => {
+    const refuserId = devnet.nodes[REFUSER].peerId
+    for (let i = 0; i < 6; i++) {
+      const bytes = random(1024)
+      const put = await (await client(i % 4)).putBlock(bytes, { tags: ['nsfw'] })
+      assert.equal(put.holders.length, 3)
+      assert.ok(!put.holders.includes(refuserId), 'the refusing node was chosen')
+      stored.push({ cid: put.cid, bytes })
+    }
+    // the refusing node will not even pass such content through
+    await assert.rejects(
+      (await client(REFUSER)).getBlock(stored.at(-1)!.cid),
+      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
+    )
+  })
+
+  it('a refusing node refuses a direct put, over HTTP and over the block protocol', async () => {
+    await assert.rejects(
+      (await client(REFUSER)).putBlock(random(64), { tags: ['nsfw'] }),
+      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
+    )
+    const bytes = random(64)
+    const target = devnet.nodes[REFUSER]
+    await prober.addAddresses(
+      target.peerId,
+      target.multiaddrs.map((a) => a.replace(/\/p2p\/.*$/, '')),
+    )
+    await assert.rejects(
+      prober.request(target.peerId, BLOCK_PROTOCOL, {
+        type: 'put',
+        cid: cidForBytes(bytes).toString(),
+        bytes,
+        tags: ['nsfw'],
+      }),
+      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
+    )
+    const has = await prober.request(target.peerId, BLOCK_PROTOCOL, {
+      type: 'has',
+      cids: [cidForBytes(bytes).toString()],
+    })
+    assert.deepEqual(has, { has: [false] })
+  })
+
+  it('refuses malformed, oversized and mis-hashed block messages and keeps serving', async () => {
+    const target = devnet.nodes[1]
+    await prober.addAddresses(
+      target.peerId,
+      target.multiaddrs.map((a) => a.replace(/\/p2p\/.*$/, '')),
+    )
+    const raw = async (bytes: Uint8Array, prefixed: boolean): Promise<{ error?: { code: string } }> => {
+      const stream = await prober.libp2p.dialProtocol(multiaddr(target.multiaddrs[0]), BLOCK_PROTOCOL)
+      const lp = lpStream(stream)
+      if (prefixed) await lp.write(bytes)
+      else stream.send(bytes)
+      return dagCbor.decode((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+    }
+    assert.equal((await raw(new Uint8Array([0xde, 0xad, 0xbe, 0xef]), true)).error?.code, 'PROTOCOL_ERROR')
+    assert.equal((await raw(dagCbor.encode({ type: 'put', cid: 'x' }), true)).error?.code, 'PROTOCOL_ERROR')
+    assert.equal(
+      (await raw(dagCbor.encode({ type: 'get', cid: 'not-a-cid' }), true)).error?.code,
+      'INVALID_CID',
+    )
+    // a length prefix of 64 MiB, and no body: refused on the prefix alone
+    assert.equal(
+      (await raw(new Uint8Array([0x80, 0x80, 0x80, 0x20]), false)).error?.code,
+      'MESSAGE_TOO_LARGE',
+    )
+    const good = random(256)
+    const other = random(256)
+    await assert.rejects(
+      prober.request(target.peerId, BLOCK_PROTOCOL, {
+        type: 'put',
+        cid: cidForBytes(good).toString(),
+        bytes: other,
+        tags: [],
+      }),
+      (e: CovenantError) => e.code === 'HASH_MISMATCH',
+    )
+    const has = await prober.request(target.peerId, BLOCK_PROTOCOL, {
+      type: 'has',
+      cids: [cidForBytes(good).toString()],
+    })
+    assert.deepEqual(has, { has: [false] })
+    await assert.rejects(
+      prober.request(target.peerId, BLOCK_PROTOCOL, { type: 'has', cids: Array(300).fill('x') }),
+      (e: CovenantError) => e.code === 'PROTOCOL_ERROR',
+    )
+    // still serving
+    const c = await client(1)
+    const put = await c.putBlock(good)
+    assert.deepEqual(await c.getBlock(put.cid), good)
+    stored.push({ cid: put.cid, bytes: good })
+  })
+
+  it('replaces a holder killed with SIGKILL: the count returns to k', async () => {
+    const bytes = random(4096)
+    const put = await (await client(0)).putBlock(bytes, { tags: ['repair'] })
+    stored.push({ cid: put.cid, bytes })
+    assert.equal(put.holders.length, 3)
+    const victim =
+      devnet.nodes.find((n) => n.peerId === put.holders[0] && n.index !== 0) ??
+      devnet.nodes.find((n) => put.holders.includes(n.peerId) && n.index !== 0)!
+    const observer = devnet.nodes.find((n) => n.index !== victim.index && n.index !== REFUSER)!
+    const killedAt = Date.now()
+    await devnet.kill(victim.index, 'SIGKILL')
+    const holders = await waitFor('k live holders again', async () => {
+      const h = await holdersSeenBy(observer.index, put.cid)
+      return h.length >= 3 && !h.includes(victim.peerId) ? h : undefined
+    })
+    const repairMs = Date.now() - killedAt
+    assert.equal(holders.length, 3)
+    process.stderr.write(`# repair after SIGKILL restored k=3 holders in ${repairMs} ms\n`)
+    await devnet.restart(victim.index)
+    await devnet.waitConnected(20_000)
+  })
+
+  it('a restarted network still has every block', async () => {
+    assert.ok(stored.length >= 8)
+    await devnet.stop()
+    devnet = await devnet.relaunch()
+    for (const [i, s] of stored.entries()) {
+      const reader = devnet.nodes[i % (devnet.nodes.length - 1)]
+      const c = await connect({ node: reader.http })
+      assert.deepEqual(await c.getBlock(s.cid), s.bytes)
+    }
+  })
+})
