@@ -10,7 +10,7 @@ import {
   MAX_BLOCK_BYTES,
   openBlockStore,
 } from '../../src/content/index.ts'
-import { CovenantError } from '../../src/errors/index.ts'
+import { errorCode as code } from '../fixtures/errors.ts'
 
 const enc = new TextEncoder()
 
@@ -18,16 +18,6 @@ async function tempFile(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'covenant-blocks-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
   return join(dir, 'nested', 'blocks.db')
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof CovenantError, `expected a CovenantError, got ${err}`)
-    return err.code
-  }
-  return undefined
 }
 
 describe('block store', () => {

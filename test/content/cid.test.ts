@@ -12,19 +12,9 @@ import {
   RAW_CODEC,
   verifyBlock,
 } from '../../src/content/index.ts'
-import { CovenantError } from '../../src/errors/index.ts'
+import { errorCode as code } from '../fixtures/errors.ts'
 
 const bytes = new TextEncoder().encode('hello covenant')
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof CovenantError, `expected a CovenantError, got ${err}`)
-    return err.code
-  }
-  return undefined
-}
 
 describe('cid', () => {
   it('makes CIDv1 sha2-256 raw and dag-cbor CIDs that round trip through text', () => {

@@ -9,21 +9,11 @@ import {
   manifestToJSON,
   verifyBlock,
 } from '../../src/content/index.ts'
-import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+import { errorCode } from '../fixtures/errors.ts'
 
 const code = new TextEncoder().encode('export const add = (a, b) => a + b; export default add')
 const codeCid = cidForBytes(code)
-
-function errorCode(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof CovenantError, `expected a CovenantError, got ${err}`)
-    return err.code
-  }
-  return undefined
-}
 
 describe('manifest', () => {
   let key: PrivateKey

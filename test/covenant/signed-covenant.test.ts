@@ -13,18 +13,8 @@ import {
   signedCovenantToJSON,
   verifySignedCovenant,
 } from '../../src/covenant/index.ts'
-import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
-
-function errorCode(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof CovenantError, `expected a CovenantError, got ${err}`)
-    return err.code
-  }
-  return undefined
-}
+import { errorCode } from '../fixtures/errors.ts'
 
 describe('signed covenant', () => {
   let key: PrivateKey
