@@ -25,7 +25,9 @@ export function round(x: number, digits = 3): number {
 
 /** Prints rows under headers, right-aligned except the first column. */
 export function printTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<unknown>>): void {
-  const cells = [headers, ...rows].map((r) => r.map((c) => (typeof c === 'number' ? String(round(c, 2)) : String(c))))
+  const cells = [headers, ...rows].map((r) =>
+    r.map((c) => (typeof c === 'number' ? String(round(c, 2)) : String(c))),
+  )
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
   for (const r of cells)
     console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '))

@@ -4,6 +4,8 @@
  * the program; this file only assembles them.
  */
 import { Command } from 'commander'
+import * as call from './commands/call.ts'
+import * as demo from './commands/demo.ts'
 import * as deploy from './commands/deploy.ts'
 import * as devnet from './commands/devnet.ts'
 import * as get from './commands/get.ts'
@@ -19,7 +21,16 @@ const program = new Command()
   .showHelpAfterError()
 
 // Subcommands, one module each: import it here and add it to the list (keep both sorted).
-const commands: Array<{ register(program: Command): void }> = [deploy, devnet, get, node, peers, sandbox]
+const commands: Array<{ register(program: Command): void }> = [
+  call,
+  demo,
+  deploy,
+  devnet,
+  get,
+  node,
+  peers,
+  sandbox,
+]
 
 for (const c of commands) c.register(program)
 

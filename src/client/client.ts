@@ -10,10 +10,26 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, type SignedCovenantJSON, signedCovenantFromJSON } from '../covenant/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, ExecError, isErrorCode } from '../errors/index.ts'
+import {
+  type Attempt,
+  type Certificate,
+  type CertificateJSON,
+  type Conflict,
+  certificateFromJSON,
+  conflictFromJSON,
+  createRequest,
+  type Output,
+  OutputSchema,
+  requestToJSON,
+  verifyCertificate,
+  verifyConflict,
+} from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 
-const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+const errorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+})
 
 export interface NodeInfo {
   peerId: string
@@ -29,6 +45,8 @@ export interface PeerInfo {
   lastSeen: number
   self: boolean
   covenant: SignedCovenantJSON | null
+  /** conflict evidence this node holds against the peer */
+  conflicts: number
 }
 
 export interface PutBlockResult {
@@ -62,6 +80,45 @@ export interface DeployOptions {
   exports?: string[]
 }
 
+export interface InvokeOptions {
+  /** executors asked (k) @default 3 */
+  replicas?: number
+  /** matching receipts needed (q) @default 2 */
+  quorum?: number
+  /** fuel limit in sandbox ticks @default 2000 */
+  fuel?: number
+  /** memory limit @default 64 */
+  memoryMiB?: number
+  /** wall-clock limit per executor @default 5000 */
+  timeoutMs?: number
+  /** the caller key that signs the request; default: the caller key file (Node only) */
+  key?: PrivateKey
+  /** request nonce @default random */
+  nonce?: string
+}
+
+export interface InvokeResult {
+  /** the value the certificate's output hash commits to */
+  value: unknown
+  output: Output
+  /** checked here: signatures, quorum, this request, this output */
+  certificate: Certificate
+  /** evidence against executors that signed another output; each checked here */
+  conflicts: Conflict[]
+  /** the executors the gateway asked, in order, and what came of each (as the gateway tells it) */
+  tried: Attempt[]
+}
+
+const invokeReplySchema = z.object({
+  output: z.unknown(),
+  certificate: z.unknown(),
+  conflicts: z.array(z.unknown()).max(256).default([]),
+  tried: z.array(z.unknown()).max(1024).default([]),
+})
+
+/** Room past the request's deadline for the gateway's answer to arrive. */
+const INVOKE_REPLY_MARGIN_MS = 5_000
+
 function bytesToBase64(bytes: Uint8Array): string {
   let s = ''
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
@@ -78,14 +135,20 @@ export class CovenantClient {
     this.timeoutMs = options.timeoutMs ?? 60_000
   }
 
-  private async call(method: string, path: string, body?: BodyInit, type?: string): Promise<Response> {
+  private async call(
+    method: string,
+    path: string,
+    body?: BodyInit,
+    type?: string,
+    timeoutMs = this.timeoutMs,
+  ): Promise<Response> {
     let res: Response
     try {
       res = await fetch(`${this.url}${path}`, {
         method,
         body,
         headers: type === undefined ? undefined : { 'content-type': type },
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
       throw new CovenantError('NODE_UNREACHABLE', `${this.url} did not answer: ${(err as Error).message}`, {
@@ -107,12 +170,13 @@ export class CovenantClient {
     )
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const res = await this.call(
       method,
       path,
       body === undefined ? undefined : JSON.stringify(body),
       body === undefined ? undefined : 'application/json',
+      timeoutMs,
     )
     return (await res.json()) as T
   }
@@ -179,6 +243,70 @@ export class CovenantClient {
       manifest: bytesToBase64(bytes),
     })
     return { ...result, exports }
+  }
+
+  /**
+   * Runs `exportName` of the function `fn` on the network: signs a request with the caller key,
+   * sends it to this node's `POST /v1/invoke`, and checks the certificate it gets back itself
+   * (the gateway is not trusted): it must verify, be for the very request signed here, and commit
+   * to the output returned. Throws INVALID_CERTIFICATE if not. A function failure the quorum
+   * agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown with that code and the certificate (JSON)
+   * in `details.certificate`.
+   */
+  async invoke(
+    fn: string | CID,
+    exportName: string,
+    args: unknown[] = [],
+    options: InvokeOptions = {},
+  ): Promise<InvokeResult> {
+    const key = options.key ?? (await (await import('./caller-key.ts')).loadCallerKey())
+    const { request, id } = createRequest(key, {
+      fn: typeof fn === 'string' ? fn : fn.toString(),
+      export: exportName,
+      args,
+      fuel: options.fuel,
+      memoryMiB: options.memoryMiB,
+      timeoutMs: options.timeoutMs,
+      k: options.replicas,
+      q: options.quorum,
+      nonce: options.nonce,
+    })
+    const waitMs = Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS)
+    const body = await this.json<unknown>('POST', '/v1/invoke', { request: requestToJSON(request) }, waitMs)
+    const reply = invokeReplySchema.safeParse(body)
+    if (!reply.success) throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
+    const certificate = certificateFromJSON(reply.data.certificate)
+    if (certificate.id !== id)
+      throw new ExecError(
+        'INVALID_CERTIFICATE',
+        `the certificate is for ${certificate.id}, not the request ${id}`,
+      )
+    const output = OutputSchema.safeParse(reply.data.output)
+    if (!output.success) throw new ExecError('INVALID_CERTIFICATE', 'the gateway sent a malformed output')
+    verifyCertificate(certificate, { output: output.data })
+    const conflicts: Conflict[] = []
+    for (const c of reply.data.conflicts) {
+      try {
+        const conflict = conflictFromJSON(c)
+        if (conflict.request === id) conflicts.push(verifyConflict(conflict).conflict)
+      } catch {
+        // evidence that does not verify is the gateway's noise, not a fact about an executor
+      }
+    }
+    const error = output.data.error
+    if (error !== null) {
+      const certificateJSON: CertificateJSON = (reply.data as { certificate: CertificateJSON }).certificate
+      throw new ExecError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
+        details: { certificate: certificateJSON, logs: output.data.logs, agreed: true },
+      })
+    }
+    return {
+      value: output.data.value,
+      output: output.data,
+      certificate,
+      conflicts,
+      tried: reply.data.tried as Attempt[],
+    }
   }
 
   async getFunction(cid: string | CID): Promise<FunctionInfo> {

@@ -1,7 +1,7 @@
 /**
- * The Covenant SDK (storage half): talks to one node over its HTTP API with global fetch, and
- * checks what it gets (block hashes, covenant signatures) itself. Works in a browser, except
- * the devnet lookup, the caller-key file and export detection, which need Node.
+ * The Covenant SDK: talks to one node over its HTTP API with global fetch, and checks what it
+ * gets (block hashes, covenant signatures, quorum certificates) itself. Works in a browser,
+ * except the devnet lookup, the caller-key file and export detection, which need Node.
  *
  * The node is `opts.node`, else `$COVENANT_NODE`, else the first node of the nearest
  * `.covenant/devnet/devnet.json` (from the cwd up to the repo root), else NODE_UNREACHABLE.
@@ -13,16 +13,37 @@
  * const bytes = await client.getBlock(cid)             // hash checked here
  * const fn = await client.deploy(await readFile('dist/fn.js', 'utf8'), { tags: ['demo'], name: 'fn' })
  * console.log(fn.cid, fn.holders)
+ * const { value, certificate } = await client.invoke(fn.cid, 'fn', [1, 2], { replicas: 3, quorum: 2 })
+ * verifyCertificate(certificate)                       // already done by invoke; anyone can redo it
  * ```
  */
 import { CovenantClient } from './client.ts'
 import { findDevnetNode } from './devnet-lookup.ts'
 
+export type {
+  Attempt,
+  Certificate,
+  CertificateJSON,
+  Conflict,
+  ConflictJSON,
+  VerifiedCertificate,
+  VerifyCertificateOptions,
+} from '../exec/index.ts'
+export {
+  certificateFromJSON,
+  certificateToJSON,
+  conflictFromJSON,
+  conflictToJSON,
+  verifyCertificate,
+  verifyConflict,
+} from '../exec/index.ts'
 export { defaultKeyPath, loadCallerKey } from './caller-key.ts'
 export type {
   DeployOptions,
   DeployResult,
   FunctionInfo,
+  InvokeOptions,
+  InvokeResult,
   NodeInfo,
   PeerInfo,
   PutBlockResult,

@@ -8,7 +8,7 @@ import { type SelectionCandidate, selectExecutors } from './executor-selection.t
 import { cidString, KeyIdSchema, Sha256HexSchema } from './fields.ts'
 import { type OutputLike, outputHash } from './output.ts'
 import { type Receipt, ReceiptSchema, verifyReceipt } from './receipt.ts'
-import { checkRequest, MAX_REPLICAS, SignedRequestSchema } from './request.ts'
+import { checkRequest, MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
 
 /** q receipts from distinct executors for one request, all with the same output hash. */
 export const CertificateSchema = z.strictObject({
@@ -210,6 +210,22 @@ export type ConflictJSON = Jsonified<Conflict>
 const toB64 = (s: unknown) => (s instanceof Uint8Array ? bytesToBase64(s) : s)
 
 export type ReceiptJSON = Jsonified<Receipt>
+export type SignedRequestJSON = Jsonified<SignedRequest>
+
+/** A signed request in its JSON form (signature in base64), as `POST /v1/invoke` carries it. */
+export function requestToJSON(request: SignedRequest): SignedRequestJSON {
+  return mapSignature(request, toB64) as unknown as SignedRequestJSON
+}
+
+/** Reads a signed request from its JSON form; shape only (INVALID_REQUEST), check it with verifyRequest. */
+export function requestFromJSON(json: unknown): SignedRequest {
+  const value =
+    json !== null && typeof json === 'object' ? mapSignature(json as WithSignature, base64ToBytes) : json
+  const parsed = SignedRequestSchema.safeParse(value)
+  if (!parsed.success)
+    throw new ExecError('INVALID_REQUEST', `malformed request: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
 
 export function receiptToJSON(receipt: Receipt): ReceiptJSON {
   return mapSignature(receipt, toB64) as unknown as ReceiptJSON

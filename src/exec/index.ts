@@ -25,6 +25,7 @@ export type {
   Conflict,
   ConflictJSON,
   ReceiptJSON,
+  SignedRequestJSON,
   VerifiedCertificate,
   VerifyCertificateOptions,
 } from './certificate.ts'
@@ -36,6 +37,8 @@ export {
   conflictFromJSON,
   conflictToJSON,
   receiptToJSON,
+  requestFromJSON,
+  requestToJSON,
   verifyCertificate,
   verifyConflict,
 } from './certificate.ts'

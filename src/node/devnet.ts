@@ -147,6 +147,7 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
       MAIN,
       'node',
       'start',
+      '--devnet',
       '--data',
       node.dataDir,
       '--config',

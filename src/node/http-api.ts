@@ -19,6 +19,7 @@ import {
 import { mayServe, type SignedCovenant, signedCovenantToJSON } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import type { Net } from '../net/index.ts'
+import type { ConflictStore } from './conflict-store.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PeerTable } from './peer-table.ts'
 import type { Storage } from './storage.ts'
@@ -29,6 +30,8 @@ export interface HttpApiDeps {
   storage: Storage
   covenant: () => SignedCovenant
   metrics: NodeMetrics
+  /** when given, `GET /v1/peers` counts the conflicts held against each peer */
+  conflicts?: Pick<ConflictStore, 'counts'>
 }
 
 const cidParams = z.strictObject({ cid: z.string().min(1).max(128) })
@@ -125,7 +128,10 @@ export function createHttpApi(deps: HttpApiDeps): FastifyInstance {
     replicas: deps.storage.replicas,
   }))
 
-  app.get('/v1/peers', async () => ({ peers: deps.peers.toJSON() }))
+  app.get('/v1/peers', async () => {
+    const counts = deps.conflicts?.counts() ?? new Map<string, number>()
+    return { peers: deps.peers.toJSON().map((p) => ({ ...p, conflicts: counts.get(p.id) ?? 0 })) }
+  })
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', deps.metrics.registry.contentType)

@@ -1,7 +1,10 @@
 /**
  * The node daemon: composes the node key, its signed covenant, the libp2p network, the SQLite
  * block store, the live peer table, block storage with replication and repair, the HTTP API,
- * pino logs (`<data>/node.log`, one JSON line per event) and Prometheus metrics.
+ * pino logs (`<data>/node.log`, one JSON line per event) and Prometheus metrics. Every node also
+ * runs the built-in exec service: the executor behind `/covenant/exec/1.0.0`, the gateway
+ * `POST /v1/invoke`, and conflict evidence (`/covenant/conflict/1.0.0`, `GET /v1/conflicts`,
+ * kept in `<data>/conflicts.db`).
  *
  * ## Adding a service (contract for the execution service and later parts)
  *
@@ -37,6 +40,8 @@
  * await devnet.stop()
  * ```
  */
+export type { ConflictStore, ConflictStoreInit, StoredConflict } from './conflict-store.ts'
+export { openConflictStore } from './conflict-store.ts'
 export type { Devnet, DevnetFile, DevnetNode, DevnetOptions } from './devnet.ts'
 export {
   DEFAULT_BASE_PORT,
@@ -46,6 +51,8 @@ export {
   devnetFileSchema,
   startDevnet,
 } from './devnet.ts'
+export type { ExecServiceOptions } from './exec-service.ts'
+export { execService, invokeBodySchema } from './exec-service.ts'
 export type { DeployBody, HttpApiDeps } from './http-api.ts'
 export { createHttpApi, deployBodySchema } from './http-api.ts'
 export type { NodeMetrics } from './metrics.ts'

@@ -15,6 +15,8 @@ import {
 import { CovenantError } from '../errors/index.ts'
 import { keyId, loadOrCreateKey, type PrivateKey } from '../keys/index.ts'
 import { createNet, type Net } from '../net/index.ts'
+import { type ConflictStore, openConflictStore } from './conflict-store.ts'
+import { type ExecServiceOptions, execService } from './exec-service.ts'
 import { createHttpApi } from './http-api.ts'
 import { createMetrics, type NodeMetrics } from './metrics.ts'
 import { PeerTable } from './peer-table.ts'
@@ -47,8 +49,10 @@ export const nodeOptionsSchema = z.strictObject({
   logToStderr: z.boolean().default(false),
   /** collect Node's default process metrics @default true */
   defaultMetrics: z.boolean().default(true),
-  /** devnet fault injection kind, handed to services (the lead enforces "devnet only") */
+  /** devnet fault injection kind, handed to services; refused (FAULT_REFUSED) unless `devnet` */
   fault: z.string().max(64).optional(),
+  /** this node runs in a local devnet: the only place `fault` is allowed @default false */
+  devnet: z.boolean().default(false),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -57,6 +61,8 @@ export interface NodeInit extends NodeOptions {
   covenant?: CovenantConfig
   /** extra services composed after the built-in ones, in order */
   services?: NodeServiceFactory[]
+  /** options of the built-in exec service */
+  exec?: ExecServiceOptions
 }
 
 /**
@@ -82,6 +88,8 @@ export interface NodeComponents {
   metrics: NodeMetrics
   /** services created so far, by name: where a sandbox pool service is found by the exec service */
   services: Map<string, NodeService>
+  /** verified conflict evidence, `<data>/conflicts.db` */
+  conflicts: ConflictStore
   fault?: string
 }
 
@@ -105,10 +113,15 @@ export interface CovenantNode {
 
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
-  const { covenant: _covenant, services: _services, ...options } = init
+  const { covenant: _covenant, services: _services, exec: _exec, ...options } = init
   const parsed = nodeOptionsSchema.safeParse(options)
   if (!parsed.success) throw new CovenantError('CONFIG_INVALID', z.prettifyError(parsed.error))
   const opts = parsed.data
+  if (opts.fault !== undefined && !opts.devnet)
+    throw new CovenantError(
+      'FAULT_REFUSED',
+      `refusing to start with fault "${opts.fault}": fault injection is only allowed in a devnet`,
+    )
   const config = CovenantConfigSchema.parse(init.covenant ?? DEFAULT_COVENANT)
   await mkdir(opts.dataDir, { recursive: true })
 
@@ -142,6 +155,8 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       onCorrupt: (cid, reason) => logger.error({ event: 'block-corrupt', cid, reason }),
     })
     stops.push(() => blockStore.close())
+    const conflicts = openConflictStore({ path: join(opts.dataDir, 'conflicts.db') })
+    stops.push(() => conflicts.close())
 
     const net = createNet({
       privateKey: key,
@@ -169,7 +184,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       replicas: opts.replicas,
       repairIntervalMs: opts.repairIntervalMs,
     })
-    const http = createHttpApi({ net, peers, storage, covenant, metrics })
+    const http = createHttpApi({ net, peers, storage, covenant, metrics, conflicts })
     stops.push(() => http.close())
 
     const components: NodeComponents = {
@@ -186,10 +201,11 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       logger,
       metrics,
       services: new Map(),
+      conflicts,
       fault: opts.fault,
     }
     const services: NodeService[] = []
-    for (const factory of init.services ?? []) {
+    for (const factory of [execService(init.exec), ...(init.services ?? [])]) {
       const service = await factory(components)
       components.services.set(service.name, service)
       services.push(service)

@@ -17,6 +17,7 @@ interface StartOptions {
   repairIntervalMs?: number
   logLevel?: string
   fault?: string
+  devnet?: boolean
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -41,7 +42,11 @@ export function register(program: Command): void {
     )
     .option('--repair-interval-ms <ms>', 'repair loop period', parseIntOption('--repair-interval-ms'))
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .option('--fault <kind>', 'devnet fault injection for this node')
+    .option(
+      '--fault <kind>',
+      'misbehave on purpose (wrong-result, bad-signature, crash, slow, silent); needs --devnet',
+    )
+    .option('--devnet', 'this node is part of a local devnet (set by `covenant devnet`; allows --fault)')
     .action(async (opts: StartOptions) => {
       try {
         const covenant = opts.config === undefined ? DEFAULT_COVENANT : await loadCovenantFile(opts.config)
@@ -58,6 +63,7 @@ export function register(program: Command): void {
           repairIntervalMs: opts.repairIntervalMs,
           logLevel: opts.logLevel as 'info' | undefined,
           fault: opts.fault ?? process.env.COVENANT_FAULT,
+          devnet: opts.devnet === true,
         })
         let stopping = false
         const shutdown = async (why: string): Promise<void> => {

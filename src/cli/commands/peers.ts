@@ -38,7 +38,10 @@ export function register(program: Command): void {
         }
         for (const p of peers) {
           const state = p.self ? 'self' : p.alive ? 'alive' : 'dead'
-          process.stdout.write(`${p.id}  ${state}\n  ${p.addrs[0] ?? '(no address)'}\n  ${summary(p)}\n`)
+          const conflicts = `${p.conflicts ?? 0} conflict${p.conflicts === 1 ? '' : 's'}`
+          process.stdout.write(
+            `${p.id}  ${state}  ${conflicts}\n  ${p.addrs[0] ?? '(no address)'}\n  ${summary(p)}\n`,
+          )
         }
       })
     })

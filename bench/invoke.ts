@@ -1,0 +1,184 @@
+/**
+ * Invocation benchmark: latency (p50, p99) and throughput of calls on a 5-node local network with
+ * k = 1 and with k = 3, q = 2, against a centralised baseline in the same run: one fastify server
+ * that runs the same function in the same sandbox pool in-process and answers over HTTP. Also a
+ * breakdown of where a networked call's time goes. Prints tables and writes
+ * bench/results/invoke-latest.json.
+ *
+ *   npm run bench:invoke
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import { bundleFile } from '../src/cli/bundle.ts'
+import { connect, loadCallerKey, verifyCertificate } from '../src/client/index.ts'
+import { createRequest } from '../src/exec/index.ts'
+import { startDevnet } from '../src/node/index.ts'
+import { createSandbox } from '../src/sandbox/index.ts'
+import { freeBasePort } from '../test/fixtures/network.ts'
+import { type Latency, latency, printTable, round, writeResults } from './report.ts'
+
+const SEQUENTIAL = 60
+const CONCURRENT_CALLS = 120
+const CONCURRENCY = 8
+const started = performance.now()
+
+const { code } = await bundleFile(new URL('../examples/hello.ts', import.meta.url).pathname)
+const ARGS = ['Ada']
+
+async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await fn(i)
+    out.push(performance.now() - t)
+  }
+  return out
+}
+
+/** Calls per second with `concurrency` calls in flight until `total` are done. */
+async function throughput(
+  total: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<number> {
+  let next = 0
+  const t = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await fn(next++)
+    }),
+  )
+  return total / ((performance.now() - t) / 1000)
+}
+
+// --- the centralised baseline: one server, the same function, the same sandbox pool ---------
+const sandbox = createSandbox({ workers: 2 })
+const server = Fastify()
+server.post('/run', async (req) => {
+  const { args } = req.body as { args: unknown[] }
+  const r = await sandbox.run({
+    code,
+    exportName: 'greet',
+    args,
+    seed: String(Math.random()),
+    now: Date.now(),
+  })
+  if (!r.ok) throw new Error(r.error.message)
+  return { value: r.value, fuel: r.fuel }
+})
+const baseUrl = await server.listen({ host: '127.0.0.1', port: 0 })
+const callBaseline = async () => {
+  const res = await fetch(`${baseUrl}/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ args: ARGS }),
+  })
+  if (!res.ok) throw new Error(`baseline answered ${res.status}`)
+  return res.json()
+}
+await timeEach(10, callBaseline)
+const baseLatency = latency(await timeEach(SEQUENTIAL, callBaseline))
+const baseCps = await throughput(CONCURRENT_CALLS, CONCURRENCY, callBaseline)
+const sandboxOnly = latency(
+  await timeEach(SEQUENTIAL, () =>
+    sandbox.run({ code, exportName: 'greet', args: ARGS, seed: 'x', now: Date.now() }),
+  ),
+)
+await server.close()
+await sandbox.stop()
+
+// --- the network -------------------------------------------------------------------------------
+const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-invoke-'))
+const devnet = await startDevnet({ dir, nodes: 5, basePort: await freeBasePort(10), logLevel: 'warn' })
+const rows: Array<{ label: string; latency: Latency; cps: number }> = []
+const breakdown: Record<string, Record<string, number>> = {}
+try {
+  const client = await connect({ node: devnet.nodes[0].http })
+  const key = await loadCallerKey(join(dir, 'caller.key'))
+  const { cid } = await client.deploy(code, { tags: ['bench'], key })
+
+  for (const { k, q } of [
+    { k: 1, q: 1 },
+    { k: 3, q: 2 },
+  ]) {
+    const call = () => client.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key })
+    await timeEach(10, call) // warm: code fetched and cached on the executors
+    const executorMs: number[] = []
+    const samples = await timeEach(SEQUENTIAL, async () => {
+      const r = await call()
+      const agreed = r.tried.filter((a) => a.outcome === 'agreed').map((a) => a.ms)
+      executorMs.push(Math.max(...agreed))
+    })
+    const cps = await throughput(CONCURRENT_CALLS, CONCURRENCY, call)
+    rows.push({ label: `network k=${k} q=${q}`, latency: latency(samples), cps })
+
+    // where the time goes, medians of each step measured on its own
+    const last = await call()
+    const sign = latency(
+      await timeEach(50, async () => createRequest(key, { fn: cid, export: 'greet', args: ARGS, k, q })),
+    )
+    const verify = latency(await timeEach(50, async () => verifyCertificate(last.certificate)))
+    const http = latency(
+      await timeEach(50, () => fetch(`${devnet.nodes[0].http}/health`).then((r) => r.arrayBuffer())),
+    )
+    const total = latency(samples).p50
+    const exec = latency(executorMs).p50
+    breakdown[`k=${k} q=${q}`] = {
+      total: total,
+      'client: sign request': sign.p50,
+      'client: verify certificate': verify.p50,
+      'client ↔ gateway HTTP round trip': http.p50,
+      'gateway → slowest agreeing executor (libp2p + checks + sandbox + receipt)': exec,
+      '  of which sandbox run (same pool, in-process)': sandboxOnly.p50,
+      'gateway: manifest, selection, verification, JSON': round(
+        Math.max(0, total - sign.p50 - verify.p50 - http.p50 - exec),
+      ),
+    }
+  }
+} finally {
+  await devnet.stop()
+  await rm(dir, { recursive: true, force: true })
+}
+
+console.log('\nlatency and throughput (ms, calls/s)')
+printTable(
+  ['setup', 'n', 'p50', 'p99', 'calls/s', 'p50 / baseline', 'calls/s / baseline'],
+  [
+    [
+      'baseline: one fastify server, same sandbox',
+      baseLatency.n,
+      baseLatency.p50,
+      baseLatency.p99,
+      baseCps,
+      1,
+      1,
+    ],
+    ...rows.map((r) => [
+      r.label,
+      r.latency.n,
+      r.latency.p50,
+      r.latency.p99,
+      r.cps,
+      r.latency.p50 / baseLatency.p50,
+      r.cps / baseCps,
+    ]),
+  ],
+)
+for (const [setup, steps] of Object.entries(breakdown)) {
+  console.log(`\nwhere the time goes, ${setup} (p50 ms of each step)`)
+  printTable(['step', 'ms'], Object.entries(steps))
+}
+const file = await writeResults('invoke', {
+  nodes: 5,
+  function: 'examples/hello.ts greet',
+  sequential: SEQUENTIAL,
+  concurrentCalls: CONCURRENT_CALLS,
+  concurrency: CONCURRENCY,
+  baseline: { latency: baseLatency, callsPerSecond: baseCps, sandboxRun: sandboxOnly },
+  network: rows,
+  breakdown,
+  totalMs: round(performance.now() - started),
+})
+console.log(`\nwrote ${file} (${((performance.now() - started) / 1000).toFixed(1)} s)`)

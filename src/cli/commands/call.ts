@@ -1,0 +1,99 @@
+/** `covenant call <cid> <export> [arg …]`: run a deployed function on the network through a quorum. */
+import type { Command } from 'commander'
+import { type CovenantClient, connect, loadCallerKey } from '../../client/index.ts'
+import { CovenantError } from '../../errors/index.ts'
+import { certificateToJSON, conflictToJSON } from '../../exec/index.ts'
+import type { PrivateKey } from '../../keys/index.ts'
+import { parseArg, parseIntOption, printError, printJson, printValue } from '../output.ts'
+
+interface CallCliOptions {
+  replicas?: number
+  quorum?: number
+  fuel?: number
+  memory?: number
+  timeout?: number
+  node?: string
+  key?: string
+  json?: boolean
+}
+
+/** Errors that mean the command itself could not run, rather than an answer from the network. */
+const COULD_NOT_RUN = new Set(['NODE_UNREACHABLE', 'INVALID_INPUT', 'INVALID_REQUEST', 'CONFIG_INVALID'])
+
+export function register(program: Command): void {
+  program
+    .command('call <cid> <export> [args...]')
+    .description('run an export of a deployed function on the network; prints the value a quorum signed')
+    .option('--replicas <k>', 'executors asked', parseIntOption('--replicas'))
+    .option('--quorum <q>', 'matching receipts needed', parseIntOption('--quorum'))
+    .option('--fuel <n>', 'fuel limit in sandbox ticks', parseIntOption('--fuel'))
+    .option('--memory <MiB>', 'memory limit in MiB', parseIntOption('--memory'))
+    .option('--timeout <ms>', 'wall-clock limit per executor', parseIntOption('--timeout'))
+    .option('--node <url>', 'gateway node HTTP API (default: the local devnet)')
+    .option('--key <file>', 'caller key file (default: $COVENANT_HOME/key)')
+    .option('--json', 'print exactly one JSON object; exit 0 whenever the network answered')
+    .action(async (cid: string, exportName: string, rawArgs: string[], opts: CallCliOptions) => {
+      const json = opts.json === true
+      const started = performance.now()
+      const ms = () => Math.round(performance.now() - started)
+      let client: CovenantClient
+      let key: PrivateKey
+      try {
+        client = await connect({ node: opts.node })
+        key = await loadCallerKey(opts.key)
+      } catch (err) {
+        fail(json, err, ms())
+        return
+      }
+      try {
+        const result = await client.invoke(cid, exportName, rawArgs.map(parseArg), {
+          replicas: opts.replicas,
+          quorum: opts.quorum,
+          fuel: opts.fuel,
+          memoryMiB: opts.memory,
+          timeoutMs: opts.timeout,
+          key,
+        })
+        if (json) {
+          printJson({
+            ok: true,
+            value: result.value,
+            certificate: certificateToJSON(result.certificate),
+            conflicts: result.conflicts.map(conflictToJSON),
+            ms: ms(),
+          })
+          return
+        }
+        printValue(result.value)
+        const by = result.certificate.receipts.map((r) => r.executor.slice(-8)).join(' ')
+        process.stderr.write(
+          `certified by ${result.certificate.receipts.length}/${result.certificate.request.k} executors (${by}), ${ms()} ms` +
+            `${result.conflicts.length > 0 ? `; ${result.conflicts.length} conflicting receipt(s) reported` : ''}\n`,
+        )
+      } catch (err) {
+        const e = CovenantError.from(err)
+        if (json && !COULD_NOT_RUN.has(e.code)) {
+          // The network answered: a typed failure is a result, not a crash of this command.
+          const { certificate, ...rest } = (e.details ?? {}) as { certificate?: unknown }
+          const error = e.toJSON()
+          if (certificate !== undefined) error.details = rest
+          printJson(
+            certificate === undefined
+              ? { ok: false, error, ms: ms() }
+              : { ok: false, error, certificate, ms: ms() },
+          )
+          return
+        }
+        fail(json, e, ms())
+      }
+    })
+}
+
+function fail(json: boolean, err: unknown, ms: number): void {
+  if (json) {
+    printJson({ ok: false, error: CovenantError.from(err).toJSON(), ms })
+    process.exitCode = 1
+  } else {
+    printError(err)
+  }
+}

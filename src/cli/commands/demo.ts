@@ -1,0 +1,137 @@
+/**
+ * `covenant demo` (what `npm start` runs): a 5-node local network, a function run locally, the
+ * same function deployed into the network and fetched back from a node that does not hold it, a
+ * call answered by a quorum of executors, and where to look next. The network keeps running
+ * until Ctrl-C unless `--exit` is given.
+ */
+import { join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Command } from 'commander'
+import { connect, loadCallerKey } from '../../client/index.ts'
+import { DEFAULT_DEVNET_DIR, DEVNET_FILE, startDevnet } from '../../node/index.ts'
+import { createSandbox } from '../../sandbox/index.ts'
+import { bundleFile } from '../bundle.ts'
+import { parseIntOption, runCommand } from '../output.ts'
+
+interface DemoOptions {
+  nodes: number
+  dir: string
+  basePort?: number
+  exit?: boolean
+}
+
+const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url))
+
+function short(id: string): string {
+  return `${id.slice(0, 8)}…${id.slice(-6)}`
+}
+
+function say(line = ''): void {
+  process.stdout.write(`${line}\n`)
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('start a local network, deploy an example, call it through a quorum, and keep running')
+    .option('--nodes <n>', 'how many nodes', parseIntOption('--nodes'), 5)
+    .option('--dir <dir>', 'where node data and devnet.json go', DEFAULT_DEVNET_DIR)
+    .option(
+      '--base-port <port>',
+      'node i uses base+2i (libp2p) and base+2i+1 (HTTP)',
+      parseIntOption('--base-port'),
+    )
+    .option('--exit', 'stop the network when the demo is done instead of waiting for Ctrl-C')
+    .action(async (opts: DemoOptions) => {
+      await runCommand(false, async () => {
+        const started = Date.now()
+        say(`1. Starting a ${opts.nodes}-node local network in ${opts.dir} …`)
+        const devnet = await startDevnet({ dir: opts.dir, nodes: opts.nodes, basePort: opts.basePort })
+        try {
+          for (const n of devnet.nodes) say(`   node ${n.index}  ${n.peerId}  ${n.http}`)
+          say(`   ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+
+          const file = join(EXAMPLES, 'markdown.ts')
+          const shown = relative(process.cwd(), file) || file
+          const { code } = await bundleFile(file)
+          const input = '# Covenant\n\nCode that *no single machine* can lie about.'
+
+          say()
+          say(`2. Running ${shown} locally in the sandbox (no network):`)
+          const sandbox = createSandbox({ workers: 1 })
+          try {
+            const local = await sandbox.run({
+              code,
+              exportName: 'render',
+              args: [input],
+              seed: 'demo',
+              now: Date.now(),
+            })
+            if (local.ok) say(`   render(…) → ${JSON.stringify(local.value)}  (fuel ${local.fuel})`)
+            else say(`   render(…) failed: ${local.error.code} ${local.error.message}`)
+          } finally {
+            await sandbox.stop()
+          }
+
+          say()
+          say(`3. Deploying it (bundled with its npm import, ${code.length} bytes) …`)
+          const client = await connect({ node: devnet.nodes[0].http })
+          const key = await loadCallerKey()
+          const deployed = await client.deploy(code, { tags: ['demo'], name: 'markdown', key })
+          say(`   function ${deployed.cid}`)
+          say(
+            `   exports ${deployed.exports.join(', ')}; code held by ${deployed.codeHolders.length}/${deployed.wanted} nodes`,
+          )
+
+          const holders = new Set(deployed.codeHolders)
+          const outsider = devnet.nodes.find((n) => !holders.has(n.peerId)) ?? devnet.nodes[0]
+          const other = await connect({ node: outsider.http })
+          const fetched = await other.getBlock(deployed.codeCid)
+          say(
+            `   fetched back from node ${outsider.index}, which does not hold it: ${fetched.length} bytes, hash checked`,
+          )
+
+          say()
+          say('4. Calling render through the network (3 executors, quorum 2) …')
+          const t0 = Date.now()
+          const result = await client.invoke(deployed.cid, 'render', [input], { replicas: 3, quorum: 2, key })
+          say(`   value  ${JSON.stringify(result.value)}  (${Date.now() - t0} ms)`)
+          say(`   certificate for request ${result.certificate.id}`)
+          say(`   output hash ${result.certificate.outputHash}`)
+          for (const r of result.certificate.receipts)
+            say(`   signed by ${short(r.executor)}  fuel ${r.fuel}  covenant v${r.covenantVersion}`)
+          say('   (checked by this client with verifyCertificate: the gateway is not trusted either)')
+
+          say()
+          say('Where to look:')
+          for (const n of devnet.nodes)
+            say(`   node ${n.index} HTTP API  ${n.http}/v1/node   metrics ${n.http}/metrics`)
+          say(`   devnet file       ${relative(process.cwd(), resolve(devnet.dir, DEVNET_FILE))}`)
+          say(`   node logs         ${relative(process.cwd(), resolve(devnet.dir, 'node-0', 'node.log'))} …`)
+          say('   try               npx covenant peers')
+          say(`                     npx covenant call ${deployed.cid} outline '"# A\\n## B"' --json`)
+          say('                     npx covenant deploy examples/hello.ts --tag demo')
+          say('   docs              README.md, docs/functions.md, docs/calling.md')
+        } catch (err) {
+          await devnet.stop()
+          throw err
+        }
+
+        if (opts.exit === true) {
+          await devnet.stop()
+          say('network stopped')
+          return
+        }
+        say()
+        say('The network keeps running; Ctrl-C stops it.')
+        await new Promise<void>((res) => {
+          const onSignal = (): void => {
+            process.stderr.write('stopping the network…\n')
+            void devnet.stop().then(res)
+          }
+          process.once('SIGINT', onSignal)
+          process.once('SIGTERM', onSignal)
+        })
+      })
+    })
+}

@@ -1,0 +1,327 @@
+/**
+ * The exec service, built into every node: the executor side of `/covenant/exec/1.0.0`, the
+ * gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller, and conflict evidence
+ * (`/covenant/conflict/1.0.0`, `GET /v1/conflicts`).
+ */
+import type { FastifyReply } from 'fastify'
+import { Counter } from 'prom-client'
+import { z } from 'zod'
+import { decodeManifest, type Manifest, parseCid } from '../content/index.ts'
+import { CovenantError } from '../errors/index.ts'
+import {
+  type Attempt,
+  CONFLICT_PROTOCOL,
+  type Conflict,
+  ConflictMessageSchema,
+  certificateToJSON,
+  conflictToJSON,
+  createExecutor,
+  EXEC_PROTOCOL,
+  type ExecReply,
+  ExecReplySchema,
+  ExecRequestMessageSchema,
+  type Executor,
+  FAULT_KINDS,
+  type FaultKind,
+  invoke,
+  MAX_CONFLICT_BYTES,
+  MAX_DEADLINE_AHEAD_MS,
+  MAX_EXEC_REPLY_BYTES,
+  MAX_EXEC_REQUEST_BYTES,
+  requestFromJSON,
+  type SelectionCandidate,
+  type SendExec,
+  verifyReceipt,
+  verifyRequest,
+} from '../exec/index.ts'
+import { createSandbox, type Sandbox } from '../sandbox/index.ts'
+import type { NodeComponents, NodeService, NodeServiceFactory } from './node.ts'
+
+export interface ExecServiceOptions {
+  /** sandbox worker threads, started on the first call @default the covenant's execute.concurrency */
+  workers?: number
+  /** what the `crash` fault does @default exits the process */
+  onCrash?: () => void
+  /** how long a conflict report to one peer may take @default 5000 */
+  reportTimeoutMs?: number
+}
+
+/** Body of `POST /v1/invoke`: the caller's signed request, signature in base64. */
+export const invokeBodySchema = z.strictObject({ request: z.unknown() })
+
+const conflictsQuerySchema = z.strictObject({
+  executor: z.string().max(128).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+})
+
+// Args are at most 1 MiB of DAG-CBOR; as JSON text they can be a few times larger.
+const MAX_INVOKE_BODY_BYTES = 4 * 1024 * 1024
+// The rpc layer's one timer covers reading the request and answering it, so it must outlast the
+// longest call a request may ask for; the executor itself stops at the request's deadline.
+const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
+
+function metricsOf(c: NodeComponents) {
+  const registers = [c.metrics.registry]
+  return {
+    executions: new Counter({
+      name: 'covenant_exec_executions_total',
+      help: 'exec requests this node served as an executor, by outcome (receipt or error code)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    invocations: new Counter({
+      name: 'covenant_exec_invocations_total',
+      help: 'invocations this node ran as a gateway, by outcome (ok, function-error or error code)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    attempts: new Counter({
+      name: 'covenant_exec_attempts_total',
+      help: 'executors asked by this gateway, by attempt outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    conflicts: new Counter({
+      name: 'covenant_exec_conflicts_total',
+      help: 'new conflict evidence stored, by where it came from (gateway, late, reported)',
+      labelNames: ['source'],
+      registers,
+    }),
+  }
+}
+
+function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  // Unlike the API's shared error handler this keeps `details` (NO_QUORUM's receipts and tries,
+  // NO_EXECUTORS's exclusions): the caller needs them to see why.
+  const e = CovenantError.from(err)
+  return reply.code(e.status).send({ error: e.toJSON() })
+}
+
+/** The built-in exec service; `createNode` adds it to every node. */
+export function execService(options: ExecServiceOptions = {}): NodeServiceFactory {
+  return (c) => createExecService(c, options)
+}
+
+async function createExecService(c: NodeComponents, options: ExecServiceOptions): Promise<NodeService> {
+  const metrics = metricsOf(c)
+  const { logger, net, conflicts } = c
+  const self = c.peerId
+
+  let fault: FaultKind | undefined
+  if (c.fault !== undefined) {
+    if ((FAULT_KINDS as readonly string[]).includes(c.fault)) fault = c.fault as FaultKind
+    else logger.warn({ event: 'fault-ignored', fault: c.fault, known: FAULT_KINDS })
+  }
+
+  // Started on the first call that reaches the sandbox, so nodes that never execute (or a devnet
+  // of many nodes on a small machine) hold no worker threads.
+  let sandbox: Sandbox | undefined
+  let stopped = false
+  const lazySandbox: Pick<Sandbox, 'run'> = {
+    run(call) {
+      sandbox ??= createSandbox({ workers: options.workers ?? c.covenant().config.execute.concurrency })
+      return sandbox.run(call)
+    },
+  }
+
+  const executor: Executor = createExecutor({
+    key: c.key,
+    sandbox: lazySandbox,
+    getBlock: (cid) => c.getBlock(parseCid(cid)),
+    covenant: c.covenant,
+    fault,
+    onCrash:
+      options.onCrash ??
+      (() => {
+        logger.fatal({ event: 'crash-fault' })
+        process.exit(70)
+      }),
+  })
+
+  /** Runs one exec request here and counts its outcome. */
+  async function execute(request: unknown, signal: AbortSignal, from: string): Promise<ExecReply> {
+    const started = performance.now()
+    try {
+      const reply = await executor.execute(request, { signal })
+      metrics.executions.inc({ outcome: 'receipt' })
+      logger.debug({ event: 'execute', from, outcome: 'receipt', ms: performance.now() - started })
+      return reply
+    } catch (err) {
+      const e = CovenantError.from(err)
+      metrics.executions.inc({ outcome: e.code })
+      logger.debug({ event: 'execute', from, outcome: e.code, ms: performance.now() - started })
+      throw e
+    }
+  }
+
+  function deadlineSignal(request: { deadline?: unknown }): AbortSignal {
+    const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
+    return AbortSignal.timeout(Math.max(0, Math.min(deadline - Date.now() + 1000, EXEC_HANDLER_TIMEOUT_MS)))
+  }
+
+  /** Stores verified evidence; if it is new, tells every live peer. */
+  function takeConflict(conflict: Conflict, source: 'gateway' | 'late' | 'reported'): boolean {
+    let added: boolean
+    try {
+      added = conflicts.add(conflict)
+    } catch (err) {
+      logger.warn({ event: 'conflict-refused', source, code: CovenantError.from(err).code })
+      throw err
+    }
+    if (!added) return false
+    metrics.conflicts.inc({ source })
+    logger.warn({ event: 'conflict', source, request: conflict.request, executor: conflict.executor })
+    if (source !== 'reported') report(conflict)
+    return true
+  }
+
+  function report(conflict: Conflict): void {
+    for (const peer of c.peers.live()) {
+      if (stopped) return
+      net
+        .request(
+          peer.id,
+          CONFLICT_PROTOCOL,
+          { conflict },
+          { timeoutMs: options.reportTimeoutMs ?? 5000, maxReplyBytes: 1024 },
+        )
+        .catch((err: unknown) => {
+          logger.info({ event: 'conflict-report-failed', peer: peer.id, code: CovenantError.from(err).code })
+        })
+    }
+  }
+
+  /**
+   * Receipts that arrive after the quorum was reached are still evidence: a `wrong-result`
+   * executor that answers third would otherwise go unnoticed. The gateway keeps those streams
+   * open until their own timeout and turns a late disagreeing receipt into a conflict.
+   */
+  function watchLate(
+    pending: Map<string, Promise<ExecReply>>,
+    tried: Attempt[],
+    id: string,
+    agreedOutputHash: string,
+    agreed: Conflict['agreed'],
+  ): void {
+    for (const attempt of tried) {
+      if (attempt.outcome !== 'abandoned') continue
+      const reply = pending.get(attempt.peer)
+      if (reply === undefined) continue
+      reply.then(
+        (r) => {
+          if (stopped) return
+          try {
+            const receipt = verifyReceipt(r.receipt)
+            if (receipt.executor !== attempt.peer || receipt.request !== id) return
+            if (receipt.outputHash === agreedOutputHash) return
+            takeConflict({ request: id, executor: attempt.peer, receipt, agreedOutputHash, agreed }, 'late')
+          } catch {
+            // an unsigned or foreign late reply proves nothing
+          }
+        },
+        () => {},
+      )
+    }
+  }
+
+  async function loadManifest(fn: string): Promise<Manifest> {
+    return decodeManifest(await c.getBlock(parseCid(fn)))
+  }
+
+  function candidates(): SelectionCandidate[] {
+    const out: SelectionCandidate[] = [{ peer: self, covenant: c.covenant() }]
+    for (const p of c.peers.live())
+      if (p.covenant !== undefined) out.push({ peer: p.id, covenant: p.covenant })
+    return out
+  }
+
+  await net.handle(EXEC_PROTOCOL, {
+    schema: ExecRequestMessageSchema,
+    maxBytes: MAX_EXEC_REQUEST_BYTES,
+    timeoutMs: EXEC_HANDLER_TIMEOUT_MS,
+    handler: (msg, from) => execute(msg.request, deadlineSignal(msg.request), from),
+  })
+
+  await net.handle(CONFLICT_PROTOCOL, {
+    schema: ConflictMessageSchema,
+    maxBytes: MAX_CONFLICT_BYTES,
+    handler: async (msg) => {
+      takeConflict(msg.conflict, 'reported')
+      return { ok: true }
+    },
+  })
+
+  c.http.post('/v1/invoke', { bodyLimit: MAX_INVOKE_BODY_BYTES }, async (req, reply) => {
+    const started = performance.now()
+    let outcome = 'ok'
+    let id: string | undefined
+    try {
+      const body = invokeBodySchema.safeParse(req.body)
+      if (!body.success) throw new CovenantError('INVALID_INPUT', 'the body must be { "request": … }')
+      const request = requestFromJSON(body.data.request)
+      id = verifyRequest(request).id
+      const manifest = await loadManifest(request.fn)
+      const pending = new Map<string, Promise<ExecReply>>()
+      const send: SendExec = (peer, r, { timeoutMs }) => {
+        // The invocation's abort signal is not passed on: an abandoned executor's stream stays
+        // open until its own timeout so a late receipt can still be checked (see watchLate).
+        const p =
+          peer === self
+            ? execute(r, AbortSignal.timeout(timeoutMs), self)
+            : net.request(
+                peer,
+                EXEC_PROTOCOL,
+                { request: r },
+                { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
+              )
+        p.catch(() => {})
+        pending.set(peer, p)
+        return p
+      }
+      const result = await invoke({ request, id, manifest, candidates: candidates(), send })
+      for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
+      if (result.output.error !== null) outcome = 'function-error'
+      for (const conflict of result.conflicts) takeConflict(conflict, 'gateway')
+      watchLate(pending, result.tried, id, result.certificate.outputHash, result.certificate.receipts)
+      return {
+        value: result.value,
+        output: result.output,
+        certificate: certificateToJSON(result.certificate),
+        conflicts: result.conflicts.map(conflictToJSON),
+        tried: result.tried,
+      }
+    } catch (err) {
+      const e = CovenantError.from(err)
+      outcome = e.code
+      const tried = (e.details as { tried?: Attempt[] } | undefined)?.tried
+      for (const a of tried ?? []) metrics.attempts.inc({ outcome: a.outcome })
+      return sendError(reply, e)
+    } finally {
+      metrics.invocations.inc({ outcome })
+      logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
+    }
+  })
+
+  c.http.get('/v1/conflicts', async (req) => {
+    const parsed = conflictsQuerySchema.safeParse(req.query)
+    if (!parsed.success)
+      throw new CovenantError('INVALID_INPUT', `query: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+    return {
+      conflicts: conflicts.list(parsed.data).map((s) => ({
+        conflict: conflictToJSON(s.conflict),
+        receivedAt: s.receivedAt,
+      })),
+    }
+  })
+
+  return {
+    name: 'exec',
+    async stop() {
+      stopped = true
+      executor.stop()
+      await net.unhandle(EXEC_PROTOCOL).catch(() => {})
+      await net.unhandle(CONFLICT_PROTOCOL).catch(() => {})
+      await sandbox?.stop()
+    },
+  }
+}

@@ -1,0 +1,42 @@
+/** `covenant node start`: fault injection is refused outside a devnet, before anything starts. */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
+
+describe('covenant node start --fault', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covenant-node-cli-'))
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  for (const [how, args, env] of [
+    ['--fault', ['--fault', 'wrong-result'], {}],
+    ['COVENANT_FAULT', [], { COVENANT_FAULT: 'crash' }],
+  ] as const) {
+    it(`refuses ${how} without --devnet with FAULT_REFUSED`, async () => {
+      const data = join(dir, how)
+      await assert.rejects(
+        run(process.execPath, [MAIN, 'node', 'start', '--data', data, ...args], {
+          env: { ...process.env, ...env },
+          timeout: 30_000,
+        }),
+        (e: { code: number; stdout: string; stderr: string }) => {
+          assert.equal(e.code, 1)
+          assert.equal(e.stdout, '')
+          assert.match(e.stderr, /error FAULT_REFUSED: .*only allowed in a devnet/)
+          return true
+        },
+      )
+      // refused before the node touched its data directory
+      await assert.rejects(readdir(data), { code: 'ENOENT' })
+    })
+  }
+})
