@@ -42,6 +42,8 @@ export {
   verifyCertificate,
   verifyConflict,
 } from './certificate.ts'
+export type { CacheStats } from './code-cache.ts'
+export { LruCache } from './code-cache.ts'
 export type { ExecuteOptions, Executor, ExecutorInit, ExecutorStats, FaultKind } from './executor.ts'
 export { createExecutor, FAULT_KINDS, FORGED_VALUE } from './executor.ts'
 export type {

@@ -24,6 +24,7 @@ import {
   FAULT_KINDS,
   type FaultKind,
   invoke,
+  LruCache,
   MAX_CONFLICT_BYTES,
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
@@ -224,8 +225,10 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
     }
   }
 
-  async function loadManifest(fn: string): Promise<Manifest> {
-    return decodeManifest(await c.getBlock(parseCid(fn)))
+  // Manifests are immutable (named by their hash), so a gateway fetches and checks each once.
+  const manifests = new LruCache<Manifest>({ maxEntries: 1024, maxSize: 1024, sizeOf: () => 1 })
+  function loadManifest(fn: string): Promise<Manifest> {
+    return manifests.get(fn, async () => decodeManifest(await c.getBlock(parseCid(fn))))
   }
 
   function candidates(): SelectionCandidate[] {
@@ -253,6 +256,14 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
 
   c.http.post('/v1/invoke', { bodyLimit: MAX_INVOKE_BODY_BYTES }, async (req, reply) => {
     const started = performance.now()
+    // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
+    const timing: string[] = []
+    let mark = started
+    const lap = (stage: string): void => {
+      const t = performance.now()
+      timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
+      mark = t
+    }
     let outcome = 'ok'
     let id: string | undefined
     try {
@@ -260,7 +271,9 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
       if (!body.success) throw new CovenantError('INVALID_INPUT', 'the body must be { "request": … }')
       const request = requestFromJSON(body.data.request)
       id = verifyRequest(request).id
+      lap('request')
       const manifest = await loadManifest(request.fn)
+      lap('manifest')
       const pending = new Map<string, Promise<ExecReply>>()
       const send: SendExec = (peer, r, { timeoutMs }) => {
         // The invocation's abort signal is not passed on: an abandoned executor's stream stays
@@ -279,17 +292,21 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
         return p
       }
       const result = await invoke({ request, id, manifest, candidates: candidates(), send })
+      lap('quorum')
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
       for (const conflict of result.conflicts) takeConflict(conflict, 'gateway')
       watchLate(pending, result.tried, id, result.certificate.outputHash, result.certificate.receipts)
-      return {
+      const answer = {
         value: result.value,
         output: result.output,
         certificate: certificateToJSON(result.certificate),
         conflicts: result.conflicts.map(conflictToJSON),
         tried: result.tried,
       }
+      lap('answer')
+      reply.header('server-timing', timing.join(', '))
+      return answer
     } catch (err) {
       const e = CovenantError.from(err)
       outcome = e.code
