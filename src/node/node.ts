@@ -111,6 +111,10 @@ export interface CovenantNode {
   stop(): Promise<void>
 }
 
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
   const { covenant: _covenant, services: _services, exec: _exec, ...options } = init
@@ -122,6 +126,11 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       'FAULT_REFUSED',
       `refusing to start with fault "${opts.fault}": fault injection is only allowed in a devnet`,
     )
+  // A devnet (and so fault injection) stays on this machine: a faulty node must never face a
+  // real network.
+  const loopback = /^\/ip[46]\/(127\.\d+\.\d+\.\d+|::1)\//
+  if (opts.devnet && (!opts.listen.every((a) => loopback.test(a)) || !isLoopbackHost(opts.httpHost)))
+    throw new CovenantError('FAULT_REFUSED', 'a devnet node listens on loopback addresses only')
   const config = CovenantConfigSchema.parse(init.covenant ?? DEFAULT_COVENANT)
   await mkdir(opts.dataDir, { recursive: true })
 

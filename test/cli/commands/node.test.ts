@@ -39,4 +39,32 @@ describe('covenant node start --fault', () => {
       await assert.rejects(readdir(data), { code: 'ENOENT' })
     })
   }
+
+  it('refuses a devnet node that would listen beyond loopback', async () => {
+    const data = join(dir, 'public')
+    await assert.rejects(
+      run(
+        process.execPath,
+        [
+          MAIN,
+          'node',
+          'start',
+          '--data',
+          data,
+          '--devnet',
+          '--fault',
+          'slow',
+          '--listen',
+          '/ip4/0.0.0.0/tcp/0',
+        ],
+        { timeout: 30_000 },
+      ),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1)
+        assert.match(e.stderr, /error FAULT_REFUSED: a devnet node listens on loopback addresses only/)
+        return true
+      },
+    )
+    await assert.rejects(readdir(data), { code: 'ENOENT' })
+  })
 })
