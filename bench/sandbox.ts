@@ -5,13 +5,14 @@
  *
  *   npm run bench:sandbox
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import vm from 'node:vm'
 import variant from '@jitl/quickjs-wasmfile-release-sync'
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSSyncVariant } from 'quickjs-emscripten-core'
 import { createSandbox } from '../src/sandbox/index.ts'
+import { writeResults } from './report.ts'
 
 const FN = 'function work(n) { let a = 0; for (let i = 0; i < n; i++) a = (a + i * 7) % 1000003; return a }'
 const MODULE = `${FN}\nexport function f(n) { return work(n) }`
@@ -146,9 +147,6 @@ for (const [name, a, b, note] of rows) {
   )
 }
 const result = {
-  at: new Date().toISOString(),
-  node: process.version,
-  cpus: availableParallelism(),
   coldPoolMs,
   newBundleMs,
   warmMs,
@@ -168,9 +166,4 @@ const result = {
   },
   totalMs: performance.now() - started,
 }
-const dir = new URL('./results/', import.meta.url)
-await mkdir(dir, { recursive: true })
-const body = `${JSON.stringify(result, null, 2)}\n`
-await writeFile(new URL(`sandbox-${result.at.replace(/[:.]/g, '-')}.json`, dir), body)
-await writeFile(new URL('sandbox-latest.json', dir), body)
-console.log(`\nwrote bench/results/sandbox-latest.json (${(result.totalMs / 1000).toFixed(1)} s)`)
+console.log(`\nwrote ${await writeResults('sandbox', result)} (${(result.totalMs / 1000).toFixed(1)} s)`)

@@ -6,13 +6,14 @@
  *
  *   npm run bench:storage
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from '../src/client/index.ts'
 import { startDevnet } from '../src/node/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
+import { printTable, writeResults } from './report.ts'
 
 const DEADLINE = Date.now() + 85_000
 const CASES = [
@@ -167,19 +168,12 @@ try {
   await rm(dir, { recursive: true, force: true })
 }
 
-const pad = (s: unknown, n: number) => String(s).padStart(n)
-console.log(
-  `${'op'.padEnd(18)}${pad('size', 7)}${pad('n', 5)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('MiB/s', 8)}${pad('tcp p50', 9)}${pad('tcp MiB/s', 10)}${pad('x p50', 8)}`,
+printTable(
+  ['op', 'size', 'n', 'p50 ms', 'p99 ms', 'MiB/s', 'tcp p50 ms', 'tcp MiB/s', 'p50 / tcp'],
+  results.map((r) => {
+    const c = r.covenant as Stats
+    const b = r.baseline as Stats
+    return [r.op, r.size, c.n, c.p50, c.p99, c.mbPerS, b.p50, b.mbPerS, r.ratioP50]
+  }),
 )
-for (const r of results) {
-  const c = r.covenant as Stats
-  const b = r.baseline as Stats
-  console.log(
-    `${String(r.op).padEnd(18)}${pad(r.size, 7)}${pad(c.n, 5)}${pad(c.p50, 9)}${pad(c.p99, 9)}${pad(c.mbPerS, 8)}${pad(b.p50, 9)}${pad(b.mbPerS, 10)}${pad(r.ratioP50, 8)}`,
-  )
-}
-await mkdir(new URL('results/', import.meta.url), { recursive: true })
-await writeFile(
-  new URL('results/storage-latest.json', import.meta.url),
-  `${JSON.stringify({ date: new Date().toISOString(), nodes: 5, replicas: 3, node: process.version, results }, null, 2)}\n`,
-)
+console.log(`\nwrote ${await writeResults('storage', { nodes: 5, replicas: 3, results })}`)
