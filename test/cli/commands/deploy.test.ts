@@ -43,6 +43,11 @@ describe('covenant deploy / get / peers', () => {
     const out = join(dir, 'code.js')
     await cli(['get', deployed.codeCid, '--out', out, '--node', node.url])
     assert.match(await readFile(out, 'utf8'), /function greet/)
+    // a manifest is shown decoded, not as raw CBOR
+    const manifest = JSON.parse((await cli(['get', deployed.cid, '--node', node.url])).stdout)
+    assert.equal(manifest.code, deployed.codeCid)
+    assert.deepEqual(manifest.exports, ['greet'])
+    assert.deepEqual(manifest.tags, ['demo'])
     const peers = JSON.parse((await cli(['peers', '--json', '--node', node.url])).stdout)
     assert.equal(peers.peers[0].id, node.peerId)
   })
