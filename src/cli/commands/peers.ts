@@ -1,7 +1,7 @@
 /** `covenant peers`: the node's peer table with covenant summaries (signatures checked here). */
 import type { Command } from 'commander'
 import { connect, type PeerInfo } from '../../client/index.ts'
-import { signedCovenantFromJSON } from '../../covenant/index.ts'
+import { formatByteSize, signedCovenantFromJSON } from '../../covenant/index.ts'
 import { printJson, runCommand } from '../output.ts'
 
 function summary(p: PeerInfo): string {
@@ -14,10 +14,10 @@ function summary(p: PeerInfo): string {
   }
   const c = p.covenant.config
   const store = c.store.enabled
-    ? `store ≤${c.store.maxBytes}B${c.store.refusedTags.length ? ` refuses ${c.store.refusedTags.join(',')}` : ''}`
+    ? `store ≤ ${formatByteSize(c.store.maxBytes)}${c.store.refusedTags.length ? ` refuses ${c.store.refusedTags.join(',')}` : ''}`
     : 'no store'
   const exec = c.execute.enabled
-    ? `execute fuel≤${c.execute.maxFuel} @${c.execute.pricePerFuel}/fuel${c.execute.refusedTags.length ? ` refuses ${c.execute.refusedTags.join(',')}` : ''}`
+    ? `execute fuel ≤ ${c.execute.maxFuel}, ${c.execute.pricePerFuel} credits/fuel${c.execute.refusedTags.length ? ` refuses ${c.execute.refusedTags.join(',')}` : ''}`
     : 'no execute'
   return `v${p.covenant.version} ${verified}; ${store}; ${exec}`
 }
