@@ -13,19 +13,19 @@ import { type SignedCovenant, type SignedCovenantJSON, signedCovenantFromJSON } 
 import { CovenantError, ExecError, isErrorCode } from '../errors/index.ts'
 import {
   type Attempt,
-  type Certificate,
   type CertificateJSON,
   type Conflict,
   certificateFromJSON,
   conflictFromJSON,
   createRequest,
-  type Output,
+  type InvokeResult,
   OutputSchema,
   requestToJSON,
   verifyCertificate,
   verifyConflict,
 } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
+import { listExports, loadCallerKey } from './node-helpers.ts'
 
 const errorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
@@ -97,17 +97,12 @@ export interface InvokeOptions {
   nonce?: string
 }
 
-export interface InvokeResult {
-  /** the value the certificate's output hash commits to */
-  value: unknown
-  output: Output
-  /** checked here: signatures, quorum, this request, this output */
-  certificate: Certificate
-  /** evidence against executors that signed another output; each checked here */
-  conflicts: Conflict[]
-  /** the executors the gateway asked, in order, and what came of each (as the gateway tells it) */
-  tried: Attempt[]
-}
+/**
+ * What `invoke` resolves with: the value the certificate's output hash commits to, the certificate
+ * and conflicts (each checked here, not taken from the gateway on trust), and `tried`, the
+ * executors the gateway asked and what came of each (as the gateway tells it).
+ */
+export type { InvokeResult }
 
 const invokeReplySchema = z.object({
   output: z.unknown(),
@@ -229,8 +224,8 @@ export class CovenantClient {
   /** Signs a manifest for a bundled ES module with the caller's key and deploys both. */
   async deploy(source: string, options: DeployOptions = {}): Promise<DeployResult> {
     const code = new TextEncoder().encode(source)
-    const exports = options.exports ?? (await (await import('./module-exports.ts')).listExports(source))
-    const key = options.key ?? (await (await import('./caller-key.ts')).loadCallerKey())
+    const exports = options.exports ?? (await listExports(source))
+    const key = options.key ?? (await loadCallerKey())
     const { bytes } = createManifest(key, {
       code: cidForBytes(code),
       size: code.length,
@@ -259,7 +254,7 @@ export class CovenantClient {
     args: unknown[] = [],
     options: InvokeOptions = {},
   ): Promise<InvokeResult> {
-    const key = options.key ?? (await (await import('./caller-key.ts')).loadCallerKey())
+    const key = options.key ?? (await loadCallerKey())
     const { request, id } = createRequest(key, {
       fn: typeof fn === 'string' ? fn : fn.toString(),
       export: exportName,
