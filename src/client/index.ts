@@ -1,7 +1,9 @@
 /**
  * The Covenant SDK: talks to one node over its HTTP API with global fetch, and checks what it
- * gets (block hashes, covenant signatures, quorum certificates) itself. Works in a browser,
- * except the devnet lookup, the caller-key file and export detection, which need Node.
+ * gets (block hashes, covenant signatures, quorum certificates) itself. Works in a browser
+ * bundle too (docs/calling.md, "In a browser"): there the devnet lookup, the caller-key file and
+ * export detection, which need Node, are swapped (package.json `browser` field) for versions that
+ * ask for `node`, `key` and `exports` instead; make a key there with {@link generateKey}.
  *
  * The node is `opts.node`, else `$COVENANT_NODE`, else the first node of the nearest
  * `.covenant/devnet/devnet.json` (from the cwd up to the repo root), else NODE_UNREACHABLE.
@@ -15,10 +17,14 @@
  * console.log(fn.cid, fn.holders)
  * const { value, certificate } = await client.invoke(fn.cid, 'fn', [1, 2], { replicas: 3, quorum: 2 })
  * verifyCertificate(certificate)                       // already done by invoke; anyone can redo it
+ *
+ * // in a browser
+ * const net = await connect({ node: 'http://127.0.0.1:4701' })
+ * const { value } = await net.invoke(fnCid, 'greet', ['Ada'], { key: await generateKey() })
  * ```
  */
 import { CovenantClient } from './client.ts'
-import { findDevnetNode } from './devnet-lookup.ts'
+import { findDevnetNode } from './node-helpers.ts'
 
 export type {
   Attempt,
@@ -37,7 +43,8 @@ export {
   verifyCertificate,
   verifyConflict,
 } from '../exec/index.ts'
-export { defaultKeyPath, loadCallerKey } from './caller-key.ts'
+export type { PrivateKey } from '../keys/index.ts'
+export { decodeKey, encodeKey, generateKey, keyId } from '../keys/index.ts'
 export type {
   DeployOptions,
   DeployResult,
@@ -49,8 +56,7 @@ export type {
   PutBlockResult,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
-export { findDevnetNode } from './devnet-lookup.ts'
-export { listExports } from './module-exports.ts'
+export { defaultKeyPath, findDevnetNode, listExports, loadCallerKey } from './node-helpers.ts'
 
 export interface ConnectOptions {
   /** node HTTP API URL */

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import { type Document, LineCounter, parseDocument, stringify } from 'yaml'
 import { z } from 'zod'
 import { TagSchema } from '../content/index.ts'
@@ -198,6 +197,8 @@ export function parseCovenantYaml(text: string, file = 'covenant.yaml'): Covenan
 
 /** Reads and parses a covenant file; NOT_FOUND if it does not exist. */
 export async function loadCovenantFile(path: string): Promise<CovenantConfig> {
+  // imported here so the covenant part loads in a browser, where only this function needs Node
+  const { readFile } = await import('node:fs/promises')
   let text: string
   try {
     text = await readFile(path, 'utf8')

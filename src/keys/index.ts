@@ -13,13 +13,12 @@
  * verifyValue(keyId(key), { hello: 'world' }, sig) // true
  * ```
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { CovenantError } from '../errors/index.ts'
+import { sign, verify } from './ed25519.ts'
 
 export type { PrivateKey }
 
@@ -44,9 +43,12 @@ export function decodeKey(bytes: Uint8Array): PrivateKey {
   }
 }
 
-/** Reads a key file, or creates one (mode 0600) if there is none. */
+/** Reads a key file, or creates one (mode 0600) if there is none. Node only. */
 export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
-  let bytes: Buffer | undefined
+  // imported here, not at the top, so the rest of this module loads in a browser
+  const { chmod, mkdir, readFile, writeFile } = await import('node:fs/promises')
+  const { dirname } = await import('node:path')
+  let bytes: Uint8Array | undefined
   try {
     bytes = await readFile(file)
   } catch (err) {
@@ -65,9 +67,7 @@ export function canonicalBytes(value: unknown): Uint8Array {
 }
 
 export function signBytes(key: PrivateKey, bytes: Uint8Array): Uint8Array {
-  const sig = key.sign(bytes)
-  if (sig instanceof Promise) throw new CovenantError('INTERNAL', 'expected a synchronous Ed25519 signer')
-  return sig
+  return sign(key, bytes)
 }
 
 export function signValue(key: PrivateKey, value: unknown): Uint8Array {
@@ -79,8 +79,7 @@ export function verifyBytes(signerId: string, bytes: Uint8Array, signature: Uint
   try {
     const publicKey = peerIdFromString(signerId).publicKey
     if (publicKey === undefined || publicKey.type !== 'Ed25519') return false
-    const ok = publicKey.verify(bytes, signature)
-    return ok === true
+    return verify(publicKey, bytes, signature)
   } catch {
     return false
   }

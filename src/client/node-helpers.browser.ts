@@ -1,0 +1,26 @@
+/**
+ * What a browser bundle gets instead of `node-helpers.ts` (package.json `browser` field): the
+ * same functions, failing with what to pass instead. A browser has no devnet.json, no key file
+ * and no esbuild, so the caller passes `node`, `key` and `exports` explicitly.
+ */
+import { CovenantError } from '../errors/index.ts'
+import type { PrivateKey } from '../keys/index.ts'
+
+export async function defaultKeyPath(): Promise<string> {
+  throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
+}
+
+export async function loadCallerKey(_file?: string): Promise<PrivateKey> {
+  throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
+}
+
+export async function findDevnetNode(_devnetDir?: string): Promise<string> {
+  throw new CovenantError(
+    'NODE_UNREACHABLE',
+    'a browser cannot look up a devnet; pass connect({ node: URL })',
+  )
+}
+
+export async function listExports(_code: string): Promise<string[]> {
+  throw new CovenantError('INVALID_INPUT', 'a browser cannot read a module’s exports; pass `exports`')
+}
