@@ -54,7 +54,20 @@ export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  if (bytes !== undefined) return decodeKey(bytes)
+  if (bytes !== undefined) {
+    try {
+      return decodeKey(bytes)
+    } catch (err) {
+      // never overwrite it: it may be the only copy of an identity
+      throw new CovenantError(
+        'INVALID_INPUT',
+        `${file} is not a valid private key file; move it away to make a new key`,
+        {
+          cause: err,
+        },
+      )
+    }
+  }
   const key = await generateKey()
   await mkdir(dirname(file), { recursive: true })
   await writeFile(file, encodeKey(key), { mode: 0o600 })
