@@ -134,6 +134,6 @@ describe('POST /v1/invoke with bad input', () => {
       headers: { 'content-type': 'application/json' },
     })
     assert.equal(res.statusCode, 413)
-    assert.equal(typeof errorOf(res).code, 'string')
+    assert.deepEqual(errorOf(res), { status: 413, code: 'MESSAGE_TOO_LARGE' })
   })
 })
