@@ -9,6 +9,7 @@ import * as demo from './commands/demo.ts'
 import * as deploy from './commands/deploy.ts'
 import * as devnet from './commands/devnet.ts'
 import * as get from './commands/get.ts'
+import * as keys from './commands/keys.ts'
 import * as node from './commands/node.ts'
 import * as peers from './commands/peers.ts'
 import * as sandbox from './commands/sandbox.ts'
@@ -27,6 +28,7 @@ const commands: Array<{ register(program: Command): void }> = [
   deploy,
   devnet,
   get,
+  keys,
   node,
   peers,
   sandbox,
