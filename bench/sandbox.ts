@@ -1,7 +1,8 @@
 /**
- * Sandbox benchmark: cold start, warm call latency, calls per second across the pool, and the
- * cost of fuel counting — each beside a baseline in the same run (the same function called
- * directly in V8, and through node:vm). Prints a table and writes bench/results/sandbox-*.json.
+ * Sandbox benchmark: cold start, warm call latency, calls per second across the pool (restoring
+ * instances from their snapshot, and building a fresh one per call), and the cost of fuel
+ * counting — each beside a baseline in the same run (the same function called directly in V8, and
+ * through node:vm). Prints a table and writes bench/results/sandbox-*.json.
  *
  *   npm run bench:sandbox
  */
@@ -86,6 +87,21 @@ t = performance.now()
 for (let i = 0; i < 2000; i++) vmScript.runInContext(vmCtx)
 const vmCps = 2000 / ((performance.now() - t) / 1000)
 
+// ---- the same, building a fresh QuickJS instance for every call instead of restoring one
+const freshPool = createSandbox({ workers: Math.max(1, availableParallelism()), freshInstances: true })
+await freshPool.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now })
+const freshWarmMs = await timeAsync(100, () =>
+  freshPool.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now }),
+)
+t = performance.now()
+await Promise.all(
+  Array.from({ length: N }, (_, i) =>
+    freshPool.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: `s${i}`, now }),
+  ),
+)
+const freshCps = N / ((performance.now() - t) / 1000)
+await freshPool.stop()
+
 // ---- heavy work, and what fuel counting costs
 const heavy = await sandbox.run({
   code: MODULE,
@@ -127,9 +143,11 @@ const fuelMs = median([quickjsRun(true), quickjsRun(true), quickjsRun(true)])
 const ticksPerSecond = heavy.fuel / (heavyMs / 1000)
 const rows = [
   ['cold start (ms)', coldPoolMs, vmColdMs, 'new pool+worker → first result; vm: new context + compile'],
-  ['new bundle call (ms)', newBundleMs, vmColdMs, 'unseen bundle: copy + parse in a fresh instance'],
+  ['new bundle call (ms)', newBundleMs, vmColdMs, 'unseen bundle: copy + parse'],
   ['warm call (ms)', warmMs, vmWarmMs, `cached bundle; direct V8: ${directWarmMs.toFixed(4)} ms`],
   ['calls/s, pool', sandboxCps, vmCps, `direct V8: ${Math.round(directCps)}/s`],
+  ['warm call, fresh (ms)', freshWarmMs, warmMs, 'a new instance each call vs restored (baseline)'],
+  ['calls/s, pool, fresh', freshCps, sandboxCps, 'a new instance each call vs restored (baseline)'],
   [
     `work(${BIG}) (ms)`,
     heavyMs,
@@ -151,6 +169,8 @@ const result = {
   newBundleMs,
   warmMs,
   sandboxCallsPerSecond: sandboxCps,
+  freshInstanceWarmMs: freshWarmMs,
+  freshInstanceCallsPerSecond: freshCps,
   heavyMs,
   heavyFuel: heavy.fuel,
   ticksPerSecond,

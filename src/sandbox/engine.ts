@@ -1,9 +1,21 @@
 /**
- * One call in QuickJS, inside a worker thread. Every call gets a fresh WebAssembly instance of
- * QuickJS (from a module compiled once per process), a fresh runtime and a fresh context, so no
- * call sees another's state, memory layout or allocator history: fuel and memory outcomes are
- * byte-identical in any worker. Instantiating costs ≈1–2 ms, so the next instance is built (and
- * the prelude evaluated in it) while the worker is idle, off the critical path.
+ * One call in QuickJS, inside a worker thread. No call sees another's state, memory layout or
+ * allocator history, so fuel and memory outcomes are byte-identical in any worker.
+ *
+ * An instance is built once (instantiate, runtime, context, prelude: ≈ 5–10 ms) and its linear
+ * memory snapshotted. After a clean call the memory is written back from the snapshot, byte for
+ * byte (zeros included), which puts the instance exactly where a fresh one would be: the linear
+ * memory is the whole of QuickJS's and the C library's state. What lives outside it is handled:
+ * - the one WebAssembly global, the stack pointer, must be back at its base after the call;
+ * - the memory's size must not have changed (it decides MEMORY_LIMIT; a grown one is not kept);
+ * - quickjs-emscripten's JS side keeps handles (pointers into memory, never freed across calls:
+ *   nothing here disposes a handle, so nothing frees into restored memory), the host-function
+ *   table (checked unchanged), and the "interrupt handler enabled" flag (so the handler is set
+ *   once, before the snapshot, and reads per-call fuel state reset by execute());
+ * - Emscripten's JS glue holds no per-call state QuickJS uses (time comes from the pinned Date).
+ * Any other outcome — out of memory, stack overflow, a crash, a host fault — throws the instance
+ * away and the next call gets a new one. Restoring costs ≈ 0.3–0.6 ms and runs while the worker is
+ * idle, after the result is sent.
  *
  * The instance's WebAssembly memory has `maximum = limits.memoryBytes`: in this build QuickJS
  * cannot see malloc_usable_size, so its own memory accounting undercounts by several times
@@ -32,6 +44,8 @@ const PAGE = 65536
 // to Emscripten verbatim, but its type does not list them.
 const QUIET = { print() {}, printErr() {} } as object as Parameters<typeof newVariant>[1]['emscriptenModule']
 const INITIAL_PAGES = 256
+/** `emscripten_stack_get_current` in this (pinned) build's minified exports; checked at startup */
+const STACK_POINTER_EXPORT = 'Oa'
 
 /** A call as the worker receives it: arguments already checked and serialized by the pool. */
 export interface EngineCall {
@@ -53,10 +67,23 @@ interface Instance {
   rt: QuickJSRuntime
   ctx: QuickJSContext
   driver: QuickJSHandle
+  readStackPointer: () => number
+  /** the stack pointer between calls */
+  stackBase: number
+  /** the host-function table at the snapshot; undefined if it cannot be read (then no reuse) */
+  hostRefs: string | undefined
+  /** linear memory right after the prelude, before any call */
+  snapshot: Snapshot
+  snapshotBytes: number
+  // per call, reset by execute()
   logs: string[]
   logBytes: number
   logLimit: number
   fatal: ErrorCode | undefined
+  fuel: number
+  fuelLimit: number
+  /** counting fuel: only while the bundle and the export run, not while the host sets up */
+  metering: boolean
 }
 
 /**
@@ -104,26 +131,79 @@ function fail(code: ErrorCode, detail?: string): { code: ErrorCode; message: str
   return { code, message: detail === undefined ? base : `${base}: ${detail}` }
 }
 
-export interface Engine {
-  run(call: EngineCall): Promise<EngineResult>
-  /** Builds the next instance now, so the next call does not wait for it. */
-  prewarm(memoryBytes: number): Promise<void>
+export interface EngineOptions {
+  /**
+   * Instantiate QuickJS afresh for every call instead of restoring the snapshot. Slower; kept so
+   * tests can check that a restored instance gives byte-identical results to a fresh one.
+   */
+  fresh?: boolean
 }
 
-export function createEngine(wasmModule: WebAssembly.Module): Engine {
+export interface EngineStats {
+  /** instances built from the WebAssembly module (the first is built on the first prewarm) */
+  instantiated: number
+  /** calls that ran in an instance restored from its snapshot */
+  restored: number
+}
+
+export interface Engine {
+  run(call: EngineCall): Promise<EngineResult>
+  /** Makes the next instance ready now (restore or instantiate), so the next call does not wait. */
+  prewarm(memoryBytes: number): Promise<void>
+  stats(): EngineStats
+  /** A copy of the linear memory of the instance the next call will get (for tests). */
+  nextMemory(): Promise<Uint8Array | undefined>
+}
+
+/**
+ * Outcomes after which the engine is known to be consistent: QuickJS returned through every C
+ * frame (a fuel or log stop is an interrupt QuickJS unwinds itself). Anything else — memory or
+ * stack exhaustion, a crash, a host fault — throws the instance away.
+ */
+const CLEAN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'USER_ERROR',
+  'INVALID_CODE',
+  'NO_SUCH_EXPORT',
+  'NEVER_SETTLED',
+  'OUTPUT_TOO_LARGE',
+  'FUEL_EXHAUSTED',
+  'LOG_LIMIT',
+])
+
+export function createEngine(wasmModule: WebAssembly.Module, options: EngineOptions = {}): Engine {
   let next: Promise<Instance> | undefined
   let nextMemory = 0
+  /** the instance of the last call, reusable once restored */
+  let used: Instance | undefined
+  const stats: EngineStats = { instantiated: 0, restored: 0 }
 
   async function instantiate(memoryBytes: number): Promise<Instance> {
+    stats.instantiated++
     const maximum = Math.max(INITIAL_PAGES, Math.ceil(memoryBytes / PAGE))
     const mem = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum })
+    let exports: WebAssembly.Exports | undefined
+    // Instantiating here (rather than passing `wasmModule` to newVariant) hands us the exports,
+    // which include the function that reads the stack pointer (the module's only global).
+    const emscriptenModule = {
+      ...QUIET,
+      instantiateWasm(imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) {
+        void WebAssembly.instantiate(wasmModule, imports).then((instance) => {
+          exports = instance.exports
+          done(instance)
+        })
+        return {}
+      },
+    } as object as Parameters<typeof newVariant>[1]['emscriptenModule']
     const mod = await newQuickJSWASMModuleFromVariant(
-      newVariant(variant as unknown as QuickJSSyncVariant, {
-        wasmModule,
-        wasmMemory: mem,
-        emscriptenModule: QUIET,
-      }),
+      newVariant(variant as unknown as QuickJSSyncVariant, { wasmMemory: mem, emscriptenModule }),
     )
+    // Without a readable stack pointer (another QuickJS build) reuse is unsound: every instance
+    // is then used once, as if `fresh` were set — slower, never wrong.
+    const exported = exports?.[STACK_POINTER_EXPORT]
+    const stackPointer =
+      typeof exported === 'function' && typeof exported() === 'number'
+        ? (exported as () => number)
+        : undefined
     const rt = mod.newRuntime()
     const ctx = rt.newContext()
     const inst: Instance = {
@@ -132,16 +212,38 @@ export function createEngine(wasmModule: WebAssembly.Module): Engine {
       rt,
       ctx,
       driver: ctx.undefined,
+      readStackPointer: stackPointer ?? (() => Number.NaN),
+      stackBase: 0,
+      hostRefs: undefined,
+      snapshot: [],
+      snapshotBytes: 0,
       logs: [],
       logBytes: 0,
       logLimit: 0,
       fatal: undefined,
+      fuel: 0,
+      fuelLimit: 0,
+      metering: false,
     }
     rt.setModuleLoader((name) => ({
       error: new Error(
         `the bundle imports "${name}", which the sandbox does not provide (no Node built-ins, files or URLs; bundle npm packages into the function)`,
       ),
     }))
+    // Enabled once, before the snapshot: the C side's "handler enabled" flag lives in linear
+    // memory while quickjs-emscripten remembers on the JS side that it already enabled it, so a
+    // per-call setInterruptHandler would not re-enable it after a restore. Ticks count only while
+    // `metering`; QuickJS's tick counter runs whether or not a handler is set, so fuel is as before.
+    rt.setInterruptHandler(() => {
+      if (!inst.metering) return false
+      inst.fuel++
+      if (inst.fatal !== undefined) return true
+      if (inst.fuel > inst.fuelLimit) {
+        inst.fatal = 'FUEL_EXHAUSTED'
+        return true
+      }
+      return false
+    })
     const hostObj = ctx.newObject()
     const log = ctx.newFunction('log', (line) => {
       // measure before copying: a 50 MB string must not be copied out just to be refused
@@ -160,30 +262,144 @@ export function createEngine(wasmModule: WebAssembly.Module): Engine {
     ctx.setProp(hostObj, 'log', log)
     ctx.setProp(ctx.global, '__covenantHost', hostObj)
     inst.driver = ctx.unwrapResult(ctx.evalCode(PRELUDE, 'covenant-prelude.js'))
+    inst.stackBase = inst.readStackPointer()
+    inst.hostRefs = hostRefState(rt)
+    inst.snapshotBytes = mem.buffer.byteLength
+    if (options.fresh !== true && stackPointer !== undefined) inst.snapshot = takeSnapshot(mem)
+    return inst
+  }
+
+  /** Whether the instance can be restored after this call, rather than thrown away. */
+  function reusable(inst: Instance, result: EngineResult): boolean {
+    if (options.fresh === true || result.discardWorker === true || inst.snapshot.length === 0) return false
+    if (!result.ok && !CLEAN.has(result.error.code)) return false
+    // a grown memory would change what a later call sees (its size decides MEMORY_LIMIT), and a
+    // big one should not be held on to
+    if (inst.mem.buffer.byteLength !== inst.snapshotBytes) return false
+    // the stack pointer is the one piece of engine state outside linear memory
+    if (inst.readStackPointer() !== inst.stackBase) return false
+    // host functions are JS closures found by id; QuickJS freeing or adding one would leave the
+    // JS-side table out of step with the restored memory
+    return inst.hostRefs !== undefined && hostRefState(inst.rt) === inst.hostRefs
+  }
+
+  function restore(inst: Instance): Instance {
+    applySnapshot(inst.mem, inst.snapshot)
+    stats.restored++
     return inst
   }
 
   function take(memoryBytes: number): Promise<Instance> {
-    const ready = next !== undefined && nextMemory === memoryBytes ? next : instantiate(memoryBytes)
+    if (next !== undefined && nextMemory === memoryBytes) {
+      const ready = next
+      next = undefined
+      return ready
+    }
     next = undefined
-    return ready
+    const last = used
+    used = undefined
+    if (last !== undefined && last.memoryBytes === memoryBytes) return Promise.resolve(restore(last))
+    return instantiate(memoryBytes)
   }
 
   return {
     async prewarm(memoryBytes) {
       if (next !== undefined && nextMemory === memoryBytes) return
       nextMemory = memoryBytes
-      next = instantiate(memoryBytes)
+      const last = used
+      used = undefined
+      next =
+        last !== undefined && last.memoryBytes === memoryBytes
+          ? Promise.resolve(restore(last))
+          : instantiate(memoryBytes)
       await next
     },
     async run(call) {
       const inst = await take(call.limits.memoryBytes)
+      let result: EngineResult
       try {
-        return execute(inst, call)
+        result = execute(inst, call)
       } catch (err) {
-        return { ...hostFault(inst, err, 0), discardWorker: true }
+        result = { ...hostFault(inst, err, 0), discardWorker: true }
       }
+      inst.metering = false
+      if (reusable(inst, result)) used = inst
+      return result
     },
+    stats: () => ({ ...stats }),
+    async nextMemory() {
+      const inst = await next
+      return inst === undefined ? undefined : new Uint8Array(inst.mem.buffer).slice()
+    },
+  }
+}
+
+/**
+ * quickjs-emscripten's table of host values (our `log` function), by id. It changes only if
+ * QuickJS frees a host function or one is created; either would be undone in memory by a restore
+ * but not in this table. Reads library internals; if they are missing, nothing is reused.
+ */
+function hostRefState(rt: QuickJSRuntime): string | undefined {
+  const refs = (rt as unknown as { hostRefs?: { nextId?: unknown; freelist?: unknown; groups?: unknown } })
+    .hostRefs
+  if (
+    refs === undefined ||
+    typeof refs.nextId !== 'number' ||
+    !Array.isArray(refs.freelist) ||
+    !(refs.groups instanceof Map)
+  ) {
+    return undefined
+  }
+  let entries = 0
+  for (const group of refs.groups.values()) entries += (group as Map<unknown, unknown>).size
+  return `${refs.nextId}/${refs.freelist.length}/${entries}`
+}
+
+/** A copy of linear memory: runs of nonzero pages with their bytes, and runs of zeros. */
+type Snapshot = Array<{ start: number; end: number; bytes?: Uint8Array }>
+
+const PAGE_CHUNK = 64 * 1024
+const SNAPSHOT_CHUNK = 4096
+/** zero runs shorter than this are copied with their neighbours: one copy beats many small ops */
+const SNAPSHOT_MIN_GAP = 64 * 1024
+
+function takeSnapshot(mem: WebAssembly.Memory): Snapshot {
+  const all = Buffer.from(mem.buffer)
+  const zero = Buffer.alloc(PAGE_CHUNK)
+  const isZero = (p: number, size: number) => all.compare(zero, 0, size, p, p + size) === 0
+  const runs: Array<{ start: number; end: number }> = []
+  // whole pages first (most are zero), then 4 KiB pieces of the others
+  for (let page = 0; page < all.length; page += PAGE_CHUNK) {
+    if (isZero(page, PAGE_CHUNK)) continue
+    for (let p = page; p < page + PAGE_CHUNK; p += SNAPSHOT_CHUNK) {
+      if (isZero(p, SNAPSHOT_CHUNK)) continue
+      const last = runs.at(-1)
+      if (last !== undefined && p - last.end < SNAPSHOT_MIN_GAP) last.end = p + SNAPSHOT_CHUNK
+      else runs.push({ start: p, end: p + SNAPSHOT_CHUNK })
+    }
+  }
+  const snapshot: Snapshot = []
+  let at = 0
+  for (const run of runs) {
+    if (run.start > at) snapshot.push({ start: at, end: run.start })
+    // a copy: Buffer's own slice() would be a view of the live memory
+    const bytes = new Uint8Array(mem.buffer, run.start, run.end - run.start).slice()
+    snapshot.push({ start: run.start, end: run.end, bytes })
+    at = run.end
+  }
+  if (at < all.length) snapshot.push({ start: at, end: all.length })
+  return snapshot
+}
+
+/**
+ * Puts linear memory back byte for byte as it was at the snapshot. Zero runs are written too:
+ * the call may have used them, and the allocator takes memory past its break to be zeroed.
+ */
+function applySnapshot(mem: WebAssembly.Memory, snapshot: Snapshot): void {
+  const view = new Uint8Array(mem.buffer)
+  for (const run of snapshot) {
+    if (run.bytes !== undefined) view.set(run.bytes, run.start)
+    else view.fill(0, run.start, run.end)
   }
 }
 
@@ -206,7 +422,13 @@ function nearCap(inst: Instance): boolean {
 function execute(inst: Instance, call: EngineCall): EngineResult {
   const { rt, ctx, driver } = inst
   const { limits } = call
+  inst.logs = []
+  inst.logBytes = 0
   inst.logLimit = limits.logBytes
+  inst.fatal = undefined
+  inst.fuel = 0
+  inst.fuelLimit = limits.fuel
+  inst.metering = false
   rt.setMemoryLimit(limits.memoryBytes)
   rt.setMaxStackSize(limits.stackBytes)
 
@@ -222,17 +444,8 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
     ),
   )
 
-  let fuel = 0
-  rt.setInterruptHandler(() => {
-    fuel++
-    if (inst.fatal !== undefined) return true
-    if (fuel > limits.fuel) {
-      inst.fatal = 'FUEL_EXHAUSTED'
-      return true
-    }
-    return false
-  })
-  const used = () => Math.min(fuel, limits.fuel)
+  inst.metering = true
+  const used = () => Math.min(inst.fuel, limits.fuel)
   const stopped = (): EngineResult | undefined => {
     if (inst.fatal === undefined) return undefined
     const detail = inst.fatal === 'FUEL_EXHAUSTED' ? `${limits.fuel} ticks` : undefined

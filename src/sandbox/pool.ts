@@ -65,6 +65,12 @@ export interface SandboxInit {
   workers?: number
   /** the pool's defaults, under each call's own limits */
   limits?: Partial<SandboxLimits>
+  /**
+   * Build a new QuickJS instance for every call instead of restoring one from its snapshot.
+   * Several times slower; results are identical either way (the tests compare the two).
+   * @default false
+   */
+  freshInstances?: boolean
 }
 
 let wasmModule: Promise<WebAssembly.Module> | undefined
@@ -157,7 +163,11 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
 
   function spawn(mod: WebAssembly.Module): Slot {
     const worker = new Worker(new URL('./worker.ts', import.meta.url), {
-      workerData: { wasmModule: mod, prewarmMemoryBytes: poolLimits.memoryBytes },
+      workerData: {
+        wasmModule: mod,
+        prewarmMemoryBytes: poolLimits.memoryBytes,
+        freshInstances: init.freshInstances === true,
+      },
       // QuickJS frames also use the thread's native stack; give it room beyond QuickJS's own limit
       resourceLimits: { stackSizeMb: 16, maxOldGenerationSizeMb: 512 },
     })

@@ -21,13 +21,14 @@ export type WorkerReply =
   | { type: 'result'; id: number; result: import('./engine.ts').EngineResult }
 
 const port = parentPort!
-const { wasmModule, prewarmMemoryBytes } = workerData as {
+const { wasmModule, prewarmMemoryBytes, freshInstances } = workerData as {
   wasmModule: WebAssembly.Module
   prewarmMemoryBytes: number
+  freshInstances: boolean
 }
 
 pinHostTimeZoneToUTC()
-const engine = createEngine(wasmModule)
+const engine = createEngine(wasmModule, { fresh: freshInstances })
 const cache = new BundleCache()
 
 await engine.prewarm(prewarmMemoryBytes)
@@ -46,6 +47,6 @@ port.on('message', async (msg: WorkerCallMessage) => {
         }
       : await engine.run({ ...msg.call, code })
   port.postMessage({ type: 'result', id: msg.id, result } satisfies WorkerReply)
-  // build the next instance while idle; a call arriving meanwhile simply awaits it
+  // restore (or build) the next instance while idle; a call arriving meanwhile simply awaits it
   await engine.prewarm(msg.call.limits.memoryBytes)
 })

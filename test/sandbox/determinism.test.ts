@@ -80,6 +80,27 @@ describe('determinism', () => {
     }
   })
 
+  it('gives the same results from restored instances as from fresh ones', async () => {
+    const fresh = createSandbox({ workers: 1, freshInstances: true })
+    try {
+      const pollute: SandboxCall = {
+        code: 'export function f(ctx) { globalThis.x = 1; Object.prototype.y = 2; Math.random = () => 0; ctx.log("p"); return 1 }',
+        exportName: 'f',
+        args: [],
+        seed: 's',
+        now: 0,
+      }
+      // each call after a polluting one, so the restored worker has been dirtied first
+      for (const call of [...calls, calls[0], calls[1]]) {
+        const [, restored] = [await sandbox.run(pollute), await sandbox.run(call)]
+        const [, built] = [await fresh.run(pollute), await fresh.run(call)]
+        assert.equal(JSON.stringify(restored), JSON.stringify(built))
+      }
+    } finally {
+      await fresh.stop()
+    }
+  })
+
   it('pins local time to UTC and time to the request', async () => {
     const r = await sandbox.run(calls[0])
     assert.ok(r.ok)
