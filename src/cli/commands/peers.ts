@@ -39,8 +39,10 @@ export function register(program: Command): void {
         for (const p of peers) {
           const state = p.self ? 'self' : p.alive ? 'alive' : 'dead'
           const conflicts = `${p.conflicts ?? 0} conflict${p.conflicts === 1 ? '' : 's'}`
+          const statement = p.covenant?.config.statement ?? ''
           process.stdout.write(
-            `${p.id}  ${state}  ${conflicts}\n  ${p.addrs[0] ?? '(no address)'}\n  ${summary(p)}\n`,
+            `${p.id}  ${state}  ${conflicts}\n  ${p.addrs[0] ?? '(no address)'}\n  ${summary(p)}\n` +
+              (statement === '' ? '' : `  "${statement.replace(/\s+/g, ' ').slice(0, 200)}"\n`),
           )
         }
       })
