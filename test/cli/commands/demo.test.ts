@@ -1,0 +1,42 @@
+/**
+ * `covenant demo`, what `npm start` runs: a real 5-node network, the example deployed, fetched
+ * back and called through a quorum; with --exit it stops the network itself.
+ */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
+import { freeBasePort } from '../../fixtures/network.ts'
+
+const run = promisify(execFile)
+const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
+
+describe('covenant demo (npm start)', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covenant-demo-'))
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('starts a network, deploys, fetches and calls the example through a quorum, then stops', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [MAIN, 'demo', '--exit', '--dir', join(dir, 'devnet'), '--base-port', String(await freeBasePort(10))],
+      { env: { ...process.env, COVENANT_HOME: join(dir, 'home') }, timeout: 120_000 },
+    )
+    assert.equal(stdout.match(/^ {3}node \d {2}12D3KooW\w+ {2}http:\/\/127\.0\.0\.1:\d+$/gm)?.length, 5)
+    assert.match(stdout, /render\(…\) → "<h1>Covenant<\/h1>/)
+    assert.match(stdout, /code held by 3\/3 nodes/)
+    assert.match(stdout, /fetched back from node \d, which does not hold it: \d+ bytes, hash checked/)
+    assert.match(stdout, /value {2}"<h1>Covenant<\/h1>\\n<p>Code that <em>no single machine<\/em>/)
+    assert.equal(stdout.match(/^ {3}signed by 12D3KooW…\w+ {2}fuel \d+ {2}covenant v1$/gm)?.length, 2)
+    assert.match(stdout, /network stopped\n$/)
+    // stopped cleanly: devnet.json is removed, the node data stays for the next run
+    const left = await readdir(join(dir, 'devnet'))
+    assert.ok(!left.includes('devnet.json'))
+    assert.ok(left.includes('node-0'))
+  })
+})
