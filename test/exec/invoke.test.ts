@@ -261,10 +261,36 @@ describe('invoke (quorum collector) against in-process executors', () => {
   it('never accepts a receipt from a peer it did not ask, or one that does not match its output', async () => {
     const s = setup({ export: 'add', args: [1, 2] })
     const impostor = s.executors.get(s.ordered[5])!
+    // The impostor answers first and the tamperer second, each handled before the next answers,
+    // so a quorum cannot be reached (and either abandoned) before both replies were looked at.
+    const gate = (): { open: () => void; passed: Promise<void> } => {
+      let open!: () => void
+      const passed = new Promise<void>((resolve) => {
+        open = resolve
+      })
+      return { open, passed }
+    }
+    const impostorHandled = gate()
+    const tampererHandled = gate()
     const send: SendExec = async (peer, request, opts) => {
-      if (peer === s.ordered[0]) return impostor.execute(request, opts)
-      const reply = await s.send(peer, request, opts)
-      return peer === s.ordered[1] ? { ...reply, output: { ...reply.output, value: { sum: 4 } } } : reply
+      if (peer === s.ordered[0]) {
+        try {
+          return await impostor.execute(request, opts)
+        } finally {
+          setImmediate(impostorHandled.open)
+        }
+      }
+      await impostorHandled.passed
+      if (peer === s.ordered[1]) {
+        try {
+          const reply = await s.send(peer, request, opts)
+          return { ...reply, output: { ...reply.output, value: { sum: 4 } } }
+        } finally {
+          setImmediate(tampererHandled.open)
+        }
+      }
+      await tampererHandled.passed
+      return s.send(peer, request, opts)
     }
     const r = await invoke({ request: s.request, candidates: candidatesOf(nodes), manifest, send })
     assert.equal((r.value as { sum: number }).sum, 3)
