@@ -114,16 +114,15 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
     else logger.warn({ event: 'fault-ignored', fault: c.fault, known: FAULT_KINDS })
   }
 
-  // Started on the first call that reaches the sandbox, so nodes that never execute (or a devnet
-  // of many nodes on a small machine) hold no worker threads.
+  // Started when the node is up if its covenant executes (so the first calls find warm workers),
+  // else on the first call that reaches it; a node that never executes holds no worker threads.
   let sandbox: Sandbox | undefined
   let stopped = false
-  const lazySandbox: Pick<Sandbox, 'run'> = {
-    run(call) {
-      sandbox ??= createSandbox({ workers: options.workers ?? c.covenant().config.execute.concurrency })
-      return sandbox.run(call)
-    },
+  const sandboxPool = (): Sandbox => {
+    sandbox ??= createSandbox({ workers: options.workers ?? c.covenant().config.execute.concurrency })
+    return sandbox
   }
+  const lazySandbox: Pick<Sandbox, 'run'> = { run: (call) => sandboxPool().run(call) }
 
   const executor: Executor = createExecutor({
     key: c.key,
@@ -333,6 +332,9 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
 
   return {
     name: 'exec',
+    async start() {
+      if (c.covenant().config.execute.enabled) sandboxPool()
+    },
     async stop() {
       stopped = true
       executor.stop()
