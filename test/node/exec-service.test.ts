@@ -15,14 +15,12 @@
  * For a fault case the test picks a nonce whose selection puts the faulty node among the k = 3.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
 import {
   type CovenantClient,
   certificateFromJSON,
@@ -51,10 +49,8 @@ import {
 } from '../../src/exec/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
 import { createNet, type Net } from '../../src/net/index.ts'
+import { covenant } from '../fixtures/cli.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../fixtures/network.ts'
-
-const runFile = promisify(execFile)
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname
 
 const GATEWAY = 0
 const REFUSER = 1
@@ -450,13 +446,9 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
 
   it('covenant call --json prints one object; a function error exits 1 without --json', async () => {
     const cli = (args: string[]) =>
-      runFile(
-        process.execPath,
-        [MAIN, 'call', fns.main.cid, ...args, '--node', http(GATEWAY), '--key', callerFile],
-        {
-          timeout: 60_000,
-        },
-      )
+      covenant(['call', fns.main.cid, ...args, '--node', http(GATEWAY), '--key', callerFile], {
+        timeout: 60_000,
+      })
     const { stdout } = await cli(['add', '5', '6', '--json'])
     const lines = stdout.trim().split('\n')
     assert.equal(lines.length, 1)

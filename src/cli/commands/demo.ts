@@ -12,6 +12,7 @@ import { DEFAULT_DEVNET_DIR, DEVNET_FILE, startDevnet } from '../../node/index.t
 import { createSandbox } from '../../sandbox/index.ts'
 import { bundleFile } from '../bundle.ts'
 import { parseIntOption, runCommand } from '../output.ts'
+import { stopOnSignal } from '../signals.ts'
 
 interface DemoOptions {
   nodes: number
@@ -124,14 +125,7 @@ export function register(program: Command): void {
         }
         say()
         say('The network keeps running; Ctrl-C stops it.')
-        await new Promise<void>((res) => {
-          const onSignal = (): void => {
-            process.stderr.write('stopping the network…\n')
-            void devnet.stop().then(res)
-          }
-          process.once('SIGINT', onSignal)
-          process.once('SIGTERM', onSignal)
-        })
+        await stopOnSignal('the network', () => devnet.stop())
       })
     })
 }

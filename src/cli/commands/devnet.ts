@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { CovenantError } from '../../errors/index.ts'
 import { DEFAULT_DEVNET_DIR, DEVNET_FILE, startDevnet } from '../../node/index.ts'
 import { parseIntOption, printJson, runCommand } from '../output.ts'
+import { stopOnSignal } from '../signals.ts'
 
 interface DevnetCliOptions {
   nodes: number
@@ -76,17 +77,7 @@ export function register(program: Command): void {
             )
           process.stdout.write(`devnet ready: ${devnet.dir}/${DEVNET_FILE} (Ctrl-C to stop)\n`)
         }
-        await new Promise<void>((res) => {
-          let stopping = false
-          const onSignal = (): void => {
-            if (stopping) return
-            stopping = true
-            process.stderr.write('stopping devnet…\n')
-            void devnet.stop().then(res)
-          }
-          process.on('SIGINT', onSignal)
-          process.on('SIGTERM', onSignal)
-        })
+        await stopOnSignal('devnet', () => devnet.stop())
       })
     })
 }

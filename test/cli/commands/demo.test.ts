@@ -3,16 +3,12 @@
  * back and called through a quorum; with --exit it stops the network itself.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
+import { covenant } from '../../fixtures/cli.ts'
 import { freeBasePort } from '../../fixtures/network.ts'
-
-const run = promisify(execFile)
-const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
 
 describe('covenant demo (npm start)', () => {
   let dir: string
@@ -22,9 +18,8 @@ describe('covenant demo (npm start)', () => {
   after(() => rm(dir, { recursive: true, force: true }))
 
   it('starts a network, deploys, fetches and calls the example through a quorum, then stops', async () => {
-    const { stdout } = await run(
-      process.execPath,
-      [MAIN, 'demo', '--exit', '--dir', join(dir, 'devnet'), '--base-port', String(await freeBasePort(10))],
+    const { stdout } = await covenant(
+      ['demo', '--exit', '--dir', join(dir, 'devnet'), '--base-port', String(await freeBasePort(10))],
       { env: { ...process.env, COVENANT_HOME: join(dir, 'home') }, timeout: 120_000 },
     )
     assert.equal(stdout.match(/^ {3}node \d {2}12D3KooW\w+ {2}http:\/\/127\.0\.0\.1:\d+$/gm)?.length, 5)

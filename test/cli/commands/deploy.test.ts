@@ -1,21 +1,17 @@
 /** `covenant deploy`, `get` and `peers` as processes against a real in-process node. */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
 import { type CovenantNode, createNode } from '../../../src/node/index.ts'
-
-const run = promisify(execFile)
-const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
+import { covenant } from '../../fixtures/cli.ts'
 
 describe('covenant deploy / get / peers', () => {
   let dir: string
   let node: CovenantNode
   const cli = (args: string[]) =>
-    run(process.execPath, [MAIN, ...args], { env: { ...process.env, COVENANT_HOME: join(dir, 'home') } })
+    covenant([...args], { env: { ...process.env, COVENANT_HOME: join(dir, 'home') } })
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'covenant-cli-'))

@@ -1,15 +1,11 @@
 /** `covenant keys`: one caller identity, created once, shown the same way every time. */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
 import { isKeyId } from '../../../src/keys/index.ts'
-
-const run = promisify(execFile)
-const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
+import { covenant } from '../../fixtures/cli.ts'
 
 describe('covenant keys', () => {
   let home: string
@@ -19,8 +15,7 @@ describe('covenant keys', () => {
   after(() => rm(home, { recursive: true, force: true }))
 
   const keys = async (...args: string[]) =>
-    (await run(process.execPath, [MAIN, 'keys', ...args], { env: { ...process.env, COVENANT_HOME: home } }))
-      .stdout
+    (await covenant(['keys', ...args], { env: { ...process.env, COVENANT_HOME: home } })).stdout
 
   it('creates the caller key on first use and shows the same id afterwards', async () => {
     const first = JSON.parse(await keys('--json'))

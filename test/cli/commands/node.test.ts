@@ -1,14 +1,10 @@
 /** `covenant node start`: fault injection is refused outside a devnet, before anything starts. */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
-
-const run = promisify(execFile)
-const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname
+import { covenant } from '../../fixtures/cli.ts'
 
 describe('covenant node start --fault', () => {
   let dir: string
@@ -24,7 +20,7 @@ describe('covenant node start --fault', () => {
     it(`refuses ${how} without --devnet with FAULT_REFUSED`, async () => {
       const data = join(dir, how)
       await assert.rejects(
-        run(process.execPath, [MAIN, 'node', 'start', '--data', data, ...args], {
+        covenant(['node', 'start', '--data', data, ...args], {
           env: { ...process.env, ...env },
           timeout: 30_000,
         }),
@@ -43,20 +39,8 @@ describe('covenant node start --fault', () => {
   it('refuses a devnet node that would listen beyond loopback', async () => {
     const data = join(dir, 'public')
     await assert.rejects(
-      run(
-        process.execPath,
-        [
-          MAIN,
-          'node',
-          'start',
-          '--data',
-          data,
-          '--devnet',
-          '--fault',
-          'slow',
-          '--listen',
-          '/ip4/0.0.0.0/tcp/0',
-        ],
+      covenant(
+        ['node', 'start', '--data', data, '--devnet', '--fault', 'slow', '--listen', '/ip4/0.0.0.0/tcp/0'],
         { timeout: 30_000 },
       ),
       (e: { code: number; stderr: string }) => {
