@@ -1,4 +1,5 @@
 /** The HTTP client of one node. Uses only global fetch, so it runs in a browser too. */
+import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
 import {
   type CID,
@@ -113,12 +114,6 @@ const invokeReplySchema = z.object({
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
 const INVOKE_REPLY_MARGIN_MS = 5_000
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-  return btoa(s)
-}
 
 export class CovenantClient {
   /** base URL of the node, without a trailing slash */
@@ -235,7 +230,7 @@ export class CovenantClient {
     })
     const result = await this.json<Omit<DeployResult, 'exports'>>('POST', '/v1/functions', {
       code: source,
-      manifest: bytesToBase64(bytes),
+      manifest: bytesToString(bytes, 'base64pad'),
     })
     return { ...result, exports }
   }

@@ -2,6 +2,8 @@
  * Quorum certificates and conflict evidence, and their checks. Standalone: no clock, no network,
  * no `node:` imports of its own, so a browser can check what a node hands it.
  */
+import { fromString as bytesFromString } from 'uint8arrays/from-string'
+import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
 import { CovenantError, ExecError } from '../errors/index.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
@@ -174,19 +176,10 @@ export function verifyConflict(value: unknown, certificate?: unknown): { ok: tru
 
 // JSON forms, for the HTTP API and browsers: the same values with every signature in base64.
 
-function bytesToBase64(bytes: Uint8Array): string {
-  let s = ''
-  for (const b of bytes) s += String.fromCharCode(b)
-  return btoa(s)
-}
-
 function base64ToBytes(text: unknown): unknown {
   if (typeof text !== 'string' || text.length > 128) return text
   try {
-    const s = atob(text)
-    const out = new Uint8Array(s.length)
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
-    return out
+    return bytesFromString(text, 'base64pad')
   } catch {
     return text
   }
@@ -207,7 +200,7 @@ type Jsonified<T> = T extends Uint8Array
 export type CertificateJSON = Jsonified<Certificate>
 export type ConflictJSON = Jsonified<Conflict>
 
-const toB64 = (s: unknown) => (s instanceof Uint8Array ? bytesToBase64(s) : s)
+const toB64 = (s: unknown) => (s instanceof Uint8Array ? bytesToString(s, 'base64pad') : s)
 
 export type ReceiptJSON = Jsonified<Receipt>
 export type SignedRequestJSON = Jsonified<SignedRequest>
