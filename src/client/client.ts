@@ -11,7 +11,7 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, type SignedCovenantJSON, signedCovenantFromJSON } from '../covenant/index.ts'
-import { CovenantError, ExecError, isErrorCode } from '../errors/index.ts'
+import { CovenantError, isErrorCode } from '../errors/index.ts'
 import {
   type Attempt,
   type CertificateJSON,
@@ -267,12 +267,12 @@ export class CovenantClient {
     if (!reply.success) throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
     const certificate = certificateFromJSON(reply.data.certificate)
     if (certificate.id !== id)
-      throw new ExecError(
+      throw new CovenantError(
         'INVALID_CERTIFICATE',
         `the certificate is for ${certificate.id}, not the request ${id}`,
       )
     const output = OutputSchema.safeParse(reply.data.output)
-    if (!output.success) throw new ExecError('INVALID_CERTIFICATE', 'the gateway sent a malformed output')
+    if (!output.success) throw new CovenantError('INVALID_CERTIFICATE', 'the gateway sent a malformed output')
     verifyCertificate(certificate, { output: output.data })
     const conflicts: Conflict[] = []
     for (const c of reply.data.conflicts) {
@@ -286,7 +286,7 @@ export class CovenantClient {
     const error = output.data.error
     if (error !== null) {
       const certificateJSON: CertificateJSON = (reply.data as { certificate: CertificateJSON }).certificate
-      throw new ExecError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
+      throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
         details: { certificate: certificateJSON, logs: output.data.logs, agreed: true },
       })
     }

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
-import { ContentError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { assertBlock, isSupportedCid, MAX_BLOCK_BYTES, verifyBlock } from './cid.ts'
 import { normalizeTags, TagSchema } from './tags.ts'
 
@@ -99,7 +99,7 @@ function toInfo(row: Row): StoredBlockInfo {
 function migrate(db: DatabaseSync, path: string): void {
   const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number }
   if (current > MIGRATIONS.length)
-    throw new ContentError(
+    throw new CovenantError(
       'INTERNAL',
       `block store ${path} has schema version ${current}, newer than this code knows (${MIGRATIONS.length})`,
     )
@@ -156,7 +156,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
 
   let closed = false
   const open = (): void => {
-    if (closed) throw new ContentError('NOT_STARTED', 'the block store is closed')
+    if (closed) throw new CovenantError('NOT_STARTED', 'the block store is closed')
   }
 
   const transaction = <T>(body: () => T): T => {
@@ -172,7 +172,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
   }
 
   const checkCid = (cid: CID): string => {
-    if (!isSupportedCid(cid)) throw new ContentError('INVALID_CID', `unsupported CID ${cid}`)
+    if (!isSupportedCid(cid)) throw new CovenantError('INVALID_CID', `unsupported CID ${cid}`)
     return cid.toString()
   }
 
@@ -180,15 +180,16 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
     put(cid, bytes, meta = { tags: [] }) {
       open()
       const key = checkCid(cid)
-      if (!(bytes instanceof Uint8Array)) throw new ContentError('INVALID_INPUT', 'block bytes must be bytes')
+      if (!(bytes instanceof Uint8Array))
+        throw new CovenantError('INVALID_INPUT', 'block bytes must be bytes')
       if (bytes.length > MAX_BLOCK_BYTES)
-        throw new ContentError(
+        throw new CovenantError(
           'BLOCK_TOO_LARGE',
           `block of ${bytes.length} bytes is larger than the ${MAX_BLOCK_BYTES} allowed`,
         )
       const parsed = BlockMetaSchema.safeParse(meta)
       if (!parsed.success)
-        throw new ContentError('INVALID_INPUT', `invalid block metadata: ${z.prettifyError(parsed.error)}`)
+        throw new CovenantError('INVALID_INPUT', `invalid block metadata: ${z.prettifyError(parsed.error)}`)
       assertBlock(cid, bytes)
       const tags = normalizeTags(parsed.data.tags)
       const pinned = parsed.data.pinned === true

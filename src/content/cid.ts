@@ -1,7 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { ContentError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 
 /** Multicodec of code and data blocks. */
 export const RAW_CODEC = 0x55
@@ -45,17 +45,17 @@ export function asSupportedCid(value: unknown): CID | undefined {
 
 export function parseCid(text: string): CID {
   if (typeof text !== 'string' || text.length === 0 || text.length > MAX_CID_TEXT)
-    throw new ContentError('INVALID_CID', 'not a valid CID: expected a CIDv1 string')
+    throw new CovenantError('INVALID_CID', 'not a valid CID: expected a CIDv1 string')
   let cid: CID
   try {
     cid = CID.parse(text)
   } catch (err) {
-    throw new ContentError('INVALID_CID', `not a valid CID: ${JSON.stringify(text.slice(0, 80))}`, {
+    throw new CovenantError('INVALID_CID', `not a valid CID: ${JSON.stringify(text.slice(0, 80))}`, {
       cause: err,
     })
   }
   if (!isSupportedCid(cid))
-    throw new ContentError(
+    throw new CovenantError(
       'INVALID_CID',
       `unsupported CID ${JSON.stringify(text.slice(0, 80))}: only CIDv1 sha2-256 raw or dag-cbor`,
     )
@@ -76,6 +76,6 @@ export function verifyBlock(cid: CID, bytes: Uint8Array): boolean {
 }
 
 export function assertBlock(cid: CID, bytes: Uint8Array): void {
-  if (!isSupportedCid(cid)) throw new ContentError('INVALID_CID', `unsupported CID ${cid}`)
-  if (!verifyBlock(cid, bytes)) throw new ContentError('HASH_MISMATCH', `the bytes do not hash to ${cid}`)
+  if (!isSupportedCid(cid)) throw new CovenantError('INVALID_CID', `unsupported CID ${cid}`)
+  if (!verifyBlock(cid, bytes)) throw new CovenantError('HASH_MISMATCH', `the bytes do not hash to ${cid}`)
 }

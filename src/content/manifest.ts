@@ -2,7 +2,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
-import { ContentError, ProtocolError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import { asSupportedCid, cidForBytes, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
 import { normalizeTags, TagsSchema } from './tags.ts'
@@ -98,7 +98,7 @@ export function createManifest(
     }),
   )
   if (!body.success)
-    throw new ContentError('INVALID_INPUT', `invalid manifest: ${z.prettifyError(body.error)}`)
+    throw new CovenantError('INVALID_INPUT', `invalid manifest: ${z.prettifyError(body.error)}`)
   // A plain Uint8Array: the signer may return a Buffer, which compares and serializes differently.
   const manifest: Manifest = { ...body.data, signature: new Uint8Array(signValue(key, body.data)) }
   const bytes = dagCbor.encode(manifest)
@@ -107,19 +107,19 @@ export function createManifest(
 
 export function decodeManifest(bytes: Uint8Array): Manifest {
   if (bytes.length > MAX_MANIFEST_BYTES)
-    throw new ProtocolError('PROTOCOL_ERROR', `manifest of ${bytes.length} bytes is larger than allowed`)
+    throw new CovenantError('PROTOCOL_ERROR', `manifest of ${bytes.length} bytes is larger than allowed`)
   let value: unknown
   try {
     value = dagCbor.decode(bytes)
   } catch (err) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'manifest is not valid DAG-CBOR', { cause: err })
+    throw new CovenantError('PROTOCOL_ERROR', 'manifest is not valid DAG-CBOR', { cause: err })
   }
   const parsed = ManifestSchema.safeParse(value)
   if (!parsed.success)
-    throw new ProtocolError('PROTOCOL_ERROR', `invalid manifest: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError('PROTOCOL_ERROR', `invalid manifest: ${z.prettifyError(parsed.error)}`)
   const m = parsed.data
   if (!verifyValue(m.publisher, unsigned(m), m.signature))
-    throw new ProtocolError('INVALID_SIGNATURE', `manifest signature does not verify for ${m.publisher}`)
+    throw new CovenantError('INVALID_SIGNATURE', `manifest signature does not verify for ${m.publisher}`)
   return m
 }
 

@@ -3,7 +3,7 @@ import { fromString as bytesFromString } from 'uint8arrays/from-string'
 import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
 import { SignatureSchema } from '../content/index.ts'
-import { CovenantError, ProtocolError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes, isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import { type CovenantConfig, type CovenantConfigInput, CovenantConfigSchema } from './covenant-config.ts'
 
@@ -64,10 +64,10 @@ export function signCovenant(
 export function verifySignedCovenant(sc: unknown): SignedCovenant {
   const parsed = SignedCovenantSchema.safeParse(sc)
   if (!parsed.success)
-    throw new ProtocolError('PROTOCOL_ERROR', `invalid signed covenant: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError('PROTOCOL_ERROR', `invalid signed covenant: ${z.prettifyError(parsed.error)}`)
   const v = parsed.data
   if (!verifyValue(v.peer, payload(v), v.signature))
-    throw new ProtocolError('INVALID_SIGNATURE', `covenant signature does not verify for ${v.peer}`)
+    throw new CovenantError('INVALID_SIGNATURE', `covenant signature does not verify for ${v.peer}`)
   return v
 }
 
@@ -78,12 +78,12 @@ export function encodeSignedCovenant(sc: SignedCovenant): Uint8Array {
 /** Decodes and verifies a signed covenant sent as DAG-CBOR. */
 export function decodeSignedCovenant(bytes: Uint8Array): SignedCovenant {
   if (bytes.length > MAX_SIGNED_COVENANT_BYTES)
-    throw new ProtocolError('PROTOCOL_ERROR', `signed covenant of ${bytes.length} bytes is too large`)
+    throw new CovenantError('PROTOCOL_ERROR', `signed covenant of ${bytes.length} bytes is too large`)
   let value: unknown
   try {
     value = dagCbor.decode(bytes)
   } catch (err) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'signed covenant is not valid DAG-CBOR', { cause: err })
+    throw new CovenantError('PROTOCOL_ERROR', 'signed covenant is not valid DAG-CBOR', { cause: err })
   }
   return verifySignedCovenant(value)
 }
@@ -95,12 +95,12 @@ export function signedCovenantToJSON(sc: SignedCovenant): SignedCovenantJSON {
 /** The inverse of {@link signedCovenantToJSON}, verifying the result. */
 export function signedCovenantFromJSON(json: unknown): SignedCovenant {
   const j = z.looseObject({ signature: z.string().max(200) }).safeParse(json)
-  if (!j.success) throw new ProtocolError('PROTOCOL_ERROR', 'invalid signed covenant JSON')
+  if (!j.success) throw new CovenantError('PROTOCOL_ERROR', 'invalid signed covenant JSON')
   let signature: Uint8Array
   try {
     signature = bytesFromString(j.data.signature, 'base64pad')
   } catch (err) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'the signature is not base64', { cause: err })
+    throw new CovenantError('PROTOCOL_ERROR', 'the signature is not base64', { cause: err })
   }
   return verifySignedCovenant({ ...j.data, signature })
 }

@@ -133,9 +133,3 @@ export class CovenantError extends Error {
     return new CovenantError(fallback, message, { cause: err })
   }
 }
-
-/** Families, so callers can `instanceof` by area without listing codes. */
-export class SandboxError extends CovenantError {}
-export class ContentError extends CovenantError {}
-export class ProtocolError extends CovenantError {}
-export class ExecError extends CovenantError {}

@@ -5,7 +5,7 @@
 import { fromString as bytesFromString } from 'uint8arrays/from-string'
 import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
-import { CovenantError, ExecError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
 import { cidString, KeyIdSchema, Sha256HexSchema } from './fields.ts'
 import { type OutputLike, outputHash } from './output.ts'
@@ -54,7 +54,7 @@ export interface VerifiedCertificate {
 
 function refuse(message: string, cause?: unknown): never {
   const details = cause instanceof CovenantError ? { cause: cause.toJSON() } : undefined
-  throw new ExecError('INVALID_CERTIFICATE', message, { details, cause })
+  throw new CovenantError('INVALID_CERTIFICATE', message, { details, cause })
 }
 
 /**
@@ -95,7 +95,7 @@ export function verifyCertificate(
   if (executors.size < quorum) refuse(`the certificate has ${executors.size} receipts, ${quorum} needed`)
   if (options.candidates !== undefined) {
     if (options.manifest === undefined)
-      throw new ExecError('INVALID_INPUT', 'checking executors against candidates needs the manifest')
+      throw new CovenantError('INVALID_INPUT', 'checking executors against candidates needs the manifest')
     const { ordered } = selectExecutors({
       requestId: id,
       manifest: options.manifest,
@@ -122,7 +122,7 @@ export function verifyCertificate(
 }
 
 function refuseConflict(message: string, cause?: unknown): never {
-  throw new ExecError('INVALID_CONFLICT', message, { cause })
+  throw new CovenantError('INVALID_CONFLICT', message, { cause })
 }
 
 function checkSigned(receipt: Receipt, what: string): void {
@@ -216,7 +216,7 @@ export function requestFromJSON(json: unknown): SignedRequest {
     json !== null && typeof json === 'object' ? mapSignature(json as WithSignature, base64ToBytes) : json
   const parsed = SignedRequestSchema.safeParse(value)
   if (!parsed.success)
-    throw new ExecError('INVALID_REQUEST', `malformed request: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError('INVALID_REQUEST', `malformed request: ${z.prettifyError(parsed.error)}`)
   return parsed.data
 }
 

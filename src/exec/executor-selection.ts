@@ -4,7 +4,7 @@
  * anyone holding the same covenants can recompute the group.
  */
 import { closestPeers, mayExecute, type SignedCovenant, verifySignedCovenant } from '../covenant/index.ts'
-import { ExecError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { requestIdBytes } from './request.ts'
 
 export interface SelectionCandidate {
@@ -94,7 +94,7 @@ export function selectExecutors(init: SelectExecutorsInit): Selection {
   const ordered = closestPeers(requestIdBytes(init.requestId), eligible, eligible.length)
   const q = init.q ?? 1
   if (ordered.length < q) {
-    throw new ExecError(
+    throw new CovenantError(
       'NO_EXECUTORS',
       `${ordered.length} of ${init.candidates.length} known nodes may execute this request, ${q} needed`,
       { details: { eligible: ordered, needed: q, excluded } },

@@ -7,7 +7,7 @@
 import { type CID, decodeManifest, type Manifest, parseCid, verifyBlock } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
 import { mayExecute } from '../covenant/index.ts'
-import { CovenantError, ExecError, isErrorCode } from '../errors/index.ts'
+import { CovenantError, isErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
 import { DEFAULT_LIMITS, type Sandbox, type SandboxCall, type SandboxResult } from '../sandbox/index.ts'
 import { LruCache } from './code-cache.ts'
@@ -102,7 +102,7 @@ function wait(ms: number, signals: AbortSignal[]): Promise<void> {
 function abortError(signal: AbortSignal): CovenantError {
   return signal.reason instanceof CovenantError
     ? signal.reason
-    : new ExecError('PEER_TIMEOUT', 'the call was abandoned', { cause: signal.reason })
+    : new CovenantError('PEER_TIMEOUT', 'the call was abandoned', { cause: signal.reason })
 }
 
 function jsonValue(value: unknown): Output['value'] {
@@ -124,9 +124,9 @@ export function createExecutor(init: ExecutorInit): Executor {
   const now = init.now ?? Date.now
   const peer = keyId(key)
   if (fault !== undefined && !FAULT_KINDS.includes(fault))
-    throw new ExecError('INVALID_INPUT', `unknown fault ${JSON.stringify(fault)}`)
+    throw new CovenantError('INVALID_INPUT', `unknown fault ${JSON.stringify(fault)}`)
   if (fault === 'crash' && init.onCrash === undefined)
-    throw new ExecError('INVALID_INPUT', 'the crash fault needs an onCrash callback')
+    throw new CovenantError('INVALID_INPUT', 'the crash fault needs an onCrash callback')
 
   const manifests = new LruCache<Manifest>({ maxEntries: 1024, maxSize: 1024, sizeOf: () => 1 })
   const codes = new LruCache<string>({
@@ -145,7 +145,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     const cid = parseCid(cidText)
     const bytes = await getBlock(cidText)
     if (!verifyBlock(cid, bytes))
-      throw new ExecError('HASH_MISMATCH', `the block fetched for ${cidText} does not hash to it`)
+      throw new CovenantError('HASH_MISMATCH', `the block fetched for ${cidText} does not hash to it`)
     return { cid, bytes }
   }
 
@@ -160,7 +160,7 @@ export function createExecutor(init: ExecutorInit): Executor {
       try {
         return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
       } catch (err) {
-        throw new ExecError('INVALID_CODE', `the code block ${cidText} is not UTF-8 text`, { cause: err })
+        throw new CovenantError('INVALID_CODE', `the code block ${cidText} is not UTF-8 text`, { cause: err })
       }
     })
   }
@@ -172,7 +172,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     }
     const maxQueue = init.maxQueue ?? 4 * concurrency
     if (queue.length >= maxQueue)
-      throw new ExecError('PEER_BUSY', `${running} calls running and ${queue.length} waiting`)
+      throw new CovenantError('PEER_BUSY', `${running} calls running and ${queue.length} waiting`)
     const slot = new Promise<void>((resolve, reject) => queue.push({ resolve, reject }))
     const signals = [stopper.signal, AbortSignal.timeout(Math.max(0, deadline - now()))]
     if (signal !== undefined) signals.push(signal)
@@ -183,7 +183,7 @@ export function createExecutor(init: ExecutorInit): Executor {
       if (i >= 0) queue.splice(i, 1)
       waiter.reject(
         abandon.reason instanceof DOMException && abandon.reason.name === 'TimeoutError'
-          ? new ExecError('DEADLINE_EXCEEDED', 'the deadline passed while waiting for a free slot')
+          ? new CovenantError('DEADLINE_EXCEEDED', 'the deadline passed while waiting for a free slot')
           : abortError(abandon),
       )
     }
@@ -205,7 +205,7 @@ export function createExecutor(init: ExecutorInit): Executor {
   async function run(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecReply> {
     const signed = init.covenant()
     const config = signed.config
-    if (!config.execute.enabled) throw new ExecError('COVENANT_REFUSED', `${peer} does not execute code`)
+    if (!config.execute.enabled) throw new CovenantError('COVENANT_REFUSED', `${peer} does not execute code`)
     const manifest = await loadManifest(request.fn)
     const verdict = mayExecute(config, {
       tags: manifest.tags,
@@ -214,9 +214,12 @@ export function createExecutor(init: ExecutorInit): Executor {
       memoryMiB: request.memoryMiB,
       timeoutMs: request.timeoutMs,
     })
-    if (!verdict.ok) throw new ExecError('COVENANT_REFUSED', `${peer} ${verdict.reason}`)
+    if (!verdict.ok) throw new CovenantError('COVENANT_REFUSED', `${peer} ${verdict.reason}`)
     if (!manifest.exports.includes(request.export))
-      throw new ExecError('NO_SUCH_EXPORT', `the function does not export ${JSON.stringify(request.export)}`)
+      throw new CovenantError(
+        'NO_SUCH_EXPORT',
+        `the function does not export ${JSON.stringify(request.export)}`,
+      )
     const code = await loadCode(manifest)
 
     await acquire(config.execute.concurrency, request.deadline, signal)
@@ -225,7 +228,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     try {
       const remaining = request.deadline - now()
       if (remaining < 10)
-        throw new ExecError('DEADLINE_EXCEEDED', 'the deadline passed before the call could run')
+        throw new CovenantError('DEADLINE_EXCEEDED', 'the deadline passed before the call could run')
       timeoutMs = Math.min(request.timeoutMs, remaining)
       // Every limit that can change the outcome is fixed by the request or the protocol, never by
       // this node's configuration, so honest executors reach the same output. mayExecute above
@@ -249,7 +252,7 @@ export function createExecutor(init: ExecutorInit): Executor {
         crashed = true
         init.onCrash?.()
         pending.catch(() => {})
-        throw new ExecError('PEER_UNREACHABLE', `${peer} crashed mid-execution`)
+        throw new CovenantError('PEER_UNREACHABLE', `${peer} crashed mid-execution`)
       }
       result = await pending
     } finally {
@@ -257,13 +260,13 @@ export function createExecutor(init: ExecutorInit): Executor {
     }
 
     if (!result.ok && MACHINE_FAILURES.has(result.error.code))
-      throw new ExecError(
+      throw new CovenantError(
         isErrorCode(result.error.code) ? result.error.code : 'SANDBOX_CRASHED',
         result.error.message,
       )
     // A wall-clock stop cut short by the deadline is this node's lateness, not the function's.
     if (!result.ok && result.error.code === 'TIMEOUT' && timeoutMs < request.timeoutMs)
-      throw new ExecError('DEADLINE_EXCEEDED', 'the deadline cut the call short')
+      throw new CovenantError('DEADLINE_EXCEEDED', 'the deadline cut the call short')
 
     let output: Output = result.ok
       ? { value: jsonValue(result.value), logs: [...result.logs], error: null }
@@ -294,8 +297,8 @@ export function createExecutor(init: ExecutorInit): Executor {
     peer,
     async execute(value, options = {}) {
       try {
-        if (crashed) throw new ExecError('PEER_UNREACHABLE', `${peer} has crashed`)
-        if (stopper.signal.aborted) throw new ExecError('NOT_STARTED', 'the executor is stopped')
+        if (crashed) throw new CovenantError('PEER_UNREACHABLE', `${peer} has crashed`)
+        if (stopper.signal.aborted) throw new CovenantError('NOT_STARTED', 'the executor is stopped')
         const { request, id } = verifyRequest(value, now())
         const reply = await run(request, id, options.signal)
         executed++
@@ -310,7 +313,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     },
     stop() {
       // Waiters and fault waits listen to this signal and reject themselves.
-      stopper.abort(new ExecError('NOT_STARTED', 'the executor stopped'))
+      stopper.abort(new CovenantError('NOT_STARTED', 'the executor stopped'))
     },
   }
 }

@@ -3,7 +3,7 @@
  * from distinct executors, sign the same output hash. Failing executors are replaced by the next
  * closest eligible ones; disagreeing receipts become conflict evidence.
  */
-import { CovenantError, type ErrorJSON, ExecError } from '../errors/index.ts'
+import { CovenantError, type ErrorJSON } from '../errors/index.ts'
 import { type Certificate, type Conflict, receiptToJSON } from './certificate.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
 import { type Output, outputHash } from './output.ts'
@@ -80,12 +80,15 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
   const now = init.now ?? Date.now
   const { request, id } = verifyRequest(init.request, now())
   if (init.id !== undefined && init.id !== id)
-    throw new ExecError('INVALID_REQUEST', `the id ${init.id} is not the request's CID ${id}`)
+    throw new CovenantError('INVALID_REQUEST', `the id ${init.id} is not the request's CID ${id}`)
   const { k, q } = request
   if ((init.k !== undefined && init.k !== k) || (init.q !== undefined && init.q !== q))
-    throw new ExecError('INVALID_REQUEST', `k and q are signed into the request as ${k} and ${q}`)
+    throw new CovenantError('INVALID_REQUEST', `k and q are signed into the request as ${k} and ${q}`)
   if (init.manifest.exports !== undefined && !init.manifest.exports.includes(request.export))
-    throw new ExecError('NO_SUCH_EXPORT', `the function does not export ${JSON.stringify(request.export)}`)
+    throw new CovenantError(
+      'NO_SUCH_EXPORT',
+      `the function does not export ${JSON.stringify(request.export)}`,
+    )
 
   const { ordered } = selectExecutors({
     requestId: id,
@@ -124,7 +127,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       for (const [, f] of inflight) {
         f.attempt.outcome = 'abandoned'
         f.attempt.ms = now() - f.started
-        f.controller.abort(new ExecError('PEER_TIMEOUT', 'the invocation ended'))
+        f.controller.abort(new CovenantError('PEER_TIMEOUT', 'the invocation ended'))
       }
       inflight.clear()
     }
@@ -135,7 +138,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const outputHashes: Record<string, number> = {}
       for (const [hash, g] of groups) outputHashes[hash] = g.receipts.length
       reject(
-        new ExecError(
+        new CovenantError(
           'NO_QUORUM',
           `${why}: ${receipts.length} valid receipts from ${tried.length} executors`,
           {
@@ -168,16 +171,16 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
 
     function accept(peer: string, reply: unknown): void {
       const parsed = ExecReplySchema.safeParse(reply)
-      if (!parsed.success) throw new ExecError('PROTOCOL_ERROR', `${peer} sent a malformed reply`)
+      if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a malformed reply`)
       const receipt = verifyReceipt(parsed.data.receipt)
       if (receipt.executor !== peer)
-        throw new ExecError('INVALID_SIGNATURE', `${peer} sent a receipt signed by another key`)
+        throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a receipt signed by another key`)
       if (receipt.request !== id)
-        throw new ExecError('PROTOCOL_ERROR', `${peer} sent a receipt for another request`)
+        throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a receipt for another request`)
       // A signed receipt is evidence whatever came with it, so it is kept before the output check.
       receipts.push(receipt)
       if (outputHash(parsed.data.output) !== receipt.outputHash)
-        throw new ExecError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
+        throw new CovenantError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
       const group = groups.get(receipt.outputHash) ?? { receipts: [], output: parsed.data.output }
       group.receipts.push(receipt)
       groups.set(receipt.outputHash, group)
@@ -193,7 +196,9 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       inflight.set(peer, { controller, attempt, started })
       const timer = setTimeout(
         () =>
-          controller.abort(new ExecError('PEER_TIMEOUT', `${peer} did not answer within ${timeoutMs} ms`)),
+          controller.abort(
+            new CovenantError('PEER_TIMEOUT', `${peer} did not answer within ${timeoutMs} ms`),
+          ),
         timeoutMs,
       )
       // `send` may ignore the signal; the race makes the timeout hold anyway.

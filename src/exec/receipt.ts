@@ -3,7 +3,7 @@
  * under covenant version V".
  */
 import { z } from 'zod'
-import { ExecError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import { cidString, KeyIdSchema, SafeUintSchema, Sha256HexSchema, SignatureSchema } from './fields.ts'
 
@@ -32,7 +32,8 @@ export interface ReceiptInit {
 
 export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
   const body = ReceiptBodySchema.safeParse({ v: 1, ...init, executor: keyId(key) })
-  if (!body.success) throw new ExecError('INVALID_INPUT', `invalid receipt: ${z.prettifyError(body.error)}`)
+  if (!body.success)
+    throw new CovenantError('INVALID_INPUT', `invalid receipt: ${z.prettifyError(body.error)}`)
   return { ...body.data, signature: signValue(key, body.data) }
 }
 
@@ -43,9 +44,9 @@ export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
 export function verifyReceipt(value: unknown): Receipt {
   const parsed = ReceiptSchema.safeParse(value)
   if (!parsed.success)
-    throw new ExecError('PROTOCOL_ERROR', `invalid receipt: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError('PROTOCOL_ERROR', `invalid receipt: ${z.prettifyError(parsed.error)}`)
   const { signature, ...body } = parsed.data
   if (!verifyValue(body.executor, body, signature))
-    throw new ExecError('INVALID_SIGNATURE', `the receipt is not signed by its executor ${body.executor}`)
+    throw new CovenantError('INVALID_SIGNATURE', `the receipt is not signed by its executor ${body.executor}`)
   return parsed.data
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import { type CID, cidForBytes, parseCid } from '../content/index.ts'
-import { ExecError } from '../errors/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import {
   cidString,
@@ -97,8 +97,8 @@ function randomNonce(): string {
   return out
 }
 
-function invalid(error: z.ZodError, what: string): ExecError {
-  return new ExecError('INVALID_REQUEST', `${what}: ${z.prettifyError(error)}`, {
+function invalid(error: z.ZodError, what: string): CovenantError {
+  return new CovenantError('INVALID_REQUEST', `${what}: ${z.prettifyError(error)}`, {
     details: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
   })
 }
@@ -117,20 +117,20 @@ export function checkRequest(value: unknown): { request: SignedRequest; id: stri
   if (!parsed.success) throw invalid(parsed.error, 'invalid request')
   const request = parsed.data
   if (request.q > request.k)
-    throw new ExecError('INVALID_REQUEST', `quorum q=${request.q} is larger than replicas k=${request.k}`)
+    throw new CovenantError('INVALID_REQUEST', `quorum q=${request.q} is larger than replicas k=${request.k}`)
   if (request.deadline <= request.timestamp)
-    throw new ExecError('INVALID_REQUEST', 'the deadline is not after the timestamp')
+    throw new CovenantError('INVALID_REQUEST', 'the deadline is not after the timestamp')
   let bytes: Uint8Array
   try {
     bytes = canonicalBytes(request)
   } catch (err) {
-    throw new ExecError('INVALID_REQUEST', 'the request cannot be encoded as DAG-CBOR', { cause: err })
+    throw new CovenantError('INVALID_REQUEST', 'the request cannot be encoded as DAG-CBOR', { cause: err })
   }
   const argsBytes = canonicalBytes(request.args).length
   if (argsBytes > MAX_JSON_BYTES)
-    throw new ExecError('INVALID_REQUEST', `args are ${argsBytes} bytes, more than ${MAX_JSON_BYTES}`)
+    throw new CovenantError('INVALID_REQUEST', `args are ${argsBytes} bytes, more than ${MAX_JSON_BYTES}`)
   if (!verifyValue(request.caller, unsigned(request), request.signature))
-    throw new ExecError('INVALID_SIGNATURE', `the request is not signed by its caller ${request.caller}`)
+    throw new CovenantError('INVALID_SIGNATURE', `the request is not signed by its caller ${request.caller}`)
   return { request, id: cidForBytes(bytes, 'dag-cbor').toString() }
 }
 
@@ -146,11 +146,14 @@ export function verifyRequest(
   const checked = checkRequest(value)
   const { request } = checked
   if (request.deadline <= now)
-    throw new ExecError('DEADLINE_EXCEEDED', `the request deadline passed ${now - request.deadline} ms ago`)
+    throw new CovenantError(
+      'DEADLINE_EXCEEDED',
+      `the request deadline passed ${now - request.deadline} ms ago`,
+    )
   if (request.deadline > now + MAX_DEADLINE_AHEAD_MS)
-    throw new ExecError('INVALID_REQUEST', `the deadline is more than ${MAX_DEADLINE_AHEAD_MS} ms ahead`)
+    throw new CovenantError('INVALID_REQUEST', `the deadline is more than ${MAX_DEADLINE_AHEAD_MS} ms ahead`)
   if (request.timestamp > now + MAX_CLOCK_SKEW_MS)
-    throw new ExecError('INVALID_REQUEST', 'the request timestamp is in the future')
+    throw new CovenantError('INVALID_REQUEST', 'the request timestamp is in the future')
   return checked
 }
 
