@@ -4,43 +4,13 @@
  */
 import { z } from 'zod'
 import { parseCid, SignatureSchema } from '../content/index.ts'
+import { isJsonValue, type JsonValue } from '../encoding/index.ts'
 import { isKeyId } from '../keys/index.ts'
 
-export { SignatureSchema }
+export { isJsonValue, type JsonValue, SignatureSchema }
 
 /** Arguments and outputs are capped at 1 MiB each (DAG-CBOR bytes). */
 export const MAX_JSON_BYTES = 1024 * 1024
-
-// Deep enough for any sane argument, shallow enough that no recursive walker (ours, zod's, the
-// DAG-CBOR codec's) can blow the host stack on crafted input.
-const MAX_JSON_DEPTH = 256
-
-/**
- * True if `value` is a plain JSON value: null, boolean, finite number, string, array or plain
- * object of those. Iterative, so a deeply nested input cannot overflow the stack.
- */
-export function isJsonValue(value: unknown): boolean {
-  const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: 0 }]
-  while (stack.length > 0) {
-    const { v, depth } = stack.pop()!
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return false
-      continue
-    }
-    if (typeof v !== 'object' || depth >= MAX_JSON_DEPTH) return false
-    if (Array.isArray(v)) {
-      for (const item of v) stack.push({ v: item, depth: depth + 1 })
-      continue
-    }
-    const proto = Object.getPrototypeOf(v)
-    if (proto !== Object.prototype && proto !== null) return false
-    for (const item of Object.values(v)) stack.push({ v: item, depth: depth + 1 })
-  }
-  return true
-}
-
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
 export const JsonValueSchema = z.custom<JsonValue>(isJsonValue, {
   message: 'expected a JSON value (no undefined, NaN, Infinity, bytes or class instances)',
@@ -78,10 +48,3 @@ export const ExportNameSchema = z
 
 /** Whole milliseconds or counts that DAG-CBOR and JSON both carry exactly. */
 export const SafeUintSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
-
-const hex = '0123456789abcdef'
-export function toHex(bytes: Uint8Array): string {
-  let out = ''
-  for (const b of bytes) out += hex[b >> 4] + hex[b & 15]
-  return out
-}

@@ -8,8 +8,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
+import { toHex } from '../encoding/index.ts'
 import { canonicalBytes } from '../keys/index.ts'
-import { JsonValueSchema, toHex } from './fields.ts'
+import { JsonValueSchema } from './fields.ts'
 
 /** Logs are bounded on the wire by count and by line; the sandbox bounds their total. */
 export const MAX_LOG_LINES = 10_000

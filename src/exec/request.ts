@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { type CID, cidForBytes, parseCid } from '../content/index.ts'
+import { toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import {
@@ -91,10 +92,7 @@ export function requestIdBytes(id: string): Uint8Array {
 }
 
 function randomNonce(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16))
-  let out = ''
-  for (const b of bytes) out += b.toString(16).padStart(2, '0')
-  return out
+  return toHex(crypto.getRandomValues(new Uint8Array(16)))
 }
 
 function invalid(error: z.ZodError, what: string): CovenantError {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { z } from 'zod'
+import { isJsonValue } from '../encoding/index.ts'
 import { CovenantError, ERROR_CODES, type ErrorCode } from '../errors/index.ts'
 import { BundleCache } from './bundle-cache.ts'
 import type { EngineCall, EngineResult } from './engine.ts'
@@ -111,20 +112,6 @@ const failure = (code: ErrorCode, detail?: string): SandboxResult => ({
   fuel: 0,
   logs: [],
 })
-
-function isJsonValue(v: unknown): boolean {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true
-  if (typeof v === 'number') return Number.isFinite(v)
-  if (typeof v !== 'object') return false
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) if (!(i in v) || !isJsonValue(v[i])) return false
-    return true
-  }
-  const proto = Object.getPrototypeOf(v)
-  if (proto !== Object.prototype && proto !== null) return false
-  for (const k of Object.keys(v)) if (!isJsonValue((v as Record<string, unknown>)[k])) return false
-  return true
-}
 
 function seedWords(seed: string): [number, number, number, number] {
   const d = createHash('sha256').update(seed).digest()
