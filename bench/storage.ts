@@ -11,7 +11,7 @@ import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from '../src/client/index.ts'
-import { startDevnet } from '../src/node/index.ts'
+import { startDevnet } from '../src/devnet/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
 import { printTable, writeResults } from './report.ts'
 

@@ -1,26 +1,38 @@
-/** The HTTP client of one node. Uses only global fetch, so it runs in a browser too. */
-import { toString as bytesToString } from 'uint8arrays/to-string'
-import { z } from 'zod'
+/**
+ * The HTTP client of one node. Uses only global fetch, so it runs in a browser too. Every request
+ * is built from its route's spec in `src/api` and every reply is parsed with the route's schema:
+ * a node that answers something else gets a PROTOCOL_ERROR, never a value taken on trust.
+ */
+import type { z } from 'zod'
 import {
-  type CID,
-  cidForBytes,
-  createManifest,
-  type ManifestJSON,
-  parseCid,
-  TagsSchema,
-  verifyBlock,
-} from '../content/index.ts'
-import { type SignedCovenant, type SignedCovenantJSON, signedCovenantFromJSON } from '../covenant/index.ts'
-import { CovenantError, isErrorCode } from '../errors/index.ts'
+  blockHoldersRoute,
+  type DeployReply,
+  deployRoute,
+  ErrorBodySchema,
+  type FunctionInfo,
+  getBlockRoute,
+  getFunctionRoute,
+  InvokeReplySchema,
+  invokeRoute,
+  type NodeInfo,
+  nodeRoute,
+  type PeerInfo,
+  type PutBlockReply,
+  peersRoute,
+  putBlockRoute,
+  type RouteSpec,
+  routePath,
+} from '../api/index.ts'
+import { type CID, cidForBytes, createManifest, parseCid, TagsSchema, verifyBlock } from '../content/index.ts'
+import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
+import { toBase64 } from '../encoding/index.ts'
+import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
-  type Attempt,
-  type CertificateJSON,
   type Conflict,
   certificateFromJSON,
   conflictFromJSON,
   createRequest,
   type InvokeResult,
-  OutputSchema,
   requestToJSON,
   verifyCertificate,
   verifyConflict,
@@ -28,48 +40,13 @@ import {
 import type { PrivateKey } from '../keys/index.ts'
 import { listExports, loadCallerKey } from './node-helpers.ts'
 
-const errorBodySchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-})
+export type { FunctionInfo, NodeInfo, PeerInfo }
 
-export interface NodeInfo {
-  peerId: string
-  multiaddrs: string[]
-  covenant: SignedCovenantJSON
-  replicas: number
-}
+/** What `putBlock` resolves with. */
+export type PutBlockResult = PutBlockReply
 
-export interface PeerInfo {
-  id: string
-  addrs: string[]
-  alive: boolean
-  lastSeen: number
-  self: boolean
-  covenant: SignedCovenantJSON | null
-  /** conflict evidence this node holds against the peer */
-  conflicts: number
-}
-
-export interface PutBlockResult {
-  cid: string
-  holders: string[]
-  wanted: number
-}
-
-export interface DeployResult {
-  /** the manifest CID: the function's name */
-  cid: string
-  codeCid: string
-  holders: string[]
-  codeHolders: string[]
-  wanted: number
+export interface DeployResult extends DeployReply {
   exports: string[]
-}
-
-export interface FunctionInfo {
-  cid: string
-  manifest: ManifestJSON
-  holders: string[]
 }
 
 export interface DeployOptions {
@@ -105,15 +82,20 @@ export interface InvokeOptions {
  */
 export type { InvokeResult }
 
-const invokeReplySchema = z.object({
-  output: z.unknown(),
-  certificate: z.unknown(),
-  conflicts: z.array(z.unknown()).max(256).default([]),
-  tried: z.array(z.unknown()).max(1024).default([]),
-})
-
 /** Room past the request's deadline for the gateway's answer to arrive. */
 const INVOKE_REPLY_MARGIN_MS = 5_000
+
+/** A route whose reply is JSON, read with its schema. */
+type JsonRoute = RouteSpec & { reply: z.ZodType }
+
+interface CallInit {
+  params?: Record<string, string>
+  /** the query string, without `?` */
+  query?: string
+  body?: BodyInit
+  type?: string
+  timeoutMs?: number
+}
 
 export class CovenantClient {
   /** base URL of the node, without a trailing slash */
@@ -125,20 +107,15 @@ export class CovenantClient {
     this.timeoutMs = options.timeoutMs ?? 60_000
   }
 
-  private async call(
-    method: string,
-    path: string,
-    body?: BodyInit,
-    type?: string,
-    timeoutMs = this.timeoutMs,
-  ): Promise<Response> {
+  private async call(spec: RouteSpec, init: CallInit = {}): Promise<Response> {
+    const path = routePath(spec, init.params) + (init.query ? `?${init.query}` : '')
     let res: Response
     try {
       res = await fetch(`${this.url}${path}`, {
-        method,
-        body,
-        headers: type === undefined ? undefined : { 'content-type': type },
-        signal: AbortSignal.timeout(timeoutMs),
+        method: spec.method,
+        body: init.body,
+        headers: init.type === undefined ? undefined : { 'content-type': init.type },
+        signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
       })
     } catch (err) {
       throw new CovenantError('NODE_UNREACHABLE', `${this.url} did not answer: ${(err as Error).message}`, {
@@ -146,13 +123,7 @@ export class CovenantClient {
       })
     }
     if (res.ok) return res
-    let json: unknown
-    try {
-      json = await res.json()
-    } catch {
-      json = undefined
-    }
-    const parsed = errorBodySchema.safeParse(json)
+    const parsed = ErrorBodySchema.safeParse(await readJson(res))
     if (parsed.success) throw CovenantError.fromJSON(parsed.data.error)
     throw new CovenantError(
       'PROTOCOL_ERROR',
@@ -160,20 +131,27 @@ export class CovenantClient {
     )
   }
 
-  private async json<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
-    const res = await this.call(
-      method,
-      path,
-      body === undefined ? undefined : JSON.stringify(body),
-      body === undefined ? undefined : 'application/json',
-      timeoutMs,
+  /** Calls a JSON route and parses its reply with the route's schema (PROTOCOL_ERROR if it does not fit). */
+  private async json<S extends JsonRoute>(
+    spec: S,
+    init: Omit<CallInit, 'body' | 'type'> & { body?: unknown } = {},
+  ): Promise<z.output<S['reply']>> {
+    const res = await this.call(spec, {
+      ...init,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      type: init.body === undefined ? undefined : 'application/json',
+    })
+    return parseOrThrow<S['reply']>(
+      spec.reply,
+      await readJson(res),
+      'PROTOCOL_ERROR',
+      `${this.url} sent a malformed reply`,
     )
-    return (await res.json()) as T
   }
 
   /** The node's id, addresses and signed covenant (its signature is checked here). */
   async node(): Promise<NodeInfo & { signedCovenant: SignedCovenant }> {
-    const info = await this.json<NodeInfo>('GET', '/v1/node')
+    const info = await this.json(nodeRoute)
     const signedCovenant = signedCovenantFromJSON(info.covenant)
     if (signedCovenant.peer !== info.peerId)
       throw new CovenantError('INVALID_SIGNATURE', 'the node presents a covenant signed by another key')
@@ -182,19 +160,22 @@ export class CovenantClient {
 
   /** The node's peer table, itself first. Covenants can be checked with signedCovenantFromJSON. */
   async peers(): Promise<PeerInfo[]> {
-    return (await this.json<{ peers: PeerInfo[] }>('GET', '/v1/peers')).peers
+    return (await this.json(peersRoute)).peers
   }
 
   async putBlock(bytes: Uint8Array, options: { tags?: string[] } = {}): Promise<PutBlockResult> {
     const tags = TagsSchema.parse(options.tags ?? [])
-    const query = tags.length > 0 ? `?tags=${encodeURIComponent(tags.join(','))}` : ''
-    const res = await this.call(
-      'PUT',
-      `/v1/blocks${query}`,
-      bytes as Uint8Array<ArrayBuffer>,
-      'application/octet-stream',
+    const res = await this.call(putBlockRoute, {
+      query: tags.length > 0 ? `tags=${encodeURIComponent(tags.join(','))}` : undefined,
+      body: bytes as Uint8Array<ArrayBuffer>,
+      type: 'application/octet-stream',
+    })
+    const result = parseOrThrow(
+      putBlockRoute.reply,
+      await readJson(res),
+      'PROTOCOL_ERROR',
+      `${this.url} sent a malformed reply`,
     )
-    const result = (await res.json()) as PutBlockResult
     if (result.cid !== cidForBytes(bytes).toString())
       throw new CovenantError('HASH_MISMATCH', `the node named the block ${result.cid}`)
     return result
@@ -203,7 +184,7 @@ export class CovenantClient {
   /** Fetches a block and checks it against its CID here, whatever the node did. */
   async getBlock(cid: string | CID): Promise<Uint8Array> {
     const parsed = typeof cid === 'string' ? parseCid(cid) : cid
-    const res = await this.call('GET', `/v1/blocks/${parsed.toString()}`)
+    const res = await this.call(getBlockRoute, { params: { cid: parsed.toString() } })
     const bytes = new Uint8Array(await res.arrayBuffer())
     if (!verifyBlock(parsed, bytes))
       throw new CovenantError('HASH_MISMATCH', `the node sent bytes that do not hash to ${parsed}`)
@@ -213,7 +194,7 @@ export class CovenantClient {
   /** The peers that hold a block, closest first. */
   async holders(cid: string | CID): Promise<string[]> {
     const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()
-    return (await this.json<{ holders: string[] }>('GET', `/v1/blocks/${text}/holders`)).holders
+    return (await this.json(blockHoldersRoute, { params: { cid: text } })).holders
   }
 
   /** Signs a manifest for a bundled ES module with the caller's key and deploys both. */
@@ -228,10 +209,7 @@ export class CovenantClient {
       tags: options.tags,
       name: options.name,
     })
-    const result = await this.json<Omit<DeployResult, 'exports'>>('POST', '/v1/functions', {
-      code: source,
-      manifest: bytesToString(bytes, 'base64pad'),
-    })
+    const result = await this.json(deployRoute, { body: { code: source, manifest: toBase64(bytes) } })
     return { ...result, exports }
   }
 
@@ -262,20 +240,29 @@ export class CovenantClient {
       nonce: options.nonce,
     })
     const waitMs = Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS)
-    const body = await this.json<unknown>('POST', '/v1/invoke', { request: requestToJSON(request) }, waitMs)
-    const reply = invokeReplySchema.safeParse(body)
-    if (!reply.success) throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
-    const certificate = certificateFromJSON(reply.data.certificate)
+    const res = await this.call(invokeRoute, {
+      body: JSON.stringify({ request: requestToJSON(request) }),
+      type: 'application/json',
+      timeoutMs: waitMs,
+    })
+    const parsed = InvokeReplySchema.safeParse(await readJson(res))
+    if (!parsed.success) {
+      // A certificate or output that does not even parse is one that does not verify.
+      const field = parsed.error.issues[0]?.path[0]
+      if (field === 'certificate' || field === 'output')
+        throw new CovenantError('INVALID_CERTIFICATE', `the gateway sent a malformed ${field}`)
+      throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
+    }
+    const reply = parsed.data
+    const certificate = certificateFromJSON(reply.certificate)
     if (certificate.id !== id)
       throw new CovenantError(
         'INVALID_CERTIFICATE',
         `the certificate is for ${certificate.id}, not the request ${id}`,
       )
-    const output = OutputSchema.safeParse(reply.data.output)
-    if (!output.success) throw new CovenantError('INVALID_CERTIFICATE', 'the gateway sent a malformed output')
-    verifyCertificate(certificate, { output: output.data })
+    verifyCertificate(certificate, { output: reply.output })
     const conflicts: Conflict[] = []
-    for (const c of reply.data.conflicts) {
+    for (const c of reply.conflicts) {
       try {
         const conflict = conflictFromJSON(c)
         if (conflict.request === id) conflicts.push(verifyConflict(conflict).conflict)
@@ -283,24 +270,26 @@ export class CovenantClient {
         // evidence that does not verify is the gateway's noise, not a fact about an executor
       }
     }
-    const error = output.data.error
+    const error = reply.output.error
     if (error !== null) {
-      const certificateJSON: CertificateJSON = (reply.data as { certificate: CertificateJSON }).certificate
       throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
-        details: { certificate: certificateJSON, logs: output.data.logs, agreed: true },
+        details: { certificate: reply.certificate, logs: reply.output.logs, agreed: true },
       })
     }
-    return {
-      value: output.data.value,
-      output: output.data,
-      certificate,
-      conflicts,
-      tried: reply.data.tried as Attempt[],
-    }
+    return { value: reply.output.value, output: reply.output, certificate, conflicts, tried: reply.tried }
   }
 
   async getFunction(cid: string | CID): Promise<FunctionInfo> {
     const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()
-    return this.json<FunctionInfo>('GET', `/v1/functions/${text}`)
+    return this.json(getFunctionRoute, { params: { cid: text } })
+  }
+}
+
+/** The body as JSON, or undefined when it is not JSON. */
+async function readJson(res: Response): Promise<unknown> {
+  try {
+    return await res.json()
+  } catch {
+    return undefined
   }
 }

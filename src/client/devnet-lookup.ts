@@ -1,20 +1,18 @@
 /** Finds the first node of a local devnet: `.covenant/devnet/devnet.json` from the cwd up to the repo root. */
-import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
-
-// The part of devnet.json (written by `covenant devnet`) a client needs; read as a file format,
-// not through the node's code.
-const devnetJsonSchema = z.object({ nodes: z.array(z.object({ http: z.url() })).min(1) })
 
 export async function findDevnetNode(devnetDir?: string): Promise<string> {
   const { readFile, stat } = await import('node:fs/promises')
   const { dirname, join, resolve } = await import('node:path')
+  // The devnet owns the file's schema; imported here, only when a devnet is looked for, because
+  // the devnet part loads the node's code.
+  const { DEVNET_DEFAULTS, DEVNET_FILE, devnetFileSchema } = await import('../devnet/index.ts')
   const candidates: string[] = []
-  if (devnetDir !== undefined) candidates.push(join(resolve(devnetDir), 'devnet.json'))
+  if (devnetDir !== undefined) candidates.push(join(resolve(devnetDir), DEVNET_FILE))
   else {
     let dir = process.cwd()
     while (true) {
-      candidates.push(join(dir, '.covenant', 'devnet', 'devnet.json'))
+      candidates.push(join(dir, DEVNET_DEFAULTS.dir, DEVNET_FILE))
       const isRepoRoot = await stat(join(dir, '.git')).then(
         () => true,
         () => false,
@@ -37,7 +35,7 @@ export async function findDevnetNode(devnetDir?: string): Promise<string> {
     } catch {
       continue
     }
-    const parsed = devnetJsonSchema.safeParse(json)
+    const parsed = devnetFileSchema.safeParse(json)
     if (parsed.success) return parsed.data.nodes[0].http
   }
   throw new CovenantError('NODE_UNREACHABLE', 'no node given (--node URL) and no running devnet found')

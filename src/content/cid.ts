@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 
 /** Multicodec of code and data blocks. */
@@ -78,4 +79,24 @@ export function verifyBlock(cid: CID, bytes: Uint8Array): boolean {
 export function assertBlock(cid: CID, bytes: Uint8Array): void {
   if (!isSupportedCid(cid)) throw new CovenantError('INVALID_CID', `unsupported CID ${cid}`)
   if (!verifyBlock(cid, bytes)) throw new CovenantError('HASH_MISMATCH', `the bytes do not hash to ${cid}`)
+}
+
+/** A CID in a message: a CIDv1 sha2-256 string in its canonical base32; `codec` narrows it. */
+export function cidString(codec?: BlockCodec) {
+  const code = codec === 'raw' ? RAW_CODEC : codec === 'dag-cbor' ? DAG_CBOR_CODEC : undefined
+  return z
+    .string()
+    .max(MAX_CID_TEXT)
+    .refine(
+      (s) => {
+        try {
+          const cid = parseCid(s)
+          // Only the canonical (base32) spelling, so one thing has one id string.
+          return (code === undefined || cid.code === code) && cid.toString() === s
+        } catch {
+          return false
+        }
+      },
+      { message: `expected a CIDv1 sha2-256${codec === undefined ? '' : ` ${codec}`} string in base32` },
+    )
 }

@@ -27,6 +27,7 @@ export {
   asSupportedCid,
   assertBlock,
   cidForBytes,
+  cidString,
   DAG_CBOR_CODEC,
   isSupportedCid,
   MAX_BLOCK_BYTES,
@@ -40,10 +41,11 @@ export {
   CidSchema,
   createManifest,
   decodeManifest,
+  ExportNameSchema,
   MAX_EXPORTS,
   MAX_MANIFEST_BYTES,
+  ManifestJSONSchema,
   ManifestSchema,
   manifestToJSON,
-  SignatureSchema,
 } from './manifest.ts'
 export { MAX_TAGS, normalizeTags, TagSchema, TagsSchema } from './tags.ts'

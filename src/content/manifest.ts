@@ -1,10 +1,18 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
+import { bytesFieldsToJSON } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
-import { asSupportedCid, cidForBytes, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
+import {
+  KeyIdSchema,
+  keyId,
+  type PrivateKey,
+  SignatureJSONSchema,
+  SignatureSchema,
+  signValue,
+  verifyValue,
+} from '../keys/index.ts'
+import { asSupportedCid, cidForBytes, cidString, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
 import { normalizeTags, TagsSchema } from './tags.ts'
 
 /** The most exports one manifest may list. */
@@ -17,17 +25,11 @@ export const CidSchema = z.custom<CID>((v) => asSupportedCid(v) !== undefined, {
   message: 'expected a CIDv1 sha2-256 link',
 })
 
-const ExportNameSchema = z
+/** The name of a function's export: a JavaScript identifier. */
+export const ExportNameSchema = z
   .string()
   .max(128)
   .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'an export name is a JavaScript identifier')
-
-/** An Ed25519 signature: 64 bytes. */
-export const SignatureSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 64, {
-  message: 'expected a 64-byte Ed25519 signature',
-})
-
-const PublisherSchema = z.string().refine(isKeyId, 'expected an Ed25519 key id')
 
 const ManifestBodyShape = {
   v: z.literal(1),
@@ -38,7 +40,7 @@ const ManifestBodyShape = {
     .max(MAX_EXPORTS)
     .refine((e) => new Set(e).size === e.length, 'exports must be unique'),
   tags: TagsSchema,
-  publisher: PublisherSchema,
+  publisher: KeyIdSchema,
   name: z.string().min(1).max(128).optional(),
   size: z.number().int().min(0).max(MAX_BLOCK_BYTES),
   createdAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -52,18 +54,12 @@ export const ManifestSchema = z.strictObject({
 
 export type Manifest = z.infer<typeof ManifestSchema>
 
-/** A manifest as the HTTP API shows it: CIDs as strings, the signature in base64. */
-export interface ManifestJSON {
-  v: 1
-  code: string
-  exports: string[]
-  tags: string[]
-  publisher: string
-  name?: string
-  size: number
-  createdAt: number
-  signature: string
-}
+/** A manifest as the HTTP API shows it: the code CID as a string, the signature in base64. */
+export const ManifestJSONSchema = ManifestSchema.extend({
+  code: cidString('raw'),
+  signature: SignatureJSONSchema,
+})
+export type ManifestJSON = z.infer<typeof ManifestJSONSchema>
 
 export interface ManifestInit {
   code: CID
@@ -124,16 +120,5 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
 }
 
 export function manifestToJSON(m: Manifest): ManifestJSON {
-  const json: ManifestJSON = {
-    v: m.v,
-    code: m.code.toString(),
-    exports: [...m.exports],
-    tags: [...m.tags],
-    publisher: m.publisher,
-    size: m.size,
-    createdAt: m.createdAt,
-    signature: bytesToString(m.signature, 'base64pad'),
-  }
-  if (m.name !== undefined) json.name = m.name
-  return json
+  return bytesFieldsToJSON({ ...m, code: m.code.toString() })
 }

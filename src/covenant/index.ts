@@ -35,6 +35,7 @@ export {
   encodeSignedCovenant,
   MAX_SIGNED_COVENANT_BYTES,
   nextCovenantVersion,
+  SignedCovenantJSONSchema,
   SignedCovenantSchema,
   signCovenant,
   signedCovenantFromJSON,

@@ -1,10 +1,17 @@
 import * as dagCbor from '@ipld/dag-cbor'
-import { fromString as bytesFromString } from 'uint8arrays/from-string'
-import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
-import { SignatureSchema } from '../content/index.ts'
+import { bytesFieldsFromJSON, bytesFieldsToJSON } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { canonicalBytes, isKeyId, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
+import {
+  canonicalBytes,
+  KeyIdSchema,
+  keyId,
+  type PrivateKey,
+  SignatureJSONSchema,
+  SignatureSchema,
+  signValue,
+  verifyValue,
+} from '../keys/index.ts'
 import { type CovenantConfig, type CovenantConfigInput, CovenantConfigSchema } from './covenant-config.ts'
 
 /** Signed covenants are small; anything larger is refused before decoding. */
@@ -12,7 +19,7 @@ export const MAX_SIGNED_COVENANT_BYTES = 256 * 1024
 
 /** A node's covenant as it publishes it: its config, signed by the node's key. */
 export const SignedCovenantSchema = z.strictObject({
-  peer: z.string().refine(isKeyId, 'expected an Ed25519 key id'),
+  peer: KeyIdSchema,
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   issuedAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   config: CovenantConfigSchema,
@@ -22,13 +29,8 @@ export const SignedCovenantSchema = z.strictObject({
 export type SignedCovenant = z.output<typeof SignedCovenantSchema>
 
 /** A signed covenant as the HTTP API shows it: the signature in base64. */
-export interface SignedCovenantJSON {
-  peer: string
-  version: number
-  issuedAt: number
-  config: CovenantConfig
-  signature: string
-}
+export const SignedCovenantJSONSchema = SignedCovenantSchema.extend({ signature: SignatureJSONSchema })
+export type SignedCovenantJSON = z.output<typeof SignedCovenantJSONSchema>
 
 // The signed payload is the normalized config (defaults applied, sizes as numbers), which has no
 // optional fields, so DAG-CBOR never meets an undefined.
@@ -89,20 +91,12 @@ export function decodeSignedCovenant(bytes: Uint8Array): SignedCovenant {
 }
 
 export function signedCovenantToJSON(sc: SignedCovenant): SignedCovenantJSON {
-  return { ...payload(sc), signature: bytesToString(sc.signature, 'base64pad') }
+  return bytesFieldsToJSON({ ...payload(sc), signature: sc.signature })
 }
 
-/** The inverse of {@link signedCovenantToJSON}, verifying the result. */
+/** The inverse of {@link signedCovenantToJSON}, verifying the result (PROTOCOL_ERROR, INVALID_SIGNATURE). */
 export function signedCovenantFromJSON(json: unknown): SignedCovenant {
-  const j = z.looseObject({ signature: z.string().max(200) }).safeParse(json)
-  if (!j.success) throw new CovenantError('PROTOCOL_ERROR', 'invalid signed covenant JSON')
-  let signature: Uint8Array
-  try {
-    signature = bytesFromString(j.data.signature, 'base64pad')
-  } catch (err) {
-    throw new CovenantError('PROTOCOL_ERROR', 'the signature is not base64', { cause: err })
-  }
-  return verifySignedCovenant({ ...j.data, signature })
+  return verifySignedCovenant(bytesFieldsFromJSON(json, ['signature']))
 }
 
 /**

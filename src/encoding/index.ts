@@ -8,6 +8,7 @@
  * isJsonValue({ a: NaN })                            // false
  * toHex(new Uint8Array([1, 255]))                    // '01ff'
  * bytesFieldsToJSON({ peer: 'p', signature: sig })   // { peer: 'p', signature: 'base64…' }
+ * bytesFieldsFromJSON(json, ['signature'])           // { peer: 'p', signature: Uint8Array }
  * ```
  */
 import { fromString as bytesFromString } from 'uint8arrays/from-string'
@@ -71,36 +72,76 @@ export function fromBase64(text: string): Uint8Array | undefined {
   }
 }
 
-/**
- * The JSON form of a value that holds bytes (signatures, mostly): every `Uint8Array`, at any depth,
- * becomes padded base64. The inverse is {@link bytesFieldsFromJSON} with the names of the byte fields.
- */
-export function bytesFieldsToJSON(value: unknown): unknown {
-  if (value instanceof Uint8Array) return toBase64(value)
-  if (Array.isArray(value)) return value.map(bytesFieldsToJSON)
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = bytesFieldsToJSON(v)
-    return out
-  }
-  return value
+/** The JSON form of `T`: every `Uint8Array` in it, at any depth, is a padded base64 string. */
+export type JsonForm<T> = T extends JsonValue
+  ? T
+  : T extends Uint8Array
+    ? string
+    : T extends ReadonlyArray<infer U>
+      ? JsonForm<U>[]
+      : T extends object
+        ? { [K in keyof T]: JsonForm<T[K]> }
+        : T
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
 }
 
 /**
- * Reads the JSON form back: every string found under a key named in `fields` (at any depth) that
- * is base64 becomes bytes; anything else is left for the caller's schema to refuse. Bounded by
- * {@link MAX_JSON_DEPTH}.
+ * The JSON form of a value that holds bytes (signatures, mostly): every `Uint8Array`, at any depth,
+ * becomes padded base64. The inverse is {@link bytesFieldsFromJSON} with the paths of the byte
+ * fields.
  */
-export function bytesFieldsFromJSON(value: unknown, fields: readonly string[], depth = 0): unknown {
-  if (depth > MAX_JSON_DEPTH) return value
-  if (Array.isArray(value)) return value.map((v) => bytesFieldsFromJSON(v, fields, depth + 1))
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+export function bytesFieldsToJSON<T>(value: T): JsonForm<T> {
+  if (value instanceof Uint8Array) return toBase64(value) as JsonForm<T>
+  if (Array.isArray(value)) return value.map(bytesFieldsToJSON) as JsonForm<T>
+  if (isPlainObject(value)) {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) {
-      if (fields.includes(k) && typeof v === 'string' && v.length <= 4096) out[k] = fromBase64(v) ?? v
-      else out[k] = bytesFieldsFromJSON(v, fields, depth + 1)
-    }
-    return out
+    for (const [k, v] of Object.entries(value)) out[k] = bytesFieldsToJSON(v)
+    return out as JsonForm<T>
   }
-  return value
+  return value as JsonForm<T>
+}
+
+// A base64 field longer than this is no signature or key of ours: left for the schema to refuse.
+const MAX_BASE64_FIELD = 4096
+
+interface PathStep {
+  key: string
+  /** the field is an array and the rest of the path applies to each element */
+  each: boolean
+}
+
+function decodeAt(value: unknown, steps: readonly PathStep[]): unknown {
+  if (!isPlainObject(value) || !Object.hasOwn(value, steps[0].key)) return value
+  const [{ key, each }, ...rest] = steps
+  const at = (v: unknown): unknown => {
+    if (rest.length > 0) return decodeAt(v, rest)
+    return typeof v === 'string' && v.length <= MAX_BASE64_FIELD ? (fromBase64(v) ?? v) : v
+  }
+  const field = value[key]
+  const decoded = each ? (Array.isArray(field) ? field.map(at) : field) : at(field)
+  return decoded === field ? value : { ...value, [key]: decoded }
+}
+
+/**
+ * Reads the JSON form back: the base64 string at each of `paths` becomes bytes. A path names keys
+ * from the top, dot-separated, with `[]` after a key whose value is an array of such objects:
+ * `'signature'`, `'request.signature'`, `'receipts[].signature'`. Only those places are read, so a
+ * base64-looking string anywhere else (in a function's arguments, say) stays a string; a missing
+ * field, a non-object or a string that is not base64 is left as it is for the caller's schema to
+ * refuse. Never throws, never changes `value`.
+ */
+export function bytesFieldsFromJSON(value: unknown, paths: readonly string[]): unknown {
+  let out = value
+  for (const path of paths) {
+    const steps = path.split('.').map((part) => {
+      const each = part.endsWith('[]')
+      return { key: each ? part.slice(0, -2) : part, each }
+    })
+    out = decodeAt(out, steps)
+  }
+  return out
 }

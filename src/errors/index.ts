@@ -8,6 +8,7 @@
  * throw new CovenantError('COVENANT_REFUSED', 'this node refuses content tagged "nsfw"')
  * ```
  */
+import { z } from 'zod'
 
 interface CodeInfo {
   /** HTTP status the node's API answers with */
@@ -92,6 +93,17 @@ export interface ErrorJSON {
   details?: unknown
 }
 
+/**
+ * What is accepted as an {@link ErrorJSON} from elsewhere (an HTTP error body, a protocol error
+ * reply). The code is only bounded here: {@link CovenantError.fromJSON} turns a code it does not
+ * know into PROTOCOL_ERROR.
+ */
+export const ErrorJSONSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096),
+  details: z.unknown().optional(),
+})
+
 export class CovenantError extends Error {
   readonly code: ErrorCode
   readonly details?: unknown
@@ -117,12 +129,21 @@ export class CovenantError extends Error {
       : { code: this.code, message: this.message, details: this.details }
   }
 
-  /** Rebuilds an error received from elsewhere; an unknown code becomes PROTOCOL_ERROR. */
+  /**
+   * Rebuilds an error received from elsewhere. Never throws: anything that is not an error with a
+   * known code becomes PROTOCOL_ERROR, and a message is cut to 4096 characters.
+   */
   static fromJSON(value: unknown): CovenantError {
-    const v = (value ?? {}) as { code?: unknown; message?: unknown; details?: unknown }
+    const v = (typeof value === 'object' && value !== null ? value : {}) as {
+      code?: unknown
+      message?: unknown
+      details?: unknown
+    }
     const message = typeof v.message === 'string' ? v.message.slice(0, 4096) : undefined
-    if (!isErrorCode(v.code))
-      return new CovenantError('PROTOCOL_ERROR', `peer sent unknown error: ${message}`)
+    if (!isErrorCode(v.code)) {
+      const code = typeof v.code === 'string' ? ` ${JSON.stringify(v.code.slice(0, 64))}` : ''
+      return new CovenantError('PROTOCOL_ERROR', `peer sent an unknown error${code}: ${message ?? ''}`)
+    }
     return new CovenantError(v.code, message, { details: v.details })
   }
 
@@ -132,4 +153,23 @@ export class CovenantError extends Error {
     const message = err instanceof Error ? err.message : String(err)
     return new CovenantError(fallback, message, { cause: err })
   }
+}
+
+/**
+ * Parses `value` with `schema`, or throws a CovenantError with `code` whose message names the first
+ * problem as `what: field.path: what is wrong` (`(root)` when the value itself is wrong). Every
+ * boundary that refuses input this way (HTTP bodies and queries, protocol requests, HTTP replies
+ * in the client) words its refusals alike.
+ */
+export function parseOrThrow<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  code: ErrorCode,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  const path = issue?.path.map(String).join('.') || '(root)'
+  throw new CovenantError(code, `${what}: ${path}: ${issue?.message ?? 'invalid'}`)
 }

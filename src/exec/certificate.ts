@@ -2,15 +2,13 @@
  * Quorum certificates and conflict evidence, and their checks. Standalone: no clock, no network,
  * no `node:` imports of its own, so a browser can check what a node hands it.
  */
-import { fromString as bytesFromString } from 'uint8arrays/from-string'
-import { toString as bytesToString } from 'uint8arrays/to-string'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
 import { cidString, KeyIdSchema, Sha256HexSchema } from './fields.ts'
 import { type OutputLike, outputHash } from './output.ts'
 import { type Receipt, ReceiptSchema, verifyReceipt } from './receipt.ts'
-import { checkRequest, MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
+import { checkRequest, MAX_REPLICAS, SignedRequestSchema } from './request.ts'
 
 /** q receipts from distinct executors for one request, all with the same output hash. */
 export const CertificateSchema = z.strictObject({
@@ -172,103 +170,4 @@ export function verifyConflict(value: unknown, certificate?: unknown): { ok: tru
     if (cert.outputHash !== conflict.agreedOutputHash) refuseConflict('the certificate is for another output')
   }
   return { ok: true, conflict }
-}
-
-// JSON forms, for the HTTP API and browsers: the same values with every signature in base64.
-
-function base64ToBytes(text: unknown): unknown {
-  if (typeof text !== 'string' || text.length > 128) return text
-  try {
-    return bytesFromString(text, 'base64pad')
-  } catch {
-    return text
-  }
-}
-
-type WithSignature = { signature: unknown }
-function mapSignature<T extends WithSignature>(x: T, f: (s: unknown) => unknown): T {
-  return x !== null && typeof x === 'object' ? { ...x, signature: f(x.signature) } : x
-}
-
-type Jsonified<T> = T extends Uint8Array
-  ? string
-  : T extends Array<infer U>
-    ? Jsonified<U>[]
-    : T extends object
-      ? { [K in keyof T]: Jsonified<T[K]> }
-      : T
-export type CertificateJSON = Jsonified<Certificate>
-export type ConflictJSON = Jsonified<Conflict>
-
-const toB64 = (s: unknown) => (s instanceof Uint8Array ? bytesToString(s, 'base64pad') : s)
-
-export type ReceiptJSON = Jsonified<Receipt>
-export type SignedRequestJSON = Jsonified<SignedRequest>
-
-/** A signed request in its JSON form (signature in base64), as `POST /v1/invoke` carries it. */
-export function requestToJSON(request: SignedRequest): SignedRequestJSON {
-  return mapSignature(request, toB64) as unknown as SignedRequestJSON
-}
-
-/** Reads a signed request from its JSON form; shape only (INVALID_REQUEST), check it with verifyRequest. */
-export function requestFromJSON(json: unknown): SignedRequest {
-  const value =
-    json !== null && typeof json === 'object' ? mapSignature(json as WithSignature, base64ToBytes) : json
-  const parsed = SignedRequestSchema.safeParse(value)
-  if (!parsed.success)
-    throw new CovenantError('INVALID_REQUEST', `malformed request: ${z.prettifyError(parsed.error)}`)
-  return parsed.data
-}
-
-export function receiptToJSON(receipt: Receipt): ReceiptJSON {
-  return mapSignature(receipt, toB64) as unknown as ReceiptJSON
-}
-
-export function certificateToJSON(certificate: Certificate): CertificateJSON {
-  return {
-    ...certificate,
-    request: mapSignature(certificate.request, toB64),
-    receipts: certificate.receipts.map((r) => mapSignature(r, toB64)),
-  } as unknown as CertificateJSON
-}
-
-/** Reads a certificate from its JSON form; shape only, check it with {@link verifyCertificate}. */
-export function certificateFromJSON(json: unknown): Certificate {
-  const j = json as { request?: WithSignature; receipts?: WithSignature[] } | null
-  const value =
-    j !== null && typeof j === 'object'
-      ? {
-          ...j,
-          request: j.request === undefined ? undefined : mapSignature(j.request, base64ToBytes),
-          receipts: Array.isArray(j.receipts)
-            ? j.receipts.map((r) => mapSignature(r, base64ToBytes))
-            : j.receipts,
-        }
-      : j
-  const parsed = CertificateSchema.safeParse(value)
-  if (!parsed.success) refuse(`malformed certificate: ${z.prettifyError(parsed.error)}`)
-  return parsed.data
-}
-
-export function conflictToJSON(conflict: Conflict): ConflictJSON {
-  return {
-    ...conflict,
-    receipt: mapSignature(conflict.receipt, toB64),
-    agreed: conflict.agreed.map((r) => mapSignature(r, toB64)),
-  } as unknown as ConflictJSON
-}
-
-export function conflictFromJSON(json: unknown): Conflict {
-  const j = json as { receipt?: WithSignature; agreed?: WithSignature[] } | null
-  const value =
-    j !== null && typeof j === 'object'
-      ? {
-          ...j,
-          receipt: j.receipt === undefined ? undefined : mapSignature(j.receipt, base64ToBytes),
-          agreed: Array.isArray(j.agreed) ? j.agreed.map((r) => mapSignature(r, base64ToBytes)) : j.agreed,
-        }
-      : j
-  const parsed = ConflictSchema.safeParse(value)
-  if (!parsed.success) refuseConflict(`malformed conflict: ${z.prettifyError(parsed.error)}`)
-  return parsed.data
 }

@@ -1,3 +1,6 @@
+import { decodeManifest, type Manifest, parseCid, verifyBlock } from '../content/index.ts'
+import { CovenantError } from '../errors/index.ts'
+
 /**
  * A bounded least-recently-used cache of immutable things fetched by CID (decoded code, manifests).
  * Bounded by entries and by a size measure, so one node cannot be made to hold unbounded code.
@@ -69,4 +72,25 @@ export class LruCache<V> {
   stats(): CacheStats {
     return { entries: this.#entries.size, size: this.#size, hits: this.#hits, misses: this.#misses }
   }
+}
+
+/**
+ * Loads function manifests by CID, each fetched, checked against its CID and decoded once: a
+ * manifest is named by its hash, so a cached one is never stale. Concurrent loads share a fetch.
+ */
+export function createManifestCache(init: {
+  getBlock: (cid: string) => Promise<Uint8Array>
+  /** @default 1024 */
+  maxEntries?: number
+}): (fn: string) => Promise<Manifest> {
+  const maxEntries = init.maxEntries ?? 1024
+  const cache = new LruCache<Manifest>({ maxEntries, maxSize: maxEntries, sizeOf: () => 1 })
+  return (fn) =>
+    cache.get(fn, async () => {
+      const cid = parseCid(fn)
+      const bytes = await init.getBlock(fn)
+      if (!verifyBlock(cid, bytes))
+        throw new CovenantError('HASH_MISMATCH', `the block fetched for ${fn} does not hash to it`)
+      return decodeManifest(bytes)
+    })
 }

@@ -21,29 +21,13 @@
  */
 export type {
   Certificate,
-  CertificateJSON,
   Conflict,
-  ConflictJSON,
-  ReceiptJSON,
-  SignedRequestJSON,
   VerifiedCertificate,
   VerifyCertificateOptions,
 } from './certificate.ts'
-export {
-  CertificateSchema,
-  ConflictSchema,
-  certificateFromJSON,
-  certificateToJSON,
-  conflictFromJSON,
-  conflictToJSON,
-  receiptToJSON,
-  requestFromJSON,
-  requestToJSON,
-  verifyCertificate,
-  verifyConflict,
-} from './certificate.ts'
+export { CertificateSchema, ConflictSchema, verifyCertificate, verifyConflict } from './certificate.ts'
 export type { CacheStats } from './code-cache.ts'
-export { LruCache } from './code-cache.ts'
+export { createManifestCache } from './code-cache.ts'
 export type { ExecuteOptions, Executor, ExecutorInit, ExecutorStats, FaultKind } from './executor.ts'
 export { createExecutor, FAULT_KINDS, FORGED_VALUE } from './executor.ts'
 export type {
@@ -53,10 +37,24 @@ export type {
   SelectionLimits,
 } from './executor-selection.ts'
 export { selectExecutors } from './executor-selection.ts'
-export type { JsonValue } from './fields.ts'
-export { isJsonValue, MAX_JSON_BYTES } from './fields.ts'
+export { MAX_JSON_BYTES } from './fields.ts'
 export type { Attempt, AttemptOutcome, InvokeInit, InvokeResult, SendExec } from './invoke.ts'
 export { invoke } from './invoke.ts'
+export type { CertificateJSON, ConflictJSON, ReceiptJSON, SignedRequestJSON } from './json.ts'
+export {
+  AttemptSchema,
+  CertificateJSONSchema,
+  ConflictJSONSchema,
+  certificateFromJSON,
+  certificateToJSON,
+  conflictFromJSON,
+  conflictToJSON,
+  ReceiptJSONSchema,
+  receiptToJSON,
+  requestFromJSON,
+  requestToJSON,
+  SignedRequestJSONSchema,
+} from './json.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
 export { canonicalOutput, OutputSchema, outputHash } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'
@@ -82,16 +80,14 @@ export {
   SignedRequestSchema,
   verifyRequest,
 } from './request.ts'
-export type { ConflictMessage, ExecReply, ExecReplyMessage, ExecRequestMessage } from './wire.ts'
+export type { ConflictMessage, ExecReply, ExecRequestMessage } from './wire.ts'
 export {
   CONFLICT_PROTOCOL,
   ConflictMessageSchema,
   EXEC_PROTOCOL,
-  ExecReplyMessageSchema,
   ExecReplySchema,
   ExecRequestMessageSchema,
   MAX_CONFLICT_BYTES,
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
-  WireErrorSchema,
 } from './wire.ts'

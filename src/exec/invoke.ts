@@ -4,8 +4,9 @@
  * closest eligible ones; disagreeing receipts become conflict evidence.
  */
 import { CovenantError, type ErrorJSON } from '../errors/index.ts'
-import { type Certificate, type Conflict, receiptToJSON } from './certificate.ts'
+import type { Certificate, Conflict } from './certificate.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
+import { receiptToJSON } from './json.ts'
 import { type Output, outputHash } from './output.ts'
 import { type Receipt, verifyReceipt } from './receipt.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'

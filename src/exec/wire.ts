@@ -25,19 +25,12 @@ export const MAX_CONFLICT_BYTES = 64 * 1024
 export const ExecRequestMessageSchema = z.strictObject({ request: SignedRequestSchema })
 export type ExecRequestMessage = z.infer<typeof ExecRequestMessageSchema>
 
-/** An error as it crosses the wire; rebuild it with `CovenantError.fromJSON`. */
-export const WireErrorSchema = z.object({
-  code: z.string().max(64),
-  message: z.string().max(4096),
-  details: z.unknown().optional(),
-})
-
-/** What an executor answers: its signed receipt with the output, or why it would not. */
+/**
+ * What an executor answers: its signed receipt with the output. Why it would not answer travels as
+ * the protocol's error reply (see `net`), like every Covenant protocol's.
+ */
 export const ExecReplySchema = z.strictObject({ receipt: ReceiptSchema, output: OutputSchema })
 export type ExecReply = z.infer<typeof ExecReplySchema>
-
-export const ExecReplyMessageSchema = z.union([ExecReplySchema, z.strictObject({ error: WireErrorSchema })])
-export type ExecReplyMessage = z.infer<typeof ExecReplyMessageSchema>
 
 export const ConflictMessageSchema = z.strictObject({ conflict: ConflictSchema })
 export type ConflictMessage = z.infer<typeof ConflictMessageSchema>

@@ -17,6 +17,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { sign, verify } from './ed25519.ts'
 
@@ -116,3 +117,16 @@ export function isKeyId(id: string): boolean {
     return false
   }
 }
+
+/** A key id in a message: a well-formed Ed25519 peer id string. */
+export const KeyIdSchema = z.string().max(128).refine(isKeyId, 'expected an Ed25519 key id')
+
+/** An Ed25519 signature: 64 bytes. */
+export const SignatureSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 64, {
+  message: 'expected a 64-byte Ed25519 signature',
+})
+
+/** An Ed25519 signature in a JSON form: 64 bytes in padded base64 (88 characters). */
+export const SignatureJSONSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a 64-byte Ed25519 signature in base64')

@@ -8,7 +8,7 @@ import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { z } from 'zod'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, parseOrThrow } from '../errors/index.ts'
 import {
   DEFAULT_INBOUND_TIMEOUT_MS,
   DEFAULT_MAX_CONCURRENT,
@@ -99,15 +99,8 @@ export function rpcStreamHandler<S extends z.ZodType, R>(
         } catch {
           throw new CovenantError('PROTOCOL_ERROR', 'the request is not DAG-CBOR')
         }
-        const parsed = init.schema.safeParse(decoded)
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0]
-          throw new CovenantError(
-            'PROTOCOL_ERROR',
-            `invalid request: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
-          )
-        }
-        reply = { result: await init.handler(parsed.data, from) }
+        const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
+        reply = { result: await init.handler(msg, from) }
       } catch (err) {
         const e = CovenantError.from(err)
         onError?.(e, from)
@@ -194,7 +187,9 @@ export async function rpcRequest<T = unknown>(
   }
   const parsed = replyEnvelopeSchema.safeParse(envelope)
   if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `malformed reply from ${peerId}`)
-  if ('error' in parsed.data) throw CovenantError.fromJSON(parsed.data.error)
+  // A peer's details are not passed on: nothing here asks for them, and they are its words.
+  if ('error' in parsed.data)
+    throw CovenantError.fromJSON({ code: parsed.data.error.code, message: parsed.data.error.message })
   if (options.schema === undefined) return parsed.data.result as T
   const result = options.schema.safeParse(parsed.data.result)
   if (!result.success) throw new CovenantError('PROTOCOL_ERROR', `unexpected reply from ${peerId}`)

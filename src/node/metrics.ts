@@ -1,14 +1,11 @@
-/** The node's Prometheus metrics, in a registry of its own so several nodes can share a process. */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+/**
+ * The node's Prometheus registry, one per node so several nodes can share a process, with the
+ * metrics of the node itself. Parts and services add theirs to the same registry.
+ */
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
 
 export interface NodeMetrics {
   registry: Registry
-  peersAlive: Gauge
-  blocksStored: Gauge
-  bytesStored: Gauge
-  blockPuts: Counter<'result'>
-  blockGets: Counter<'source'>
-  repairPushes: Counter
   inboundErrors: Counter<'protocol' | 'code'>
   httpDuration: Histogram<'route' | 'status'>
 }
@@ -19,26 +16,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): NodeMetr
   const registers = [registry]
   return {
     registry,
-    peersAlive: new Gauge({ name: 'covenant_peers_alive', help: 'live peers in the peer table', registers }),
-    blocksStored: new Gauge({ name: 'covenant_blocks_stored', help: 'blocks held by this node', registers }),
-    bytesStored: new Gauge({ name: 'covenant_bytes_stored', help: 'bytes of blocks held', registers }),
-    blockPuts: new Counter({
-      name: 'covenant_block_puts_total',
-      help: 'blocks stored locally, by result',
-      labelNames: ['result'],
-      registers,
-    }),
-    blockGets: new Counter({
-      name: 'covenant_block_gets_total',
-      help: 'blocks served to HTTP callers, by where they came from',
-      labelNames: ['source'],
-      registers,
-    }),
-    repairPushes: new Counter({
-      name: 'covenant_repair_pushes_total',
-      help: 'replicas created by the repair loop',
-      registers,
-    }),
     inboundErrors: new Counter({
       name: 'covenant_inbound_errors_total',
       help: 'inbound protocol requests refused or failed',

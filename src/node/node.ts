@@ -1,11 +1,14 @@
-/** `createNode`: composes key, covenant, network, block store, peer table, storage and HTTP API. */
+/**
+ * `createNode`: composes the parts into a running node — key, signed covenant, network, block and
+ * conflict stores, peer table, storage, the HTTP server and the services — and stops them in
+ * reverse order.
+ */
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
-import pino, { type Logger } from 'pino'
+import pino from 'pino'
 import { z } from 'zod'
-import { type BlockStore, type CID, openBlockStore } from '../content/index.ts'
+import { openBlockStore } from '../content/index.ts'
 import {
   type CovenantConfig,
   CovenantConfigSchema,
@@ -13,19 +16,22 @@ import {
   type SignedCovenant,
 } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { keyId, loadOrCreateKey, type PrivateKey } from '../keys/index.ts'
-import { createNet, type Net } from '../net/index.ts'
-import { type ConflictStore, openConflictStore } from './conflict-store.ts'
-import { type ExecServiceOptions, execService } from './exec-service.ts'
-import { createHttpApi } from './http-api.ts'
-import { createMetrics, type NodeMetrics } from './metrics.ts'
-import { PeerTable } from './peer-table.ts'
+import { keyId, loadOrCreateKey } from '../keys/index.ts'
+import { createNet } from '../net/index.ts'
+import { createPeerTable, peerTableOptionsSchema } from '../peers/index.ts'
+import { createStorage, storageOptionsSchema } from '../storage/index.ts'
+import { createHttpServer } from './http.ts'
+import { createMetrics } from './metrics.ts'
+import type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
+import { blocksService } from './services/blocks.ts'
+import { openConflictStore } from './services/conflict-store.ts'
+import { type ExecServiceOptions, execService } from './services/exec.ts'
+import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
-import { Storage } from './storage.ts'
 
-/** Options of a node; defaults are written once, here. */
+/** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -35,14 +41,10 @@ export const nodeOptionsSchema = z.strictObject({
   httpHost: z.string().default('127.0.0.1'),
   /** HTTP API port; 0 picks a free one @default 0 */
   httpPort: z.number().int().min(0).max(65535).default(0),
-  /** holders per block (k) @default 3 */
-  replicas: z.number().int().min(1).max(20).default(3),
-  /** hello to every peer this often @default 5000 */
-  heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
-  /** a hello not answered in this time fails @default 2000 */
-  helloTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
-  /** repair loop period @default 5000 */
-  repairIntervalMs: z.number().int().min(50).max(3_600_000).default(5000),
+  /** holders per block (k), repair loop period: see `storageOptionsSchema` */
+  ...storageOptionsSchema.pick({ replicas: true, repairIntervalMs: true }).shape,
+  /** hello period and timeout: see `peerTableOptionsSchema` */
+  ...peerTableOptionsSchema.pick({ heartbeatMs: true, helloTimeoutMs: true }).shape,
   /** pino level @default 'info' */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** also log to stderr (besides <data>/node.log) @default false */
@@ -64,43 +66,6 @@ export interface NodeInit extends NodeOptions {
   /** options of the built-in exec service */
   exec?: ExecServiceOptions
 }
-
-/**
- * What a service added to the node receives. Everything is started when a factory runs except
- * the HTTP server (routes can still be added) and the peer and repair loops.
- */
-export interface NodeComponents {
-  key: PrivateKey
-  peerId: string
-  dataDir: string
-  /** the node's current signed covenant */
-  covenant(): SignedCovenant
-  net: Net
-  /** live peer table: `peers.live()` gives peers with verified covenants */
-  peers: PeerTable
-  blockStore: BlockStore
-  storage: Storage
-  /** fetches a block from here or the network, checked against its CID */
-  getBlock(cid: CID): Promise<Uint8Array>
-  /** add routes (e.g. `POST /v1/invoke`) here; it listens after every service was created */
-  http: FastifyInstance
-  logger: Logger
-  metrics: NodeMetrics
-  /** services created so far, by name: where a sandbox pool service is found by the exec service */
-  services: Map<string, NodeService>
-  /** verified conflict evidence, `<data>/conflicts.db` */
-  conflicts: ConflictStore
-  fault?: string
-}
-
-/** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */
-export interface NodeService {
-  name: string
-  start?(): Promise<void>
-  stop?(): Promise<void>
-}
-
-export type NodeServiceFactory = (components: NodeComponents) => NodeService | Promise<NodeService>
 
 export interface CovenantNode {
   readonly peerId: string
@@ -176,24 +141,15 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
     await net.start()
     stops.push(() => net.stop())
 
-    const peers = new PeerTable({
-      net,
-      covenant,
-      logger,
-      heartbeatMs: opts.heartbeatMs,
-      helloTimeoutMs: opts.helloTimeoutMs,
-    })
-    const storage = new Storage({
-      net,
-      store: blockStore,
-      peers,
-      covenant,
-      logger,
-      metrics,
-      replicas: opts.replicas,
-      repairIntervalMs: opts.repairIntervalMs,
-    })
-    const http = createHttpApi({ net, peers, storage, covenant, metrics, conflicts })
+    const peers = createPeerTable(
+      { net, covenant, logger },
+      { heartbeatMs: opts.heartbeatMs, helloTimeoutMs: opts.helloTimeoutMs },
+    )
+    const storage = createStorage(
+      { net, store: blockStore, peers, covenant, logger, registry: metrics.registry },
+      { replicas: opts.replicas, repairIntervalMs: opts.repairIntervalMs },
+    )
+    const http = createHttpServer({ metrics })
     stops.push(() => http.close())
 
     const components: NodeComponents = {
@@ -209,16 +165,19 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       http,
       logger,
       metrics,
-      services: new Map(),
       conflicts,
       fault: opts.fault,
     }
+    // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
+    // the few components it uses, so a test can build it from those alone.
+    const factories: NodeServiceFactory[] = [
+      statusService,
+      blocksService,
+      execService(init.exec),
+      ...(init.services ?? []),
+    ]
     const services: NodeService[] = []
-    for (const factory of [execService(init.exec), ...(init.services ?? [])]) {
-      const service = await factory(components)
-      components.services.set(service.name, service)
-      services.push(service)
-    }
+    for (const factory of factories) services.push(await factory(components))
 
     await http.listen({ host: opts.httpHost, port: opts.httpPort })
     const address = http.server.address() as AddressInfo

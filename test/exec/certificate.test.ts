@@ -5,14 +5,16 @@ import { signCovenant } from '../../src/covenant/index.ts'
 import {
   type Certificate,
   type Conflict,
-  certificateFromJSON,
-  certificateToJSON,
-  conflictFromJSON,
-  conflictToJSON,
   verifyCertificate,
   verifyConflict,
 } from '../../src/exec/certificate.ts'
 import { selectExecutors } from '../../src/exec/executor-selection.ts'
+import {
+  certificateFromJSON,
+  certificateToJSON,
+  conflictFromJSON,
+  conflictToJSON,
+} from '../../src/exec/json.ts'
 import { outputHash } from '../../src/exec/output.ts'
 import { signReceipt } from '../../src/exec/receipt.ts'
 import { createRequest } from '../../src/exec/request.ts'

@@ -8,11 +8,12 @@ import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { connect, loadCallerKey } from '../../client/index.ts'
-import { DEFAULT_DEVNET_DIR, DEVNET_FILE, startDevnet } from '../../node/index.ts'
+import { DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { createSandbox } from '../../sandbox/index.ts'
 import { bundleFile } from '../bundle.ts'
-import { parseIntOption, runCommand } from '../output.ts'
+import { runCommand } from '../output.ts'
 import { stopOnSignal } from '../signals.ts'
+import { layoutOptions } from './devnet.ts'
 
 interface DemoOptions {
   nodes: number
@@ -32,16 +33,10 @@ function say(line = ''): void {
 }
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('demo')
     .description('start a local network, deploy an example, call it through a quorum, and keep running')
-    .option('--nodes <n>', 'how many nodes', parseIntOption('--nodes'), 5)
-    .option('--dir <dir>', 'where node data and devnet.json go', DEFAULT_DEVNET_DIR)
-    .option(
-      '--base-port <port>',
-      'node i uses base+2i (libp2p) and base+2i+1 (HTTP)',
-      parseIntOption('--base-port'),
-    )
+  layoutOptions(command)
     .option('--exit', 'stop the network when the demo is done instead of waiting for Ctrl-C')
     .action(async (opts: DemoOptions) => {
       await runCommand(false, async () => {

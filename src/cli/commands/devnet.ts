@@ -1,7 +1,7 @@
 /** `covenant devnet`: a local network of node processes, until Ctrl-C. */
 import type { Command } from 'commander'
+import { DEVNET_DEFAULTS, DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { CovenantError } from '../../errors/index.ts'
-import { DEFAULT_DEVNET_DIR, DEVNET_FILE, startDevnet } from '../../node/index.ts'
 import { parseIntOption, printJson, runCommand } from '../output.ts'
 import { stopOnSignal } from '../signals.ts'
 
@@ -33,19 +33,25 @@ export function parseIndexed(values: string[], flag: string, nodes: number): Rec
   return out
 }
 
-export function register(program: Command): void {
-  program
-    .command('devnet')
-    .description('start a local network of nodes on loopback; Ctrl-C stops it')
-    .option('--nodes <n>', 'how many nodes', parseIntOption('--nodes'), 5)
-    .option('--dir <dir>', 'where node data and devnet.json go', DEFAULT_DEVNET_DIR)
-    .option('--covenant <N=FILE>', 'covenant.yaml for node N (repeatable)', collect, [])
-    .option('--fault <N=KIND>', 'fault injection for node N (repeatable)', collect, [])
+/** The options that lay out a devnet, shared by `covenant devnet` and `covenant demo`. */
+export function layoutOptions(command: Command): Command {
+  return command
+    .option('--nodes <n>', 'how many nodes', parseIntOption('--nodes'), DEVNET_DEFAULTS.nodes)
+    .option('--dir <dir>', 'where node data and devnet.json go', DEVNET_DEFAULTS.dir)
     .option(
       '--base-port <port>',
       'node i uses base+2i (libp2p) and base+2i+1 (HTTP)',
       parseIntOption('--base-port'),
     )
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('devnet')
+    .description('start a local network of nodes on loopback; Ctrl-C stops it')
+  layoutOptions(command)
+    .option('--covenant <N=FILE>', 'covenant.yaml for node N (repeatable)', collect, [])
+    .option('--fault <N=KIND>', 'fault injection for node N (repeatable)', collect, [])
     .option('--replicas <k>', 'holders per block', parseIntOption('--replicas'))
     .option('--heartbeat-ms <ms>', 'peer hello period', parseIntOption('--heartbeat-ms'))
     .option('--repair-interval-ms <ms>', 'repair loop period', parseIntOption('--repair-interval-ms'))

@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { cidForBytes, createManifest } from '../../src/content/index.ts'
-import { createRequest, type ExecRequestInit, requestToJSON } from '../../src/exec/index.ts'
-import { generateKey, type PrivateKey } from '../../src/keys/index.ts'
-import { type CovenantNode, createNode, DEVNET_COVENANT } from '../../src/node/index.ts'
+import { cidForBytes, createManifest } from '../../../src/content/index.ts'
+import { DEVNET_COVENANT } from '../../../src/devnet/index.ts'
+import { createRequest, type ExecRequestInit, requestToJSON } from '../../../src/exec/index.ts'
+import { generateKey, type PrivateKey } from '../../../src/keys/index.ts'
+import { type CovenantNode, createNode } from '../../../src/node/index.ts'
 
 const SOURCE = 'export function add(a, b) { return a + b }'
 
@@ -124,6 +125,13 @@ describe('POST /v1/invoke with bad input', () => {
       assert.equal(ok.statusCode, 200, ok.body)
     })
   }
+
+  it('says why no executor would take a call (NO_EXECUTORS details)', async () => {
+    const res = await invoke({ request: signed({ k: 3, q: 2 }) })
+    const { error } = res.json() as { error: { code: string; details?: { excluded?: unknown[] } } }
+    assert.equal(error.code, 'NO_EXECUTORS')
+    assert.ok(Array.isArray(error.details?.excluded))
+  })
 
   it('refuses a body larger than its limit with a typed error', async () => {
     const huge = JSON.stringify({ request: { ...signed({}), args: ['x'.repeat(5 * 1024 * 1024)] } })

@@ -10,10 +10,11 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { connect } from '../../src/client/index.ts'
 import { cidForBytes } from '../../src/content/index.ts'
-import { CovenantConfigSchema, DEFAULT_COVENANT } from '../../src/covenant/index.ts'
+import { CovenantConfigSchema, DEFAULT_COVENANT, signedCovenantFromJSON } from '../../src/covenant/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
-import { BLOCK_PROTOCOL, createNet, type Net } from '../../src/net/index.ts'
+import { createNet, type Net } from '../../src/net/index.ts'
+import { BLOCK_PROTOCOL } from '../../src/storage/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../fixtures/network.ts'
 
 const REFUSER = 4
@@ -54,9 +55,15 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
 
   it('every node lists every other with a verified covenant', async () => {
     const c = await client(0)
-    const peers = await c.peers()
+    // A peer may be marked dead for a moment on a loaded machine and come back at its next hello,
+    // legitimately: what must hold is that all five are seen alive together.
+    const peers = await waitFor('all 5 peers alive at once', async () => {
+      const all = await c.peers()
+      return all.every((p) => p.alive) ? all : undefined
+    })
     assert.equal(peers.length, 5)
-    assert.ok(peers.every((p) => p.alive && p.covenant !== null))
+    assert.ok(peers.every((p) => p.covenant !== null))
+    for (const p of peers) assert.equal(signedCovenantFromJSON(p.covenant).peer, p.id)
     const me = await c.node()
     assert.equal(me.signedCovenant.peer, devnet.nodes[0].peerId)
     const refuser = peers.find((p) => p.id === devnet.nodes[REFUSER].peerId)
@@ -197,7 +204,13 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
   })
 
   it('a restarted network still has every block', async () => {
-    assert.ok(stored.length >= 8)
+    // its own blocks, through every node, and whatever the tests before it stored
+    for (let i = 0; i < devnet.nodes.length; i++) {
+      const bytes = random(512 + i)
+      const put = await (await client(i)).putBlock(bytes, { tags: ['restart'] })
+      assert.equal(put.holders.length, 3)
+      stored.push({ cid: put.cid, bytes })
+    }
     await devnet.stop()
     devnet = await devnet.relaunch()
     for (const [i, s] of stored.entries()) {

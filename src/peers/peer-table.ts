@@ -6,25 +6,49 @@
  * noticed within `heartbeatMs + helloTimeoutMs` at worst, and within milliseconds when its
  * process dies (the TCP connection closes, the redial is refused).
  */
-import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { z } from 'zod'
-import { type SignedCovenant, signedCovenantToJSON, verifySignedCovenant } from '../covenant/index.ts'
+import { type SignedCovenant, verifySignedCovenant } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { HELLO_PROTOCOL, type Net } from '../net/index.ts'
+import type { Net } from '../net/index.ts'
+import { HELLO_PROTOCOL, type Hello, helloSchema, MAX_HELLO_BYTES } from './hello.ts'
 
-const addrSchema = z.string().min(1).max(256)
-
-/** What a hello carries, both ways. The covenant is checked by verifySignedCovenant after parsing. */
-export const helloSchema = z.strictObject({
-  covenant: z.unknown(),
-  addrs: z.array(addrSchema).max(16),
-  peers: z.array(z.strictObject({ id: z.string().max(128), addrs: z.array(addrSchema).max(8) })).max(64),
+/** How a peer table behaves; every default is written here. */
+export const peerTableOptionsSchema = z.strictObject({
+  /** hello to every known peer this often @default 5000 */
+  heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
+  /** a hello not answered in this time fails @default 2000 */
+  helloTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
+  /** most peers kept @default 256 */
+  maxPeers: z.number().int().min(1).max(4096).default(256),
+  /** a peer dead for this long is forgotten (bootstrap peers never are) @default 600000 */
+  forgetAfterMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3_600_000)
+    .default(600_000),
 })
-export type Hello = z.infer<typeof helloSchema>
+export type PeerTableOptions = z.input<typeof peerTableOptionsSchema>
 
-/** Largest hello in bytes (a covenant is a few hundred bytes; 64 peers × 8 addresses fit). */
-export const MAX_HELLO_BYTES = 192 * 1024
+/** What a peer table needs from the node. */
+export interface PeerTableComponents {
+  net: Pick<
+    Net,
+    | 'peerId'
+    | 'bootstrapPeers'
+    | 'multiaddrs'
+    | 'handle'
+    | 'unhandle'
+    | 'request'
+    | 'addAddresses'
+    | 'onPeerConnect'
+    | 'onPeerDisconnect'
+  >
+  /** this node's current signed covenant */
+  covenant: () => SignedCovenant
+  logger: Logger
+}
 
 export interface PeerEntry {
   id: string
@@ -37,48 +61,47 @@ export interface PeerEntry {
   firstSeen: number
 }
 
-export interface PeerInfoJSON {
-  id: string
-  addrs: string[]
-  alive: boolean
-  lastSeen: number
-  self: boolean
-  covenant: ReturnType<typeof signedCovenantToJSON> | null
+/** A live peer: its covenant is known and verified. */
+export type LivePeer = PeerEntry & { covenant: SignedCovenant }
+
+/** Called when a peer becomes alive, dies, or publishes a new covenant version. */
+export type PeerChangeListener = (peerId: string, entry: PeerEntry) => void
+
+export interface PeerTable {
+  /** the options in force, defaults filled in */
+  readonly options: Readonly<z.output<typeof peerTableOptionsSchema>>
+  /** answers hellos, greets the bootstrap peers and starts the heartbeat */
+  start(): Promise<void>
+  /** stops the heartbeat and answering hellos; waits for hellos in flight */
+  stop(): Promise<void>
+  /** every peer heard of, alive or not, never this node */
+  list(): PeerEntry[]
+  get(id: string): PeerEntry | undefined
+  /** live peers with a verified covenant, not including this node */
+  live(): LivePeer[]
+  /** sends one hello to `id` now; true if it answered with a valid hello */
+  hello(id: string): Promise<boolean>
+  /** calls `listener` on every change; returns a function that stops calling it */
+  onChange(listener: PeerChangeListener): () => void
 }
 
-export interface PeerTableInit {
-  net: Net
-  covenant: () => SignedCovenant
-  logger: Logger
-  /** hello to every known peer this often @default 5000 */
-  heartbeatMs?: number
-  /** a hello not answered in this time fails @default 2000 */
-  helloTimeoutMs?: number
-  /** most peers kept @default 256 */
-  maxPeers?: number
-  /** a peer dead for this long is forgotten @default 600000 */
-  forgetAfterMs?: number
+/** Creates a peer table; `start()` it once the network is started. */
+export function createPeerTable(components: PeerTableComponents, options: PeerTableOptions = {}): PeerTable {
+  return new Peers(components, peerTableOptionsSchema.parse(options))
 }
 
-export interface PeerTableEvents {
-  /** a peer became alive, died, or published a new covenant version */
-  change: [peerId: string, entry: PeerEntry]
-}
-
-export class PeerTable extends EventEmitter<PeerTableEvents> {
-  readonly heartbeatMs: number
-  readonly helloTimeoutMs: number
-  private readonly init: PeerTableInit
+class Peers implements PeerTable {
+  readonly options: z.output<typeof peerTableOptionsSchema>
+  private readonly init: PeerTableComponents
   private readonly peers = new Map<string, PeerEntry>()
   private readonly inflight = new Map<string, Promise<boolean>>()
+  private readonly listeners = new Set<PeerChangeListener>()
   private timer: NodeJS.Timeout | undefined
   private running = false
 
-  constructor(init: PeerTableInit) {
-    super()
+  constructor(init: PeerTableComponents, options: z.output<typeof peerTableOptionsSchema>) {
     this.init = init
-    this.heartbeatMs = init.heartbeatMs ?? 5000
-    this.helloTimeoutMs = init.helloTimeoutMs ?? 2000
+    this.options = options
   }
 
   async start(): Promise<void> {
@@ -102,17 +125,17 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     this.running = true
     for (const id of net.bootstrapPeers) this.remember(id, [])
     void this.round()
-    this.timer = setInterval(() => void this.round(), this.heartbeatMs)
+    this.timer = setInterval(() => void this.round(), this.options.heartbeatMs)
     this.timer.unref()
   }
 
   async stop(): Promise<void> {
     this.running = false
     if (this.timer !== undefined) clearInterval(this.timer)
+    await this.init.net.unhandle(HELLO_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.inflight.values()])
   }
 
-  /** This node's own entry first, then every other peer. */
   list(): PeerEntry[] {
     return [...this.peers.values()]
   }
@@ -121,32 +144,17 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     return this.peers.get(id)
   }
 
-  /** Live peers with a verified covenant, not including this node. */
-  live(): PeerEntry[] {
-    return this.list().filter((p) => p.alive && p.covenant !== undefined)
+  live(): LivePeer[] {
+    return this.list().filter((p): p is LivePeer => p.alive && p.covenant !== undefined)
   }
 
-  toJSON(): PeerInfoJSON[] {
-    const self = this.init.net.peerId
-    const own: PeerInfoJSON = {
-      id: self,
-      addrs: this.init.net.multiaddrs(),
-      alive: true,
-      lastSeen: Date.now(),
-      self: true,
-      covenant: signedCovenantToJSON(this.init.covenant()),
-    }
-    return [
-      own,
-      ...this.list().map((p) => ({
-        id: p.id,
-        addrs: p.addrs,
-        alive: p.alive,
-        lastSeen: p.lastSeen,
-        self: false,
-        covenant: p.covenant === undefined ? null : signedCovenantToJSON(p.covenant),
-      })),
-    ]
+  onChange(listener: PeerChangeListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private emitChange(id: string, entry: PeerEntry): void {
+    for (const listener of this.listeners) listener(id, entry)
   }
 
   /** Sends one hello to `id` now; true if it answered with a valid hello. */
@@ -162,7 +170,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     if (!this.running || id === this.init.net.peerId) return false
     try {
       const reply = await this.init.net.request(id, HELLO_PROTOCOL, this.ownHello(), {
-        timeoutMs: this.helloTimeoutMs,
+        timeoutMs: this.options.helloTimeoutMs,
         maxReplyBytes: MAX_HELLO_BYTES,
         schema: helloSchema,
       })
@@ -186,7 +194,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     if (id === this.init.net.peerId) return undefined
     let entry = this.peers.get(id)
     if (entry === undefined) {
-      if (this.peers.size >= (this.init.maxPeers ?? 256)) return undefined
+      if (this.peers.size >= this.options.maxPeers) return undefined
       entry = { id, addrs: [], alive: false, lastSeen: 0, firstSeen: Date.now() }
       this.peers.set(id, entry)
     }
@@ -213,7 +221,7 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     entry.lastSeen = Date.now()
     if (changed) {
       this.init.logger.info({ event: 'peer-alive', peer: from, covenantVersion: covenant.version })
-      this.emit('change', from, entry)
+      this.emitChange(from, entry)
     }
     // Gossip: learn peers the sender knows, and greet the new ones.
     for (const p of hello.peers) {
@@ -229,11 +237,11 @@ export class PeerTable extends EventEmitter<PeerTableEvents> {
     if (entry.alive) {
       entry.alive = false
       this.init.logger.info({ event: 'peer-dead', peer: id, reason: err.code })
-      this.emit('change', id, entry)
+      this.emitChange(id, entry)
     }
-    const forgetAfter = this.init.forgetAfterMs ?? 600_000
     const since = entry.lastSeen === 0 ? entry.firstSeen : entry.lastSeen
-    if (Date.now() - since > forgetAfter && !this.init.net.bootstrapPeers.includes(id)) this.peers.delete(id)
+    if (Date.now() - since > this.options.forgetAfterMs && !this.init.net.bootstrapPeers.includes(id))
+      this.peers.delete(id)
   }
 
   private async round(): Promise<void> {

@@ -1,14 +1,53 @@
-/** The HTTP API of a single in-process node, through fastify's inject(): shapes of answers and errors. */
+/**
+ * The HTTP API of a single in-process node, through fastify's inject(): every reply read with its
+ * schema from src/api, and every error (ours or fastify's) in the one error shape.
+ */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance, InjectOptions } from 'fastify'
+import { z } from 'zod'
+import {
+  API_ROUTES,
+  ErrorBodySchema,
+  FunctionInfoSchema,
+  HealthReplySchema,
+  NodeInfoSchema,
+  PeersReplySchema,
+  PutBlockReplySchema,
+  type RouteSpec,
+  routePath,
+} from '../../src/api/index.ts'
 import { cidForBytes, createManifest, MAX_BLOCK_BYTES } from '../../src/content/index.ts'
 import { CovenantConfigSchema, DEFAULT_COVENANT, signedCovenantFromJSON } from '../../src/covenant/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
-import { type CovenantNode, createNode } from '../../src/node/index.ts'
+import {
+  type CovenantNode,
+  createNode,
+  type NodeComponents,
+  type NodeService,
+  route,
+} from '../../src/node/index.ts'
+
+/** A route a test service adds, the way a part adds its own. */
+const probeRoute = {
+  method: 'GET',
+  path: '/test/probe',
+  query: z.strictObject({ ok: z.literal('yes').optional() }),
+  reply: z.object({ ok: z.literal(true) }),
+} as const satisfies RouteSpec
+
+function probeService(c: Pick<NodeComponents, 'http'>): NodeService {
+  route(c.http, probeRoute, async function probe({ query }) {
+    if (query.ok === undefined)
+      throw new CovenantError('NO_EXECUTORS', 'none here', { details: { excluded: ['all'] } })
+    return { ok: true as const }
+  })
+  return { name: 'probe' }
+}
 
 const config = CovenantConfigSchema.parse({
   ...DEFAULT_COVENANT,
@@ -22,7 +61,13 @@ describe('HTTP API (inject)', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'covenant-http-'))
-    node = await createNode({ dataDir: dir, covenant: config, defaultMetrics: false, logLevel: 'silent' })
+    node = await createNode({
+      dataDir: dir,
+      covenant: config,
+      defaultMetrics: false,
+      logLevel: 'silent',
+      services: [probeService],
+    })
     http = node.components.http
   })
   after(async () => {
@@ -31,7 +76,7 @@ describe('HTTP API (inject)', () => {
   })
 
   const errorOf = (res: { statusCode: number; json(): unknown }) => {
-    const body = res.json() as { error: { code: string; message: string } }
+    const body = ErrorBodySchema.parse(res.json())
     assert.deepEqual(Object.keys(body), ['error'])
     assert.equal(typeof body.error.message, 'string')
     return { status: res.statusCode, code: body.error.code }
@@ -40,15 +85,17 @@ describe('HTTP API (inject)', () => {
   it('GET /health and /v1/node describe the node with a verifiable covenant', async () => {
     const health = await http.inject({ method: 'GET', url: '/health' })
     assert.equal(health.statusCode, 200)
-    assert.equal(health.json().peerId, node.peerId)
-    const info = (await http.inject({ method: 'GET', url: '/v1/node' })).json()
+    assert.equal(HealthReplySchema.parse(health.json()).peerId, node.peerId)
+    const info = NodeInfoSchema.parse((await http.inject({ method: 'GET', url: '/v1/node' })).json())
     assert.equal(info.peerId, node.peerId)
     assert.ok(info.multiaddrs[0].startsWith('/ip4/127.0.0.1/tcp/'))
     const sc = signedCovenantFromJSON(info.covenant)
     assert.equal(sc.peer, node.peerId)
     assert.deepEqual(sc.config.store.refusedTags, ['nsfw'])
-    const peers = (await http.inject({ method: 'GET', url: '/v1/peers' })).json()
+    const peers = PeersReplySchema.parse((await http.inject({ method: 'GET', url: '/v1/peers' })).json())
     assert.equal(peers.peers[0].self, true)
+    assert.equal(peers.peers[0].id, node.peerId)
+    assert.equal(peers.peers.length, 1)
   })
 
   it('stores and serves a block, with its tags; a lone node says how many holders it got', async () => {
@@ -59,7 +106,7 @@ describe('HTTP API (inject)', () => {
       payload: Buffer.from(bytes),
     })
     assert.equal(put.statusCode, 200)
-    const body = put.json()
+    const body = PutBlockReplySchema.parse(put.json())
     assert.equal(body.cid, cidForBytes(bytes).toString())
     assert.deepEqual(body.holders, [node.peerId])
     assert.equal(body.wanted, 3)
@@ -94,7 +141,9 @@ describe('HTTP API (inject)', () => {
     })
     assert.equal(res.statusCode, 200)
     assert.equal(res.json().cid, m.cid.toString())
-    const fn = (await http.inject({ method: 'GET', url: `/v1/functions/${m.cid}` })).json()
+    const fn = FunctionInfoSchema.parse(
+      (await http.inject({ method: 'GET', url: `/v1/functions/${m.cid}` })).json(),
+    )
     assert.equal(fn.manifest.publisher, m.manifest.publisher)
     assert.deepEqual(fn.holders, [node.peerId])
     // the code does not match the manifest
@@ -149,6 +198,47 @@ describe('HTTP API (inject)', () => {
         'PROTOCOL_ERROR',
       ],
       [{ method: 'GET', url: `/v1/functions/${cidForBytes(new Uint8Array([1]))}` }, 400, 'INVALID_CID'],
+      // errors fastify raises itself take the same way out
+      [{ method: 'GET', url: '/v1/functions/%00%ff' }, 400, 'INVALID_INPUT'],
+      [{ method: 'GET', url: '/v1/blocks/%zz/holders' }, 400, 'INVALID_INPUT'],
+      [
+        {
+          method: 'POST',
+          url: '/v1/functions',
+          payload: 'code=x',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        400,
+        'INVALID_INPUT',
+      ],
+      [
+        { method: 'POST', url: '/v1/functions', payload: 'hello', headers: { 'content-type': 'text/plain' } },
+        400,
+        'INVALID_INPUT',
+      ],
+      [
+        {
+          method: 'POST',
+          url: '/v1/functions',
+          payload: '',
+          headers: { 'content-type': 'application/json' },
+        },
+        400,
+        'INVALID_INPUT',
+      ],
+      [
+        {
+          method: 'POST',
+          url: '/v1/functions',
+          payload: JSON.stringify({ code: 'x'.repeat(3 * MAX_BLOCK_BYTES), manifest: '' }),
+          headers: { 'content-type': 'application/json' },
+        },
+        413,
+        'MESSAGE_TOO_LARGE',
+      ],
+      [{ method: 'GET', url: '/v1/conflicts?limit=0' }, 400, 'INVALID_INPUT'],
+      [{ method: 'GET', url: '/v1/conflicts?color=red' }, 400, 'INVALID_INPUT'],
+      [{ method: 'DELETE', url: '/v1/blocks' }, 404, 'NOT_FOUND'],
     ]
     for (const [req, status, code] of cases) {
       const res = await http.inject(req)
@@ -168,5 +258,35 @@ describe('HTTP API (inject)', () => {
     assert.equal(metrics.statusCode, 200)
     assert.match(metrics.body, /covenant_block_puts_total\{result="stored"\} \d+/)
     assert.match(metrics.body, /covenant_blocks_stored \d+/)
+  })
+
+  it('keeps the details of an error, on a route a service added', async () => {
+    const res = await http.inject({ method: 'GET', url: probeRoute.path })
+    assert.deepEqual(ErrorBodySchema.parse(res.json()), {
+      error: { code: 'NO_EXECUTORS', message: 'none here', details: { excluded: ['all'] } },
+    })
+    assert.equal(res.statusCode, 503)
+    const ok = await http.inject({ method: 'GET', url: `${probeRoute.path}?ok=yes` })
+    assert.deepEqual(ok.json(), { ok: true })
+    // its query is parsed by its schema like any other route's
+    assert.deepEqual(errorOf(await http.inject({ method: 'GET', url: `${probeRoute.path}?ok=1` })), {
+      status: 400,
+      code: 'INVALID_INPUT',
+    })
+  })
+
+  it('serves every route the API names, with CORS headers on answers and errors alike', async () => {
+    for (const spec of API_ROUTES) {
+      const res = await http.inject({
+        method: spec.method,
+        url: routePath(spec, { cid: 'x' }),
+        headers: { origin: 'http://example.test' },
+      })
+      assert.equal(res.headers['access-control-allow-origin'], '*', `${spec.method} ${spec.path}`)
+      if (res.statusCode === 404)
+        assert.notEqual(errorOf(res).code, 'NOT_FOUND', `${spec.method} ${spec.path}`)
+    }
+    const bad = await http.inject({ method: 'GET', url: '/v1/functions/%00%ff' })
+    assert.equal(bad.headers['access-control-allow-origin'], '*')
   })
 })

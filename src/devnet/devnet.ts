@@ -8,8 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
+import { PeersReplySchema, peersRoute } from '../api/index.ts'
 import {
   type CovenantConfig,
   CovenantConfigSchema,
@@ -17,49 +17,41 @@ import {
   DEFAULT_COVENANT,
   loadCovenantFile,
 } from '../covenant/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, parseOrThrow } from '../errors/index.ts'
 import { keyId, loadOrCreateKey } from '../keys/index.ts'
+import { DAEMON_ENTRY, type DaemonOptions, daemonOptionsSchema, readyLineSchema } from '../node/index.ts'
+import { DEVNET_FILE, type DevnetFile } from './devnet-file.ts'
 
-const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url))
-
-/** `<dir>/devnet.json`, written once every node is ready, removed on stop. */
-export const devnetFileSchema = z.strictObject({
-  nodes: z.array(
-    z.strictObject({
-      index: z.number().int().min(0),
-      peerId: z.string(),
-      multiaddrs: z.array(z.string()),
-      http: z.string(),
-      dataDir: z.string(),
-    }),
-  ),
-})
-export type DevnetFile = z.infer<typeof devnetFileSchema>
-
-export const DEVNET_FILE = 'devnet.json'
 const LAYOUT_FILE = 'devnet-layout.json'
-export const DEFAULT_DEVNET_DIR = '.covenant/devnet'
 export const DEFAULT_BASE_PORT = 4700
 
-export interface DevnetOptions {
-  /** @default '.covenant/devnet' */
-  dir?: string
-  /** @default 5 */
-  nodes?: number
-  /** @default the port recorded by a previous run, else 4700 */
-  basePort?: number
-  /** node index → covenant (a config, or a covenant.yaml path); others get the devnet default */
-  covenants?: Record<number, CovenantConfig | string>
-  /** node index → fault kind, handed to that node's process as `--fault` (devnet only) */
-  faults?: Record<number, string>
-  replicas?: number
-  heartbeatMs?: number
-  helloTimeoutMs?: number
-  repairIntervalMs?: number
-  logLevel?: string
+/** How a devnet is laid out and how its nodes run; every default is written here. */
+export const devnetOptionsSchema = z.strictObject({
+  /** where node data and devnet.json go @default '.covenant/devnet' */
+  dir: z.string().min(1).default('.covenant/devnet'),
+  /** how many nodes @default 5 */
+  nodes: z.number().int().min(1).max(64).default(5),
+  /** node i uses base+2i (libp2p) and base+2i+1 (HTTP) @default the port of the previous run, else 4700 */
+  basePort: z.number().int().min(1024).max(65535).optional(),
+  /** node index → covenant (a config, or a covenant.yaml path); others get {@link DEVNET_COVENANT} */
+  covenants: z.record(z.number().int().min(0), z.union([z.string(), CovenantConfigSchema])).default({}),
+  /** node index → fault kind for that node (devnet only) */
+  faults: z.record(z.number().int().min(0), z.string().max(64)).default({}),
+  /** every node's tunables, as `covenant node start` takes them */
+  ...daemonOptionsSchema.pick({
+    replicas: true,
+    heartbeatMs: true,
+    helloTimeoutMs: true,
+    repairIntervalMs: true,
+    logLevel: true,
+  }).shape,
   /** how long to wait for every node to be ready @default 60000 */
-  readyTimeoutMs?: number
-}
+  readyTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+})
+export type DevnetOptions = z.input<typeof devnetOptionsSchema>
+
+/** The devnet's defaults, as the CLI shows them. */
+export const DEVNET_DEFAULTS = devnetOptionsSchema.parse({})
 
 export interface DevnetNode {
   index: number
@@ -113,12 +105,14 @@ async function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> 
 
 /** Starts (or restarts) a devnet and resolves once every node is ready and sees all the others. */
 export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> {
-  const dir = resolve(options.dir ?? DEFAULT_DEVNET_DIR)
-  const count = options.nodes ?? 5
-  if (!Number.isInteger(count) || count < 1 || count > 64)
-    throw new CovenantError('INVALID_INPUT', 'a devnet has 1 to 64 nodes')
+  const opts = parseOrThrow(devnetOptionsSchema, options, 'INVALID_INPUT', 'devnet options')
+  const dir = resolve(opts.dir)
+  const count = opts.nodes
+  for (const index of [...Object.keys(opts.covenants), ...Object.keys(opts.faults)])
+    if (Number(index) >= count)
+      throw new CovenantError('INVALID_INPUT', `node ${index} is named, but there are only ${count} nodes`)
   await mkdir(dir, { recursive: true })
-  const basePort = options.basePort ?? (await readLayout(dir))?.basePort ?? DEFAULT_BASE_PORT
+  const basePort = opts.basePort ?? (await readLayout(dir))?.basePort ?? DEFAULT_BASE_PORT
   if (basePort < 1024 || basePort + 2 * count > 65535)
     throw new CovenantError('INVALID_INPUT', 'bad base port')
   await writeFile(join(dir, LAYOUT_FILE), `${JSON.stringify({ basePort, nodes: count })}\n`)
@@ -127,7 +121,7 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
   for (let i = 0; i < count; i++) {
     const dataDir = join(dir, `node-${i}`)
     const key = await loadOrCreateKey(join(dataDir, 'node.key'))
-    const given = options.covenants?.[i]
+    const given = opts.covenants[i]
     const covenant = typeof given === 'string' ? await loadCovenantFile(given) : (given ?? DEVNET_COVENANT)
     await writeFile(join(dataDir, 'covenant.yaml'), covenantToYaml(covenant))
     nodes.push({
@@ -143,36 +137,24 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
   const stderrTails = new Map<number, string>()
   const launch = (node: DevnetNode): Promise<DevnetNode> => {
     const i = node.index
-    const args = [
-      MAIN,
-      'node',
-      'start',
-      '--devnet',
-      '--data',
-      node.dataDir,
-      '--config',
-      join(node.dataDir, 'covenant.yaml'),
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${basePort + 2 * i}`,
-      '--http',
-      String(basePort + 2 * i + 1),
-      '--bootstrap',
-      ...nodes.filter((n) => n.index !== i).map((n) => n.multiaddrs[0]),
-    ]
-    const numeric: Array<[string, number | undefined]> = [
-      ['--replicas', options.replicas],
-      ['--heartbeat-ms', options.heartbeatMs],
-      ['--hello-timeout-ms', options.helloTimeoutMs],
-      ['--repair-interval-ms', options.repairIntervalMs],
-    ]
-    for (const [flag, value] of numeric) if (value !== undefined) args.push(flag, String(value))
-    if (options.logLevel !== undefined) args.push('--log-level', options.logLevel)
-    const fault = options.faults?.[i]
-    if (fault !== undefined) args.push('--fault', fault)
-    // stdin stays a pipe: a node started by a devnet exits when its parent goes away.
-    const child = spawn(process.execPath, args, {
+    const daemon: DaemonOptions = {
+      dataDir: node.dataDir,
+      config: join(node.dataDir, 'covenant.yaml'),
+      listen: [`/ip4/127.0.0.1/tcp/${basePort + 2 * i}`],
+      httpPort: basePort + 2 * i + 1,
+      bootstrap: nodes.filter((n) => n.index !== i).map((n) => n.multiaddrs[0]),
+      replicas: opts.replicas,
+      heartbeatMs: opts.heartbeatMs,
+      helloTimeoutMs: opts.helloTimeoutMs,
+      repairIntervalMs: opts.repairIntervalMs,
+      logLevel: opts.logLevel,
+      fault: opts.faults[i],
+      devnet: true,
+      // stdin stays a pipe: a node started by a devnet exits when its parent goes away.
+      exitWithParent: true,
+    }
+    const child = spawn(process.execPath, [DAEMON_ENTRY, JSON.stringify(daemon)], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, COVENANT_EXIT_WITH_PARENT: '1' },
     })
     node.process = child
     stderrTails.set(i, '')
@@ -187,19 +169,19 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
         rej(
           new CovenantError('NODE_UNREACHABLE', `devnet node ${i} not ready in time: ${stderrTails.get(i)}`),
         )
-      }, options.readyTimeoutMs ?? 60_000)
+      }, opts.readyTimeoutMs)
       const lines = createInterface({ input: child.stdout! })
       lines.on('line', (line) => {
+        let ready: z.infer<typeof readyLineSchema>
         try {
-          const msg = JSON.parse(line) as { event?: string; multiaddrs?: string[]; http?: string }
-          if (msg.event !== 'ready') return
-          clearTimeout(timer)
-          node.multiaddrs = msg.multiaddrs ?? node.multiaddrs
-          node.http = msg.http ?? node.http
-          res(node)
+          ready = readyLineSchema.parse(JSON.parse(line))
         } catch {
-          // not our ready line
+          return // not the ready line
         }
+        clearTimeout(timer)
+        node.multiaddrs = ready.multiaddrs
+        node.http = ready.http
+        res(node)
       })
       child.once('exit', (code, signal) => {
         clearTimeout(timer)
@@ -223,7 +205,7 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
     }
   }
 
-  const waitConnected = async (timeoutMs = options.readyTimeoutMs ?? 60_000): Promise<void> => {
+  const waitConnected = async (timeoutMs = opts.readyTimeoutMs): Promise<void> => {
     const deadline = Date.now() + timeoutMs
     while (true) {
       const running = nodes.filter((n) => n.process !== undefined)
@@ -231,8 +213,8 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
       const ok = await Promise.all(
         running.map(async (n) => {
           try {
-            const res = await fetch(`${n.http}/v1/peers`, { signal: AbortSignal.timeout(2000) })
-            const body = (await res.json()) as { peers: Array<{ id: string; alive: boolean }> }
+            const res = await fetch(`${n.http}${peersRoute.path}`, { signal: AbortSignal.timeout(2000) })
+            const body = PeersReplySchema.parse(await res.json())
             const alive = new Set(body.peers.filter((p) => p.alive).map((p) => p.id))
             return [...ids].every((id) => alive.has(id))
           } catch {

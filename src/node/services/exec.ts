@@ -1,13 +1,14 @@
 /**
- * The exec service, built into every node: the executor side of `/covenant/exec/1.0.0`, the
- * gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller, and conflict evidence
- * (`/covenant/conflict/1.0.0`, `GET /v1/conflicts`).
+ * The exec service, built into every node: exec's node side. It serves the executor over
+ * `/covenant/exec/1.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
+ * libp2p, and conflict evidence (`/covenant/conflict/1.0.0`, `GET /v1/conflicts`, kept in the
+ * node's conflict store). `src/exec` itself stays network-free and browser-safe.
  */
-import type { FastifyReply } from 'fastify'
 import { Counter } from 'prom-client'
-import { z } from 'zod'
-import { decodeManifest, type Manifest, parseCid } from '../content/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { parseCid } from '../../content/index.ts'
+import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
   CONFLICT_PROTOCOL,
@@ -16,6 +17,7 @@ import {
   certificateToJSON,
   conflictToJSON,
   createExecutor,
+  createManifestCache,
   EXEC_PROTOCOL,
   type ExecReply,
   ExecReplySchema,
@@ -24,7 +26,6 @@ import {
   FAULT_KINDS,
   type FaultKind,
   invoke,
-  LruCache,
   MAX_CONFLICT_BYTES,
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
@@ -34,9 +35,10 @@ import {
   type SendExec,
   verifyReceipt,
   verifyRequest,
-} from '../exec/index.ts'
-import { createSandbox, type Sandbox } from '../sandbox/index.ts'
-import type { NodeComponents, NodeService, NodeServiceFactory } from './node.ts'
+} from '../../exec/index.ts'
+import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
+import { route } from '../http.ts'
+import type { NodeComponents, NodeService } from '../service.ts'
 
 export interface ExecServiceOptions {
   /** sandbox worker threads, started on the first call @default the covenant's execute.concurrency */
@@ -47,21 +49,25 @@ export interface ExecServiceOptions {
   reportTimeoutMs?: number
 }
 
-/** Body of `POST /v1/invoke`: the caller's signed request, signature in base64. */
-export const invokeBodySchema = z.strictObject({ request: z.unknown() })
-
-const conflictsQuerySchema = z.strictObject({
-  executor: z.string().max(128).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-})
-
-// Args are at most 1 MiB of DAG-CBOR; as JSON text they can be a few times larger.
-const MAX_INVOKE_BODY_BYTES = 4 * 1024 * 1024
+export type ExecServiceComponents = Pick<
+  NodeComponents,
+  | 'key'
+  | 'peerId'
+  | 'covenant'
+  | 'net'
+  | 'peers'
+  | 'getBlock'
+  | 'http'
+  | 'logger'
+  | 'metrics'
+  | 'conflicts'
+  | 'fault'
+>
 // The rpc layer's one timer covers reading the request and answering it, so it must outlast the
 // longest call a request may ask for; the executor itself stops at the request's deadline.
 const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
 
-function metricsOf(c: NodeComponents) {
+function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
   const registers = [c.metrics.registry]
   return {
     executions: new Counter({
@@ -91,19 +97,15 @@ function metricsOf(c: NodeComponents) {
   }
 }
 
-function sendError(reply: FastifyReply, err: unknown): FastifyReply {
-  // Unlike the API's shared error handler this keeps `details` (NO_QUORUM's receipts and tries,
-  // NO_EXECUTORS's exclusions): the caller needs them to see why.
-  const e = CovenantError.from(err)
-  return reply.code(e.status).send({ error: e.toJSON() })
-}
-
 /** The built-in exec service; `createNode` adds it to every node. */
-export function execService(options: ExecServiceOptions = {}): NodeServiceFactory {
-  return (c) => createExecService(c, options)
+export function execService(options: ExecServiceOptions = {}) {
+  return (c: ExecServiceComponents): Promise<NodeService> => createExecService(c, options)
 }
 
-async function createExecService(c: NodeComponents, options: ExecServiceOptions): Promise<NodeService> {
+async function createExecService(
+  c: ExecServiceComponents,
+  options: ExecServiceOptions,
+): Promise<NodeService> {
   const metrics = metricsOf(c)
   const { logger, net, conflicts } = c
   const self = c.peerId
@@ -224,16 +226,11 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
     }
   }
 
-  // Manifests are immutable (named by their hash), so a gateway fetches and checks each once.
-  const manifests = new LruCache<Manifest>({ maxEntries: 1024, maxSize: 1024, sizeOf: () => 1 })
-  function loadManifest(fn: string): Promise<Manifest> {
-    return manifests.get(fn, async () => decodeManifest(await c.getBlock(parseCid(fn))))
-  }
+  const loadManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
 
   function candidates(): SelectionCandidate[] {
     const out: SelectionCandidate[] = [{ peer: self, covenant: c.covenant() }]
-    for (const p of c.peers.live())
-      if (p.covenant !== undefined) out.push({ peer: p.id, covenant: p.covenant })
+    for (const p of c.peers.live()) out.push({ peer: p.id, covenant: p.covenant })
     return out
   }
 
@@ -253,7 +250,7 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
     },
   })
 
-  c.http.post('/v1/invoke', { bodyLimit: MAX_INVOKE_BODY_BYTES }, async (req, reply) => {
+  route(c.http, invokeRoute, async function gateway({ body }, reply) {
     const started = performance.now()
     // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
     const timing: string[] = []
@@ -266,9 +263,7 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
     let outcome = 'ok'
     let id: string | undefined
     try {
-      const body = invokeBodySchema.safeParse(req.body)
-      if (!body.success) throw new CovenantError('INVALID_INPUT', 'the body must be { "request": … }')
-      const request = requestFromJSON(body.data.request)
+      const request = requestFromJSON(body.request)
       id = verifyRequest(request).id
       lap('request')
       const manifest = await loadManifest(request.fn)
@@ -311,19 +306,16 @@ async function createExecService(c: NodeComponents, options: ExecServiceOptions)
       outcome = e.code
       const tried = (e.details as { tried?: Attempt[] } | undefined)?.tried
       for (const a of tried ?? []) metrics.attempts.inc({ outcome: a.outcome })
-      return sendError(reply, e)
+      throw e
     } finally {
       metrics.invocations.inc({ outcome })
       logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
     }
   })
 
-  c.http.get('/v1/conflicts', async (req) => {
-    const parsed = conflictsQuerySchema.safeParse(req.query)
-    if (!parsed.success)
-      throw new CovenantError('INVALID_INPUT', `query: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+  route(c.http, conflictsRoute, async function conflictEvidence({ query }) {
     return {
-      conflicts: conflicts.list(parsed.data).map((s) => ({
+      conflicts: conflicts.list(query).map((s) => ({
         conflict: conflictToJSON(s.conflict),
         receivedAt: s.receivedAt,
       })),

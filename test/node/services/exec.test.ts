@@ -29,14 +29,14 @@ import {
   loadCallerKey,
   verifyCertificate,
   verifyConflict,
-} from '../../src/client/index.ts'
+} from '../../../src/client/index.ts'
 import {
   type CovenantConfig,
   CovenantConfigSchema,
   DEFAULT_COVENANT,
   signedCovenantFromJSON,
-} from '../../src/covenant/index.ts'
-import { CovenantError } from '../../src/errors/index.ts'
+} from '../../../src/covenant/index.ts'
+import { CovenantError } from '../../../src/errors/index.ts'
 import {
   type Attempt,
   CONFLICT_PROTOCOL,
@@ -46,11 +46,13 @@ import {
   requestToJSON,
   type SelectionCandidate,
   selectExecutors,
-} from '../../src/exec/index.ts'
-import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
-import { createNet, type Net } from '../../src/net/index.ts'
-import { covenant } from '../fixtures/cli.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../fixtures/network.ts'
+  signReceipt,
+} from '../../../src/exec/index.ts'
+import { generateKey, keyId, type PrivateKey } from '../../../src/keys/index.ts'
+import { createNet, type Net } from '../../../src/net/index.ts'
+import { covenant } from '../../fixtures/cli.ts'
+import { makeNodes, type TestNode } from '../../fixtures/exec-cluster.ts'
+import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const GATEWAY = 0
 const REFUSER = 1
@@ -137,8 +139,6 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
   const peer = (i: number) => devnet.nodes[i].peerId
   const http = (i: number) => devnet.nodes[i].http
   const honest = () => HONEST.map(peer)
-  /** every executor any call asked, to check who was never chosen */
-  const asked = new Set<string>()
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'covenant-exec-e2e-'))
@@ -225,8 +225,6 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
       body: JSON.stringify({ request: requestToJSON(r.request) }),
     })
     const body = (await res.json()) as InvokeReply
-    const tried = body.tried ?? (body.error?.details?.tried as Attempt[] | undefined) ?? []
-    for (const a of tried) asked.add(a.peer)
     return { status: res.status, body }
   }
 
@@ -275,24 +273,35 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
   ] as const) {
     it(`returns the right value with a ${kind} executor among the three`, async () => {
       const r = request(kind, { args: [20, 1] }, (chosen) => chosen.includes(peer(index)))
-      const started = Date.now()
       const body = await expectSum(r, 21)
-      // two honest executors suffice: nobody waited for the faulty one
-      assert.ok(Date.now() - started < r.request.timeoutMs, `took ${Date.now() - started} ms`)
       const attempt = body.tried.find((a) => a.peer === peer(index))
       assert.ok(attempt !== undefined && attempt.outcome !== 'agreed')
       if (attempt.outcome === 'failed') assert.equal(attempt.error?.code, 'INVALID_SIGNATURE')
+      // Two honest executors suffice: the answer came while the slow or silent one (which holds
+      // its reply until after the deadline, or forever) was still running, so nobody waited for it.
+      if (kind !== 'bad-signature') assert.equal(attempt.outcome, 'abandoned')
     })
   }
 
+  /** Conflicts node i holds against each executor. */
+  async function conflictCounts(i: number): Promise<Map<string, number>> {
+    const peers = (await (await fetch(`${http(i)}/v1/peers`)).json()).peers as Array<{
+      id: string
+      conflicts: number
+    }>
+    return new Map(peers.map((p) => [p.id, p.conflicts]))
+  }
+
   it('returns the right value with a wrong-result executor, and spreads the conflict evidence', async () => {
+    const witnesses = [GATEWAY, H1, REFUSER]
+    const before = await Promise.all(witnesses.map(conflictCounts))
     const r = request('wrong-result', { args: [7, 7] }, (chosen) => chosen.includes(peer(WR1)))
     const body = await expectSum(r, 14)
     for (const c of body.conflicts)
       assert.equal(verifyConflict(conflictFromJSON(c)).conflict.executor, peer(WR1))
     // Whether the forged receipt came before or after the quorum, the gateway keeps it, and the
     // other live nodes learn it.
-    for (const i of [GATEWAY, H1, REFUSER]) {
+    for (const [w, i] of witnesses.entries()) {
       const stored = await waitFor(`the conflict on node ${i}`, async () => {
         const res = await fetch(`${http(i)}/v1/conflicts?executor=${peer(WR1)}`)
         const list = (await res.json()).conflicts as Array<{
@@ -304,29 +313,43 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
       const conflict = verifyConflict(conflictFromJSON(stored.conflict)).conflict
       assert.equal(conflict.executor, peer(WR1))
       assert.equal(conflict.agreed.length, 2)
-      const peers = (await (await fetch(`${http(i)}/v1/peers`)).json()).peers as Array<{
-        id: string
-        conflicts: number
-      }>
-      assert.equal(peers.find((p) => p.id === peer(WR1))?.conflicts, 1)
-      assert.equal(peers.find((p) => p.id === peer(H0))?.conflicts, 0)
+      // one more against the liar, none more against an honest executor
+      const after = await conflictCounts(i)
+      assert.equal(after.get(peer(WR1)), (before[w].get(peer(WR1)) ?? 0) + 1)
+      assert.equal(after.get(peer(H0)), before[w].get(peer(H0)) ?? 0)
     }
   })
 
-  it('refuses reported conflict evidence that does not verify', async () => {
-    const list = (await (await fetch(`${http(H1)}/v1/conflicts`)).json()).conflicts
-    assert.equal(list.length, 1)
-    const conflict = conflictFromJSON(list[0].conflict)
+  it('stores reported conflict evidence once, and refuses evidence that does not verify', async () => {
+    // Evidence of its own: three keys that signed receipts for one request, one of them lying.
+    const [liar, ...agreeing] = await makeNodes(3)
+    const { id } = createRequest(caller, { fn: fns.main.cid, export: 'add' })
+    const sign = (n: TestNode, outputHash: string) =>
+      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1 })
+    const conflict = {
+      request: id,
+      executor: liar.peer,
+      receipt: sign(liar, 'b'.repeat(64)),
+      agreedOutputHash: 'a'.repeat(64),
+      agreed: agreeing.map((n) => sign(n, 'a'.repeat(64))),
+    }
+    const against = async () =>
+      (await (await fetch(`${http(H1)}/v1/conflicts?executor=${liar.peer}`)).json()).conflicts as unknown[]
     const tampered = { ...conflict, agreedOutputHash: conflict.receipt.outputHash }
     await assert.rejects(
       prober.request(peer(H1), CONFLICT_PROTOCOL, { conflict: tampered }, { timeoutMs: 5000 }),
       (e: CovenantError) => e.code === 'INVALID_CONFLICT',
     )
-    // a valid report of known evidence is accepted and changes nothing
-    assert.deepEqual(await prober.request(peer(H1), CONFLICT_PROTOCOL, { conflict }, { timeoutMs: 5000 }), {
-      ok: true,
-    })
-    assert.equal((await (await fetch(`${http(H1)}/v1/conflicts`)).json()).conflicts.length, 1)
+    assert.deepEqual(await against(), [])
+    // valid evidence is stored; reported again, it changes nothing
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(await prober.request(peer(H1), CONFLICT_PROTOCOL, { conflict }, { timeoutMs: 5000 }), {
+        ok: true,
+      })
+      const stored = await against()
+      assert.equal(stored.length, 1)
+      assert.equal(verifyConflict(conflictFromJSON((stored[0] as { conflict: unknown }).conflict)).ok, true)
+    }
   })
 
   it('does not accept a value two colluding executors forged when q = k = 3: NO_QUORUM', async () => {
@@ -359,8 +382,19 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
         (e: CovenantError) => e.code === 'COVENANT_REFUSED',
       )
     }
-    assert.ok(asked.size >= 8, `only ${asked.size} executors were asked so far`)
-    assert.ok(!asked.has(peer(GATEWAY)) && !asked.has(peer(REFUSER)))
+    // Calls that ask every eligible executor of their function reach six nodes, never those two.
+    const asked = new Set<string>()
+    for (const [name, k] of [
+      ['main', 3],
+      ['bad-signature', 4],
+      ['slow', 4],
+      ['silent', 4],
+    ] as const) {
+      const { status, body } = await post(request(name, { k, q: 2 }))
+      assert.equal(status, 200, JSON.stringify(body).slice(0, 500))
+      for (const a of body.tried) asked.add(a.peer)
+    }
+    assert.deepEqual(asked, new Set([...HONEST, BADSIG, SLOW, SILENT].map(peer)))
   })
 
   it('returns FUEL_EXHAUSTED and MEMORY_LIMIT agreed by a quorum, and the executors keep serving', async () => {

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
-import { type Conflict, verifyConflict } from '../exec/index.ts'
+import { type Conflict, verifyConflict } from '../../exec/index.ts'
 
 export interface ConflictStoreInit {
   /** a file path, or `':memory:'`; the parent directory is created */

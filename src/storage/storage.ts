@@ -11,6 +11,7 @@
  * (this also moves content off a node whose new covenant refuses it).
  */
 import type { Logger } from 'pino'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import { z } from 'zod'
 import {
   assertBlock,
@@ -25,36 +26,47 @@ import {
 } from '../content/index.ts'
 import { closestPeers, mayServe, mayStore, type SignedCovenant } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { BLOCK_PROTOCOL, type Net } from '../net/index.ts'
-import type { NodeMetrics } from './metrics.ts'
-import type { PeerTable } from './peer-table.ts'
-
-const cidText = z.string().min(1).max(128)
-const blockBytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_BLOCK_BYTES, {
-  message: `expected bytes, at most ${MAX_BLOCK_BYTES}`,
-})
+import type { Net } from '../net/index.ts'
+import type { PeerTable } from '../peers/index.ts'
+import {
+  BLOCK_PROTOCOL,
+  type BlockRequest,
+  blockRequestSchema,
+  getReplySchema,
+  hasReplySchema,
+  MAX_BLOCK_MESSAGE_BYTES,
+  MAX_HAS_CIDS,
+  putReplySchema,
+} from './block-protocol.ts'
 
 /** Provider announcements start this long after a block is stored. */
 const PROVIDE_DELAY_MS = 1000
 /** At most this many provider announcements per second per node. */
 const PROVIDES_PER_SECOND = 2
 
-/** Most CIDs in one `has` request. */
-export const MAX_HAS_CIDS = 256
-/** Largest block-protocol message: one block plus its envelope. */
-export const MAX_BLOCK_MESSAGE_BYTES = MAX_BLOCK_BYTES + 16 * 1024
+/** How storage behaves; every default is written here. */
+export const storageOptionsSchema = z.strictObject({
+  /** holders per block (k) @default 3 */
+  replicas: z.number().int().min(1).max(20).default(3),
+  /** repair loop period @default 5000 */
+  repairIntervalMs: z.number().int().min(50).max(3_600_000).default(5000),
+  /** per-peer transfer timeout @default 10000 */
+  transferTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+})
+export type StorageOptions = z.input<typeof storageOptionsSchema>
 
-/** Requests on `/covenant/block/1.0.0`. */
-export const blockRequestSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('put'), cid: cidText, bytes: blockBytes, tags: TagsSchema }),
-  z.strictObject({ type: z.literal('get'), cid: cidText }),
-  z.strictObject({ type: z.literal('has'), cids: z.array(cidText).max(MAX_HAS_CIDS) }),
-])
-export type BlockRequest = z.infer<typeof blockRequestSchema>
-
-export const putReplySchema = z.strictObject({ stored: z.literal(true) })
-export const getReplySchema = z.strictObject({ bytes: blockBytes, tags: TagsSchema })
-export const hasReplySchema = z.strictObject({ has: z.array(z.boolean()).max(MAX_HAS_CIDS) })
+/** What storage needs from the node. */
+export interface StorageComponents {
+  net: Pick<Net, 'peerId' | 'handle' | 'unhandle' | 'request' | 'provide' | 'findProviders'>
+  /** this node's blocks */
+  store: BlockStore
+  peers: Pick<PeerTable, 'live' | 'onChange'>
+  /** this node's current signed covenant */
+  covenant: () => SignedCovenant
+  logger: Logger
+  /** where storage's metrics go */
+  registry: Registry
+}
 
 export interface PutResult {
   cid: string
@@ -71,38 +83,76 @@ export interface GetResult {
   source: 'local' | 'peer' | 'dht'
 }
 
-export interface StorageInit {
-  net: Net
-  store: BlockStore
-  peers: PeerTable
-  covenant: () => SignedCovenant
-  logger: Logger
-  metrics: NodeMetrics
-  /** holders per block (k) @default 3 */
-  replicas?: number
-  /** repair loop period @default 5000 */
-  repairIntervalMs?: number
-  /** per-peer transfer timeout @default 10000 */
-  transferTimeoutMs?: number
+export interface RepairResult {
+  checked: number
+  pushed: number
+  dropped: number
 }
 
-export class Storage {
-  readonly replicas: number
-  readonly repairIntervalMs: number
-  private readonly init: StorageInit
+export interface Storage {
+  /** the options in force, defaults filled in */
+  readonly options: Readonly<z.output<typeof storageOptionsSchema>>
+  /** answers the block protocol, announces what this node holds and starts the repair loop */
+  start(): Promise<void>
+  /** stops the repair loop and answering the block protocol; waits for a running round */
+  stop(): Promise<void>
+  /** Stores a block on its k holders; resolves when they answered, with those that confirmed. */
+  put(bytes: Uint8Array, options?: { tags?: string[]; codec?: 'raw' | 'dag-cbor' }): Promise<PutResult>
+  /**
+   * Fetches a block: locally, then from the predicted holders, then from DHT providers. Bytes that
+   * do not hash to the CID are discarded and the next source is tried.
+   */
+  get(cid: CID, options?: { timeoutMs?: number }): Promise<GetResult>
+  /** Asks each live peer whether it holds `cid`; the holders (this node included), closest first. */
+  locate(cid: CID): Promise<string[]>
+  /** Runs one repair round now (or joins the running one). */
+  repair(): Promise<RepairResult>
+}
+
+/** Creates block storage over a block store; `start()` it once the network and peers are started. */
+export function createStorage(components: StorageComponents, options: StorageOptions = {}): Storage {
+  return new Replication(components, storageOptionsSchema.parse(options))
+}
+
+function storageMetrics(registry: Registry) {
+  const registers = [registry]
+  return {
+    blocksStored: new Gauge({ name: 'covenant_blocks_stored', help: 'blocks held by this node', registers }),
+    bytesStored: new Gauge({ name: 'covenant_bytes_stored', help: 'bytes of blocks held', registers }),
+    blockPuts: new Counter({
+      name: 'covenant_block_puts_total',
+      help: 'blocks stored locally, by result',
+      labelNames: ['result'],
+      registers,
+    }),
+    repairPushes: new Counter({
+      name: 'covenant_repair_pushes_total',
+      help: 'replicas created by the repair loop',
+      registers,
+    }),
+  }
+}
+
+class Replication implements Storage {
+  readonly options: z.output<typeof storageOptionsSchema>
+  private readonly init: StorageComponents
+  private readonly metrics: ReturnType<typeof storageMetrics>
   private readonly self: string
+  private readonly replicas: number
   private timer: NodeJS.Timeout | undefined
   private soon: NodeJS.Timeout | undefined
-  private repairing: Promise<unknown> | undefined
+  private repairing: Promise<RepairResult> | undefined
   private running = false
+  private unsubscribe: (() => void) | undefined
   private readonly provideQueue = new Set<string>()
   private providing = false
 
-  constructor(init: StorageInit) {
+  constructor(init: StorageComponents, options: z.output<typeof storageOptionsSchema>) {
     this.init = init
+    this.options = options
+    this.metrics = storageMetrics(init.registry)
     this.self = init.net.peerId
-    this.replicas = init.replicas ?? 3
-    this.repairIntervalMs = init.repairIntervalMs ?? 5000
+    this.replicas = options.replicas
   }
 
   async start(): Promise<void> {
@@ -115,8 +165,8 @@ export class Storage {
       handler: (msg, from) => this.onRequest(msg, from),
     })
     this.running = true
-    this.init.peers.on('change', () => this.repairSoon())
-    this.timer = setInterval(() => void this.repair(), this.repairIntervalMs)
+    this.unsubscribe = this.init.peers.onChange(() => this.repairSoon())
+    this.timer = setInterval(() => void this.repair(), this.options.repairIntervalMs)
     this.timer.unref()
     // Re-announce what this node holds: provider records live in memory on other nodes.
     for (const info of this.init.store.list({ limit: 10_000 })) this.enqueueProvide(info.cid)
@@ -125,9 +175,11 @@ export class Storage {
 
   async stop(): Promise<void> {
     this.running = false
+    this.unsubscribe?.()
     if (this.timer !== undefined) clearInterval(this.timer)
     if (this.soon !== undefined) clearTimeout(this.soon)
     this.provideQueue.clear()
+    await this.init.net.unhandle(BLOCK_PROTOCOL).catch(() => {})
     await this.repairing
   }
 
@@ -149,16 +201,15 @@ export class Storage {
   }
 
   /** Live nodes (this one included) whose covenant accepts the block, closest to the CID first. */
-  candidates(cid: CID, tags: string[], size: number): string[] {
+  private candidates(cid: CID, tags: string[], size: number): string[] {
     const ids: string[] = []
     if (this.refusal(tags, size, this.init.store.has(cid)) === undefined) ids.push(this.self)
     for (const p of this.init.peers.live()) {
-      if (mayStore(p.covenant!.config, { tags, size, usedBytes: 0 }).ok) ids.push(p.id)
+      if (mayStore(p.covenant.config, { tags, size, usedBytes: 0 }).ok) ids.push(p.id)
     }
     return closestPeers(cid.bytes, ids, ids.length)
   }
 
-  /** Stores a block on its k holders; returns when they answered, with those that confirmed. */
   async put(
     bytes: Uint8Array,
     options: { tags?: string[]; codec?: 'raw' | 'dag-cbor' } = {},
@@ -206,19 +257,19 @@ export class Storage {
       peer,
       BLOCK_PROTOCOL,
       { type: 'put', cid: cid.toString(), bytes, tags },
-      { timeoutMs: this.init.transferTimeoutMs ?? 10_000, schema: putReplySchema },
+      { timeoutMs: this.options.transferTimeoutMs, schema: putReplySchema },
     )
   }
 
   private storeLocal(cid: CID, bytes: Uint8Array, tags: string[]): void {
     const refused = this.refusal(tags, bytes.length, this.init.store.has(cid))
     if (refused !== undefined) {
-      this.init.metrics.blockPuts.inc({ result: refused.code })
+      this.metrics.blockPuts.inc({ result: refused.code })
       throw refused
     }
     assertBlock(cid, bytes)
     this.init.store.put(cid, bytes, { tags })
-    this.init.metrics.blockPuts.inc({ result: 'stored' })
+    this.metrics.blockPuts.inc({ result: 'stored' })
     this.updateGauges()
     this.enqueueProvide(cid.toString())
   }
@@ -253,10 +304,6 @@ export class Storage {
     }
   }
 
-  /**
-   * Fetches a block: locally, then from the predicted holders, then from DHT providers. Bytes that
-   * do not hash to the CID are discarded and the next source is tried.
-   */
   async get(cid: CID, options: { timeoutMs?: number } = {}): Promise<GetResult> {
     const local = this.init.store.get(cid)
     if (local !== undefined) {
@@ -285,7 +332,7 @@ export class Storage {
     }
     const storers = this.init.peers
       .live()
-      .filter((p) => p.covenant!.config.store.enabled)
+      .filter((p) => p.covenant.config.store.enabled)
       .map((p) => p.id)
     for (const peer of closestPeers(cid.bytes, storers, this.replicas * 2)) {
       const found = await ask(peer)
@@ -300,7 +347,6 @@ export class Storage {
     throw new CovenantError('BLOCK_NOT_FOUND', `no node answered with ${cid}`)
   }
 
-  /** Asks each live peer whether it holds `cid`; returns the holders (this node included), closest first. */
   async locate(cid: CID): Promise<string[]> {
     const peers = this.init.peers
       .live()
@@ -327,7 +373,7 @@ export class Storage {
   }
 
   /** Schedules a repair round shortly (peer changes come in bursts). */
-  repairSoon(): void {
+  private repairSoon(): void {
     if (!this.running || this.soon !== undefined) return
     this.soon = setTimeout(() => {
       this.soon = undefined
@@ -336,9 +382,8 @@ export class Storage {
     this.soon.unref()
   }
 
-  /** Runs one repair round (or joins the running one); resolves with what it did. */
-  repair(): Promise<{ checked: number; pushed: number; dropped: number }> {
-    if (this.repairing !== undefined) return this.repairing as Promise<never>
+  repair(): Promise<RepairResult> {
+    if (this.repairing !== undefined) return this.repairing
     const p = this.repairRound()
       .catch((err) => {
         this.init.logger.error({ event: 'repair-failed', err: CovenantError.from(err).message })
@@ -351,7 +396,7 @@ export class Storage {
     return p
   }
 
-  private async repairRound(): Promise<{ checked: number; pushed: number; dropped: number }> {
+  private async repairRound(): Promise<RepairResult> {
     const blocks = this.init.store.list({ limit: 10_000 })
     const plans = blocks.map((info) => {
       const cid = parseCid(info.cid)
@@ -392,7 +437,7 @@ export class Storage {
           try {
             await this.pushTo(peer, plan.cid, bytes, plan.info.tags)
             pushed++
-            this.init.metrics.repairPushes.inc()
+            this.metrics.repairPushes.inc()
             this.init.logger.info({ event: 'repair-push', cid: plan.info.cid, peer })
           } catch (err) {
             this.init.logger.warn({
@@ -451,7 +496,7 @@ export class Storage {
 
   private updateGauges(): void {
     const s = this.init.store.stats()
-    this.init.metrics.blocksStored.set(s.blocks)
-    this.init.metrics.bytesStored.set(s.bytes)
+    this.metrics.blocksStored.set(s.blocks)
+    this.metrics.bytesStored.set(s.bytes)
   }
 }

@@ -4,11 +4,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { CovenantError } from '../../src/errors/index.ts'
-import { type Conflict, createRequest, signReceipt } from '../../src/exec/index.ts'
-import { generateKey } from '../../src/keys/index.ts'
-import { openConflictStore } from '../../src/node/index.ts'
-import { BlockMap, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
+import type { CovenantError } from '../../../src/errors/index.ts'
+import { type Conflict, createRequest, signReceipt } from '../../../src/exec/index.ts'
+import { generateKey } from '../../../src/keys/index.ts'
+import { openConflictStore } from '../../../src/node/index.ts'
+import { BlockMap, makeNodes, type TestNode } from '../../fixtures/exec-cluster.ts'
 
 const AGREED = 'a'.repeat(64)
 const OTHER = 'b'.repeat(64)

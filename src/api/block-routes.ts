@@ -1,0 +1,103 @@
+/** Blocks and functions: what storage serves over HTTP. */
+import { z } from 'zod'
+import { MAX_BLOCK_BYTES, MAX_MANIFEST_BYTES, ManifestJSONSchema, TagsSchema } from '../content/index.ts'
+import type { RouteSpec } from './route.ts'
+
+/** `:cid` in a path; what it names is checked by the handler (INVALID_CID). */
+export const CidParamsSchema = z.strictObject({ cid: z.string().min(1).max(128) })
+
+/** `?tags=a,b`: the block's tags, comma-separated. */
+export const PutBlockQuerySchema = z.strictObject({
+  tags: z
+    .string()
+    .max(4096)
+    .optional()
+    .transform((text) => (text === undefined || text === '' ? [] : text.split(',').map((t) => t.trim())))
+    .pipe(TagsSchema),
+})
+
+export const PutBlockReplySchema = z.object({
+  cid: z.string(),
+  /** peers that confirmed holding it, closest first */
+  holders: z.array(z.string()),
+  /** how many holders were wanted (k) */
+  wanted: z.number().int().min(1),
+})
+export type PutBlockReply = z.infer<typeof PutBlockReplySchema>
+
+/** `PUT /v1/blocks?tags=a,b`: stores the raw body (any content type) on its k holders. */
+export const putBlockRoute = {
+  method: 'PUT',
+  path: '/v1/blocks',
+  query: PutBlockQuerySchema,
+  body: 'bytes',
+  reply: PutBlockReplySchema,
+  bodyLimit: MAX_BLOCK_BYTES,
+} as const satisfies RouteSpec
+
+/** `GET /v1/blocks/:cid`: the block's bytes, from here or the network, hash-checked. */
+export const getBlockRoute = {
+  method: 'GET',
+  path: '/v1/blocks/:cid',
+  params: CidParamsSchema,
+  reply: 'bytes',
+} as const satisfies RouteSpec
+
+/** Response headers of {@link getBlockRoute}. */
+export const BLOCK_TAGS_HEADER = 'x-covenant-tags'
+export const BLOCK_SOURCE_HEADER = 'x-covenant-source'
+
+export const HoldersReplySchema = z.object({ cid: z.string(), holders: z.array(z.string()) })
+
+/** `GET /v1/blocks/:cid/holders`: live peers that hold the block, closest first. */
+export const blockHoldersRoute = {
+  method: 'GET',
+  path: '/v1/blocks/:cid/holders',
+  params: CidParamsSchema,
+  reply: HoldersReplySchema,
+} as const satisfies RouteSpec
+
+/** Body of `POST /v1/functions`: the bundled module and its signed manifest (DAG-CBOR, base64). */
+export const DeployBodySchema = z.strictObject({
+  code: z.string().max(MAX_BLOCK_BYTES),
+  manifest: z
+    .string()
+    .max(Math.ceil((MAX_MANIFEST_BYTES * 4) / 3) + 4)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64'),
+})
+export type DeployBody = z.infer<typeof DeployBodySchema>
+
+export const DeployReplySchema = z.object({
+  /** the manifest CID: the function's name */
+  cid: z.string(),
+  codeCid: z.string(),
+  holders: z.array(z.string()),
+  codeHolders: z.array(z.string()),
+  wanted: z.number().int().min(1),
+})
+export type DeployReply = z.infer<typeof DeployReplySchema>
+
+/** `POST /v1/functions`: stores a function's code and manifest. */
+export const deployRoute = {
+  method: 'POST',
+  path: '/v1/functions',
+  body: DeployBodySchema,
+  reply: DeployReplySchema,
+  // the code as JSON text, with room for escapes
+  bodyLimit: 3 * MAX_BLOCK_BYTES,
+} as const satisfies RouteSpec
+
+export const FunctionInfoSchema = z.object({
+  cid: z.string(),
+  manifest: ManifestJSONSchema,
+  holders: z.array(z.string()),
+})
+export type FunctionInfo = z.infer<typeof FunctionInfoSchema>
+
+/** `GET /v1/functions/:cid`: a function's manifest and holders. */
+export const getFunctionRoute = {
+  method: 'GET',
+  path: '/v1/functions/:cid',
+  params: CidParamsSchema,
+  reply: FunctionInfoSchema,
+} as const satisfies RouteSpec

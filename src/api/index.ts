@@ -1,0 +1,88 @@
+/**
+ * The HTTP API as data: every route's method, path and the zod schemas of its params, query, body
+ * and reply. The node serves each route by handing it to `route()` with a handler, which parses
+ * every input with these schemas; the client builds its requests from the same specs and parses
+ * every reply with them, so a node and a client cannot drift apart unnoticed. No `node:` imports:
+ * the client runs in a browser.
+ *
+ * Every error, on every route, is `{ "error": { code, message, details? } }` ({@link ErrorBodySchema})
+ * with the HTTP status of its code in `ERROR_CODES`.
+ *
+ * A part that serves HTTP adds a file here (`<part>-routes.ts`) with its specs, lists them in
+ * {@link API_ROUTES}, and its node service binds a handler to each (docs/architecture.md).
+ *
+ * @example
+ * ```ts
+ * const res = await fetch(base + routePath(getFunctionRoute, { cid }))
+ * const info = FunctionInfoSchema.parse(await res.json())   // the client does this, typed
+ * ```
+ */
+import { z } from 'zod'
+import { ErrorJSONSchema } from '../errors/index.ts'
+import {
+  blockHoldersRoute,
+  deployRoute,
+  getBlockRoute,
+  getFunctionRoute,
+  putBlockRoute,
+} from './block-routes.ts'
+import { conflictsRoute, invokeRoute } from './exec-routes.ts'
+import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
+import type { RouteSpec } from './route.ts'
+
+export type { DeployBody, DeployReply, FunctionInfo, PutBlockReply } from './block-routes.ts'
+export {
+  BLOCK_SOURCE_HEADER,
+  BLOCK_TAGS_HEADER,
+  blockHoldersRoute,
+  CidParamsSchema,
+  DeployBodySchema,
+  DeployReplySchema,
+  deployRoute,
+  FunctionInfoSchema,
+  getBlockRoute,
+  getFunctionRoute,
+  HoldersReplySchema,
+  PutBlockQuerySchema,
+  PutBlockReplySchema,
+  putBlockRoute,
+} from './block-routes.ts'
+export {
+  ConflictsQuerySchema,
+  ConflictsReplySchema,
+  conflictsRoute,
+  InvokeBodySchema,
+  InvokeReplySchema,
+  invokeRoute,
+} from './exec-routes.ts'
+export type { NodeInfo, PeerInfo } from './node-routes.ts'
+export {
+  HealthReplySchema,
+  healthRoute,
+  metricsRoute,
+  NodeInfoSchema,
+  nodeRoute,
+  PeerInfoSchema,
+  PeersReplySchema,
+  peersRoute,
+} from './node-routes.ts'
+export type { RouteInput, RouteReply, RouteSpec } from './route.ts'
+export { DEFAULT_BODY_LIMIT, routePath } from './route.ts'
+
+/** The body of every error reply. */
+export const ErrorBodySchema = z.object({ error: ErrorJSONSchema })
+
+/** Every route of the API; a node serves each of them. */
+export const API_ROUTES: readonly RouteSpec[] = [
+  healthRoute,
+  nodeRoute,
+  peersRoute,
+  metricsRoute,
+  putBlockRoute,
+  getBlockRoute,
+  blockHoldersRoute,
+  deployRoute,
+  getFunctionRoute,
+  invokeRoute,
+  conflictsRoute,
+]

@@ -1,0 +1,93 @@
+/**
+ * The JSON forms of exec's signed values, for the HTTP API and browsers: the same values with every
+ * signature in base64. Each form is its value's schema with the signature fields swapped for
+ * base64 strings; `…ToJSON` is the generic {@link bytesFieldsToJSON} and `…FromJSON` reads the
+ * signatures back at their paths, then checks the shape (not the signatures: verify for that).
+ */
+import { z } from 'zod'
+import { bytesFieldsFromJSON, bytesFieldsToJSON } from '../encoding/index.ts'
+import { CovenantError, type ErrorCode, ErrorJSONSchema } from '../errors/index.ts'
+import { SignatureJSONSchema } from '../keys/index.ts'
+import { type Certificate, CertificateSchema, type Conflict, ConflictSchema } from './certificate.ts'
+import { Sha256HexSchema } from './fields.ts'
+import type { Attempt } from './invoke.ts'
+import { type Receipt, ReceiptSchema } from './receipt.ts'
+import { MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
+
+export const SignedRequestJSONSchema = SignedRequestSchema.extend({ signature: SignatureJSONSchema })
+export type SignedRequestJSON = z.infer<typeof SignedRequestJSONSchema>
+
+export const ReceiptJSONSchema = ReceiptSchema.extend({ signature: SignatureJSONSchema })
+export type ReceiptJSON = z.infer<typeof ReceiptJSONSchema>
+
+const receiptsJSON = z.array(ReceiptJSONSchema).min(1).max(MAX_REPLICAS)
+
+export const CertificateJSONSchema = CertificateSchema.extend({
+  request: SignedRequestJSONSchema,
+  receipts: receiptsJSON,
+})
+export type CertificateJSON = z.infer<typeof CertificateJSONSchema>
+
+export const ConflictJSONSchema = ConflictSchema.extend({ receipt: ReceiptJSONSchema, agreed: receiptsJSON })
+export type ConflictJSON = z.infer<typeof ConflictJSONSchema>
+
+/**
+ * One executor a gateway asked, as it reports it (`tried` in `POST /v1/invoke`). An error with a
+ * code this side does not know is read as PROTOCOL_ERROR, as everywhere else.
+ */
+export const AttemptSchema = z.strictObject({
+  peer: z.string().max(128),
+  outcome: z.enum(['agreed', 'disagreed', 'answered', 'failed', 'abandoned']),
+  outputHash: Sha256HexSchema.optional(),
+  error: ErrorJSONSchema.transform((e) => CovenantError.fromJSON(e).toJSON()).optional(),
+  ms: z.number().min(0),
+}) satisfies z.ZodType<Attempt>
+
+/** Where the bytes are in each value's JSON form, for {@link bytesFieldsFromJSON}. */
+const REQUEST_BYTES = ['signature']
+const CERTIFICATE_BYTES = ['request.signature', 'receipts[].signature']
+const CONFLICT_BYTES = ['receipt.signature', 'agreed[].signature']
+
+function fromJSON<S extends z.ZodType>(
+  schema: S,
+  json: unknown,
+  paths: readonly string[],
+  code: ErrorCode,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(bytesFieldsFromJSON(json, paths))
+  if (!parsed.success) throw new CovenantError(code, `malformed ${what}: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
+
+/** A signed request in its JSON form (signature in base64), as `POST /v1/invoke` carries it. */
+export function requestToJSON(request: SignedRequest): SignedRequestJSON {
+  return bytesFieldsToJSON(request)
+}
+
+/** Reads a signed request from its JSON form; shape only (INVALID_REQUEST), check it with verifyRequest. */
+export function requestFromJSON(json: unknown): SignedRequest {
+  return fromJSON(SignedRequestSchema, json, REQUEST_BYTES, 'INVALID_REQUEST', 'request')
+}
+
+export function receiptToJSON(receipt: Receipt): ReceiptJSON {
+  return bytesFieldsToJSON(receipt)
+}
+
+export function certificateToJSON(certificate: Certificate): CertificateJSON {
+  return bytesFieldsToJSON(certificate)
+}
+
+/** Reads a certificate from its JSON form; shape only (INVALID_CERTIFICATE), check it with verifyCertificate. */
+export function certificateFromJSON(json: unknown): Certificate {
+  return fromJSON(CertificateSchema, json, CERTIFICATE_BYTES, 'INVALID_CERTIFICATE', 'certificate')
+}
+
+export function conflictToJSON(conflict: Conflict): ConflictJSON {
+  return bytesFieldsToJSON(conflict)
+}
+
+/** Reads conflict evidence from its JSON form; shape only (INVALID_CONFLICT), check it with verifyConflict. */
+export function conflictFromJSON(json: unknown): Conflict {
+  return fromJSON(ConflictSchema, json, CONFLICT_BYTES, 'INVALID_CONFLICT', 'conflict')
+}

@@ -1,0 +1,131 @@
+/**
+ * The node's HTTP server: fastify with open CORS (a browser page may call a node directly), a
+ * latency histogram, and one way out for every error — ours, fastify's (a body too large, a
+ * content type it cannot parse, a URL that does not decode) and unknown routes alike:
+ * `{ "error": { code, message, details? } }` with the status ERROR_CODES gives the code.
+ * Services add routes with {@link route}, which parses every input with the route's schemas from
+ * `src/api`.
+ */
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify'
+import { DEFAULT_BODY_LIMIT, type RouteInput, type RouteReply, type RouteSpec } from '../api/index.ts'
+import { CovenantError, parseOrThrow } from '../errors/index.ts'
+import type { NodeMetrics } from './metrics.ts'
+
+export type { FastifyInstance as HttpServer, FastifyReply }
+
+/** Maps anything thrown in a route (ours or fastify's) to a CovenantError. */
+function toCovenantError(err: unknown): CovenantError {
+  if (err instanceof CovenantError) return err
+  const e = err as { code?: string; statusCode?: number; message?: string }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new CovenantError('MESSAGE_TOO_LARGE', 'the request body is too large')
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
+    return new CovenantError('INVALID_INPUT', e.message ?? 'bad request', { cause: err })
+  return CovenantError.from(err)
+}
+
+function allowCors(reply: FastifyReply): void {
+  reply.header('access-control-allow-origin', '*')
+  reply.header('access-control-allow-methods', 'GET, PUT, POST, OPTIONS')
+  reply.header('access-control-allow-headers', 'content-type')
+  reply.header('access-control-max-age', '600')
+}
+
+function sendError(reply: FastifyReply, err: unknown): void {
+  const e = toCovenantError(err)
+  allowCors(reply)
+  void reply.code(e.status).send({ error: e.toJSON() })
+}
+
+/** Creates the HTTP server with CORS, metrics and error handling, and no routes yet. */
+export function createHttpServer(init: { metrics: Pick<NodeMetrics, 'httpDuration'> }): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    frameworkErrors: (err, _req, reply) => sendError(reply, err),
+  })
+  const started = new WeakMap<FastifyRequest, number>()
+
+  app.addHook('onRequest', async function corsAndClock(req, reply) {
+    allowCors(reply)
+    started.set(req, performance.now())
+  })
+  app.addHook('onResponse', async function observeDuration(req, reply) {
+    const ms = performance.now() - (started.get(req) ?? performance.now())
+    init.metrics.httpDuration.observe(
+      { route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
+      ms / 1000,
+    )
+  })
+  app.options('*', async function preflight(_req, reply) {
+    return reply.code(204).send()
+  })
+  app.setErrorHandler(function onError(err, _req, reply) {
+    sendError(reply, err)
+  })
+  app.setNotFoundHandler(function noRoute(req, reply) {
+    sendError(reply, new CovenantError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`))
+  })
+  return app
+}
+
+function asBytes(body: unknown): Uint8Array {
+  if (!(body instanceof Uint8Array)) throw new CovenantError('INVALID_INPUT', 'the body must be raw bytes')
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+}
+
+/**
+ * Serves `spec` with `handler`: the path parameters, query and body are parsed with the spec's
+ * schemas first (INVALID_INPUT naming the field), a `'bytes'` body arrives as a Uint8Array whatever
+ * its content type, and a `'bytes'` reply goes out as application/octet-stream. The handler gets
+ * fastify's reply for headers; whatever it throws becomes the error reply.
+ */
+export function route<S extends RouteSpec>(
+  app: FastifyInstance,
+  spec: S,
+  handler: (input: RouteInput<S>, reply: FastifyReply) => Promise<RouteReply<S>>,
+): void {
+  const options: RouteOptions = {
+    method: spec.method,
+    url: spec.path,
+    bodyLimit: spec.bodyLimit,
+    handler: async (req, reply) => {
+      const input = {
+        params: spec.params && parseOrThrow(spec.params, req.params, 'INVALID_INPUT', 'path'),
+        query: spec.query && parseOrThrow(spec.query, req.query, 'INVALID_INPUT', 'query'),
+        body:
+          spec.body === 'bytes'
+            ? asBytes(req.body)
+            : spec.body && parseOrThrow(spec.body, req.body, 'INVALID_INPUT', 'body'),
+      } as RouteInput<S>
+      const out = await handler(input, reply)
+      if (out instanceof Uint8Array) {
+        reply.header('content-type', 'application/octet-stream')
+        return Buffer.from(out.buffer, out.byteOffset, out.byteLength)
+      }
+      return out
+    },
+  }
+  if (spec.body !== 'bytes') {
+    app.route(options)
+    return
+  }
+  // A raw body: any content type (none too) is taken as bytes, up to the route's limit.
+  void app.register(async function rawBody(raw) {
+    raw.removeAllContentTypeParsers()
+    raw.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: spec.bodyLimit ?? DEFAULT_BODY_LIMIT },
+      (_req, body, done) => done(null, body),
+    )
+    raw.addHook('onRequest', async function defaultContentType(req) {
+      if (req.headers['content-type'] === undefined) req.headers['content-type'] = 'application/octet-stream'
+    })
+    raw.route(options)
+  })
+}

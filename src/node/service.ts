@@ -1,0 +1,57 @@
+/**
+ * The service contract: how a part plugs into the node. A service is made by a factory that
+ * receives the components it declares (a `Pick` of {@link NodeComponents}, so a test can hand it
+ * only those), registers what it serves, and returns `{ name, start?, stop? }`:
+ * - protocols: `net.handle(PROTOCOL, { schema, maxBytes, handler })`, calls with `net.request`;
+ * - HTTP routes: `route(http, spec, handler)` (`./http.ts`) with the route's spec from `src/api`;
+ * - metrics: counters and gauges created in `metrics.registry`;
+ * - logs: `logger` (never request arguments, block contents or results).
+ * The factory runs once the network, stores, peer table and storage exist and before the HTTP
+ * server listens; `start` runs once the node is up, `stop` in reverse order before the parts stop.
+ */
+import type { Logger } from 'pino'
+import type { BlockStore, CID } from '../content/index.ts'
+import type { SignedCovenant } from '../covenant/index.ts'
+import type { PrivateKey } from '../keys/index.ts'
+import type { Net } from '../net/index.ts'
+import type { PeerTable } from '../peers/index.ts'
+import type { Storage } from '../storage/index.ts'
+import type { HttpServer } from './http.ts'
+import type { NodeMetrics } from './metrics.ts'
+import type { ConflictStore } from './services/conflict-store.ts'
+
+/** Everything the node offers its services; each service takes only the part it needs. */
+export interface NodeComponents {
+  key: PrivateKey
+  peerId: string
+  dataDir: string
+  /** the node's current signed covenant */
+  covenant(): SignedCovenant
+  net: Net
+  /** live peers with their verified covenants */
+  peers: PeerTable
+  blockStore: BlockStore
+  storage: Storage
+  /** fetches a block from here or the network, checked against its CID */
+  getBlock(cid: CID): Promise<Uint8Array>
+  /** add routes with `route(http, spec, handler)`; it listens after every service was created */
+  http: HttpServer
+  logger: Logger
+  metrics: NodeMetrics
+  /** verified conflict evidence, `<data>/conflicts.db` */
+  conflicts: ConflictStore
+  /** devnet fault injection kind, for the exec service */
+  fault?: string
+}
+
+/** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */
+export interface NodeService {
+  name: string
+  start?(): Promise<void>
+  stop?(): Promise<void>
+}
+
+/** Makes a service from the components it needs. */
+export type NodeServiceFactory<C extends Partial<NodeComponents> = NodeComponents> = (
+  components: C,
+) => NodeService | Promise<NodeService>
