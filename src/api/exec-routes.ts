@@ -11,7 +11,7 @@ export const InvokeBodySchema = z.strictObject({ request: z.unknown() })
 
 export const InvokeReplySchema = z.object({
   /** `output.value` */
-  value: z.unknown(),
+  value: z.unknown().optional(),
   output: OutputSchema,
   certificate: CertificateJSONSchema,
   /**

@@ -248,9 +248,9 @@ export class CovenantClient {
     const parsed = InvokeReplySchema.safeParse(await readJson(res))
     if (!parsed.success) {
       // A certificate or output that does not even parse is one that does not verify.
-      const field = parsed.error.issues[0]?.path[0]
-      if (field === 'certificate' || field === 'output')
-        throw new CovenantError('INVALID_CERTIFICATE', `the gateway sent a malformed ${field}`)
+      const bad = parsed.error.issues.find((i) => i.path[0] === 'certificate' || i.path[0] === 'output')
+      if (bad !== undefined)
+        throw new CovenantError('INVALID_CERTIFICATE', `the gateway sent a malformed ${String(bad.path[0])}`)
       throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
     }
     const reply = parsed.data

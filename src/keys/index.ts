@@ -36,12 +36,18 @@ export function encodeKey(key: PrivateKey): Uint8Array {
   return privateKeyToProtobuf(key)
 }
 
+/** Reads a key from its protobuf bytes; INVALID_INPUT unless they hold an Ed25519 private key. */
 export function decodeKey(bytes: Uint8Array): PrivateKey {
+  let key: PrivateKey
   try {
-    return privateKeyFromProtobuf(bytes)
+    key = privateKeyFromProtobuf(bytes)
   } catch (err) {
-    throw new CovenantError('INVALID_INPUT', 'not a valid private key file', { cause: err })
+    throw new CovenantError('INVALID_INPUT', 'the bytes are not a libp2p private key', { cause: err })
   }
+  // Every actor is an Ed25519 key: another type would sign what no one accepts.
+  if (key.type !== 'Ed25519')
+    throw new CovenantError('INVALID_INPUT', `a ${key.type} key, where Covenant uses Ed25519 keys`)
+  return key
 }
 
 /** Reads a key file, or creates one (mode 0600) if there is none. Node only. */
@@ -53,7 +59,14 @@ export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
   try {
     bytes = await readFile(file)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new CovenantError(
+        'INVALID_INPUT',
+        `cannot read the key file ${file}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      )
   }
   if (bytes !== undefined) {
     try {
@@ -62,7 +75,7 @@ export async function loadOrCreateKey(file: string): Promise<PrivateKey> {
       // never overwrite it: it may be the only copy of an identity
       throw new CovenantError(
         'INVALID_INPUT',
-        `${file} is not a valid private key file; move it away to make a new key`,
+        `${file} is not a valid private key file (${(err as Error).message}); move it away to make a new key`,
         {
           cause: err,
         },

@@ -163,7 +163,7 @@ export function createNet(init: NetInit): Net {
       await h().unhandle(protocol)
     },
 
-    request(id, protocol, msg, options) {
+    async request(id, protocol, msg, options) {
       return rpcRequest(h(), id, protocol, msg, options)
     },
 

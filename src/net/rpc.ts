@@ -83,7 +83,9 @@ export function rpcStreamHandler<S extends z.ZodType, R>(
     const lp = lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: maxBytes + 64 * 1024 })
     let reply: ReturnType<typeof errorReply> | { result: unknown }
     if (active >= maxConcurrent) {
-      reply = errorReply(new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol'))
+      const busy = new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol')
+      onError?.(busy, from)
+      reply = errorReply(busy)
     } else {
       active++
       try {
@@ -124,7 +126,20 @@ export function rpcStreamHandler<S extends z.ZodType, R>(
   }
 }
 
-/** Sends one request and awaits its reply; error replies are thrown as CovenantErrors. */
+/** The error a request gives up with when its caller's signal aborts it. */
+function abandoned(signal: AbortSignal): CovenantError {
+  return signal.reason instanceof CovenantError
+    ? signal.reason
+    : new CovenantError('PEER_TIMEOUT', 'the caller abandoned the request', { cause: signal.reason })
+}
+
+/**
+ * Sends one request and awaits its reply. Every failure is a CovenantError: the peer's error reply
+ * as it sent it (an unknown code as PROTOCOL_ERROR), PEER_TIMEOUT when `timeoutMs` passes or the
+ * caller's signal aborts, MESSAGE_TOO_LARGE for a reply over `maxReplyBytes`, PROTOCOL_ERROR for a
+ * reply that is not DAG-CBOR, not an envelope or not what `schema` expects, and PEER_UNREACHABLE
+ * when the stream could not be opened or broke.
+ */
 export async function rpcRequest<T = unknown>(
   libp2p: Libp2p,
   peerId: string,
@@ -146,6 +161,7 @@ export async function rpcRequest<T = unknown>(
   try {
     stream = await libp2p.dialProtocol(peer, protocol, { signal })
   } catch (err) {
+    if (options.signal?.aborted) throw abandoned(options.signal)
     if (timeout.aborted)
       throw new CovenantError('PEER_TIMEOUT', `${peerId} did not answer within ${timeoutMs} ms`)
     throw new CovenantError(
@@ -164,13 +180,19 @@ export async function rpcRequest<T = unknown>(
     await stream.close({ signal }).catch(() => {})
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
+    if (options.signal?.aborted) throw abandoned(options.signal)
     if (timeout.aborted)
       throw new CovenantError('PEER_TIMEOUT', `${peerId} did not answer within ${timeoutMs} ms`)
     if (err instanceof CovenantError) throw err
     const name = (err as Error).name
-    if (name === 'InvalidDataLengthError')
+    // The length prefix is checked when it arrives alone; a reply that comes in one piece larger
+    // than the read buffer overflows it first.
+    if (
+      name === 'InvalidDataLengthError' ||
+      name === 'InvalidDataLengthLengthError' ||
+      name === 'StreamBufferError'
+    )
       throw new CovenantError('MESSAGE_TOO_LARGE', `reply from ${peerId} exceeds ${maxReplyBytes} bytes`)
-    if (name === 'AbortError') throw err
     throw new CovenantError(
       'PEER_UNREACHABLE',
       `${protocol} to ${peerId} failed: ${(err as Error).message}`,

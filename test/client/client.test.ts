@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { connect, defaultKeyPath, listExports, loadCallerKey } from '../../src/client/index.ts'
+import { connect, defaultKeyPath, generateKey, listExports, loadCallerKey } from '../../src/client/index.ts'
 import { cidForBytes } from '../../src/content/index.ts'
 import { signedCovenantFromJSON } from '../../src/covenant/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
@@ -107,6 +107,60 @@ describe('client SDK', () => {
     } finally {
       if (before === undefined) delete process.env.COVENANT_HOME
       else process.env.COVENANT_HOME = before
+    }
+  })
+
+  it('parses every reply with its schema: a node that answers something else gets PROTOCOL_ERROR', async () => {
+    let answer = ''
+    let status = 200
+    const odd = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(answer)
+    })
+    await new Promise<void>((res) => odd.listen(0, '127.0.0.1', res))
+    try {
+      const c = await connect({ node: `http://127.0.0.1:${(odd.address() as AddressInfo).port}` })
+      const key = await generateKey()
+      const cid = cidForBytes(new Uint8Array([1]))
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['node', () => c.node()],
+        ['peers', () => c.peers()],
+        ['holders', () => c.holders(cid)],
+        ['getFunction', () => c.getFunction(cidForBytes(new Uint8Array([1]), 'dag-cbor'))],
+        ['putBlock', () => c.putBlock(new Uint8Array([1]))],
+        ['deploy', () => c.deploy('export const a = 1', { key, exports: ['a'] })],
+      ]
+      for (const body of ['', '<html>hello</html>', 'null', '[]', '{"peerId": 5, "peers": [{}], "cid": 7}']) {
+        answer = body
+        for (const [what, call] of calls)
+          await assert.rejects(call(), (e: CovenantError) => e.code === 'PROTOCOL_ERROR', `${what} ${body}`)
+      }
+      // a reply to invoke whose envelope is wrong is PROTOCOL_ERROR; whose certificate or output is
+      // wrong, INVALID_CERTIFICATE (it cannot verify)
+      const fn = cidForBytes(new Uint8Array([2]), 'dag-cbor').toString()
+      for (const [body, code] of [
+        ['{"output": {"value": 1, "logs": [], "error": null}, "certificate": {}}', 'INVALID_CERTIFICATE'],
+        ['{"output": {"value": 1}, "certificate": {}}', 'INVALID_CERTIFICATE'],
+        [
+          '{"output": {"value": 1, "logs": [], "error": null}, "certificate": {}, "tried": 5}',
+          'INVALID_CERTIFICATE',
+        ],
+        ['{"certificate": 5}', 'INVALID_CERTIFICATE'],
+        ['"no"', 'PROTOCOL_ERROR'],
+      ] as const) {
+        answer = body
+        await assert.rejects(c.invoke(fn, 'a', [], { key }), (e: CovenantError) => e.code === code, body)
+      }
+      // an error status needs an error body
+      status = 500
+      answer = '{"error": {"code": "NOT_A_CODE", "message": "x"}}'
+      await assert.rejects(c.peers(), (e: CovenantError) => e.code === 'PROTOCOL_ERROR')
+      answer = 'oops'
+      await assert.rejects(c.peers(), (e: CovenantError) => e.code === 'PROTOCOL_ERROR')
+      answer = '{"error": {"code": "STORAGE_FULL", "message": "full", "details": {"used": 1}}}'
+      await assert.rejects(c.peers(), (e: CovenantError) => e.code === 'STORAGE_FULL' && e.message === 'full')
+    } finally {
+      await new Promise((res) => odd.close(res))
     }
   })
 })

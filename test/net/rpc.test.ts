@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
-import { createNet, type Net } from '../../src/net/index.ts'
+import { createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
 
@@ -111,5 +111,176 @@ describe('net rpc over real libp2p nodes', () => {
       a.request(ghost.peerId, ECHO, { text: 'x' }, { timeoutMs: 2000 }),
       (e: CovenantError) => e.code === 'PEER_UNREACHABLE' || e.code === 'PEER_TIMEOUT',
     )
+  })
+})
+
+/** Rejects with a CovenantError of `code`. */
+function typed(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof CovenantError, `expected a CovenantError, got ${e}`)
+    assert.equal(e.code, code, e.message)
+    return true
+  }
+}
+
+describe('net rpc against careless and hostile peers', () => {
+  const RAW = '/covenant-test/raw/1.0.0'
+  const BIG = '/covenant-test/big/1.0.0'
+  const HANG = '/covenant-test/hang/1.0.0'
+  const BUSY = '/covenant-test/busy/1.0.0'
+  const ODD = '/covenant-test/odd/1.0.0'
+  let a: Net
+  let b: Net
+  /** what the raw server sends back; 'close' closes the stream without a reply */
+  let rawReply: Uint8Array | 'close' = new Uint8Array()
+  const refused: Array<{ protocol: string; code: string }> = []
+  const release = Promise.withResolvers<void>()
+
+  before(async () => {
+    a = createNet({ privateKey: await generateKey() })
+    b = createNet({
+      privateKey: await generateKey(),
+      onInboundError: (protocol, err) => refused.push({ protocol, code: err.code }),
+    })
+    await a.start()
+    await b.start()
+    await b.libp2p.handle(RAW, async (stream) => {
+      const lp = lpStream(stream)
+      await lp.read()
+      if (rawReply !== 'close') await lp.write(rawReply)
+      await stream.close()
+    })
+    await b.handle(BIG, { schema: z.object({ n: z.number() }), handler: async ({ n }) => 'x'.repeat(n) })
+    await b.handle(HANG, {
+      schema: z.object({}),
+      timeoutMs: 60_000,
+      handler: async () => {
+        await release.promise
+        return {}
+      },
+    })
+    await b.handle(ODD, { schema: z.object({}), handler: async () => ({ undefinedIsNotCbor: undefined }) })
+    await a.addAddresses(b.peerId, b.multiaddrs())
+  })
+  after(async () => {
+    release.resolve()
+    await a.stop()
+    await b.stop()
+  })
+
+  it('refuses a reply over the size the caller accepts: MESSAGE_TOO_LARGE', async () => {
+    assert.equal(await a.request(b.peerId, BIG, { n: 10 }, { maxReplyBytes: 1024 }), 'x'.repeat(10))
+    await assert.rejects(
+      a.request(b.peerId, BIG, { n: 5000 }, { maxReplyBytes: 1024 }),
+      typed('MESSAGE_TOO_LARGE'),
+    )
+  })
+
+  it('refuses replies that are not DAG-CBOR, not an envelope, or both envelopes at once: PROTOCOL_ERROR', async () => {
+    const replies = [
+      new Uint8Array([0xff, 0x00, 0x13]),
+      dagCbor.encode('just a string'),
+      dagCbor.encode({ foo: 1 }),
+      dagCbor.encode({ result: 1, error: { code: 'NOT_FOUND', message: 'x' } }),
+      dagCbor.encode({ error: { code: 42, message: 'x' } }),
+      dagCbor.encode({ error: { code: 'NOT_FOUND', message: 'm'.repeat(5000) } }),
+    ]
+    for (const reply of replies) {
+      rawReply = reply
+      await assert.rejects(a.request(b.peerId, RAW, {}), typed('PROTOCOL_ERROR'))
+    }
+  })
+
+  it('passes on a peer’s typed error, an unknown code as PROTOCOL_ERROR, and never its details', async () => {
+    rawReply = dagCbor.encode({ error: { code: 'STORAGE_FULL', message: 'full', details: { big: 'x' } } })
+    await assert.rejects(a.request(b.peerId, RAW, {}), (e: CovenantError) => {
+      typed('STORAGE_FULL')(e)
+      assert.equal(e.message, 'full')
+      assert.equal(e.details, undefined)
+      return true
+    })
+    rawReply = dagCbor.encode({ error: { code: 'MADE_UP', message: 'hm' } })
+    await assert.rejects(a.request(b.peerId, RAW, {}), typed('PROTOCOL_ERROR'))
+  })
+
+  it('reports a stream closed without a reply as PEER_UNREACHABLE', async () => {
+    rawReply = 'close'
+    await assert.rejects(a.request(b.peerId, RAW, {}), typed('PEER_UNREACHABLE'))
+  })
+
+  it('gives up on a peer that never answers (PEER_TIMEOUT), or when the caller aborts', async () => {
+    await assert.rejects(a.request(b.peerId, HANG, {}, { timeoutMs: 300 }), typed('PEER_TIMEOUT'))
+    const caller = new AbortController()
+    const pending = a.request(b.peerId, HANG, {}, { timeoutMs: 60_000, signal: caller.signal })
+    caller.abort()
+    await assert.rejects(pending, typed('PEER_TIMEOUT'))
+    const why = new CovenantError('NOT_STARTED', 'shutting down')
+    const stopping = new AbortController()
+    const second = a.request(b.peerId, HANG, {}, { timeoutMs: 60_000, signal: stopping.signal })
+    stopping.abort(why)
+    await assert.rejects(second, (e) => e === why)
+  })
+
+  it('answers a peer that opens a stream and sends nothing with PEER_TIMEOUT', async () => {
+    const SILENT = '/covenant-test/silent/1.0.0'
+    await b.handle(SILENT, { schema: z.object({}), timeoutMs: 200, handler: async () => ({}) })
+    const stream = await a.libp2p.dialProtocol(multiaddr(b.multiaddrs()[0]), SILENT)
+    const reply = dagCbor.decode(
+      (await lpStream(stream).read({ signal: AbortSignal.timeout(10_000) })).subarray(),
+    )
+    assert.deepEqual(reply, { error: { code: 'PEER_TIMEOUT', message: 'request not received in time' } })
+  })
+
+  it('refuses requests beyond its concurrency limit with PEER_BUSY, and serves the ones it took', async () => {
+    const gate = Promise.withResolvers<void>()
+    const bothIn = Promise.withResolvers<void>()
+    let entered = 0
+    await b.handle(BUSY, {
+      schema: z.object({ i: z.number() }),
+      maxConcurrent: 2,
+      timeoutMs: 60_000,
+      handler: async ({ i }) => {
+        if (++entered === 2) bothIn.resolve()
+        await gate.promise
+        return i
+      },
+    })
+    const first = a.request(b.peerId, BUSY, { i: 1 }, { timeoutMs: 60_000 })
+    const second = a.request(b.peerId, BUSY, { i: 2 }, { timeoutMs: 60_000 })
+    await bothIn.promise
+    await assert.rejects(a.request(b.peerId, BUSY, { i: 3 }, { timeoutMs: 60_000 }), typed('PEER_BUSY'))
+    gate.resolve()
+    assert.deepEqual(await Promise.all([first, second]), [1, 2])
+    // and takes new ones once those are done
+    assert.equal(await a.request(b.peerId, BUSY, { i: 4 }, { timeoutMs: 60_000 }), 4)
+    assert.ok(refused.some((r) => r.protocol === BUSY && r.code === 'PEER_BUSY'))
+  })
+
+  it('answers INTERNAL when its own reply cannot be encoded, and keeps serving', async () => {
+    await assert.rejects(a.request(b.peerId, ODD, {}), typed('INTERNAL'))
+    assert.equal(await a.request(b.peerId, BIG, { n: 1 }), 'x')
+  })
+
+  it('refuses a protocol the peer does not speak, or no longer speaks, with PEER_UNREACHABLE', async () => {
+    await assert.rejects(a.request(b.peerId, '/covenant-test/none/1.0.0', {}), typed('PEER_UNREACHABLE'))
+    await b.unhandle(BIG)
+    await assert.rejects(a.request(b.peerId, BIG, { n: 1 }), typed('PEER_UNREACHABLE'))
+  })
+
+  it('refuses malformed peer ids and addresses with INVALID_INPUT, and use before start with NOT_STARTED', async () => {
+    await assert.rejects(a.request('not-a-peer-id', RAW, {}), typed('INVALID_INPUT'))
+    for (const bad of ['', 'not a multiaddr', '/ip4/127.0.0.1/tcp/4001', '/ip4/999.1.1.1/tcp/1/p2p/x'])
+      assert.throws(() => parsePeerAddr(bad), typed('INVALID_INPUT'), bad)
+    const privateKey = await generateKey()
+    assert.throws(() => createNet({ privateKey, bootstrap: ['nope'] }), typed('INVALID_INPUT'))
+    const idle = createNet({ privateKey })
+    assert.throws(() => idle.libp2p, typed('NOT_STARTED'))
+    await assert.rejects(
+      idle.handle(RAW, { schema: z.object({}), handler: async () => ({}) }),
+      typed('NOT_STARTED'),
+    )
+    await assert.rejects(idle.request(b.peerId, RAW, {}), typed('NOT_STARTED'))
+    assert.deepEqual(idle.multiaddrs(), [])
+    await idle.stop()
   })
 })
