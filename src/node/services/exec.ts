@@ -38,10 +38,10 @@ import {
 } from '../../exec/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
-import type { NodeComponents, NodeService } from '../service.ts'
+import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
 
 export interface ExecServiceOptions {
-  /** sandbox worker threads, started on the first call @default the covenant's execute.concurrency */
+  /** sandbox worker threads @default the covenant's execute.concurrency */
   workers?: number
   /** what the `crash` fault does @default exits the process */
   onCrash?: () => void
@@ -63,6 +63,7 @@ export type ExecServiceComponents = Pick<
   | 'conflicts'
   | 'fault'
 >
+
 // The rpc layer's one timer covers reading the request and answering it, so it must outlast the
 // longest call a request may ask for; the executor itself stops at the request's deadline.
 const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
@@ -98,8 +99,8 @@ function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
 }
 
 /** The built-in exec service; `createNode` adds it to every node. */
-export function execService(options: ExecServiceOptions = {}) {
-  return (c: ExecServiceComponents): Promise<NodeService> => createExecService(c, options)
+export function execService(options: ExecServiceOptions = {}): NodeServiceFactory<ExecServiceComponents> {
+  return (c) => createExecService(c, options)
 }
 
 async function createExecService(
