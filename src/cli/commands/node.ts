@@ -1,5 +1,5 @@
 /** `covenant node start`: runs one node until SIGINT/SIGTERM (the node daemon, see src/node). */
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { type DaemonOptions, daemonOptionsSchema, runDaemon } from '../../node/index.ts'
 import { parseIntOption, printError } from '../output.ts'
 
@@ -31,11 +31,10 @@ export function register(program: Command): void {
     .description('start a node; prints one JSON ready line on stdout, logs to <data>/node.log')
     .option('--config <file>', 'covenant.yaml (default: store anything, execute nothing)')
     .requiredOption('--data <dir>', 'data directory (key, covenant, blocks, log)')
-    .option(
-      '--listen <multiaddr>',
-      `libp2p listen address (repeatable; default: ${defaults.listen.join(' ')})`,
-      collect,
-      [],
+    .addOption(
+      new Option('--listen <multiaddr>', 'libp2p listen address (repeatable)')
+        .argParser(collect)
+        .default([], defaults.listen.join(' ')),
     )
     .option('--http <port>', 'HTTP API port (0 = any free port)', parseIntOption('--http'), defaults.httpPort)
     .option('--http-host <host>', 'HTTP API host', defaults.httpHost)
