@@ -7,7 +7,6 @@
  * earlier expiry, the same or a later start.
  */
 import { z } from 'zod'
-import { CovenantError, type ErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
 import {
   CanonicalCidSchema,
@@ -23,7 +22,9 @@ import {
   decodeToken,
   issuerKey,
   issueToken,
+  parseOptions,
   randomNonce,
+  refuse,
   signatureVerifies,
   type Token,
   toSeconds,
@@ -60,13 +61,8 @@ export const GrantChainSchema = z
 export type GrantChain = z.infer<typeof GrantChainSchema>
 
 /** A write grant: the CID of its leaf delegation and the chain that proves it. */
-export interface WriteGrant {
-  cid: string
-  chain: Uint8Array[]
-}
-
-/** A write grant as {@link delegateWrite} returns it. */
 export const WriteGrantSchema = z.strictObject({ cid: CanonicalCidSchema, chain: GrantChainSchema })
+export type WriteGrant = z.infer<typeof WriteGrantSchema>
 
 const WriteCaveatsSchema = z.strictObject({ prefix: KeyPrefixSchema })
 
@@ -80,22 +76,18 @@ export interface Delegation {
   audience: Writer
 }
 
-function fail(code: ErrorCode, message: string): never {
-  throw new CovenantError(code, message)
-}
-
 function parseDelegation(bytes: unknown, index: number): Delegation {
   const what = `delegation ${index}`
   const token = decodeToken(bytes, what)
   if (token.capability.can !== STORE_WRITE)
-    fail('GRANT_MALFORMED', `${what} is for ${JSON.stringify(token.capability.can)}, not ${STORE_WRITE}`)
+    refuse('GRANT_MALFORMED', `${what} is for ${JSON.stringify(token.capability.can)}, not ${STORE_WRITE}`)
   const caveats = WriteCaveatsSchema.safeParse(token.capability.nb)
   if (!caveats.success)
-    fail('GRANT_MALFORMED', `${what} has invalid caveats: ${z.prettifyError(caveats.error)}`)
-  if (token.expiration === null) fail('GRANT_MALFORMED', `${what} never expires; a write grant must`)
+    refuse('GRANT_MALFORMED', `${what} has invalid caveats: ${z.prettifyError(caveats.error)}`)
+  if (token.expiration === null) refuse('GRANT_MALFORMED', `${what} never expires; a write grant must`)
   const audience = writerOfDid(token.audience)
   if (audience === undefined)
-    fail('GRANT_MALFORMED', `${what} is addressed to ${token.audience}, neither a key nor a function`)
+    refuse('GRANT_MALFORMED', `${what} is addressed to ${token.audience}, neither a key nor a function`)
   return { token, prefix: caveats.data.prefix, issuer: issuerKey(token, what), audience }
 }
 
@@ -113,23 +105,23 @@ export interface ChainContext {
  */
 export function checkChain(chain: unknown, ctx: ChainContext): Delegation[] {
   const parsed = GrantChainSchema.safeParse(chain)
-  if (!parsed.success) fail('GRANT_MALFORMED', `malformed grant chain: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success) refuse('GRANT_MALFORMED', `malformed grant chain: ${z.prettifyError(parsed.error)}`)
   const links = parsed.data.map(parseDelegation)
   links.forEach((link, i) => {
     if (!signatureVerifies(link.token))
-      fail('GRANT_FORGED', `the signature of delegation ${i} (${link.token.cid}) does not verify`)
+      refuse('GRANT_FORGED', `the signature of delegation ${i} (${link.token.cid}) does not verify`)
   })
   links.forEach((link, i) => {
     const next = links[i + 1]
     if (next === undefined) {
       if (link.token.proofs.length > 0)
-        fail('GRANT_BROKEN_CHAIN', `delegation ${i} rests on a proof the chain does not include`)
+        refuse('GRANT_BROKEN_CHAIN', `delegation ${i} rests on a proof the chain does not include`)
       return
     }
     if (link.token.proofs.length !== 1 || link.token.proofs[0] !== next.token.cid)
-      fail('GRANT_BROKEN_CHAIN', `delegation ${i} does not rest on delegation ${i + 1}`)
+      refuse('GRANT_BROKEN_CHAIN', `delegation ${i} does not rest on delegation ${i + 1}`)
     if (next.token.audience !== link.token.issuer)
-      fail(
+      refuse(
         'GRANT_BROKEN_CHAIN',
         `delegation ${i} is issued by ${link.issuer}, not by who ${i + 1} delegates to`,
       )
@@ -137,10 +129,13 @@ export function checkChain(chain: unknown, ctx: ChainContext): Delegation[] {
   })
   const resource = namespaceResource(ctx.namespace)
   if (links[0].token.capability.with !== resource)
-    fail('GRANT_WRONG_AUDIENCE', `the grant is for ${links[0].token.capability.with}, not ${resource}`)
+    refuse('GRANT_WRONG_AUDIENCE', `the grant is for ${links[0].token.capability.with}, not ${resource}`)
   const root = links[links.length - 1]
   if (ctx.owner !== undefined && root.issuer !== ctx.owner)
-    fail('GRANT_BROKEN_CHAIN', `the chain starts at ${root.issuer}, not at the namespace owner ${ctx.owner}`)
+    refuse(
+      'GRANT_BROKEN_CHAIN',
+      `the chain starts at ${root.issuer}, not at the namespace owner ${ctx.owner}`,
+    )
   return links
 }
 
@@ -151,17 +146,17 @@ function checkNarrows(
   what: string,
 ): void {
   if (child.token.capability.with !== parent.token.capability.with)
-    fail('GRANT_WIDENED', `${what} names another namespace than its proof`)
+    refuse('GRANT_WIDENED', `${what} names another namespace than its proof`)
   if (!child.prefix.startsWith(parent.prefix))
-    fail(
+    refuse(
       'GRANT_WIDENED',
       `${what} grants prefix ${JSON.stringify(child.prefix)}, wider than its proof's ${JSON.stringify(parent.prefix)}`,
     )
   const childExp = child.token.expiration ?? Number.POSITIVE_INFINITY
   if (childExp > (parent.token.expiration ?? Number.POSITIVE_INFINITY))
-    fail('GRANT_WIDENED', `${what} expires after its proof`)
+    refuse('GRANT_WIDENED', `${what} expires after its proof`)
   if ((child.token.notBefore ?? 0) < (parent.token.notBefore ?? 0))
-    fail('GRANT_WIDENED', `${what} starts before its proof`)
+    refuse('GRANT_WIDENED', `${what} starts before its proof`)
 }
 
 /** A grant checked for one writer at one time. */
@@ -201,19 +196,19 @@ export function verifyGrant(chain: unknown, ctx: VerifyGrantContext): VerifiedGr
   for (const link of links) {
     const { notBefore, expiration, cid } = link.token
     if (notBefore !== undefined && ctx.now < notBefore * 1000)
-      fail(
+      refuse(
         'GRANT_NOT_YET_VALID',
         `delegation ${cid} is valid only from ${new Date(notBefore * 1000).toISOString()}`,
       )
     if (expiration !== null && ctx.now >= expiration * 1000)
-      fail('GRANT_EXPIRED', `delegation ${cid} expired at ${new Date(expiration * 1000).toISOString()}`)
+      refuse('GRANT_EXPIRED', `delegation ${cid} expired at ${new Date(expiration * 1000).toISOString()}`)
   }
   for (const link of links)
     if (ctx.isRevoked?.(link.token.cid, ctx.now) === true)
-      fail('GRANT_REVOKED', `delegation ${link.token.cid} has been revoked`)
+      refuse('GRANT_REVOKED', `delegation ${link.token.cid} has been revoked`)
   const leaf = links[0]
   if (leaf.token.audience !== writerDid(ctx.writer))
-    fail(
+    refuse(
       'GRANT_WRONG_AUDIENCE',
       `the grant is addressed to ${leaf.token.audience}, not to ${writerDid(ctx.writer)}`,
     )
@@ -247,12 +242,12 @@ export const MAX_GRANTS = 16
 export function authorizeWrite(init: AuthorizeWriteInit): { grants: VerifiedGrant[] } {
   if ('key' in init.writer && init.writer.key === init.owner) return { grants: [] }
   if (init.grants.length === 0)
-    fail('GRANT_MISSING', `${writerDid(init.writer)} holds no grant to write this namespace`)
-  if (init.grants.length > MAX_GRANTS) fail('GRANT_MALFORMED', `more than ${MAX_GRANTS} grants offered`)
+    refuse('GRANT_MISSING', `${writerDid(init.writer)} holds no grant to write this namespace`)
+  if (init.grants.length > MAX_GRANTS) refuse('GRANT_MALFORMED', `more than ${MAX_GRANTS} grants offered`)
   const grants = init.grants.map((chain) => verifyGrant(chain, init))
   for (const key of init.keys)
     if (!grants.some((g) => key.startsWith(g.prefix)))
-      fail('GRANT_WIDENED', `no grant covers key ${JSON.stringify(key)}`)
+      refuse('GRANT_WIDENED', `no grant covers key ${JSON.stringify(key)}`)
   return { grants }
 }
 
@@ -278,10 +273,7 @@ export type DelegateWriteInit = z.input<typeof DelegateWriteInitSchema> & { issu
  */
 export async function delegateWrite(init: DelegateWriteInit): Promise<WriteGrant> {
   const { issuer, ...rest } = init
-  const parsed = DelegateWriteInitSchema.safeParse(rest)
-  if (!parsed.success)
-    throw new CovenantError('INVALID_INPUT', `invalid delegation: ${z.prettifyError(parsed.error)}`)
-  const i = parsed.data
+  const i = parseOptions(DelegateWriteInitSchema, rest, 'delegation')
   const audience: Writer = typeof i.audience === 'string' ? { key: i.audience } : i.audience
   const capability = { with: namespaceResource(i.namespace), can: STORE_WRITE, nb: { prefix: i.prefix } }
   const expiration = toSeconds(i.expiresAt)
@@ -290,9 +282,9 @@ export async function delegateWrite(init: DelegateWriteInit): Promise<WriteGrant
   if (i.proof !== undefined) {
     parent = checkChain(i.proof.chain, { namespace: i.namespace })
     if (parent[0].token.cid !== i.proof.cid)
-      fail('GRANT_MALFORMED', 'the proof grant’s cid is not its leaf delegation')
+      refuse('GRANT_MALFORMED', 'the proof grant’s cid is not its leaf delegation')
     if (parent[0].token.audience !== keyDid(keyId(issuer)))
-      fail('GRANT_WRONG_AUDIENCE', 'the proof grant is not addressed to the issuer')
+      refuse('GRANT_WRONG_AUDIENCE', 'the proof grant is not addressed to the issuer')
     checkNarrows(
       { prefix: i.prefix, token: { capability, expiration, notBefore } },
       parent[0],

@@ -44,6 +44,7 @@ export type {
 } from './grant.ts'
 export {
   authorizeWrite,
+  BytesSchema,
   checkChain,
   delegateWrite,
   GrantChainSchema,

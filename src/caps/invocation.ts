@@ -5,11 +5,19 @@
  * its window, and the datastore refuses a second use of its nonce.
  */
 import { z } from 'zod'
-import { CovenantError, type ErrorCode } from '../errors/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import { MAX_GRANTS, STORE_WRITE, WriteGrantSchema } from './grant.ts'
 import { CanonicalCidSchema, namespaceDid, namespaceResource } from './principals.ts'
-import { decodeToken, issuerKey, issueToken, randomNonce, signatureVerifies, toSeconds } from './ucan.ts'
+import {
+  decodeToken,
+  issuerKey,
+  issueToken,
+  parseOptions,
+  randomNonce,
+  refuse,
+  signatureVerifies,
+  toSeconds,
+} from './ucan.ts'
 
 /** The widest time window a write invocation may span. */
 export const MAX_INVOCATION_WINDOW_MS = 10 * 60_000
@@ -41,10 +49,7 @@ export type InvokeWriteInit = z.input<typeof InvokeWriteInitSchema> & { issuer: 
 /** Signs a write invocation valid from `now` for `windowMs`. */
 export async function invokeWrite(init: InvokeWriteInit): Promise<WriteInvocation> {
   const { issuer, ...rest } = init
-  const parsed = InvokeWriteInitSchema.safeParse(rest)
-  if (!parsed.success)
-    throw new CovenantError('INVALID_INPUT', `invalid write invocation: ${z.prettifyError(parsed.error)}`)
-  const i = parsed.data
+  const i = parseOptions(InvokeWriteInitSchema, rest, 'write invocation')
   const now = i.now ?? Date.now()
   const token = await issueToken(issuer, {
     audience: namespaceDid(i.namespace),
@@ -74,10 +79,6 @@ export interface VerifiedInvocation {
 
 const InvocationCaveatsSchema = z.strictObject({ effects: CanonicalCidSchema })
 
-function fail(code: ErrorCode, message: string): never {
-  throw new CovenantError(code, message)
-}
-
 /**
  * Checks a write invocation for `namespace` at `now`: its shape (GRANT_MALFORMED), its signature
  * (GRANT_FORGED), that it is addressed to this namespace (GRANT_WRONG_AUDIENCE), and that `now`
@@ -90,32 +91,35 @@ export function verifyWriteInvocation(
 ): VerifiedInvocation {
   const token = decodeToken(bytes, 'the write invocation')
   if (token.capability.can !== STORE_WRITE)
-    fail(
+    refuse(
       'GRANT_MALFORMED',
       `the invocation is for ${JSON.stringify(token.capability.can)}, not ${STORE_WRITE}`,
     )
   const caveats = InvocationCaveatsSchema.safeParse(token.capability.nb)
   if (!caveats.success)
-    fail('GRANT_MALFORMED', `the invocation has invalid caveats: ${z.prettifyError(caveats.error)}`)
+    refuse('GRANT_MALFORMED', `the invocation has invalid caveats: ${z.prettifyError(caveats.error)}`)
   const writer = issuerKey(token, 'the write invocation')
   if (token.nonce === undefined || token.nonce.length < 8)
-    fail('GRANT_MALFORMED', 'a write invocation carries a nonce of at least 8 characters')
+    refuse('GRANT_MALFORMED', 'a write invocation carries a nonce of at least 8 characters')
   if (token.notBefore === undefined || token.expiration === null)
-    fail('GRANT_MALFORMED', 'a write invocation states its time window (nbf and exp)')
-  if (!signatureVerifies(token)) fail('GRANT_FORGED', `the invocation's signature does not verify`)
+    refuse('GRANT_MALFORMED', 'a write invocation states its time window (nbf and exp)')
+  if (!signatureVerifies(token)) refuse('GRANT_FORGED', `the invocation's signature does not verify`)
   if (
     token.audience !== namespaceDid(ctx.namespace) ||
     token.capability.with !== namespaceResource(ctx.namespace)
   )
-    fail('GRANT_WRONG_AUDIENCE', `the invocation is addressed to ${token.audience}, not to this namespace`)
+    refuse('GRANT_WRONG_AUDIENCE', `the invocation is addressed to ${token.audience}, not to this namespace`)
   const notBefore = token.notBefore * 1000
   const expiresAt = token.expiration * 1000
   if (expiresAt - notBefore > MAX_INVOCATION_WINDOW_MS)
-    fail('INVOCATION_OUTSIDE_WINDOW', `the invocation's window is wider than ${MAX_INVOCATION_WINDOW_MS} ms`)
+    refuse(
+      'INVOCATION_OUTSIDE_WINDOW',
+      `the invocation's window is wider than ${MAX_INVOCATION_WINDOW_MS} ms`,
+    )
   if (ctx.now < notBefore - MAX_INVOCATION_SKEW_MS)
-    fail('INVOCATION_OUTSIDE_WINDOW', 'the invocation is from the future')
+    refuse('INVOCATION_OUTSIDE_WINDOW', 'the invocation is from the future')
   if (ctx.now >= expiresAt)
-    fail('INVOCATION_OUTSIDE_WINDOW', `the invocation's window closed ${ctx.now - expiresAt} ms ago`)
+    refuse('INVOCATION_OUTSIDE_WINDOW', `the invocation's window closed ${ctx.now - expiresAt} ms ago`)
   return {
     cid: token.cid,
     writer,

@@ -5,11 +5,19 @@
  * it, and the chain shows that the revoker issued the revoked delegation or one above it.
  */
 import { z } from 'zod'
-import { CovenantError, type ErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
 import { BytesSchema, checkChain, GrantChainSchema, WriteGrantSchema } from './grant.ts'
 import { CanonicalCidSchema, namespaceDid, namespaceResource } from './principals.ts'
-import { decodeToken, issuerKey, issueToken, randomNonce, signatureVerifies, toSeconds } from './ucan.ts'
+import {
+  decodeToken,
+  issuerKey,
+  issueToken,
+  parseOptions,
+  randomNonce,
+  refuse,
+  signatureVerifies,
+  toSeconds,
+} from './ucan.ts'
 
 /** The ability a revocation invokes. */
 export const UCAN_REVOKE = 'ucan/revoke'
@@ -46,26 +54,22 @@ const RevokeInitSchema = z.strictObject({
 
 export type RevokeInit = z.input<typeof RevokeInitSchema> & { issuer: PrivateKey }
 
-function fail(code: ErrorCode, message: string): never {
-  throw new CovenantError(code, message)
-}
-
 /**
  * Revokes a delegation of `grant` (its leaf unless `delegation` names another). Only the
  * delegation's issuer, or an issuer above it in the chain, may revoke it (REVOCATION_REFUSED).
  */
 export async function revoke(init: RevokeInit): Promise<Revocation> {
   const { issuer, ...rest } = init
-  const parsed = RevokeInitSchema.safeParse(rest)
-  if (!parsed.success)
-    throw new CovenantError('INVALID_INPUT', `invalid revocation: ${z.prettifyError(parsed.error)}`)
-  const i = parsed.data
+  const i = parseOptions(RevokeInitSchema, rest, 'revocation')
   const links = checkChain(i.grant.chain, { namespace: i.namespace })
   const at = i.delegation === undefined ? 0 : links.findIndex((l) => l.token.cid === i.delegation)
-  if (at < 0) fail('REVOCATION_REFUSED', `the grant does not contain delegation ${i.delegation}`)
+  if (at < 0) refuse('REVOCATION_REFUSED', `the grant does not contain delegation ${i.delegation}`)
   const revoker = keyId(issuer)
   if (!links.slice(at).some((l) => l.issuer === revoker))
-    fail('REVOCATION_REFUSED', `${revoker} issued neither delegation ${links[at].token.cid} nor one above it`)
+    refuse(
+      'REVOCATION_REFUSED',
+      `${revoker} issued neither delegation ${links[at].token.cid} nor one above it`,
+    )
   const revoked = links[at].token.cid
   const token = await issueToken(issuer, {
     audience: namespaceDid(i.namespace),
@@ -92,32 +96,32 @@ export function verifyRevocation(
   ctx: { namespace: string; owner: string },
 ): VerifiedRevocation {
   const parsed = RevocationSchema.safeParse(value)
-  if (!parsed.success) fail('GRANT_MALFORMED', `malformed revocation: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success) refuse('GRANT_MALFORMED', `malformed revocation: ${z.prettifyError(parsed.error)}`)
   const links = checkChain(parsed.data.chain, ctx)
   const token = decodeToken(parsed.data.ucan, 'the revocation')
   if (token.capability.can !== UCAN_REVOKE)
-    fail(
+    refuse(
       'GRANT_MALFORMED',
       `the revocation invokes ${JSON.stringify(token.capability.can)}, not ${UCAN_REVOKE}`,
     )
   const caveats = RevokeCaveatsSchema.safeParse(token.capability.nb)
   if (!caveats.success)
-    fail('GRANT_MALFORMED', `the revocation has invalid caveats: ${z.prettifyError(caveats.error)}`)
-  if (token.notBefore === undefined) fail('GRANT_MALFORMED', 'a revocation states when it holds from (nbf)')
+    refuse('GRANT_MALFORMED', `the revocation has invalid caveats: ${z.prettifyError(caveats.error)}`)
+  if (token.notBefore === undefined) refuse('GRANT_MALFORMED', 'a revocation states when it holds from (nbf)')
   const revoker = issuerKey(token, 'the revocation')
-  if (!signatureVerifies(token)) fail('GRANT_FORGED', `the revocation's signature does not verify`)
+  if (!signatureVerifies(token)) refuse('GRANT_FORGED', `the revocation's signature does not verify`)
   if (
     token.audience !== namespaceDid(ctx.namespace) ||
     token.capability.with !== namespaceResource(ctx.namespace)
   )
-    fail('GRANT_WRONG_AUDIENCE', 'the revocation is addressed to another namespace')
+    refuse('GRANT_WRONG_AUDIENCE', 'the revocation is addressed to another namespace')
   const revoked = caveats.data.ucan
   if (revoked !== links[0].token.cid)
-    fail(
+    refuse(
       'REVOCATION_REFUSED',
       `the revocation names ${revoked} but carries the chain of ${links[0].token.cid}`,
     )
   if (!links.some((l) => l.issuer === revoker))
-    fail('REVOCATION_REFUSED', `${revoker} issued neither delegation ${revoked} nor one above it`)
+    refuse('REVOCATION_REFUSED', `${revoker} issued neither delegation ${revoked} nor one above it`)
   return { cid: token.cid, revoked, revoker, effectiveAt: token.notBefore * 1000 }
 }

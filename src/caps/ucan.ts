@@ -9,9 +9,10 @@
  */
 import * as UCAN from '@ipld/dag-ucan'
 import * as Signature from '@ipld/dag-ucan/signature'
+import { z } from 'zod'
 import { cidForBytes, parseCid } from '../content/index.ts'
 import { toHex } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, type ErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey, signBytes, verifyBytes } from '../keys/index.ts'
 import { keyDid, keyIdOfDid } from './principals.ts'
 
@@ -45,8 +46,20 @@ export interface Token {
   view: UCAN.View
 }
 
+/** Throws the CovenantError `code`: every refusal in this part goes through here. */
+export function refuse(code: ErrorCode, message: string, cause?: unknown): never {
+  throw new CovenantError(code, message, { cause })
+}
+
 function malformed(message: string, cause?: unknown): never {
-  throw new CovenantError('GRANT_MALFORMED', message, { cause })
+  refuse('GRANT_MALFORMED', message, cause)
+}
+
+/** The options of an issuing call, checked against `schema` (INVALID_INPUT). */
+export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) refuse('INVALID_INPUT', `invalid ${what}: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
