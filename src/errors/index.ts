@@ -78,6 +78,96 @@ export const ERROR_CODES = {
   INVALID_CERTIFICATE: { status: 422, message: 'the quorum certificate does not verify' },
   FAULT_REFUSED: { status: 400, message: 'fault injection is only allowed in a devnet' },
   INVALID_CONFLICT: { status: 422, message: 'the conflict evidence does not verify' },
+
+  // ── capabilities (src/caps) and datastores (src/datastore) ──────────────────────────────────
+  GRANT_MALFORMED: {
+    status: 400,
+    message: 'the capability token is malformed',
+    hint: 'pass the grant exactly as delegateWrite returned it: UCAN 0.9 tokens in DAG-CBOR, leaf first',
+  },
+  GRANT_FORGED: {
+    status: 401,
+    message: 'a signature in the capability does not verify',
+    hint: 'the token was altered or not signed by its issuer; ask the issuer for a new one',
+  },
+  GRANT_EXPIRED: {
+    status: 403,
+    message: 'the capability has expired',
+    hint: 'ask its issuer for a new delegation',
+  },
+  GRANT_NOT_YET_VALID: {
+    status: 403,
+    message: 'the capability is not valid yet',
+    hint: 'wait until its start time, or check this machine’s clock',
+  },
+  GRANT_WIDENED: {
+    status: 403,
+    message: 'the capability is used for more than it grants',
+    hint: 'a re-delegation may only narrow (same or longer prefix, same or earlier expiry); write only keys under the granted prefix',
+  },
+  GRANT_REVOKED: {
+    status: 403,
+    message: 'the capability has been revoked',
+    hint: 'ask the namespace owner for a new delegation',
+  },
+  GRANT_WRONG_AUDIENCE: {
+    status: 403,
+    message: 'the capability is addressed to another writer or namespace',
+    hint: 'a grant names one writer (a key, or a function by its CID: changed code has a new CID and needs a new grant) and one namespace',
+  },
+  GRANT_BROKEN_CHAIN: {
+    status: 403,
+    message: 'the delegation chain does not lead back to the namespace owner',
+    hint: 'include every delegation from yours up to the owner’s, in order, as delegateWrite returns them',
+  },
+  GRANT_MISSING: {
+    status: 403,
+    message: 'writing here needs a capability',
+    hint: 'ask the namespace owner to delegate store/write to you',
+  },
+  INVOCATION_REPLAYED: {
+    status: 409,
+    message: 'this nonce was already used for another write',
+    hint: 'sign each write with a fresh nonce (invokeWrite makes one if none is given)',
+  },
+  INVOCATION_OUTSIDE_WINDOW: {
+    status: 408,
+    message: 'the write invocation is outside its time window',
+    hint: 'sign the write again now, and check this machine’s clock',
+  },
+  REVOCATION_REFUSED: {
+    status: 403,
+    message: 'the revocation is not valid',
+    hint: 'only the issuer of a delegation, or an issuer above it in its chain, may revoke it',
+  },
+  WRITE_CONFLICT: {
+    status: 409,
+    message: 'a key the commit read has changed since',
+    hint: 'read the key again and retry the write',
+  },
+  WRITE_POLICY_UNMET: {
+    status: 403,
+    message: 'the commit does not meet the namespace’s write policy',
+    hint: 'run the function with at least the k and q the namespace’s policy asks, on executors it accepts',
+  },
+  NAMESPACE_NOT_FOUND: {
+    status: 404,
+    message: 'this holder does not hold that namespace',
+    hint: 'check the namespace id, or ask one of the nodes closest to it',
+  },
+  NAMESPACE_INVALID: { status: 400, message: 'the namespace descriptor is not valid' },
+  ENTRY_INVALID: { status: 400, message: 'the history entry is not valid' },
+  ENTRY_FORK: {
+    status: 409,
+    message: 'the entry does not chain onto this holder’s history',
+    hint: 'compare heads with the sender; the two histories have forked',
+  },
+  ENTRY_GAP: {
+    status: 409,
+    message: 'the entry is ahead of this holder’s history',
+    hint: 'fetch the missing entries first (entriesSince the local head)',
+  },
+  STORE_LIMIT: { status: 413, message: 'the commit exceeds a datastore limit' },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

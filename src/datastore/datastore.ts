@@ -1,0 +1,672 @@
+/**
+ * The namespace state machine of one holder, in one SQLite file: namespaces, their hash-chained
+ * histories, every version of every key, used nonces and known revocations.
+ *
+ * Every commit and every replicated entry is checked and applied inside one SQLite transaction,
+ * synchronously: nothing can change the state between a check and the write it allows, and a
+ * failure anywhere leaves nothing half-applied.
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import * as dagCbor from '@ipld/dag-cbor'
+import { z } from 'zod'
+import {
+  authorizeWrite,
+  type Revocation,
+  RevocationSchema,
+  type VerifiedRevocation,
+  verifyRevocation,
+  verifyWriteInvocation,
+} from '../caps/index.ts'
+import { cidForBytes } from '../content/index.ts'
+import type { JsonValue } from '../encoding/index.ts'
+import { CovenantError } from '../errors/index.ts'
+import {
+  type Commit,
+  decodeEntry,
+  type Entry,
+  effectsCid,
+  encodeEntry,
+  entryCid,
+  KeySchema,
+  MAX_ENTRY_BYTES,
+  parseCommit,
+  parseEffects,
+  type StoreEffects,
+} from './entry.ts'
+import {
+  descriptorCid,
+  namespaceId,
+  type SignedDescriptor,
+  SignedDescriptorSchema,
+  verifyDescriptor,
+  type WritePolicy,
+} from './namespace.ts'
+
+/** How far ahead of this holder's clock a replicated entry's time may be. */
+export const MAX_ENTRY_SKEW_MS = 60_000
+
+/** What a holder's verifier found in a function commit's proof. */
+export interface VerifiedRun {
+  /** the manifest CID of the function that ran: the writer the grants must name */
+  fn: string
+  /** the request id: commits are idempotent per request */
+  request: string
+  /** the effects on this namespace that the certified output carries */
+  effects: StoreEffects
+  /** the replicas k the request asked for */
+  replicas: number
+  /** the distinct executors whose receipts certify the output */
+  certifiers: string[]
+}
+
+/**
+ * Checks a function commit's certificate and output, synchronously, against this holder's own
+ * view of the network, and throws (INVALID_CERTIFICATE) unless: every receipt is signed by an
+ * executor the selection rule picks for the request in that view, they all sign the hash of
+ * `output`, and `output` carries effects on `namespace`. The datastore itself then enforces the
+ * policy's numbers and vouchers, the grants and the read versions.
+ */
+export type VerifyRun = (
+  proof: { certificate: unknown; output: unknown },
+  ctx: { namespace: string; policy: WritePolicy },
+) => VerifiedRun
+
+export interface DatastoreInit {
+  /** a file path, or `':memory:'`; the parent directory is created if missing */
+  path: string
+  verifyRun: VerifyRun
+  /**
+   * Whether `voucher` vouches for `executor`, for policies whose certifiers must be vouched for.
+   * @default nobody vouches for anyone, so such policies refuse every function commit
+   */
+  vouches?: (voucher: string, executor: string) => boolean
+  /** @default Date.now */
+  now?: () => number
+}
+
+/** The latest entry of a namespace's history (seq 0 and the genesis CID before the first). */
+export interface Head {
+  seq: number
+  cid: string
+  at: number
+}
+
+export interface NamespaceInfo {
+  id: string
+  owner: string
+  name: string
+  public: boolean
+  policy: WritePolicy
+  /** the descriptor in force */
+  descriptor: SignedDescriptor
+  /** the first descriptor, which the history starts from */
+  genesis: SignedDescriptor
+  head: Head
+}
+
+export interface CommitResult {
+  ns: string
+  seq: number
+  /** the entry's CID */
+  cid: string
+  /** the request, invocation or descriptor id */
+  id: string
+  /** true if this id was already applied: nothing changed, and this is the earlier result */
+  duplicate: boolean
+}
+
+/** An entry as it travels between holders. */
+export interface StoredEntry {
+  seq: number
+  cid: string
+  bytes: Uint8Array
+}
+
+/** A key at a version: `value` is `null` if it was never written or was deleted. */
+export interface KeyVersion {
+  value: JsonValue | null
+  /** the seq of the entry that last wrote it, 0 if none did */
+  version: number
+}
+
+export interface HistoryItem {
+  seq: number
+  cid: string
+  kind: Entry['kind']
+  id: string
+  at: number
+  /** the keys the entry wrote */
+  keys: string[]
+}
+
+export interface Datastore {
+  /** Holds a namespace from its genesis descriptor (version 1). Idempotent. */
+  create(genesis: unknown): NamespaceInfo
+  namespace(id: string): NamespaceInfo | undefined
+  /**
+   * Checks and applies a commit as the next entry of its namespace; see docs/apps.md for every
+   * check. The same id again is a no-op that returns the earlier result.
+   */
+  commit(commit: unknown): CommitResult
+  /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
+  appendReplicated(bytes: Uint8Array): CommitResult
+  head(ns: string): Head
+  /** Entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
+  entriesSince(ns: string, seq: number, limit?: number): StoredEntry[]
+  /** A key at the head, or at the namespace version `at`. */
+  get(ns: string, key: string, options?: { at?: number }): KeyVersion
+  /** The keys present (not deleted) under `prefix`, in UTF-8 byte order, after `after`. */
+  list(
+    ns: string,
+    options?: { prefix?: string; at?: number; after?: string; limit?: number },
+  ): Array<{ key: string } & KeyVersion>
+  /** A key's versions, newest first, before version `before`. */
+  keyHistory(ns: string, key: string, options?: { before?: number; limit?: number }): KeyVersion[]
+  /** The namespace's entries after `after`, oldest first. */
+  history(ns: string, options?: { after?: number; limit?: number }): HistoryItem[]
+  /** Checks and keeps a revocation; honoured by every later check. Idempotent. */
+  addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean }
+  revocations(ns: string): Revocation[]
+  close(): void
+}
+
+const SCHEMA = `
+  CREATE TABLE namespaces (
+    id TEXT PRIMARY KEY,
+    genesis BLOB NOT NULL,
+    descriptor BLOB NOT NULL,
+    head_seq INTEGER NOT NULL,
+    head_cid TEXT NOT NULL,
+    head_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE entries (
+    ns TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    cid TEXT NOT NULL,
+    id TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (ns, seq),
+    UNIQUE (ns, id)
+  ) STRICT;
+  CREATE TABLE nonces (
+    ns TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (ns, writer, nonce)
+  ) STRICT;
+  CREATE TABLE kv (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    value BLOB,
+    PRIMARY KEY (ns, key, seq)
+  ) STRICT;
+  CREATE TABLE revocations (
+    ns TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    revoked TEXT NOT NULL,
+    effective INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (ns, cid)
+  ) STRICT;
+  CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
+`
+
+/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
+export const DATASTORE_SCHEMA_VERSION = 1
+
+interface NamespaceRow {
+  id: string
+  genesis: Uint8Array
+  descriptor: Uint8Array
+  head_seq: number
+  head_cid: string
+  head_at: number
+}
+
+function open(path: string): DatabaseSync {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path)
+  try {
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000')
+    const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
+    if (version > DATASTORE_SCHEMA_VERSION)
+      throw new CovenantError(
+        'INTERNAL',
+        `datastore ${path} has schema version ${version}, newer than this code`,
+      )
+    if (version === 0) db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = 1; COMMIT`)
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
+}
+
+// Rows are this holder's own writes, checked before they were stored: read back without re-verifying.
+function storedDescriptor(bytes: Uint8Array): SignedDescriptor {
+  return SignedDescriptorSchema.parse(dagCbor.decode(bytes))
+}
+
+function decodeValue(bytes: Uint8Array | null): JsonValue | null {
+  return bytes === null ? null : (dagCbor.decode(bytes) as JsonValue)
+}
+
+function fail(code: 'ENTRY_INVALID' | 'NAMESPACE_INVALID' | 'INVALID_CERTIFICATE', message: string): never {
+  throw new CovenantError(code, message)
+}
+
+const LimitSchema = z.number().int().min(1).max(1000)
+const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+/**
+ * Opens (creating if needed) a holder's datastore.
+ *
+ * @example
+ * ```ts
+ * const store = openDatastore({ path: '.covenant/datastore.db', verifyRun })
+ * const { id, descriptor } = createNamespace(ownerKey, { name: 'site', public: true })
+ * store.create(descriptor)
+ * store.commit(await createKeyCommit({ issuer: ownerKey, ns: id, writes: [{ key: 'title', value: 'Hi' }] }))
+ * store.get(id, 'title') // { value: 'Hi', version: 1 }
+ * ```
+ */
+export function openDatastore(init: DatastoreInit): Datastore {
+  const now = init.now ?? Date.now
+  const db = open(init.path)
+  const stmt = {
+    namespace: db.prepare('SELECT * FROM namespaces WHERE id = ?'),
+    insertNamespace: db.prepare(
+      'INSERT INTO namespaces (id, genesis, descriptor, head_seq, head_cid, head_at) VALUES (?, ?, ?, 0, ?, 0)',
+    ),
+    setHead: db.prepare('UPDATE namespaces SET head_seq = ?, head_cid = ?, head_at = ? WHERE id = ?'),
+    setDescriptor: db.prepare('UPDATE namespaces SET descriptor = ? WHERE id = ?'),
+    entryAt: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND seq = ?'),
+    entryById: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND id = ?'),
+    entriesAfter: db.prepare(
+      'SELECT seq, cid, bytes FROM entries WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?',
+    ),
+    insertEntry: db.prepare('INSERT INTO entries (ns, seq, cid, id, bytes) VALUES (?, ?, ?, ?, ?)'),
+    nonce: db.prepare('SELECT seq FROM nonces WHERE ns = ? AND writer = ? AND nonce = ?'),
+    insertNonce: db.prepare('INSERT INTO nonces (ns, writer, nonce, seq) VALUES (?, ?, ?, ?)'),
+    insertValue: db.prepare('INSERT INTO kv (ns, key, seq, value) VALUES (?, ?, ?, ?)'),
+    valueAt: db.prepare(
+      'SELECT seq, value FROM kv WHERE ns = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1',
+    ),
+    versions: db.prepare(
+      'SELECT seq, value FROM kv WHERE ns = ? AND key = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+    ),
+    list: db.prepare(
+      `SELECT key, seq, value FROM kv AS k
+       WHERE ns = :ns AND key >= :prefix AND key > :after AND substr(key, 1, length(:prefix)) = :prefix
+         AND seq = (SELECT max(seq) FROM kv WHERE ns = k.ns AND key = k.key AND seq <= :at)
+         AND value IS NOT NULL
+       ORDER BY key LIMIT :limit`,
+    ),
+    revoked: db.prepare(
+      'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? LIMIT 1',
+    ),
+    insertRevocation: db.prepare(
+      'INSERT OR IGNORE INTO revocations (ns, cid, revoked, effective, bytes) VALUES (?, ?, ?, ?, ?)',
+    ),
+    revocations: db.prepare('SELECT bytes FROM revocations WHERE ns = ? ORDER BY effective, cid'),
+  } satisfies Record<string, StatementSync>
+
+  let closed = false
+
+  /** Runs `body` in one immediate transaction; any failure rolls all of it back. */
+  const transaction = <T>(body: () => T): T => {
+    if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = body()
+      db.exec('COMMIT')
+      return result
+    } catch (err) {
+      db.exec('ROLLBACK')
+      throw CovenantError.from(err, 'INTERNAL')
+    }
+  }
+
+  const row = (ns: unknown): NamespaceRow => {
+    if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+    const found = typeof ns === 'string' ? (stmt.namespace.get(ns) as NamespaceRow | undefined) : undefined
+    if (found === undefined)
+      throw new CovenantError(
+        'NAMESPACE_NOT_FOUND',
+        `this holder does not hold namespace ${String(ns).slice(0, 80)}`,
+      )
+    return found
+  }
+
+  const info = (r: NamespaceRow): NamespaceInfo => {
+    const descriptor = storedDescriptor(r.descriptor)
+    return {
+      id: r.id,
+      owner: descriptor.owner,
+      name: descriptor.name,
+      public: descriptor.public,
+      policy: descriptor.policy,
+      descriptor,
+      genesis: storedDescriptor(r.genesis),
+      head: { seq: Number(r.head_seq), cid: r.head_cid, at: Number(r.head_at) },
+    }
+  }
+
+  const currentVersion = (ns: string, key: string): number =>
+    Number((stmt.valueAt.get(ns, key, Number.MAX_SAFE_INTEGER) as { seq: number } | undefined)?.seq ?? 0)
+
+  const countedCertifiers = (policy: WritePolicy, certifiers: readonly string[]): number => {
+    const distinct = [...new Set(certifiers)]
+    const { certifiers: who } = policy
+    if (who === 'any') return distinct.length
+    return distinct.filter((e) => who.vouchedBy.some((v) => init.vouches?.(v, e) === true)).length
+  }
+
+  /**
+   * Every check a commit must pass at time `at` that is not about its place in the history:
+   * its proof, the write policy, the grants for every key written, a key's nonce, and the read
+   * versions. Returns what applying it records besides its writes.
+   */
+  const check = (ns: NamespaceInfo, commit: Commit, at: number): { nonce?: [string, string] } => {
+    const keys = commit.writes.map((w) => w.key)
+    const isRevoked = (cid: string, t: number) => stmt.revoked.get(ns.id, cid, t) !== undefined
+    const grants = { namespace: ns.id, owner: ns.owner, keys, now: at, isRevoked }
+    const effects = effectsCid(commit)
+    let nonce: [string, string] | undefined
+    if (commit.kind === 'policy') {
+      const d = verifyDescriptor(commit.proof.descriptor)
+      if (d.owner !== ns.owner || d.name !== ns.name)
+        fail('NAMESPACE_INVALID', 'the descriptor is for another namespace')
+      if (d.version <= ns.descriptor.version)
+        fail(
+          'NAMESPACE_INVALID',
+          `descriptor version ${d.version} is not newer than ${ns.descriptor.version}`,
+        )
+    } else if (commit.kind === 'key') {
+      const inv = verifyWriteInvocation(commit.proof.invocation, { namespace: ns.id, now: at })
+      if (inv.effects !== effects)
+        throw new CovenantError('GRANT_FORGED', 'the invocation does not sign these writes and reads')
+      const offered = commit.proof.grants.map((chain) => cidForBytes(chain[0], 'dag-cbor').toString())
+      if (offered.length !== inv.proofs.length || offered.some((cid) => !inv.proofs.includes(cid)))
+        throw new CovenantError(
+          'GRANT_BROKEN_CHAIN',
+          'the grants offered are not the ones the invocation links',
+        )
+      authorizeWrite({ ...grants, writer: { key: inv.writer }, grants: commit.proof.grants })
+      const used = stmt.nonce.get(ns.id, inv.writer, inv.nonce) as { seq: number } | undefined
+      if (used !== undefined)
+        throw new CovenantError(
+          'INVOCATION_REPLAYED',
+          `nonce ${inv.nonce} was already used at seq ${used.seq}`,
+          {
+            details: { seq: Number(used.seq) },
+          },
+        )
+      nonce = [inv.writer, inv.nonce]
+    } else {
+      let run: VerifiedRun
+      try {
+        run = init.verifyRun(
+          { certificate: commit.proof.certificate, output: commit.proof.output },
+          { namespace: ns.id, policy: ns.policy },
+        )
+      } catch (err) {
+        throw CovenantError.from(err, 'INVALID_CERTIFICATE')
+      }
+      if (run.request !== commit.id)
+        fail('INVALID_CERTIFICATE', `the certificate is for request ${run.request}`)
+      if (effectsCid(parseEffects(run.effects)) !== effects)
+        fail('INVALID_CERTIFICATE', 'the writes and reads are not the ones the certified output carries')
+      const { minReplicas, minQuorum } = ns.policy
+      if (run.replicas < minReplicas)
+        throw new CovenantError(
+          'WRITE_POLICY_UNMET',
+          `the run asked ${run.replicas} executors, the policy ${minReplicas}`,
+        )
+      const counted = countedCertifiers(ns.policy, run.certifiers)
+      if (counted < minQuorum)
+        throw new CovenantError(
+          'WRITE_POLICY_UNMET',
+          `${counted} certifier(s) count under the policy, ${minQuorum} needed`,
+        )
+      authorizeWrite({ ...grants, writer: { fn: run.fn }, grants: commit.proof.grants })
+    }
+    for (const read of commit.reads) {
+      const current = currentVersion(ns.id, read.key)
+      if (current !== read.version)
+        throw new CovenantError(
+          'WRITE_CONFLICT',
+          `${JSON.stringify(read.key)} was read at version ${read.version} but is now at ${current}`,
+          { details: { key: read.key, read: read.version, current } },
+        )
+    }
+    return { nonce }
+  }
+
+  const apply = (
+    ns: NamespaceInfo,
+    entry: Entry,
+    bytes: Uint8Array,
+    nonce?: [string, string],
+  ): CommitResult => {
+    if (bytes.length > MAX_ENTRY_BYTES)
+      throw new CovenantError(
+        'STORE_LIMIT',
+        `the entry is ${bytes.length} bytes, more than ${MAX_ENTRY_BYTES}`,
+      )
+    const cid = entryCid(bytes)
+    stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
+    for (const w of entry.writes)
+      stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
+    if (nonce !== undefined) stmt.insertNonce.run(ns.id, nonce[0], nonce[1], entry.seq)
+    if (entry.kind === 'policy') stmt.setDescriptor.run(dagCbor.encode(entry.proof.descriptor), ns.id)
+    stmt.setHead.run(entry.seq, cid, entry.at, ns.id)
+    return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false }
+  }
+
+  /** The id a commit must carry, where it can be computed without the verifier. */
+  const expectedId = (commit: Commit): string | undefined => {
+    if (commit.kind === 'key') return cidForBytes(commit.proof.invocation, 'dag-cbor').toString()
+    if (commit.kind === 'policy') return descriptorCid(commit.proof.descriptor)
+    return undefined
+  }
+
+  const duplicateOf = (ns: string, id: string): CommitResult | undefined => {
+    const earlier = stmt.entryById.get(ns, id) as { seq: number; cid: string } | undefined
+    return earlier === undefined
+      ? undefined
+      : { ns, seq: Number(earlier.seq), cid: earlier.cid, id, duplicate: true }
+  }
+
+  const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
+    if (at === undefined) return ns.head.seq
+    if (!SeqSchema.safeParse(at).success || at > ns.head.seq)
+      throw new CovenantError('INVALID_INPUT', `version ${at} is not between 0 and the head ${ns.head.seq}`)
+    return at
+  }
+
+  const keyOption = (key: unknown): string => {
+    const parsed = KeySchema.safeParse(key)
+    if (!parsed.success)
+      throw new CovenantError('INVALID_INPUT', `invalid key: ${z.prettifyError(parsed.error)}`)
+    return parsed.data
+  }
+
+  const limitOption = (limit: number | undefined, fallback: number): number => {
+    if (limit === undefined) return fallback
+    if (!LimitSchema.safeParse(limit).success) throw new CovenantError('INVALID_INPUT', 'limit is 1 to 1000')
+    return limit
+  }
+
+  return {
+    create(genesis) {
+      return transaction(() => {
+        const d = verifyDescriptor(genesis)
+        if (d.version !== 1) fail('NAMESPACE_INVALID', 'a namespace starts from its version 1 descriptor')
+        const id = namespaceId(d.owner, d.name)
+        const existing = stmt.namespace.get(id) as NamespaceRow | undefined
+        const genesisCid = descriptorCid(d)
+        if (existing !== undefined) {
+          if (descriptorCid(storedDescriptor(existing.genesis)) !== genesisCid)
+            fail('NAMESPACE_INVALID', `namespace ${id} is held from another genesis descriptor`)
+          return info(existing)
+        }
+        const bytes = dagCbor.encode(d)
+        stmt.insertNamespace.run(id, bytes, bytes, genesisCid)
+        return info(row(id))
+      })
+    },
+
+    namespace(id) {
+      if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+      const r = typeof id === 'string' ? (stmt.namespace.get(id) as NamespaceRow | undefined) : undefined
+      return r === undefined ? undefined : info(r)
+    },
+
+    commit(value) {
+      return transaction(() => {
+        const commit = parseCommit(value)
+        const ns = info(row(commit.ns))
+        const expected = expectedId(commit)
+        if (expected !== undefined && expected !== commit.id)
+          fail('ENTRY_INVALID', `the commit's id is not ${expected}, the CID of its proof`)
+        const earlier = duplicateOf(ns.id, commit.id)
+        if (earlier !== undefined) return earlier
+        // a clock that went back never makes history go back
+        const at = Math.max(now(), ns.head.at)
+        const { nonce } = check(ns, commit, at)
+        const entry: Entry = { ...commit, seq: ns.head.seq + 1, prev: ns.head.cid, at }
+        return apply(ns, entry, encodeEntry(entry), nonce)
+      })
+    },
+
+    appendReplicated(bytes) {
+      return transaction(() => {
+        const entry = decodeEntry(bytes)
+        const ns = info(row(entry.ns))
+        const cid = entryCid(bytes)
+        const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
+        if (present !== undefined) {
+          if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
+          throw new CovenantError('ENTRY_FORK', `seq ${entry.seq} here is ${present.cid}, not ${cid}`)
+        }
+        if (entry.seq > ns.head.seq + 1)
+          throw new CovenantError('ENTRY_GAP', `entry ${entry.seq} is ahead of the head ${ns.head.seq}`, {
+            details: { head: ns.head.seq },
+          })
+        if (entry.prev !== ns.head.cid)
+          throw new CovenantError(
+            'ENTRY_FORK',
+            `entry ${entry.seq} follows ${entry.prev}, not the head ${ns.head.cid}`,
+          )
+        if (entry.at < ns.head.at) fail('ENTRY_INVALID', 'the entry is older than the entry before it')
+        if (entry.at > now() + MAX_ENTRY_SKEW_MS) fail('ENTRY_INVALID', 'the entry is from the future')
+        const expected = expectedId(entry)
+        if (expected !== undefined && expected !== entry.id)
+          fail('ENTRY_INVALID', `the entry's id is not ${expected}, the CID of its proof`)
+        const earlier = duplicateOf(ns.id, entry.id)
+        if (earlier !== undefined)
+          fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
+        const { nonce } = check(ns, entry, entry.at)
+        return apply(ns, entry, bytes, nonce)
+      })
+    },
+
+    head(ns) {
+      return info(row(ns)).head
+    },
+
+    entriesSince(ns, seq, limit) {
+      const r = row(ns)
+      if (!SeqSchema.safeParse(seq).success)
+        throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
+      const rows = stmt.entriesAfter.all(r.id, seq, limitOption(limit, 100)) as unknown as StoredEntry[]
+      return rows.map((e) => ({ seq: Number(e.seq), cid: e.cid, bytes: new Uint8Array(e.bytes) }))
+    },
+
+    get(ns, key, options = {}) {
+      const n = info(row(ns))
+      const found = stmt.valueAt.get(n.id, keyOption(key), seqOption(n, options.at)) as
+        | { seq: number; value: Uint8Array | null }
+        | undefined
+      return found === undefined
+        ? { value: null, version: 0 }
+        : { value: decodeValue(found.value), version: Number(found.seq) }
+    },
+
+    list(ns, options = {}) {
+      const n = info(row(ns))
+      const prefix = options.prefix === undefined || options.prefix === '' ? '' : keyOption(options.prefix)
+      const after = options.after === undefined ? '' : keyOption(options.after)
+      const rows = stmt.list.all({
+        ns: n.id,
+        prefix,
+        after,
+        at: seqOption(n, options.at),
+        limit: limitOption(options.limit, 100),
+      }) as Array<{ key: string; seq: number; value: Uint8Array }>
+      return rows.map((r) => ({ key: r.key, value: decodeValue(r.value), version: Number(r.seq) }))
+    },
+
+    keyHistory(ns, key, options = {}) {
+      const n = info(row(ns))
+      const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : options.before
+      if (!SeqSchema.safeParse(before).success)
+        throw new CovenantError('INVALID_INPUT', 'before is a version')
+      const rows = stmt.versions.all(n.id, keyOption(key), before, limitOption(options.limit, 100)) as Array<{
+        seq: number
+        value: Uint8Array | null
+      }>
+      return rows.map((r) => ({ value: decodeValue(r.value), version: Number(r.seq) }))
+    },
+
+    history(ns, options = {}) {
+      const r = row(ns)
+      const after = options.after ?? 0
+      if (!SeqSchema.safeParse(after).success) throw new CovenantError('INVALID_INPUT', 'after is a seq')
+      const rows = stmt.entriesAfter.all(
+        r.id,
+        after,
+        limitOption(options.limit, 100),
+      ) as unknown as StoredEntry[]
+      return rows.map((e) => {
+        // checked when it was applied; reading it back only decodes
+        const entry = dagCbor.decode(e.bytes) as Entry
+        return {
+          seq: entry.seq,
+          cid: e.cid,
+          kind: entry.kind,
+          id: entry.id,
+          at: entry.at,
+          keys: entry.writes.map((w) => w.key),
+        }
+      })
+    },
+
+    addRevocation(ns, revocation) {
+      return transaction(() => {
+        const n = info(row(ns))
+        const v = verifyRevocation(revocation, { namespace: n.id, owner: n.owner })
+        const value = RevocationSchema.parse(revocation)
+        const added = stmt.insertRevocation.run(n.id, v.cid, v.revoked, v.effectiveAt, dagCbor.encode(value))
+        return { ...v, added: Number(added.changes) > 0 }
+      })
+    },
+
+    revocations(ns) {
+      const r = row(ns)
+      const rows = stmt.revocations.all(r.id) as Array<{ bytes: Uint8Array }>
+      return rows.map((x) => RevocationSchema.parse(dagCbor.decode(x.bytes)))
+    },
+
+    close() {
+      if (closed) return
+      closed = true
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Datastores: mutable key-value namespaces owned by a key, versioned, with a hash-chained history,
+ * held by the nodes closest to the namespace id (that placement, replication and repair are wired
+ * into the network later; this part is one holder's state machine, network-free).
+ *
+ * A namespace maps keys to JSON values (stored as DAG-CBOR). Every key has a version (the seq of
+ * the entry that last wrote it), and every past version of the namespace can be read. A commit
+ * writes several keys at once under multi-version concurrency control: it states the versions it
+ * read and is refused with WRITE_CONFLICT if one is no longer current; the same commit twice is a
+ * no-op. A write lands only with a capability for every key (src/caps) and, from a function, a
+ * quorum certificate that meets the namespace's signed write policy, checked by a verifier the
+ * holder injects.
+ *
+ * @example
+ * ```ts
+ * const { id, descriptor } = createNamespace(owner, { name: 'guestbook', public: true,
+ *   policy: { minReplicas: 3, minQuorum: 2 } })
+ * const store = openDatastore({ path: 'datastore.db', verifyRun })
+ * store.create(descriptor)
+ * // the owner writes directly
+ * await createKeyCommit({ issuer: owner, ns: id, writes: [{ key: 'title', value: 'Guests' }] })
+ *   .then((c) => store.commit(c))
+ * // a function writes through its certified run and the grant the owner gave its CID
+ * store.commit(createFunctionCommit({ request, effects, certificate, output, grants: [grant] }))
+ * store.get(id, 'title')            // { value: 'Guests', version: 1 }
+ * store.get(id, 'title', { at: 0 }) // { value: null, version: 0 }
+ * ```
+ */
+export type {
+  CommitResult,
+  Datastore,
+  DatastoreInit,
+  Head,
+  HistoryItem,
+  KeyVersion,
+  NamespaceInfo,
+  StoredEntry,
+  VerifiedRun,
+  VerifyRun,
+} from './datastore.ts'
+export { DATASTORE_SCHEMA_VERSION, MAX_ENTRY_SKEW_MS, openDatastore } from './datastore.ts'
+export type {
+  Commit,
+  Entry,
+  FunctionCommit,
+  KeyCommit,
+  KeyCommitInit,
+  PolicyCommit,
+  Read,
+  StoreEffects,
+  Write,
+} from './entry.ts'
+export {
+  CommitSchema,
+  createFunctionCommit,
+  createKeyCommit,
+  createPolicyCommit,
+  decodeEntry,
+  EntrySchema,
+  effectsCid,
+  encodeEntry,
+  entryCid,
+  KeySchema,
+  MAX_ENTRY_BYTES,
+  MAX_READS,
+  MAX_VALUE_BYTES,
+  MAX_WRITES,
+  parseCommit,
+  parseEffects,
+  ReadSchema,
+  StoreEffectsSchema,
+  WriteSchema,
+} from './entry.ts'
+export type { NamespaceInit, SignedDescriptor, WritePolicy, WritePolicyInput } from './namespace.ts'
+export {
+  createNamespace,
+  descriptorCid,
+  NamespaceNameSchema,
+  namespaceId,
+  namespaceKeyBytes,
+  SignedDescriptorSchema,
+  updateNamespace,
+  verifyDescriptor,
+  WritePolicySchema,
+} from './namespace.ts'

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { base36 } from 'multiformats/bases/base36'
+import {
+  functionDid,
+  isCanonicalCid,
+  isCanonicalKeyId,
+  keyDid,
+  keyIdOfDid,
+  namespaceDid,
+  namespaceResource,
+  writerDid,
+  writerOfDid,
+} from '../../src/caps/index.ts'
+import { cidForBytes } from '../../src/content/index.ts'
+import { generateKey, isKeyId, keyId } from '../../src/keys/index.ts'
+import { errorCode } from '../fixtures/errors.ts'
+import { testFunction, testNamespace } from './craft.ts'
+
+describe('principals', () => {
+  it('maps a key id to its did:key and back, the same Ed25519 public key', async () => {
+    const key = await generateKey()
+    const id = keyId(key)
+    const did = keyDid(id)
+    assert.match(did, /^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$/)
+    assert.equal(keyIdOfDid(did), id)
+    assert.deepEqual(writerOfDid(did), { key: id })
+    assert.equal(writerDid({ key: id }), did)
+  })
+
+  it('accepts only the one canonical spelling of a key id and of a did:key', async () => {
+    const id = keyId(await generateKey())
+    const asCid = peerIdFromString(id).toCID()
+    // libp2p reads all of these as the same key: Covenant does not
+    for (const other of [asCid.toString(), asCid.toString(base36)]) {
+      assert.equal(isKeyId(other), true, 'libp2p accepts it')
+      assert.equal(isCanonicalKeyId(other), false, other)
+      assert.equal(
+        errorCode(() => keyDid(other)),
+        'INVALID_INPUT',
+      )
+    }
+    assert.equal(isCanonicalKeyId(id), true)
+    const did = keyDid(id)
+    for (const bad of [
+      did.replace('did:key:z', 'did:key:Z'),
+      did.replace('did:key:', 'did:KEY:'),
+      `${did}1`,
+      did.slice(0, -1),
+      'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme', // secp256k1
+      'did:key:',
+      'did:web:example.com',
+    ])
+      assert.equal(keyIdOfDid(bad), undefined, bad)
+  })
+
+  it('names a function by its manifest CID, canonical dag-cbor base32 only', () => {
+    const fn = testFunction('f')
+    assert.equal(functionDid(fn), `did:covenant:fn:${fn}`)
+    assert.deepEqual(writerOfDid(functionDid(fn)), { fn })
+    const raw = cidForBytes(new Uint8Array([1]), 'raw').toString()
+    for (const bad of [fn.toUpperCase(), raw, 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG', '', 'bafy'])
+      assert.equal(
+        errorCode(() => functionDid(bad)),
+        'INVALID_INPUT',
+        bad,
+      )
+    assert.equal(writerOfDid(`did:covenant:fn:${fn.toUpperCase()}`), undefined)
+    assert.equal(isCanonicalCid(fn), true)
+  })
+
+  it('names a namespace as a DID and as a resource', () => {
+    const ns = testNamespace('n')
+    assert.equal(namespaceDid(ns), `did:covenant:ns:${ns}`)
+    assert.equal(namespaceResource(ns), `covenant:ns/${ns}`)
+    assert.equal(
+      errorCode(() => namespaceResource('x')),
+      'INVALID_INPUT',
+    )
+  })
+})

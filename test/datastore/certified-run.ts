@@ -1,0 +1,125 @@
+/**
+ * Certified function runs built in process, as test/fixtures/exec-cluster.ts builds them for exec:
+ * real keys, signed covenants, a real request, executors picked by exec's selection rule, and
+ * receipts each executor signs. The output carries store effects the way exec's output will once
+ * it is extended (`store`, one effects per namespace); the receipts sign its hash. The verifier is
+ * the one a holder injects: exec's `verifyCertificate` against the holder's own view (the
+ * candidates and manifests it knows), then the hash of the extended output.
+ */
+import { sha256 } from '@noble/hashes/sha2.js'
+import { z } from 'zod'
+import type { Manifest } from '../../src/content/index.ts'
+import { type StoreEffects, StoreEffectsSchema, type VerifyRun } from '../../src/datastore/index.ts'
+import { toHex } from '../../src/encoding/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
+import {
+  type Certificate,
+  CertificateSchema,
+  canonicalOutput,
+  createRequest,
+  OutputSchema,
+  type SelectionCandidate,
+  selectExecutors,
+  signReceipt,
+  verifyCertificate,
+} from '../../src/exec/index.ts'
+import { canonicalBytes, generateKey, type PrivateKey } from '../../src/keys/index.ts'
+import { BlockMap, candidatesOf, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
+
+/** exec's output with the extension this step models: the store effects, which receipts sign. */
+export const OutputWithStoreSchema = OutputSchema.extend({ store: z.array(StoreEffectsSchema) })
+export type OutputWithStore = z.infer<typeof OutputWithStoreSchema>
+
+export function outputWithStoreHash(output: OutputWithStore): string {
+  return toHex(sha256(canonicalBytes({ ...canonicalOutput(output), store: output.store })))
+}
+
+export interface Cluster {
+  nodes: TestNode[]
+  caller: PrivateKey
+  blocks: BlockMap
+  publisher: PrivateKey
+}
+
+export async function makeCluster(n = 5): Promise<Cluster> {
+  const [nodes, caller, publisher] = await Promise.all([makeNodes(n), generateKey(), generateKey()])
+  return { nodes, caller, blocks: new BlockMap(), publisher }
+}
+
+/** Publishes a function; its manifest CID names it. */
+export function publish(cluster: Cluster, code: string): { fn: string; manifest: Manifest } {
+  return cluster.blocks.publish(cluster.publisher, code, ['main'])
+}
+
+export interface RunInit {
+  fn: string
+  manifest: Manifest
+  effects: StoreEffects[]
+  k?: number
+  q?: number
+  /** how many of the chosen executors sign; @default q */
+  signers?: number
+}
+
+/** A run of `fn` whose chosen executors sign an output carrying `effects`. */
+export function certifiedRun(
+  cluster: Cluster,
+  init: RunInit,
+): { request: string; certificate: Certificate; output: OutputWithStore } {
+  const k = init.k ?? 3
+  const q = init.q ?? 2
+  const { request, id } = createRequest(cluster.caller, { fn: init.fn, export: 'main', args: [], k, q })
+  const { chosen } = selectExecutors({
+    requestId: id,
+    manifest: init.manifest,
+    limits: request,
+    candidates: candidatesOf(cluster.nodes),
+    k,
+  })
+  const output: OutputWithStore = { value: null, logs: [], error: null, store: init.effects }
+  const outputHash = outputWithStoreHash(output)
+  const receipts = chosen.slice(0, init.signers ?? q).map((peer) => {
+    const node = cluster.nodes.find((n) => n.peer === peer)!
+    return signReceipt(node.key, { request: id, outputHash, fuel: 10, covenantVersion: 1 })
+  })
+  return { request: id, certificate: { request, id, outputHash, receipts }, output }
+}
+
+function refuse(message: string): never {
+  throw new CovenantError('INVALID_CERTIFICATE', message)
+}
+
+/** The verifier of a holder whose view of the network is `candidates` and the manifests it knows. */
+export function verifierFor(view: {
+  candidates: readonly SelectionCandidate[]
+  manifests: ReadonlyMap<string, Manifest>
+}): VerifyRun {
+  return (proof, { namespace }) => {
+    const cert = CertificateSchema.safeParse(proof.certificate)
+    if (!cert.success) refuse('malformed certificate')
+    const manifest = view.manifests.get(cert.data.request.fn)
+    if (manifest === undefined) refuse(`function ${cert.data.request.fn} is unknown here`)
+    verifyCertificate(proof.certificate, { candidates: view.candidates, manifest })
+    const output = OutputWithStoreSchema.safeParse(proof.output)
+    if (!output.success) refuse('malformed output')
+    if (outputWithStoreHash(output.data) !== cert.data.outputHash)
+      refuse('the output is not the certified one')
+    const effects = output.data.store.find((e) => e.ns === namespace)
+    if (effects === undefined) refuse('the output does not write this namespace')
+    return {
+      fn: cert.data.request.fn,
+      request: cert.data.id,
+      effects,
+      replicas: cert.data.request.k,
+      certifiers: cert.data.receipts.map((r) => r.executor),
+    }
+  }
+}
+
+/** The view of a holder that knows every node of the cluster and the given functions. */
+export function fullView(cluster: Cluster, ...functions: Array<{ fn: string; manifest: Manifest }>) {
+  return verifierFor({
+    candidates: candidatesOf(cluster.nodes),
+    manifests: new Map(functions.map((f) => [f.fn, f.manifest])),
+  })
+}

@@ -1,0 +1,331 @@
+/**
+ * Holders of one namespace comparing heads and catching up: entries built by another holder are
+ * checked again from scratch, must extend the local head, and nothing a sender does (garbage,
+ * truncation, reordering, forks, replays, tampering) corrupts the receiver.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
+import { delegateWrite, revoke, type WriteGrant } from '../../src/caps/index.ts'
+import type { Manifest } from '../../src/content/index.ts'
+import {
+  createFunctionCommit,
+  createKeyCommit,
+  createNamespace,
+  createPolicyCommit,
+  type Datastore,
+  type DatastoreInit,
+  decodeEntry,
+  descriptorCid,
+  type Entry,
+  encodeEntry,
+  MAX_ENTRY_SKEW_MS,
+  openDatastore,
+  type SignedDescriptor,
+  type StoredEntry,
+  updateNamespace,
+} from '../../src/datastore/index.ts'
+import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+import { errorCode } from '../fixtures/errors.ts'
+import { type Cluster, certifiedRun, fullView, makeCluster, publish } from './certified-run.ts'
+
+const T0 = 1_800_000_000_000
+
+describe('replicated histories', () => {
+  let dir: string
+  let cluster: Cluster
+  let owner: PrivateKey
+  let editor: PrivateKey
+  let guestbook: { fn: string; manifest: Manifest }
+  let ns: string
+  let genesis: SignedDescriptor
+  let editorGrant: WriteGrant
+  let fnGrant: WriteGrant
+  const clock = { t: T0 }
+  const open: Datastore[] = []
+  let source: Datastore
+  let entries: StoredEntry[]
+
+  const holder = (path = ':memory:', init: Partial<DatastoreInit> = {}): Datastore => {
+    const store = openDatastore({
+      path,
+      verifyRun: fullView(cluster, guestbook),
+      now: () => clock.t,
+      ...init,
+    })
+    open.push(store)
+    store.create(genesis)
+    return store
+  }
+  /** An entry changed by `edit` and encoded again: well-formed, but not what was applied. */
+  const edited = (bytes: Uint8Array, edit: (e: Entry) => Entry) => encodeEntry(edit(decodeEntry(bytes)))
+  const catchUp = (from: Datastore, to: Datastore) => {
+    for (const e of from.entriesSince(ns, to.head(ns).seq, 1000)) to.appendReplicated(e.bytes)
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covenant-replication-'))
+    cluster = await makeCluster(5)
+    ;[owner, editor] = await Promise.all([generateKey(), generateKey()])
+    guestbook = publish(cluster, 'export function main() {}')
+    ;({ id: ns, descriptor: genesis } = createNamespace(owner, { name: 'site', public: true, issuedAt: T0 }))
+    editorGrant = await delegateWrite({
+      issuer: owner,
+      audience: keyId(editor),
+      namespace: ns,
+      prefix: 'pages/',
+      expiresAt: T0 + 86_400_000,
+    })
+    fnGrant = await delegateWrite({
+      issuer: owner,
+      audience: { fn: guestbook.fn },
+      namespace: ns,
+      prefix: 'entries/',
+      expiresAt: T0 + 86_400_000,
+    })
+    // one holder applies a history of every kind of entry
+    source = holder(join(dir, 'source.db'))
+    const write = (
+      issuer: PrivateKey,
+      writes: Array<{ key: string; value: unknown }>,
+      grants: WriteGrant[] = [],
+    ) => createKeyCommit({ issuer, ns, writes: writes as never, grants, now: clock.t })
+    source.commit(await write(owner, [{ key: 'title', value: 'Site' }]))
+    clock.t += 1000
+    source.commit(await write(editor, [{ key: 'pages/home', value: '<h1>' }], [editorGrant]))
+    clock.t += 1000
+    const run = certifiedRun(cluster, {
+      ...guestbook,
+      effects: [{ ns, writes: [{ key: 'entries/1', value: 'hi' }], reads: [] }],
+    })
+    source.commit(createFunctionCommit({ ...run, effects: run.output.store[0], grants: [fnGrant] }))
+    clock.t += 1000
+    source.commit(
+      createPolicyCommit(
+        updateNamespace(owner, genesis, { policy: { minReplicas: 3, minQuorum: 3 }, issuedAt: clock.t }),
+      ),
+    )
+    clock.t += 1000
+    source.commit(await write(owner, [{ key: 'title', value: null }]))
+    entries = source.entriesSince(ns, 0)
+    assert.equal(entries.length, 5)
+  })
+  after(async () => {
+    for (const store of open) store.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('catches up by seq and ends with the same head and the same state', () => {
+    const replica = holder()
+    assert.deepEqual(
+      replica.head(ns),
+      { seq: 0, cid: descriptorCid(genesis), at: 0 },
+      'the history starts at the genesis',
+    )
+    catchUp(source, replica)
+    assert.deepEqual(replica.head(ns), source.head(ns))
+    for (const key of ['title', 'pages/home', 'entries/1'])
+      for (const at of [0, 1, 2, 3, 4, 5])
+        assert.deepEqual(replica.get(ns, key, { at }), source.get(ns, key, { at }), `${key}@${at}`)
+    assert.equal(replica.namespace(ns)?.policy.minQuorum, 3)
+    assert.deepEqual(replica.history(ns), source.history(ns))
+    // the same entry again is a no-op
+    assert.equal(replica.appendReplicated(entries[2].bytes).duplicate, true)
+    assert.deepEqual(
+      replica.entriesSince(ns, 0).map((e) => e.cid),
+      entries.map((e) => e.cid),
+    )
+  })
+
+  it('refuses entries out of order, and picks up once the gap is filled', () => {
+    const replica = holder()
+    assert.equal(
+      errorCode(() => replica.appendReplicated(entries[2].bytes)),
+      'ENTRY_GAP',
+    )
+    replica.appendReplicated(entries[0].bytes)
+    replica.appendReplicated(entries[1].bytes)
+    assert.equal(replica.appendReplicated(entries[2].bytes).seq, 3)
+  })
+
+  it('refuses a forked or mis-chained entry, and keeps its own history', async () => {
+    const replica = holder()
+    replica.appendReplicated(entries[0].bytes)
+    // another holder applied a different first write: its history forks from this one
+    const other = holder()
+    other.commit(
+      await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'title', value: 'Other' }], now: clock.t }),
+    )
+    other.commit(await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'x', value: 1 }], now: clock.t }))
+    const [fork1, fork2] = other.entriesSince(ns, 0)
+    assert.equal(
+      errorCode(() => replica.appendReplicated(fork1.bytes)),
+      'ENTRY_FORK',
+    )
+    assert.equal(
+      errorCode(() => replica.appendReplicated(fork2.bytes)),
+      'ENTRY_FORK',
+    )
+    const misChained = edited(entries[1].bytes, (e) => ({ ...e, prev: fork1.cid }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(misChained)),
+      'ENTRY_FORK',
+    )
+    assert.deepEqual(replica.head(ns).cid, entries[0].cid)
+    assert.deepEqual(replica.get(ns, 'title'), { value: 'Site', version: 1 })
+  })
+
+  it('refuses garbage, truncated and non-canonical bytes with ENTRY_INVALID', () => {
+    const replica = holder()
+    const first = entries[0].bytes
+    const bad: Array<[string, unknown]> = [
+      ['not bytes', 'entry'],
+      ['empty', new Uint8Array(0)],
+      ['noise', new Uint8Array([0xa1, 0x61, 0x76, 0x02])],
+      ['truncated', first.subarray(0, first.length - 1)],
+      ['cut in half', first.subarray(0, first.length >> 1)],
+      ['trailing byte', new Uint8Array([...first, 0])],
+      ['another shape', dagCbor.encode({ ...decodeEntry(first), extra: true })],
+      [
+        'no proof',
+        dagCbor.encode(Object.fromEntries(Object.entries(decodeEntry(first)).filter(([k]) => k !== 'proof'))),
+      ],
+      ['another kind', dagCbor.encode({ ...decodeEntry(first), kind: 'admin' })],
+    ]
+    for (const [what, bytes] of bad)
+      assert.equal(
+        errorCode(() => replica.appendReplicated(bytes as Uint8Array)),
+        'ENTRY_INVALID',
+        what,
+      )
+    assert.equal(replica.head(ns).seq, 0)
+    // every single-byte change of a real entry is refused with a typed code, except in `at`: the
+    // time the first holder claims is checked only for order and against the grants' validity
+    const original = decodeEntry(first)
+    const codes = new Set<string | undefined>()
+    let target = holder()
+    for (let i = 0; i < first.length; i += 3) {
+      const changed = new Uint8Array(first)
+      changed[i] ^= 0x04
+      const code = errorCode(() => target.appendReplicated(changed))
+      codes.add(code)
+      if (code !== undefined) continue
+      assert.deepEqual(
+        { ...decodeEntry(changed), at: original.at },
+        original,
+        `byte ${i} changed more than the time`,
+      )
+      target = holder()
+    }
+    assert.ok(codes.has('ENTRY_INVALID'), [...codes].join())
+  })
+
+  it('checks every entry again: tampered writes, another time, a replayed id or a future time are refused', () => {
+    const replica = holder()
+    replica.appendReplicated(entries[0].bytes)
+    const otherWrites = edited(entries[1].bytes, (e) => ({
+      ...e,
+      writes: [{ key: 'pages/home', value: 'defaced' }],
+    }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(otherWrites)),
+      'GRANT_FORGED',
+    )
+    const before = edited(entries[1].bytes, (e) => ({ ...e, at: T0 - 1 }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(before)),
+      'ENTRY_INVALID',
+    )
+    replica.appendReplicated(entries[1].bytes)
+    const forgedRun = edited(entries[2].bytes, (e) => ({
+      ...e,
+      writes: [{ key: 'entries/1', value: 'spam' }],
+    }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(forgedRun)),
+      'INVALID_CERTIFICATE',
+    )
+    // the first entry's write again, as the next entry
+    const replayed = edited(entries[0].bytes, (e) => ({ ...e, seq: 3, prev: entries[1].cid }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(replayed)),
+      'ENTRY_INVALID',
+    )
+    const future = edited(entries[2].bytes, (e) => ({ ...e, at: clock.t + MAX_ENTRY_SKEW_MS + 1 }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(future)),
+      'ENTRY_INVALID',
+    )
+    assert.equal(replica.head(ns).seq, 2)
+    catchUp(source, replica)
+    assert.deepEqual(replica.head(ns), source.head(ns))
+  })
+
+  it('judges grants at the entry’s time: a write before a revocation stands, one after it is refused', async () => {
+    const effectiveAt = T0 + 500
+    const revocation = await revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt })
+    const replica = holder()
+    replica.addRevocation(ns, revocation)
+    replica.appendReplicated(entries[0].bytes)
+    // the editor's write was applied at T0 + 1000, after the revocation took effect
+    assert.equal(
+      errorCode(() => replica.appendReplicated(entries[1].bytes)),
+      'GRANT_REVOKED',
+    )
+    const later = await revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt: T0 + 5000 })
+    const other = holder()
+    other.addRevocation(ns, later)
+    catchUp(source, other)
+    assert.deepEqual(other.head(ns), source.head(ns))
+  })
+
+  it('survives a restart: the reopened file holds the same history and checks what it is sent', () => {
+    const path = join(dir, 'restart.db')
+    const first = holder(path)
+    first.appendReplicated(entries[0].bytes)
+    first.appendReplicated(entries[1].bytes)
+    first.close()
+    const again = holder(path)
+    assert.equal(again.head(ns).seq, 2)
+    assert.equal(
+      errorCode(() => again.appendReplicated(entries[3].bytes)),
+      'ENTRY_GAP',
+    )
+    catchUp(source, again)
+    assert.deepEqual(again.head(ns), source.head(ns))
+    assert.deepEqual(again.get(ns, 'pages/home'), { value: '<h1>', version: 2 })
+  })
+
+  it('starts a namespace only from its owner’s genesis, once', () => {
+    const store = openDatastore({
+      path: ':memory:',
+      verifyRun: fullView(cluster, guestbook),
+      now: () => clock.t,
+    })
+    open.push(store)
+    assert.equal(
+      errorCode(() => store.appendReplicated(entries[0].bytes)),
+      'NAMESPACE_NOT_FOUND',
+    )
+    assert.equal(
+      errorCode(() => store.create({ ...genesis, public: false })),
+      'NAMESPACE_INVALID',
+    )
+    const v2 = updateNamespace(owner, genesis, { issuedAt: T0 })
+    assert.equal(
+      errorCode(() => store.create(v2)),
+      'NAMESPACE_INVALID',
+    )
+    assert.equal(store.create(genesis).head.seq, 0)
+    assert.equal(store.create(genesis).id, ns, 'idempotent')
+    const other = createNamespace(owner, { name: 'site', public: false, issuedAt: T0 + 1 })
+    assert.equal(other.id, ns, 'the id is the owner and the name')
+    assert.equal(
+      errorCode(() => store.create(other.descriptor)),
+      'NAMESPACE_INVALID',
+    )
+  })
+})
