@@ -8,9 +8,9 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import { CanonicalKeyIdSchema, isCanonicalKeyId } from '../caps/index.ts'
-import { cidForBytes, parseCid, SignatureSchema } from '../content/index.ts'
+import { cidForBytes, parseCid } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
+import { keyId, type PrivateKey, SignatureSchema, signValue, verifyValue } from '../keys/index.ts'
 
 /** A namespace's name: what its owner calls it; ids differ by owner. */
 export const NamespaceNameSchema = z
