@@ -24,7 +24,6 @@
  * Instances are never disposed: after an out-of-memory or an interrupt QuickJS can assert while
  * freeing, and dropping the whole instance frees everything anyway.
  */
-import { readFileSync } from 'node:fs'
 import variant from '@jitl/quickjs-wasmfile-release-sync'
 import {
   newQuickJSWASMModuleFromVariant,
@@ -38,7 +37,6 @@ import { ERROR_CODES, type ErrorCode } from '../errors/index.ts'
 import type { SandboxLimits } from './limits.ts'
 import type { SandboxResult } from './result.ts'
 
-const PRELUDE = readFileSync(new URL('./prelude.js', import.meta.url), 'utf8')
 const PAGE = 65536
 // Emscripten prints its own aborts; the result already says what happened. The loader hands these
 // to Emscripten verbatim, but its type does not list them.
@@ -170,7 +168,15 @@ const CLEAN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LOG_LIMIT',
 ])
 
-export function createEngine(wasmModule: WebAssembly.Module, options: EngineOptions = {}): Engine {
+/**
+ * An engine for one worker: `wasmModule` is QuickJS compiled, `prelude` the script every instance
+ * evaluates before its snapshot (both from build.ts, which names them in SANDBOX_BUILD).
+ */
+export function createEngine(
+  wasmModule: WebAssembly.Module,
+  prelude: string,
+  options: EngineOptions = {},
+): Engine {
   let next: Promise<Instance> | undefined
   let nextMemory = 0
   /** the instance of the last call, reusable once restored */
@@ -261,7 +267,7 @@ export function createEngine(wasmModule: WebAssembly.Module, options: EngineOpti
     })
     ctx.setProp(hostObj, 'log', log)
     ctx.setProp(ctx.global, '__covenantHost', hostObj)
-    inst.driver = ctx.unwrapResult(ctx.evalCode(PRELUDE, 'covenant-prelude.js'))
+    inst.driver = ctx.unwrapResult(ctx.evalCode(prelude, 'covenant-prelude.js'))
     inst.stackBase = inst.readStackPointer()
     inst.hostRefs = hostRefState(rt)
     inst.snapshotBytes = mem.buffer.byteLength
