@@ -39,13 +39,26 @@ function packageVersion(name: string): string {
 }
 
 /**
- * The sandbox build: lower-case hex SHA-256 over the engine version, the QuickJS packages'
- * versions (the JavaScript glue that drives the WebAssembly), the WebAssembly bytes and the prelude.
+ * The name of a sandbox build: lower-case hex SHA-256 over the engine version, the QuickJS
+ * packages' versions (the JavaScript glue that drives the WebAssembly), the WebAssembly bytes and
+ * the prelude.
  */
-export const SANDBOX_BUILD: string = createHash('sha256')
-  .update(
-    `covenant sandbox\nengine ${ENGINE_VERSION}\n${packageVersion(VARIANT)}\n${packageVersion('quickjs-emscripten-core')}\n`,
-  )
-  .update(QUICKJS_WASM)
-  .update(PRELUDE)
-  .digest('hex')
+export function sandboxBuildOf(parts: { wasm: Uint8Array; prelude: string }): string {
+  const prelude = Buffer.from(parts.prelude, 'utf8')
+  // the lengths keep the two byte strings from running into each other
+  const header = [
+    'covenant sandbox',
+    `engine ${ENGINE_VERSION}`,
+    packageVersion(VARIANT),
+    packageVersion('quickjs-emscripten-core'),
+    `wasm ${parts.wasm.length} bytes, prelude ${prelude.length} bytes`,
+  ]
+  return createHash('sha256')
+    .update(`${header.join('\n')}\n`)
+    .update(parts.wasm)
+    .update(prelude)
+    .digest('hex')
+}
+
+/** The build this process runs: {@link sandboxBuildOf} its WebAssembly and its prelude. */
+export const SANDBOX_BUILD: string = sandboxBuildOf({ wasm: QUICKJS_WASM, prelude: PRELUDE })

@@ -36,6 +36,8 @@ export type SandboxCall = z.input<typeof sandboxCallSchema>
 
 export interface SandboxStats {
   workers: number
+  /** workers started and able to take a call (the others are still starting) */
+  ready: number
   busy: number
   queued: number
   /** workers replaced after a timeout, a crash or an engine fault */
@@ -327,6 +329,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
     stats() {
       return {
         workers: slots.length,
+        ready: slots.filter((s) => s.ready && !s.retired).length,
         busy: slots.filter((s) => s.job !== undefined).length,
         queued: queue.length,
         restarts,

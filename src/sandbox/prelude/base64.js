@@ -30,6 +30,7 @@ define(
     }
     return out
   },
+  true,
 )
 
 define(
@@ -54,4 +55,5 @@ define(
     }
     return out
   },
+  true,
 )

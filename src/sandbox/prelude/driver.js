@@ -32,6 +32,7 @@ define(
     if (typeof fn !== 'function') throw new TypeErrorC('The "callback" argument must be of type function')
     ReflectApply(promiseThen, ReflectApply(promiseResolve, OrigPromise, []), [() => fn()])
   },
+  true,
 )
 
 // state: 0 not called, 1 waiting for a promise, 2 returned, 3 threw

@@ -21,6 +21,19 @@ export const StringFromCharCode = String.fromCharCode
 export const ErrorC = Error
 export const TypeErrorC = TypeError
 export const SyntaxErrorC = SyntaxError
+export const RangeErrorC = RangeError
+export const ReferenceErrorC = ReferenceError
+export const EvalErrorC = EvalError
+export const URIErrorC = URIError
+export const ObjectHasOwn = Object.hasOwn
+export const NumberC = Number
+export const BooleanC = Boolean
+export const BigIntC = BigInt
+export const NumberValueOf = Number.prototype.valueOf
+export const StringValueOf = String.prototype.valueOf
+export const BooleanValueOf = Boolean.prototype.valueOf
+export const BigIntValueOf = BigInt.prototype.valueOf
+export const ObjectC = Object
 /** QuickJS's own error class for out-of-memory and stack overflow; absent in other engines. */
 export const InternalErrorC = /** @type {ErrorConstructor | undefined} */ (G.InternalError)
 export const OrigDate = Date
@@ -44,11 +57,12 @@ export const WeakMapC = WeakMap
 export const WeakSetC = WeakSet
 
 /**
- * Defines a property the way the host defines its own globals: writable, configurable, not
- * enumerable.
+ * Defines a property the way Web IDL defines globals: writable, configurable, and enumerable only
+ * for the global functions (`atob`, `structuredClone`, …), not for classes or namespaces.
  * @param {object} obj
  * @param {PropertyKey} name
  * @param {unknown} value
+ * @param {boolean} [enumerable]
  */
-export const define = (obj, name, value) =>
-  ObjectDefineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false })
+export const define = (obj, name, value, enumerable = false) =>
+  ObjectDefineProperty(obj, name, { value, writable: true, configurable: true, enumerable })

@@ -4170,6 +4170,19 @@ var covenantPrelude = (() => {
   var ErrorC = Error;
   var TypeErrorC = TypeError;
   var SyntaxErrorC = SyntaxError;
+  var RangeErrorC = RangeError;
+  var ReferenceErrorC = ReferenceError;
+  var EvalErrorC = EvalError;
+  var URIErrorC = URIError;
+  var ObjectHasOwn = Object.hasOwn;
+  var NumberC = Number;
+  var BooleanC = Boolean;
+  var BigIntC = BigInt;
+  var NumberValueOf = Number.prototype.valueOf;
+  var StringValueOf = String.prototype.valueOf;
+  var BooleanValueOf = Boolean.prototype.valueOf;
+  var BigIntValueOf = BigInt.prototype.valueOf;
+  var ObjectC = Object;
   var InternalErrorC = (
     /** @type {ErrorConstructor | undefined} */
     G.InternalError
@@ -4193,7 +4206,7 @@ var covenantPrelude = (() => {
   var DataViewC = DataView;
   var WeakMapC = WeakMap;
   var WeakSetC = WeakSet;
-  var define = /* @__PURE__ */ __name((obj, name, value) => ObjectDefineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false }), "define");
+  var define = /* @__PURE__ */ __name((obj, name, value, enumerable = false) => ObjectDefineProperty(obj, name, { value, writable: true, configurable: true, enumerable }), "define");
 
   // src/sandbox/prelude/determinism.js
   delete G.WeakRef;
@@ -5399,7 +5412,8 @@ var covenantPrelude = (() => {
         out += i + 2 < s.length ? B64[n & 63] : "=";
       }
       return out;
-    }, "btoa")
+    }, "btoa"),
+    true
   );
   define(
     G,
@@ -5422,7 +5436,8 @@ var covenantPrelude = (() => {
         }
       }
       return out;
-    }, "atob")
+    }, "atob"),
+    true
   );
 
   // src/sandbox/prelude/url.js
@@ -5438,6 +5453,24 @@ var covenantPrelude = (() => {
     e.name = "DataCloneError";
     return e;
   }, "cloneError");
+  var ERROR_TYPES = {
+    Error: ErrorC,
+    EvalError: EvalErrorC,
+    RangeError: RangeErrorC,
+    ReferenceError: ReferenceErrorC,
+    SyntaxError: SyntaxErrorC,
+    TypeError: TypeErrorC,
+    URIError: URIErrorC
+  };
+  var unbox = /* @__PURE__ */ __name((v) => {
+    const primitiveOf = v instanceof NumberC ? NumberValueOf : v instanceof StringC ? StringValueOf : v instanceof BooleanC ? BooleanValueOf : v instanceof BigIntC ? BigIntValueOf : void 0;
+    if (primitiveOf === void 0) return void 0;
+    try {
+      return { value: ReflectApply(primitiveOf, v, []) };
+    } catch {
+      return void 0;
+    }
+  }, "unbox");
   var clone = /* @__PURE__ */ __name((v, seen) => {
     if (typeof v !== "object" || v === null) {
       if (typeof v === "function" || typeof v === "symbol") throw cloneError(StringC(typeof v));
@@ -5469,8 +5502,12 @@ var covenantPrelude = (() => {
       for (const x of v) out.add(clone(x, seen));
       return out;
     } else if (v instanceof ErrorC) {
-      out = new ErrorC(v.message);
-      out.name = v.name;
+      const name = v.name;
+      const ErrorType = typeof name === "string" && ObjectHasOwn(ERROR_TYPES, name) ? ERROR_TYPES[name] : ErrorC;
+      out = ObjectHasOwn(v, "message") ? new ErrorType(StringC(v.message)) : new ErrorType();
+      ReflectApply(MapSet, seen, [v, out]);
+      if (ObjectHasOwn(v, "cause")) define(out, "cause", clone(v.cause, seen));
+      return out;
     } else if (ArrayIsArray(v)) {
       const items = (
         /** @type {Record<string, unknown>} */
@@ -5484,10 +5521,14 @@ var covenantPrelude = (() => {
     } else if (v instanceof OrigPromise || v instanceof WeakMapC || v instanceof WeakSetC) {
       throw cloneError(ObjectGetPrototypeOf(v).constructor.name);
     } else {
-      out = {};
-      ReflectApply(MapSet, seen, [v, out]);
-      for (const k of ObjectKeys(v)) out[k] = clone(v[k], seen);
-      return out;
+      const boxed = unbox(v);
+      if (boxed !== void 0) out = ObjectC(boxed.value);
+      else {
+        out = {};
+        ReflectApply(MapSet, seen, [v, out]);
+        for (const k of ObjectKeys(v)) out[k] = clone(v[k], seen);
+        return out;
+      }
     }
     ReflectApply(MapSet, seen, [v, out]);
     return out;
@@ -5498,7 +5539,8 @@ var covenantPrelude = (() => {
     /** @param {unknown} value */
     /* @__PURE__ */ __name(function structuredClone(value) {
       return clone(value, new MapC());
-    }, "structuredClone")
+    }, "structuredClone"),
+    true
   );
 
   // src/sandbox/prelude/driver.js
@@ -5509,7 +5551,8 @@ var covenantPrelude = (() => {
     /* @__PURE__ */ __name(function queueMicrotask(fn) {
       if (typeof fn !== "function") throw new TypeErrorC('The "callback" argument must be of type function');
       ReflectApply(promiseThen, ReflectApply(promiseResolve, OrigPromise, []), [() => fn()]);
-    }, "queueMicrotask")
+    }, "queueMicrotask"),
+    true
   );
   var state = 0;
   var outcome;
