@@ -2,7 +2,7 @@
  * One call in QuickJS, inside a worker thread. No call sees another's state, memory layout or
  * allocator history, so fuel and memory outcomes are byte-identical in any worker.
  *
- * An instance is built once (instantiate, runtime, context, prelude: ≈ 5–10 ms) and its linear
+ * An instance is built once (instantiate, runtime, context, prelude: ≈ 20 ms) and its linear
  * memory snapshotted. After a clean call the memory is written back from the snapshot, byte for
  * byte (zeros included), which puts the instance exactly where a fresh one would be: the linear
  * memory is the whole of QuickJS's and the C library's state. What lives outside it is handled:
