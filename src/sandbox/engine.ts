@@ -44,6 +44,31 @@ const QUIET = { print() {}, printErr() {} } as object as Parameters<typeof newVa
 const INITIAL_PAGES = 256
 /** `emscripten_stack_get_current` in this (pinned) build's minified exports; checked at startup */
 const STACK_POINTER_EXPORT = 'Oa'
+/** `emscripten_resize_heap` in this build's minified imports; checked at startup */
+const RESIZE_HEAP_IMPORT = 'k'
+
+/** Thrown out of the heap's growth when the WebAssembly memory is at its cap: it ends the call. */
+class MemoryCapReached extends Error {}
+
+/**
+ * Makes the first failed growth of the heap end the call with MEMORY_LIMIT. Emscripten grows the
+ * memory by 5–20 % more than it needs, so it cannot use the last few pages below the cap; a call
+ * that keeps allocating there (catching QuickJS's out-of-memory error, or through an allocation
+ * QuickJS tolerates failing) can retry the failing growth millions of times without reaching an
+ * interrupt check, a hang whose onset depends on the heap's exact layout. Unwinding at the first
+ * failure makes the cap one deterministic stop. Without the import (another QuickJS build) the
+ * wall clock still ends such a call.
+ */
+function stopAtMemoryCap(imports: WebAssembly.Imports): void {
+  for (const table of Object.values(imports) as Array<Record<string, unknown>>) {
+    const resize = table[RESIZE_HEAP_IMPORT]
+    if (typeof resize !== 'function' || !String(resize).includes('.grow(')) continue
+    table[RESIZE_HEAP_IMPORT] = (requested: number): boolean => {
+      if (resize(requested) === true) return true
+      throw new MemoryCapReached('the WebAssembly memory is at its maximum')
+    }
+  }
+}
 
 /** A call as the worker receives it: arguments already checked and serialized by the pool. */
 export interface EngineCall {
@@ -193,6 +218,7 @@ export function createEngine(
     const emscriptenModule = {
       ...QUIET,
       instantiateWasm(imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) {
+        stopAtMemoryCap(imports)
         void WebAssembly.instantiate(wasmModule, imports).then((instance) => {
           exports = instance.exports
           done(instance)
@@ -326,7 +352,7 @@ export function createEngine(
       try {
         result = execute(inst, call)
       } catch (err) {
-        result = { ...hostFault(inst, err, 0), discardWorker: true }
+        result = caught(inst, err, 0)
       }
       inst.metering = false
       if (reusable(inst, result)) used = inst
@@ -407,6 +433,16 @@ function applySnapshot(mem: WebAssembly.Memory, snapshot: Snapshot): void {
     if (run.bytes !== undefined) view.set(run.bytes, run.start)
     else view.fill(0, run.start, run.end)
   }
+}
+
+/**
+ * An exception out of QuickJS: the instance is left mid-call and is never reused. A memory cap
+ * reached is the call's own doing; anything else may be the host's, so the worker goes too.
+ */
+function caught(inst: Instance, err: unknown, fuel: number): EngineResult {
+  if (err instanceof MemoryCapReached)
+    return { ok: false, error: fail(inst.fatal ?? 'MEMORY_LIMIT'), fuel, logs: inst.logs }
+  return { ...hostFault(inst, err, fuel), discardWorker: true }
 }
 
 function hostFault(inst: Instance, err: unknown, fuel: number): SandboxResult {
@@ -536,6 +572,6 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
     }
     return { ok: true, value: JSON.parse(json), fuel: used(), logs: inst.logs }
   } catch (e) {
-    return { ...hostFault(inst, e, used()), discardWorker: true }
+    return caught(inst, e, used())
   }
 }

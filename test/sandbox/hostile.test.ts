@@ -18,6 +18,8 @@ after(() => sandbox.stop())
 const NEVER_MS = 120_000
 const MEMORY: LimitOverrides = { fuel: 2000, memoryBytes: 32 * 1024 * 1024, timeoutMs: NEVER_MS }
 const WALL: LimitOverrides = { fuel: 1_000_000_000, timeoutMs: 500 }
+/** Neither fuel nor the wall clock can end these: only the memory limit may. */
+const ONLY_MEMORY: LimitOverrides = { ...MEMORY, fuel: 1_000_000_000 }
 
 interface Case {
   name: string
@@ -194,6 +196,26 @@ const cases: Case[] = [
     code: "const a = []; for (;;) { try { a.push('y'.repeat(1e6) + a.length) } catch { a.push(new Array(1e6)) } }",
     expect: 'MEMORY_LIMIT',
     limits: MEMORY,
+  },
+  // At the cap, each allocation fails without an interrupt check in between; a program that swallows
+  // the failures used to spin there until the wall clock (the first growth that fails now ends it).
+  {
+    name: 'swallowing every out-of-memory error at the cap',
+    code: 'const keep = []; for (;;) { try { keep.push(new Array(1000).fill(0)) } catch {} }',
+    expect: 'MEMORY_LIMIT',
+    limits: ONLY_MEMORY,
+  },
+  {
+    name: 'swallowing out-of-memory errors from strings at the cap',
+    code: "const keep = []; for (;;) { try { keep.push('x'.repeat(100) + keep.length) } catch {} }",
+    expect: 'MEMORY_LIMIT',
+    limits: ONLY_MEMORY,
+  },
+  {
+    name: 'swallowing out-of-memory errors from a promise storm',
+    code: 'for (let i = 0; ; i++) { try { Promise.resolve(i).then(() => {}) } catch {} }',
+    expect: 'MEMORY_LIMIT',
+    limits: ONLY_MEMORY,
   },
   // ---- wall clock (work that fuel cannot see, or fuel set out of reach)
   {
