@@ -61,6 +61,7 @@ describe('the prelude', () => {
       args: [],
       seed: 's',
       now: 0,
+      limits: { timeoutMs: 120_000 },
     })
     assert.ok(seen.ok, JSON.stringify(seen))
     const added = [
@@ -106,7 +107,7 @@ describe('SANDBOX_BUILD', () => {
     const { stdout } = await exec(
       process.execPath,
       ['--input-type=module', '-e', `import { SANDBOX_BUILD } from '${index}'; console.log(SANDBOX_BUILD)`],
-      { cwd: tmpdir(), timeout: 60_000 },
+      { cwd: tmpdir(), timeout: 120_000 },
     )
     assert.equal(stdout.trim(), SANDBOX_BUILD)
   })
