@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os'
 import vm from 'node:vm'
 import variant from '@jitl/quickjs-wasmfile-release-sync'
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSSyncVariant } from 'quickjs-emscripten-core'
-import { createSandbox } from '../src/sandbox/index.ts'
+import { createSandbox, SANDBOX_BUILD } from '../src/sandbox/index.ts'
 import { writeResults } from './report.ts'
 
 const FN = 'function work(n) { let a = 0; for (let i = 0; i < n; i++) a = (a + i * 7) % 1000003; return a }'
@@ -165,6 +165,8 @@ for (const [name, a, b, note] of rows) {
   )
 }
 const result = {
+  // which sandbox was measured: numbers from different builds are not comparable one to one
+  sandboxBuild: SANDBOX_BUILD,
   coldPoolMs,
   newBundleMs,
   warmMs,
@@ -186,4 +188,5 @@ const result = {
   },
   totalMs: performance.now() - started,
 }
-console.log(`\nwrote ${await writeResults('sandbox', result)} (${(result.totalMs / 1000).toFixed(1)} s)`)
+console.log(`\nsandbox build ${SANDBOX_BUILD}`)
+console.log(`wrote ${await writeResults('sandbox', result)} (${(result.totalMs / 1000).toFixed(1)} s)`)

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { TagSchema } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { isKeyId } from '../keys/index.ts'
+import { LIMIT_RANGES } from '../sandbox/index.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -12,8 +13,13 @@ const TiB = 1024 * GiB
 /** The largest `store.maxBytes` accepted: 1 PiB, far above any one node, well inside 2^53. */
 export const MAX_STORE_BYTES = 1024 * TiB
 
-/** Fuel a call may use unless the covenant lowers it (the sandbox's deterministic ticks). */
-export const DEFAULT_MAX_FUEL = 100_000_000
+/**
+ * What one call may use unless the covenant lowers it: everything the sandbox can enforce for fuel
+ * (its deterministic ticks; the wall clock bounds the work anyway), and the sandbox's defaults for
+ * memory and wall clock, so a default covenant accepts a default request.
+ */
+const { fuel, memoryBytes, timeoutMs } = LIMIT_RANGES
+export const DEFAULT_MAX_FUEL = fuel.max
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -80,14 +86,15 @@ const StoreSchema = z.strictObject({
 const ExecuteSchema = z.strictObject({
   /** Off unless the operator says so: running other people's code is opt-in. */
   enabled: z.boolean().default(false),
-  maxFuel: z.number().int().min(1).max(1e12).default(DEFAULT_MAX_FUEL),
+  /** Bounded by what the sandbox can enforce, like the two below. */
+  maxFuel: z.number().int().min(fuel.min).max(fuel.max).default(DEFAULT_MAX_FUEL),
   maxMemoryMiB: z
     .number()
     .int()
-    .min(1)
-    .max(16 * 1024)
-    .default(64),
-  maxWallClockMs: z.number().int().min(1).max(600_000).default(5000),
+    .min(memoryBytes.min / MiB)
+    .max(memoryBytes.max / MiB)
+    .default(memoryBytes.default / MiB),
+  maxWallClockMs: z.number().int().min(timeoutMs.min).max(timeoutMs.max).default(timeoutMs.default),
   concurrency: z.number().int().min(1).max(256).default(2),
   /** Credits per unit of fuel. */
   pricePerFuel: z.number().min(0).max(1e6).default(0.000001),

@@ -21,7 +21,8 @@ export type Certificate = z.infer<typeof CertificateSchema>
 
 /**
  * Signed proof that `executor` answered request `request` with an output hash other than the one
- * the executors in `agreed` (a quorum, in the caller's view) signed.
+ * the executors in `agreed` (of a quorum, in the caller's view) signed on the same sandbox build.
+ * Receipts of other builds are left out of `agreed`: another build may honestly differ.
  */
 export const ConflictSchema = z.strictObject({
   request: cidString('dag-cbor'),
@@ -134,8 +135,9 @@ function checkSigned(receipt: Receipt, what: string): void {
 /**
  * Checks conflict evidence: the accused receipt and every agreeing receipt are signed, all are for
  * `conflict.request`, the agreeing ones (from distinct executors, not the accused) share
- * `agreedOutputHash` and the accused's differs. With `certificate`, also that it verifies and is
- * the quorum for the same request and hash. Throws INVALID_CONFLICT.
+ * `agreedOutputHash` and the accused's differs, and all were made by the accused's sandbox build
+ * (so an executor cannot be framed with the honest output of another build). With `certificate`,
+ * also that it verifies and is the quorum for the same request and hash. Throws INVALID_CONFLICT.
  */
 export function verifyConflict(value: unknown, certificate?: unknown): { ok: true; conflict: Conflict } {
   const parsed = ConflictSchema.safeParse(value)
@@ -155,6 +157,10 @@ export function verifyConflict(value: unknown, certificate?: unknown): { ok: tru
       refuseConflict(`the receipt of ${receipt.executor} is for another request`)
     if (receipt.outputHash !== conflict.agreedOutputHash)
       refuseConflict(`the receipt of ${receipt.executor} is not for the agreed output`)
+    if (receipt.build !== conflict.receipt.build)
+      refuseConflict(
+        `the receipt of ${receipt.executor} was made by another sandbox build than the accused's`,
+      )
     if (receipt.executor === conflict.executor || agreeing.has(receipt.executor))
       refuseConflict(`${receipt.executor} appears twice`)
     agreeing.add(receipt.executor)

@@ -9,8 +9,15 @@ import type { SignedCovenant } from '../covenant/index.ts'
 import { mayExecute } from '../covenant/index.ts'
 import { CovenantError, isErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
-import { DEFAULT_LIMITS, type Sandbox, type SandboxCall, type SandboxResult } from '../sandbox/index.ts'
+import {
+  DEFAULT_LIMITS,
+  SANDBOX_BUILD,
+  type Sandbox,
+  type SandboxCall,
+  type SandboxResult,
+} from '../sandbox/index.ts'
 import { LruCache } from './code-cache.ts'
+import { Sha256HexSchema } from './fields.ts'
 import { type Output, outputHash } from './output.ts'
 import { signReceipt } from './receipt.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'
@@ -34,6 +41,8 @@ const MACHINE_FAILURES = new Set(['SANDBOX_CRASHED', 'INTERNAL', 'NOT_STARTED'])
 export interface ExecutorInit {
   key: PrivateKey
   sandbox: Pick<Sandbox, 'run'>
+  /** the sandbox build `sandbox` runs, signed into every receipt. @default SANDBOX_BUILD */
+  build?: string
   /** fetches a block's bytes by CID string; the executor checks their hash itself */
   getBlock: (cid: string) => Promise<Uint8Array>
   /** this node's current signed covenant */
@@ -121,6 +130,12 @@ function jsonValue(value: unknown): Output['value'] {
  */
 export function createExecutor(init: ExecutorInit): Executor {
   const { key, sandbox, getBlock, fault } = init
+  const build = init.build ?? SANDBOX_BUILD
+  if (!Sha256HexSchema.safeParse(build).success)
+    throw new CovenantError(
+      'INVALID_INPUT',
+      `the sandbox build must be 64 lower-case hex digits, got ${build}`,
+    )
   const now = init.now ?? Date.now
   const peer = keyId(key)
   if (fault !== undefined && !FAULT_KINDS.includes(fault))
@@ -281,6 +296,7 @@ export function createExecutor(init: ExecutorInit): Executor {
       outputHash: outputHash(output),
       fuel: result.fuel,
       covenantVersion: signed.version,
+      build,
     })
     if (fault === 'bad-signature') {
       const signature = new Uint8Array(receipt.signature)

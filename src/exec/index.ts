@@ -39,7 +39,7 @@ export type {
 export { selectExecutors } from './executor-selection.ts'
 export { MAX_JSON_BYTES } from './fields.ts'
 export type { Attempt, AttemptOutcome, InvokeInit, InvokeResult, SendExec } from './invoke.ts'
-export { invoke } from './invoke.ts'
+export { ATTEMPT_OUTCOMES, invoke } from './invoke.ts'
 export type { CertificateJSON, ConflictJSON, ReceiptJSON, SignedRequestJSON } from './json.ts'
 export {
   AttemptSchema,

@@ -1,7 +1,8 @@
 /**
  * The caller side: send a signed request to its executors and collect receipts until q of them,
  * from distinct executors, sign the same output hash. Failing executors are replaced by the next
- * closest eligible ones; disagreeing receipts become conflict evidence.
+ * closest eligible ones; disagreeing receipts become conflict evidence when an agreeing executor
+ * ran the same sandbox build (another build may honestly compute another output).
  */
 import { CovenantError, type ErrorJSON } from '../errors/index.ts'
 import type { Certificate, Conflict } from './certificate.ts'
@@ -38,18 +39,31 @@ export interface InvokeInit {
   signal?: AbortSignal
 }
 
-export type AttemptOutcome = 'agreed' | 'disagreed' | 'answered' | 'failed' | 'abandoned'
+/** What came of asking one executor; see {@link Attempt}. */
+export const ATTEMPT_OUTCOMES = [
+  'agreed',
+  'disagreed',
+  'disagreed-by-build',
+  'answered',
+  'failed',
+  'abandoned',
+] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 /** One executor asked, and what came of it. JSON-safe. */
 export interface Attempt {
   peer: string
   /**
    * agreed: its receipt is in the certificate; disagreed: a valid receipt for another output (see
-   * conflicts); answered: a valid receipt, but no quorum was reached; failed: error, timeout,
-   * malformed reply or bad signature; abandoned: still running when the call ended
+   * conflicts); disagreed-by-build: a valid receipt for another output, made by a sandbox build
+   * none of the agreeing executors ran, so not evidence of a fault; answered: a valid receipt,
+   * but no quorum was reached; failed: error, timeout, malformed reply or bad signature;
+   * abandoned: still running when the call ended
    */
   outcome: AttemptOutcome
   outputHash?: string
+  /** the sandbox build its receipt names */
+  build?: string
   error?: ErrorJSON
   ms: number
 }
@@ -155,17 +169,26 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const agreed = group.receipts.slice(0, q)
       const agreedBy = new Set(agreed.map((r) => r.executor))
       for (const a of tried) if (a.outputHash !== undefined && agreedBy.has(a.peer)) a.outcome = 'agreed'
-      const conflicts: Conflict[] = receipts
-        .filter((r) => r.outputHash !== agreedHash)
-        .map((receipt) => ({
-          request: id,
-          executor: receipt.executor,
-          receipt,
-          agreedOutputHash: agreedHash,
-          agreed,
-        }))
+      const conflicts: Conflict[] = []
+      const otherBuild = new Set<string>()
+      for (const receipt of receipts) {
+        if (receipt.outputHash === agreedHash) continue
+        // Only executors on one sandbox build must agree: a receipt is held against the agreeing
+        // receipts of its own build, and is no evidence at all if none ran it.
+        const sameBuild = agreed.filter((r) => r.build === receipt.build)
+        if (sameBuild.length === 0) otherBuild.add(receipt.executor)
+        else
+          conflicts.push({
+            request: id,
+            executor: receipt.executor,
+            receipt,
+            agreedOutputHash: agreedHash,
+            agreed: sameBuild,
+          })
+      }
       for (const a of tried)
-        if (a.outcome === 'answered' && a.outputHash !== agreedHash) a.outcome = 'disagreed'
+        if (a.outcome === 'answered' && a.outputHash !== agreedHash)
+          a.outcome = otherBuild.has(a.peer) ? 'disagreed-by-build' : 'disagreed'
       const certificate: Certificate = { request, id, outputHash: agreedHash, receipts: agreed }
       resolve({ value: group.output.value, output: group.output, certificate, conflicts, tried })
     }
@@ -216,6 +239,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
           accept(peer, reply)
           attempt.outcome = 'answered'
           attempt.outputHash = receipts[receipts.length - 1].outputHash
+          attempt.build = receipts[receipts.length - 1].build
         })
         .catch((err) => {
           if (done) return

@@ -10,7 +10,7 @@ import { CovenantError, type ErrorCode, ErrorJSONSchema } from '../errors/index.
 import { SignatureJSONSchema } from '../keys/index.ts'
 import { type Certificate, CertificateSchema, type Conflict, ConflictSchema } from './certificate.ts'
 import { Sha256HexSchema } from './fields.ts'
-import type { Attempt } from './invoke.ts'
+import { ATTEMPT_OUTCOMES, type Attempt } from './invoke.ts'
 import { type Receipt, ReceiptSchema } from './receipt.ts'
 import { MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
 
@@ -37,8 +37,9 @@ export type ConflictJSON = z.infer<typeof ConflictJSONSchema>
  */
 export const AttemptSchema = z.strictObject({
   peer: z.string().max(128),
-  outcome: z.enum(['agreed', 'disagreed', 'answered', 'failed', 'abandoned']),
+  outcome: z.enum(ATTEMPT_OUTCOMES),
   outputHash: Sha256HexSchema.optional(),
+  build: Sha256HexSchema.optional(),
   error: ErrorJSONSchema.transform((e) => CovenantError.fromJSON(e).toJSON()).optional(),
   ms: z.number().min(0),
 }) satisfies z.ZodType<Attempt>

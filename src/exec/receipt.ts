@@ -1,6 +1,6 @@
 /**
  * Receipts: an executor's signed statement "for request R I computed output hash H using F fuel,
- * under covenant version V".
+ * under covenant version V, on sandbox build B".
  */
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
@@ -15,6 +15,12 @@ const ReceiptBodyShape = {
   fuel: SafeUintSchema,
   executor: KeyIdSchema,
   covenantVersion: SafeUintSchema,
+  /**
+   * The sandbox build that ran the call (`SANDBOX_BUILD`: a hash of the prelude and the engine).
+   * Executors on different builds may honestly compute different outputs, so a receipt is only
+   * compared with receipts of the same build when looking for a liar.
+   */
+  build: Sha256HexSchema,
 }
 
 export const ReceiptBodySchema = z.strictObject(ReceiptBodyShape)
@@ -23,12 +29,8 @@ export type ReceiptBody = z.infer<typeof ReceiptBodySchema>
 export const ReceiptSchema = z.strictObject({ ...ReceiptBodyShape, signature: SignatureSchema })
 export type Receipt = z.infer<typeof ReceiptSchema>
 
-export interface ReceiptInit {
-  request: string
-  outputHash: string
-  fuel: number
-  covenantVersion: number
-}
+/** What an executor states; the version and its own key id are added when signing. */
+export type ReceiptInit = Omit<ReceiptBody, 'v' | 'executor'>
 
 export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
   const body = ReceiptBodySchema.safeParse({ v: 1, ...init, executor: keyId(key) })

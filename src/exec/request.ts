@@ -7,6 +7,7 @@ import { type CID, cidForBytes, parseCid } from '../content/index.ts'
 import { toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
+import { LIMIT_RANGES } from '../sandbox/index.ts'
 import {
   cidString,
   ExportNameSchema,
@@ -22,17 +23,24 @@ export const DEFAULT_REPLICAS = 3
 export const DEFAULT_QUORUM = 2
 /** The most executors one request may ask for. */
 export const MAX_REPLICAS = 16
+
+const MiB = 1024 * 1024
+const { fuel, memoryBytes, timeoutMs } = LIMIT_RANGES
 /**
  * Default per-call limits a request asks for: the sandbox's defaults (fuel in its deterministic
  * ticks, about one second of work). A covenant may allow less, which excludes that node.
  */
-export const DEFAULT_REQUEST_LIMITS = { fuel: 2000, memoryMiB: 64, timeoutMs: 5_000 } as const
-/** The range the sandbox can enforce (its WebAssembly memory cannot start below 16 MiB). */
-export const MIN_MEMORY_MIB = 16
-export const MAX_MEMORY_MIB = 1024
-export const MIN_TIMEOUT_MS = 10
-export const MAX_TIMEOUT_MS = 10 * 60_000
-export const MAX_FUEL = 1_000_000_000
+export const DEFAULT_REQUEST_LIMITS = Object.freeze({
+  fuel: fuel.default,
+  memoryMiB: memoryBytes.default / MiB,
+  timeoutMs: timeoutMs.default,
+})
+/** The range the sandbox can enforce, in a request's units. */
+export const MIN_MEMORY_MIB = memoryBytes.min / MiB
+export const MAX_MEMORY_MIB = memoryBytes.max / MiB
+export const MIN_TIMEOUT_MS = timeoutMs.min
+export const MAX_TIMEOUT_MS = timeoutMs.max
+export const MAX_FUEL = fuel.max
 /** A deadline further ahead than this is refused: it would let a request be replayed for long. */
 export const MAX_DEADLINE_AHEAD_MS = 15 * 60_000
 /** How far a request's timestamp may lie in the future of the checker's clock. */
@@ -44,7 +52,7 @@ const RequestBodyShape = {
   fn: cidString('dag-cbor'),
   export: ExportNameSchema,
   args: z.array(z.unknown()).max(65_536).refine(isJsonValue, 'args must be JSON values'),
-  fuel: z.number().int().min(1).max(MAX_FUEL),
+  fuel: z.number().int().min(fuel.min).max(MAX_FUEL),
   memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB),
   timeoutMs: z.number().int().min(MIN_TIMEOUT_MS).max(MAX_TIMEOUT_MS),
   /** ms since the epoch after which no executor runs it and no caller waits */

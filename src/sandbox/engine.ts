@@ -2,7 +2,7 @@
  * One call in QuickJS, inside a worker thread. No call sees another's state, memory layout or
  * allocator history, so fuel and memory outcomes are byte-identical in any worker.
  *
- * An instance is built once (instantiate, runtime, context, prelude: ≈ 5–10 ms) and its linear
+ * An instance is built once (instantiate, runtime, context, prelude: ≈ 20 ms) and its linear
  * memory snapshotted. After a clean call the memory is written back from the snapshot, byte for
  * byte (zeros included), which puts the instance exactly where a fresh one would be: the linear
  * memory is the whole of QuickJS's and the C library's state. What lives outside it is handled:
@@ -24,7 +24,6 @@
  * Instances are never disposed: after an out-of-memory or an interrupt QuickJS can assert while
  * freeing, and dropping the whole instance frees everything anyway.
  */
-import { readFileSync } from 'node:fs'
 import variant from '@jitl/quickjs-wasmfile-release-sync'
 import {
   newQuickJSWASMModuleFromVariant,
@@ -38,7 +37,6 @@ import { ERROR_CODES, type ErrorCode } from '../errors/index.ts'
 import type { SandboxLimits } from './limits.ts'
 import type { SandboxResult } from './result.ts'
 
-const PRELUDE = readFileSync(new URL('./prelude.js', import.meta.url), 'utf8')
 const PAGE = 65536
 // Emscripten prints its own aborts; the result already says what happened. The loader hands these
 // to Emscripten verbatim, but its type does not list them.
@@ -46,6 +44,31 @@ const QUIET = { print() {}, printErr() {} } as object as Parameters<typeof newVa
 const INITIAL_PAGES = 256
 /** `emscripten_stack_get_current` in this (pinned) build's minified exports; checked at startup */
 const STACK_POINTER_EXPORT = 'Oa'
+/** `emscripten_resize_heap` in this build's minified imports; checked at startup */
+const RESIZE_HEAP_IMPORT = 'k'
+
+/** Thrown out of the heap's growth when the WebAssembly memory is at its cap: it ends the call. */
+class MemoryCapReached extends Error {}
+
+/**
+ * Makes the first failed growth of the heap end the call with MEMORY_LIMIT. Emscripten grows the
+ * memory by 5–20 % more than it needs, so it cannot use the last few pages below the cap; a call
+ * that keeps allocating there (catching QuickJS's out-of-memory error, or through an allocation
+ * QuickJS tolerates failing) can retry the failing growth millions of times without reaching an
+ * interrupt check, a hang whose onset depends on the heap's exact layout. Unwinding at the first
+ * failure makes the cap one deterministic stop. Without the import (another QuickJS build) the
+ * wall clock still ends such a call.
+ */
+function stopAtMemoryCap(imports: WebAssembly.Imports): void {
+  for (const table of Object.values(imports) as Array<Record<string, unknown>>) {
+    const resize = table[RESIZE_HEAP_IMPORT]
+    if (typeof resize !== 'function' || !String(resize).includes('.grow(')) continue
+    table[RESIZE_HEAP_IMPORT] = (requested: number): boolean => {
+      if (resize(requested) === true) return true
+      throw new MemoryCapReached('the WebAssembly memory is at its maximum')
+    }
+  }
+}
 
 /** A call as the worker receives it: arguments already checked and serialized by the pool. */
 export interface EngineCall {
@@ -170,7 +193,15 @@ const CLEAN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'LOG_LIMIT',
 ])
 
-export function createEngine(wasmModule: WebAssembly.Module, options: EngineOptions = {}): Engine {
+/**
+ * An engine for one worker: `wasmModule` is QuickJS compiled, `prelude` the script every instance
+ * evaluates before its snapshot (both from build.ts, which names them in SANDBOX_BUILD).
+ */
+export function createEngine(
+  wasmModule: WebAssembly.Module,
+  prelude: string,
+  options: EngineOptions = {},
+): Engine {
   let next: Promise<Instance> | undefined
   let nextMemory = 0
   /** the instance of the last call, reusable once restored */
@@ -187,6 +218,7 @@ export function createEngine(wasmModule: WebAssembly.Module, options: EngineOpti
     const emscriptenModule = {
       ...QUIET,
       instantiateWasm(imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) {
+        stopAtMemoryCap(imports)
         void WebAssembly.instantiate(wasmModule, imports).then((instance) => {
           exports = instance.exports
           done(instance)
@@ -261,7 +293,7 @@ export function createEngine(wasmModule: WebAssembly.Module, options: EngineOpti
     })
     ctx.setProp(hostObj, 'log', log)
     ctx.setProp(ctx.global, '__covenantHost', hostObj)
-    inst.driver = ctx.unwrapResult(ctx.evalCode(PRELUDE, 'covenant-prelude.js'))
+    inst.driver = ctx.unwrapResult(ctx.evalCode(prelude, 'covenant-prelude.js'))
     inst.stackBase = inst.readStackPointer()
     inst.hostRefs = hostRefState(rt)
     inst.snapshotBytes = mem.buffer.byteLength
@@ -320,7 +352,7 @@ export function createEngine(wasmModule: WebAssembly.Module, options: EngineOpti
       try {
         result = execute(inst, call)
       } catch (err) {
-        result = { ...hostFault(inst, err, 0), discardWorker: true }
+        result = caught(inst, err, 0)
       }
       inst.metering = false
       if (reusable(inst, result)) used = inst
@@ -401,6 +433,16 @@ function applySnapshot(mem: WebAssembly.Memory, snapshot: Snapshot): void {
     if (run.bytes !== undefined) view.set(run.bytes, run.start)
     else view.fill(0, run.start, run.end)
   }
+}
+
+/**
+ * An exception out of QuickJS: the instance is left mid-call and is never reused. A memory cap
+ * reached is the call's own doing; anything else may be the host's, so the worker goes too.
+ */
+function caught(inst: Instance, err: unknown, fuel: number): EngineResult {
+  if (err instanceof MemoryCapReached)
+    return { ok: false, error: fail(inst.fatal ?? 'MEMORY_LIMIT'), fuel, logs: inst.logs }
+  return { ...hostFault(inst, err, fuel), discardWorker: true }
 }
 
 function hostFault(inst: Instance, err: unknown, fuel: number): SandboxResult {
@@ -530,6 +572,6 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
     }
     return { ok: true, value: JSON.parse(json), fuel: used(), logs: inst.logs }
   } catch (e) {
-    return { ...hostFault(inst, e, used()), discardWorker: true }
+    return caught(inst, e, used())
   }
 }

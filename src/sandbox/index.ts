@@ -6,7 +6,8 @@
  * Every outcome is a {@link SandboxResult}; `run` never rejects for anything the code does. For
  * the same call (code, export, args, seed, now, request, limits) the result — value, logs, error
  * and fuel — is byte-identical in any worker, any process and any time zone or locale; only
- * TIMEOUT and SANDBOX_CRASHED depend on the host.
+ * TIMEOUT and SANDBOX_CRASHED depend on the host. "The same" includes the sandbox itself:
+ * {@link SANDBOX_BUILD} names the prelude, QuickJS build and engine rules that ran a call.
  *
  * @example
  * ```ts
@@ -24,7 +25,15 @@
  * await sandbox.stop()
  * ```
  */
-export { DEFAULT_LIMITS, type SandboxLimits, sandboxLimitsSchema } from './limits.ts'
+export { ENGINE_VERSION, SANDBOX_BUILD } from './build.ts'
+export {
+  DEFAULT_LIMITS,
+  LIMIT_RANGES,
+  type LimitOverrides,
+  limitOverridesSchema,
+  type SandboxLimits,
+  sandboxLimitsSchema,
+} from './limits.ts'
 export {
   createSandbox,
   type Sandbox,

@@ -4,18 +4,17 @@
  * that dies, so hostile code can neither stall the node's event loop nor take the pool down.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { z } from 'zod'
 import { isJsonValue } from '../encoding/index.ts'
 import { CovenantError, ERROR_CODES, type ErrorCode } from '../errors/index.ts'
+import { PRELUDE, QUICKJS_WASM } from './build.ts'
 import { BundleCache } from './bundle-cache.ts'
 import type { EngineCall, EngineResult } from './engine.ts'
-import { resolveLimits, type SandboxLimits, sandboxLimitsSchema } from './limits.ts'
+import { type LimitOverrides, limitOverridesSchema, resolveLimits } from './limits.ts'
 import type { SandboxResult } from './result.ts'
-import type { WorkerCallMessage, WorkerReply } from './worker.ts'
+import type { WorkerCallMessage, WorkerInit, WorkerReply } from './worker.ts'
 
 /** One call: which export of which bundle, on what, under which deterministic inputs. */
 export const sandboxCallSchema = z.object({
@@ -30,21 +29,15 @@ export const sandboxCallSchema = z.object({
   now: z.number().finite(),
   /** exposed to the function as ctx.request; defaults to `{ id: seed, caller: '' }` */
   request: z.object({ id: z.string().max(1024), caller: z.string().max(1024) }).optional(),
-  limits: sandboxLimitsSchema.optional(),
+  /** over the pool's limits, which are over the defaults */
+  limits: limitOverridesSchema.optional(),
 })
-
-export interface SandboxCall {
-  code: string
-  exportName: string
-  args: unknown[]
-  seed: string
-  now: number
-  request?: { id: string; caller: string }
-  limits?: Partial<SandboxLimits>
-}
+export type SandboxCall = z.input<typeof sandboxCallSchema>
 
 export interface SandboxStats {
   workers: number
+  /** workers started and able to take a call (the others are still starting) */
+  ready: number
   busy: number
   queued: number
   /** workers replaced after a timeout, a crash or an engine fault */
@@ -65,7 +58,7 @@ export interface SandboxInit {
   /** @default max(1, availableParallelism()) */
   workers?: number
   /** the pool's defaults, under each call's own limits */
-  limits?: Partial<SandboxLimits>
+  limits?: LimitOverrides
   /**
    * Build a new QuickJS instance for every call instead of restoring one from its snapshot.
    * Several times slower; results are identical either way (the tests compare the two).
@@ -78,11 +71,7 @@ let wasmModule: Promise<WebAssembly.Module> | undefined
 
 /** The QuickJS WebAssembly module, compiled once per process and shared with every worker. */
 function quickjsModule(): Promise<WebAssembly.Module> {
-  wasmModule ??= (async () => {
-    const require = createRequire(import.meta.url)
-    const bytes = await readFile(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'))
-    return WebAssembly.compile(bytes)
-  })()
+  wasmModule ??= WebAssembly.compile(QUICKJS_WASM)
   return wasmModule
 }
 
@@ -126,7 +115,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
       `workers must be a whole number from 1 to 256, got ${workerCount}`,
     )
   }
-  const parsed = sandboxLimitsSchema.safeParse(init.limits ?? {})
+  const parsed = limitOverridesSchema.safeParse(init.limits ?? {})
   if (!parsed.success)
     throw new CovenantError('CONFIG_INVALID', `sandbox limits: ${z.prettifyError(parsed.error)}`)
   const poolLimits = resolveLimits(parsed.data)
@@ -152,9 +141,10 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
     const worker = new Worker(new URL('./worker.ts', import.meta.url), {
       workerData: {
         wasmModule: mod,
+        prelude: PRELUDE,
         prewarmMemoryBytes: poolLimits.memoryBytes,
         freshInstances: init.freshInstances === true,
-      },
+      } satisfies WorkerInit,
       // QuickJS frames also use the thread's native stack; give it room beyond QuickJS's own limit
       resourceLimits: { stackSizeMb: 16, maxOldGenerationSizeMb: 512 },
     })
@@ -339,6 +329,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
     stats() {
       return {
         workers: slots.length,
+        ready: slots.filter((s) => s.ready && !s.retired).length,
         busy: slots.filter((s) => s.job !== undefined).length,
         queued: queue.length,
         restarts,

@@ -21,14 +21,17 @@ export type WorkerReply =
   | { type: 'result'; id: number; result: import('./engine.ts').EngineResult }
 
 const port = parentPort!
-const { wasmModule, prewarmMemoryBytes, freshInstances } = workerData as {
+export interface WorkerInit {
   wasmModule: WebAssembly.Module
+  prelude: string
   prewarmMemoryBytes: number
   freshInstances: boolean
 }
 
+const { wasmModule, prelude, prewarmMemoryBytes, freshInstances } = workerData as WorkerInit
+
 pinHostTimeZoneToUTC()
-const engine = createEngine(wasmModule, { fresh: freshInstances })
+const engine = createEngine(wasmModule, prelude, { fresh: freshInstances })
 const cache = new BundleCache()
 
 await engine.prewarm(prewarmMemoryBytes)

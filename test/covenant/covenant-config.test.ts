@@ -36,7 +36,7 @@ describe('covenant.yaml', () => {
       store: { enabled: true, maxBytes: 1024 ** 3, refusedTags: [] },
       execute: {
         enabled: false,
-        maxFuel: 100_000_000,
+        maxFuel: 1_000_000_000,
         maxMemoryMiB: 64,
         maxWallClockMs: 5000,
         concurrency: 2,
@@ -127,6 +127,11 @@ execute:
       ['store:\n  maxBytes: 2000TiB\n', 'store.maxBytes'],
       ['execute:\n  maxMemoryMiB: 100000\n', 'execute.maxMemoryMiB'],
       ['execute:\n  maxWallClockMs: 0\n', 'execute.maxWallClockMs'],
+      // beyond what the sandbox can enforce, so beyond what any request may ask
+      ['execute:\n  maxFuel: 1000000001\n', 'execute.maxFuel'],
+      ['execute:\n  maxMemoryMiB: 8\n', 'execute.maxMemoryMiB'],
+      ['execute:\n  maxMemoryMiB: 1025\n', 'execute.maxMemoryMiB'],
+      ['execute:\n  maxWallClockMs: 600001\n', 'execute.maxWallClockMs'],
       ['execute:\n  concurrency: 1000\n', 'execute.concurrency'],
       ['execute:\n  maxFuel: .inf\n', 'execute.maxFuel'],
       ['execute:\n  pricePerFuel: .nan\n', 'execute.pricePerFuel'],

@@ -6,6 +6,7 @@
  * the one a holder injects: exec's `verifyCertificate` against the holder's own view (the
  * candidates and manifests it knows), then the hash of the extended output.
  */
+
 import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import type { Manifest } from '../../src/content/index.ts'
@@ -24,6 +25,7 @@ import {
   verifyCertificate,
 } from '../../src/exec/index.ts'
 import { canonicalBytes, generateKey, type PrivateKey } from '../../src/keys/index.ts'
+import { SANDBOX_BUILD } from '../../src/sandbox/index.ts'
 import { BlockMap, candidatesOf, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
 
 /** exec's output with the extension this step models: the store effects, which receipts sign. */
@@ -80,7 +82,13 @@ export function certifiedRun(
   const outputHash = outputWithStoreHash(output)
   const receipts = chosen.slice(0, init.signers ?? q).map((peer) => {
     const node = cluster.nodes.find((n) => n.peer === peer)!
-    return signReceipt(node.key, { request: id, outputHash, fuel: 10, covenantVersion: 1 })
+    return signReceipt(node.key, {
+      request: id,
+      outputHash,
+      fuel: 10,
+      covenantVersion: 1,
+      build: SANDBOX_BUILD,
+    })
   })
   return { request: id, certificate: { request, id, outputHash, receipts }, output }
 }

@@ -16,7 +16,7 @@ import {
   conflictToJSON,
 } from '../../src/exec/json.ts'
 import { outputHash } from '../../src/exec/output.ts'
-import { signReceipt } from '../../src/exec/receipt.ts'
+import { type Receipt, signReceipt } from '../../src/exec/receipt.ts'
 import { createRequest } from '../../src/exec/request.ts'
 import { canonicalBytes, generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
 import { candidatesOf, executingCovenant, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
@@ -24,6 +24,8 @@ import { candidatesOf, executingCovenant, makeNodes, type TestNode } from '../fi
 const fn = cidForBytes(new TextEncoder().encode('a manifest'), 'dag-cbor').toString()
 const output = { value: { sum: 3 }, logs: ['adding'], error: null }
 const forged = { value: { sum: 4 }, logs: [], error: null }
+const BUILD = 'bd'.repeat(32)
+const OTHER_BUILD = 'be'.repeat(32)
 
 describe('certificates and conflicts', () => {
   let caller: PrivateKey
@@ -32,6 +34,7 @@ describe('certificates and conflicts', () => {
   let cert: Certificate
   let conflict: Conflict
   let chosen: TestNode[]
+  let sign: (n: TestNode, o: typeof output, build?: string) => Receipt
 
   before(async () => {
     caller = await generateKey()
@@ -46,8 +49,8 @@ describe('certificates and conflicts', () => {
       k: 3,
     })
     chosen = ordered.map((p) => nodes.find((n) => n.peer === p)!)
-    const sign = (n: TestNode, o: typeof output) =>
-      signReceipt(n.key, { request: id, outputHash: outputHash(o), fuel: 7, covenantVersion: 1 })
+    sign = (n: TestNode, o: typeof output, build = BUILD) =>
+      signReceipt(n.key, { request: id, outputHash: outputHash(o), fuel: 7, covenantVersion: 1, build })
     const receipts = [sign(chosen[0], output), sign(chosen[1], output)]
     cert = { request, id, outputHash: outputHash(output), receipts }
     const liar = sign(chosen[2], forged)
@@ -135,5 +138,26 @@ describe('certificates and conflicts', () => {
     ]
     for (const [what, bad, certificate] of cases)
       assert.throws(() => verifyConflict(bad, certificate), { code: 'INVALID_CONFLICT' }, what)
+  })
+
+  it('refuses evidence that holds an executor to the output of another sandbox build', () => {
+    // The framer: the accused honestly computed `forged` on its own build; the agreeing receipts
+    // are real too, but made by another build, which may honestly compute something else.
+    const onItsBuild = sign(chosen[2], forged, OTHER_BUILD)
+    const framed = { ...conflict, receipt: onItsBuild }
+    assert.throws(() => verifyConflict(framed), {
+      code: 'INVALID_CONFLICT',
+      message: /another sandbox build/,
+    })
+    assert.throws(() => verifyConflict(framed, cert), { code: 'INVALID_CONFLICT' })
+    // one agreeing receipt of another build is enough to refuse: the evidence must be all one build
+    const mixed = { ...conflict, agreed: [cert.receipts[0], sign(chosen[1], output, OTHER_BUILD)] }
+    assert.throws(() => verifyConflict(mixed), { code: 'INVALID_CONFLICT', message: /another sandbox build/ })
+    // and the same disagreement between executors of one build is evidence, whichever build it is
+    const sameOtherBuild = {
+      ...framed,
+      agreed: [sign(chosen[0], output, OTHER_BUILD), sign(chosen[1], output, OTHER_BUILD)],
+    }
+    assert.equal(verifyConflict(sameOtherBuild).ok, true)
   })
 })

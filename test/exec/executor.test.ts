@@ -4,7 +4,7 @@ import { signCovenant } from '../../src/covenant/index.ts'
 import { createExecutor, createRequest, outputHash, verifyReceipt } from '../../src/exec/index.ts'
 import { generateKey, type PrivateKey, signValue } from '../../src/keys/index.ts'
 import { createSandbox, type Sandbox } from '../../src/sandbox/index.ts'
-import { BlockMap, executingCovenant, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
+import { BlockMap, executingCovenant, makeNodes, NEVER_MS, type TestNode } from '../fixtures/exec-cluster.ts'
 
 const CODE = `
 export function add(a, b, ctx) {
@@ -16,8 +16,11 @@ export function bomb() { const a = []; for (let i = 0; ; i++) a.push('x'.repeat(
 export function unlisted() { return 1 }
 `
 
-/** Polls `cond` until it holds or the deadline passes; for states no event announces. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
+/**
+ * Polls `cond` until it holds, for states no event announces. The states awaited here follow from
+ * the order of events, not from time; the bound only turns a bug into a failure instead of a hang.
+ */
+async function until(cond: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not reached in time')
@@ -146,10 +149,14 @@ describe('executor', () => {
 
   it('signs receipts for an infinite loop and a memory bomb, and keeps serving', async () => {
     const executor = executorFor(nodes[0])
-    const spin = await executor.execute(createRequest(caller, { fn, export: 'spin', fuel: 20 }).request)
+    const spin = await executor.execute(
+      createRequest(caller, { fn, export: 'spin', fuel: 20, timeoutMs: NEVER_MS }).request,
+    )
     assert.equal(spin.output.error?.code, 'FUEL_EXHAUSTED')
     assert.equal(spin.receipt.outputHash, outputHash(spin.output))
-    const bomb = await executor.execute(createRequest(caller, { fn, export: 'bomb', memoryMiB: 16 }).request)
+    const bomb = await executor.execute(
+      createRequest(caller, { fn, export: 'bomb', memoryMiB: 16, timeoutMs: NEVER_MS }).request,
+    )
     assert.equal(bomb.output.error?.code, 'MEMORY_LIMIT')
     const ok = await executor.execute(createRequest(caller, { fn, export: 'add', args: [4, 5] }).request)
     assert.equal((ok.output.value as { sum: number }).sum, 9)
@@ -158,7 +165,8 @@ describe('executor', () => {
   it("limits concurrency to its covenant's, queueing a bounded number and refusing the rest", async () => {
     const node = (await makeNodes(1, executingCovenant({ concurrency: 1 })))[0]
     const base = { key: node.key, sandbox, getBlock: blocks.get, covenant: () => node.covenant }
-    const spinning = () => createRequest(caller, { fn, export: 'spin', fuel: 200 }).request
+    const spinning = () =>
+      createRequest(caller, { fn, export: 'spin', fuel: 200, timeoutMs: NEVER_MS }).request
     const noQueue = createExecutor({ ...base, maxQueue: 0 })
     const first = noQueue.execute(spinning())
     await until(() => noQueue.stats().running === 1)

@@ -1,4 +1,5 @@
 /** The JSON forms of signed requests, receipts, certificates and conflicts. */
+
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { toBase64 } from '../../src/encoding/index.ts'
@@ -15,6 +16,7 @@ import {
   SignedRequestJSONSchema,
 } from '../../src/exec/json.ts'
 import { canonicalBytes, generateKey } from '../../src/keys/index.ts'
+import { SANDBOX_BUILD } from '../../src/sandbox/index.ts'
 import { BlockMap, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
 
 describe('JSON forms of exec values', () => {
@@ -44,7 +46,13 @@ describe('JSON forms of exec values', () => {
 
   it('carries a certificate both ways, and its JSON form matches its schema', () => {
     const receipts = nodes.map((n) =>
-      signReceipt(n.key, { request: id, outputHash: 'a'.repeat(64), fuel: 1, covenantVersion: 1 }),
+      signReceipt(n.key, {
+        request: id,
+        outputHash: 'a'.repeat(64),
+        fuel: 1,
+        covenantVersion: 1,
+        build: SANDBOX_BUILD,
+      }),
     )
     assert.equal(ReceiptJSONSchema.safeParse(receiptToJSON(receipts[0])).success, true)
     const certificate = { request, id, outputHash: 'a'.repeat(64), receipts }

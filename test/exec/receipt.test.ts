@@ -6,6 +6,7 @@ import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/i
 
 const request = cidForBytes(new TextEncoder().encode('a request'), 'dag-cbor').toString()
 const hash = 'ab'.repeat(32)
+const build = 'bd'.repeat(32)
 
 describe('receipts', () => {
   let key: PrivateKey
@@ -16,7 +17,7 @@ describe('receipts', () => {
   })
 
   it('is signed by the executor over exactly its fields', () => {
-    const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3 })
+    const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3, build })
     assert.equal(receipt.executor, keyId(key))
     assert.equal(receipt.v, 1)
     assert.deepEqual(verifyReceipt(receipt), receipt)
@@ -26,11 +27,12 @@ describe('receipts', () => {
   })
 
   it('refuses tampering, another signer, and malformed receipts', () => {
-    const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3 })
+    const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3, build })
     for (const change of [
       { outputHash: 'cd'.repeat(32) },
       { fuel: 13 },
       { covenantVersion: 4 },
+      { build: 'be'.repeat(32) },
       { request: cidForBytes(new Uint8Array(3), 'dag-cbor').toString() },
       { executor: keyId(other) },
     ]) {
@@ -45,10 +47,14 @@ describe('receipts', () => {
       code: 'INVALID_SIGNATURE',
     })
     assert.throws(() => verifyReceipt({ ...receipt, outputHash: 'XY' }), { code: 'PROTOCOL_ERROR' })
+    const { build: _build, ...withoutBuild } = body
+    assert.throws(() => verifyReceipt({ ...withoutBuild, signature: signValue(key, withoutBuild) }), {
+      code: 'PROTOCOL_ERROR',
+    })
     assert.throws(() => verifyReceipt({ ...receipt, extra: 1 }), { code: 'PROTOCOL_ERROR' })
     assert.throws(() => verifyReceipt(null), { code: 'PROTOCOL_ERROR' })
     assert.throws(
-      () => signReceipt(key, { request: 'nope', outputHash: hash, fuel: 1, covenantVersion: 1 }),
+      () => signReceipt(key, { request: 'nope', outputHash: hash, fuel: 1, covenantVersion: 1, build }),
       {
         code: 'INVALID_INPUT',
       },

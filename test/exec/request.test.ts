@@ -4,18 +4,19 @@ import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { cidForBytes } from '../../src/content/index.ts'
+import { mayExecute, parseCovenantYaml } from '../../src/covenant/index.ts'
 import {
   checkRequest,
   createRequest,
   DEFAULT_QUORUM,
   DEFAULT_REPLICAS,
-  DEFAULT_REQUEST_LIMITS,
   MAX_DEADLINE_AHEAD_MS,
+  requestLimits,
   type SignedRequest,
   verifyRequest,
 } from '../../src/exec/request.ts'
 import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
-import { DEFAULT_LIMITS } from '../../src/sandbox/index.ts'
+import { limitOverridesSchema } from '../../src/sandbox/index.ts'
 
 const fn = cidForBytes(new TextEncoder().encode('a manifest'), 'dag-cbor').toString()
 
@@ -26,12 +27,51 @@ function resign(key: PrivateKey, request: SignedRequest, change: Record<string, 
 }
 
 describe('requests', () => {
-  it("asks by default for the sandbox's default limits", () => {
-    assert.deepEqual(DEFAULT_REQUEST_LIMITS, {
-      fuel: DEFAULT_LIMITS.fuel,
-      memoryMiB: DEFAULT_LIMITS.memoryBytes / (1024 * 1024),
-      timeoutMs: DEFAULT_LIMITS.timeoutMs,
-    })
+  it('asks by default for what a default executing covenant accepts, and no more', async () => {
+    const caller = await generateKey()
+    const { request } = createRequest(caller, { fn, export: 'f' })
+    const covenant = parseCovenantYaml('execute:\n  enabled: true\n')
+    const query = { tags: [], publisher: keyId(caller), ...requestLimits(request) }
+    assert.deepEqual(mayExecute(covenant, query), { ok: true })
+    // a default covenant allows only the default memory and wall clock: one more is refused
+    assert.equal(mayExecute(covenant, { ...query, memoryMiB: query.memoryMiB + 1 }).ok, false)
+    assert.equal(mayExecute(covenant, { ...query, timeoutMs: query.timeoutMs + 1 }).ok, false)
+  })
+
+  it('accepts exactly the limits the sandbox can enforce', async () => {
+    const caller = await generateKey()
+    const MiB = 1024 * 1024
+    const fits = (limits: { fuel?: number; memoryMiB?: number; timeoutMs?: number }) => {
+      let asked = true
+      try {
+        createRequest(caller, { fn, export: 'f', ...limits })
+      } catch (err) {
+        assert.equal((err as { code: string }).code, 'INVALID_REQUEST')
+        asked = false
+      }
+      const sandboxed = limitOverridesSchema.safeParse({
+        fuel: limits.fuel,
+        memoryBytes: limits.memoryMiB === undefined ? undefined : limits.memoryMiB * MiB,
+        timeoutMs: limits.timeoutMs,
+      }).success
+      assert.equal(asked, sandboxed, `a request and the sandbox disagree on ${JSON.stringify(limits)}`)
+      return asked
+    }
+    for (const [limits, ok] of [
+      [{ fuel: 1 }, true],
+      [{ fuel: 0 }, false],
+      [{ fuel: 1_000_000_000 }, true],
+      [{ fuel: 1_000_000_001 }, false],
+      [{ memoryMiB: 16 }, true],
+      [{ memoryMiB: 15 }, false],
+      [{ memoryMiB: 1024 }, true],
+      [{ memoryMiB: 1025 }, false],
+      [{ timeoutMs: 10 }, true],
+      [{ timeoutMs: 9 }, false],
+      [{ timeoutMs: 600_000 }, true],
+      [{ timeoutMs: 600_001 }, false],
+    ] as const)
+      assert.equal(fits(limits), ok, JSON.stringify(limits))
   })
 
   let key: PrivateKey

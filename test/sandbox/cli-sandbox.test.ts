@@ -31,7 +31,7 @@ after(() => rm(dir, { recursive: true, force: true }))
 
 async function covenant(...args: string[]) {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [main, 'sandbox', ...args], { timeout: 30_000 })
+    const { stdout, stderr } = await exec(process.execPath, [main, 'sandbox', ...args], { timeout: 120_000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string }
@@ -64,8 +64,9 @@ describe('covenant sandbox', () => {
       '--json',
       '--fuel',
       '20',
+      // a wall clock no machine reaches in 20 ticks: the fuel decides
       '--timeout',
-      '5000',
+      '120000',
       '--seed',
       'x',
     )

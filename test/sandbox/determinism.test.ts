@@ -29,6 +29,8 @@ export function probe(n, ctx) {
 }
 export function fails(ctx) { ctx.log('before'); for (;;) {} }
 `
+// a wall clock no machine reaches: the result must not depend on the machine's speed
+const NEVER_MS = 120_000
 const calls: SandboxCall[] = [
   {
     code,
@@ -37,8 +39,9 @@ const calls: SandboxCall[] = [
     seed: 'req-1',
     now: 1_700_000_000_000,
     request: { id: 'req-1', caller: 'alice' },
+    limits: { timeoutMs: NEVER_MS },
   },
-  { code, exportName: 'fails', args: [], seed: 'req-2', now: 5, limits: { fuel: 150 } },
+  { code, exportName: 'fails', args: [], seed: 'req-2', now: 5, limits: { fuel: 150, timeoutMs: NEVER_MS } },
 ]
 
 const sandbox = createSandbox({ workers: 2 })
@@ -47,7 +50,7 @@ after(() => sandbox.stop())
 async function inChild(call: SandboxCall, env: Record<string, string>): Promise<string> {
   const { stdout } = await exec(process.execPath, [child, JSON.stringify(call)], {
     env: { ...process.env, ...env },
-    timeout: 30_000,
+    timeout: 2 * NEVER_MS,
   })
   return stdout.trim()
 }
@@ -89,6 +92,7 @@ describe('determinism', () => {
         args: [],
         seed: 's',
         now: 0,
+        limits: { timeoutMs: NEVER_MS },
       }
       // each call after a polluting one, so the restored worker has been dirtied first
       for (const call of [...calls, calls[0], calls[1]]) {

@@ -5,15 +5,13 @@
  * sees nothing of any earlier call. A fault or a grown memory must cost the instance.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
+import { PRELUDE, QUICKJS_WASM } from '../../src/sandbox/build.ts'
 import { createEngine, type EngineCall, pinHostTimeZoneToUTC } from '../../src/sandbox/engine.ts'
 import { resolveLimits, type SandboxLimits } from '../../src/sandbox/limits.ts'
 
 pinHostTimeZoneToUTC()
-const require = createRequire(import.meta.url)
-const wasm = new WebAssembly.Module(readFileSync(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm')))
+const wasm = new WebAssembly.Module(QUICKJS_WASM)
 
 const MiB = 1024 * 1024
 
@@ -104,7 +102,7 @@ const SEQUENCE: EngineCall[] = [
 ]
 
 async function runAll(fresh: boolean) {
-  const engine = createEngine(wasm, { fresh })
+  const engine = createEngine(wasm, PRELUDE, { fresh })
   await engine.prewarm(resolveLimits().memoryBytes)
   const results: string[] = []
   const built: number[] = []
@@ -162,7 +160,7 @@ describe('engine snapshot and restore', () => {
   })
 
   it('lets no state of a call reach the next: globals, prototypes, modules, jobs, randomness, time, logs, fuel', async () => {
-    const engine = createEngine(wasm)
+    const engine = createEngine(wasm, PRELUDE)
     const probe = call(PROBE, 'probe', [100_000])
     const first = await engine.run(probe)
     for (const c of [call(PROBE, 'pollute'), call(PROBE, 'later'), call(PROBE, 'spin', [], { fuel: 5 })]) {
@@ -190,7 +188,7 @@ describe('engine snapshot and restore', () => {
     // (not compared with another fresh instance: QuickJS seeds its own Math.random state from the
     // clock in every new context, three bytes that differ between instances; the prelude replaces
     // Math.random, so nothing reads them)
-    const reused = createEngine(wasm)
+    const reused = createEngine(wasm, PRELUDE)
     const limits = resolveLimits()
     await reused.prewarm(limits.memoryBytes)
     const pristine = await reused.nextMemory()
@@ -219,7 +217,7 @@ describe('engine snapshot and restore', () => {
   })
 
   it('throws the instance away after a memory or stack fault and after the memory grew', async () => {
-    const engine = createEngine(wasm)
+    const engine = createEngine(wasm, PRELUDE)
     const limits = resolveLimits()
     await engine.prewarm(limits.memoryBytes)
     const ok = call(PROBE, 'probe', [10])

@@ -217,7 +217,13 @@ async function createExecService(
             const receipt = verifyReceipt(r.receipt)
             if (receipt.executor !== attempt.peer || receipt.request !== id) return
             if (receipt.outputHash === agreedOutputHash) return
-            takeConflict({ request: id, executor: attempt.peer, receipt, agreedOutputHash, agreed }, 'late')
+            // evidence only against agreeing receipts of its own build (see verifyConflict)
+            const sameBuild = agreed.filter((a) => a.build === receipt.build)
+            if (sameBuild.length === 0) return
+            takeConflict(
+              { request: id, executor: attempt.peer, receipt, agreedOutputHash, agreed: sameBuild },
+              'late',
+            )
           } catch {
             // an unsigned or foreign late reply proves nothing
           }

@@ -29,7 +29,7 @@ describe('conflict store', () => {
   async function conflict(accused = 2): Promise<Conflict> {
     const { id } = createRequest(await generateKey(), { fn, export: 'f' })
     const sign = (n: TestNode, outputHash: string) =>
-      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1 })
+      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1, build: 'bd'.repeat(32) })
     return {
       request: id,
       executor: nodes[accused].peer,

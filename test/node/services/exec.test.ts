@@ -14,6 +14,7 @@
  * - collude:      [H0 WR1 WR2] — two colluding liars and one honest node
  * For a fault case the test picks a nonce whose selection puts the faulty node among the k = 3.
  */
+
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -50,6 +51,7 @@ import {
 } from '../../../src/exec/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
+import { SANDBOX_BUILD } from '../../../src/sandbox/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 import { makeNodes, type TestNode } from '../../fixtures/exec-cluster.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
@@ -325,7 +327,7 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     const [liar, ...agreeing] = await makeNodes(3)
     const { id } = createRequest(caller, { fn: fns.main.cid, export: 'add' })
     const sign = (n: TestNode, outputHash: string) =>
-      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1 })
+      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1, build: SANDBOX_BUILD })
     const conflict = {
       request: id,
       executor: liar.peer,

@@ -111,7 +111,7 @@ describe('POST /v1/invoke with bad input', () => {
       'NO_EXECUTORS',
       503,
     ],
-    ['limits above the covenant', () => ({ request: signed({ fuel: 1e9 }) }), 'NO_EXECUTORS', 503],
+    ['limits above the covenant', () => ({ request: signed({ memoryMiB: 128 }) }), 'NO_EXECUTORS', 503],
   ]
   let signedByOther = ''
   before(async () => {
