@@ -38,10 +38,11 @@ export type {
 } from './executor-selection.ts'
 export { selectExecutors } from './executor-selection.ts'
 export { MAX_JSON_BYTES } from './fields.ts'
-export type { Attempt, AttemptOutcome, InvokeInit, InvokeResult, SendExec } from './invoke.ts'
-export { ATTEMPT_OUTCOMES, invoke } from './invoke.ts'
-export type { CertificateJSON, ConflictJSON, ReceiptJSON, SignedRequestJSON } from './json.ts'
+export type { Attempt, InvokeInit, InvokeResult, SendExec } from './invoke.ts'
+export { invoke } from './invoke.ts'
+export type { AttemptOutcome, CertificateJSON, ConflictJSON, ReceiptJSON, SignedRequestJSON } from './json.ts'
 export {
+  ATTEMPT_OUTCOMES,
   AttemptSchema,
   CertificateJSONSchema,
   ConflictJSONSchema,

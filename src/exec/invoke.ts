@@ -7,7 +7,7 @@
 import { CovenantError, type ErrorJSON } from '../errors/index.ts'
 import type { Certificate, Conflict } from './certificate.ts'
 import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
-import { receiptToJSON } from './json.ts'
+import { type AttemptOutcome, receiptToJSON } from './json.ts'
 import { type Output, outputHash } from './output.ts'
 import { type Receipt, verifyReceipt } from './receipt.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'
@@ -38,17 +38,6 @@ export interface InvokeInit {
   /** gives up early (NO_QUORUM) */
   signal?: AbortSignal
 }
-
-/** What came of asking one executor; see {@link Attempt}. */
-export const ATTEMPT_OUTCOMES = [
-  'agreed',
-  'disagreed',
-  'disagreed-by-build',
-  'answered',
-  'failed',
-  'abandoned',
-] as const
-export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 /** One executor asked, and what came of it. JSON-safe. */
 export interface Attempt {

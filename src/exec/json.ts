@@ -10,7 +10,7 @@ import { CovenantError, type ErrorCode, ErrorJSONSchema } from '../errors/index.
 import { SignatureJSONSchema } from '../keys/index.ts'
 import { type Certificate, CertificateSchema, type Conflict, ConflictSchema } from './certificate.ts'
 import { Sha256HexSchema } from './fields.ts'
-import { ATTEMPT_OUTCOMES, type Attempt } from './invoke.ts'
+import type { Attempt } from './invoke.ts'
 import { type Receipt, ReceiptSchema } from './receipt.ts'
 import { MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
 
@@ -30,6 +30,17 @@ export type CertificateJSON = z.infer<typeof CertificateJSONSchema>
 
 export const ConflictJSONSchema = ConflictSchema.extend({ receipt: ReceiptJSONSchema, agreed: receiptsJSON })
 export type ConflictJSON = z.infer<typeof ConflictJSONSchema>
+
+/** What came of asking one executor; see `Attempt` (invoke.ts). */
+export const ATTEMPT_OUTCOMES = [
+  'agreed',
+  'disagreed',
+  'disagreed-by-build',
+  'answered',
+  'failed',
+  'abandoned',
+] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 /**
  * One executor a gateway asked, as it reports it (`tried` in `POST /v1/invoke`). An error with a
