@@ -20,11 +20,13 @@ import { keyId, loadOrCreateKey } from '../keys/index.ts'
 import { createNet } from '../net/index.ts'
 import { createPeerTable, peerTableOptionsSchema } from '../peers/index.ts'
 import { createStorage, storageOptionsSchema } from '../storage/index.ts'
+import { createCallFeed } from './call-feed.ts'
 import { createHttpServer } from './http.ts'
 import { createMetrics } from './metrics.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 import { blocksService } from './services/blocks.ts'
 import { openConflictStore } from './services/conflict-store.ts'
+import { dashboardService } from './services/dashboard.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
@@ -166,6 +168,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       logger,
       metrics,
       conflicts,
+      calls: createCallFeed(),
       fault: opts.fault,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
@@ -174,6 +177,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
+      dashboardService,
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []
