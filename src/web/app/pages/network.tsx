@@ -42,6 +42,10 @@ function size(bytes: number): string {
   return typeof exact === 'string' ? exact : formatBytes(bytes)
 }
 
+function compact(n: number): string {
+  return new Intl.NumberFormat('en', { notation: 'compact' }).format(n)
+}
+
 function State({ peer }: { peer: PeerInfo }) {
   if (peer.self) return <span class="badge self">this node</span>
   return peer.alive ? <span class="badge ok">alive</span> : <span class="badge dead">unreachable</span>
@@ -109,8 +113,8 @@ function CovenantCells({ covenant }: { covenant: Covenant | null }) {
       <td>
         {c.execute.enabled ? (
           <>
-            fuel ≤ {c.execute.maxFuel.toLocaleString()}, {c.execute.maxMemoryMiB} MiB,{' '}
-            {c.execute.maxWallClockMs} ms
+            fuel ≤ {compact(c.execute.maxFuel)} · {c.execute.maxMemoryMiB} MiB ·{' '}
+            {c.execute.maxWallClockMs / 1000} s
             <div class="muted">
               {c.execute.pricePerFuel} credits/fuel · {c.execute.concurrency} at once
             </div>
@@ -150,22 +154,8 @@ export function NetworkPage() {
           Could not read the peer table: {error.code} {error.message}
         </p>
       )}
-      <div class="cards">
-        <div class="card">
-          <b>{list.length}</b> peers
-        </div>
-        <div class="card">
-          <b>{alive}</b> alive
-        </div>
-        <div class="card">
-          <b>{executors}</b> executing
-        </div>
-        <div class="card">
-          <b>{refusing}</b> refusing something
-        </div>
-      </div>
       <div class="split">
-        <div class="panel">
+        <div class="panel ring-panel">
           <Ring peers={list} />
           <ul class="legend">
             <li>
@@ -182,55 +172,80 @@ export function NetworkPage() {
             </li>
           </ul>
         </div>
-        <div class="panel grow">
-          <table class="peers">
-            <thead>
-              <tr>
-                <th>peer</th>
-                <th>state</th>
-                <th>stores</th>
-                <th>executes</th>
-                <th>refuses</th>
-                <th>covenant</th>
-                <th>conflicts</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((p) => (
-                <tr key={p.id} data-peer={p.id} class={p.alive || p.self ? undefined : 'faded'}>
-                  <td class="mono" title={p.id}>
-                    {short(p.id)}
-                    {p.covenant?.config.statement && (
-                      <div class="statement">“{p.covenant.config.statement}”</div>
-                    )}
-                  </td>
-                  <td>
-                    <State peer={p} />
-                    {!p.self && <div class="muted">{ago(p.lastSeen)}</div>}
-                  </td>
-                  <CovenantCells covenant={p.covenant} />
-                  <td>
-                    {p.covenant === null ? (
-                      '—'
-                    ) : (
-                      <>
-                        v{p.covenant.version}{' '}
-                        {signatureOk(p.covenant) ? (
-                          <span class="ok-text" title="its signature checks out, here in the browser">
-                            ✓ signed
-                          </span>
-                        ) : (
-                          <span class="bad-text">signature invalid</span>
-                        )}
-                      </>
-                    )}
-                  </td>
-                  <td class={p.conflicts > 0 ? 'bad-text' : 'muted'}>{p.conflicts}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+        <div class="grow">
+          <div class="cards">
+            <div class="card">
+              <b>{list.length}</b> peers
+            </div>
+            <div class="card">
+              <b>{alive}</b> alive
+            </div>
+            <div class="card">
+              <b>{executors}</b> executing
+            </div>
+            <div class="card">
+              <b>{refusing}</b> refusing something
+            </div>
+          </div>
+          <div class="panel">
+            <h2>The key space</h2>
+            <p>
+              Each peer sits where the sha256 of its id puts it. A request, a block or a job has a key too,
+              and the <i>k</i> live peers closest to it (by XOR distance) whose covenant accepts the work are
+              the ones that do it: anyone with the same peer list picks the same ones. A peer that refuses
+              something is left out of the work it refuses, and says so in its signed covenant.
+            </p>
+          </div>
         </div>
+      </div>
+      <div class="panel">
+        <table class="peers">
+          <thead>
+            <tr>
+              <th>peer</th>
+              <th>state</th>
+              <th>stores</th>
+              <th>executes</th>
+              <th>refuses</th>
+              <th>covenant</th>
+              <th>conflicts</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((p) => (
+              <tr key={p.id} data-peer={p.id} class={p.alive || p.self ? undefined : 'faded'}>
+                <td class="mono" title={p.id}>
+                  {short(p.id)}
+                  {p.covenant?.config.statement && (
+                    <div class="statement">“{p.covenant.config.statement}”</div>
+                  )}
+                </td>
+                <td>
+                  <State peer={p} />
+                  {!p.self && <div class="muted">{ago(p.lastSeen)}</div>}
+                </td>
+                <CovenantCells covenant={p.covenant} />
+                <td>
+                  {p.covenant === null ? (
+                    '—'
+                  ) : (
+                    <>
+                      v{p.covenant.version}{' '}
+                      {signatureOk(p.covenant) ? (
+                        <span class="ok-text" title="its signature checks out, here in the browser">
+                          ✓ signed
+                        </span>
+                      ) : (
+                        <span class="bad-text">signature invalid</span>
+                      )}
+                    </>
+                  )}
+                </td>
+                <td class={p.conflicts > 0 ? 'bad-text' : 'muted'}>{p.conflicts}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
     </section>
   )
