@@ -32,6 +32,11 @@ function WhyCell({ why, k }: { why: Why; k: number }) {
   }
 }
 
+function percent(share: number): string {
+  if (share > 0 && share < 0.0001) return 'under 0.01 %'
+  return `${(share * 100).toFixed(share < 0.1 ? 2 : 1)} %`
+}
+
 export function StoragePage() {
   const { data, error } = usePoll(() => node.storage({ limit: 200 }), 3000)
   const share = data === undefined || data.maxBytes === 0 ? 0 : Math.min(1, data.usedBytes / data.maxBytes)
@@ -71,9 +76,7 @@ export function StoragePage() {
               />
             </div>
             <p class="muted">
-              {formatBytes(data.usedBytes)} of {formatBytes(data.maxBytes)} (
-              {(share * 100).toFixed(share < 0.01 ? 4 : 1)}
-              %)
+              {formatBytes(data.usedBytes)} of {formatBytes(data.maxBytes)} ({percent(share)})
             </p>
           </div>
           <h2>Repair</h2>
