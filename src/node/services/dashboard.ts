@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { callsRoute } from '../../api/index.ts'
-import { CovenantError } from '../../errors/index.ts'
+import { CovenantError, parseOrThrow } from '../../errors/index.ts'
 import { DASHBOARD_PAGE, type DashboardAsset, loadDashboard } from '../../web/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService } from '../service.ts'
@@ -51,7 +51,7 @@ export function dashboardService(c: DashboardServiceComponents): NodeService {
   })
 
   c.http.get('/ui/:file', async function dashboardAsset(req, reply) {
-    const { file } = AssetParamsSchema.parse(req.params)
+    const { file } = parseOrThrow(AssetParamsSchema, req.params, 'INVALID_INPUT', 'path')
     const asset = file === DASHBOARD_PAGE ? undefined : assets.get(file)
     if (asset === undefined) throw new CovenantError('NOT_FOUND', `the dashboard has no file ${file}`)
     return send(req, reply, asset)
