@@ -3,10 +3,13 @@
 // Node >= 22.12; when an older system Node starts this file, hand over to the pinned Node 24 that
 // the `node` dev dependency installed.
 import { spawnSync } from 'node:child_process'
-import { createRequire } from 'node:module'
+import module, { createRequire } from 'node:module'
 
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major > 22 || (major === 22 && minor >= 12)) {
+  // V8's compiled code for the CLI's modules, kept on disk between runs: most of a command's
+  // start-up is compiling the same modules again.
+  module.enableCompileCache?.()
   await import('../src/cli/main.ts')
 } else {
   const require = createRequire(import.meta.url)
