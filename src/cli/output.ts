@@ -69,7 +69,8 @@ function printDetails(details: unknown): void {
   }
   if (Array.isArray(d.excluded) && d.excluded.length > 0) {
     process.stderr.write('  nodes left out:\n')
-    for (const e of d.excluded.slice(0, 32)) process.stderr.write(`    ${String(e.peer)}: ${String(e.reason)}\n`)
+    for (const e of d.excluded.slice(0, 32))
+      process.stderr.write(`    ${String(e.peer)}: ${String(e.reason)}\n`)
   }
   if (Array.isArray(d.tried) && d.tried.length > 0) {
     process.stderr.write('  executors asked:\n')
