@@ -82,6 +82,13 @@ function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
+/** A listen that failed because the address is taken becomes PORT_IN_USE, saying which. */
+function portInUse(err: unknown, message: string): unknown {
+  const e = err as { code?: unknown; message?: unknown }
+  const taken = e.code === 'EADDRINUSE' || (typeof e.message === 'string' && e.message.includes('EADDRINUSE'))
+  return taken ? new CovenantError('PORT_IN_USE', message, { cause: err }) : err
+}
+
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
   const { covenant: _covenant, services: _services, exec: _exec, ...options } = init
@@ -140,7 +147,9 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       bootstrap: opts.bootstrap,
       onInboundError: (protocol, err) => metrics.inboundErrors.inc({ protocol, code: err.code }),
     })
-    await net.start()
+    await net.start().catch((err: unknown) => {
+      throw portInUse(err, `a libp2p listen address (${opts.listen.join(', ')}) is in use`)
+    })
     stops.push(() => net.stop())
 
     const peers = createPeerTable(
@@ -183,7 +192,9 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
     const services: NodeService[] = []
     for (const factory of factories) services.push(await factory(components))
 
-    await http.listen({ host: opts.httpHost, port: opts.httpPort })
+    await http.listen({ host: opts.httpHost, port: opts.httpPort }).catch((err: unknown) => {
+      throw portInUse(err, `HTTP port ${opts.httpPort} on ${opts.httpHost} is in use`)
+    })
     const address = http.server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
     const url = `http://${host}:${address.port}`
