@@ -19,10 +19,11 @@ describe('the dashboard build', () => {
 
   it('is one page, one script and one stylesheet, small, with hashed names and no Node import', async () => {
     const assets = loadDashboard()
-    assert.deepEqual(
-      [...assets.values()].map((a) => a.type).sort(),
-      ['text/css; charset=utf-8', 'text/html; charset=utf-8', 'text/javascript; charset=utf-8'],
-    )
+    assert.deepEqual([...assets.values()].map((a) => a.type).sort(), [
+      'text/css; charset=utf-8',
+      'text/html; charset=utf-8',
+      'text/javascript; charset=utf-8',
+    ])
     const page = assets.get(DASHBOARD_PAGE)!.body.toString()
     for (const [name, asset] of assets) {
       if (name === DASHBOARD_PAGE) continue

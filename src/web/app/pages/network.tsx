@@ -159,16 +159,16 @@ export function NetworkPage() {
           <Ring peers={list} />
           <ul class="legend">
             <li>
-              <span class="dot self" /> this node
+              <span class="swatch self" /> this node
             </li>
             <li>
-              <span class="dot alive" /> alive
+              <span class="swatch alive" /> alive
             </li>
             <li>
-              <span class="dot dead" /> unreachable
+              <span class="swatch dead" /> unreachable
             </li>
             <li>
-              <span class="dot refusing" /> refuses something
+              <span class="swatch refusing" /> refuses something
             </li>
           </ul>
         </div>

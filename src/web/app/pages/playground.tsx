@@ -294,6 +294,7 @@ export function PlaygroundPage() {
             <label class="file">
               upload a file{' '}
               <input
+                class="file-input"
                 type="file"
                 accept=".js,.mjs,.ts,.mts"
                 onChange={(e) => void upload(e.currentTarget.files?.[0])}
