@@ -6,6 +6,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import type { CallEvent } from '../../../client/index.ts'
 import { clock, node, short } from '../node.ts'
+import { Receipts } from '../receipts.tsx'
 
 const KEEP = 200
 
@@ -68,34 +69,7 @@ function Details({ event }: { event: CallEvent }) {
       {event.receipts.length > 0 && (
         <>
           <h3>{event.role === 'gateway' ? 'Certificate: the receipts of the quorum' : 'Its receipt'}</h3>
-          <table class="receipts">
-            <thead>
-              <tr>
-                <th>executor</th>
-                <th>output hash</th>
-                <th>fuel</th>
-                <th>covenant</th>
-                <th>signature</th>
-              </tr>
-            </thead>
-            <tbody>
-              {event.receipts.map((r) => (
-                <tr key={r.executor}>
-                  <td class="mono" title={r.executor}>
-                    {short(r.executor)}
-                  </td>
-                  <td class="mono" title={r.outputHash}>
-                    {r.outputHash.slice(0, 16)}…
-                  </td>
-                  <td>{r.fuel}</td>
-                  <td>v{r.covenantVersion}</td>
-                  <td class="mono" title={r.signature}>
-                    {r.signature.slice(0, 16)}…
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Receipts receipts={event.receipts} />
         </>
       )}
       {event.conflicts.length > 0 && (

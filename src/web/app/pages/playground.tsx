@@ -16,6 +16,7 @@ import {
 } from '../../../client/index.ts'
 import type { Output } from '../../../exec/index.ts'
 import { callerKey, newCallerKey, node, type Shown, short, shown } from '../node.ts'
+import { Receipts } from '../receipts.tsx'
 import { recheckLink } from '../recheck.ts'
 
 const EXAMPLE = `// A function is an ES module; each export can be called.
@@ -55,6 +56,21 @@ function ErrorBox({ error }: { error: Shown }) {
   )
 }
 
+function NumberField(props: { label: string; value: number; set(n: number): void; max?: number }) {
+  return (
+    <label>
+      {props.label}{' '}
+      <input
+        type="number"
+        min={1}
+        max={props.max}
+        value={props.value}
+        onInput={(e) => props.set(Number(e.currentTarget.value))}
+      />
+    </label>
+  )
+}
+
 function parseArgs(text: string): unknown[] {
   let args: unknown
   try {
@@ -69,7 +85,6 @@ function parseArgs(text: string): unknown[] {
 
 function Result({ result }: { result: CallResult }) {
   const { certificate, output } = result
-  const signatures = certificateToJSON(certificate).receipts.map((r) => r.signature)
   return (
     <div class="result" data-testid="result">
       {result.failure ? (
@@ -102,30 +117,7 @@ function Result({ result }: { result: CallResult }) {
         Certificate: {certificate.receipts.length} of {certificate.request.k} executors signed (quorum{' '}
         {certificate.request.q}), checked in this browser
       </h3>
-      <table class="receipts" data-testid="receipts">
-        <thead>
-          <tr>
-            <th>signed by</th>
-            <th>fuel</th>
-            <th>covenant</th>
-            <th>signature</th>
-          </tr>
-        </thead>
-        <tbody>
-          {certificate.receipts.map((r, i) => (
-            <tr key={r.executor}>
-              <td class="mono" title={r.executor}>
-                {r.executor}
-              </td>
-              <td>{r.fuel}</td>
-              <td>v{r.covenantVersion}</td>
-              <td class="mono" title={signatures[i]}>
-                {signatures[i].slice(0, 12)}…
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Receipts receipts={certificateToJSON(certificate).receipts} fullIds />
       <p>
         <a href={result.link} target="_blank" rel="noopener" data-testid="recheck-link">
           Re-check this certificate
@@ -368,35 +360,9 @@ export function PlaygroundPage() {
                 </label>
               </div>
               <div class="row">
-                <label>
-                  k (executors){' '}
-                  <input
-                    type="number"
-                    min={1}
-                    max={16}
-                    value={k}
-                    onInput={(e) => setK(Number(e.currentTarget.value))}
-                  />
-                </label>
-                <label>
-                  q (quorum){' '}
-                  <input
-                    type="number"
-                    min={1}
-                    max={16}
-                    value={q}
-                    onInput={(e) => setQ(Number(e.currentTarget.value))}
-                  />
-                </label>
-                <label>
-                  fuel{' '}
-                  <input
-                    type="number"
-                    min={1}
-                    value={fuel}
-                    onInput={(e) => setFuel(Number(e.currentTarget.value))}
-                  />
-                </label>
+                <NumberField label="k (executors)" value={k} set={setK} max={16} />
+                <NumberField label="q (quorum)" value={q} set={setQ} max={16} />
+                <NumberField label="fuel" value={fuel} set={setFuel} />
                 <button type="button" class="primary" disabled={busy !== undefined} onClick={call}>
                   {busy === 'call' ? 'Calling…' : 'Call'}
                 </button>

@@ -3,7 +3,7 @@
  * and the output it is claimed for; nothing is sent anywhere (see `recheck.ts`).
  */
 import { useEffect, useState } from 'preact/hooks'
-import { short } from '../node.ts'
+import { Receipts } from '../receipts.tsx'
 import { decodeRecheck, type RecheckData, type RecheckResult, recheck } from '../recheck.ts'
 
 type State =
@@ -87,30 +87,7 @@ function Checked({ data, result }: { data: RecheckData; result: RecheckResult })
             </pre>
           </dd>
         </dl>
-        <table class="receipts">
-          <thead>
-            <tr>
-              <th>signed by</th>
-              <th>output hash</th>
-              <th>fuel</th>
-              <th>covenant</th>
-            </tr>
-          </thead>
-          <tbody>
-            {certificate.receipts.map((r) => (
-              <tr key={r.executor}>
-                <td class="mono" title={r.executor}>
-                  {short(r.executor, 10)}
-                </td>
-                <td class="mono" title={r.outputHash}>
-                  {r.outputHash.slice(0, 20)}…
-                </td>
-                <td>{r.fuel}</td>
-                <td>v{r.covenantVersion}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Receipts receipts={certificate.receipts} fullIds />
       </div>
     </>
   )
