@@ -101,3 +101,106 @@ export const getFunctionRoute = {
   params: CidParamsSchema,
   reply: FunctionInfoSchema,
 } as const satisfies RouteSpec
+
+/** Body of `POST /v1/functions/inspect`: a module as pasted, JavaScript or TypeScript. */
+export const InspectBodySchema = z.strictObject({
+  code: z.string().max(MAX_BLOCK_BYTES),
+  /** strip TypeScript types first @default false */
+  typescript: z.boolean().default(false),
+})
+
+export const InspectReplySchema = z.object({
+  /** the module as JavaScript: what to deploy (the code itself, or with its types stripped) */
+  code: z.string(),
+  exports: z.array(z.string()),
+  /** every module it names, as written; one it imports when it loads makes a deploy fail */
+  imports: z.array(
+    z.object({
+      path: z.string(),
+      kind: z.enum(['import-statement', 'dynamic-import', 'require-call', 'require-resolve']),
+    }),
+  ),
+})
+export type InspectReply = z.infer<typeof InspectReplySchema>
+
+/**
+ * `POST /v1/functions/inspect`: reads a module's exports and imports (for a browser, which has no
+ * bundler). Resolves nothing and runs nothing: the node only parses the text.
+ */
+export const inspectRoute = {
+  method: 'POST',
+  path: '/v1/functions/inspect',
+  body: InspectBodySchema,
+  reply: InspectReplySchema,
+  bodyLimit: 3 * MAX_BLOCK_BYTES,
+} as const satisfies RouteSpec
+
+export const StorageQuerySchema = z.strictObject({
+  /** at most this many held blocks, in CID order @default 100 */
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** the blocks after this CID (paging) */
+  after: z.string().max(128).optional(),
+})
+
+/** Why this node holds a block, in the placement rule's terms. */
+export const HeldWhySchema = z.discriminatedUnion('role', [
+  /** one of the k closest live nodes whose covenant accepts it: `rank` 1 is the closest */
+  z.object({ role: z.literal('holder'), rank: z.number().int().min(1) }),
+  /** k closer willing nodes exist; it goes once they confirm their copies */
+  z.object({ role: z.literal('surplus'), rank: z.number().int().min(1) }),
+  /** this node's covenant no longer accepts it; it goes once k holders confirm theirs */
+  z.object({ role: z.literal('refused') }),
+  /** kept whatever the rule says */
+  z.object({ role: z.literal('pinned') }),
+])
+
+export const StorageReplySchema = z.object({
+  /** bytes held, against the covenant's `store.maxBytes` */
+  usedBytes: z.number().int().min(0),
+  maxBytes: z.number().int().min(0),
+  storeEnabled: z.boolean(),
+  /** holders per block (k) */
+  replicas: z.number().int().min(1),
+  /** blocks held in all */
+  blocks: z.number().int().min(0),
+  /** a page of them, in CID order, each with why it is here */
+  held: z.array(
+    z.object({
+      cid: z.string(),
+      size: z.number().int().min(0),
+      tags: z.array(z.string()),
+      /** ms timestamp of when it was stored here */
+      storedAt: z.number(),
+      why: HeldWhySchema,
+    }),
+  ),
+  repair: z.object({
+    intervalMs: z.number().int().min(0),
+    /** the last repair round, null before the first */
+    last: z
+      .object({
+        at: z.number(),
+        ms: z.number().min(0),
+        checked: z.number().int().min(0),
+        pushed: z.number().int().min(0),
+        dropped: z.number().int().min(0),
+      })
+      .nullable(),
+    /**
+     * Blocks whose desired holders had not all confirmed a copy after the last round: `push` when
+     * this node pushes them, `wait` when a closer holder does.
+     */
+    queue: z.array(
+      z.object({ cid: z.string(), missing: z.array(z.string()), action: z.enum(['push', 'wait']) }),
+    ),
+  }),
+})
+export type StorageReply = z.infer<typeof StorageReplySchema>
+
+/** `GET /v1/storage?limit=N&after=CID`: what this node stores, why, against which limit, and its repair queue. */
+export const storageRoute = {
+  method: 'GET',
+  path: '/v1/storage',
+  query: StorageQuerySchema,
+  reply: StorageReplySchema,
+} as const satisfies RouteSpec

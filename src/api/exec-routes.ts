@@ -1,6 +1,12 @@
 /** Invocation through a gateway node, and the conflict evidence it keeps. */
 import { z } from 'zod'
-import { AttemptSchema, CertificateJSONSchema, ConflictJSONSchema, OutputSchema } from '../exec/index.ts'
+import {
+  AttemptSchema,
+  CertificateJSONSchema,
+  ConflictJSONSchema,
+  OutputSchema,
+  ReceiptJSONSchema,
+} from '../exec/index.ts'
 import type { RouteSpec } from './route.ts'
 
 /**
@@ -56,4 +62,63 @@ export const conflictsRoute = {
   path: '/v1/conflicts',
   query: ConflictsQuerySchema,
   reply: ConflictsReplySchema,
+} as const satisfies RouteSpec
+
+/**
+ * One call this node served, as the calls feed shows it: who asked for which export of which
+ * function, what it cost, how it ended and who signed. Never the arguments, the value, the logs
+ * or an error's message: those belong to the caller. Unknown fields are dropped when an event is
+ * sent, so nothing else can slip through.
+ */
+export const CallEventSchema = z.object({
+  /** increases by one per event on this node */
+  seq: z.number().int().min(0),
+  /** ms timestamp of when the call ended here */
+  at: z.number(),
+  /** `gateway`: it ran the quorum protocol for a caller; `executor`: it ran the function */
+  role: z.enum(['gateway', 'executor']),
+  /** the request id; null when the request did not even parse */
+  request: z.string().nullable(),
+  fn: z.string().nullable(),
+  export: z.string().nullable(),
+  caller: z.string().nullable(),
+  /** replicas and quorum the caller asked for */
+  k: z.number().int().nullable(),
+  q: z.number().int().nullable(),
+  /** the fuel limit asked, and the fuel the (agreed) receipts report */
+  fuelLimit: z.number().int().nullable(),
+  fuel: z.number().int().nullable(),
+  ms: z.number().min(0),
+  /** `ok`, or the code: a function failure the quorum certified, or why there is no result */
+  outcome: z.string().max(64),
+  /** for an executor: the peer that asked it */
+  from: z.string().nullable(),
+  /** the output hash signed (agreed on, for a gateway) */
+  outputHash: z.string().nullable(),
+  /** the certificate's receipts (gateway) or this executor's receipt, signatures in base64 */
+  receipts: z.array(ReceiptJSONSchema),
+  /** executors whose signed receipt disagreed with the quorum */
+  conflicts: z.array(z.object({ executor: z.string(), outputHash: z.string() })),
+  /** the executors a gateway asked, and what came of each */
+  tried: z.array(
+    z.object({ peer: z.string(), outcome: z.string(), ms: z.number(), error: z.string().nullable() }),
+  ),
+})
+export type CallEvent = z.infer<typeof CallEventSchema>
+
+export const CallsQuerySchema = z.strictObject({
+  /** recent events sent first, before the live ones @default 50 */
+  backlog: z.coerce.number().int().min(0).max(500).default(50),
+})
+
+/**
+ * `GET /v1/calls?backlog=N`: the calls this node executed or gatewayed, as server-sent events
+ * (`data: <CallEvent JSON>`): the last `backlog` first, then each as it ends.
+ */
+export const callsRoute = {
+  method: 'GET',
+  path: '/v1/calls',
+  query: CallsQuerySchema,
+  reply: 'events',
+  event: CallEventSchema,
 } as const satisfies RouteSpec

@@ -24,13 +24,22 @@ import {
   deployRoute,
   getBlockRoute,
   getFunctionRoute,
+  inspectRoute,
   putBlockRoute,
+  storageRoute,
 } from './block-routes.ts'
-import { conflictsRoute, invokeRoute } from './exec-routes.ts'
+import { callsRoute, conflictsRoute, invokeRoute } from './exec-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
 import type { RouteSpec } from './route.ts'
 
-export type { DeployBody, DeployReply, FunctionInfo, PutBlockReply } from './block-routes.ts'
+export type {
+  DeployBody,
+  DeployReply,
+  FunctionInfo,
+  InspectReply,
+  PutBlockReply,
+  StorageReply,
+} from './block-routes.ts'
 export {
   BLOCK_SOURCE_HEADER,
   BLOCK_TAGS_HEADER,
@@ -42,14 +51,25 @@ export {
   FunctionInfoSchema,
   getBlockRoute,
   getFunctionRoute,
+  HeldWhySchema,
   HoldersReplySchema,
+  InspectBodySchema,
+  InspectReplySchema,
+  inspectRoute,
   PutBlockQuerySchema,
   PutBlockReplySchema,
   putBlockRoute,
+  StorageQuerySchema,
+  StorageReplySchema,
+  storageRoute,
 } from './block-routes.ts'
+export type { CallEvent } from './exec-routes.ts'
 export {
+  CallEventSchema,
+  CallsQuerySchema,
   ConflictsQuerySchema,
   ConflictsReplySchema,
+  callsRoute,
   conflictsRoute,
   InvokeBodySchema,
   InvokeReplySchema,
@@ -83,6 +103,9 @@ export const API_ROUTES: readonly RouteSpec[] = [
   blockHoldersRoute,
   deployRoute,
   getFunctionRoute,
+  inspectRoute,
+  storageRoute,
   invokeRoute,
   conflictsRoute,
+  callsRoute,
 ]

@@ -12,8 +12,13 @@ export interface RouteSpec {
   query?: z.ZodType
   /** a JSON body, or `'bytes'` for a raw body of any content type */
   body?: z.ZodType | 'bytes'
-  /** a JSON reply, raw `'bytes'`, or `'text'` */
-  reply: z.ZodType | 'bytes' | 'text'
+  /**
+   * a JSON reply, raw `'bytes'`, `'text'`, or `'events'`: a stream of server-sent events, each
+   * one JSON value that {@link RouteSpec.event} reads
+   */
+  reply: z.ZodType | 'bytes' | 'text' | 'events'
+  /** with `reply: 'events'`: the schema of each event's data */
+  event?: z.ZodType
   /** largest body accepted, in bytes @default 1 MiB */
   bodyLimit?: number
 }
@@ -27,12 +32,17 @@ export interface RouteInput<S extends RouteSpec> {
   body: S['body'] extends 'bytes' ? Uint8Array : Parsed<S['body']>
 }
 
-/** What a route's handler answers: the JSON its reply schema reads, raw bytes, or text. */
+/**
+ * What a route's handler answers: the JSON its reply schema reads, raw bytes, text, or for an
+ * event stream the events, as they come, until the caller goes away (the signal aborts).
+ */
 export type RouteReply<S extends RouteSpec> = S['reply'] extends z.ZodType
   ? z.input<S['reply']>
   : S['reply'] extends 'bytes'
     ? Uint8Array
-    : string
+    : S['reply'] extends 'events'
+      ? AsyncIterable<S['event'] extends z.ZodType ? z.input<S['event']> : never>
+      : string
 
 /** The default body limit of a route that sets none. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024

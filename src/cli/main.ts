@@ -1,19 +1,68 @@
 #!/usr/bin/env node
 /**
  * The `covenant` command. Each subcommand lives in `commands/<name>.ts` and registers itself on
- * the program; this file only assembles them.
+ * the program; this file lists them and loads only the one asked for, so that `covenant peers`
+ * does not load the node, libp2p and the sandbox on its way to one HTTP request. `covenant --help`
+ * (or a name it does not know) lists them all by their summaries.
  */
 import { Command } from 'commander'
-import * as call from './commands/call.ts'
-import * as demo from './commands/demo.ts'
-import * as deploy from './commands/deploy.ts'
-import * as devnet from './commands/devnet.ts'
-import * as get from './commands/get.ts'
-import * as keys from './commands/keys.ts'
-import * as node from './commands/node.ts'
-import * as peers from './commands/peers.ts'
-import * as sandbox from './commands/sandbox.ts'
 import { printError } from './output.ts'
+
+interface CommandModule {
+  register(program: Command): void
+}
+
+// Subcommands, one module each: add a line here (keep them sorted). The summary is what
+// `covenant --help` lists; the module gives the full description, arguments and options.
+const COMMANDS: Array<{ name: string; summary: string; load(): Promise<CommandModule> }> = [
+  {
+    name: 'call',
+    summary: 'run an export of a deployed function through a quorum',
+    load: () => import('./commands/call.ts'),
+  },
+  {
+    name: 'demo',
+    summary: 'start a local network, deploy an example and call it (npm start)',
+    load: () => import('./commands/demo.ts'),
+  },
+  {
+    name: 'deploy',
+    summary: 'bundle a function file and store it in the network',
+    load: () => import('./commands/deploy.ts'),
+  },
+  {
+    name: 'devnet',
+    summary: 'run a local network of nodes on loopback',
+    load: () => import('./commands/devnet.ts'),
+  },
+  {
+    name: 'get',
+    summary: 'fetch a block, a function’s manifest or its code, hash-checked',
+    load: () => import('./commands/get.ts'),
+  },
+  {
+    name: 'keys',
+    summary: 'show the caller key id and where it is kept',
+    load: () => import('./commands/keys.ts'),
+  },
+  { name: 'node', summary: 'run a Covenant node', load: () => import('./commands/node.ts') },
+  {
+    name: 'peers',
+    summary: "list a node's peers with their covenants",
+    load: () => import('./commands/peers.ts'),
+  },
+  {
+    name: 'sandbox',
+    summary: 'run a function file locally, in the sandbox',
+    load: () => import('./commands/sandbox.ts'),
+  },
+]
+
+/** The subcommand named on the command line (`help <name>` names one too), if any. */
+function named(args: string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith('-'))
+  return words[0] === 'help' ? words[1] : words[0]
+}
 
 const program = new Command()
   .name('covenant')
@@ -21,20 +70,9 @@ const program = new Command()
   .version('0.1.0')
   .showHelpAfterError()
 
-// Subcommands, one module each: import it here and add it to the list (keep both sorted).
-const commands: Array<{ register(program: Command): void }> = [
-  call,
-  demo,
-  deploy,
-  devnet,
-  get,
-  keys,
-  node,
-  peers,
-  sandbox,
-]
-
-for (const c of commands) c.register(program)
+const wanted = COMMANDS.find((c) => c.name === named(process.argv.slice(2)))
+if (wanted !== undefined) (await wanted.load()).register(program)
+else for (const c of COMMANDS) program.command(c.name).summary(c.summary)
 
 try {
   await program.parseAsync(process.argv)

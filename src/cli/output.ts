@@ -17,6 +17,7 @@ export function printValue(value: unknown): void {
 export function printError(err: unknown): void {
   const e = CovenantError.from(err)
   process.stderr.write(`error ${e.code}: ${e.message}\n`)
+  printDetails(e.details)
   if (e.hint !== undefined) process.stderr.write(`  hint: ${e.hint}\n`)
   process.exitCode = 1
 }
@@ -38,12 +39,45 @@ export async function runCommand(json: boolean, body: () => Promise<void>): Prom
   }
 }
 
-/** Parses a CLI argument as JSON, falling back to the raw string so `hello` works like `"hello"`. */
-export function parseArg(text: string): unknown {
+/** A word that is plainly text, not JSON gone wrong: no spaces, quotes, brackets, braces or commas. */
+const BARE_WORD = /^[\p{L}_$][^\s"'`{}[\],]*$/u
+
+/**
+ * Parses a CLI argument as JSON. A bare word that is not JSON (`Ada`, `hello-world`) is taken as
+ * the string it spells; anything else that does not parse (`'{"name": "Ada"'`, `hello world`) is
+ * refused with INVALID_INPUT rather than sent as a string nobody meant.
+ */
+export function parseArg(text: string, position?: number): unknown {
   try {
     return JSON.parse(text)
-  } catch {
-    return text
+  } catch (err) {
+    if (BARE_WORD.test(text)) return text
+    const which = position === undefined ? 'an argument' : `argument ${position + 1}`
+    throw new CovenantError(
+      'INVALID_INPUT',
+      `${which} is not JSON: ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)} (${(err as Error).message}); ` +
+        `quote a string as JSON, e.g. '"hello world"'`,
+    )
+  }
+}
+
+/** Prints what an error's details say, where a person can act on it: which nodes refused and why. */
+function printDetails(details: unknown): void {
+  const d = (typeof details === 'object' && details !== null ? details : {}) as {
+    excluded?: Array<{ peer?: unknown; reason?: unknown }>
+    tried?: Array<{ peer?: unknown; outcome?: unknown; error?: { code?: unknown } }>
+  }
+  if (Array.isArray(d.excluded) && d.excluded.length > 0) {
+    process.stderr.write('  nodes left out:\n')
+    for (const e of d.excluded.slice(0, 32))
+      process.stderr.write(`    ${String(e.peer)}: ${String(e.reason)}\n`)
+  }
+  if (Array.isArray(d.tried) && d.tried.length > 0) {
+    process.stderr.write('  executors asked:\n')
+    for (const t of d.tried.slice(0, 32))
+      process.stderr.write(
+        `    ${String(t.peer)}: ${String(t.outcome)}${t.error?.code === undefined ? '' : ` (${String(t.error.code)})`}\n`,
+      )
   }
 }
 

@@ -6,13 +6,17 @@
 import type { z } from 'zod'
 import {
   blockHoldersRoute,
+  type CallEvent,
+  callsRoute,
   type DeployReply,
   deployRoute,
   ErrorBodySchema,
   type FunctionInfo,
   getBlockRoute,
   getFunctionRoute,
+  type InspectReply,
   InvokeReplySchema,
+  inspectRoute,
   invokeRoute,
   type NodeInfo,
   nodeRoute,
@@ -22,6 +26,8 @@ import {
   putBlockRoute,
   type RouteSpec,
   routePath,
+  type StorageReply,
+  storageRoute,
 } from '../api/index.ts'
 import { type CID, cidForBytes, createManifest, parseCid, TagsSchema, verifyBlock } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
@@ -38,9 +44,10 @@ import {
   verifyConflict,
 } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
-import { listExports, loadCallerKey } from './node-helpers.ts'
+import { readEventStream } from './event-stream.ts'
+import { bundleFunctionFile, inspectHere, loadCallerKey } from './node-helpers.ts'
 
-export type { FunctionInfo, NodeInfo, PeerInfo }
+export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
 
 /** What `putBlock` resolves with. */
 export type PutBlockResult = PutBlockReply
@@ -54,9 +61,12 @@ export interface DeployOptions {
   name?: string
   /** the publisher key; default: the caller key file (Node only) */
   key?: PrivateKey
-  /** export names; default: read from the module with esbuild (Node only) */
+  /** export names; default: read from the module (with esbuild in Node; by the node's inspect route in a browser) */
   exports?: string[]
 }
+
+/** What `deploy` takes: bundled JavaScript, or (in Node) a function file to bundle with its npm imports. */
+export type DeploySource = string | { file: string | URL }
 
 export interface InvokeOptions {
   /** executors asked (k) @default 3 */
@@ -95,6 +105,8 @@ interface CallInit {
   body?: BodyInit
   type?: string
   timeoutMs?: number
+  /** instead of the timeout */
+  signal?: AbortSignal
 }
 
 export class CovenantClient {
@@ -115,7 +127,7 @@ export class CovenantClient {
         method: spec.method,
         body: init.body,
         headers: init.type === undefined ? undefined : { 'content-type': init.type },
-        signal: AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
+        signal: init.signal ?? AbortSignal.timeout(init.timeoutMs ?? this.timeoutMs),
       })
     } catch (err) {
       throw new CovenantError('NODE_UNREACHABLE', `${this.url} did not answer: ${(err as Error).message}`, {
@@ -197,10 +209,18 @@ export class CovenantClient {
     return (await this.json(blockHoldersRoute, { params: { cid: text } })).holders
   }
 
-  /** Signs a manifest for a bundled ES module with the caller's key and deploys both. */
-  async deploy(source: string, options: DeployOptions = {}): Promise<DeployResult> {
+  /**
+   * Deploys a function: `{ file }` is bundled with its npm imports first (Node only, as
+   * `covenant deploy` does); a string must be one self-contained ES module, and one that imports
+   * another module is refused here with INVALID_CODE (in a browser, by the node). Signs a manifest
+   * for the code with the caller's key and stores both. The same code, exports, tags, name and
+   * key always give the same CID.
+   */
+  async deploy(what: DeploySource, options: DeployOptions = {}): Promise<DeployResult> {
+    const source = typeof what === 'string' ? what : await bundleFunctionFile(what.file)
     const code = new TextEncoder().encode(source)
-    const exports = options.exports ?? (await listExports(source))
+    const inspected = await inspectHere(source)
+    const exports = options.exports ?? inspected?.exports ?? (await this.inspect(source)).exports
     const key = options.key ?? (await loadCallerKey())
     const { bytes } = createManifest(key, {
       code: cidForBytes(code),
@@ -278,6 +298,38 @@ export class CovenantClient {
     }
     return { value: reply.output.value, output: reply.output, certificate, conflicts, tried: reply.tried }
   }
+
+  // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──
+
+  /** Reads a module's exports and imports on the node (a browser has no bundler); resolves nothing. */
+  async inspect(code: string, options: { typescript?: boolean } = {}): Promise<InspectReply> {
+    return this.json(inspectRoute, { body: { code, typescript: options.typescript === true } })
+  }
+
+  /** What the node stores (a page of blocks, each with why), against its covenant's limit, and its repair queue. */
+  async storage(options: { limit?: number; after?: string } = {}): Promise<StorageReply> {
+    const query = new URLSearchParams()
+    if (options.limit !== undefined) query.set('limit', String(options.limit))
+    if (options.after !== undefined) query.set('after', options.after)
+    return this.json(storageRoute, { query: query.toString() })
+  }
+
+  /**
+   * The calls this node executes or gatewayes, as they end (the last `backlog` first): never
+   * their arguments or outputs. Runs until `signal` aborts or the node ends the stream.
+   */
+  async *calls(options: { backlog?: number; signal?: AbortSignal } = {}): AsyncGenerator<CallEvent> {
+    // no timeout: the stream lasts until the caller's signal aborts
+    const signal = options.signal ?? new AbortController().signal
+    try {
+      const res = await this.call(callsRoute, { query: `backlog=${options.backlog ?? 50}`, signal })
+      yield* readEventStream(res, callsRoute.event, this.url)
+    } catch (err) {
+      if (!options.signal?.aborted) throw err
+    }
+  }
+
+  // ── end of the dashboard's calls ──
 
   async getFunction(cid: string | CID): Promise<FunctionInfo> {
     const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()

@@ -46,17 +46,21 @@ export {
 export type { PrivateKey } from '../keys/index.ts'
 export { decodeKey, encodeKey, generateKey, keyId } from '../keys/index.ts'
 export type {
+  CallEvent,
   DeployOptions,
   DeployResult,
+  DeploySource,
   FunctionInfo,
+  InspectReply,
   InvokeOptions,
   InvokeResult,
   NodeInfo,
   PeerInfo,
   PutBlockResult,
+  StorageReply,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
-export { defaultKeyPath, findDevnetNode, listExports, loadCallerKey } from './node-helpers.ts'
+export { defaultKeyPath, findDevnetNode, loadCallerKey } from './node-helpers.ts'
 
 export interface ConnectOptions {
   /** node HTTP API URL */

@@ -1,7 +1,8 @@
 /**
  * What a browser bundle gets instead of `node-helpers.ts` (package.json `browser` field): the
  * same functions, failing with what to pass instead. A browser has no devnet.json, no key file
- * and no esbuild, so the caller passes `node`, `key` and `exports` explicitly.
+ * and no esbuild, so the caller passes `node` and `key` explicitly, and the node reads a module's
+ * exports.
  */
 import { CovenantError } from '../errors/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
@@ -21,6 +22,14 @@ export async function findDevnetNode(_devnetDir?: string): Promise<string> {
   )
 }
 
-export async function listExports(_code: string): Promise<string[]> {
-  throw new CovenantError('INVALID_INPUT', 'a browser cannot read a module’s exports; pass `exports`')
+export async function bundleFunctionFile(_file: string | URL): Promise<string> {
+  throw new CovenantError(
+    'INVALID_INPUT',
+    'a browser cannot bundle files; pass the bundled code (or deploy the file from Node or the CLI)',
+  )
+}
+
+/** No esbuild here: the node's inspect route reads the exports, and its deploy route refuses imports. */
+export async function inspectHere(_code: string): Promise<undefined> {
+  return undefined
 }

@@ -6,4 +6,4 @@
  */
 export { defaultKeyPath, loadCallerKey } from './caller-key.ts'
 export { findDevnetNode } from './devnet-lookup.ts'
-export { listExports } from './module-exports.ts'
+export { bundleFunctionFile, inspectHere } from './module-check.ts'

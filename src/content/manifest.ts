@@ -43,7 +43,12 @@ const ManifestBodyShape = {
   publisher: KeyIdSchema,
   name: z.string().min(1).max(128).optional(),
   size: z.number().int().min(0).max(MAX_BLOCK_BYTES),
-  createdAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /**
+   * Only in manifests made before 0.1 dropped it: a manifest names its content, not the moment it
+   * was signed, so the same code, exports, tags, name and publisher always give the same CID.
+   * Still read (and its signature checked) so functions deployed earlier keep working.
+   */
+  createdAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 }
 
 /** A deployed function: its code block, exports and tags, signed by its publisher. */
@@ -67,13 +72,13 @@ export interface ManifestInit {
   exports: string[]
   tags?: string[]
   name?: string
-  createdAt?: number
 }
 
 function unsigned(m: Omit<Manifest, 'signature'> & { signature?: unknown }): Omit<Manifest, 'signature'> {
-  // DAG-CBOR cannot encode undefined: leave `name` out rather than setting it to undefined.
+  // DAG-CBOR cannot encode undefined: leave absent fields out rather than setting them to undefined.
   const { signature: _, ...rest } = m
   if (rest.name === undefined) delete rest.name
+  if (rest.createdAt === undefined) delete rest.createdAt
   return rest
 }
 
@@ -90,7 +95,6 @@ export function createManifest(
       publisher: keyId(key),
       name: init.name,
       size: init.size,
-      createdAt: init.createdAt ?? Date.now(),
     }),
   )
   if (!body.success)

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { z } from 'zod'
@@ -17,7 +18,7 @@ import {
   DEFAULT_COVENANT,
   loadCovenantFile,
 } from '../covenant/index.ts'
-import { CovenantError, parseOrThrow } from '../errors/index.ts'
+import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import { keyId, loadOrCreateKey } from '../keys/index.ts'
 import { DAEMON_ENTRY, type DaemonOptions, daemonOptionsSchema, readyLineSchema } from '../node/index.ts'
 import { DEVNET_FILE, type DevnetFile } from './devnet-file.ts'
@@ -65,6 +66,10 @@ export interface DevnetNode {
 
 export interface Devnet {
   dir: string
+  /** node i listens on basePort + 2i (libp2p) and basePort + 2i + 1 (HTTP) */
+  basePort: number
+  /** where the base port came from: the option, the previous run in this dir, or the default */
+  basePortFrom: 'option' | 'last-run' | 'default'
   nodes: DevnetNode[]
   /** sends `signal` to node i and waits for it to exit */
   kill(index: number, signal?: NodeJS.Signals): Promise<void>
@@ -103,6 +108,37 @@ async function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> 
   })
 }
 
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const server = createServer()
+    server.once('error', () => res(false))
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => res(true)))
+  })
+}
+
+/** PORT_IN_USE naming the first port the devnet needs that something else holds, and what to do. */
+async function assertPortsFree(
+  dir: string,
+  basePort: number,
+  count: number,
+  from: Devnet['basePortFrom'],
+): Promise<void> {
+  for (let port = basePort; port < basePort + 2 * count; port++) {
+    if (await portFree(port)) continue
+    const node = Math.floor((port - basePort) / 2)
+    const running = await readFile(join(dir, DEVNET_FILE)).then(
+      () => ` (${join(dir, DEVNET_FILE)} exists: is a devnet still running there? stop it with Ctrl-C)`,
+      () => '',
+    )
+    const origin = from === 'last-run' ? `, remembered from the last run in ${dir}` : ''
+    throw new CovenantError(
+      'PORT_IN_USE',
+      `port ${port} (node ${node}'s ${port % 2 === basePort % 2 ? 'libp2p' : 'HTTP'} port, from base port ${basePort}${origin}) is in use${running}; ` +
+        `pass --base-port to use others: node i takes base+2i and base+2i+1`,
+    )
+  }
+}
+
 /** Starts (or restarts) a devnet and resolves once every node is ready and sees all the others. */
 export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> {
   const opts = parseOrThrow(devnetOptionsSchema, options, 'INVALID_INPUT', 'devnet options')
@@ -112,9 +148,13 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
     if (Number(index) >= count)
       throw new CovenantError('INVALID_INPUT', `node ${index} is named, but there are only ${count} nodes`)
   await mkdir(dir, { recursive: true })
-  const basePort = opts.basePort ?? (await readLayout(dir))?.basePort ?? DEFAULT_BASE_PORT
+  const remembered = (await readLayout(dir))?.basePort
+  const basePort = opts.basePort ?? remembered ?? DEFAULT_BASE_PORT
+  const basePortFrom =
+    opts.basePort !== undefined ? 'option' : remembered !== undefined ? 'last-run' : 'default'
   if (basePort < 1024 || basePort + 2 * count > 65535)
-    throw new CovenantError('INVALID_INPUT', 'bad base port')
+    throw new CovenantError('INVALID_INPUT', `base port ${basePort} leaves no room for ${count} nodes`)
+  await assertPortsFree(dir, basePort, count, basePortFrom)
   await writeFile(join(dir, LAYOUT_FILE), `${JSON.stringify({ basePort, nodes: count })}\n`)
 
   const nodes: DevnetNode[] = []
@@ -185,11 +225,15 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
       })
       child.once('exit', (code, signal) => {
         clearTimeout(timer)
+        // The daemon says why it stopped as `error CODE: message`: pass that on as it is.
+        const said = /^error ([A-Z_]+): (.*)$/m.exec(stderrTails.get(i) ?? '')
         rej(
-          new CovenantError(
-            'NODE_UNREACHABLE',
-            `devnet node ${i} exited (${signal ?? code}) before it was ready: ${stderrTails.get(i)}`,
-          ),
+          said !== null && isErrorCode(said[1])
+            ? new CovenantError(said[1], `devnet node ${i}: ${said[2]}`)
+            : new CovenantError(
+                'NODE_UNREACHABLE',
+                `devnet node ${i} exited (${signal ?? code}) before it was ready: ${stderrTails.get(i)}`,
+              ),
         )
       })
     })
@@ -253,6 +297,8 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
   await writeFile(join(dir, DEVNET_FILE), `${JSON.stringify(file, null, 2)}\n`)
   return {
     dir,
+    basePort,
+    basePortFrom,
     nodes,
     kill,
     restart: async (index) => {

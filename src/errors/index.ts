@@ -16,20 +16,37 @@ interface CodeInfo {
   /** default message, used when none is given */
   message: string
   /** what the user can do about it, shown by the CLI */
-  hint?: string
+  hint: string
 }
 
 /** Every error code Covenant emits, with its HTTP status and default message. */
 export const ERROR_CODES = {
   // general
-  INVALID_INPUT: { status: 400, message: 'the input is not valid' },
-  NOT_FOUND: { status: 404, message: 'not found' },
-  INTERNAL: { status: 500, message: 'internal error' },
-  NOT_STARTED: { status: 503, message: 'the component is not started' },
+  INVALID_INPUT: {
+    status: 400,
+    message: 'the input is not valid',
+    hint: 'fix what the message names; every command has --help',
+  },
+  NOT_FOUND: { status: 404, message: 'not found', hint: 'check the path or name in the message' },
+  INTERNAL: {
+    status: 500,
+    message: 'internal error',
+    hint: 'this is a bug in Covenant: the node log (<data>/node.log) has the details',
+  },
+  NOT_STARTED: {
+    status: 503,
+    message: 'the component is not started',
+    hint: 'wait for the node to be ready, then retry',
+  },
   CONFIG_INVALID: {
     status: 400,
     message: 'the configuration is not valid',
     hint: 'fix the field named above',
+  },
+  PORT_IN_USE: {
+    status: 409,
+    message: 'a port is already in use',
+    hint: 'stop what uses it (a devnet still running?), or choose other ports: --base-port for a devnet, --http and --listen for a node',
   },
   // sandbox
   FUEL_EXHAUSTED: {
@@ -38,46 +55,162 @@ export const ERROR_CODES = {
     hint: 'raise --fuel, or make the function do less work',
   },
   MEMORY_LIMIT: { status: 422, message: 'the call exceeded its memory limit', hint: 'raise --memory' },
-  STACK_OVERFLOW: { status: 422, message: 'maximum call stack depth exceeded' },
+  STACK_OVERFLOW: {
+    status: 422,
+    message: 'maximum call stack depth exceeded',
+    hint: 'the function recurses too deeply: make it iterate',
+  },
   TIMEOUT: { status: 422, message: 'the call exceeded its wall-clock limit', hint: 'raise --timeout' },
-  OUTPUT_TOO_LARGE: { status: 422, message: 'the result is larger than allowed' },
-  LOG_LIMIT: { status: 422, message: 'the call logged more than allowed' },
-  INVALID_ARGS: { status: 400, message: 'the arguments are not valid JSON values or are too large' },
-  BUNDLE_TOO_LARGE: { status: 413, message: 'the function bundle is larger than allowed' },
-  INVALID_CODE: { status: 422, message: 'the function bundle could not be loaded' },
-  NO_SUCH_EXPORT: { status: 404, message: 'the bundle has no such export' },
-  USER_ERROR: { status: 422, message: 'the function threw an error' },
-  NEVER_SETTLED: { status: 422, message: 'the function returned a promise that never settles' },
-  SANDBOX_CRASHED: { status: 500, message: 'the sandbox worker crashed' },
+  OUTPUT_TOO_LARGE: {
+    status: 422,
+    message: 'the result is larger than allowed',
+    hint: 'return less (at most 1 MiB of JSON), or store the data and return its CID',
+  },
+  LOG_LIMIT: {
+    status: 422,
+    message: 'the call logged more than allowed',
+    hint: 'log less: ctx.log is for short lines',
+  },
+  INVALID_ARGS: {
+    status: 400,
+    message: 'the arguments are not valid JSON values or are too large',
+    hint: 'pass JSON values (no undefined, NaN or Infinity), at most 1 MiB in all',
+  },
+  BUNDLE_TOO_LARGE: {
+    status: 413,
+    message: 'the function bundle is larger than allowed',
+    hint: 'a bundle is at most 5 MiB: import less, or only the parts of a package you use',
+  },
+  INVALID_CODE: {
+    status: 422,
+    message: 'the function bundle could not be loaded',
+    hint: 'try it locally first: `covenant sandbox fn.ts <export>` shows the same error',
+  },
+  NO_SUCH_EXPORT: {
+    status: 404,
+    message: 'the bundle has no such export',
+    hint: 'call one of the exports named above; `covenant get <cid>` lists a function’s exports',
+  },
+  USER_ERROR: {
+    status: 422,
+    message: 'the function threw an error',
+    hint: 'the message is the function’s own; run it with `covenant sandbox` to see its logs',
+  },
+  NEVER_SETTLED: {
+    status: 422,
+    message: 'the function returned a promise that never settles',
+    hint: 'there is no I/O in the sandbox to wait for: resolve the promise from the function itself',
+  },
+  SANDBOX_CRASHED: {
+    status: 500,
+    message: 'the sandbox worker crashed',
+    hint: 'retry; if it happens again, the node log has the details',
+  },
   // content and storage
-  INVALID_CID: { status: 400, message: 'not a valid CID' },
-  HASH_MISMATCH: { status: 422, message: 'the bytes do not hash to the CID' },
-  BLOCK_NOT_FOUND: { status: 404, message: 'no node holds that block' },
-  BLOCK_TOO_LARGE: { status: 413, message: 'the block is larger than allowed' },
-  STORAGE_FULL: { status: 507, message: 'the node has no room left under its covenant' },
+  INVALID_CID: {
+    status: 400,
+    message: 'not a valid CID',
+    hint: 'a CID is CIDv1 in base32, like bafyrei… (a function) or bafkrei… (a block)',
+  },
+  HASH_MISMATCH: {
+    status: 422,
+    message: 'the bytes do not hash to the CID',
+    hint: 'the node that sent them is broken or lying: ask another with --node',
+  },
+  BLOCK_NOT_FOUND: {
+    status: 404,
+    message: 'no node holds that block',
+    hint: 'check the CID; if it was stored, its holders may all be down: `covenant peers` shows who is alive',
+  },
+  BLOCK_TOO_LARGE: {
+    status: 413,
+    message: 'the block is larger than allowed',
+    hint: 'a block is at most 5 MiB: split the data',
+  },
+  STORAGE_FULL: {
+    status: 507,
+    message: 'the node has no room left under its covenant',
+    hint: 'the operator can raise store.maxBytes in its covenant.yaml; other nodes may still have room',
+  },
   // covenant
-  COVENANT_REFUSED: { status: 403, message: "the node's covenant refuses this" },
-  COVENANT_INVALID: { status: 400, message: 'the covenant is not valid' },
+  COVENANT_REFUSED: {
+    status: 403,
+    message: "the node's covenant refuses this",
+    hint: 'the message says which rule; `covenant peers` shows what each node accepts, so use another node or other tags',
+  },
+  COVENANT_INVALID: {
+    status: 400,
+    message: 'the covenant is not valid',
+    hint: 'fix the field named above; docs/covenants.md describes every field',
+  },
   // network and protocol
-  PROTOCOL_ERROR: { status: 400, message: 'the message does not follow the protocol' },
-  MESSAGE_TOO_LARGE: { status: 413, message: 'the message is larger than allowed' },
-  PEER_UNREACHABLE: { status: 502, message: 'the peer could not be reached' },
-  PEER_TIMEOUT: { status: 504, message: 'the peer did not answer in time' },
-  PEER_BUSY: { status: 503, message: 'the peer is busy; try again later' },
+  PROTOCOL_ERROR: {
+    status: 400,
+    message: 'the message does not follow the protocol',
+    hint: 'the other side runs an incompatible or broken version: try another node',
+  },
+  MESSAGE_TOO_LARGE: {
+    status: 413,
+    message: 'the message is larger than allowed',
+    hint: 'send less at once',
+  },
+  PEER_UNREACHABLE: {
+    status: 502,
+    message: 'the peer could not be reached',
+    hint: '`covenant peers` shows which peers are alive',
+  },
+  PEER_TIMEOUT: {
+    status: 504,
+    message: 'the peer did not answer in time',
+    hint: 'retry; the peer may be overloaded',
+  },
+  PEER_BUSY: { status: 503, message: 'the peer is busy; try again later', hint: 'retry in a moment' },
   NODE_UNREACHABLE: {
     status: 502,
     message: 'no Covenant node answered',
-    hint: 'start a local network with `npx covenant devnet`, or pass --node URL',
+    hint: 'start a local network with `npm start` (or `npx covenant devnet`), or pass --node URL',
   },
   // execution
-  INVALID_REQUEST: { status: 400, message: 'the invocation request is not valid' },
-  INVALID_SIGNATURE: { status: 401, message: 'the signature does not verify' },
-  DEADLINE_EXCEEDED: { status: 408, message: 'the request deadline has passed' },
-  NO_EXECUTORS: { status: 503, message: 'not enough nodes are willing to execute this function' },
-  NO_QUORUM: { status: 502, message: 'not enough executors agreed on one result' },
-  INVALID_CERTIFICATE: { status: 422, message: 'the quorum certificate does not verify' },
-  FAULT_REFUSED: { status: 400, message: 'fault injection is only allowed in a devnet' },
-  INVALID_CONFLICT: { status: 422, message: 'the conflict evidence does not verify' },
+  INVALID_REQUEST: {
+    status: 400,
+    message: 'the invocation request is not valid',
+    hint: 'fix the field named above; docs/calling.md describes the request',
+  },
+  INVALID_SIGNATURE: {
+    status: 401,
+    message: 'the signature does not verify',
+    hint: 'the data was changed after it was signed, or signed by another key',
+  },
+  DEADLINE_EXCEEDED: {
+    status: 408,
+    message: 'the request deadline has passed',
+    hint: 'retry; if it keeps happening, check this machine’s clock or raise --timeout',
+  },
+  NO_EXECUTORS: {
+    status: 503,
+    message: 'not enough nodes are willing to execute this function',
+    hint: 'the nodes left out say why (covenant, limits, liveness): ask for fewer --replicas/--quorum, lower limits, or run nodes that accept it',
+  },
+  NO_QUORUM: {
+    status: 502,
+    message: 'not enough executors agreed on one result',
+    hint: 'retry (other executors are chosen as needed); disagreeing receipts are kept as conflict evidence',
+  },
+  INVALID_CERTIFICATE: {
+    status: 422,
+    message: 'the quorum certificate does not verify',
+    hint: 'do not trust the result: the gateway or an executor is broken or lying; use another --node',
+  },
+  FAULT_REFUSED: {
+    status: 400,
+    message: 'fault injection is only allowed in a devnet',
+    hint: 'run faulty nodes only inside `covenant devnet`',
+  },
+  INVALID_CONFLICT: {
+    status: 422,
+    message: 'the conflict evidence does not verify',
+    hint: 'the evidence was changed or forged; it is ignored',
+  },
 
   // ── capabilities (src/caps) and datastores (src/datastore) ──────────────────────────────────
   GRANT_MALFORMED: {
@@ -155,8 +288,16 @@ export const ERROR_CODES = {
     message: 'this holder does not hold that namespace',
     hint: 'check the namespace id, or ask one of the nodes closest to it',
   },
-  NAMESPACE_INVALID: { status: 400, message: 'the namespace descriptor is not valid' },
-  ENTRY_INVALID: { status: 400, message: 'the history entry is not valid' },
+  NAMESPACE_INVALID: {
+    status: 400,
+    message: 'the namespace descriptor is not valid',
+    hint: 'create the descriptor with createNamespace and sign it with the owner key',
+  },
+  ENTRY_INVALID: {
+    status: 400,
+    message: 'the history entry is not valid',
+    hint: 'the entry was built or changed outside Covenant; pull the history again from a holder',
+  },
   ENTRY_FORK: {
     status: 409,
     message: 'the entry does not chain onto this holder’s history',
@@ -167,7 +308,11 @@ export const ERROR_CODES = {
     message: 'the entry is ahead of this holder’s history',
     hint: 'fetch the missing entries first (entriesSince the local head)',
   },
-  STORE_LIMIT: { status: 413, message: 'the commit exceeds a datastore limit' },
+  STORE_LIMIT: {
+    status: 413,
+    message: 'the commit exceeds a datastore limit',
+    hint: 'write fewer or smaller values per commit (docs/apps.md lists the limits)',
+  },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

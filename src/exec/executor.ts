@@ -233,7 +233,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     if (!manifest.exports.includes(request.export))
       throw new CovenantError(
         'NO_SUCH_EXPORT',
-        `the function does not export ${JSON.stringify(request.export)}`,
+        `the function does not export ${JSON.stringify(request.export)}; it exports ${manifest.exports.join(', ')}`,
       )
     const code = await loadCode(manifest)
 

@@ -91,7 +91,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
   if (init.manifest.exports !== undefined && !init.manifest.exports.includes(request.export))
     throw new CovenantError(
       'NO_SUCH_EXPORT',
-      `the function does not export ${JSON.stringify(request.export)}`,
+      `the function does not export ${JSON.stringify(request.export)}; it exports ${init.manifest.exports.join(', ')}`,
     )
 
   const { ordered } = selectExecutors({

@@ -67,7 +67,7 @@ export async function runDaemon(options: DaemonOptions): Promise<CovenantNode> {
   }
   process.stdout.write(`${JSON.stringify(ready)}\n`)
   process.stderr.write(
-    `node ${node.peerId} ready\n  libp2p ${node.multiaddrs().join(' ')}\n  http   ${node.url}\n`,
+    `node ${node.peerId} ready\n  libp2p ${node.multiaddrs().join(' ')}\n  http   ${node.url}\n  dashboard ${node.url}/\n`,
   )
   return node
 }
@@ -77,7 +77,7 @@ if (import.meta.main) {
     await runDaemon(JSON.parse(process.argv[2] ?? '{}'))
   } catch (err) {
     const e = CovenantError.from(err)
-    process.stderr.write(`error ${e.code}: ${e.message}\n`)
+    process.stderr.write(`error ${e.code}: ${e.message}\n  hint: ${e.hint}\n`)
     process.exit(1)
   }
 }

@@ -6,6 +6,7 @@
  * Services add routes with {@link route}, which parses every input with the route's schemas from
  * `src/api`.
  */
+import type { OutgoingHttpHeaders } from 'node:http'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -79,22 +80,66 @@ function asBytes(body: unknown): Uint8Array {
   return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
 }
 
+/** A comment line every so often keeps an idle event stream open through proxies. */
+const EVENT_STREAM_KEEPALIVE_MS = 15_000
+
+/**
+ * Sends `events` as server-sent events (`data: <JSON>`), each read with the spec's event schema
+ * first (so fields the schema does not name never leave the node), until the events end or the
+ * caller goes away. Waits for the socket to drain when the caller reads slowly.
+ */
+async function streamEvents(
+  spec: RouteSpec,
+  reply: FastifyReply,
+  events: AsyncIterable<unknown>,
+  gone: AbortSignal,
+): Promise<void> {
+  const raw = reply.raw
+  reply.hijack()
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as OutgoingHttpHeaders),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    'x-accel-buffering': 'no',
+  })
+  raw.write(': connected\n\n')
+  const keepalive = setInterval(() => raw.write(': keepalive\n\n'), EVENT_STREAM_KEEPALIVE_MS)
+  keepalive.unref()
+  try {
+    for await (const event of events) {
+      if (gone.aborted) break
+      const data = spec.event === undefined ? event : spec.event.parse(event)
+      if (!raw.write(`data: ${JSON.stringify(data)}\n\n`))
+        await new Promise<void>((resolve) => {
+          raw.once('drain', resolve)
+          gone.addEventListener('abort', () => resolve(), { once: true })
+        })
+    }
+  } finally {
+    clearInterval(keepalive)
+    raw.end()
+  }
+}
+
 /**
  * Serves `spec` with `handler`: the path parameters, query and body are parsed with the spec's
  * schemas first (INVALID_INPUT naming the field), a `'bytes'` body arrives as a Uint8Array whatever
- * its content type, and a `'bytes'` reply goes out as application/octet-stream. The handler gets
- * fastify's reply for headers; whatever it throws becomes the error reply.
+ * its content type, a `'bytes'` reply goes out as application/octet-stream, and an `'events'`
+ * reply as server-sent events. The handler gets fastify's reply for headers and a signal that
+ * aborts when the caller goes away; whatever it throws becomes the error reply.
  */
 export function route<S extends RouteSpec>(
   app: FastifyInstance,
   spec: S,
-  handler: (input: RouteInput<S>, reply: FastifyReply) => Promise<RouteReply<S>>,
+  handler: (input: RouteInput<S>, reply: FastifyReply, gone: AbortSignal) => Promise<RouteReply<S>>,
 ): void {
   const options: RouteOptions = {
     method: spec.method,
     url: spec.path,
     bodyLimit: spec.bodyLimit,
     handler: async (req, reply) => {
+      const gone = new AbortController()
+      reply.raw.once('close', () => gone.abort())
       const input = {
         params: spec.params && parseOrThrow(spec.params, req.params, 'INVALID_INPUT', 'path'),
         query: spec.query && parseOrThrow(spec.query, req.query, 'INVALID_INPUT', 'query'),
@@ -103,7 +148,11 @@ export function route<S extends RouteSpec>(
             ? asBytes(req.body)
             : spec.body && parseOrThrow(spec.body, req.body, 'INVALID_INPUT', 'body'),
       } as RouteInput<S>
-      const out = await handler(input, reply)
+      const out = await handler(input, reply, gone.signal)
+      if (spec.reply === 'events') {
+        await streamEvents(spec, reply, out as AsyncIterable<unknown>, gone.signal)
+        return reply
+      }
       if (out instanceof Uint8Array) {
         reply.header('content-type', 'application/octet-stream')
         return Buffer.from(out.buffer, out.byteOffset, out.byteLength)

@@ -20,11 +20,13 @@ import { keyId, loadOrCreateKey } from '../keys/index.ts'
 import { createNet } from '../net/index.ts'
 import { createPeerTable, peerTableOptionsSchema } from '../peers/index.ts'
 import { createStorage, storageOptionsSchema } from '../storage/index.ts'
+import { createCallFeed } from './call-feed.ts'
 import { createHttpServer } from './http.ts'
 import { createMetrics } from './metrics.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 import { blocksService } from './services/blocks.ts'
 import { openConflictStore } from './services/conflict-store.ts'
+import { dashboardService } from './services/dashboard.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
@@ -78,6 +80,13 @@ export interface CovenantNode {
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** A listen that failed because the address is taken becomes PORT_IN_USE, saying which. */
+function portInUse(err: unknown, message: string): unknown {
+  const e = err as { code?: unknown; message?: unknown }
+  const taken = e.code === 'EADDRINUSE' || (typeof e.message === 'string' && e.message.includes('EADDRINUSE'))
+  return taken ? new CovenantError('PORT_IN_USE', message, { cause: err }) : err
 }
 
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
@@ -138,7 +147,9 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       bootstrap: opts.bootstrap,
       onInboundError: (protocol, err) => metrics.inboundErrors.inc({ protocol, code: err.code }),
     })
-    await net.start()
+    await net.start().catch((err: unknown) => {
+      throw portInUse(err, `a libp2p listen address (${opts.listen.join(', ')}) is in use`)
+    })
     stops.push(() => net.stop())
 
     const peers = createPeerTable(
@@ -166,6 +177,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       logger,
       metrics,
       conflicts,
+      calls: createCallFeed(),
       fault: opts.fault,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
@@ -174,12 +186,15 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
+      dashboardService,
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []
     for (const factory of factories) services.push(await factory(components))
 
-    await http.listen({ host: opts.httpHost, port: opts.httpPort })
+    await http.listen({ host: opts.httpHost, port: opts.httpPort }).catch((err: unknown) => {
+      throw portInUse(err, `HTTP port ${opts.httpPort} on ${opts.httpHost} is in use`)
+    })
     const address = http.server.address() as AddressInfo
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
     const url = `http://${host}:${address.port}`

@@ -16,6 +16,7 @@ import type { PrivateKey } from '../keys/index.ts'
 import type { Net } from '../net/index.ts'
 import type { PeerTable } from '../peers/index.ts'
 import type { Storage } from '../storage/index.ts'
+import type { CallFeed } from './call-feed.ts'
 import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
@@ -40,6 +41,8 @@ export interface NodeComponents {
   metrics: NodeMetrics
   /** verified conflict evidence, `<data>/conflicts.db` */
   conflicts: ConflictStore
+  /** the calls this node executed or gatewayed, without their arguments or outputs (the exec service reports them) */
+  calls: CallFeed
   /** devnet fault injection kind, for the exec service */
   fault?: string
 }

@@ -25,10 +25,12 @@ export {
 } from './block-protocol.ts'
 export type {
   GetResult,
+  HeldWhy,
   PutResult,
   RepairResult,
   Storage,
   StorageComponents,
+  StorageDescription,
   StorageOptions,
 } from './storage.ts'
 export { createStorage, storageOptionsSchema } from './storage.ts'

@@ -89,6 +89,20 @@ export interface RepairResult {
   dropped: number
 }
 
+/** Why this node holds a block, in the placement rule's terms (see `Storage.describe`). */
+export type HeldWhy = { role: 'holder' | 'surplus'; rank: number } | { role: 'refused' } | { role: 'pinned' }
+
+/** What storage tells about itself: a page of what it holds and why, and its repair state. */
+export interface StorageDescription {
+  blocks: number
+  usedBytes: number
+  held: Array<{ cid: string; size: number; tags: string[]; storedAt: number; why: HeldWhy }>
+  repair: {
+    last: { at: number; ms: number; checked: number; pushed: number; dropped: number } | null
+    queue: Array<{ cid: string; missing: string[]; action: 'push' | 'wait' }>
+  }
+}
+
 export interface Storage {
   /** the options in force, defaults filled in */
   readonly options: Readonly<z.output<typeof storageOptionsSchema>>
@@ -107,7 +121,12 @@ export interface Storage {
   locate(cid: CID): Promise<string[]>
   /** Runs one repair round now (or joins the running one). */
   repair(): Promise<RepairResult>
+  /** A page of the blocks held (CID order, after `after`), each with why, and the repair state. */
+  describe(opts?: { limit?: number; after?: string }): StorageDescription
 }
+
+/** Blocks the repair queue remembers from one round, at most. */
+const MAX_REPAIR_QUEUE = 200
 
 /** Creates block storage over a block store; `start()` it once the network and peers are started. */
 export function createStorage(components: StorageComponents, options: StorageOptions = {}): Storage {
@@ -146,6 +165,7 @@ class Replication implements Storage {
   private unsubscribe: (() => void) | undefined
   private readonly provideQueue = new Set<string>()
   private providing = false
+  private lastRepair: StorageDescription['repair'] = { last: null, queue: [] }
 
   constructor(init: StorageComponents, options: z.output<typeof storageOptionsSchema>) {
     this.init = init
@@ -396,7 +416,24 @@ class Replication implements Storage {
     return p
   }
 
+  describe(opts: { limit?: number; after?: string } = {}): StorageDescription {
+    const stats = this.init.store.stats()
+    const held = this.init.store.list(opts).map((info) => {
+      const ordered = this.candidates(parseCid(info.cid), info.tags, info.size)
+      const rank = ordered.indexOf(this.self) + 1
+      const why: HeldWhy = info.pinned
+        ? { role: 'pinned' }
+        : rank === 0
+          ? { role: 'refused' }
+          : { role: rank <= this.replicas ? 'holder' : 'surplus', rank }
+      return { cid: info.cid, size: info.size, tags: info.tags, storedAt: info.createdAt, why }
+    })
+    return { blocks: stats.blocks, usedBytes: stats.bytes, held, repair: this.lastRepair }
+  }
+
   private async repairRound(): Promise<RepairResult> {
+    const started = Date.now()
+    const queue: StorageDescription['repair']['queue'] = []
     const blocks = this.init.store.list({ limit: 10_000 })
     const plans = blocks.map((info) => {
       const cid = parseCid(info.cid)
@@ -428,14 +465,20 @@ class Replication implements Storage {
       const mine = plan.desired.indexOf(this.self)
       const firstHolder = state.indexOf(true)
       const coordinator = mine >= 0 ? firstHolder === mine : firstHolder === -1
+      if (!coordinator && queue.length < MAX_REPAIR_QUEUE) {
+        const waiting = plan.desired.filter((p, i) => p !== this.self && state[i] !== true)
+        if (waiting.length > 0) queue.push({ cid: plan.info.cid, missing: waiting, action: 'wait' })
+      }
       if (coordinator) {
         const missing = plan.desired.filter((p, i) => p !== this.self && state[i] === false)
         if (missing.length === 0) continue
+        const unpushed = new Set(missing)
         const bytes = this.init.store.get(plan.cid)
         if (bytes === undefined) continue
         for (const peer of missing) {
           try {
             await this.pushTo(peer, plan.cid, bytes, plan.info.tags)
+            unpushed.delete(peer)
             pushed++
             this.metrics.repairPushes.inc()
             this.init.logger.info({ event: 'repair-push', cid: plan.info.cid, peer })
@@ -448,6 +491,8 @@ class Replication implements Storage {
             })
           }
         }
+        if (unpushed.size > 0 && queue.length < MAX_REPAIR_QUEUE)
+          queue.push({ cid: plan.info.cid, missing: [...unpushed], action: 'push' })
       } else if (
         mine === -1 &&
         !plan.info.pinned &&
@@ -461,6 +506,8 @@ class Replication implements Storage {
       }
     }
     if (dropped > 0) this.updateGauges()
+    const last = { at: Date.now(), ms: Date.now() - started, checked: plans.length, pushed, dropped }
+    this.lastRepair = { last, queue }
     return { checked: plans.length, pushed, dropped }
   }
 

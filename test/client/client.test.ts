@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { connect, defaultKeyPath, generateKey, listExports, loadCallerKey } from '../../src/client/index.ts'
-import { cidForBytes } from '../../src/content/index.ts'
+import { connect, defaultKeyPath, generateKey, loadCallerKey } from '../../src/client/index.ts'
+import { cidForBytes, createManifest } from '../../src/content/index.ts'
 import { signedCovenantFromJSON } from '../../src/covenant/index.ts'
+import { toBase64 } from '../../src/encoding/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
 import { keyId } from '../../src/keys/index.ts'
 import { type CovenantNode, createNode } from '../../src/node/index.ts'
@@ -94,9 +95,78 @@ describe('client SDK', () => {
     await assert.rejects(dead.node(), (e: CovenantError) => e.code === 'NODE_UNREACHABLE')
   })
 
-  it('lists a module’s exports and places the caller key under COVENANT_HOME', async () => {
-    assert.deepEqual(await listExports('export const b = 1; export function a() {}'), ['a', 'b'])
-    await assert.rejects(listExports('export const = ;'), (e: CovenantError) => e.code === 'INVALID_CODE')
+  it('deploys a file from Node, bundled with its npm import, to the same CID every time', async () => {
+    const c = await connect({ node: node.url })
+    const key = await loadCallerKey(join(dir, 'caller.key'))
+    const file = new URL('../../examples/markdown.ts', import.meta.url)
+    const first = await c.deploy({ file }, { key, tags: ['demo'] })
+    assert.deepEqual(first.exports, ['outline', 'render'])
+    const again = await c.deploy({ file: file.pathname }, { key, tags: ['demo'] })
+    assert.equal(again.cid, first.cid, 'the same code deploys to the same function')
+    assert.equal(again.codeCid, first.codeCid)
+    await assert.rejects(
+      c.deploy({ file: join(dir, 'missing.ts') }, { key }),
+      (e: CovenantError) => e.code === 'NOT_FOUND',
+    )
+  })
+
+  it('refuses, at deploy time, a module that imports another, and TypeScript source, saying what to do', async () => {
+    const c = await connect({ node: node.url })
+    const key = await loadCallerKey(join(dir, 'caller.key'))
+    await assert.rejects(
+      c.deploy("import { parse } from 'yaml'\nexport const read = (t) => parse(t)\n", { key }),
+      (e: CovenantError) =>
+        e.code === 'INVALID_CODE' && /"yaml"/.test(e.message) && /deploy\(\{ file/.test(e.message),
+    )
+    await assert.rejects(
+      c.deploy('export const add = (a: number, b: number): number => a + b\n', { key }),
+      (e: CovenantError) =>
+        e.code === 'INVALID_CODE' && /TypeScript/.test(e.message) && /:1:/.test(e.message),
+    )
+    await assert.rejects(
+      c.deploy('export const = ;', { key }),
+      (e: CovenantError) => e.code === 'INVALID_CODE',
+    )
+  })
+
+  it('is refused by the node too: code with an import, or a manifest naming exports the code lacks', async () => {
+    // what a client that skips its own checks (or a browser) sends, straight to the route
+    const key = await generateKey()
+    const post = async (source: string, exports: string[]) => {
+      const code = new TextEncoder().encode(source)
+      const { bytes } = createManifest(key, { code: cidForBytes(code), size: code.length, exports })
+      const res = await fetch(`${node.url}/v1/functions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ code: source, manifest: toBase64(bytes) }),
+      })
+      return {
+        status: res.status,
+        error: ((await res.json()) as { error?: { code: string; message: string } }).error,
+      }
+    }
+    const imported = await post("import yaml from 'yaml'\nexport const f = () => yaml\n", ['f'])
+    assert.equal(imported.status, 422)
+    assert.equal(imported.error?.code, 'INVALID_CODE')
+    assert.match(imported.error!.message, /"yaml"/)
+    const lying = await post('export const f = () => 1\n', ['f', 'steal'])
+    assert.equal(lying.error?.code, 'INVALID_CODE')
+    assert.match(lying.error!.message, /steal/)
+    assert.equal((await post('export const f = () => 1\n', ['f'])).status, 200)
+  })
+
+  it('inspects a module on the node, as a browser must, resolving nothing', async () => {
+    const c = await connect({ node: node.url })
+    const js = await c.inspect("import x from '/etc/passwd'\nexport const f = () => x\nexport default 1\n")
+    assert.deepEqual(js.exports, ['default', 'f'])
+    assert.deepEqual(js.imports, [{ path: '/etc/passwd', kind: 'import-statement' }])
+    const ts = await c.inspect('export const f = (a: number): number => a\n', { typescript: true })
+    assert.deepEqual(ts.exports, ['f'])
+    assert.doesNotMatch(ts.code, /number/)
+    await assert.rejects(c.inspect('export const = ;'), (e: CovenantError) => e.code === 'INVALID_CODE')
+  })
+
+  it('places the caller key under COVENANT_HOME', async () => {
     const before = process.env.COVENANT_HOME
     process.env.COVENANT_HOME = join(dir, 'home')
     try {
@@ -129,6 +199,8 @@ describe('client SDK', () => {
         ['getFunction', () => c.getFunction(cidForBytes(new Uint8Array([1]), 'dag-cbor'))],
         ['putBlock', () => c.putBlock(new Uint8Array([1]))],
         ['deploy', () => c.deploy('export const a = 1', { key, exports: ['a'] })],
+        ['inspect', () => c.inspect('export const a = 1')],
+        ['storage', () => c.storage()],
       ]
       for (const body of ['', '<html>hello</html>', 'null', '[]', '{"peerId": 5, "peers": [{}], "cid": 7}']) {
         answer = body

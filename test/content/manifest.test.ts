@@ -9,7 +9,7 @@ import {
   manifestToJSON,
   verifyBlock,
 } from '../../src/content/index.ts'
-import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
 import { errorCode } from '../fixtures/errors.ts'
 
 const code = new TextEncoder().encode('export const add = (a, b) => a + b; export default add')
@@ -30,7 +30,6 @@ describe('manifest', () => {
       exports: ['add', 'default'],
       tags: ['math', 'demo', 'math'],
       name: 'adder',
-      createdAt: 1_700_000_000_000,
     })
     assert.equal(cid.code, 0x71)
     assert.ok(verifyBlock(cid, bytes))
@@ -47,9 +46,38 @@ describe('manifest', () => {
       publisher: keyId(key),
       name: 'adder',
       size: code.length,
-      createdAt: 1_700_000_000_000,
       signature: Buffer.from(manifest.signature).toString('base64'),
     })
+  })
+
+  it('names its content only: the same code, exports, tags, name and publisher give the same CID', () => {
+    const init = { code: codeCid, size: code.length, exports: ['add'], tags: ['demo'], name: 'adder' }
+    const first = createManifest(key, init)
+    const again = createManifest(key, { ...init, tags: ['demo', 'demo'] })
+    assert.equal(again.cid.toString(), first.cid.toString())
+    assert.equal('createdAt' in first.manifest, false)
+    // anything that differs is another function
+    for (const change of [{ name: 'other' }, { tags: ['x'] }, { exports: ['add', 'default'] }])
+      assert.notEqual(createManifest(key, { ...init, ...change }).cid.toString(), first.cid.toString())
+    assert.notEqual(createManifest(other, init).cid.toString(), first.cid.toString())
+  })
+
+  it('still reads a manifest signed with a createdAt (made before it was dropped), and checks it', () => {
+    const body = {
+      v: 1,
+      code: codeCid,
+      exports: ['add'],
+      tags: [],
+      publisher: keyId(key),
+      size: code.length,
+      createdAt: 1_700_000_000_000,
+    }
+    const old = { ...body, signature: new Uint8Array(signValue(key, body)) }
+    assert.equal(decodeManifest(dagCbor.encode(old)).createdAt, 1_700_000_000_000)
+    assert.equal(
+      errorCode(() => decodeManifest(dagCbor.encode({ ...old, createdAt: 1 }))),
+      'INVALID_SIGNATURE',
+    )
   })
 
   it('leaves out an absent name (DAG-CBOR has no undefined) and still verifies', () => {

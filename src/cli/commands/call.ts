@@ -38,7 +38,9 @@ export function register(program: Command): void {
       const ms = () => Math.round(performance.now() - started)
       let client: CovenantClient
       let key: PrivateKey
+      let args: unknown[]
       try {
+        args = rawArgs.map(parseArg)
         client = await connect({ node: opts.node })
         key = await loadCallerKey(opts.key)
       } catch (err) {
@@ -46,7 +48,7 @@ export function register(program: Command): void {
         return
       }
       try {
-        const result = await client.invoke(cid, exportName, rawArgs.map(parseArg), {
+        const result = await client.invoke(cid, exportName, args, {
           replicas: opts.replicas,
           quorum: opts.quorum,
           fuel: opts.fuel,

@@ -7,13 +7,13 @@
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
+import { bundleFile } from '../../bundle/index.ts'
 import { connect, loadCallerKey } from '../../client/index.ts'
 import { DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { createSandbox } from '../../sandbox/index.ts'
-import { bundleFile } from '../bundle.ts'
 import { runCommand } from '../output.ts'
 import { stopOnSignal } from '../signals.ts'
-import { layoutOptions } from './devnet.ts'
+import { basePortLine, layoutOptions } from './devnet.ts'
 
 interface DemoOptions {
   nodes: number
@@ -45,6 +45,7 @@ export function register(program: Command): void {
         const devnet = await startDevnet({ dir: opts.dir, nodes: opts.nodes, basePort: opts.basePort })
         try {
           for (const n of devnet.nodes) say(`   node ${n.index}  ${n.peerId}  ${n.http}`)
+          say(`   ${basePortLine(devnet)}`)
           say(`   ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 
           const file = join(EXAMPLES, 'markdown.ts')
@@ -99,6 +100,8 @@ export function register(program: Command): void {
           say('   (checked by this client with verifyCertificate: the gateway is not trusted either)')
 
           say()
+          say(`Dashboard: ${devnet.nodes[0].http}/  (the network, live calls, storage, a playground)`)
+          say()
           say('Where to look:')
           for (const n of devnet.nodes)
             say(`   node ${n.index} HTTP API  ${n.http}/v1/node   metrics ${n.http}/metrics`)
@@ -119,7 +122,9 @@ export function register(program: Command): void {
           return
         }
         say()
-        say('The network keeps running; Ctrl-C stops it.')
+        say(
+          `The network keeps running; Ctrl-C (or SIGTERM to this process) stops it. Dashboard: ${devnet.nodes[0].http}/`,
+        )
         await stopOnSignal('the network', () => devnet.stop())
       })
     })

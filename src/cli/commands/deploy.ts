@@ -1,7 +1,7 @@
 /** `covenant deploy <file>`: bundle a module, sign its manifest with the caller key, store both. */
 import type { Command } from 'commander'
+import { bundleFile } from '../../bundle/index.ts'
 import { connect, loadCallerKey } from '../../client/index.ts'
-import { bundleFile } from '../bundle.ts'
 import { printJson, runCommand } from '../output.ts'
 
 interface DeployCliOptions {

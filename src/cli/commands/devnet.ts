@@ -1,6 +1,6 @@
 /** `covenant devnet`: a local network of node processes, until Ctrl-C. */
 import type { Command } from 'commander'
-import { DEVNET_DEFAULTS, DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
+import { DEVNET_DEFAULTS, DEVNET_FILE, type Devnet, startDevnet } from '../../devnet/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import { parseIntOption, printJson, runCommand } from '../output.ts'
 import { stopOnSignal } from '../signals.ts'
@@ -33,6 +33,18 @@ export function parseIndexed(values: string[], flag: string, nodes: number): Rec
   return out
 }
 
+/** Which ports a devnet took and why: a base port kept from the last run is said, not used silently. */
+export function basePortLine(devnet: Pick<Devnet, 'basePort' | 'basePortFrom' | 'dir' | 'nodes'>): string {
+  const last = devnet.basePort + 2 * devnet.nodes.length - 1
+  const why =
+    devnet.basePortFrom === 'last-run'
+      ? `the base port of the last run in ${devnet.dir}; --base-port changes it`
+      : devnet.basePortFrom === 'default'
+        ? 'the default; --base-port changes it'
+        : 'as asked'
+  return `ports ${devnet.basePort}–${last} (${why})`
+}
+
 /** The options that lay out a devnet, shared by `covenant devnet` and `covenant demo`. */
 export function layoutOptions(command: Command): Command {
   return command
@@ -40,7 +52,7 @@ export function layoutOptions(command: Command): Command {
     .option('--dir <dir>', 'where node data and devnet.json go', DEVNET_DEFAULTS.dir)
     .option(
       '--base-port <port>',
-      'node i uses base+2i (libp2p) and base+2i+1 (HTTP)',
+      'node i uses base+2i (libp2p) and base+2i+1 (HTTP) (default: the last run’s in --dir, else 4700)',
       parseIntOption('--base-port'),
     )
 }
@@ -75,12 +87,21 @@ export function register(program: Command): void {
           http,
           dataDir,
         }))
-        if (opts.json === true) printJson({ ok: true, dir: devnet.dir, nodes })
+        if (opts.json === true)
+          printJson({
+            ok: true,
+            dir: devnet.dir,
+            basePort: devnet.basePort,
+            dashboard: `${nodes[0].http}/`,
+            nodes,
+          })
         else {
+          process.stdout.write(`${basePortLine(devnet)}\n`)
           for (const n of nodes)
             process.stdout.write(
               `node ${n.index}  ${n.peerId}\n  libp2p ${n.multiaddrs[0]}\n  http   ${n.http}\n`,
             )
+          process.stdout.write(`dashboard: ${nodes[0].http}/\n`)
           process.stdout.write(`devnet ready: ${devnet.dir}/${DEVNET_FILE} (Ctrl-C to stop)\n`)
         }
         await stopOnSignal('devnet', () => devnet.stop())

@@ -2,6 +2,7 @@
 import { type Command, Option } from 'commander'
 import { type DaemonOptions, daemonOptionsSchema, runDaemon } from '../../node/index.ts'
 import { parseIntOption, printError } from '../output.ts'
+import { onParentGone } from '../signals.ts'
 
 interface StartOptions {
   config?: string
@@ -86,6 +87,8 @@ export function register(program: Command): void {
           fault: opts.fault ?? process.env.COVENANT_FAULT,
           devnet: opts.devnet === true,
         })
+        // the daemon stops on SIGTERM; under npm, also when npm is gone (see signals.ts)
+        onParentGone(() => process.kill(process.pid, 'SIGTERM'))
       } catch (err) {
         printError(err)
         process.exit(1)

@@ -3,9 +3,9 @@
  * the same sandbox executors use, so a function can be tried before it is deployed.
  */
 import type { Command } from 'commander'
+import { bundleFile } from '../../bundle/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import { createSandbox, type SandboxLimits } from '../../sandbox/index.ts'
-import { bundleFile } from '../bundle.ts'
 import { parseArg, parseIntOption, printJson, printValue, runCommand } from '../output.ts'
 
 interface SandboxOptions {

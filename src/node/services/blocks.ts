@@ -1,7 +1,8 @@
 /**
  * Blocks and functions over HTTP, served from storage: put and get blocks, find their holders,
- * deploy a function (its code and signed manifest) and read it back. A node whose covenant would
- * not serve content does not pass it through either way.
+ * deploy a function (its code and signed manifest) and read it back, inspect a module before it
+ * is deployed, and what this node stores and why. A node whose covenant would not serve content
+ * does not pass it through either way.
  */
 import { Counter } from 'prom-client'
 import {
@@ -11,8 +12,11 @@ import {
   deployRoute,
   getBlockRoute,
   getFunctionRoute,
+  inspectRoute,
   putBlockRoute,
+  storageRoute,
 } from '../../api/index.ts'
+import { assertSelfContained, inspectModule } from '../../bundle/index.ts'
 import {
   cidForBytes,
   DAG_CBOR_CODEC,
@@ -86,6 +90,16 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
         `the manifest says ${manifest.size} bytes, the code has ${code.length}`,
       )
     assertServes(manifest.tags)
+    // Code that cannot run is refused now, not on every call: it must load on its own and export
+    // what its manifest lists.
+    const inspection = await inspectModule(body.code)
+    assertSelfContained(inspection)
+    const missing = manifest.exports.filter((e) => !inspection.exports.includes(e))
+    if (missing.length > 0)
+      throw new CovenantError(
+        'INVALID_CODE',
+        `the manifest lists ${missing.join(', ')}, which the code does not export (it exports ${inspection.exports.join(', ') || 'nothing'})`,
+      )
     const codePut = await storage.put(code, { tags: manifest.tags })
     const manifestPut = await storage.put(manifestBytes, { tags: manifest.tags, codec: 'dag-cbor' })
     return {
@@ -104,6 +118,23 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
     const manifest = decodeManifest((await storage.get(cid)).bytes)
     assertServes(manifest.tags)
     return { cid: cid.toString(), manifest: manifestToJSON(manifest), holders: await storage.locate(cid) }
+  })
+
+  route(http, inspectRoute, async function inspect({ body }) {
+    const { code, exports, imports } = await inspectModule(body.code, { typescript: body.typescript })
+    return { code, exports, imports }
+  })
+
+  route(http, storageRoute, async function storageInfo({ query }) {
+    const store = c.covenant().config.store
+    const described = storage.describe(query)
+    return {
+      ...described,
+      maxBytes: store.maxBytes,
+      storeEnabled: store.enabled,
+      replicas: storage.options.replicas,
+      repair: { intervalMs: storage.options.repairIntervalMs, ...described.repair },
+    }
   })
 
   return { name: 'blocks' }

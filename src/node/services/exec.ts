@@ -25,6 +25,7 @@ import {
   type Executor,
   FAULT_KINDS,
   type FaultKind,
+  type InvokeResult,
   invoke,
   MAX_CONFLICT_BYTES,
   MAX_DEADLINE_AHEAD_MS,
@@ -61,6 +62,7 @@ export type ExecServiceComponents = Pick<
   | 'logger'
   | 'metrics'
   | 'conflicts'
+  | 'calls'
   | 'fault'
 >
 
@@ -148,11 +150,13 @@ async function createExecService(
       const reply = await executor.execute(request, { signal })
       metrics.executions.inc({ outcome: 'receipt' })
       logger.debug({ event: 'execute', from, outcome: 'receipt', ms: performance.now() - started })
+      c.calls.executed({ request, from, reply, ms: performance.now() - started })
       return reply
     } catch (err) {
       const e = CovenantError.from(err)
       metrics.executions.inc({ outcome: e.code })
       logger.debug({ event: 'execute', from, outcome: e.code, ms: performance.now() - started })
+      c.calls.executed({ request, from, error: e, ms: performance.now() - started })
       throw e
     }
   }
@@ -269,6 +273,8 @@ async function createExecService(
     }
     let outcome = 'ok'
     let id: string | undefined
+    let result: InvokeResult | undefined
+    let failure: CovenantError | undefined
     try {
       const request = requestFromJSON(body.request)
       id = verifyRequest(request).id
@@ -292,7 +298,7 @@ async function createExecService(
         pending.set(peer, p)
         return p
       }
-      const result = await invoke({ request, id, manifest, candidates: candidates(), send })
+      result = await invoke({ request, id, manifest, candidates: candidates(), send })
       lap('quorum')
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
@@ -310,6 +316,7 @@ async function createExecService(
       return answer
     } catch (err) {
       const e = CovenantError.from(err)
+      failure = e
       outcome = e.code
       const tried = (e.details as { tried?: Attempt[] } | undefined)?.tried
       for (const a of tried ?? []) metrics.attempts.inc({ outcome: a.outcome })
@@ -317,6 +324,7 @@ async function createExecService(
     } finally {
       metrics.invocations.inc({ outcome })
       logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
+      c.calls.gatewayed({ request: body.request, result, error: failure, ms: performance.now() - started })
     }
   })
 

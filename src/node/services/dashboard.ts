@@ -1,0 +1,65 @@
+/**
+ * The dashboard service: serves the web app built ahead in `src/web/dist` (the page on `GET /`,
+ * its hashed assets on `GET /ui/:file`) and the live calls feed it shows (`GET /v1/calls`, server-
+ * sent events from the node's call feed). The app reads everything else through the HTTP API.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { callsRoute } from '../../api/index.ts'
+import { CovenantError, parseOrThrow } from '../../errors/index.ts'
+import { DASHBOARD_PAGE, type DashboardAsset, loadDashboard } from '../../web/index.ts'
+import { route } from '../http.ts'
+import type { NodeComponents, NodeService } from '../service.ts'
+
+export type DashboardServiceComponents = Pick<NodeComponents, 'http' | 'calls'>
+
+/**
+ * The page runs only its own script and style and talks only to this node; a value a function
+ * returned is shown as text, never as markup. The certificate a re-check link carries stays in
+ * the URL's fragment, which a browser never sends.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+}
+
+const AssetParamsSchema = z.strictObject({ file: z.string().max(128) })
+
+function send(req: FastifyRequest, reply: FastifyReply, asset: DashboardAsset): FastifyReply {
+  reply
+    .header('content-type', asset.type)
+    .header('etag', asset.etag)
+    .header('cache-control', asset.immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
+    .header('x-content-type-options', 'nosniff')
+  if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send()
+  return reply.send(asset.body)
+}
+
+/** Serves the dashboard and its calls feed. */
+export function dashboardService(c: DashboardServiceComponents): NodeService {
+  const assets = loadDashboard()
+  const page = assets.get(DASHBOARD_PAGE)
+
+  c.http.get('/', async function dashboard(req, reply) {
+    if (page === undefined)
+      throw new CovenantError('NOT_FOUND', 'the dashboard is not built; run `npm run build:web`')
+    reply.headers(PAGE_HEADERS)
+    return send(req, reply, page)
+  })
+
+  c.http.get('/ui/:file', async function dashboardAsset(req, reply) {
+    const { file } = parseOrThrow(AssetParamsSchema, req.params, 'INVALID_INPUT', 'path')
+    const asset = file === DASHBOARD_PAGE ? undefined : assets.get(file)
+    if (asset === undefined) throw new CovenantError('NOT_FOUND', `the dashboard has no file ${file}`)
+    return send(req, reply, asset)
+  })
+
+  route(c.http, callsRoute, async function callsFeed({ query }, _reply, gone) {
+    return c.calls.subscribe({ backlog: query.backlog, signal: gone })
+  })
+
+  return { name: 'dashboard' }
+}

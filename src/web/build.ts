@@ -1,0 +1,68 @@
+/**
+ * Builds the dashboard with esbuild: `app/main.tsx` (Preact, and the SDK bundled for browsers)
+ * into one script and one stylesheet whose names carry their hash, and `app/index.html` pointing
+ * at them. In memory: `npm run build:web` writes the result to `dist/`, and a test compares it
+ * with what is committed there.
+ */
+import { readFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Plugin } from 'esbuild'
+import { DASHBOARD_PAGE } from './assets.ts'
+
+const APP = fileURLToPath(new URL('./app/', import.meta.url))
+
+/**
+ * zod's namespace object carries every locale's error messages (`z.locales`), which no
+ * tree-shaking can drop; nothing here uses any but English, so the others are left out (a third
+ * of the bundle).
+ */
+const englishOnlyZod: Plugin = {
+  name: 'english-only-zod',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
+        ? { path: join(dirname(args.importer), '../locales/en.js'), namespace: 'zod-locales' }
+        : undefined,
+    )
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)}`,
+      resolveDir: dirname(args.path),
+    }))
+  },
+}
+
+/** Builds the dashboard: file name → contents, exactly what `dist/` should hold. */
+export async function buildDashboard(): Promise<Map<string, Uint8Array>> {
+  const { build } = await import('esbuild')
+  const result = await build({
+    entryPoints: [`${APP}app.tsx`, `${APP}style.css`],
+    bundle: true,
+    write: false,
+    outdir: 'dist',
+    entryNames: '[name]-[hash]',
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    // Node-only modules the SDK never calls in a browser (package.json `browser`, `sideEffects`)
+    external: ['node:*'],
+    minify: true,
+    legalComments: 'eof',
+    charset: 'utf8',
+    logLevel: 'silent',
+    plugins: [englishOnlyZod],
+  })
+  const files = new Map<string, Uint8Array>()
+  for (const out of result.outputFiles) files.set(basename(out.path), out.contents)
+  const script = [...files.keys()].find((n) => n.endsWith('.js'))
+  const style = [...files.keys()].find((n) => n.endsWith('.css'))
+  if (script === undefined || style === undefined)
+    throw new Error('the dashboard build made no script or style')
+  const page = (await readFile(`${APP}${DASHBOARD_PAGE}`, 'utf8'))
+    .replace('{{script}}', `/ui/${script}`)
+    .replace('{{style}}', `/ui/${style}`)
+  files.set(DASHBOARD_PAGE, new TextEncoder().encode(page))
+  return files
+}

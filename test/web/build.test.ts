@@ -1,0 +1,40 @@
+/**
+ * The dashboard is built ahead and committed (src/web/dist): rebuilt here in memory, it must be
+ * byte for byte what is committed, so a change to the app without `npm run build:web` fails.
+ */
+import assert from 'node:assert/strict'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { buildDashboard, DASHBOARD_DIST, DASHBOARD_PAGE, loadDashboard } from '../../src/web/index.ts'
+
+describe('the dashboard build', () => {
+  it('is committed as it builds now (run `npm run build:web` after changing src/web/app)', async () => {
+    const built = await buildDashboard()
+    const committed = (await readdir(DASHBOARD_DIST)).sort()
+    assert.deepEqual(committed, [...built.keys()].sort(), 'the files in src/web/dist')
+    for (const [name, body] of built)
+      assert.ok(Buffer.from(body).equals(await readFile(join(DASHBOARD_DIST, name))), `${name} is stale`)
+  })
+
+  it('is one page, one script and one stylesheet, small, with hashed names and no Node import', async () => {
+    const assets = loadDashboard()
+    assert.deepEqual([...assets.values()].map((a) => a.type).sort(), [
+      'text/css; charset=utf-8',
+      'text/html; charset=utf-8',
+      'text/javascript; charset=utf-8',
+    ])
+    const page = assets.get(DASHBOARD_PAGE)!.body.toString()
+    for (const [name, asset] of assets) {
+      if (name === DASHBOARD_PAGE) continue
+      assert.match(name, /^[a-z]+-[A-Z0-9]{8}\.(js|css)$/)
+      assert.ok(page.includes(`/ui/${name}`), `the page loads ${name}`)
+      assert.ok(asset.immutable)
+    }
+    const script = [...assets].find(([n]) => n.endsWith('.js'))![1].body
+    assert.ok(script.length < 600 * 1024, `the script is ${script.length} bytes`)
+    assert.doesNotMatch(script.toString(), /["'`]node:[\w/]+["'`]/)
+    // nothing is fetched from elsewhere: every URL the page names is its own
+    assert.doesNotMatch(page, /https?:\/\//)
+  })
+})
