@@ -41,7 +41,8 @@ export function signNote<S extends z.ZodType<Record<string, unknown>>>(
   const parsed = schema.safeParse(body)
   if (!parsed.success)
     throw new CovenantError('INVALID_INPUT', `invalid ${what}: ${z.prettifyError(parsed.error)}`)
-  return { ...parsed.data, signature: signValue(key, parsed.data) }
+  // a plain Uint8Array, as decoding gives back: libp2p signs into a Buffer
+  return { ...parsed.data, signature: new Uint8Array(signValue(key, parsed.data)) }
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
-import { formatAmount, type SignedCovenant } from '../covenant/index.ts'
+import { formatAmount, MAX_AMOUNT, type SignedCovenant } from '../covenant/index.ts'
 import { toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import {
@@ -39,7 +39,6 @@ import { type Invoice, invoiceId, MAX_INVOICE_LINES, sheetForDay, signInvoice } 
 import { openLedgerDb } from './ledger-db.ts'
 import {
   AmountSchema,
-  addAmounts,
   chargeFor,
   DAY_MS,
   type PriceSheet,
@@ -320,7 +319,10 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     account: db.prepare('SELECT * FROM accounts WHERE payer = ?'),
     countAccounts: db.prepare('SELECT count(*) AS n FROM accounts'),
     createAccount: db.prepare('INSERT OR IGNORE INTO accounts (payer, updated_at) VALUES (?, ?)'),
-    addCharged: db.prepare('UPDATE accounts SET charged = charged + ?, updated_at = ? WHERE payer = ?'),
+    addCharged: db.prepare(
+      `UPDATE accounts SET charged = charged + ?1, updated_at = ?2
+       WHERE payer = ?3 AND charged + ?1 <= ${MAX_AMOUNT} RETURNING *`,
+    ),
     setReceived: db.prepare(
       'UPDATE accounts SET received = ?, seq = ?, cheque = ?, updated_at = ? WHERE payer = ?',
     ),
@@ -432,10 +434,10 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
   /** Creates the payer's account if needed (PEER_BUSY when the ledger holds as many as allowed). */
   // counted once, then kept: count(*) walks the whole table
   let accountCount = Number((stmt.countAccounts.get() as { n: number }).n)
+  /** Inside a transaction: a refusal rolls the new row back. */
   function ensureAccount(payer: string): void {
-    if (row(payer) !== undefined) return
+    if (Number(stmt.createAccount.run(payer, now()).changes) === 0) return
     assertRoom()
-    stmt.createAccount.run(payer, now())
     accountCount++
   }
   function assertRoom(): void {
@@ -446,8 +448,7 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
       )
   }
   /** Keeps `over_since` in step with the account after a change (inside the caller's transaction). */
-  function markOver(payer: string): void {
-    const r = row(payer)
+  function markOver(payer: string, r = row(payer)): void {
     if (r === undefined) return
     const over = r.charged - r.received - r.granted > limitOf(r)
     if (over && r.over_since === null) stmt.setOverSince.run(now(), payer)
@@ -486,10 +487,11 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
       Math.max(c.keepUntil, at + opts.historyMs),
     )
     if (Number(inserted.changes) === 0) return false
-    const r = row(payer)!
-    addAmounts(r.charged, c.amount) // AMOUNT_TOO_LARGE before anything is written
-    stmt.addCharged.run(c.amount, at, payer)
-    markOver(payer)
+    const r = stmt.addCharged.get(c.amount, at, payer) as AccountRow | undefined
+    // no row: the sum would pass 2^53 − 1, where it is no longer exact; the transaction rolls back
+    if (r === undefined)
+      throw new CovenantError('AMOUNT_TOO_LARGE', `${payer} would owe more than ${formatAmount(MAX_AMOUNT)}`)
+    markOver(payer, r)
     return true
   }
 
