@@ -48,11 +48,11 @@ export {
   signInvoice,
   verifyInvoice,
 } from './invoice.ts'
+export type { ChargeRecord, SideInit } from './ledger-db.ts'
 export type {
   Admission,
   CertifiedCharge,
   CertifiedStatus,
-  ChargeRecord,
   ChequeOutcome,
   OverdueAccount,
   PayeeAccount,

@@ -18,13 +18,7 @@ import { z } from 'zod'
 import { formatAmount, MAX_AMOUNT, type SignedCovenant } from '../covenant/index.ts'
 import { toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import {
-  type Certificate,
-  type Conflict,
-  type Receipt,
-  verifyCertificate as verifyCertificateDefault,
-  verifyConflict as verifyConflictDefault,
-} from '../exec/index.ts'
+import type { Receipt } from '../exec/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import {
   type Cheque,
@@ -36,7 +30,14 @@ import {
   verifyCheque,
 } from './cheque.ts'
 import { type Invoice, invoiceId, MAX_INVOICE_LINES, sheetForDay, signInvoice } from './invoice.ts'
-import { openLedgerDb } from './ledger-db.ts'
+import {
+  type ChargeRecord,
+  chargeRecord,
+  HOUR_MS,
+  openSide,
+  type SideInit,
+  sideOptionsShape,
+} from './ledger-db.ts'
 import {
   AmountSchema,
   chargeFor,
@@ -48,23 +49,13 @@ import {
 } from './pricing.ts'
 import type { PairStatement } from './reconcile.ts'
 
-const HOUR_MS = 3_600_000
-
 /** The payee ledger's tunables; every default is written here. */
 export const payeeLedgerOptionsSchema = z.strictObject({
-  /** the SQLite file, or `':memory:'`; the parent directory is created */
-  path: z.string().min(1),
+  ...sideOptionsShape,
   /** mint faucet deposits (a devnet node only) */
   devnet: z.boolean().default(false),
   /** the most the faucet mints for one payer, in all @default 1 cr */
   faucetLimit: AmountSchema.default(1_000_000_000),
-  /** how long after a request's deadline its certificate is still charged (and remembered) @default 24 h */
-  certificateWindowMs: z
-    .number()
-    .int()
-    .min(60_000)
-    .max(30 * 24 * HOUR_MS)
-    .default(24 * HOUR_MS),
   /**
    * how long after a request's deadline a receipt with no certificate yet counts against its payer's
    * credit; after it the work is written off (a failed quorum is not charged) @default 10 min
@@ -75,13 +66,6 @@ export const payeeLedgerOptionsSchema = z.strictObject({
     .min(0)
     .max(24 * HOUR_MS)
     .default(10 * 60_000),
-  /** how long charges stay in the history once past the certificate window @default 30 days */
-  historyMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(3650 * DAY_MS)
-    .default(30 * DAY_MS),
   /** payers with an account; a new payer beyond it is PEER_BUSY, so strangers cannot fill the disk @default 1 000 000 */
   maxAccounts: z.number().int().min(1).default(1_000_000),
   /** calls in flight or awaiting their certificate, over all payers @default 100 000 */
@@ -89,17 +73,11 @@ export const payeeLedgerOptionsSchema = z.strictObject({
 })
 export type PayeeLedgerOptions = z.input<typeof payeeLedgerOptionsSchema>
 
-export interface PayeeLedgerInit extends PayeeLedgerOptions {
+export interface PayeeLedgerInit extends PayeeLedgerOptions, SideInit {
   /** this node's key: the payee every cheque must name; signs invoices and deposits */
   key: PrivateKey
   /** this node's current signed covenant: its prices, credit and notice period */
   covenant: () => SignedCovenant
-  /** @default Date.now */
-  now?: () => number
-  /** checks a certificate handed in (INVALID_CERTIFICATE); the node passes one that also checks selection @default exec's verifyCertificate */
-  verifyCertificate?: (value: unknown) => Certificate
-  /** checks conflict evidence (INVALID_CONFLICT) @default exec's verifyConflict */
-  verifyConflict?: (value: unknown) => Conflict
 }
 
 /** One payer as this payee sees it. All amounts in ncr. */
@@ -151,16 +129,6 @@ export interface CertifiedCharge {
   status: CertifiedStatus
   /** the charge recorded now (0 unless `charged`) */
   amount: number
-}
-
-export interface ChargeRecord {
-  /** the certificate id (the request id) of a call, or the invoice id */
-  ref: string
-  kind: 'exec' | 'store' | 'serve'
-  amount: number
-  fuel?: number
-  covenantVersion: number
-  at: number
 }
 
 export interface ChequeOutcome {
@@ -307,13 +275,9 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     maxAccounts: init.maxAccounts,
     maxExposures: init.maxExposures,
   })
-  const now = init.now ?? Date.now
-  const verifyCertificate =
-    init.verifyCertificate ?? ((v: unknown) => verifyCertificateDefault(v).certificate)
-  const verifyConflict = init.verifyConflict ?? ((v: unknown) => verifyConflictDefault(v).conflict)
   const payee = keyId(init.key)
-  const store = openLedgerDb(opts.path, MIGRATIONS, 'payee ledger')
-  const { db, transaction } = store
+  const store = openSide(opts.path, MIGRATIONS, 'payee ledger', init)
+  const { db, transaction, now, verifyCertificate, verifyConflict, prune } = store
 
   const stmt = {
     account: db.prepare('SELECT * FROM accounts WHERE payer = ?'),
@@ -346,7 +310,6 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     history: db.prepare(
       'SELECT * FROM charges WHERE payer = ? AND at < ? ORDER BY at DESC, ref DESC LIMIT ?',
     ),
-    prune: db.prepare('DELETE FROM charges WHERE keep_until < ?'),
     prices: db.prepare('SELECT sheet FROM prices'),
     insertPrice: db.prepare('INSERT OR IGNORE INTO prices (version, sheet) VALUES (?, ?)'),
     deposit: db.prepare('SELECT body FROM deposits WHERE id = ?'),
@@ -454,15 +417,6 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     if (over && r.over_since === null) stmt.setOverSince.run(now(), payer)
     else if (!over && r.over_since !== null) stmt.setOverSince.run(null, payer)
   }
-
-  let nextPrune = 0
-  function prune(): void {
-    const t = now()
-    if (t < nextPrune) return
-    nextPrune = t + HOUR_MS
-    stmt.prune.run(t)
-  }
-  prune()
 
   function charge(
     payer: string,
@@ -819,16 +773,4 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
       return invoices
     })
   }
-}
-
-function chargeRecord(r: Record<string, unknown>): ChargeRecord {
-  const record: ChargeRecord = {
-    ref: String(r.ref),
-    kind: r.kind as ChargeRecord['kind'],
-    amount: Number(r.amount),
-    covenantVersion: Number(r.covenant_version),
-    at: Number(r.at),
-  }
-  if (r.fuel !== null && r.fuel !== undefined) record.fuel = Number(r.fuel)
-  return record
 }

@@ -12,64 +12,31 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
-import {
-  type Certificate,
-  type Conflict,
-  verifyCertificate as verifyCertificateDefault,
-  verifyConflict as verifyConflictDefault,
-} from '../exec/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import { type Cheque, ChequeSchema, decodeNote, signCheque, verifyCheque, verifyDeposit } from './cheque.ts'
 import { checkInvoicePrice, invoiceId, verifyInvoice } from './invoice.ts'
-import { openLedgerDb } from './ledger-db.ts'
+import { type ChargeRecord, chargeRecord, openSide, type SideInit, sideOptionsShape } from './ledger-db.ts'
 import {
   AmountSchema,
   addAmounts,
   chargeFor,
-  DAY_MS,
   type PriceSheet,
   PriceSheetSchema,
   priceSheet,
 } from './pricing.ts'
 import type { PairStatement } from './reconcile.ts'
 
-const HOUR_MS = 3_600_000
-
 /** The payer ledger's tunables; every default is written here. */
 export const payerLedgerOptionsSchema = z.strictObject({
-  /** the SQLite file, or `':memory:'`; the parent directory is created */
-  path: z.string().min(1),
-  /**
-   * how long after a request's deadline its certificate is still recorded (and remembered, so it is
-   * never counted twice); the payees' window must be the same for both sides to agree @default 24 h
-   */
-  certificateWindowMs: z
-    .number()
-    .int()
-    .min(60_000)
-    .max(30 * 24 * HOUR_MS)
-    .default(24 * HOUR_MS),
-  /** how long charges stay in the history once past the certificate window @default 30 days */
-  historyMs: z
-    .number()
-    .int()
-    .min(0)
-    .max(3650 * DAY_MS)
-    .default(30 * DAY_MS),
+  ...sideOptionsShape,
   /** covenant versions remembered per payee @default 16 */
   versionsPerPeer: z.number().int().min(1).max(1024).default(16),
 })
 export type PayerLedgerOptions = z.input<typeof payerLedgerOptionsSchema>
 
-export interface PayerLedgerInit extends PayerLedgerOptions {
+export interface PayerLedgerInit extends PayerLedgerOptions, SideInit {
   /** the payer's key: signs every cheque */
   key: PrivateKey
-  /** @default Date.now */
-  now?: () => number
-  /** checks a certificate (INVALID_CERTIFICATE); pass one that also checks selection @default exec's verifyCertificate */
-  verifyCertificate?: (value: unknown) => Certificate
-  /** @default exec's verifyConflict */
-  verifyConflict?: (value: unknown) => Conflict
 }
 
 /** One payee as this payer sees it. All amounts in ncr. */
@@ -88,15 +55,9 @@ export interface PayerAccount {
   unconfirmed: boolean
 }
 
-export interface PayerCharge {
+/** One charge in the payer's history: to whom, and what. */
+export interface PayerCharge extends ChargeRecord {
   payee: string
-  /** the certificate id (the request id) of a call, or the invoice id */
-  ref: string
-  kind: 'exec' | 'store' | 'serve'
-  amount: number
-  fuel?: number
-  covenantVersion: number
-  at: number
 }
 
 export interface PayerCertifiedCharge {
@@ -216,13 +177,9 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     historyMs: init.historyMs,
     versionsPerPeer: init.versionsPerPeer,
   })
-  const now = init.now ?? Date.now
-  const verifyCertificate =
-    init.verifyCertificate ?? ((v: unknown) => verifyCertificateDefault(v).certificate)
-  const verifyConflict = init.verifyConflict ?? ((v: unknown) => verifyConflictDefault(v).conflict)
   const payer = keyId(init.key)
-  const store = openLedgerDb(opts.path, MIGRATIONS, 'payer ledger')
-  const { db, transaction } = store
+  const store = openSide(opts.path, MIGRATIONS, 'payer ledger', init)
+  const { db, transaction, now, verifyCertificate, verifyConflict, prune } = store
 
   const stmt = {
     account: db.prepare('SELECT * FROM accounts WHERE payee = ?'),
@@ -243,7 +200,6 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     historyOf: db.prepare(
       'SELECT * FROM charges WHERE payee = ? AND at < ? ORDER BY at DESC, ref DESC LIMIT ?',
     ),
-    prune: db.prepare('DELETE FROM charges WHERE keep_until < ?'),
     prices: db.prepare('SELECT sheet FROM prices'),
     insertPrice: db.prepare('INSERT OR IGNORE INTO prices (peer, version, sheet) VALUES (?, ?, ?)'),
     trimPrices: db.prepare(
@@ -313,15 +269,6 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     addAmounts(row(payee)!.owed, amount)
     stmt.addOwed.run(amount, now(), payee)
   }
-
-  let nextPrune = 0
-  function prune(): void {
-    const t = now()
-    if (t < nextPrune) return
-    nextPrune = t + HOUR_MS
-    stmt.prune.run(t)
-  }
-  prune()
 
   /** Signs and writes cheque number seq + 1 to `payee` for `cumulative` (inside a transaction). */
   function writeCheque(payee: string, cumulative: number): Cheque {
@@ -510,18 +457,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       const before = o.before ?? Number.MAX_SAFE_INTEGER
       const rows =
         o.payee === undefined ? stmt.history.all(before, limit) : stmt.historyOf.all(o.payee, before, limit)
-      return rows.map((r) => {
-        const charge: PayerCharge = {
-          payee: String(r.payee),
-          ref: String(r.ref),
-          kind: r.kind as PayerCharge['kind'],
-          amount: Number(r.amount),
-          covenantVersion: Number(r.covenant_version),
-          at: Number(r.at),
-        }
-        if (r.fuel !== null) charge.fuel = Number(r.fuel)
-        return charge
-      })
+      return rows.map((r) => ({ payee: String(r.payee), ...chargeRecord(r) }))
     },
 
     statement(payee) {

@@ -363,6 +363,8 @@ describe('payee ledger: storage', () => {
   let holder: Party
   let publisher: Party
   const cid = (s: string) => cidForBytes(new TextEncoder().encode(s)).toString()
+  const openHolder = (file: string, clock: Clock, party = holder) =>
+    openPayeeLedger({ path: dir.file(file), key: party.key, covenant: () => party.covenant, now: clock.now })
 
   before(async () => {
     dir = await tempDir()
@@ -375,12 +377,7 @@ describe('payee ledger: storage', () => {
 
   it('bills whole days held at the price per byte per day, a day once, and unpinned blocks up to their last day', () => {
     const clock = new Clock(T0 + 3_600_000)
-    const ledger = openPayeeLedger({
-      path: dir.file('store.db'),
-      key: holder.key,
-      covenant: () => holder.covenant,
-      now: clock.now,
-    })
+    const ledger = openHolder('store.db', clock)
     ledger.pin(publisher.peer, cid('a'), 1000)
     ledger.pin(publisher.peer, cid('a'), 1000)
     assert.deepEqual(ledger.billStorage(), [], 'the first day is billed once it is over')
@@ -422,12 +419,7 @@ describe('payee ledger: storage', () => {
 
   it('lists a publisher past its credit, and its blocks as droppable once the notice period is over', () => {
     const clock = new Clock()
-    const ledger = openPayeeLedger({
-      path: dir.file('notice.db'),
-      key: holder.key,
-      covenant: () => holder.covenant,
-      now: clock.now,
-    })
+    const ledger = openHolder('notice.db', clock)
     ledger.pin(publisher.peer, cid('big'), 1000)
     clock.advance(3 * DAY_MS)
     ledger.billStorage()
@@ -452,12 +444,7 @@ describe('payee ledger: storage', () => {
   it('refuses a charge that would make a balance inexact, and keeps the account as it was', async () => {
     const cheapest = await makeParty(pricedCovenant({ pricePerBytePerDay: 1 }))
     const clock = new Clock()
-    const ledger = openPayeeLedger({
-      path: dir.file('huge.db'),
-      key: cheapest.key,
-      covenant: () => cheapest.covenant,
-      now: clock.now,
-    })
+    const ledger = openHolder('huge.db', clock, cheapest)
     ledger.pin(publisher.peer, cid('huge'), 3e15)
     for (let day = 1; day <= 3; day++) {
       clock.advance(DAY_MS)
@@ -476,22 +463,12 @@ describe('payee ledger: storage', () => {
 
   it('bills blocks served at the price per byte, and nothing when serving is free', async () => {
     const clock = new Clock()
-    const ledger = openPayeeLedger({
-      path: dir.file('serve.db'),
-      key: holder.key,
-      covenant: () => holder.covenant,
-      now: clock.now,
-    })
+    const ledger = openHolder('serve.db', clock)
     const invoice = ledger.billServed(publisher.peer, [{ cid: cid('a'), bytes: 500 }])!
     assert.equal(invoice.amount, 1500)
     assert.equal(ledger.account(publisher.peer).charged, 1500)
     const free = await makeParty(pricedCovenant({}))
-    const freeLedger = openPayeeLedger({
-      path: dir.file('free.db'),
-      key: free.key,
-      covenant: () => free.covenant,
-      now: clock.now,
-    })
+    const freeLedger = openHolder('free.db', clock, free)
     assert.equal(freeLedger.billServed(publisher.peer, [{ cid: cid('a'), bytes: 500 }]), undefined)
     freeLedger.close()
     assert.equal(priceSheet(holder.covenant).pricePerByte, 3)
