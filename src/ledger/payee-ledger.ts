@@ -618,11 +618,13 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
 
     account(payer) {
       store.assertOpen()
+      sweep()
       return view(payer, row(payer))
     },
 
     accounts(o = {}) {
       store.assertOpen()
+      sweep()
       const limit = Math.min(Math.max(1, o.limit ?? 100), 1000)
       return (stmt.list.all(o.after ?? '', limit) as unknown as AccountRow[]).map((r) => view(r.payer, r))
     },
