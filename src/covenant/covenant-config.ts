@@ -4,6 +4,7 @@ import { TagSchema } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { isKeyId } from '../keys/index.ts'
 import { LIMIT_RANGES } from '../sandbox/index.ts'
+import { amountSchema, formatAmount } from './money.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -74,6 +75,18 @@ const ByteSizeSchema = z
 
 const PublisherSchema = z.string().refine(isKeyId, 'expected a key id (an Ed25519 peer id such as 12D3KooW…)')
 
+/**
+ * Price bounds, in nano-credits (see money.ts). They keep the largest charge one call or one block
+ * can incur far inside 2^53: a call at the most fuel and the highest prices costs about 10^15 ncr.
+ */
+export const MAX_PRICES = Object.freeze({
+  basePrice: 1_000_000_000_000,
+  pricePerFuel: 1_000_000,
+  pricePerBytePerDay: 1_000_000,
+  pricePerByte: 1_000_000,
+  credit: 1_000_000_000_000_000,
+})
+
 const StoreSchema = z.strictObject({
   /** Whether the node stores other people's blocks at all. */
   enabled: z.boolean().default(true),
@@ -81,6 +94,15 @@ const StoreSchema = z.strictObject({
   maxBytes: ByteSizeSchema.default(GiB),
   /** Content with any of these tags is neither stored nor served. */
   refusedTags: z.array(TagSchema).max(1024).default([]),
+  /** ncr owed by a block's publisher per byte held per (UTC) day: 1 GiB for a day ≈ 1.07 cr. */
+  pricePerBytePerDay: amountSchema(MAX_PRICES.pricePerBytePerDay).default(1),
+  /** Days a publisher past its credit has to pay before this node may drop its blocks. */
+  noticeDays: z.number().int().min(0).max(365).default(7),
+})
+
+const ServeSchema = z.strictObject({
+  /** ncr owed by a reader per byte of block served; free by default, as reading is on IPFS. */
+  pricePerByte: amountSchema(MAX_PRICES.pricePerByte).default(0),
 })
 
 const ExecuteSchema = z.strictObject({
@@ -96,8 +118,14 @@ const ExecuteSchema = z.strictObject({
     .default(memoryBytes.default / MiB),
   maxWallClockMs: z.number().int().min(timeoutMs.min).max(timeoutMs.max).default(timeoutMs.default),
   concurrency: z.number().int().min(1).max(256).default(2),
-  /** Credits per unit of fuel. */
-  pricePerFuel: z.number().min(0).max(1e6).default(0.000001),
+  /**
+   * ncr charged for every certified call whatever its fuel: a small call reports 0 fuel (a tick
+   * is ≈ 10 000 QuickJS steps) and still costs the executor a request check, a run and a
+   * signature, about ten ticks of work.
+   */
+  basePrice: amountSchema(MAX_PRICES.basePrice).default(10_000),
+  /** ncr per unit of fuel the receipt signs for (0.000001 cr: the price before payments). */
+  pricePerFuel: amountSchema(MAX_PRICES.pricePerFuel).default(1000),
   refusedTags: z.array(TagSchema).max(1024).default([]),
   /** Empty means anyone not refused. */
   allowedPublishers: z.array(PublisherSchema).max(1024).default([]),
@@ -108,7 +136,13 @@ const ExecuteSchema = z.strictObject({
 export const CovenantConfigSchema = z.strictObject({
   statement: z.string().max(4096).default(''),
   store: StoreSchema.prefault({}),
+  serve: ServeSchema.prefault({}),
   execute: ExecuteSchema.prefault({}),
+  /**
+   * ncr a caller (or publisher) this node knows nothing about may owe it before paying: the most
+   * such a stranger can walk away with. 0.01 cr is about five default calls of a second each.
+   */
+  credit: amountSchema(MAX_PRICES.credit).default(10_000_000),
 })
 
 export type CovenantConfig = z.output<typeof CovenantConfigSchema>
@@ -224,5 +258,19 @@ export const DEFAULT_COVENANT: CovenantConfig = parseCovenantYaml('')
 /** Writes a config as YAML that {@link parseCovenantYaml} reads back to an equal config. */
 export function covenantToYaml(config: CovenantConfig): string {
   const c = CovenantConfigSchema.parse(config)
-  return stringify({ ...c, store: { ...c.store, maxBytes: formatByteSize(c.store.maxBytes) } })
+  return stringify({
+    ...c,
+    store: {
+      ...c.store,
+      maxBytes: formatByteSize(c.store.maxBytes),
+      pricePerBytePerDay: formatAmount(c.store.pricePerBytePerDay),
+    },
+    serve: { pricePerByte: formatAmount(c.serve.pricePerByte) },
+    execute: {
+      ...c.execute,
+      basePrice: formatAmount(c.execute.basePrice),
+      pricePerFuel: formatAmount(c.execute.pricePerFuel),
+    },
+    credit: formatAmount(c.credit),
+  })
 }

@@ -12,6 +12,7 @@
  * const signed = signCovenant(key, config, nextCovenantVersion(previous, config))
  * verifySignedCovenant(signed)                       // throws unless signed by signed.peer
  * closestPeers(cid.bytes, peerIds, 3)                // the same 3 peers for everyone
+ * parseAmount('0.000001 cr')                         // 1000: money is whole nano-credits
  * ```
  */
 export type { CovenantConfig, CovenantConfigInput, CovenantIssue } from './covenant-config.ts'
@@ -22,12 +23,14 @@ export {
   DEFAULT_MAX_FUEL,
   formatByteSize,
   loadCovenantFile,
+  MAX_PRICES,
   MAX_STORE_BYTES,
   parseByteSize,
   parseCovenantYaml,
 } from './covenant-config.ts'
 export type { Decision, ExecuteQuery, StoreQuery } from './matching.ts'
 export { assertAllowed, mayExecute, mayServe, mayStore } from './matching.ts'
+export { amountSchema, formatAmount, MAX_AMOUNT, NCR_PER_CREDIT, parseAmount } from './money.ts'
 export { closestPeers, compareDistance, peerPosition, xorDistance } from './peer-selection.ts'
 export type { SignedCovenant, SignedCovenantJSON } from './signed-covenant.ts'
 export {

@@ -1,5 +1,6 @@
 import { CovenantError } from '../errors/index.ts'
 import type { CovenantConfig } from './covenant-config.ts'
+import { formatAmount } from './money.ts'
 
 /** The answer of a covenant to one question: yes, or no with a reason a person can read. */
 export type Decision = { ok: true } | { ok: false; reason: string }
@@ -37,7 +38,7 @@ export interface ExecuteQuery {
   fuel: number
   memoryMiB: number
   timeoutMs: number
-  /** the most the caller pays per unit of fuel; unchecked when absent */
+  /** the most the caller pays per unit of fuel, in ncr; unchecked when absent */
   maxPricePerFuel?: number
 }
 
@@ -55,7 +56,9 @@ export function mayExecute(config: CovenantConfig, q: ExecuteQuery): Decision {
   if (q.timeoutMs > e.maxWallClockMs)
     return no(`allows at most ${e.maxWallClockMs} ms of wall clock, ${q.timeoutMs} asked`)
   if (q.maxPricePerFuel !== undefined && e.pricePerFuel > q.maxPricePerFuel)
-    return no(`charges ${e.pricePerFuel} per fuel, more than the ${q.maxPricePerFuel} offered`)
+    return no(
+      `charges ${formatAmount(e.pricePerFuel)} per fuel, more than the ${formatAmount(q.maxPricePerFuel)} offered`,
+    )
   return YES
 }
 

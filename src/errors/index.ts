@@ -313,6 +313,43 @@ export const ERROR_CODES = {
     message: 'the commit exceeds a datastore limit',
     hint: 'write fewer or smaller values per commit (docs/apps.md lists the limits)',
   },
+
+  // ── payments (src/ledger) ────────────────────────────────────────────────────────────────────
+  PAYMENT_REQUIRED: {
+    status: 402,
+    message: 'the caller is past the credit this node extends',
+    hint: 'pay this node: send it a cheque whose cumulative amount reaches `payUpTo` in the details, then call again (or ask for less fuel)',
+  },
+  INVALID_CHEQUE: {
+    status: 422,
+    message: 'the cheque does not verify',
+    hint: 'a cheque names its payer and payee, carries a cumulative amount in whole nano-credits, and is signed by its payer; sign a new one',
+  },
+  INVALID_INVOICE: {
+    status: 422,
+    message: 'the invoice does not verify',
+    hint: 'an invoice is signed by its holder, charges the price of a covenant version it names, and bills each period once',
+  },
+  INVALID_DEPOSIT: {
+    status: 422,
+    message: 'the deposit does not verify',
+    hint: 'a deposit is signed by the node that granted it and names the caller it credits',
+  },
+  FAUCET_REFUSED: {
+    status: 403,
+    message: 'the faucet mints credit only on a devnet node, up to its limit per caller',
+    hint: 'on a real network, pay with cheques',
+  },
+  PRICE_UNKNOWN: {
+    status: 409,
+    message: 'the price of a covenant version a receipt names is not known',
+    hint: 'fetch the executor’s signed covenant (GET /v1/peers) and record the certificate again',
+  },
+  AMOUNT_TOO_LARGE: {
+    status: 422,
+    message: 'the amount is larger than the ledger counts exactly',
+    hint: 'amounts are whole nano-credits up to 2^53 − 1 (about 9 million credits)',
+  },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

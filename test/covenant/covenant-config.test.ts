@@ -33,18 +33,21 @@ describe('covenant.yaml', () => {
   it('fills every default from an empty file; execution is off by default', () => {
     assert.deepEqual(DEFAULT_COVENANT, {
       statement: '',
-      store: { enabled: true, maxBytes: 1024 ** 3, refusedTags: [] },
+      store: { enabled: true, maxBytes: 1024 ** 3, refusedTags: [], pricePerBytePerDay: 1, noticeDays: 7 },
+      serve: { pricePerByte: 0 },
       execute: {
         enabled: false,
         maxFuel: 1_000_000_000,
         maxMemoryMiB: 64,
         maxWallClockMs: 5000,
         concurrency: 2,
-        pricePerFuel: 0.000001,
+        basePrice: 10_000,
+        pricePerFuel: 1000,
         refusedTags: [],
         allowedPublishers: [],
         refusedPublishers: [],
       },
+      credit: 10_000_000,
     })
     assert.deepEqual(parseCovenantYaml('# only a comment\n'), DEFAULT_COVENANT)
     assert.deepEqual(parseCovenantYaml('store: {}\nexecute: {}\n'), DEFAULT_COVENANT)
@@ -63,17 +66,21 @@ execute:
   maxMemoryMiB: 32
   maxWallClockMs: 1000
   concurrency: 4
-  pricePerFuel: 0.5
+  basePrice: 2 µcr
+  pricePerFuel: 0.0005 cr
   refusedTags: [gambling]
   allowedPublishers: [${PUBLISHER}]
   refusedPublishers: []
 `)
     assert.equal(config.store.maxBytes, 512 * 1024 ** 2)
+    assert.equal(config.execute.basePrice, 2000)
+    assert.equal(config.execute.pricePerFuel, 500_000)
     assert.deepEqual(config.store.refusedTags, ['nsfw', 'crypto:mining'])
     assert.equal(config.execute.enabled, true)
     assert.deepEqual(config.execute.allowedPublishers, [PUBLISHER])
     assert.deepEqual(parseCovenantYaml(covenantToYaml(config)), config)
     assert.match(covenantToYaml(config), /maxBytes: 512MiB/)
+    assert.match(covenantToYaml(config), /pricePerFuel: 0.0005 cr/)
     assert.deepEqual(parseCovenantYaml(covenantToYaml(DEFAULT_COVENANT)), DEFAULT_COVENANT)
     const odd = parseCovenantYaml('store:\n  maxBytes: 1000001\n')
     assert.deepEqual(parseCovenantYaml(covenantToYaml(odd)), odd)
@@ -135,12 +142,55 @@ execute:
       ['execute:\n  concurrency: 1000\n', 'execute.concurrency'],
       ['execute:\n  maxFuel: .inf\n', 'execute.maxFuel'],
       ['execute:\n  pricePerFuel: .nan\n', 'execute.pricePerFuel'],
+      // prices stay where no charge can leave the integers counted exactly
+      ['execute:\n  pricePerFuel: 0.001000001 cr\n', 'execute.pricePerFuel'],
+      ['execute:\n  basePrice: 1001 cr\n', 'execute.basePrice'],
+      ['execute:\n  basePrice: -1\n', 'execute.basePrice'],
+      ['store:\n  pricePerBytePerDay: 2 mcr\n', 'store.pricePerBytePerDay'],
+      ['store:\n  noticeDays: 366\n', 'store.noticeDays'],
+      ['serve:\n  pricePerByte: 1 cr\n', 'serve.pricePerByte'],
     ])
       assert.deepEqual(
         issuesOf(text).map((i) => [i.path, i.line]),
         [[path, 2]],
         text,
       )
+  })
+
+  it('reads prices as whole nano-credits or amounts with a unit, and writes them back as credits', () => {
+    const config = parseCovenantYaml(
+      [
+        'credit: 0.5 cr',
+        'store:',
+        '  pricePerBytePerDay: 3',
+        '  noticeDays: 0',
+        'serve:',
+        '  pricePerByte: "2 ncr"',
+        'execute:',
+        '  basePrice: 1.5 µcr',
+        '  pricePerFuel: 0',
+      ].join('\n'),
+    )
+    assert.equal(config.credit, 500_000_000)
+    assert.equal(config.store.pricePerBytePerDay, 3)
+    assert.equal(config.store.noticeDays, 0)
+    assert.equal(config.serve.pricePerByte, 2)
+    assert.equal(config.execute.basePrice, 1500)
+    assert.equal(config.execute.pricePerFuel, 0)
+    const yaml = covenantToYaml(config)
+    assert.match(yaml, /credit: 0\.5 cr/)
+    assert.match(yaml, /basePrice: 0\.0000015 cr/)
+    assert.deepEqual(parseCovenantYaml(yaml), config)
+  })
+
+  it('refuses a price written as a fraction of a credit (the form before payments), saying what it meant', () => {
+    const [issue] = issuesOf('execute:\n  pricePerFuel: 0.000001\n')
+    assert.equal(issue.path, 'execute.pricePerFuel')
+    assert.match(issue.message, /whole nano-credits/)
+    assert.match(issue.message, /"0\.000001 cr" \(1000 ncr\)/)
+    // never rounded: half a nano-credit is no amount
+    assert.match(issuesOf('execute:\n  pricePerFuel: 0.0000000005 cr\n')[0].message, /not an amount/)
+    assert.match(issuesOf('credit: 5 dollars\n')[0].message, /not an amount: "5 dollars"/)
   })
 
   it('reports YAML syntax errors and wrong shapes with their line', () => {

@@ -21,7 +21,7 @@ execute:
   maxFuel: 1000
   maxMemoryMiB: 32
   maxWallClockMs: 2000
-  pricePerFuel: 0.01
+  pricePerFuel: 0.00001 cr
   refusedTags: [gambling]
   refusedPublishers: [${MALLORY}]
 `)
@@ -64,14 +64,14 @@ describe('matching', () => {
       [{ fuel: 1001 }, /at most 1000 fuel, 1001 asked/],
       [{ memoryMiB: 33 }, /at most 32 MiB/],
       [{ timeoutMs: 2001 }, /at most 2000 ms/],
-      [{ maxPricePerFuel: 0.001 }, /charges 0.01 per fuel/],
+      [{ maxPricePerFuel: 9999 }, /charges 0\.00001 cr per fuel, more than the 0\.000009999 cr offered/],
     ]
     for (const [change, reason] of refusals) {
       const d = mayExecute(config, { ...call, ...change })
       assert.equal(d.ok, false, JSON.stringify(change))
       assert.match(!d.ok ? d.reason : '', reason)
     }
-    assert.deepEqual(mayExecute(config, { ...call, maxPricePerFuel: 0.01 }), { ok: true })
+    assert.deepEqual(mayExecute(config, { ...call, maxPricePerFuel: 10_000 }), { ok: true })
     const onlyAlice = parseCovenantYaml(`execute:\n  enabled: true\n  allowedPublishers: [${ALICE}]\n`)
     assert.deepEqual(mayExecute(onlyAlice, { ...call, fuel: 1 }), { ok: true })
     const d = mayExecute(onlyAlice, { ...call, fuel: 1, publisher: MALLORY })

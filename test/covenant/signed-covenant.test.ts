@@ -25,7 +25,7 @@ describe('signed covenant', () => {
   })
 
   const config = parseCovenantYaml(
-    'statement: math only\nexecute:\n  enabled: true\n  pricePerFuel: 0.000003\n  refusedTags: [nsfw]\n',
+    'statement: math only\nexecute:\n  enabled: true\n  pricePerFuel: 0.000003 cr\n  refusedTags: [nsfw]\n',
   )
 
   it('signs the normalized config and verifies as value, DAG-CBOR bytes and JSON', () => {
@@ -36,7 +36,8 @@ describe('signed covenant', () => {
     assert.deepEqual(decodeSignedCovenant(encodeSignedCovenant(sc)), sc)
     const json = JSON.parse(JSON.stringify(signedCovenantToJSON(sc)))
     assert.equal(typeof json.signature, 'string')
-    assert.equal(json.config.execute.pricePerFuel, 0.000003)
+    // money is whole nano-credits, signed as integers
+    assert.equal(json.config.execute.pricePerFuel, 3000)
     assert.deepEqual(signedCovenantFromJSON(json), sc)
     // a config written with defaults left out and sizes as text signs the same full config
     const short = signCovenant(key, { store: { maxBytes: '1GiB' } }, 1, 5)
@@ -123,5 +124,5 @@ describe('signed covenant', () => {
 })
 
 function covenantText(): string {
-  return 'statement: math only\nexecute:\n  enabled: true\n  refusedTags: [nsfw]\n  pricePerFuel: 3e-6\n'
+  return 'statement: math only\nexecute:\n  enabled: true\n  refusedTags: [nsfw]\n  pricePerFuel: 3000\n'
 }

@@ -1,0 +1,168 @@
+/**
+ * What both sides of a ledger share: the SQLite file each keeps, the options and checks they have
+ * in common, and the history of charges. Every change of money is one transaction, so a process
+ * killed at any instant leaves the file before or after it, never between.
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { z } from 'zod'
+import { CovenantError } from '../errors/index.ts'
+import {
+  type Certificate,
+  type Conflict,
+  verifyCertificate as verifyCertificateDefault,
+  verifyConflict as verifyConflictDefault,
+} from '../exec/index.ts'
+import { DAY_MS } from './pricing.ts'
+
+export const HOUR_MS = 3_600_000
+
+/** The options both sides take; the payer's and the payee's windows must match for them to agree. */
+export const sideOptionsShape = {
+  /** the SQLite file, or `':memory:'`; the parent directory is created */
+  path: z.string().min(1),
+  /**
+   * how long after a request's deadline its certificate is still charged, and remembered so that
+   * it is never charged twice @default 24 h
+   */
+  certificateWindowMs: z
+    .number()
+    .int()
+    .min(60_000)
+    .max(30 * 24 * HOUR_MS)
+    .default(24 * HOUR_MS),
+  /** how long charges stay in the history once past the certificate window @default 30 days */
+  historyMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(3650 * DAY_MS)
+    .default(30 * DAY_MS),
+}
+
+/** What both sides are given besides their options. */
+export interface SideInit {
+  /** @default Date.now */
+  now?: () => number
+  /**
+   * checks a certificate handed in (INVALID_CERTIFICATE); the node passes one that also checks
+   * selection, the SDK may pass one that trusts a certificate it has just checked itself
+   * @default exec's verifyCertificate
+   */
+  verifyCertificate?: (value: unknown) => Certificate
+  /** checks conflict evidence (INVALID_CONFLICT) @default exec's verifyConflict */
+  verifyConflict?: (value: unknown) => Conflict
+}
+
+/** One charge in a history. All amounts in ncr. */
+export interface ChargeRecord {
+  /** the certificate id (the request id) of a call, or the invoice id */
+  ref: string
+  kind: 'exec' | 'store' | 'serve'
+  amount: number
+  /** the fuel the receipt signed for (calls only) */
+  fuel?: number
+  covenantVersion: number
+  at: number
+}
+
+export interface LedgerSide {
+  db: DatabaseSync
+  now: () => number
+  verifyCertificate: (value: unknown) => Certificate
+  verifyConflict: (value: unknown) => Conflict
+  /** runs `body` in one IMMEDIATE transaction: all of it is written, or none */
+  transaction<T>(body: () => T): T
+  /** forgets charges past their keep-until time; at most once an hour */
+  prune(): void
+  /** throws NOT_STARTED once closed */
+  assertOpen(): void
+  close(): void
+}
+
+/**
+ * Opens (creating if needed) a ledger file and brings its tables to the last of `migrations`
+ * (`PRAGMA user_version` records how many ran; a released migration never changes). Each side's
+ * first migration creates a `charges` table with a `keep_until` column.
+ */
+export function openSide(
+  path: string,
+  migrations: readonly string[],
+  what: string,
+  init: SideInit,
+): LedgerSide {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const db = new DatabaseSync(path)
+  let closed = false
+  const transaction = <T>(body: () => T): T => {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = body()
+      db.exec('COMMIT')
+      return result
+    } catch (err) {
+      db.exec('ROLLBACK')
+      throw err
+    }
+  }
+  try {
+    // WAL + NORMAL: a killed process loses nothing committed (the log is in the OS's hands);
+    // a power cut may lose the last commits, which the counterparty's cumulative cheques and
+    // certificates make good on the next exchange. FULL would fsync every call's charge.
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
+    const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number }
+    if (current > migrations.length)
+      throw new CovenantError(
+        'INTERNAL',
+        `${what} ${path} has schema version ${current}, newer than this code knows (${migrations.length})`,
+      )
+    for (let v = current; v < migrations.length; v++)
+      transaction(() => {
+        db.exec(migrations[v])
+        db.exec(`PRAGMA user_version = ${v + 1}`)
+      })
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  const now = init.now ?? Date.now
+  const pruneStmt = db.prepare('DELETE FROM charges WHERE keep_until < ?')
+  let nextPrune = 0
+  const side: LedgerSide = {
+    db,
+    now,
+    verifyCertificate: init.verifyCertificate ?? ((v) => verifyCertificateDefault(v).certificate),
+    verifyConflict: init.verifyConflict ?? ((v) => verifyConflictDefault(v).conflict),
+    transaction,
+    prune() {
+      const t = now()
+      if (t < nextPrune) return
+      nextPrune = t + HOUR_MS
+      pruneStmt.run(t)
+    },
+    assertOpen() {
+      if (closed) throw new CovenantError('NOT_STARTED', `the ${what} is closed`)
+    },
+    close() {
+      if (closed) return
+      closed = true
+      db.close()
+    },
+  }
+  side.prune()
+  return side
+}
+
+/** A row of a `charges` table as a {@link ChargeRecord}. */
+export function chargeRecord(r: Record<string, unknown>): ChargeRecord {
+  const record: ChargeRecord = {
+    ref: String(r.ref),
+    kind: r.kind as ChargeRecord['kind'],
+    amount: Number(r.amount),
+    covenantVersion: Number(r.covenant_version),
+    at: Number(r.at),
+  }
+  if (r.fuel !== null && r.fuel !== undefined) record.fuel = Number(r.fuel)
+  return record
+}

@@ -1,0 +1,142 @@
+/**
+ * A ledger killed mid-settlement (SIGKILL, in a process of its own, while it writes as fast as it
+ * can) loses no credit: reopened, each side holds exactly what it last committed, or the one change
+ * after it, never part of a change, and settling again makes the pair whole.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
+import { after, before, describe, it } from 'node:test'
+import { encodeKey, generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+import {
+  chargeFor,
+  openPayeeLedger,
+  openPayerLedger,
+  reconcile,
+  signCheque,
+  verifyCheque,
+} from '../../src/ledger/index.ts'
+import { certifiedRun, simpleCovenant, T0, tempDir } from '../fixtures/ledger.ts'
+
+const CHILD = new URL('../fixtures/ledger-child.ts', import.meta.url).pathname
+/** Committed changes seen before the kill: enough that the child is in full flow. */
+const KILL_AFTER = 40
+
+/** Runs the child until it has reported `KILL_AFTER` lines, kills it, and returns every line it wrote. */
+async function killMidway(args: string[]): Promise<string[]> {
+  const child: ChildProcess = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const stderr: string[] = []
+  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
+  const lines: string[] = []
+  const exited = once(child, 'exit')
+  const drained = once(child.stdout!, 'close')
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line)
+    if (lines.length === KILL_AFTER) child.kill('SIGKILL')
+  })
+  const [code, signal] = await exited
+  assert.equal(signal, 'SIGKILL', `the child ended by itself (${code}): ${stderr.join('')}`)
+  // lines still in the pipe when it died are read to the end
+  await drained
+  return lines
+}
+
+async function keyFile(
+  dir: Awaited<ReturnType<typeof tempDir>>,
+  name: string,
+): Promise<[PrivateKey, string]> {
+  const key = await generateKey()
+  const file = dir.file(name)
+  await writeFile(file, encodeKey(key), { mode: 0o600 })
+  return [key, file]
+}
+
+describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>
+  before(async () => {
+    dir = await tempDir()
+  })
+  after(() => dir.remove())
+
+  it('payee side: keeps the last cheque it committed, whole, and takes the next', async () => {
+    const [payeeKey, payeeFile] = await keyFile(dir, 'payee.key')
+    const [payerKey, payerFile] = await keyFile(dir, 'payer.key')
+    const path = dir.file('payee.db')
+    const lines = await killMidway(['payee', path, payeeFile, payerFile])
+    const last = Number(lines.at(-1)!.split(' ')[1])
+    assert.ok(last >= KILL_AFTER)
+
+    const covenant = simpleCovenant(payeeKey)
+    const ledger = openPayeeLedger({ path, key: payeeKey, covenant: () => covenant })
+    const account = ledger.account(keyId(payerKey))
+    // printed after its commit: the last line printed is in; at most the one after it is too
+    assert.ok(account.seq === last || account.seq === last + 1, `seq ${account.seq} after ${last}`)
+    assert.equal(account.received, 1000 * account.seq, 'never part of a cheque')
+    const best = ledger.applyCheque(
+      signCheque(payerKey, {
+        payee: ledger.payee,
+        cumulative: 1000 * account.seq,
+        seq: account.seq,
+        issuedAt: T0,
+      }),
+    )
+    assert.equal(best.applied, false)
+    assert.equal(verifyCheque(best.best).cumulative, account.received, 'the cheque held is the one counted')
+    const next = account.seq + 1
+    assert.equal(
+      ledger.applyCheque(
+        signCheque(payerKey, { payee: ledger.payee, cumulative: 1000 * next, seq: next, issuedAt: T0 }),
+      ).applied,
+      true,
+    )
+    assert.equal(ledger.account(keyId(payerKey)).received, 1000 * next)
+    ledger.close()
+  })
+
+  it('payer side: owes what it recorded, has paid what it signed, and settles the rest', async () => {
+    const [payerKey, payerFile] = await keyFile(dir, 'caller.key')
+    const [executorKey, executorFile] = await keyFile(dir, 'executor.key')
+    const path = dir.file('payer.db')
+    const lines = await killMidway(['payer', path, payerFile, executorFile])
+    const [, lastSeq, lastCumulative] = lines.at(-1)!.split(' ').map(Number)
+
+    const executor = { key: executorKey, covenant: simpleCovenant(executorKey) }
+    const payee = keyId(executorKey)
+    const ledger = openPayerLedger({ path, key: payerKey, now: () => T0 })
+    const account = ledger.account(payee)
+    const history = ledger.history({ payee, limit: 1000 })
+    // the totals and the charges were written together
+    assert.equal(
+      account.owed,
+      history.reduce((sum, c) => sum + c.amount, 0),
+    )
+    for (const c of history) assert.equal(c.amount, chargeFor(executor.covenant.config.execute, c.fuel!))
+    // the newest cheque is the last printed, or the one after it; it is stored whole and pending
+    assert.ok(account.seq === lastSeq || account.seq === lastSeq + 1, `seq ${account.seq} after ${lastSeq}`)
+    if (account.seq === lastSeq) assert.equal(account.paid, lastCumulative)
+    const [pending] = ledger.pending()
+    assert.deepEqual([pending.seq, pending.cumulative], [account.seq, account.paid])
+    // a call recorded but not yet settled is settled now, with the next number
+    const more = ledger.settle()
+    assert.ok(more.length <= 1)
+    assert.equal(ledger.account(payee).paid, account.owed)
+
+    // the executor hears of every call and every cheque: the pair reconciles
+    const payeeLedger = openPayeeLedger({
+      path: dir.file('executor.db'),
+      key: executorKey,
+      covenant: () => executor.covenant,
+      now: () => T0,
+    })
+    for (let n = 0; n < history.length; n++) {
+      const run = certifiedRun(payerKey, [executor], { fuel: n % 50, nonce: `child-call-${n}`, now: T0 })
+      assert.equal(payeeLedger.recordCertified(run.certificate).status, 'charged')
+    }
+    for (const cheque of ledger.pending()) ledger.acknowledge(payeeLedger.applyCheque(cheque).best)
+    assert.equal(reconcile(ledger.statements(), [payeeLedger.statement(keyId(payerKey))]).ok, true)
+    payeeLedger.close()
+    ledger.close()
+  })
+})
