@@ -26,6 +26,7 @@
  * ```
  */
 export { ENGINE_VERSION, SANDBOX_BUILD } from './build.ts'
+export { dagCborSize, EFFECT_LIMITS, isCidText, keyProblem } from './effects.ts'
 export {
   DEFAULT_LIMITS,
   LIMIT_RANGES,
@@ -34,12 +35,24 @@ export {
   type SandboxLimits,
   sandboxLimitsSchema,
 } from './limits.ts'
+export { type LocalStore, LocalStoreSchema, localReader } from './local-store.ts'
 export {
   createSandbox,
+  READ_ERRORS_REFUSED,
   type Sandbox,
   type SandboxCall,
   type SandboxInit,
   type SandboxStats,
+  type StoreReadAnswer,
+  type StoreReader,
   sandboxCallSchema,
 } from './pool.ts'
-export type { SandboxResult } from './result.ts'
+export {
+  type EffectJob,
+  EffectJobSchema,
+  type JobOptions,
+  JobOptionsSchema,
+  type SandboxEffects,
+  SandboxEffectsSchema,
+  type SandboxResult,
+} from './result.ts'
