@@ -189,9 +189,10 @@ export function exportNameProblem(text: string): string | undefined {
 /**
  * An argument as the engine hands it over from the sandbox: the string, or, for anything else, a
  * word saying what it was. A string longer than the engine's cap for that argument arrives as its
- * length, so that a 100 MB string is refused without being copied.
+ * length, so that a 100 MB string is refused without being copied, and one with a lone surrogate
+ * (which the copy out of the sandbox would turn into U+FFFD) as `illFormed`.
  */
-export type HostArg = string | { type: string } | { length: number }
+export type HostArg = string | { type: string } | { length: number } | { illFormed: true }
 
 /** One read the host is asked for. */
 export interface ReadRequest {
@@ -212,7 +213,8 @@ export interface ReadAnswer {
 /**
  * What the sandbox's `store.js` does with a reply, by its first letter: `v` resolve with the JSON
  * that follows, `w` wait for read number … to be answered, `t` throw (or reject with) a
- * TypeError, `r` a RangeError, `e` an Error, and an empty reply means done.
+ * TypeError, `r` a RangeError, `e` an Error, `x` spin until the engine's interrupt ends the call
+ * (the engine's reply once the call must stop), and an empty reply means done.
  */
 type Reply = string
 
@@ -222,11 +224,9 @@ const rangeError = (message: string): Reply => `r${message}`
 
 function shown(arg: HostArg): string {
   if (typeof arg === 'string') return JSON.stringify(arg.length > 40 ? `${arg.slice(0, 40)}…` : arg)
-  return 'type' in arg
-    ? arg.type === 'undefined'
-      ? 'undefined'
-      : `a ${arg.type}`
-    : `a string of ${arg.length} characters`
+  if ('length' in arg) return `a string of ${arg.length} characters`
+  if ('illFormed' in arg) return 'a string with a lone surrogate'
+  return arg.type === 'undefined' ? 'undefined' : `${/^[aeiou]/.test(arg.type) ? 'an' : 'a'} ${arg.type}`
 }
 
 interface Read extends ReadRequest {
@@ -299,11 +299,12 @@ export class CallEffects {
     let text = 'null'
     let bytes = 0
     if (op === 'put') {
-      if (json === undefined || (typeof json !== 'string' && 'type' in json))
+      if (json !== undefined && typeof json !== 'string' && 'length' in json)
+        return this.#tooLarge(`its JSON has ${json.length} characters`)
+      if (typeof json !== 'string')
         return typeError(
           'ctx.store.put: the value is not a JSON value (undefined, a function or a symbol); use ctx.store.delete(ns, key) to remove a key',
         )
-      if (typeof json !== 'string') return this.#tooLarge(`its JSON has ${json.length} characters`)
       this.moved += json.length
       const value = JSON.parse(json) as JsonValue
       const size = dagCborSize(value)
@@ -341,9 +342,9 @@ export class CallEffects {
     const nameProblem = exportNameProblem(exportName)
     if (nameProblem !== undefined) return typeError(`ctx.enqueue: ${nameProblem}`)
     if (typeof argsJson !== 'string') {
-      return 'type' in argsJson
-        ? typeError('ctx.enqueue: args is an array of JSON values')
-        : rangeError(`ctx.enqueue: a job's arguments are at most ${EFFECT_LIMITS.jobArgsBytes} bytes of JSON`)
+      return 'length' in argsJson
+        ? rangeError(`ctx.enqueue: a job's arguments are at most ${EFFECT_LIMITS.jobArgsBytes} bytes of JSON`)
+        : typeError('ctx.enqueue: args is an array of JSON values')
     }
     const args = JSON.parse(argsJson) as JsonValue
     this.moved += argsJson.length
@@ -359,7 +360,7 @@ export class CallEffects {
       options = JSON.parse(optionsJson) as JobOptions
       const problem = jobOptionsProblem(options)
       if (problem !== undefined) return typeError(`ctx.enqueue: ${problem}`)
-    } else if ('length' in optionsJson || optionsJson.type !== 'undefined') {
+    } else if (!('type' in optionsJson && optionsJson.type === 'undefined')) {
       return typeError('ctx.enqueue: options are an object: { runAfterMs?, retries?, replicas?, quorum? }')
     }
     if (this.#jobs.length >= EFFECT_LIMITS.jobs)
@@ -441,8 +442,10 @@ export class CallEffects {
       const problem = keyProblem(key)
       return problem === undefined ? undefined : typeError(`ctx.store.${op}: ${problem}`)
     }
-    return typeof key === 'string' || 'length' in key
-      ? rangeError(`ctx.store.${op}: a key is at most ${EFFECT_LIMITS.keyBytes} UTF-8 bytes`)
-      : typeError(`ctx.store.${op}: the key is a string, not ${shown(key)}`)
+    if (typeof key === 'string' || 'length' in key)
+      return rangeError(`ctx.store.${op}: a key is at most ${EFFECT_LIMITS.keyBytes} UTF-8 bytes`)
+    if ('illFormed' in key)
+      return typeError(`ctx.store.${op}: a key is well-formed Unicode (no lone surrogate)`)
+    return typeError(`ctx.store.${op}: the key is a string, not ${shown(key)}`)
   }
 }

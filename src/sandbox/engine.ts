@@ -519,13 +519,18 @@ const ARG_CAPS: Record<string, number[]> = {
  */
 function storeApi(inst: Instance, op: string, args: QuickJSHandle[]): QuickJSHandle {
   const { ctx } = inst
+  // a call that must stop does no more work here: the prelude spins into the next interrupt check
+  if (inst.fatal !== undefined) return ctx.newString('x')
   const caps = ARG_CAPS[op] ?? []
   const a: HostArg[] = caps.map((cap, i) => {
     const h = args[i] ?? ctx.undefined
     const type = ctx.typeof(h)
     if (type !== 'string') return { type: type === 'object' ? 'object or null' : type }
     const length = ctx.getProp(h, 'length').consume(ctx.getNumber)
-    return length > cap ? { length } : ctx.getString(h)
+    if (length > cap) return { length }
+    // the copy turns a lone surrogate into three U+FFFD: a changed length gives it away
+    const text = ctx.getString(h)
+    return text.length === length ? text : { illFormed: true }
   })
   const fx = inst.effects
   const reply =
@@ -535,7 +540,7 @@ function storeApi(inst: Instance, op: string, args: QuickJSHandle[]): QuickJSHan
         ? fx.write(op, a[0], a[1], a[2])
         : fx.enqueue(a[0], a[1], a[2], a[3])
   chargeMoved(inst)
-  return ctx.newString(reply)
+  return ctx.newString(inst.fatal === undefined ? reply : 'x')
 }
 
 /** Charges the bytes moved through the store as fuel, one tick per BYTES_PER_TICK, cumulatively. */

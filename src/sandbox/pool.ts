@@ -209,6 +209,7 @@ function readBatch(read: StoreReader, batch: ReadRequest[], signal: AbortSignal)
       }
       resolve({ answers: answers as ReadAnswer[] })
     }
+    if (batch.length === 0) check()
     batch.forEach((req, i) => {
       Promise.resolve()
         .then(() => read(req.ns, req.key, { signal }))

@@ -5554,6 +5554,8 @@ var covenantPrelude = (() => {
   __name(resetStore, "resetStore");
   var act = /* @__PURE__ */ __name((reply) => {
     const kind = reply[0];
+    if (kind === "x") for (; ; ) {
+    }
     const rest = ReflectApply(StringSlice, reply, [1]);
     if (kind === "v") return JSONparse(rest);
     if (kind === "t") throw new TypeErrorC(rest);

@@ -43,12 +43,15 @@ export function resetStore() {
 
 /**
  * Acts on a reply: `v…` is a value (JSON), `t…`, `r…` and `e…` a TypeError, RangeError or Error
- * with that message, and '' nothing.
+ * with that message, '' nothing, and `x` means the call must stop (its fuel is spent): spinning
+ * reaches the engine's next interrupt check within a tick, and the interrupt ends the call where
+ * a thrown error could be caught and the call go on moving bytes.
  * @param {string} reply
  * @returns {unknown}
  */
 const act = (reply) => {
   const kind = reply[0]
+  if (kind === 'x') for (;;) {}
   const rest = ReflectApply(StringSlice, reply, [1])
   if (kind === 'v') return JSONparse(rest)
   if (kind === 't') throw new TypeErrorC(rest)
