@@ -53,18 +53,22 @@ export {
   type SandboxLimits,
   sandboxLimitsSchema,
 } from './limits.ts'
-export { type LocalStore, LocalStoreSchema, localReader } from './local-store.ts'
 export {
   createSandbox,
-  READ_ERRORS_REFUSED,
   type Sandbox,
   type SandboxCall,
   type SandboxInit,
   type SandboxStats,
-  type StoreReadAnswer,
-  type StoreReader,
   sandboxCallSchema,
 } from './pool.ts'
+export {
+  type LocalStore,
+  LocalStoreSchema,
+  localReader,
+  READ_ERRORS_REFUSED,
+  type StoreReadAnswer,
+  type StoreReader,
+} from './reads.ts'
 export {
   type EffectJob,
   EffectJobSchema,

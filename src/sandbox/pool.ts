@@ -7,60 +7,15 @@ import { createHash } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { z } from 'zod'
-import { isJsonValue, type JsonValue } from '../encoding/index.ts'
-import { CovenantError, ERROR_CODES, type ErrorCode, isErrorCode } from '../errors/index.ts'
+import { isJsonValue } from '../encoding/index.ts'
+import { CovenantError, ERROR_CODES, type ErrorCode } from '../errors/index.ts'
 import { PRELUDE, QUICKJS_WASM } from './build.ts'
 import { BundleCache } from './bundle-cache.ts'
-import { dagCborSize, EFFECT_LIMITS, type ReadAnswer, type ReadRequest } from './effects.ts'
-import type { EngineCall, EngineResult, ReadBatchReply } from './engine.ts'
+import type { EngineCall, EngineResult } from './engine.ts'
 import { type LimitOverrides, limitOverridesSchema, resolveLimits } from './limits.ts'
+import { readBatch, type StoreReader } from './reads.ts'
 import type { SandboxResult } from './result.ts'
 import type { WorkerAnswersMessage, WorkerCallMessage, WorkerInit, WorkerReply } from './worker.ts'
-
-/**
- * The host's answer to one read: the key's value (`null` if it has none) and its version (the
- * datastore's: the seq of the entry that last wrote it, 0 if none did), or an error that ends the
- * call with that code and message. The error must be deterministic — the same for every executor
- * reading at the same versions — since it becomes the call's output; any code but the sandbox's
- * own outcomes ({@link READ_ERRORS_REFUSED}) may be used, e.g. NAMESPACE_NOT_FOUND.
- */
-export type StoreReadAnswer =
-  | { value: JsonValue | null; version: number }
-  | { error: { code: ErrorCode; message: string } }
-
-/**
- * Reads one key of one namespace at the versions fixed for the call, on the caller's side (the
- * main thread). The pool calls it when the function awaits a read it has not read or written
- * before, at most once per key and call, and aborts `signal` when the call ends (answered or
- * not). Throwing, rejecting or answering something else than a {@link StoreReadAnswer} ends the
- * call with INTERNAL, which depends on the host like TIMEOUT does.
- */
-export type StoreReader = (
-  ns: string,
-  key: string,
-  options: { signal: AbortSignal },
-) => StoreReadAnswer | Promise<StoreReadAnswer>
-
-/**
- * The codes a read's error may not use: the sandbox's own outcomes, which say what the function
- * did; a host's error must stay distinguishable from them.
- */
-export const READ_ERRORS_REFUSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'FUEL_EXHAUSTED',
-  'MEMORY_LIMIT',
-  'STACK_OVERFLOW',
-  'TIMEOUT',
-  'OUTPUT_TOO_LARGE',
-  'LOG_LIMIT',
-  'INVALID_ARGS',
-  'BUNDLE_TOO_LARGE',
-  'INVALID_CODE',
-  'NO_SUCH_EXPORT',
-  'USER_ERROR',
-  'NEVER_SETTLED',
-  'SANDBOX_CRASHED',
-  'INVALID_INPUT',
-])
 
 /** One call: which export of which bundle, on what, under which deterministic inputs. */
 export const sandboxCallSchema = z.object({
@@ -156,76 +111,6 @@ const failure = (code: ErrorCode, detail?: string): SandboxResult => ({
   logs: [],
 })
 
-const hostFault = (detail: string): { error: { code: ErrorCode; message: string } } => ({
-  error: { code: 'INTERNAL', message: `${ERROR_CODES.INTERNAL.message}: the host failed a read: ${detail}` },
-})
-
-/** Checks one answer of the host and puts it in the form the engine takes. */
-function toAnswer(
-  raw: unknown,
-  req: ReadRequest,
-): ReadAnswer | { error: { code: ErrorCode; message: string } } {
-  const where = `${JSON.stringify(req.key)} of ${req.ns}`
-  if (typeof raw !== 'object' || raw === null) return hostFault(`reading ${where}: no answer`)
-  if ('error' in raw) {
-    const e = raw.error as { code?: unknown; message?: unknown } | null
-    const code = e?.code
-    if (!isErrorCode(code) || READ_ERRORS_REFUSED.has(code))
-      return hostFault(
-        `reading ${where}: error code ${JSON.stringify(String(code).slice(0, 64))} is not one a read may report`,
-      )
-    const detail =
-      typeof e?.message === 'string' && e.message !== ''
-        ? e.message.slice(0, 1024)
-        : ERROR_CODES[code].message
-    return { error: { code, message: `reading ${where}: ${detail}` } }
-  }
-  const { value, version } = raw as { value?: unknown; version?: unknown }
-  if (!Number.isSafeInteger(version) || (version as number) < 0)
-    return hostFault(`reading ${where}: the version is not a whole number ≥ 0`)
-  if (value === undefined || !isJsonValue(value))
-    return hostFault(
-      `reading ${where}: the value is not a JSON value nested at most ${EFFECT_LIMITS.jsonDepth} deep`,
-    )
-  const bytes = dagCborSize(value) ?? Number.POSITIVE_INFINITY
-  // a value too large to hand over is refused in the sandbox by its size alone
-  if (bytes > EFFECT_LIMITS.valueBytes) return { version: version as number, bytes }
-  return { version: version as number, bytes, json: JSON.stringify(value) }
-}
-
-/**
- * Asks the host for every read of a batch at once and settles with all the answers in order, or
- * with the first error in that order as soon as every read before it has answered, so the outcome
- * never depends on which answer came first.
- */
-function readBatch(read: StoreReader, batch: ReadRequest[], signal: AbortSignal): Promise<ReadBatchReply> {
-  return new Promise((resolve) => {
-    const answers: Array<ReadAnswer | { error: { code: ErrorCode; message: string } } | undefined> =
-      batch.map(() => undefined)
-    const check = () => {
-      for (const a of answers) {
-        if (a === undefined) return
-        if ('error' in a) return resolve({ error: a.error })
-      }
-      resolve({ answers: answers as ReadAnswer[] })
-    }
-    if (batch.length === 0) check()
-    batch.forEach((req, i) => {
-      Promise.resolve()
-        .then(() => read(req.ns, req.key, { signal }))
-        .then(
-          (raw) => toAnswer(raw, req),
-          (err: unknown) =>
-            hostFault(`reading ${JSON.stringify(req.key)} of ${req.ns}: ${String(err).slice(0, 500)}`),
-        )
-        .then((answer) => {
-          answers[i] = answer
-          check()
-        })
-    })
-  })
-}
-
 function seedWords(seed: string): [number, number, number, number] {
   const d = createHash('sha256').update(seed).digest()
   return [d.readUInt32BE(0), d.readUInt32BE(4), d.readUInt32BE(8), d.readUInt32BE(12)]
@@ -292,11 +177,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
       const job = slot.job
       if (job === undefined || job.id !== msg.id) return
       if (msg.type === 'reads') {
-        const reply =
-          job.read === undefined || msg.reads.length > EFFECT_LIMITS.reads
-            ? Promise.resolve(hostFault('the call has no reader'))
-            : readBatch(job.read, msg.reads, job.ended.signal)
-        void reply.then((r) => {
+        void readBatch(job.read, msg.reads, job.ended.signal).then((r) => {
           if (slot.job === job && !slot.retired)
             slot.worker.postMessage({ type: 'answers', id: job.id, reply: r } satisfies WorkerAnswersMessage)
         })
