@@ -144,6 +144,20 @@ describe('ctx.store and ctx.enqueue', () => {
     assert.deepEqual(r.effects?.writes, [{ ns: NS, key: 'w', value: { n: 1, via: 'toJSON' } }])
   })
 
+  it('keeps a value exactly, lone surrogates and unicode included, through a put and a get', async () => {
+    const odd = 'a\ud800b\udc00😀\u2028\u0000"\\'
+    const r = await run(
+      `export async function f(ctx) {
+        ctx.store.put(NS, 'odd', { s: ${JSON.stringify(odd)}, n: [-0, 1e21, 0.1] })
+        const back = await ctx.store.get(NS, 'odd')
+        return [back.s === ${JSON.stringify(odd)}, back.n]
+      }`,
+    )
+    assert.ok(r.ok, JSON.stringify(r))
+    assert.deepEqual(r.value, [true, [0, 1e21, 0.1]])
+    assert.deepEqual(r.effects?.writes, [{ ns: NS, key: 'odd', value: { s: odd, n: [0, 1e21, 0.1] } }])
+  })
+
   it('asks the host for every read made before the function waits, as one batch', async () => {
     // answers nothing until all three reads are asked: one read at a time would never finish
     let release: () => void = () => {}
@@ -461,6 +475,7 @@ describe('ctx.store and ctx.enqueue', () => {
         /"NOPE" is not one/,
       ],
     ]
+    const restarts = sandbox.stats().restarts
     for (const [what, read, message] of bad) {
       const r = await run(get, { read })
       assert.equal(!r.ok && r.error.code, 'INTERNAL', `${what}: ${JSON.stringify(r)}`)
@@ -468,10 +483,12 @@ describe('ctx.store and ctx.enqueue', () => {
     }
     const fine = await run(get, { read: () => ({ value: 'fine', version: 1 }) })
     assert.deepEqual(fine.ok && fine.value, 'fine')
+    assert.equal(sandbox.stats().restarts, restarts, 'a failed read costs the instance, not the worker')
   })
 
   it('ends the call with TIMEOUT when the host never answers, aborts the read, and keeps serving', async () => {
     const signals: AbortSignal[] = []
+    const restarts = sandbox.stats().restarts
     let lateAnswer: (a: StoreReadAnswer) => void = () => {}
     const hung = await run('export async function f(ctx) { return ctx.store.get(NS, "k") }', {
       read: (_ns, _key, { signal }) => {
@@ -483,6 +500,8 @@ describe('ctx.store and ctx.enqueue', () => {
       limits: { timeoutMs: 300 },
     })
     assert.deepEqual(!hung.ok && hung.error.code, 'TIMEOUT')
+    // the worker, and the instance that waited in it, is gone: nothing is reused mid-call
+    assert.equal(sandbox.stats().restarts, restarts + 1)
     assert.equal(signals.length, 1)
     assert.equal(signals[0].aborted, true)
     // an answer after the end is ignored
