@@ -8,12 +8,14 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { isCanonicalCid } from '../../src/caps/index.ts'
-import { cidForBytes } from '../../src/content/index.ts'
+import { cidForBytes, ExportNameSchema } from '../../src/content/index.ts'
 import { KeySchema, MAX_READS, MAX_VALUE_BYTES, MAX_WRITES } from '../../src/datastore/index.ts'
 import { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from '../../src/encoding/index.ts'
+import { MAX_REPLICAS } from '../../src/exec/index.ts'
 import {
   dagCborSize,
   EFFECT_LIMITS,
+  EffectJobSchema,
   isCidText,
   keyProblem,
   SandboxEffectsSchema,
@@ -116,6 +118,27 @@ describe('the rules of ctx.store and ctx.enqueue', () => {
     assert.equal(EFFECT_LIMITS.valueBytes, MAX_VALUE_BYTES)
     assert.ok(EFFECT_LIMITS.writeBytes <= MAX_VALUE_BYTES * MAX_WRITES)
     assert.equal(EFFECT_LIMITS.jsonDepth, MAX_JSON_DEPTH)
+    assert.equal(EFFECT_LIMITS.jobReplicas, MAX_REPLICAS)
+  })
+
+  it('takes as a job’s export exactly the names a manifest may list', () => {
+    const fn = cidForBytes(new Uint8Array([1]), 'dag-cbor').toString()
+    for (const name of [
+      'main',
+      'default',
+      '_x',
+      '$',
+      'a1',
+      '1a',
+      'a-b',
+      '',
+      'é',
+      'x'.repeat(128),
+      'x'.repeat(129),
+    ]) {
+      const job = { fn, export: name, args: [], options: {} }
+      assert.equal(EffectJobSchema.safeParse(job).success, ExportNameSchema.safeParse(name).success, name)
+    }
   })
 
   it('takes as a namespace id exactly the canonical dag-cbor CIDs caps takes', () => {
