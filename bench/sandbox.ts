@@ -12,7 +12,8 @@ import { availableParallelism } from 'node:os'
 import vm from 'node:vm'
 import variant from '@jitl/quickjs-wasmfile-release-sync'
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSSyncVariant } from 'quickjs-emscripten-core'
-import { createSandbox, SANDBOX_BUILD } from '../src/sandbox/index.ts'
+import { cidForBytes } from '../src/content/index.ts'
+import { createSandbox, SANDBOX_BUILD, type StoreReader } from '../src/sandbox/index.ts'
 import { writeResults } from './report.ts'
 
 const FN = 'function work(n) { let a = 0; for (let i = 0; i < n; i++) a = (a + i * 7) % 1000003; return a }'
@@ -70,6 +71,20 @@ const newBundleMs = await timeAsync(30, () =>
 const warmMs = await timeAsync(100, () =>
   sandbox.run({ code: MODULE, exportName: 'f', args: [SMALL], seed: 's', now }),
 )
+
+// ---- reads: the round trip to the main thread's reader, one read at a time and ten at once
+const NS = cidForBytes(new Uint8Array([1]), 'dag-cbor').toString()
+const READS = `const NS = '${NS}'
+export async function one(ctx) { return ctx.store.get(NS, 'k') }
+export async function serial(ctx) { let s = 0; for (let i = 0; i < 10; i++) s += await ctx.store.get(NS, 'k' + i); return s }
+export async function batch(ctx) { return Promise.all(Array.from({ length: 10 }, (_, i) => ctx.store.get(NS, 'k' + i))) }`
+const read: StoreReader = () => ({ value: 1, version: 1 })
+const readCall = (exportName: string) =>
+  sandbox.run({ code: READS, exportName, args: [], seed: 's', now, read })
+await readCall('one')
+const oneReadMs = await timeAsync(100, () => readCall('one'))
+const serialReadsMs = await timeAsync(50, () => readCall('serial'))
+const batchReadsMs = await timeAsync(50, () => readCall('batch'))
 
 // ---- throughput across the pool
 const N = 400
@@ -146,6 +161,9 @@ const rows = [
   ['new bundle call (ms)', newBundleMs, vmColdMs, 'unseen bundle: copy + parse'],
   ['warm call (ms)', warmMs, vmWarmMs, `cached bundle; direct V8: ${directWarmMs.toFixed(4)} ms`],
   ['calls/s, pool', sandboxCps, vmCps, `direct V8: ${Math.round(directCps)}/s`],
+  ['call, 1 read (ms)', oneReadMs, warmMs, 'ctx.store.get answered on the main thread vs warm call'],
+  ['call, 10 reads in turn (ms)', serialReadsMs, warmMs, 'ten round trips vs warm call'],
+  ['call, 10 reads at once (ms)', batchReadsMs, warmMs, 'one batch vs warm call'],
   ['warm call, fresh (ms)', freshWarmMs, warmMs, 'a new instance each call vs restored (baseline)'],
   ['calls/s, pool, fresh', freshCps, sandboxCps, 'a new instance each call vs restored (baseline)'],
   [
@@ -171,6 +189,9 @@ const result = {
   newBundleMs,
   warmMs,
   sandboxCallsPerSecond: sandboxCps,
+  oneReadMs,
+  serialReadsMs,
+  batchReadsMs,
   freshInstanceWarmMs: freshWarmMs,
   freshInstanceCallsPerSecond: freshCps,
   heavyMs,

@@ -11,10 +11,11 @@ import { dirname, join } from 'node:path'
 
 /**
  * The engine's rules that decide outcomes beyond the prelude and QuickJS itself: how fuel is
- * counted, how each limit is enforced and reported, how a result is read back. Bump it with any
- * change to engine.ts or pool.ts that can change a result for the same call.
+ * counted, how each limit is enforced and reported, how a result is read back, and what
+ * ctx.store and ctx.enqueue accept, refuse and record. Bump it with any change to engine.ts,
+ * pool.ts or effects.ts that can change a result for the same call (and the same read answers).
  */
-export const ENGINE_VERSION = 1
+export const ENGINE_VERSION = 2
 
 const require = createRequire(import.meta.url)
 const VARIANT = '@jitl/quickjs-wasmfile-release-sync'

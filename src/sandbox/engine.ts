@@ -13,9 +13,17 @@
  *   table (checked unchanged), and the "interrupt handler enabled" flag (so the handler is set
  *   once, before the snapshot, and reads per-call fuel state reset by execute());
  * - Emscripten's JS glue holds no per-call state QuickJS uses (time comes from the pinned Date).
- * Any other outcome — out of memory, stack overflow, a crash, a host fault — throws the instance
- * away and the next call gets a new one. Restoring costs ≈ 0.3–0.6 ms and runs while the worker is
- * idle, after the result is sent.
+ * Any other outcome — out of memory, stack overflow, a crash, a host fault, a read the host failed
+ * — throws the instance away and the next call gets a new one. Restoring costs ≈ 0.3–0.6 ms and
+ * runs while the worker is idle, after the result is sent.
+ *
+ * A call that reads a datastore waits for the host between runs of its job queue: when no job is
+ * left and the export's promise is still pending, the reads the function asked for since the last
+ * wait go to the host as one batch, and the call resumes only once every answer is in, delivered
+ * in the order the reads were asked. No fuel is counted while waiting (nothing runs), and where
+ * the function resumes depends only on what it did and on the answers, never on their timing. A
+ * host that never answers is ended by the wall clock: the pool terminates the worker, instance and
+ * all.
  *
  * The instance's WebAssembly memory has `maximum = limits.memoryBytes`: in this build QuickJS
  * cannot see malloc_usable_size, so its own memory accounting undercounts by several times
@@ -34,6 +42,14 @@ import {
   type QuickJSSyncVariant,
 } from 'quickjs-emscripten-core'
 import { ERROR_CODES, type ErrorCode } from '../errors/index.ts'
+import {
+  BYTES_PER_TICK,
+  CallEffects,
+  EFFECT_LIMITS,
+  type HostArg,
+  type ReadAnswer,
+  type ReadRequest,
+} from './effects.ts'
 import type { SandboxLimits } from './limits.ts'
 import type { SandboxResult } from './result.ts'
 
@@ -84,6 +100,17 @@ export interface EngineCall {
 /** A result, plus whether the worker should be replaced (the host side of the engine faulted). */
 export type EngineResult = SandboxResult & { discardWorker?: boolean }
 
+/**
+ * The host's answer to one batch of reads: every answer, in the order asked, or the first error in
+ * that order (the call ends with it).
+ */
+export type ReadBatchReply = { answers: ReadAnswer[] } | { error: { code: ErrorCode; message: string } }
+
+/** What answers a call's reads. Without one, `ctx.store.get` of a key the call did not write fails. */
+export interface EngineHost {
+  read(batch: ReadRequest[]): Promise<ReadBatchReply>
+}
+
 interface Instance {
   memoryBytes: number
   mem: WebAssembly.Memory
@@ -107,6 +134,10 @@ interface Instance {
   fuelLimit: number
   /** counting fuel: only while the bundle and the export run, not while the host sets up */
   metering: boolean
+  /** what the call reads, writes and enqueues */
+  effects: CallEffects
+  /** ticks charged so far for bytes moved through ctx.store and ctx.enqueue */
+  movedTicks: number
 }
 
 /**
@@ -170,7 +201,8 @@ export interface EngineStats {
 }
 
 export interface Engine {
-  run(call: EngineCall): Promise<EngineResult>
+  /** Runs one call; `host` answers its reads (without one, reads fail inside the function). */
+  run(call: EngineCall, host?: EngineHost): Promise<EngineResult>
   /** Makes the next instance ready now (restore or instantiate), so the next call does not wait. */
   prewarm(memoryBytes: number): Promise<void>
   stats(): EngineStats
@@ -256,6 +288,8 @@ export function createEngine(
       fuel: 0,
       fuelLimit: 0,
       metering: false,
+      effects: new CallEffects(false),
+      movedTicks: 0,
     }
     rt.setModuleLoader((name) => ({
       error: new Error(
@@ -292,6 +326,11 @@ export function createEngine(
       inst.logs.push(text)
     })
     ctx.setProp(hostObj, 'log', log)
+    ctx.setProp(
+      hostObj,
+      'api',
+      ctx.newFunction('api', (op, ...args) => storeApi(inst, ctx.getString(op), args)),
+    )
     ctx.setProp(ctx.global, '__covenantHost', hostObj)
     inst.driver = ctx.unwrapResult(ctx.evalCode(prelude, 'covenant-prelude.js'))
     inst.stackBase = inst.readStackPointer()
@@ -346,11 +385,11 @@ export function createEngine(
           : instantiate(memoryBytes)
       await next
     },
-    async run(call) {
+    async run(call, host) {
       const inst = await take(call.limits.memoryBytes)
       let result: EngineResult
       try {
-        result = execute(inst, call)
+        result = await execute(inst, call, host)
       } catch (err) {
         result = caught(inst, err, 0)
       }
@@ -461,7 +500,63 @@ function nearCap(inst: Instance): boolean {
   return inst.mem.buffer.byteLength + 2 * 1024 * 1024 >= inst.memoryBytes
 }
 
-function execute(inst: Instance, call: EngineCall): EngineResult {
+/**
+ * The longest string each argument of a store operation may be before it is refused unread: no
+ * valid namespace id, CID, key, export name or options object is longer, and a value's JSON is
+ * at most 6 bytes for each byte of its DAG-CBOR.
+ */
+const ARG_CAPS: Record<string, number[]> = {
+  get: [59, EFFECT_LIMITS.keyBytes],
+  put: [59, EFFECT_LIMITS.keyBytes, 6 * EFFECT_LIMITS.valueBytes],
+  delete: [59, EFFECT_LIMITS.keyBytes],
+  enqueue: [59, 128, EFFECT_LIMITS.jobArgsBytes, 1024],
+}
+
+/**
+ * The host function behind ctx.store and ctx.enqueue (store.js): reads the arguments out of the
+ * sandbox, lets the call's record check and record the operation, charges the bytes moved as fuel,
+ * and hands the reply back. Handles made here are freed here.
+ */
+function storeApi(inst: Instance, op: string, args: QuickJSHandle[]): QuickJSHandle {
+  const { ctx } = inst
+  // a call that must stop does no more work here: the prelude spins into the next interrupt check
+  if (inst.fatal !== undefined) return ctx.newString('x')
+  const caps = ARG_CAPS[op] ?? []
+  const a: HostArg[] = caps.map((cap, i) => {
+    const h = args[i] ?? ctx.undefined
+    const type = ctx.typeof(h)
+    if (type !== 'string') return { type: type === 'object' ? 'object or null' : type }
+    const length = ctx.getProp(h, 'length').consume(ctx.getNumber)
+    if (length > cap) return { length }
+    // the copy turns a lone surrogate into three U+FFFD: a changed length gives it away
+    const text = ctx.getString(h)
+    return text.length === length ? text : { illFormed: true }
+  })
+  const fx = inst.effects
+  const reply =
+    op === 'get'
+      ? fx.get(a[0], a[1])
+      : op === 'put' || op === 'delete'
+        ? fx.write(op, a[0], a[1], a[2])
+        : fx.enqueue(a[0], a[1], a[2], a[3])
+  chargeMoved(inst)
+  return ctx.newString(inst.fatal === undefined ? reply : 'x')
+}
+
+/** Charges the bytes moved through the store as fuel, one tick per BYTES_PER_TICK, cumulatively. */
+function chargeMoved(inst: Instance): void {
+  const ticks = Math.floor(inst.effects.moved / BYTES_PER_TICK)
+  if (ticks <= inst.movedTicks) return
+  inst.fuel += ticks - inst.movedTicks
+  inst.movedTicks = ticks
+  if (inst.fuel > inst.fuelLimit) inst.fatal ??= 'FUEL_EXHAUSTED'
+}
+
+async function execute(
+  inst: Instance,
+  call: EngineCall,
+  host: EngineHost | undefined,
+): Promise<EngineResult> {
   const { rt, ctx, driver } = inst
   const { limits } = call
   inst.logs = []
@@ -471,6 +566,8 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
   inst.fuel = 0
   inst.fuelLimit = limits.fuel
   inst.metering = false
+  inst.effects = new CallEffects(host !== undefined)
+  inst.movedTicks = 0
   rt.setMemoryLimit(limits.memoryBytes)
   rt.setMaxStackSize(limits.stackBytes)
 
@@ -550,12 +647,30 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
     if (ctx.getString(called.value) === 'n') {
       return err('NO_SUCH_EXPORT', `the bundle has no function export named "${call.exportName}"`)
     }
-    const jobError = drive(() => {
+    const pending = () => {
       const p = invoke('pending')
       return p.error === undefined && ctx.typeof(p.value) === 'boolean' && ctx.dump(p.value) === true
-    })
-    if (stopped() !== undefined) return stopped()!
-    if (jobError !== undefined) return verdict(describe(jobError), 'USER_ERROR')
+    }
+    for (;;) {
+      const jobError = drive(pending)
+      if (stopped() !== undefined) return stopped()!
+      if (jobError !== undefined) return verdict(describe(jobError), 'USER_ERROR')
+      if (!pending()) break
+      // no job left and still pending: only the host's answers can move the call on
+      const batch = inst.effects.takeReads()
+      if (batch.length === 0 || host === undefined) break
+      inst.metering = false
+      const reply = await host.read(batch.map(({ ns, key }) => ({ ns, key })))
+      if ('error' in reply) return { ok: false, error: reply.error, fuel: used(), logs: inst.logs }
+      inst.metering = true
+      for (let i = 0; i < batch.length; i++) {
+        const answer = inst.effects.deliver(batch[i].n, reply.answers[i])
+        chargeMoved(inst)
+        const settled = invoke('settleRead', ctx.newNumber(batch[i].n), ctx.newString(answer))
+        if (stopped() !== undefined) return stopped()!
+        if (settled.error !== undefined) return verdict(describe(settled.error), 'USER_ERROR')
+      }
+    }
 
     // ---- read the outcome
     const finished = invoke('finish', ctx.newNumber(limits.outputBytes))
@@ -570,7 +685,11 @@ function execute(inst: Instance, call: EngineCall): EngineResult {
     if (Buffer.byteLength(json) > limits.outputBytes) {
       return err('OUTPUT_TOO_LARGE', `more than ${limits.outputBytes} bytes`)
     }
-    return { ok: true, value: JSON.parse(json), fuel: used(), logs: inst.logs }
+    const value: unknown = JSON.parse(json)
+    const effects = inst.effects.result()
+    // a call that read, wrote and enqueued nothing has the result (and hash) it always had
+    if (effects === undefined) return { ok: true, value, fuel: used(), logs: inst.logs }
+    return { ok: true, value, fuel: used(), logs: inst.logs, effects }
   } catch (e) {
     return caught(inst, e, used())
   }

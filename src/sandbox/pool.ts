@@ -13,8 +13,9 @@ import { PRELUDE, QUICKJS_WASM } from './build.ts'
 import { BundleCache } from './bundle-cache.ts'
 import type { EngineCall, EngineResult } from './engine.ts'
 import { type LimitOverrides, limitOverridesSchema, resolveLimits } from './limits.ts'
+import { readBatch, type StoreReader } from './reads.ts'
 import type { SandboxResult } from './result.ts'
-import type { WorkerCallMessage, WorkerInit, WorkerReply } from './worker.ts'
+import type { WorkerAnswersMessage, WorkerCallMessage, WorkerInit, WorkerReply } from './worker.ts'
 
 /** One call: which export of which bundle, on what, under which deterministic inputs. */
 export const sandboxCallSchema = z.object({
@@ -31,6 +32,11 @@ export const sandboxCallSchema = z.object({
   request: z.object({ id: z.string().max(1024), caller: z.string().max(1024) }).optional(),
   /** over the pool's limits, which are over the defaults */
   limits: limitOverridesSchema.optional(),
+  /**
+   * Answers `ctx.store.get` (see {@link StoreReader}). Without it, a get of a key the call did not
+   * write fails inside the function with an Error saying reads need a datastore.
+   */
+  read: z.custom<StoreReader>((v) => typeof v === 'function', 'expected a function').optional(),
 })
 export type SandboxCall = z.input<typeof sandboxCallSchema>
 
@@ -80,6 +86,9 @@ interface Job {
   hash: string
   code: string
   call: Omit<EngineCall, 'code'>
+  read: StoreReader | undefined
+  /** aborted when the call ends, so a reader still at work can stop */
+  ended: AbortController
   resolve(result: SandboxResult): void
 }
 
@@ -167,6 +176,13 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
       }
       const job = slot.job
       if (job === undefined || job.id !== msg.id) return
+      if (msg.type === 'reads') {
+        void readBatch(job.read, msg.reads, job.ended.signal).then((r) => {
+          if (slot.job === job && !slot.retired)
+            slot.worker.postMessage({ type: 'answers', id: job.id, reply: r } satisfies WorkerAnswersMessage)
+        })
+        return
+      }
       finish(slot, stripEngineFields(msg.result))
       if (msg.result.discardWorker === true) replace(slot)
       else dispatch()
@@ -192,9 +208,9 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
   }
 
   function stripEngineFields(r: EngineResult): SandboxResult {
-    return r.ok
-      ? { ok: true, value: r.value, fuel: r.fuel, logs: r.logs }
-      : { ok: false, error: r.error, fuel: r.fuel, logs: r.logs }
+    if (!r.ok) return { ok: false, error: r.error, fuel: r.fuel, logs: r.logs }
+    if (r.effects === undefined) return { ok: true, value: r.value, fuel: r.fuel, logs: r.logs }
+    return { ok: true, value: r.value, fuel: r.fuel, logs: r.logs, effects: r.effects }
   }
 
   function finish(slot: Slot, result: SandboxResult): void {
@@ -203,6 +219,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
     slot.timer = undefined
     slot.job = undefined
     slot.worker.unref()
+    job?.ended.abort()
     job?.resolve(result)
   }
 
@@ -244,6 +261,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
         code: known ? undefined : job.code,
         codeChars: job.code.length,
         call: job.call,
+        canRead: job.read !== undefined,
       }
       cursor = (slots.indexOf(slot) + 1) % slots.length
       slot.job = job
@@ -307,6 +325,8 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
             requestJson: JSON.stringify(call.request ?? { id: call.seed, caller: '' }),
             limits,
           },
+          read: call.read,
+          ended: new AbortController(),
           resolve,
         })
         dispatch()
@@ -316,7 +336,10 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
       if (stopped) return
       stopped = true
       const gone = failure('NOT_STARTED', 'the sandbox was stopped')
-      for (const job of queue.splice(0)) job.resolve(gone)
+      for (const job of queue.splice(0)) {
+        job.ended.abort()
+        job.resolve(gone)
+      }
       await started.catch(() => {})
       const ending: Promise<number>[] = []
       for (const slot of slots) {

@@ -1,10 +1,19 @@
 /**
  * Worker thread entry: runs one call at a time in the engine and answers the pool. A call that
- * overruns its wall clock never answers; the pool terminates this thread instead.
+ * reads a datastore asks the pool for each batch of reads and waits for its answers; a call that
+ * overruns its wall clock never answers, and the pool terminates this thread instead.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { BundleCache } from './bundle-cache.ts'
-import { createEngine, type EngineCall, pinHostTimeZoneToUTC } from './engine.ts'
+import type { ReadRequest } from './effects.ts'
+import {
+  createEngine,
+  type EngineCall,
+  type EngineHost,
+  type EngineResult,
+  pinHostTimeZoneToUTC,
+  type ReadBatchReply,
+} from './engine.ts'
 
 export interface WorkerCallMessage {
   type: 'call'
@@ -14,11 +23,21 @@ export interface WorkerCallMessage {
   code?: string
   codeChars: number
   call: Omit<EngineCall, 'code'>
+  /** whether the pool answers this call's reads */
+  canRead: boolean
+}
+
+/** The pool's answer to the reads a call asked for. */
+export interface WorkerAnswersMessage {
+  type: 'answers'
+  id: number
+  reply: ReadBatchReply
 }
 
 export type WorkerReply =
   | { type: 'ready' }
-  | { type: 'result'; id: number; result: import('./engine.ts').EngineResult }
+  | { type: 'result'; id: number; result: EngineResult }
+  | { type: 'reads'; id: number; reads: ReadRequest[] }
 
 const port = parentPort!
 export interface WorkerInit {
@@ -33,11 +52,31 @@ const { wasmModule, prelude, prewarmMemoryBytes, freshInstances } = workerData a
 pinHostTimeZoneToUTC()
 const engine = createEngine(wasmModule, prelude, { fresh: freshInstances })
 const cache = new BundleCache()
+/** the running call's wait for its reads, if it is waiting */
+let waiting: { id: number; resolve(reply: ReadBatchReply): void } | undefined
 
 await engine.prewarm(prewarmMemoryBytes)
 port.postMessage({ type: 'ready' } satisfies WorkerReply)
 
-port.on('message', async (msg: WorkerCallMessage) => {
+function hostFor(id: number): EngineHost {
+  return {
+    read(reads) {
+      return new Promise((resolve) => {
+        waiting = { id, resolve }
+        port.postMessage({ type: 'reads', id, reads } satisfies WorkerReply)
+      })
+    },
+  }
+}
+
+port.on('message', async (msg: WorkerCallMessage | WorkerAnswersMessage) => {
+  if (msg.type === 'answers') {
+    if (waiting?.id !== msg.id) return
+    const { resolve } = waiting
+    waiting = undefined
+    resolve(msg.reply)
+    return
+  }
   cache.put(msg.hash, msg.codeChars, msg.code ?? '')
   const code = cache.get(msg.hash)
   const result =
@@ -48,7 +87,7 @@ port.on('message', async (msg: WorkerCallMessage) => {
           fuel: 0,
           logs: [],
         }
-      : await engine.run({ ...msg.call, code })
+      : await engine.run({ ...msg.call, code }, msg.canRead ? hostFor(msg.id) : undefined)
   port.postMessage({ type: 'result', id: msg.id, result } satisfies WorkerReply)
   // restore (or build) the next instance while idle; a call arriving meanwhile simply awaits it
   await engine.prewarm(msg.call.limits.memoryBytes)

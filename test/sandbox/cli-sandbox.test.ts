@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
+import { cidForBytes } from '../../src/content/index.ts'
 
 const exec = promisify(execFile)
 const main = new URL('../../src/cli/main.ts', import.meta.url).pathname
+const NS = cidForBytes(new Uint8Array([1]), 'dag-cbor').toString()
 let dir = ''
 
 before(async () => {
@@ -22,6 +24,21 @@ export function echo(...args: unknown[]) { return args.slice(0, -1) }
 export function fs() { return import('node:fs') }`,
   )
   await writeFile(join(dir, 'helper.ts'), 'export const helper = (a: number, b: number) => a + b\n')
+  await writeFile(
+    join(dir, 'guestbook.ts'),
+    `const NS = '${NS}'
+export async function sign(name: string, ctx: any) {
+  const count = (await ctx.store.get(NS, 'count')) ?? 0
+  ctx.store.put(NS, 'entries/' + count, { name })
+  ctx.store.put(NS, 'count', count + 1)
+  ctx.store.delete(NS, 'draft')
+  ctx.enqueue(NS, 'thank', [name])
+  return count + 1
+}`,
+  )
+  await writeFile(join(dir, 'values.json'), JSON.stringify({ [NS]: { count: 2 } }))
+  await writeFile(join(dir, 'bad-ns.json'), JSON.stringify({ guestbook: { count: 2 } }))
+  await writeFile(join(dir, 'not-json.json'), '{ count: 2')
   await writeFile(
     join(dir, 'builtin.ts'),
     "import { readFileSync } from 'node:fs'\nexport const f = () => typeof readFileSync\n",
@@ -89,10 +106,60 @@ describe('covenant sandbox', () => {
     assert.equal(JSON.parse(r.stdout).error.code, 'NOT_FOUND')
   })
 
+  it('reads from --store and shows what the call would write and enqueue', async () => {
+    const store = join(dir, 'values.json')
+    const json = await covenant(join(dir, 'guestbook.ts'), 'sign', 'Ada', '--store', store, '--json')
+    assert.equal(json.code, 0, json.stderr)
+    const out = JSON.parse(json.stdout)
+    assert.deepEqual(out.value, 3)
+    assert.deepEqual(out.effects, {
+      reads: [{ ns: NS, key: 'count', version: 1 }],
+      writes: [
+        { ns: NS, key: 'entries/2', value: { name: 'Ada' } },
+        { ns: NS, key: 'count', value: 3 },
+        { ns: NS, key: 'draft', value: null },
+      ],
+      jobs: [{ fn: NS, export: 'thank', args: ['Ada'], options: {} }],
+    })
+    const person = await covenant(join(dir, 'guestbook.ts'), 'sign', 'Ada', '--store', store)
+    assert.deepEqual([person.code, person.stdout], [0, '3\n'])
+    assert.equal(
+      person.stderr,
+      [
+        `read: ${NS} "count" at version 1`,
+        `write: ${NS} "entries/2" = {"name":"Ada"}`,
+        `write: ${NS} "count" = 3`,
+        `delete: ${NS} "draft"`,
+        `job: ${NS} thank ["Ada"] {}`,
+        '',
+      ].join('\n'),
+    )
+  })
+
+  it('says a read needs --store, and refuses a --store file that is missing or wrong', async () => {
+    const none = await covenant(join(dir, 'guestbook.ts'), 'sign', 'Ada', '--json')
+    assert.equal(none.code, 0)
+    const out = JSON.parse(none.stdout)
+    assert.equal(out.error.code, 'USER_ERROR')
+    assert.match(out.error.message, /no datastore to read from.*--store values\.json/)
+    for (const [file, code, message] of [
+      ['missing.json', 'NOT_FOUND', /cannot read/],
+      ['bad-ns.json', 'INVALID_INPUT', /guestbook: not a namespace id/],
+      ['not-json.json', 'INVALID_INPUT', /not JSON/],
+    ] as const) {
+      const r = await covenant(join(dir, 'guestbook.ts'), 'sign', 'Ada', '--store', join(dir, file), '--json')
+      assert.equal(r.code, 1, file)
+      const e = JSON.parse(r.stdout).error
+      assert.equal(e.code, code, file)
+      assert.match(e.message, message)
+    }
+  })
+
   it('has help', async () => {
     const r = await covenant('--help')
     assert.equal(r.code, 0)
     assert.match(r.stdout, /--fuel <ticks>/)
     assert.match(r.stdout, /--json/)
+    assert.match(r.stdout, /--store <file>/)
   })
 })

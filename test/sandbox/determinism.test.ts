@@ -6,7 +6,13 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { after, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { createSandbox, type SandboxCall } from '../../src/sandbox/index.ts'
+import { cidForBytes } from '../../src/content/index.ts'
+import {
+  createSandbox,
+  type SandboxCall,
+  type StoreReadAnswer,
+  type StoreReader,
+} from '../../src/sandbox/index.ts'
 
 const exec = promisify(execFile)
 const child = new URL('../fixtures/sandbox-child.ts', import.meta.url).pathname
@@ -99,6 +105,72 @@ describe('determinism', () => {
         const [, restored] = [await sandbox.run(pollute), await sandbox.run(call)]
         const [, built] = [await fresh.run(pollute), await fresh.run(call)]
         assert.equal(JSON.stringify(restored), JSON.stringify(built))
+      }
+    } finally {
+      await fresh.stop()
+    }
+  })
+
+  it('gives identical results whatever the timing of the host’s answers to reads', async () => {
+    const ns = cidForBytes(new Uint8Array([9]), 'dag-cbor').toString()
+    const code = `const NS = '${ns}'
+      export async function f(rounds, ctx) {
+        const seen = []
+        for (let r = 0; r < rounds; r++) {
+          // reads in parallel, a race between two, a chain of thens, and work between them
+          const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((k) => ctx.store.get(NS, k + r)))
+          const first = await Promise.race([ctx.store.get(NS, 'x' + r), ctx.store.get(NS, 'y' + r)])
+          ctx.store.get(NS, 'log' + r).then((v) => ctx.log('then', r, v))
+          let acc = 0
+          for (let i = 0; i < 30000; i++) acc = (acc + i * a) % 1000003
+          ctx.store.put(NS, 'sum' + (r % 3), a + b + c + acc + Math.random())
+          if (r % 4 === 0) ctx.enqueue(NS, 'later', [r, first])
+          seen.push([a, b, c, first, await ctx.store.get(NS, 'sum' + (r % 3))])
+        }
+        return seen
+      }
+      export async function fails(ctx) {
+        return Promise.all(['ok1', 'bad1', 'ok2', 'bad2'].map((k) => ctx.store.get(NS, k)))
+      }`
+    const answer = (key: string): StoreReadAnswer =>
+      key.startsWith('bad')
+        ? { error: { code: 'NAMESPACE_NOT_FOUND', message: key } }
+        : { value: key.length * 10 + key.charCodeAt(0), version: key.length }
+    const immediate: StoreReader = (_ns, key) => answer(key)
+    const jittery: StoreReader = (_ns, key) =>
+      new Promise((resolve) => setTimeout(() => resolve(answer(key)), Math.floor(Math.random() * 8)))
+    const fresh = createSandbox({ workers: 1, freshInstances: true })
+    try {
+      for (const [exportName, args] of [
+        ['f', [12]],
+        ['fails', []],
+      ] as const) {
+        const call: SandboxCall = {
+          code,
+          exportName,
+          args: [...args],
+          seed: 'reads',
+          now: 0,
+          limits: { timeoutMs: NEVER_MS, fuel: 1_000_000 },
+        }
+        const expected = JSON.stringify(await sandbox.run({ ...call, read: immediate }))
+        // six at once over two workers, each reader answering in its own random order and time
+        const results = await Promise.all([
+          ...[1, 2, 3, 4, 5, 6].map(() => sandbox.run({ ...call, read: jittery })),
+          fresh.run({ ...call, read: jittery }),
+        ])
+        for (const r of results) assert.equal(JSON.stringify(r), expected)
+        const parsed = JSON.parse(expected) as {
+          ok: boolean
+          fuel: number
+          error?: { code: string; message: string }
+        }
+        if (exportName === 'f') assert.ok(parsed.ok && parsed.fuel > 0, expected.slice(0, 300))
+        else
+          assert.deepEqual(parsed.error, {
+            code: 'NAMESPACE_NOT_FOUND',
+            message: `reading "bad1" of ${ns}: bad1`,
+          })
       }
     } finally {
       await fresh.stop()

@@ -6,8 +6,15 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { cidForBytes } from '../../src/content/index.ts'
 import { PRELUDE, QUICKJS_WASM } from '../../src/sandbox/build.ts'
-import { createEngine, type EngineCall, pinHostTimeZoneToUTC } from '../../src/sandbox/engine.ts'
+import { dagCborSize } from '../../src/sandbox/effects.ts'
+import {
+  createEngine,
+  type EngineCall,
+  type EngineHost,
+  pinHostTimeZoneToUTC,
+} from '../../src/sandbox/engine.ts'
 import { resolveLimits, type SandboxLimits } from '../../src/sandbox/limits.ts'
 
 pinHostTimeZoneToUTC()
@@ -237,5 +244,94 @@ describe('engine snapshot and restore', () => {
       await engine.prewarm(limits.memoryBytes)
       assert.equal(engine.stats().instantiated, before + 1, 'a clean call keeps its instance')
     }
+  })
+
+  it('keeps restoring its instance after calls that read, wrote and enqueued, with the results of a fresh one', async () => {
+    const ns = cidForBytes(new Uint8Array([4]), 'dag-cbor').toString()
+    const STORE = `const NS = '${ns}'
+      export async function rw(ctx) {
+        const [a, b] = await Promise.all([ctx.store.get(NS, 'a'), ctx.store.get(NS, 'b')])
+        ctx.store.put(NS, 'c', { a, b, r: Math.random() })
+        ctx.enqueue(NS, 'next', [a])
+        return [a, b, await ctx.store.get(NS, 'c')]
+      }
+      export async function waits(ctx) { ctx.store.get(NS, 'a'); await new Promise(() => {}) }
+      export function local(ctx) { ctx.store.put(NS, 'k', 1); return 'local' }`
+    const host: EngineHost = {
+      async read(batch) {
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        return {
+          answers: batch.map(({ key }) => {
+            const value = { key, n: key.charCodeAt(0) }
+            return { version: 3, bytes: dagCborSize(value)!, json: JSON.stringify(value) }
+          }),
+        }
+      },
+    }
+    const sequence: Array<[EngineCall, EngineHost | undefined]> = [
+      [call(STORE, 'rw'), host],
+      [call(PROBE, 'probe', [1000]), undefined],
+      [call(STORE, 'waits'), host],
+      [call(STORE, 'local'), undefined],
+      [call(STORE, 'rw'), host],
+      [call(PROBE, 'pollute'), undefined],
+      [call(STORE, 'rw'), host],
+    ]
+    const runAll = async (fresh: boolean) => {
+      const engine = createEngine(wasm, PRELUDE, { fresh })
+      await engine.prewarm(resolveLimits().memoryBytes)
+      const before = await engine.nextMemory()
+      const out: string[] = []
+      for (const [c, h] of sequence) {
+        await engine.prewarm(c.limits.memoryBytes)
+        out.push(JSON.stringify(await engine.run(c, h)))
+      }
+      await engine.prewarm(resolveLimits().memoryBytes)
+      return { out, stats: engine.stats(), before, after: await engine.nextMemory() }
+    }
+    const [fresh, restored] = [await runAll(true), await runAll(false)]
+    assert.deepEqual(restored.out, fresh.out)
+    assert.deepEqual(restored.stats, { instantiated: 1, restored: sequence.length })
+    const codes = restored.out.map((r) => {
+      const p = JSON.parse(r) as { ok: boolean; error?: { code: string }; effects?: unknown }
+      return p.ok ? (p.effects === undefined ? 'ok' : 'ok+effects') : p.error!.code
+    })
+    assert.deepEqual(codes, [
+      'ok+effects',
+      'ok',
+      'NEVER_SETTLED',
+      'ok+effects',
+      'ok+effects',
+      'ok',
+      'ok+effects',
+    ])
+    assert.ok(
+      restored.before !== undefined &&
+        restored.after !== undefined &&
+        Buffer.from(restored.after).equals(Buffer.from(restored.before)),
+      'after calls that used the host, the restored memory is the snapshot byte for byte',
+    )
+  })
+
+  it('throws the instance away after a read the host failed, and keeps it after reads it answered', async () => {
+    const ns = cidForBytes(new Uint8Array([5]), 'dag-cbor').toString()
+    const code = `export async function f(ctx) { return ctx.store.get('${ns}', 'k') }`
+    const engine = createEngine(wasm, PRELUDE)
+    const limits = resolveLimits()
+    await engine.prewarm(limits.memoryBytes)
+    const failing: EngineHost = {
+      read: async () => ({ error: { code: 'NAMESPACE_NOT_FOUND', message: 'no such namespace' } }),
+    }
+    const answering: EngineHost = {
+      read: async (batch) => ({ answers: batch.map(() => ({ version: 1, bytes: 1, json: '7' })) }),
+    }
+    const failed = await engine.run(call(code), failing)
+    assert.deepEqual(!failed.ok && failed.error.code, 'NAMESPACE_NOT_FOUND')
+    await engine.prewarm(limits.memoryBytes)
+    assert.deepEqual(engine.stats(), { instantiated: 2, restored: 0 })
+    const answered = await engine.run(call(code), answering)
+    assert.deepEqual(answered.ok && answered.value, 7)
+    await engine.prewarm(limits.memoryBytes)
+    assert.deepEqual(engine.stats(), { instantiated: 2, restored: 1 })
   })
 })

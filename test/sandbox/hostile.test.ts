@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { createSandbox, type LimitOverrides } from '../../src/sandbox/index.ts'
+import { cidForBytes } from '../../src/content/index.ts'
+import { createSandbox, type LimitOverrides, type StoreReader } from '../../src/sandbox/index.ts'
 
 const sandbox = createSandbox({ workers: 2 })
 after(() => sandbox.stop())
@@ -29,7 +30,16 @@ interface Case {
   /** an error code, or `ok` with the exact value the program must see */
   expect: string | { ok: unknown }
   limits?: LimitOverrides
+  /** give the call {@link reader}, and `NS` to the program */
+  read?: boolean
 }
+
+const NS = cidForBytes(new Uint8Array([7]), 'dag-cbor').toString()
+/** `huge` is larger than a value may be, `big` is half a megabyte, any other key its length */
+const reader: StoreReader = (_ns, key) => ({
+  value: key === 'huge' ? 'z'.repeat(2 << 20) : key === 'big' ? 'b'.repeat(1 << 19) : key.length,
+  version: 1,
+})
 
 const cases: Case[] = [
   // ---- endless work
@@ -328,16 +338,143 @@ const cases: Case[] = [
   },
   { name: 'thrown null', code: 'throw null', expect: 'USER_ERROR' },
   { name: 'non-serialisable BigInt result', code: 'return 10n', expect: 'USER_ERROR' },
+  // ---- the datastore and the job queue
+  {
+    name: 'awaits thousands of reads',
+    code: 'export async function f(ctx) { for (let i = 0; i < 5000; i++) await ctx.store.get(NS, "k" + i) }',
+    module: true,
+    read: true,
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'awaits one key thousands of times',
+    code: 'export async function f(ctx) { let s = 0; for (let i = 0; i < 5000; i++) s += await ctx.store.get(NS, "same"); return s }',
+    module: true,
+    read: true,
+    expect: { ok: 20000 },
+  },
+  {
+    name: 'reads a value larger than a value may be',
+    code: 'export async function f(ctx) { return (await ctx.store.get(NS, "huge")).length }',
+    module: true,
+    read: true,
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'reads a big value in a loop it cannot afford',
+    code: 'export async function f(ctx) { for (;;) await ctx.store.get(NS, "big") }',
+    module: true,
+    read: true,
+    expect: 'FUEL_EXHAUSTED',
+  },
+  {
+    name: 'loops between reads to burn fuel',
+    code: 'export async function f(ctx) { for (let n = 0; ; n++) { await ctx.store.get(NS, "k" + (n % 9)); for (let i = 0; i < 1e5; i++); } }',
+    module: true,
+    read: true,
+    expect: 'FUEL_EXHAUSTED',
+  },
+  {
+    name: 'never awaits its read',
+    code: 'export function f(ctx) { ctx.store.get(NS, "k"); ctx.store.get(NS, "huge"); return "done" }',
+    module: true,
+    read: true,
+    expect: { ok: 'done' },
+  },
+  {
+    name: 'awaits a read, then a promise nothing settles',
+    code: 'export async function f(ctx) { await ctx.store.get(NS, "k"); await new Promise(() => {}) }',
+    module: true,
+    read: true,
+    expect: 'NEVER_SETTLED',
+  },
+  {
+    name: 'writes a 10 MB value',
+    code: "ctx.store.put(NS, 'k', 'x'.repeat(10e6))",
+    expect: 'USER_ERROR',
+    limits: { fuel: 300, timeoutMs: NEVER_MS },
+  },
+  {
+    name: 'writes too many keys',
+    code: "for (let i = 0; ; i++) ctx.store.put(NS, 'k' + i, i)",
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'writes a big value in a loop it cannot afford, swallowing every error',
+    code: "const v = 'x'.repeat(1 << 19); for (;;) { try { ctx.store.put(NS, 'k', v) } catch {} }",
+    expect: 'FUEL_EXHAUSTED',
+  },
+  {
+    name: 'writes a value whose toJSON never returns',
+    code: "ctx.store.put(NS, 'k', { toJSON() { for (;;) {} } })",
+    expect: 'FUEL_EXHAUSTED',
+  },
+  {
+    name: 'writes a value nested deeper than a value may be',
+    code: "let v = 1; for (let i = 0; i < 300; i++) v = [v]; ctx.store.put(NS, 'k', v)",
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'enqueues too many jobs',
+    code: `for (;;) ctx.enqueue(NS, 'again', [])`,
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'calls ctx.store with bad types',
+    code: 'ctx.store.put({}, [], Symbol())',
+    expect: 'USER_ERROR',
+  },
+  {
+    name: 'calls ctx.store methods detached from ctx',
+    code: 'export async function f(ctx) { const { get, put } = ctx.store; put(NS, "w", 1); return [await get(NS, "k"), await get(NS, "w")] }',
+    module: true,
+    read: true,
+    expect: { ok: [1, 1] },
+  },
+  {
+    name: 'replaces Promise, JSON, Map and String methods before reading',
+    code: `export async function f(ctx) {
+      globalThis.Promise = function () { throw new Error('fake') }
+      JSON.parse = () => 'pwned'
+      JSON.stringify = () => '"pwned"'
+      Map.prototype.get = () => undefined
+      Map.prototype.set = () => {}
+      String.prototype.slice = () => 'v"pwned"'
+      Number = () => 0
+      Reflect.apply = () => 'pwned'
+      ctx.store.put(NS, 'w', { a: [1] })
+      return [await ctx.store.get(NS, 'kk'), await ctx.store.get(NS, 'w'), await ctx.store.get(NS, 'kkk')]
+    }`,
+    module: true,
+    read: true,
+    expect: { ok: [2, { a: [1] }, 3] },
+  },
+  {
+    name: 'replaces Promise.prototype.then before awaiting reads',
+    code: `export async function f(ctx) {
+      Promise.prototype.then = function () { return 'hijacked' }
+      return (await ctx.store.get(NS, 'k')) + (await ctx.store.get(NS, 'kk'))
+    }`,
+    module: true,
+    read: true,
+    expect: { ok: 3 },
+  },
+  {
+    name: 'reaches for the host functions',
+    code: 'return [typeof __covenantHost, typeof globalThis.api, Object.keys(ctx.store).sort(), Object.isFrozen(ctx.store)]',
+    expect: { ok: ['undefined', 'undefined', ['delete', 'get', 'put'], true] },
+  },
 ]
 
 const run = (c: Case) =>
   sandbox.run({
-    code: c.module === true ? c.code : `export function f(ctx) { ${c.code} }`,
+    code: `const NS = '${NS}';\n${c.module === true ? c.code : `export function f(ctx) { ${c.code} }`}`,
     exportName: 'f',
     args: [],
     seed: 'hostile',
     now: 0,
     limits: c.limits ?? { fuel: 300, timeoutMs: NEVER_MS },
+    read: c.read === true ? reader : undefined,
   })
 
 describe('hostile code', () => {

@@ -1,14 +1,11 @@
 // @ts-check
 /**
  * Logging: `ctx.log` and `console.*` format their arguments into one line and hand it to the
- * host, which counts it against the call's log limit. The host passes its functions in
- * `globalThis.__covenantHost`, removed here at once so no user code sees them.
+ * host, which counts it against the call's log limit.
  */
-import { define, ErrorC, G, JSONstringify, StringC } from './intrinsics.js'
+import { define, ErrorC, G, HOST, JSONstringify, StringC } from './intrinsics.js'
 
-const host = /** @type {{ log(line: string): void }} */ (G.__covenantHost)
-delete G.__covenantHost
-const hostLog = host.log
+const hostLog = HOST.log
 
 /**
  * One value as a log shows it: strings as they are (quoted when nested), errors as

@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * The private driver the host uses to run one call: set up the deterministic inputs, call an
- * export, tell whether its promise is still pending while the host runs the job queue, and
- * serialise the outcome. Also `queueMicrotask`, which feeds that same job queue.
+ * export, tell whether its promise is still pending while the host runs the job queue, hand the
+ * function the host's answers to its reads, and serialise the outcome. Also `queueMicrotask`,
+ * which feeds that same job queue.
  */
 import { log } from './console.js'
 import { random, seedRandom, setNow } from './determinism.js'
@@ -23,6 +24,7 @@ import {
   SyntaxErrorC,
   TypeErrorC,
 } from './intrinsics.js'
+import { enqueue, resetStore, settleRead, store } from './store.js'
 
 define(
   G,
@@ -109,8 +111,9 @@ export const driver = ObjectFreeze({
   setup(a, b, c, d, now, requestJson) {
     seedRandom(a, b, c, d)
     setNow(now)
+    resetStore()
     const request = ObjectFreeze(JSONparse(requestJson))
-    ctxObj = ObjectFreeze({ log, random, now, request })
+    ctxObj = ObjectFreeze({ log, random, now, request, store, enqueue })
   },
   /**
    * Calls export `name` of module namespace `ns`; 'n' if there is no such function. A module
@@ -134,6 +137,14 @@ export const driver = ObjectFreeze({
   },
   pending() {
     return state === 1
+  },
+  /**
+   * The host's reply to read `n` (see store.js), delivered between runs of the job queue.
+   * @param {number} n
+   * @param {string} reply
+   */
+  settleRead(n, reply) {
+    settleRead(n, reply)
   },
   /**
    * One letter says what happened, then the payload: v<json> value, e<message> threw, m out of

@@ -16,5 +16,6 @@ import './encoding.js'
 import './base64.js'
 import './url.js'
 import './structured-clone.js'
+import './store.js'
 
 export { driver } from './driver.js'

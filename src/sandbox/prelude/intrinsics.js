@@ -8,6 +8,17 @@
 /** The global object, as a plain record: the prelude adds and removes globals by name. */
 export const G = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (globalThis))
 
+/**
+ * The host's functions, which the engine passes in `globalThis.__covenantHost`; removed at once so
+ * that no other code sees them. `log` takes one line; `api` is ctx.store's and ctx.enqueue's way to
+ * the host, which checks and records what the call asks (src/sandbox/effects.ts) and replies with
+ * a string (see store.js).
+ */
+export const HOST = /** @type {{ log(line: string): void, api(op: string, ...args: unknown[]): string }} */ (
+  G.__covenantHost
+)
+delete G.__covenantHost
+
 export const ReflectApply = Reflect.apply
 export const ReflectConstruct = Reflect.construct
 export const ObjectFreeze = Object.freeze
@@ -18,6 +29,7 @@ export const JSONstringify = JSON.stringify
 export const JSONparse = JSON.parse
 export const StringC = String
 export const StringFromCharCode = String.fromCharCode
+export const StringSlice = String.prototype.slice
 export const ErrorC = Error
 export const TypeErrorC = TypeError
 export const SyntaxErrorC = SyntaxError
@@ -48,6 +60,7 @@ export const SetC = Set
 export const MapGet = Map.prototype.get
 export const MapSet = Map.prototype.set
 export const MapHas = Map.prototype.has
+export const MapDelete = Map.prototype.delete
 export const RegExpC = RegExp
 export const ArrayBufferC = ArrayBuffer
 export const ArrayBufferIsView = ArrayBuffer.isView

@@ -508,8 +508,8 @@ var covenantPrelude = (() => {
       var globalThis2 = require_global_this();
       var defineGlobalProperty = require_define_global_property();
       var SHARED = "__core-js_shared__";
-      var store = module.exports = globalThis2[SHARED] || defineGlobalProperty(SHARED, {});
-      (store.versions || (store.versions = [])).push({
+      var store2 = module.exports = globalThis2[SHARED] || defineGlobalProperty(SHARED, {});
+      (store2.versions || (store2.versions = [])).push({
         version: "3.51.0",
         mode: IS_PURE ? "pure" : "global",
         copyright: "\xA9 2013\u20132025 Denis Pushkarev (zloirock.ru), 2025\u20132026 CoreJS Company (core-js.io). All rights reserved.",
@@ -523,10 +523,10 @@ var covenantPrelude = (() => {
   var require_shared = __commonJS({
     "node_modules/core-js-pure/internals/shared.js"(exports, module) {
       "use strict";
-      var store = require_shared_store();
+      var store2 = require_shared_store();
       var create = Object.create || Object;
       module.exports = function(key, value) {
-        return store[key] || (store[key] = value || create(null));
+        return store2[key] || (store2[key] = value || create(null));
       };
     }
   });
@@ -747,36 +747,36 @@ var covenantPrelude = (() => {
       var TypeError2 = globalThis2.TypeError;
       var WeakMap2 = globalThis2.WeakMap;
       var set;
-      var get;
+      var get2;
       var has;
       var enforce = /* @__PURE__ */ __name(function(it) {
-        return has(it) ? get(it) : set(it, {});
+        return has(it) ? get2(it) : set(it, {});
       }, "enforce");
       var getterFor = /* @__PURE__ */ __name(function(TYPE) {
         return function(it) {
           var state2;
-          if (!isObject(it) || (state2 = get(it)).type !== TYPE) {
+          if (!isObject(it) || (state2 = get2(it)).type !== TYPE) {
             throw new TypeError2("Incompatible receiver, " + TYPE + " required");
           }
           return state2;
         };
       }, "getterFor");
       if (NATIVE_WEAK_MAP || shared.state) {
-        store = shared.state || (shared.state = new WeakMap2());
-        store.get = store.get;
-        store.has = store.has;
-        store.set = store.set;
+        store2 = shared.state || (shared.state = new WeakMap2());
+        store2.get = store2.get;
+        store2.has = store2.has;
+        store2.set = store2.set;
         set = /* @__PURE__ */ __name(function(it, metadata) {
-          if (store.has(it)) throw new TypeError2(OBJECT_ALREADY_INITIALIZED);
+          if (store2.has(it)) throw new TypeError2(OBJECT_ALREADY_INITIALIZED);
           metadata.facade = it;
-          store.set(it, metadata);
+          store2.set(it, metadata);
           return metadata;
         }, "set");
-        get = /* @__PURE__ */ __name(function(it) {
-          return store.get(it) || {};
+        get2 = /* @__PURE__ */ __name(function(it) {
+          return store2.get(it) || {};
         }, "get");
         has = /* @__PURE__ */ __name(function(it) {
-          return store.has(it);
+          return store2.has(it);
         }, "has");
       } else {
         STATE = sharedKey("state");
@@ -787,18 +787,18 @@ var covenantPrelude = (() => {
           createNonEnumerableProperty(it, STATE, metadata);
           return metadata;
         }, "set");
-        get = /* @__PURE__ */ __name(function(it) {
+        get2 = /* @__PURE__ */ __name(function(it) {
           return hasOwn(it, STATE) ? it[STATE] : {};
         }, "get");
         has = /* @__PURE__ */ __name(function(it) {
           return hasOwn(it, STATE);
         }, "has");
       }
-      var store;
+      var store2;
       var STATE;
       module.exports = {
         set,
-        get,
+        get: get2,
         has,
         enforce,
         getterFor
@@ -2250,7 +2250,7 @@ var covenantPrelude = (() => {
         }, "delete"),
         // `URLSearchParams.prototype.get` method
         // https://url.spec.whatwg.org/#dom-urlsearchparams-get
-        get: /* @__PURE__ */ __name(function get(name) {
+        get: /* @__PURE__ */ __name(function get2(name) {
           var entries = getInternalParamsState(this).entries;
           validateArgumentsLength(arguments.length, 1);
           var key = $toString(name);
@@ -2644,14 +2644,14 @@ var covenantPrelude = (() => {
       "use strict";
       var uncurryThis = require_function_uncurry_this();
       var isCallable = require_is_callable();
-      var store = require_shared_store();
+      var store2 = require_shared_store();
       var functionToString = uncurryThis(Function.toString);
-      if (!isCallable(store.inspectSource)) {
-        store.inspectSource = function(it) {
+      if (!isCallable(store2.inspectSource)) {
+        store2.inspectSource = function(it) {
           return functionToString(it);
         };
       }
-      module.exports = store.inspectSource;
+      module.exports = store2.inspectSource;
     }
   });
 
@@ -3206,33 +3206,33 @@ var covenantPrelude = (() => {
         }
         return currLength > maxLength ? currStart : maxIndex;
       }, "findLongestZeroSequence");
-      var serializeHost = /* @__PURE__ */ __name(function(host2) {
+      var serializeHost = /* @__PURE__ */ __name(function(host) {
         var result, index, compress, ignore0;
-        if (typeof host2 == "number") {
+        if (typeof host == "number") {
           result = [];
           for (index = 0; index < 4; index++) {
-            unshift(result, host2 % 256);
-            host2 = floor(host2 / 256);
+            unshift(result, host % 256);
+            host = floor(host / 256);
           }
           return join(result, ".");
         }
-        if (typeof host2 == "object") {
+        if (typeof host == "object") {
           result = "";
-          compress = findLongestZeroSequence(host2);
+          compress = findLongestZeroSequence(host);
           for (index = 0; index < 8; index++) {
-            if (ignore0 && host2[index] === 0) continue;
+            if (ignore0 && host[index] === 0) continue;
             if (ignore0) ignore0 = false;
             if (compress === index) {
               result += index ? ":" : "::";
               ignore0 = true;
             } else {
-              result += numberToString(host2[index], 16);
+              result += numberToString(host[index], 16);
               if (index < 7) result += ":";
             }
           }
           return "[" + result + "]";
         }
-        return host2;
+        return host;
       }, "serializeHost");
       var C0ControlPercentEncodeSet = {};
       var queryPercentEncodeSet = assign({}, C0ControlPercentEncodeSet, {
@@ -3308,7 +3308,7 @@ var covenantPrelude = (() => {
       var SPECIAL_AUTHORITY_SLASHES = {};
       var SPECIAL_AUTHORITY_IGNORE_SLASHES = {};
       var AUTHORITY = {};
-      var HOST = {};
+      var HOST2 = {};
       var HOSTNAME = {};
       var PORT = {};
       var FILE = {};
@@ -3522,10 +3522,10 @@ var covenantPrelude = (() => {
                   if (seenAt && buffer === "") return INVALID_AUTHORITY;
                   pointer -= arrayFrom(buffer).length + 1;
                   buffer = "";
-                  state2 = HOST;
+                  state2 = HOST2;
                 } else buffer += chr;
                 break;
-              case HOST:
+              case HOST2:
               case HOSTNAME:
                 if (stateOverride && url.scheme === "file") {
                   state2 = FILE_HOST;
@@ -3769,21 +3769,21 @@ var covenantPrelude = (() => {
           var scheme = url.scheme;
           var username = url.username;
           var password = url.password;
-          var host2 = url.host;
+          var host = url.host;
           var port = url.port;
           var path = url.path;
           var query = url.query;
           var fragment = url.fragment;
           var output = scheme + ":";
-          if (host2 !== null) {
+          if (host !== null) {
             output += "//";
             if (url.includesCredentials()) {
               output += username + (password ? ":" + password : "") + "@";
             }
-            output += serializeHost(host2);
+            output += serializeHost(host);
             if (port !== null) output += ":" + port;
           } else if (scheme === "file") output += "//";
-          if (host2 === null && !url.cannotBeABaseURL && path.length > 1 && path[0] === "") output += "/.";
+          if (host === null && !url.cannotBeABaseURL && path.length > 1 && path[0] === "") output += "/.";
           output += url.cannotBeABaseURL ? path[0] : path.length ? "/" + join(path, "/") : "";
           if (query !== null) output += "?" + query;
           if (fragment !== null) output += "#" + fragment;
@@ -3840,18 +3840,18 @@ var covenantPrelude = (() => {
         }, "setPassword"),
         // https://url.spec.whatwg.org/#dom-url-host
         getHost: /* @__PURE__ */ __name(function() {
-          var host2 = this.host;
+          var host = this.host;
           var port = this.port;
-          return host2 === null ? "" : port === null ? serializeHost(host2) : serializeHost(host2) + ":" + port;
+          return host === null ? "" : port === null ? serializeHost(host) : serializeHost(host) + ":" + port;
         }, "getHost"),
-        setHost: /* @__PURE__ */ __name(function(host2) {
+        setHost: /* @__PURE__ */ __name(function(host) {
           if (this.cannotBeABaseURL) return;
-          this.parse(host2, HOST);
+          this.parse(host, HOST2);
         }, "setHost"),
         // https://url.spec.whatwg.org/#dom-url-hostname
         getHostname: /* @__PURE__ */ __name(function() {
-          var host2 = this.host;
-          return host2 === null ? "" : serializeHost(host2);
+          var host = this.host;
+          return host === null ? "" : serializeHost(host);
         }, "getHostname"),
         setHostname: /* @__PURE__ */ __name(function(hostname) {
           if (this.cannotBeABaseURL) return;
@@ -4157,6 +4157,11 @@ var covenantPrelude = (() => {
     /** @type {unknown} */
     globalThis
   );
+  var HOST = (
+    /** @type {{ log(line: string): void, api(op: string, ...args: unknown[]): string }} */
+    G.__covenantHost
+  );
+  delete G.__covenantHost;
   var ReflectApply = Reflect.apply;
   var ReflectConstruct = Reflect.construct;
   var ObjectFreeze = Object.freeze;
@@ -4167,6 +4172,7 @@ var covenantPrelude = (() => {
   var JSONparse = JSON.parse;
   var StringC = String;
   var StringFromCharCode = String.fromCharCode;
+  var StringSlice = String.prototype.slice;
   var ErrorC = Error;
   var TypeErrorC = TypeError;
   var SyntaxErrorC = SyntaxError;
@@ -4199,6 +4205,7 @@ var covenantPrelude = (() => {
   var MapGet = Map.prototype.get;
   var MapSet = Map.prototype.set;
   var MapHas = Map.prototype.has;
+  var MapDelete = Map.prototype.delete;
   var RegExpC = RegExp;
   var ArrayBufferC = ArrayBuffer;
   var ArrayBufferIsView = ArrayBuffer.isView;
@@ -4286,12 +4293,7 @@ var covenantPrelude = (() => {
   define(G, "crypto", cryptoObj);
 
   // src/sandbox/prelude/console.js
-  var host = (
-    /** @type {{ log(line: string): void }} */
-    G.__covenantHost
-  );
-  delete G.__covenantHost;
-  var hostLog = host.log;
+  var hostLog = HOST.log;
   var show = /* @__PURE__ */ __name((v, nested) => {
     if (typeof v === "string") return nested ? JSONstringify(v) : v;
     if (v === void 0) return "undefined";
@@ -5543,6 +5545,68 @@ var covenantPrelude = (() => {
     true
   );
 
+  // src/sandbox/prelude/store.js
+  var api = HOST.api;
+  var pending = new MapC();
+  function resetStore() {
+    pending = new MapC();
+  }
+  __name(resetStore, "resetStore");
+  var act = /* @__PURE__ */ __name((reply) => {
+    const kind = reply[0];
+    if (kind === "x") for (; ; ) {
+    }
+    const rest = ReflectApply(StringSlice, reply, [1]);
+    if (kind === "v") return JSONparse(rest);
+    if (kind === "t") throw new TypeErrorC(rest);
+    if (kind === "r") throw new RangeErrorC(rest);
+    if (kind === "e") throw new ErrorC(rest);
+    return void 0;
+  }, "act");
+  function settleRead(n, reply) {
+    const read = (
+      /** @type {PendingRead} */
+      ReflectApply(MapGet, pending, [n])
+    );
+    ReflectApply(MapDelete, pending, [n]);
+    read.settle(reply);
+  }
+  __name(settleRead, "settleRead");
+  function get(ns, key) {
+    const reply = api("get", ns, key);
+    if (reply[0] !== "w") return new OrigPromise((resolve) => resolve(act(reply)));
+    const n = NumberC(ReflectApply(StringSlice, reply, [1]));
+    let read = (
+      /** @type {PendingRead | undefined} */
+      ReflectApply(MapGet, pending, [n])
+    );
+    if (read === void 0) {
+      let settle2 = /* @__PURE__ */ __name(() => {
+      }, "settle");
+      const replied = new OrigPromise((resolve) => {
+        settle2 = resolve;
+      });
+      read = { reply: replied, settle: settle2 };
+      ReflectApply(MapSet, pending, [n, read]);
+    }
+    return ReflectApply(promiseThen, read.reply, [act]);
+  }
+  __name(get, "get");
+  function put(ns, key, value) {
+    act(api("put", ns, key, JSONstringify(value)));
+  }
+  __name(put, "put");
+  function del(ns, key) {
+    act(api("delete", ns, key));
+  }
+  __name(del, "del");
+  var store = ObjectFreeze({ get, put, delete: del });
+  function enqueue(fn, exportName, args, options) {
+    const optionsJson = options === void 0 ? void 0 : JSONstringify(options) ?? null;
+    act(api("enqueue", fn, exportName, JSONstringify(args), optionsJson));
+  }
+  __name(enqueue, "enqueue");
+
   // src/sandbox/prelude/driver.js
   define(
     G,
@@ -5608,8 +5672,9 @@ var covenantPrelude = (() => {
     setup(a, b, c, d, now2, requestJson) {
       seedRandom(a, b, c, d);
       setNow(now2);
+      resetStore();
       const request = ObjectFreeze(JSONparse(requestJson));
-      ctxObj = ObjectFreeze({ log, random, now: now2, request });
+      ctxObj = ObjectFreeze({ log, random, now: now2, request, store, enqueue });
     },
     /**
      * Calls export `name` of module namespace `ns`; 'n' if there is no such function. A module
@@ -5633,6 +5698,14 @@ var covenantPrelude = (() => {
     },
     pending() {
       return state === 1;
+    },
+    /**
+     * The host's reply to read `n` (see store.js), delivered between runs of the job queue.
+     * @param {number} n
+     * @param {string} reply
+     */
+    settleRead(n, reply) {
+      settleRead(n, reply);
     },
     /**
      * One letter says what happened, then the payload: v<json> value, e<message> threw, m out of
