@@ -55,6 +55,11 @@ export const ERROR_CODES = {
   BLOCK_NOT_FOUND: { status: 404, message: 'no node holds that block' },
   BLOCK_TOO_LARGE: { status: 413, message: 'the block is larger than allowed' },
   STORAGE_FULL: { status: 507, message: 'the node has no room left under its covenant' },
+  NOT_A_HOLDER: {
+    status: 409,
+    message: 'the node is not among the holders of this block, and the sender used its quota',
+    hint: 'put the block through a node of the network: it places it on the holders',
+  },
   // covenant
   COVENANT_REFUSED: { status: 403, message: "the node's covenant refuses this" },
   COVENANT_INVALID: { status: 400, message: 'the covenant is not valid' },

@@ -1,7 +1,8 @@
 /**
  * Blocks and functions over HTTP, served from storage: put and get blocks, find their holders,
  * deploy a function (its code and signed manifest) and read it back. A node whose covenant would
- * not serve content does not pass it through either way.
+ * not serve content does not pass it through either way. Tags come only from signed manifests:
+ * a block put on its own has none; a function's code takes its manifest's.
  */
 import { Counter } from 'prom-client'
 import {
@@ -20,7 +21,6 @@ import {
   MAX_BLOCK_BYTES,
   MAX_MANIFEST_BYTES,
   manifestToJSON,
-  normalizeTags,
   parseCid,
 } from '../../content/index.ts'
 import { mayServe } from '../../covenant/index.ts'
@@ -46,10 +46,8 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
     if (!d.ok) throw new CovenantError('COVENANT_REFUSED', `this node ${d.reason}`)
   }
 
-  route(http, putBlockRoute, async function putBlock({ query, body }) {
-    const tags = normalizeTags(query.tags)
-    assertServes(tags)
-    return storage.put(body, { tags })
+  route(http, putBlockRoute, async function putBlock({ body }) {
+    return storage.put(body)
   })
 
   route(http, getBlockRoute, async function getBlock({ params }, reply) {
@@ -85,9 +83,9 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
         'INVALID_INPUT',
         `the manifest says ${manifest.size} bytes, the code has ${code.length}`,
       )
-    assertServes(manifest.tags)
-    const codePut = await storage.put(code, { tags: manifest.tags })
-    const manifestPut = await storage.put(manifestBytes, { tags: manifest.tags, codec: 'dag-cbor' })
+    // storage.put refuses (COVENANT_REFUSED) what this node would not serve: it passes nothing on
+    const codePut = await storage.put(code, { manifests: [manifestBytes] })
+    const manifestPut = await storage.put(manifestBytes, { codec: 'dag-cbor' })
     return {
       cid: manifestPut.cid,
       codeCid: codePut.cid,
