@@ -720,7 +720,11 @@ class Replication implements Storage {
       const firstHolder = state.indexOf(true)
       const coordinator = mine >= 0 ? firstHolder === mine : firstHolder === -1
       if (coordinator) {
-        const missing = plan.desired.filter((p, i) => p !== this.self && state[i] === false)
+        // A peer that refused earlier in this page is left for the next round, which places the
+        // block past it.
+        const missing = plan.desired.filter(
+          (p, i) => p !== this.self && state[i] === false && !this.refusals.blocked(p, plan.info.cid),
+        )
         if (missing.length === 0) continue
         const bytes = this.init.store.get(plan.cid)
         if (bytes === undefined) continue

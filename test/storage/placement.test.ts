@@ -1,0 +1,133 @@
+/**
+ * Where blocks may go, over real in-process libp2p nodes: a node takes a remote put only of a
+ * block it should hold in its own view (or within the sender's small quota), a full node is not
+ * re-sent the same blocks every round, and a repair round reaches every block, page after page.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { cidForBytes } from '../../src/content/index.ts'
+import { closestPeers } from '../../src/covenant/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
+import { generateKey } from '../../src/keys/index.ts'
+import { createNet, type Net } from '../../src/net/index.ts'
+import { BLOCK_PROTOCOL } from '../../src/storage/index.ts'
+import { connectTo } from '../fixtures/network.ts'
+import { allAlive, counted, type StorageMember, storageMember } from '../fixtures/storage-members.ts'
+
+function random(n: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(n))
+}
+
+/** Random blocks for which `rank(cid)` says yes, as many as asked. */
+function blocksWhere(count: number, keep: (cid: ReturnType<typeof cidForBytes>) => boolean): Uint8Array[] {
+  const out: Uint8Array[] = []
+  while (out.length < count) {
+    const bytes = random(1024)
+    if (keep(cidForBytes(bytes))) out.push(bytes)
+  }
+  return out
+}
+
+describe('a storage flood from one peer', { timeout: 120_000 }, () => {
+  const members: StorageMember[] = []
+  let attacker: Net
+  const QUOTA = 4
+
+  before(async () => {
+    // k = 1 and a slack of 1: a node takes a remote put when it is one of the 2 closest of 6
+    const options = { replicas: 1, holderSlack: 1, putQuotaBlocks: QUOTA }
+    members.push(await storageMember({ storage: options }))
+    const first = members[0].net.multiaddrs()[0]
+    for (let i = 0; i < 5; i++) members.push(await storageMember({ bootstrap: [first], storage: options }))
+    await allAlive(members)
+    attacker = createNet({ privateKey: await generateKey() })
+    await attacker.start()
+    await connectTo(attacker, members[0].net.multiaddrs()[0])
+  })
+  after(async () => {
+    await attacker?.stop()
+    for (const m of members) await m.stop()
+  })
+
+  it('takes only blocks the node should hold, and a few more on quota; refuses the rest with NOT_A_HOLDER', async () => {
+    const target = members[0]
+    const ids = members.map((m) => m.id)
+    const rank = (cid: ReturnType<typeof cidForBytes>) =>
+      closestPeers(cid.bytes, ids, ids.length).indexOf(target.id)
+    const far = blocksWhere(20, (cid) => rank(cid) >= 2)
+    const near = blocksWhere(3, (cid) => rank(cid) < 2)
+    const put = (bytes: Uint8Array) =>
+      attacker.request(target.id, BLOCK_PROTOCOL, { type: 'put', cid: cidForBytes(bytes).toString(), bytes })
+    const refusals: string[] = []
+    for (const bytes of far) {
+      try {
+        await put(bytes)
+      } catch (err) {
+        refusals.push(CovenantError.from(err).code)
+      }
+    }
+    // today's main stored all 20, and would have gone on to its whole store.maxBytes
+    assert.deepEqual(refusals, Array(far.length - QUOTA).fill('NOT_A_HOLDER'))
+    assert.equal(target.store.stats().blocks, QUOTA)
+    assert.equal(
+      await counted(target, 'covenant_block_puts_total', { result: 'NOT_A_HOLDER' }),
+      far.length - QUOTA,
+    )
+    // blocks this node is a holder of are taken whatever the quota says
+    for (const bytes of near) assert.deepEqual(await put(bytes), { stored: true })
+    assert.equal(target.store.stats().blocks, QUOTA + near.length)
+  })
+})
+
+describe('a full node and repair', { timeout: 120_000 }, () => {
+  const members: StorageMember[] = []
+  let source: StorageMember
+  let full: StorageMember
+
+  before(async () => {
+    // k = 2 over four nodes; one of them has room for four 1 KiB blocks only
+    source = await storageMember({
+      storage: { replicas: 2, refusalBackoffMs: 3_600_000, repairPageSize: 16 },
+    })
+    const first = source.net.multiaddrs()[0]
+    full = await storageMember({ bootstrap: [first], covenant: { store: { maxBytes: 4 * 1024 + 512 } } })
+    members.push(source, full)
+    for (let i = 0; i < 2; i++) members.push(await storageMember({ bootstrap: [first] }))
+    await allAlive(members)
+  })
+  after(async () => {
+    for (const m of members) await m.stop()
+  })
+
+  it('pages through every block, and sends a full node nothing more once it said it is full', async () => {
+    const ids = members.map((m) => m.id)
+    // 100 blocks on one node, every one of which the full node is a desired holder of
+    const blocks = blocksWhere(100, (cid) =>
+      closestPeers(
+        cid.bytes,
+        ids.filter((id) => id !== full.id),
+        1,
+      ).includes(source.id)
+        ? closestPeers(cid.bytes, ids, 2).includes(full.id)
+        : false,
+    )
+    for (const bytes of blocks) source.store.put(cidForBytes(bytes), bytes)
+
+    const first = await source.storage.repair()
+    assert.equal(first.checked, blocks.length)
+    const refusedFull = await counted(full, 'covenant_block_puts_total', { result: 'STORAGE_FULL' })
+    assert.equal(await counted(full, 'covenant_block_puts_total', { result: 'stored' }), 4)
+    // it said so once; then the node left it out and placed the blocks on the next closest
+    assert.equal(refusedFull, 1)
+    const second = await source.storage.repair()
+    assert.equal(second.checked, blocks.length)
+    assert.equal(await counted(full, 'covenant_block_puts_total', { result: 'STORAGE_FULL' }), refusedFull)
+    // every block, from the first page to the last, has its k = 2 holders
+    const others = members.filter((m) => m !== source)
+    for (const bytes of blocks) {
+      const cid = cidForBytes(bytes)
+      const holders = [source, ...others].filter((m) => m.store.has(cid))
+      assert.ok(holders.length >= 2, `${cid} has ${holders.length} holders`)
+    }
+  })
+})
