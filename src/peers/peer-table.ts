@@ -238,7 +238,8 @@ class Peers implements PeerTable {
     const changed = entry === undefined || !entry.alive || covenant.version > entry.covenant.version
     if (entry === undefined) {
       if (!this.makeRoom()) {
-        this.init.logger.warn({ event: 'peer-table-full', peer: from, size: this.peers.size })
+        // debug: a flood of new identities must not flood the log as well
+        this.init.logger.debug({ event: 'peer-table-full', peer: from, size: this.peers.size })
         return
       }
       entry = { id: from, addrs: [], covenant, alive: true, lastSeen: 0, firstSeen: Date.now() }
@@ -296,7 +297,10 @@ class Peers implements PeerTable {
         try {
           await this.init.net.addAddresses(id, candidate.addrs).catch(() => {})
           const ok = await this.hello(id)
-          if (!ok) await this.init.net.forget(id).catch(() => {})
+          // What gossip claimed about an id that never answered is forgotten; a known or bootstrap
+          // peer keeps its addresses, to be redialled.
+          if (!ok && !this.peers.has(id) && !this.init.net.bootstrapPeers.includes(id))
+            await this.init.net.forget(id).catch(() => {})
         } finally {
           this.waiting.delete(id)
           this.candidateHellos--

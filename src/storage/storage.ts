@@ -91,8 +91,8 @@ export const storageOptionsSchema = z.strictObject({
   repairPageSize: z.number().int().min(1).max(MAX_HAS_CIDS).default(256),
   /** first wait before a peer that refused a push, or was full, is sent more; doubles up to 1 h @default 30000 */
   refusalBackoffMs: z.number().int().min(10).max(MAX_REFUSAL_BACKOFF_MS).default(30_000),
-  /** deadline of one network lookup of a block, its wait for a turn included @default 5000 */
-  lookupTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  /** deadline of one network lookup of a block, its wait for a turn included @default 10000 */
+  lookupTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   /** predicted holders (then providers) a lookup asks at once @default 3 */
   lookupFanout: z.number().int().min(1).max(20).default(3),
   /** network lookups running at once, node-wide @default 8 */
@@ -556,13 +556,12 @@ class Replication implements Storage {
       )
       if (found !== undefined) return { ...found, source: 'dht' }
     }
+    // Only an answer is remembered: every source asked said no. A lookup cut short by its
+    // deadline says nothing about the block, only about a slow network.
+    if (deadline.aborted)
+      throw new CovenantError('BLOCK_NOT_FOUND', `no node answered with ${cid} within ${timeoutMs} ms`)
     this.lookups.noteMiss(cid.toString())
-    throw new CovenantError(
-      'BLOCK_NOT_FOUND',
-      deadline.aborted
-        ? `no node answered with ${cid} within ${timeoutMs} ms`
-        : `no node answered with ${cid}`,
-    )
+    throw new CovenantError('BLOCK_NOT_FOUND', `no node answered with ${cid}`)
   }
 
   /** Asks `peers` `lookupFanout` at a time; the first good copy wins and the others are abandoned. */
