@@ -359,7 +359,10 @@ class Replication implements Storage {
     const labels = this.labelsFor(cid, options.manifests ?? [])
     const tags = this.tagsOf(cid, bytes, labels)
     const serves = mayServe(this.config(), { tags })
-    if (!serves.ok) throw new CovenantError('COVENANT_REFUSED', `this node ${serves.reason}`)
+    if (!serves.ok) {
+      this.learn([...labels, ...this.ownLabel(cid, bytes)])
+      throw new CovenantError('COVENANT_REFUSED', `this node ${serves.reason}`)
+    }
     const ordered = this.ordered(cid, tags, bytes.length, this.init.store.has(cid), this.init.peers.live())
     if (ordered.length === 0)
       throw new CovenantError('COVENANT_REFUSED', 'no live node has a covenant that accepts this content')
@@ -420,7 +423,7 @@ class Replication implements Storage {
   private storeHere(cid: CID, bytes: Uint8Array, manifests: readonly Uint8Array[], from?: string): void {
     assertBlock(cid, bytes)
     const labels = this.labelsFor(cid, manifests)
-    const own = cid.code === DAG_CBOR_CODEC ? this.ownLabel(bytes) : []
+    const own = this.ownLabel(cid, bytes)
     const held = this.init.store.has(cid)
     const tags = this.tagsOf(cid, bytes, labels)
     const refused = this.refusal(tags, bytes.length, held)
@@ -440,7 +443,7 @@ class Replication implements Storage {
       }
       result = 'stored-on-quota'
     }
-    this.learn(own)
+    // the store records a manifest's label for the code it names, as it stores the manifest
     this.init.store.put(cid, bytes, { labels })
     this.metrics.blockPuts.inc({ result })
     this.lookups.forget(cid.toString())
@@ -449,7 +452,8 @@ class Replication implements Storage {
   }
 
   /** A manifest block's label for the code it names, or none for any other block. */
-  private ownLabel(bytes: Uint8Array): ManifestLabel[] {
+  private ownLabel(cid: CID, bytes: Uint8Array): ManifestLabel[] {
+    if (cid.code !== DAG_CBOR_CODEC) return []
     try {
       return [manifestLabel(bytes)]
     } catch {

@@ -15,12 +15,69 @@ import { generateKey } from '../../src/keys/index.ts'
 import { createNet, type Net } from '../../src/net/index.ts'
 import { createPeerTable, type PeerTable } from '../../src/peers/index.ts'
 import { BLOCK_PROTOCOL, blockRequestSchema } from '../../src/storage/index.ts'
+import { Lookups } from '../../src/storage/lookups.ts'
 import { connectTo, waitFor } from '../fixtures/network.ts'
 import { type StorageMember, storageMember } from '../fixtures/storage-members.ts'
 
 const MAX_LOOKUPS = 4
 const QUEUED = 8
 const STORM = 40
+
+describe('lookup bounds', () => {
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => 'ok',
+      (err: unknown) => CovenantError.from(err).code,
+    )
+
+  it('shares one lookup per key, queues within the bound, refuses beyond it, and frees the slot for the next', async () => {
+    const lookups = new Lookups({ max: 1, queue: 1, missMs: 1000 })
+    const gate = Promise.withResolvers<void>()
+    let runs = 0
+    const work = async () => {
+      runs++
+      await gate.promise
+      return runs
+    }
+    const never = new AbortController().signal
+    const first = lookups.run('a', never, work)
+    const joined = lookups.run('a', never, work)
+    const queued = lookups.run('b', never, work)
+    assert.equal(await code(lookups.run('c', never, work)), 'PEER_BUSY')
+    assert.deepEqual([lookups.active, lookups.queued], [1, 1])
+    gate.resolve()
+    assert.equal(await first, 1)
+    assert.equal(await joined, 1)
+    assert.equal(await queued, 2)
+    assert.deepEqual([lookups.active, lookups.queued], [0, 0])
+  })
+
+  it('gives up a wait for a turn when the caller’s deadline passes, and keeps the queue right', async () => {
+    const lookups = new Lookups({ max: 1, queue: 2, missMs: 1000 })
+    const gate = Promise.withResolvers<void>()
+    const running = lookups.run('a', new AbortController().signal, () => gate.promise)
+    const impatient = new AbortController()
+    const waiting = lookups.run('b', impatient.signal, async () => 'b')
+    impatient.abort()
+    assert.equal(await code(waiting), 'PEER_TIMEOUT')
+    assert.equal(lookups.queued, 0)
+    gate.resolve()
+    await running
+    assert.equal(await lookups.run('c', new AbortController().signal, async () => 'c'), 'c')
+  })
+
+  it('remembers a miss for missMs, and forgets it when told the block is here', () => {
+    let now = 0
+    const lookups = new Lookups({ max: 1, queue: 0, missMs: 100, now: () => now })
+    lookups.noteMiss('x')
+    assert.equal(lookups.missed('x'), true)
+    now = 100
+    assert.equal(lookups.missed('x'), false)
+    lookups.noteMiss('y')
+    lookups.forget('y')
+    assert.equal(lookups.missed('y'), false)
+  })
+})
 
 describe('a storm of fetches for unknown CIDs', { timeout: 120_000 }, () => {
   let node: StorageMember

@@ -11,6 +11,7 @@ import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
 import { createNet, type Net } from '../../src/net/index.ts'
 import { BLOCK_PROTOCOL } from '../../src/storage/index.ts'
+import { Positions, PutQuota, Refusals } from '../../src/storage/placement.ts'
 import { connectTo } from '../fixtures/network.ts'
 import { allAlive, counted, type StorageMember, storageMember } from '../fixtures/storage-members.ts'
 
@@ -27,6 +28,53 @@ function blocksWhere(count: number, keep: (cid: ReturnType<typeof cidForBytes>) 
   }
   return out
 }
+
+describe('placement memory', () => {
+  it('ranks peers exactly as closestPeers does, with positions computed once', async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 12 }, async () => createNet({ privateKey: await generateKey() }).peerId),
+    )
+    const positions = new Positions()
+    for (let i = 0; i < 50; i++) {
+      const key = random(36)
+      assert.deepEqual(positions.rank(key, ids), closestPeers(key, ids, ids.length))
+    }
+  })
+
+  it('leaves a full peer out for every block and a refusing peer for that block, doubling each time', () => {
+    let now = 0
+    const refusals = new Refusals({ baseMs: 100, maxMs: 250, maxEntries: 2, now: () => now })
+    refusals.note('full', 'a', new CovenantError('STORAGE_FULL'))
+    refusals.note('picky', 'a', new CovenantError('NOT_A_HOLDER'))
+    // a peer that is down is the peer table's business, not a refusal
+    refusals.note('down', 'a', new CovenantError('PEER_UNREACHABLE'))
+    assert.equal(refusals.blocked('full', 'b'), true)
+    assert.equal(refusals.blocked('picky', 'a'), true)
+    assert.equal(refusals.blocked('picky', 'b'), false)
+    assert.equal(refusals.blocked('down', 'a'), false)
+    now = 100
+    assert.equal(refusals.blocked('full', 'b'), false)
+    refusals.note('full', 'b', new CovenantError('STORAGE_FULL'))
+    now = 299
+    assert.equal(refusals.blocked('full', 'b'), true, 'the second wait is twice the first')
+    // at most maxEntries remembered, the oldest forgotten first
+    refusals.note('third', 'c', new CovenantError('COVENANT_REFUSED'))
+    assert.equal(refusals.size, 2)
+    assert.equal(refusals.blocked('picky', 'a'), false)
+  })
+
+  it('counts each peer’s off-placement puts per window, by blocks and by bytes', () => {
+    let now = 0
+    const quota = new PutQuota({ blocks: 2, bytes: 1000, windowMs: 1000, now: () => now })
+    assert.equal(quota.take('a', 400), true)
+    assert.equal(quota.take('a', 700), false, 'over the bytes')
+    assert.equal(quota.take('a', 500), true)
+    assert.equal(quota.take('a', 1), false, 'over the blocks')
+    assert.equal(quota.take('b', 1), true, 'another peer has its own')
+    now = 1000
+    assert.equal(quota.take('a', 1), true, 'a new window')
+  })
+})
 
 describe('a storage flood from one peer', { timeout: 120_000 }, () => {
   const members: StorageMember[] = []
