@@ -138,13 +138,16 @@ describe('a full node and repair', { timeout: 120_000 }, () => {
 
   before(async () => {
     // k = 2 over four nodes; one of them has room for four 1 KiB blocks only
-    source = await storageMember({
-      storage: { replicas: 2, refusalBackoffMs: 3_600_000, repairPageSize: 16 },
-    })
+    const storage = { replicas: 2, refusalBackoffMs: 3_600_000, repairPageSize: 16 }
+    source = await storageMember({ storage })
     const first = source.net.multiaddrs()[0]
-    full = await storageMember({ bootstrap: [first], covenant: { store: { maxBytes: 4 * 1024 + 512 } } })
+    full = await storageMember({
+      bootstrap: [first],
+      storage,
+      covenant: { store: { maxBytes: 4 * 1024 + 512 } },
+    })
     members.push(source, full)
-    for (let i = 0; i < 2; i++) members.push(await storageMember({ bootstrap: [first] }))
+    for (let i = 0; i < 2; i++) members.push(await storageMember({ bootstrap: [first], storage }))
     await allAlive(members)
   })
   after(async () => {
@@ -160,13 +163,14 @@ describe('a full node and repair', { timeout: 120_000 }, () => {
 
     const first = await source.storage.repair()
     assert.equal(first.checked, blocks.length)
-    const refusedFull = await counted(full, 'covenant_block_puts_total', { result: 'STORAGE_FULL' })
     assert.equal(await counted(full, 'covenant_block_puts_total', { result: 'stored' }), 4)
-    // it said so once; then the node left it out and placed the blocks on the next closest
-    assert.equal(refusedFull, 1)
-    const second = await source.storage.repair()
-    assert.equal(second.checked, blocks.length)
-    assert.equal(await counted(full, 'covenant_block_puts_total', { result: 'STORAGE_FULL' }), refusedFull)
+    // Rounds on every node (their own, set off by peer changes, run too), three times over: each
+    // node that sends the full node a block hears STORAGE_FULL once, then leaves it out and places
+    // the block on the next closest node. Today's main re-sent every refused block every round.
+    for (let round = 0; round < 3; round++) for (const m of members) await m.storage.repair()
+    const senders = members.filter((m) => m !== full).length
+    assert.ok((await counted(full, 'covenant_block_puts_total', { result: 'STORAGE_FULL' })) <= senders)
+    assert.equal(await counted(full, 'covenant_block_puts_total', { result: 'stored' }), 4)
     // every block, from the first page to the last, has its k = 2 holders
     const others = members.filter((m) => m !== source)
     for (const bytes of blocks) {
