@@ -1,20 +1,24 @@
 /** Blocks and functions: what storage serves over HTTP. */
 import { z } from 'zod'
-import { MAX_BLOCK_BYTES, MAX_MANIFEST_BYTES, ManifestJSONSchema, TagsSchema } from '../content/index.ts'
+import { MAX_BLOCK_BYTES, MAX_MANIFEST_BYTES, ManifestJSONSchema } from '../content/index.ts'
 import type { RouteSpec } from './route.ts'
 
 /** `:cid` in a path; what it names is checked by the handler (INVALID_CID). */
 export const CidParamsSchema = z.strictObject({ cid: z.string().min(1).max(128) })
 
-/** `?tags=a,b`: the block's tags, comma-separated. */
-export const PutBlockQuerySchema = z.strictObject({
-  tags: z
-    .string()
-    .max(4096)
-    .optional()
-    .transform((text) => (text === undefined || text === '' ? [] : text.split(',').map((t) => t.trim())))
-    .pipe(TagsSchema),
-})
+/**
+ * `PUT /v1/blocks` takes no query. It once took `?tags=`; a block's tags now come only from the
+ * signed manifest that names it (`POST /v1/functions`), so a caller still sending them is told so.
+ */
+export const PutBlockQuerySchema = z.strictObject(
+  {},
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `takes no query (${issue.keys.join(', ')}): a block's tags come only from the signed manifest that names it (POST /v1/functions)`
+        : undefined,
+  },
+)
 
 export const PutBlockReplySchema = z.object({
   cid: z.string(),
@@ -25,7 +29,7 @@ export const PutBlockReplySchema = z.object({
 })
 export type PutBlockReply = z.infer<typeof PutBlockReplySchema>
 
-/** `PUT /v1/blocks?tags=a,b`: stores the raw body (any content type) on its k holders. */
+/** `PUT /v1/blocks`: stores the raw body (any content type) on its k holders, without tags. */
 export const putBlockRoute = {
   method: 'PUT',
   path: '/v1/blocks',

@@ -29,7 +29,7 @@ import {
   type StorageReply,
   storageRoute,
 } from '../api/index.ts'
-import { type CID, cidForBytes, createManifest, parseCid, TagsSchema, verifyBlock } from '../content/index.ts'
+import { type CID, cidForBytes, createManifest, parseCid, verifyBlock } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
 import { toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
@@ -175,10 +175,12 @@ export class CovenantClient {
     return (await this.json(peersRoute)).peers
   }
 
-  async putBlock(bytes: Uint8Array, options: { tags?: string[] } = {}): Promise<PutBlockResult> {
-    const tags = TagsSchema.parse(options.tags ?? [])
+  /**
+   * Stores a block on the network, without tags: a block's tags come only from the signed
+   * manifest that names it, so content to be tagged is deployed with {@link deploy}.
+   */
+  async putBlock(bytes: Uint8Array): Promise<PutBlockResult> {
     const res = await this.call(putBlockRoute, {
-      query: tags.length > 0 ? `tags=${encodeURIComponent(tags.join(','))}` : undefined,
       body: bytes as Uint8Array<ArrayBuffer>,
       type: 'application/octet-stream',
     })

@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * const client = await connect()                       // the local devnet
- * const { cid, holders } = await client.putBlock(new TextEncoder().encode('hi'), { tags: ['demo'] })
+ * const { cid, holders } = await client.putBlock(new TextEncoder().encode('hi'))
  * const bytes = await client.getBlock(cid)             // hash checked here
  * const fn = await client.deploy(await readFile('dist/fn.js', 'utf8'), { tags: ['demo'], name: 'fn' })
  * console.log(fn.cid, fn.holders)

@@ -5,11 +5,16 @@ import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { assertBlock, isSupportedCid, MAX_BLOCK_BYTES, verifyBlock } from './cid.ts'
-import { normalizeTags, TagSchema } from './tags.ts'
+import { type ManifestLabel, manifestLabel, ownTags } from './manifest.ts'
+import { normalizeTags } from './tags.ts'
 
 export interface BlockMeta {
-  tags: string[]
   pinned?: boolean
+  /**
+   * Signed manifests that name this block (read with `manifestLabel`): with the block's own tags
+   * (a manifest's), the only source of its tags.
+   */
+  labels?: ManifestLabel[]
 }
 
 export interface StoredBlockInfo {
@@ -20,12 +25,32 @@ export interface StoredBlockInfo {
   createdAt: number
 }
 
+/** A block whose known tags grew when labels were recorded. */
+export interface Relabelled {
+  cid: string
+  /** its tags now */
+  tags: string[]
+  held: boolean
+}
+
 export interface BlockStore {
   /**
-   * Stores a block. Verifies its hash (HASH_MISMATCH) and size (BLOCK_TOO_LARGE). Idempotent: a
-   * second put of the same block merges its tags and keeps it pinned if either put pinned it.
+   * Stores a block. Verifies its hash (HASH_MISMATCH), its size (BLOCK_TOO_LARGE) and that every
+   * label names it (INVALID_INPUT). Its tags are its own (a manifest's) and those of every label
+   * recorded for it, given now or before. Idempotent: a second put adds only signed labels' tags
+   * and keeps the block pinned if either put pinned it.
    */
   put(cid: CID, bytes: Uint8Array, meta?: BlockMeta): void
+  /**
+   * Records labels for the blocks they name, held here or not, so a block put later without its
+   * manifest still gets the tags; returns the blocks whose tags grew. A label that adds no tag is
+   * not kept; at most {@link MAX_BLOCK_LABELS} are kept per block.
+   */
+  label(labels: readonly ManifestLabel[]): Relabelled[]
+  /** The tags known for a block, held or not: its own and every recorded label's. */
+  tagsOf(cid: CID): string[]
+  /** The manifest bytes recorded for a block, to hand on with it so the next holder knows its tags. */
+  labelsOf(cid: CID): Uint8Array[]
   /** The block's bytes, verified against the CID; a corrupted row is deleted, reported, and `undefined`. */
   get(cid: CID): Uint8Array | undefined
   /** True if a row exists; cheap (does not re-hash), so a corrupted row counts until `get` finds it. */
@@ -34,6 +59,7 @@ export interface BlockStore {
   delete(cid: CID): boolean
   /** Blocks in CID string order, `after` exclusive; at most `limit` (default 1000, capped at 10000). */
   list(opts?: { limit?: number; after?: string }): StoredBlockInfo[]
+  /** Blocks held and their bytes; kept in memory, so as cheap as a counter. */
   stats(): { blocks: number; bytes: number }
   close(): void
 }
@@ -47,16 +73,50 @@ export interface BlockStoreInit {
   now?: () => number
 }
 
+/** Most labels (signed manifests) kept for one block, and handed on with it. */
+export const MAX_BLOCK_LABELS = 8
+/** Most tags one block collects from its labels. */
+const MAX_BLOCK_TAGS = 256
+/** Most label rows kept in all; past it the oldest rows for blocks not held here go first. */
+const MAX_LABEL_ROWS = 100_000
+
 const BlockMetaSchema = z.strictObject({
-  tags: z.array(TagSchema).max(256),
   pinned: z.boolean().optional(),
+  labels: z
+    .array(
+      z.custom<ManifestLabel>((v) => typeof v === 'object' && v !== null && 'block' in v && 'bytes' in v),
+    )
+    .max(MAX_BLOCK_LABELS)
+    .optional(),
 })
 
 /** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const BLOCK_STORE_SCHEMA_VERSION = 1
+export const BLOCK_STORE_SCHEMA_VERSION = 2
+
+/** Labels of the manifest blocks in `db`: recomputed by the migration that brought labels in. */
+function relabelManifests(db: DatabaseSync): void {
+  const rows = db.prepare('SELECT cid FROM blocks').all() as Array<{ cid: string }>
+  const read = db.prepare('SELECT bytes FROM blocks WHERE cid = ?')
+  const setTags = db.prepare('UPDATE blocks SET tags = ? WHERE cid = ?')
+  const addLabel = db.prepare(
+    'INSERT OR IGNORE INTO labels (block, manifest, tags, bytes) VALUES (?, ?, ?, ?)',
+  )
+  for (const { cid } of rows) {
+    if (!cid.startsWith('bafyrei')) continue
+    const { bytes } = read.get(cid) as { bytes: Uint8Array }
+    try {
+      const label = manifestLabel(new Uint8Array(bytes))
+      setTags.run(JSON.stringify(label.tags), cid)
+      if (label.tags.length > 0)
+        addLabel.run(label.block.toString(), cid, JSON.stringify(label.tags), label.bytes)
+    } catch {
+      // dag-cbor data that is not a signed manifest carries no tags
+    }
+  }
+}
 
 // Each entry migrates from version i to i + 1. Append only: a released migration never changes.
-const MIGRATIONS: string[] = [
+const MIGRATIONS: Array<string | ((db: DatabaseSync) => void)> = [
   `CREATE TABLE blocks (
      cid TEXT PRIMARY KEY,
      bytes BLOB NOT NULL,
@@ -67,6 +127,19 @@ const MIGRATIONS: string[] = [
      last_access INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX blocks_last_access ON blocks (last_access);`,
+  // Tags come only from signed manifests: the free-form tags version 1 took from uploaders go,
+  // and each manifest block's own tags are read from it again.
+  (db) => {
+    db.exec(`CREATE TABLE labels (
+       block TEXT NOT NULL,
+       manifest TEXT NOT NULL,
+       tags TEXT NOT NULL,
+       bytes BLOB NOT NULL,
+       PRIMARY KEY (block, manifest)
+     ) STRICT;
+     UPDATE blocks SET tags = '[]';`)
+    relabelManifests(db)
+  },
 ]
 
 interface Row {
@@ -106,7 +179,9 @@ function migrate(db: DatabaseSync, path: string): void {
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.exec('BEGIN IMMEDIATE')
     try {
-      db.exec(MIGRATIONS[v])
+      const step = MIGRATIONS[v]
+      if (typeof step === 'string') db.exec(step)
+      else step(db)
       db.exec(`PRAGMA user_version = ${v + 1}`)
       db.exec('COMMIT')
     } catch (err) {
@@ -144,15 +219,32 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
     insert: db.prepare(
       'INSERT INTO blocks (cid, bytes, size, tags, pinned, created_at, last_access) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
-    updateMeta: db.prepare('UPDATE blocks SET tags = ?, pinned = ? WHERE cid = ?'),
+    pin: db.prepare('UPDATE blocks SET pinned = 1 WHERE cid = ?'),
+    updateTags: db.prepare('UPDATE blocks SET tags = ? WHERE cid = ?'),
     replaceBytes: db.prepare('UPDATE blocks SET bytes = ?, size = ? WHERE cid = ?'),
     touch: db.prepare('UPDATE blocks SET last_access = ? WHERE cid = ?'),
-    delete: db.prepare('DELETE FROM blocks WHERE cid = ?'),
+    delete: db.prepare('DELETE FROM blocks WHERE cid = ? RETURNING size'),
     list: db.prepare(
       'SELECT cid, size, tags, pinned, created_at FROM blocks WHERE cid > ? ORDER BY cid LIMIT ?',
     ),
     stats: db.prepare('SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes FROM blocks'),
+    labels: db.prepare('SELECT tags, bytes FROM labels WHERE block = ? ORDER BY rowid'),
+    labelTags: db.prepare('SELECT tags FROM labels WHERE block = ?'),
+    addLabel: db.prepare('INSERT OR IGNORE INTO labels (block, manifest, tags, bytes) VALUES (?, ?, ?, ?)'),
+    labelRows: db.prepare('SELECT count(*) AS n FROM labels'),
+    evictLabels: db.prepare(
+      `DELETE FROM labels WHERE rowid IN (
+         SELECT l.rowid FROM labels l WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.cid = l.block)
+         ORDER BY l.rowid LIMIT ?)`,
+    ),
   } satisfies Record<string, StatementSync>
+
+  // Counted once here and kept up to date on every write: a full-table SUM per question is what
+  // made a repair round over many blocks stall the event loop.
+  const totals = stmt.stats.get() as { blocks: number; bytes: number }
+  let blocks = Number(totals.blocks)
+  let bytesHeld = Number(totals.bytes)
+  let labelRows = Number((stmt.labelRows.get() as { n: number }).n)
 
   let closed = false
   const open = (): void => {
@@ -176,8 +268,42 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
     return cid.toString()
   }
 
+  const recordedTags = (key: string): string[] =>
+    (stmt.labelTags.all(key) as Array<{ tags: string }>).flatMap((r) => parseTags(r.tags))
+
+  const union = (...lists: string[][]): string[] => normalizeTags(lists.flat()).slice(0, MAX_BLOCK_TAGS)
+
+  /** Keeps `label` for its block if it adds a tag and there is room; true if it was kept. */
+  const keepLabel = (label: ManifestLabel, known: string[]): boolean => {
+    const key = label.block.toString()
+    if (label.tags.every((t) => known.includes(t))) return false
+    if ((stmt.labelTags.all(key) as unknown[]).length >= MAX_BLOCK_LABELS) return false
+    const added = stmt.addLabel.run(key, label.manifest.toString(), JSON.stringify(label.tags), label.bytes)
+    labelRows += Number(added.changes)
+    if (labelRows > MAX_LABEL_ROWS)
+      labelRows -= Number(stmt.evictLabels.run(labelRows - MAX_LABEL_ROWS).changes)
+    return true
+  }
+
+  /** Records labels inside a transaction; returns the blocks whose known tags grew. */
+  const record = (labels: readonly ManifestLabel[]): Relabelled[] => {
+    const grown: Relabelled[] = []
+    for (const label of labels) {
+      const key = label.block.toString()
+      const row = stmt.meta.get(key) as Row | undefined
+      const known = union(recordedTags(key), row === undefined ? [] : parseTags(row.tags))
+      if (label.tags.every((t) => known.includes(t))) continue
+      // An unheld block's tags live only in its labels: one that could not be kept taught nothing.
+      if (!keepLabel(label, known) && row === undefined) continue
+      const tags = union(known, label.tags)
+      if (row !== undefined) stmt.updateTags.run(JSON.stringify(tags), key)
+      grown.push({ cid: key, tags, held: row !== undefined })
+    }
+    return grown
+  }
+
   return {
-    put(cid, bytes, meta = { tags: [] }) {
+    put(cid, bytes, meta = {}) {
       open()
       const key = checkCid(cid)
       if (!(bytes instanceof Uint8Array))
@@ -190,22 +316,60 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
       const parsed = BlockMetaSchema.safeParse(meta)
       if (!parsed.success)
         throw new CovenantError('INVALID_INPUT', `invalid block metadata: ${z.prettifyError(parsed.error)}`)
+      const labels = parsed.data.labels ?? []
+      for (const label of labels)
+        if (!label.block.equals(cid))
+          throw new CovenantError(
+            'INVALID_INPUT',
+            `the manifest ${label.manifest} names ${label.block}, not ${key}`,
+          )
       assertBlock(cid, bytes)
-      const tags = normalizeTags(parsed.data.tags)
+      const own = ownTags(cid, bytes)
+      // A manifest also labels the block it names, held here or not yet.
+      const named = own.length > 0 ? [manifestLabel(bytes)] : []
       const pinned = parsed.data.pinned === true
       transaction(() => {
         const existing = stmt.meta.get(key) as Row | undefined
         if (existing === undefined) {
+          let tags = union(own, recordedTags(key))
+          for (const label of labels) {
+            keepLabel(label, tags)
+            tags = union(tags, label.tags)
+          }
           const t = now()
           stmt.insert.run(key, bytes, bytes.length, JSON.stringify(tags), pinned ? 1 : 0, t, t)
-          return
+          blocks++
+          bytesHeld += bytes.length
+        } else {
+          record(labels)
+          if (pinned && Number(existing.pinned) === 0) stmt.pin.run(key)
+          // A put with verified bytes heals a row that was corrupted on disk.
+          const row = stmt.select.get(key) as { bytes: Uint8Array } | undefined
+          if (row === undefined || !verifyBlock(cid, row.bytes))
+            stmt.replaceBytes.run(bytes, bytes.length, key)
         }
-        const merged = normalizeTags([...parseTags(existing.tags), ...tags])
-        stmt.updateMeta.run(JSON.stringify(merged), pinned || Number(existing.pinned) !== 0 ? 1 : 0, key)
-        // A put with verified bytes heals a row that was corrupted on disk.
-        const row = stmt.select.get(key) as { bytes: Uint8Array } | undefined
-        if (row === undefined || !verifyBlock(cid, row.bytes)) stmt.replaceBytes.run(bytes, bytes.length, key)
+        record(named)
       })
+    },
+
+    label(labels) {
+      open()
+      return transaction(() => record(labels))
+    },
+
+    tagsOf(cid) {
+      open()
+      if (!isSupportedCid(cid)) return []
+      const key = cid.toString()
+      const row = stmt.meta.get(key) as Row | undefined
+      return union(recordedTags(key), row === undefined ? [] : parseTags(row.tags))
+    },
+
+    labelsOf(cid) {
+      open()
+      if (!isSupportedCid(cid)) return []
+      const rows = stmt.labels.all(cid.toString()) as Array<{ bytes: Uint8Array }>
+      return rows.map((r) => new Uint8Array(r.bytes))
     },
 
     get(cid) {
@@ -216,7 +380,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
       if (row === undefined) return undefined
       if (!verifyBlock(cid, row.bytes)) {
         // Never serve it; drop it so the block can be fetched again from a replica.
-        stmt.delete.run(key)
+        dropRow(key)
         init.onCorrupt?.(key, 'stored bytes do not hash to the CID')
         return undefined
       }
@@ -240,7 +404,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
     delete(cid) {
       open()
       if (!isSupportedCid(cid)) return false
-      return Number(stmt.delete.run(cid.toString()).changes) > 0
+      return dropRow(cid.toString())
     },
 
     list(opts = {}) {
@@ -253,8 +417,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
 
     stats() {
       open()
-      const row = stmt.stats.get() as { blocks: number; bytes: number }
-      return { blocks: Number(row.blocks), bytes: Number(row.bytes) }
+      return { blocks, bytes: bytesHeld }
     },
 
     close() {
@@ -262,5 +425,14 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
       closed = true
       db.close()
     },
+  }
+
+  /** Deletes a block's row (its labels stay: they still say what the block is); true if it was there. */
+  function dropRow(key: string): boolean {
+    const gone = stmt.delete.get(key) as { size: number } | undefined
+    if (gone === undefined) return false
+    blocks--
+    bytesHeld -= Number(gone.size)
+    return true
   }
 }

@@ -12,7 +12,7 @@ import {
   signValue,
   verifyValue,
 } from '../keys/index.ts'
-import { asSupportedCid, cidForBytes, cidString, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
+import { asSupportedCid, cidForBytes, cidString, DAG_CBOR_CODEC, MAX_BLOCK_BYTES, RAW_CODEC } from './cid.ts'
 import { normalizeTags, TagsSchema } from './tags.ts'
 
 /** The most exports one manifest may list. */
@@ -125,4 +125,34 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
 
 export function manifestToJSON(m: Manifest): ManifestJSON {
   return bytesFieldsToJSON({ ...m, code: m.code.toString() })
+}
+
+/**
+ * A signed manifest read as the label of the block it names: the tags its publisher gave that
+ * block, and the manifest bytes that prove it to anyone the block is handed to. Tags reach a block
+ * only this way; nobody can add or drop them without a publisher's signature.
+ */
+export interface ManifestLabel {
+  /** the block the manifest names (its code) */
+  block: CID
+  /** the manifest's own CID */
+  manifest: CID
+  tags: string[]
+  bytes: Uint8Array
+}
+
+/** Reads signed manifest bytes as a label (PROTOCOL_ERROR, INVALID_SIGNATURE like {@link decodeManifest}). */
+export function manifestLabel(bytes: Uint8Array): ManifestLabel {
+  const m = decodeManifest(bytes)
+  return { block: m.code, manifest: cidForBytes(bytes, 'dag-cbor'), tags: m.tags, bytes }
+}
+
+/** The tags a block carries by itself: a signed manifest's own tags; any other block has none. */
+export function ownTags(cid: CID, bytes: Uint8Array): string[] {
+  if (cid.code !== DAG_CBOR_CODEC) return []
+  try {
+    return decodeManifest(bytes).tags
+  } catch {
+    return []
+  }
 }

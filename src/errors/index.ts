@@ -132,6 +132,11 @@ export const ERROR_CODES = {
     message: 'the node has no room left under its covenant',
     hint: 'the operator can raise store.maxBytes in its covenant.yaml; other nodes may still have room',
   },
+  NOT_A_HOLDER: {
+    status: 409,
+    message: 'the node is not among the holders of this block, and the sender used its quota',
+    hint: 'put the block through a node of the network: it places it on the holders',
+  },
   // covenant
   COVENANT_REFUSED: {
     status: 403,

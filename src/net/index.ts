@@ -4,15 +4,21 @@
  * protocols, each message one length-prefixed DAG-CBOR value.
  *
  * Every inbound request is bounded in size (checked on the length prefix, before buffering), in
- * concurrent streams per connection and in concurrent requests per protocol, then validated by
- * the handler's zod schema. A request that fails any check gets `{ error: { code, message } }`
- * and the stream is closed; the caller's {@link Net.request} throws it as a CovenantError.
+ * concurrent requests per protocol for the whole node and per remote peer (beyond either: a typed
+ * PEER_BUSY), in the time the peer has to deliver it (`readTimeoutMs`) and, separately, in the
+ * time the handler has to answer it (`runTimeoutMs`), then validated by the handler's zod schema.
+ * A request that fails any check gets `{ error: { code, message } }` and the stream is closed;
+ * the caller's {@link Net.request} throws it as a CovenantError.
  *
  * @example
  * ```ts
  * const net = createNet({ privateKey: await loadOrCreateKey('data/node.key') })
  * await net.start()
- * await net.handle('/echo/1.0.0', { schema: z.object({ text: z.string() }), handler: async (m) => m })
+ * await net.handle('/echo/1.0.0', {
+ *   schema: z.object({ text: z.string() }),
+ *   maxPerPeer: 2,
+ *   handler: async (m, from, signal) => m,
+ * })
  * const reply = await net.request(otherPeerId, '/echo/1.0.0', { text: 'hi' }, { timeoutMs: 2000 })
  * await net.stop()
  * ```
@@ -26,11 +32,11 @@ import { CovenantError } from '../errors/index.ts'
 import { keyId } from '../keys/index.ts'
 import { createHost, type Host } from './host.ts'
 import { DEFAULT_MAX_INBOUND_STREAMS } from './protocols.ts'
-import { type RequestOptions, type RpcHandlerInit, rpcRequest, rpcStreamHandler } from './rpc.ts'
+import { type InboundLoad, type RequestOptions, type RpcHandlerInit, rpcInbound, rpcRequest } from './rpc.ts'
 
 export type { Host } from './host.ts'
 export * from './protocols.ts'
-export type { RequestOptions, RpcHandlerInit } from './rpc.ts'
+export type { InboundLoad, RequestOptions, RpcHandlerInit } from './rpc.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -52,6 +58,8 @@ export interface Net {
   multiaddrs(): string[]
   handle<S extends z.ZodType, R>(protocol: string, init: RpcHandlerInit<S, R>): Promise<void>
   unhandle(protocol: string): Promise<void>
+  /** what a protocol's inbound side holds now (zeros for one not handled) */
+  inboundLoad(protocol: string): InboundLoad
   request<T = unknown>(
     peerId: string,
     protocol: string,
@@ -60,6 +68,8 @@ export interface Net {
   ): Promise<T>
   /** merges addresses a peer announced into the peer store, so it can be dialled */
   addAddresses(peerId: string, addrs: string[]): Promise<void>
+  /** drops what the peer store keeps about a peer this node is not connected to */
+  forget(peerId: string): Promise<void>
   isConnected(peerId: string): boolean
   connectedPeers(): string[]
   /** round-trip time in ms; throws PEER_UNREACHABLE */
@@ -67,7 +77,10 @@ export interface Net {
   /** announces this node as a DHT provider of `cid` */
   provide(cid: CID, options?: { timeoutMs?: number }): Promise<void>
   /** peer ids the DHT names as providers of `cid` (never this node) */
-  findProviders(cid: CID, options?: { timeoutMs?: number; limit?: number }): Promise<string[]>
+  findProviders(
+    cid: CID,
+    options?: { timeoutMs?: number; limit?: number; signal?: AbortSignal },
+  ): Promise<string[]>
   onPeerConnect(cb: (peerId: string) => void): void
   onPeerDisconnect(cb: (peerId: string) => void): void
 }
@@ -98,6 +111,7 @@ export function createNet(init: NetInit): Net {
   const bootstrap = (init.bootstrap ?? []).map(parsePeerAddr).filter((b) => b.peerId !== peerId)
   let host: Host | undefined
   const connectCbs: Array<(id: string) => void> = []
+  const loads = new Map<string, () => InboundLoad>()
   const disconnectCbs: Array<(id: string) => void> = []
 
   const h = (): Host => {
@@ -145,6 +159,7 @@ export function createNet(init: NetInit): Net {
       if (current === undefined) return
       await current.stop()
       host = undefined
+      loads.clear()
     },
 
     multiaddrs() {
@@ -152,15 +167,21 @@ export function createNet(init: NetInit): Net {
     },
 
     async handle(protocol, handlerInit) {
-      const handler = rpcStreamHandler(handlerInit, (err, from) => init.onInboundError?.(protocol, err, from))
-      await h().handle(protocol, handler, {
+      const inbound = rpcInbound(handlerInit, (err, from) => init.onInboundError?.(protocol, err, from))
+      await h().handle(protocol, inbound.handler, {
         maxInboundStreams: handlerInit.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS,
         maxOutboundStreams: 64,
       })
+      loads.set(protocol, inbound.load)
     },
 
     async unhandle(protocol) {
+      loads.delete(protocol)
       await h().unhandle(protocol)
+    },
+
+    inboundLoad(protocol) {
+      return loads.get(protocol)?.() ?? { active: 0, peers: 0, maxFromOnePeer: 0 }
     },
 
     async request(id, protocol, msg, options) {
@@ -168,6 +189,13 @@ export function createNet(init: NetInit): Net {
     },
 
     addAddresses,
+
+    async forget(id) {
+      if (host === undefined || id === peerId) return
+      const peer = toPeerId(id)
+      if (host.getConnections(peer).length > 0) return
+      await host.peerStore.delete(peer).catch(() => {})
+    },
 
     isConnected(id) {
       return host !== undefined && host.getConnections(toPeerId(id)).length > 0
@@ -194,7 +222,8 @@ export function createNet(init: NetInit): Net {
     async findProviders(cid, options = {}) {
       const limit = options.limit ?? 20
       const found: string[] = []
-      const signal = AbortSignal.timeout(options.timeoutMs ?? 5000)
+      const timeout = AbortSignal.timeout(options.timeoutMs ?? 5000)
+      const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
       try {
         for await (const provider of h().contentRouting.findProviders(cid, { signal })) {
           const id = provider.id.toString()

@@ -18,8 +18,12 @@ export const DEFAULT_MAX_REPLY_BYTES = 64 * 1024
 export const DEFAULT_MAX_INBOUND_STREAMS = 16
 /** Default concurrent inbound requests per protocol for the whole node. */
 export const DEFAULT_MAX_CONCURRENT = 64
-/** Default time a peer has to send its request and the handler to answer. */
-export const DEFAULT_INBOUND_TIMEOUT_MS = 10_000
+/** Default concurrent inbound requests per protocol from one remote peer. */
+export const DEFAULT_MAX_PER_PEER = 8
+/** Default time a peer has to deliver its whole request once it opened the stream. */
+export const DEFAULT_READ_TIMEOUT_MS = 5_000
+/** Default time a handler has to answer a request it has read. */
+export const DEFAULT_RUN_TIMEOUT_MS = 10_000
 /** Default time a caller waits for dial + reply. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 

@@ -10,11 +10,13 @@ import { lpStream } from '@libp2p/utils'
 import type { z } from 'zod'
 import { CovenantError, parseOrThrow } from '../errors/index.ts'
 import {
-  DEFAULT_INBOUND_TIMEOUT_MS,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PER_PEER,
   DEFAULT_MAX_REPLY_BYTES,
+  DEFAULT_READ_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RUN_TIMEOUT_MS,
   replyEnvelopeSchema,
 } from './protocols.ts'
 
@@ -24,13 +26,28 @@ export interface RpcHandlerInit<S extends z.ZodType, R> {
   schema: S
   /** largest request accepted, in bytes (checked on the length prefix, before buffering) @default 65536 */
   maxBytes?: number
-  /** concurrent inbound streams per connection @default 16 */
+  /** concurrent inbound streams per connection (libp2p resets the ones beyond) @default 16 */
   maxInboundStreams?: number
   /** concurrent inbound requests for this protocol across all peers @default 64 */
   maxConcurrent?: number
-  /** time for the peer to send its request and for the handler to answer @default 10000 */
-  timeoutMs?: number
-  handler: (msg: z.infer<S>, fromPeerId: string) => Promise<R>
+  /** concurrent inbound requests for this protocol from one remote peer @default 8 */
+  maxPerPeer?: number
+  /** time the peer has to deliver its whole request once the stream is open @default 5000 */
+  readTimeoutMs?: number
+  /** time the handler has to answer once the request is read @default 10000 */
+  runTimeoutMs?: number
+  /** `signal` aborts when the run time is up; the request's slot is held until the handler settles */
+  handler: (msg: z.infer<S>, fromPeerId: string, signal: AbortSignal) => Promise<R>
+}
+
+/** What one protocol's inbound side holds right now. */
+export interface InboundLoad {
+  /** requests being read or run */
+  active: number
+  /** remote peers with at least one of them */
+  peers: number
+  /** the most any one peer holds */
+  maxFromOnePeer: number
 }
 
 export interface RequestOptions<T = unknown> {
@@ -43,9 +60,7 @@ export interface RequestOptions<T = unknown> {
   schema?: z.ZodType<T>
 }
 
-function encodeReply(value: { result: unknown } | { error: { code: string; message: string } }): Uint8Array {
-  return dagCbor.encode(value)
-}
+type Reply = { result: unknown } | { error: { code: string; message: string } }
 
 function errorReply(err: unknown): { error: { code: string; message: string } } {
   const e = CovenantError.from(err)
@@ -65,64 +80,132 @@ function readFailure(err: unknown, maxBytes: number): CovenantError {
   return new CovenantError('PROTOCOL_ERROR', 'could not read the request')
 }
 
-/** Builds the libp2p stream handler for one protocol. */
-export function rpcStreamHandler<S extends z.ZodType, R>(
+/** Settles with `work`, or rejects with `onAbort()` as soon as `signal` aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, onAbort: () => CovenantError): Promise<T> {
+  if (signal.aborted) return Promise.reject(onAbort())
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => reject(onAbort())
+    signal.addEventListener('abort', abort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
+  })
+}
+
+/**
+ * The inbound side of one protocol: a libp2p stream handler and the load it carries. A request
+ * takes a slot from the node-wide pool and one from its peer's share before anything is read, so
+ * a few peers holding idle streams cannot take every slot; the peer then has `readTimeoutMs` to
+ * deliver the request, and the handler has `runTimeoutMs` to answer it, each on its own timer.
+ */
+export function rpcInbound<S extends z.ZodType, R>(
   init: RpcHandlerInit<S, R>,
   onError?: (err: CovenantError, from: string) => void,
-): (stream: Stream, connection: Connection) => Promise<void> {
+): { handler: (stream: Stream, connection: Connection) => Promise<void>; load(): InboundLoad } {
   const maxBytes = init.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const maxConcurrent = init.maxConcurrent ?? DEFAULT_MAX_CONCURRENT
-  const timeoutMs = init.timeoutMs ?? DEFAULT_INBOUND_TIMEOUT_MS
+  const maxPerPeer = init.maxPerPeer ?? DEFAULT_MAX_PER_PEER
+  const readTimeoutMs = init.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS
+  const runTimeoutMs = init.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS
   let active = 0
-  return async (stream, connection) => {
+  const byPeer = new Map<string, number>()
+
+  const take = (from: string): CovenantError | undefined => {
+    const mine = byPeer.get(from) ?? 0
+    if (active >= maxConcurrent)
+      return new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol')
+    if (mine >= maxPerPeer)
+      return new CovenantError(
+        'PEER_BUSY',
+        `at most ${maxPerPeer} concurrent requests per peer on this protocol`,
+      )
+    active++
+    byPeer.set(from, mine + 1)
+    return undefined
+  }
+  const release = (from: string): void => {
+    active--
+    const mine = (byPeer.get(from) ?? 1) - 1
+    if (mine <= 0) byPeer.delete(from)
+    else byPeer.set(from, mine)
+  }
+
+  /** Reads, checks and answers one request; the slot taken for it is given back here. */
+  const answer = async (lp: ReturnType<typeof lpStream>, from: string): Promise<Reply> => {
+    let work: Promise<R> | undefined
+    try {
+      let raw: Uint8Array
+      try {
+        raw = (await lp.read({ signal: AbortSignal.timeout(readTimeoutMs) })).subarray()
+      } catch (err) {
+        throw readFailure(err, maxBytes)
+      }
+      let decoded: unknown
+      try {
+        decoded = dagCbor.decode(raw)
+      } catch {
+        throw new CovenantError('PROTOCOL_ERROR', 'the request is not DAG-CBOR')
+      }
+      const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
+      const run = AbortSignal.timeout(runTimeoutMs)
+      work = init.handler(msg, from, run)
+      const result = await untilAborted(
+        work,
+        run,
+        () => new CovenantError('PEER_TIMEOUT', `the request was not answered within ${runTimeoutMs} ms`),
+      )
+      return { result }
+    } finally {
+      // The slot stays taken until the handler is really done, even after the peer was told it
+      // took too long: the slot bounds the work, not the wait.
+      if (work === undefined) release(from)
+      else
+        work.then(
+          () => release(from),
+          () => release(from),
+        )
+    }
+  }
+
+  const handler = async (stream: Stream, connection: Connection): Promise<void> => {
     const from = connection.remotePeer.toString()
-    const signal = AbortSignal.timeout(timeoutMs)
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
     // reply); a peer pushing more than that has its stream reset. Never unbounded.
     const lp = lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: maxBytes + 64 * 1024 })
-    let reply: ReturnType<typeof errorReply> | { result: unknown }
-    if (active >= maxConcurrent) {
-      const busy = new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol')
-      onError?.(busy, from)
-      reply = errorReply(busy)
+    let reply: Reply
+    const refused = take(from)
+    if (refused !== undefined) {
+      onError?.(refused, from)
+      reply = errorReply(refused)
     } else {
-      active++
       try {
-        let raw: Uint8Array
-        try {
-          raw = (await lp.read({ signal })).subarray()
-        } catch (err) {
-          throw readFailure(err, maxBytes)
-        }
-        let decoded: unknown
-        try {
-          decoded = dagCbor.decode(raw)
-        } catch {
-          throw new CovenantError('PROTOCOL_ERROR', 'the request is not DAG-CBOR')
-        }
-        const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
-        reply = { result: await init.handler(msg, from) }
+        reply = await answer(lp, from)
       } catch (err) {
         const e = CovenantError.from(err)
         onError?.(e, from)
         reply = errorReply(e)
-      } finally {
-        active--
       }
     }
+    // A peer that does not take its reply gets no more time than it had to send the request.
+    const signal = AbortSignal.timeout(readTimeoutMs)
     try {
       let bytes: Uint8Array
       try {
-        bytes = encodeReply(reply)
+        bytes = dagCbor.encode(reply)
       } catch (err) {
-        bytes = encodeReply(errorReply(new CovenantError('INTERNAL', 'reply not encodable', { cause: err })))
+        bytes = dagCbor.encode(
+          errorReply(new CovenantError('INTERNAL', 'reply not encodable', { cause: err })),
+        )
       }
       await lp.write(bytes, { signal })
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
+  }
+
+  return {
+    handler,
+    load: () => ({ active, peers: byPeer.size, maxFromOnePeer: Math.max(0, ...byPeer.values()) }),
   }
 }
 

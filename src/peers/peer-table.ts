@@ -5,6 +5,12 @@
  * failed one (or a closed connection whose redial fails) marks it dead. A dead peer is therefore
  * noticed within `heartbeatMs + helloTimeoutMs` at worst, and within milliseconds when its
  * process dies (the TCP connection closes, the redial is refused).
+ *
+ * Only peers that proved themselves — a hello over an authenticated stream whose covenant is
+ * signed by the sender — enter the table. Ids learned from gossip are claims: they wait in a
+ * small candidate set (the oldest pushed out first) until they answer a hello of their own, so a
+ * peer gossiping made-up ids can churn the candidates but never the table. A full table makes
+ * room by forgetting its longest-dead peer; live verified peers are never pushed out.
  */
 import type { Logger } from 'pino'
 import { z } from 'zod'
@@ -13,14 +19,19 @@ import { CovenantError } from '../errors/index.ts'
 import type { Net } from '../net/index.ts'
 import { HELLO_PROTOCOL, type Hello, helloSchema, MAX_HELLO_BYTES } from './hello.ts'
 
+/** Candidates greeted at once: gossip can make a node dial addresses it was told, so not many. */
+const CANDIDATE_HELLOS = 8
+
 /** How a peer table behaves; every default is written here. */
 export const peerTableOptionsSchema = z.strictObject({
   /** hello to every known peer this often @default 5000 */
   heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
   /** a hello not answered in this time fails @default 2000 */
   helloTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
-  /** most peers kept @default 256 */
+  /** most verified peers kept @default 256 */
   maxPeers: z.number().int().min(1).max(4096).default(256),
+  /** most gossiped, not yet verified, ids kept waiting for their hello @default 64 */
+  maxCandidates: z.number().int().min(1).max(4096).default(64),
   /** a peer dead for this long is forgotten (bootstrap peers never are) @default 600000 */
   forgetAfterMs: z
     .number()
@@ -42,6 +53,7 @@ export interface PeerTableComponents {
     | 'unhandle'
     | 'request'
     | 'addAddresses'
+    | 'forget'
     | 'onPeerConnect'
     | 'onPeerDisconnect'
   >
@@ -50,19 +62,21 @@ export interface PeerTableComponents {
   logger: Logger
 }
 
+/** A peer that proved itself with a verified hello at least once. */
 export interface PeerEntry {
   id: string
   addrs: string[]
-  covenant?: SignedCovenant
+  /** the newest verified covenant it presented */
+  covenant: SignedCovenant
   alive: boolean
   /** ms timestamp of the last verified hello */
   lastSeen: number
-  /** ms timestamp of when it was first heard of */
+  /** ms timestamp of when it first proved itself */
   firstSeen: number
 }
 
-/** A live peer: its covenant is known and verified. */
-export type LivePeer = PeerEntry & { covenant: SignedCovenant }
+/** A live peer: alive, with its verified covenant. */
+export type LivePeer = PeerEntry
 
 /** Called when a peer becomes alive, dies, or publishes a new covenant version. */
 export type PeerChangeListener = (peerId: string, entry: PeerEntry) => void
@@ -74,8 +88,10 @@ export interface PeerTable {
   start(): Promise<void>
   /** stops the heartbeat and answering hellos; waits for hellos in flight */
   stop(): Promise<void>
-  /** every peer heard of, alive or not, never this node */
+  /** every verified peer, alive or not, never this node */
   list(): PeerEntry[]
+  /** gossiped ids waiting to answer a hello, oldest first; never in {@link list} */
+  candidates(): string[]
   get(id: string): PeerEntry | undefined
   /** live peers with a verified covenant, not including this node */
   live(): LivePeer[]
@@ -90,10 +106,19 @@ export function createPeerTable(components: PeerTableComponents, options: PeerTa
   return new Peers(components, peerTableOptionsSchema.parse(options))
 }
 
+interface Candidate {
+  addrs: string[]
+  /** its hello is in flight */
+  greeting: boolean
+}
+
 class Peers implements PeerTable {
   readonly options: z.output<typeof peerTableOptionsSchema>
   private readonly init: PeerTableComponents
   private readonly peers = new Map<string, PeerEntry>()
+  /** gossiped ids not yet verified, in the order they were heard of */
+  private readonly waiting = new Map<string, Candidate>()
+  private candidateHellos = 0
   private readonly inflight = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<PeerChangeListener>()
   private timer: NodeJS.Timeout | undefined
@@ -109,6 +134,9 @@ class Peers implements PeerTable {
     await net.handle(HELLO_PROTOCOL, {
       schema: helloSchema,
       maxBytes: MAX_HELLO_BYTES,
+      // A peer has one hello in flight to us at a time (two when both greet at once): a few peers
+      // holding hello streams open must not take the slots every other peer's hello needs.
+      maxPerPeer: 2,
       handler: async (msg, from) => {
         this.accept(from, msg)
         return this.ownHello()
@@ -123,7 +151,6 @@ class Peers implements PeerTable {
       if (this.running && this.peers.get(id)?.alive) void this.hello(id)
     })
     this.running = true
-    for (const id of net.bootstrapPeers) this.remember(id, [])
     void this.round()
     this.timer = setInterval(() => void this.round(), this.options.heartbeatMs)
     this.timer.unref()
@@ -140,12 +167,16 @@ class Peers implements PeerTable {
     return [...this.peers.values()]
   }
 
+  candidates(): string[] {
+    return [...this.waiting.keys()]
+  }
+
   get(id: string): PeerEntry | undefined {
     return this.peers.get(id)
   }
 
   live(): LivePeer[] {
-    return this.list().filter((p): p is LivePeer => p.alive && p.covenant !== undefined)
+    return this.list().filter((p) => p.alive)
   }
 
   onChange(listener: PeerChangeListener): () => void {
@@ -183,29 +214,17 @@ class Peers implements PeerTable {
   }
 
   private ownHello(): Hello {
-    const peers = this.list()
-      .filter((p) => p.alive && p.addrs.length > 0)
+    const peers = this.live()
+      .filter((p) => p.addrs.length > 0)
       .slice(0, 64)
       .map((p) => ({ id: p.id, addrs: p.addrs.slice(0, 8) }))
     return { covenant: this.init.covenant(), addrs: this.init.net.multiaddrs().slice(0, 16), peers }
   }
 
-  private remember(id: string, addrs: string[]): PeerEntry | undefined {
-    if (id === this.init.net.peerId) return undefined
-    let entry = this.peers.get(id)
-    if (entry === undefined) {
-      if (this.peers.size >= this.options.maxPeers) return undefined
-      entry = { id, addrs: [], alive: false, lastSeen: 0, firstSeen: Date.now() }
-      this.peers.set(id, entry)
-    }
-    if (addrs.length > 0) {
-      entry.addrs = addrs.slice(0, 16)
-      void this.init.net.addAddresses(id, entry.addrs).catch(() => {})
-    }
-    return entry
-  }
-
-  /** Takes a hello received from `from` (it came over an authenticated stream, so `from` is sure). */
+  /**
+   * Takes a hello received from `from`; it came over an authenticated stream, so `from` is sure,
+   * and its covenant must be signed by `from`. Only here does a peer enter the table.
+   */
   private accept(from: string, hello: Hello): void {
     const covenant = verifySignedCovenant(hello.covenant)
     if (covenant.peer !== from)
@@ -213,21 +232,81 @@ class Peers implements PeerTable {
         'INVALID_SIGNATURE',
         `covenant is signed by ${covenant.peer}, not the sender ${from}`,
       )
-    const entry = this.remember(from, hello.addrs)
-    if (entry === undefined) return
-    const changed = !entry.alive || entry.covenant === undefined || covenant.version > entry.covenant.version
-    if (entry.covenant === undefined || covenant.version >= entry.covenant.version) entry.covenant = covenant
+    if (from === this.init.net.peerId) return
+    this.waiting.delete(from)
+    let entry = this.peers.get(from)
+    const changed = entry === undefined || !entry.alive || covenant.version > entry.covenant.version
+    if (entry === undefined) {
+      if (!this.makeRoom()) {
+        // debug: a flood of new identities must not flood the log as well
+        this.init.logger.debug({ event: 'peer-table-full', peer: from, size: this.peers.size })
+        return
+      }
+      entry = { id: from, addrs: [], covenant, alive: true, lastSeen: 0, firstSeen: Date.now() }
+      this.peers.set(from, entry)
+    }
+    if (hello.addrs.length > 0) {
+      entry.addrs = hello.addrs.slice(0, 16)
+      void this.init.net.addAddresses(from, entry.addrs).catch(() => {})
+    }
+    if (covenant.version >= entry.covenant.version) entry.covenant = covenant
     entry.alive = true
     entry.lastSeen = Date.now()
     if (changed) {
       this.init.logger.info({ event: 'peer-alive', peer: from, covenantVersion: covenant.version })
       this.emitChange(from, entry)
     }
-    // Gossip: learn peers the sender knows, and greet the new ones.
-    for (const p of hello.peers) {
-      if (p.id === this.init.net.peerId || this.peers.has(p.id)) continue
-      const known = this.remember(p.id, p.addrs)
-      if (known !== undefined) void this.hello(p.id)
+    // Gossip: ids the sender knows are claims until they answer a hello themselves.
+    for (const p of hello.peers) this.consider(p.id, p.addrs)
+    this.greetCandidates()
+  }
+
+  /** Frees a place in a full table by forgetting its longest-dead peer; false if all are alive. */
+  private makeRoom(): boolean {
+    if (this.peers.size < this.options.maxPeers) return true
+    let oldest: PeerEntry | undefined
+    for (const p of this.peers.values())
+      if (!p.alive && (oldest === undefined || p.lastSeen < oldest.lastSeen)) oldest = p
+    if (oldest === undefined) return false
+    this.peers.delete(oldest.id)
+    void this.init.net.forget(oldest.id).catch(() => {})
+    return true
+  }
+
+  /**
+   * Adds a gossiped id to the candidates, pushing out the oldest one if they are full. A known
+   * peer that is dead is a candidate too: it may be back at an address the gossip names.
+   */
+  private consider(id: string, addrs: string[]): void {
+    if (id === this.init.net.peerId || this.peers.get(id)?.alive || this.waiting.has(id)) return
+    if (this.waiting.size >= this.options.maxCandidates) {
+      const [oldest] = this.waiting.keys()
+      this.waiting.delete(oldest)
+    }
+    this.waiting.set(id, { addrs: addrs.slice(0, 8), greeting: false })
+  }
+
+  /** Greets waiting candidates, oldest first, a few at a time; each gets one chance. */
+  private greetCandidates(): void {
+    for (const [id, candidate] of this.waiting) {
+      if (!this.running || this.candidateHellos >= CANDIDATE_HELLOS) return
+      if (candidate.greeting) continue
+      candidate.greeting = true
+      this.candidateHellos++
+      void (async () => {
+        try {
+          await this.init.net.addAddresses(id, candidate.addrs).catch(() => {})
+          const ok = await this.hello(id)
+          // What gossip claimed about an id that never answered is forgotten; a known or bootstrap
+          // peer keeps its addresses, to be redialled.
+          if (!ok && !this.peers.has(id) && !this.init.net.bootstrapPeers.includes(id))
+            await this.init.net.forget(id).catch(() => {})
+        } finally {
+          this.waiting.delete(id)
+          this.candidateHellos--
+          this.greetCandidates()
+        }
+      })()
     }
   }
 
@@ -239,15 +318,18 @@ class Peers implements PeerTable {
       this.init.logger.info({ event: 'peer-dead', peer: id, reason: err.code })
       this.emitChange(id, entry)
     }
-    const since = entry.lastSeen === 0 ? entry.firstSeen : entry.lastSeen
-    if (Date.now() - since > this.options.forgetAfterMs && !this.init.net.bootstrapPeers.includes(id))
+    if (
+      Date.now() - entry.lastSeen > this.options.forgetAfterMs &&
+      !this.init.net.bootstrapPeers.includes(id)
+    )
       this.peers.delete(id)
   }
 
   private async round(): Promise<void> {
     if (!this.running) return
-    // Bootstrap peers are retried forever, so a network whose nodes start in any order joins up.
+    // Bootstrap peers are greeted every round, so a network whose nodes start in any order joins up.
     const ids = new Set([...this.peers.keys(), ...this.init.net.bootstrapPeers])
+    this.greetCandidates()
     await Promise.allSettled([...ids].map((id) => this.hello(id)))
   }
 }

@@ -1,14 +1,17 @@
 /**
  * Block storage across the network: a block lives on the `replicas` (k) live nodes closest to its
  * CID whose covenant accepts it, is fetched from any node (predicted holders first, then DHT
- * providers, every copy hash-checked), and is repaired back to k holders when one dies or its
- * covenant changes. Nodes move blocks over `/covenant/block/1.0.0`.
+ * providers, every copy hash-checked, within the node's lookup bounds), and is repaired back to k
+ * holders when one dies or its covenant changes. Nodes move blocks over `/covenant/block/1.0.0`;
+ * a node takes a block only if it is one of its holders in its own view (or within the sender's
+ * small quota), and a block's tags travel only as the signed manifests that give them.
  *
  * @example
  * ```ts
  * const storage = createStorage({ net, store, peers, covenant, logger, registry }, { replicas: 3 })
  * await storage.start()
- * const { cid, holders } = await storage.put(bytes, { tags: ['demo'] })
+ * const { cid, holders } = await storage.put(bytes)
+ * await storage.put(code, { manifests: [manifestBytes] })        // its tags: the manifest's
  * const { bytes: back, source } = await storage.get(parseCid(cid))   // 'local' | 'peer' | 'dht'
  * await storage.stop()
  * ```
@@ -26,6 +29,7 @@ export {
 export type {
   GetResult,
   HeldWhy,
+  PutOptions,
   PutResult,
   RepairResult,
   Storage,

@@ -1,15 +1,28 @@
 /**
  * Block placement, transfer and repair. A block is held by the `replicas` (k) nodes closest
- * (closestPeers: XOR of sha256s) to its CID among the live nodes whose covenant accepts storing
- * it. Holders announce themselves as DHT providers; any node can fetch any block by asking the
- * predicted holders first, then the DHT's providers, and every block is checked against its CID.
+ * (XOR of sha256s, as `closestPeers`) to its CID among the live nodes whose covenant accepts
+ * storing it. Holders announce themselves as DHT providers; any node can fetch any block by asking
+ * the predicted holders first, then the DHT's providers, and every block is checked against its CID.
+ *
+ * Tags come only from signed manifests: a manifest's own, and for the block a manifest names, the
+ * manifests handed along with it (or seen before it). A node takes a remote put only of a block it
+ * should hold in its own view (within `holderSlack` ranks past k), or within a small per-peer
+ * quota; refused content is remembered by its manifests, so it cannot come back without them.
  *
  * Repair: every `repairIntervalMs` (and soon after any peer dies, appears or changes covenant),
- * a node looks at each block it holds, computes the k desired holders, asks them whether they
- * hold it, and, if no desired holder closer than itself holds it, pushes it to those missing it.
- * A node that is not a desired holder drops its copy once all k desired holders confirmed theirs
- * (this also moves content off a node whose new covenant refuses it).
+ * a node pages through the blocks it holds, `repairPageSize` at a time with the event loop free
+ * between pages. For each block it computes the k desired holders, asks them whether they hold it,
+ * and, if no desired holder closer than itself holds it, pushes it to those missing it. A node
+ * that is not a desired holder drops its copy once all k desired holders confirmed theirs (this
+ * also moves content off a node whose new covenant refuses it). A peer that refused a push, or
+ * was full, is left out of placement for a while (doubling each time) instead of being re-sent
+ * the same blocks every round.
+ *
+ * Lookups over the network are bounded node-wide (`maxLookups` running, `maxQueuedLookups`
+ * waiting, PEER_BUSY beyond), each under one deadline, asking `lookupFanout` holders at a time;
+ * a block just found missing is answered from memory for `missCacheMs`.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { z } from 'zod'
@@ -18,16 +31,21 @@ import {
   type BlockStore,
   type CID,
   cidForBytes,
+  DAG_CBOR_CODEC,
   MAX_BLOCK_BYTES,
+  MAX_BLOCK_LABELS,
+  type ManifestLabel,
+  manifestLabel,
   normalizeTags,
+  ownTags,
   parseCid,
-  TagsSchema,
+  type StoredBlockInfo,
   verifyBlock,
 } from '../content/index.ts'
-import { closestPeers, mayServe, mayStore, type SignedCovenant } from '../covenant/index.ts'
+import { mayServe, mayStore, type SignedCovenant } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import type { Net } from '../net/index.ts'
-import type { PeerTable } from '../peers/index.ts'
+import type { LivePeer, PeerTable } from '../peers/index.ts'
 import {
   BLOCK_PROTOCOL,
   type BlockRequest,
@@ -38,11 +56,15 @@ import {
   MAX_HAS_CIDS,
   putReplySchema,
 } from './block-protocol.ts'
+import { Lookups } from './lookups.ts'
+import { Positions, PutQuota, Refusals } from './placement.ts'
 
 /** Provider announcements start this long after a block is stored. */
 const PROVIDE_DELAY_MS = 1000
 /** At most this many provider announcements per second per node. */
 const PROVIDES_PER_SECOND = 2
+/** The longest a refusing peer is left out before it is asked again. */
+const MAX_REFUSAL_BACKOFF_MS = 3_600_000
 
 /** How storage behaves; every default is written here. */
 export const storageOptionsSchema = z.strictObject({
@@ -52,6 +74,33 @@ export const storageOptionsSchema = z.strictObject({
   repairIntervalMs: z.number().int().min(50).max(3_600_000).default(5000),
   /** per-peer transfer timeout @default 10000 */
   transferTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** ranks past k within which a node still takes a remote put (views of the network differ) @default 3 */
+  holderSlack: z.number().int().min(0).max(64).default(3),
+  /** blocks one peer may put here per window that this node would not hold otherwise @default 16 */
+  putQuotaBlocks: z.number().int().min(0).max(1_000_000).default(16),
+  /** bytes of such blocks one peer may put here per window @default 4194304 */
+  putQuotaBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 40)
+    .default(4 * 1024 * 1024),
+  /** the quota's window @default 600000 */
+  putQuotaWindowMs: z.number().int().min(1000).max(86_400_000).default(600_000),
+  /** blocks looked at per step of a repair round; the event loop runs between steps @default 256 */
+  repairPageSize: z.number().int().min(1).max(MAX_HAS_CIDS).default(256),
+  /** first wait before a peer that refused a push, or was full, is sent more; doubles up to 1 h @default 30000 */
+  refusalBackoffMs: z.number().int().min(10).max(MAX_REFUSAL_BACKOFF_MS).default(30_000),
+  /** deadline of one network lookup of a block, its wait for a turn included @default 10000 */
+  lookupTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** predicted holders (then providers) a lookup asks at once @default 3 */
+  lookupFanout: z.number().int().min(1).max(20).default(3),
+  /** network lookups running at once, node-wide @default 8 */
+  maxLookups: z.number().int().min(1).max(1024).default(8),
+  /** lookups waiting for a turn; beyond, PEER_BUSY @default 64 */
+  maxQueuedLookups: z.number().int().min(0).max(65_536).default(64),
+  /** a block found missing is answered from memory this long @default 5000 */
+  missCacheMs: z.number().int().min(0).max(600_000).default(5000),
 })
 export type StorageOptions = z.input<typeof storageOptionsSchema>
 
@@ -68,6 +117,13 @@ export interface StorageComponents {
   registry: Registry
 }
 
+export interface PutOptions {
+  /** @default 'raw' */
+  codec?: 'raw' | 'dag-cbor'
+  /** signed manifests that name the block (DAG-CBOR bytes): its tags come from them */
+  manifests?: Uint8Array[]
+}
+
 export interface PutResult {
   cid: string
   /** peers that confirmed holding the block, closest first */
@@ -78,6 +134,7 @@ export interface PutResult {
 
 export interface GetResult {
   bytes: Uint8Array
+  /** its tags, read from signed manifests (never from what a peer says) */
   tags: string[]
   /** where the bytes came from */
   source: 'local' | 'peer' | 'dht'
@@ -110,11 +167,14 @@ export interface Storage {
   start(): Promise<void>
   /** stops the repair loop and answering the block protocol; waits for a running round */
   stop(): Promise<void>
-  /** Stores a block on its k holders; resolves when they answered, with those that confirmed. */
-  put(bytes: Uint8Array, options?: { tags?: string[]; codec?: 'raw' | 'dag-cbor' }): Promise<PutResult>
   /**
-   * Fetches a block: locally, then from the predicted holders, then from DHT providers. Bytes that
-   * do not hash to the CID are discarded and the next source is tried.
+   * Stores a block on its k holders; resolves when they answered, with those that confirmed.
+   * COVENANT_REFUSED if this node would not serve the block's tags: it does not pass it on.
+   */
+  put(bytes: Uint8Array, options?: PutOptions): Promise<PutResult>
+  /**
+   * Fetches a block: locally, then from the predicted holders, then from DHT providers, within
+   * one deadline and the node's lookup bounds. Bytes that do not hash to the CID are discarded.
    */
   get(cid: CID, options?: { timeoutMs?: number }): Promise<GetResult>
   /** Asks each live peer whether it holds `cid`; the holders (this node included), closest first. */
@@ -133,14 +193,14 @@ export function createStorage(components: StorageComponents, options: StorageOpt
   return new Replication(components, storageOptionsSchema.parse(options))
 }
 
-function storageMetrics(registry: Registry) {
+function storageMetrics(registry: Registry, lookups: Lookups) {
   const registers = [registry]
   return {
     blocksStored: new Gauge({ name: 'covenant_blocks_stored', help: 'blocks held by this node', registers }),
     bytesStored: new Gauge({ name: 'covenant_bytes_stored', help: 'bytes of blocks held', registers }),
     blockPuts: new Counter({
       name: 'covenant_block_puts_total',
-      help: 'blocks stored locally, by result',
+      help: 'blocks offered for storing here, by result (stored, stored-on-quota, or the refusal code)',
       labelNames: ['result'],
       registers,
     }),
@@ -149,7 +209,39 @@ function storageMetrics(registry: Registry) {
       help: 'replicas created by the repair loop',
       registers,
     }),
+    lookups: new Counter({
+      name: 'covenant_block_lookups_total',
+      help: 'blocks looked up over the network, by result (found, not-found, missed-recently or the error code)',
+      labelNames: ['result'],
+      registers,
+    }),
+    lookupsActive: new Gauge({
+      name: 'covenant_block_lookups_active',
+      help: 'network lookups of blocks running, and waiting for a turn',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.set({ state: 'running' }, lookups.active)
+        this.set({ state: 'queued' }, lookups.queued)
+      },
+    }),
   }
+}
+
+const union = (...lists: string[][]): string[] => normalizeTags(lists.flat())
+
+/** The first result that is not undefined, or undefined once every promise gave none. */
+function firstFound<T>(attempts: Array<Promise<T | undefined>>): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    let left = attempts.length
+    if (left === 0) resolve(undefined)
+    for (const attempt of attempts)
+      void attempt.then((found) => {
+        left--
+        if (found !== undefined) resolve(found)
+        else if (left === 0) resolve(undefined)
+      })
+  })
 }
 
 class Replication implements Storage {
@@ -158,6 +250,10 @@ class Replication implements Storage {
   private readonly metrics: ReturnType<typeof storageMetrics>
   private readonly self: string
   private readonly replicas: number
+  private readonly positions = new Positions()
+  private readonly refusals: Refusals
+  private readonly quota: PutQuota
+  private readonly lookups: Lookups
   private timer: NodeJS.Timeout | undefined
   private soon: NodeJS.Timeout | undefined
   private repairing: Promise<RepairResult> | undefined
@@ -170,9 +266,24 @@ class Replication implements Storage {
   constructor(init: StorageComponents, options: z.output<typeof storageOptionsSchema>) {
     this.init = init
     this.options = options
-    this.metrics = storageMetrics(init.registry)
     this.self = init.net.peerId
     this.replicas = options.replicas
+    this.refusals = new Refusals({
+      baseMs: options.refusalBackoffMs,
+      maxMs: MAX_REFUSAL_BACKOFF_MS,
+      maxEntries: 100_000,
+    })
+    this.quota = new PutQuota({
+      blocks: options.putQuotaBlocks,
+      bytes: options.putQuotaBytes,
+      windowMs: options.putQuotaWindowMs,
+    })
+    this.lookups = new Lookups({
+      max: options.maxLookups,
+      queue: options.maxQueuedLookups,
+      missMs: options.missCacheMs,
+    })
+    this.metrics = storageMetrics(init.registry, this.lookups)
   }
 
   async start(): Promise<void> {
@@ -181,15 +292,16 @@ class Replication implements Storage {
       maxBytes: MAX_BLOCK_MESSAGE_BYTES,
       maxInboundStreams: 8,
       maxConcurrent: 32,
-      timeoutMs: 30_000,
+      maxPerPeer: 8,
+      // a 5 MiB block over a slow link needs more than the default to arrive
+      readTimeoutMs: 30_000,
       handler: (msg, from) => this.onRequest(msg, from),
     })
     this.running = true
     this.unsubscribe = this.init.peers.onChange(() => this.repairSoon())
     this.timer = setInterval(() => void this.repair(), this.options.repairIntervalMs)
     this.timer.unref()
-    // Re-announce what this node holds: provider records live in memory on other nodes.
-    for (const info of this.init.store.list({ limit: 10_000 })) this.enqueueProvide(info.cid)
+    void this.announceHeld()
     this.updateGauges()
   }
 
@@ -207,40 +319,74 @@ class Replication implements Storage {
     return this.init.covenant().config
   }
 
-  private usedBytes(): number {
-    return this.init.store.stats().bytes
-  }
-
   /** Why this node would refuse to store the block, or undefined if it accepts. */
   private refusal(tags: string[], size: number, alreadyHeld = false): CovenantError | undefined {
-    const used = this.usedBytes() - (alreadyHeld ? size : 0)
+    const used = this.init.store.stats().bytes - (alreadyHeld ? size : 0)
     const d = mayStore(this.config(), { tags, size, usedBytes: used })
     if (d.ok) return undefined
     const full = this.config().store.enabled && mayServe(this.config(), { tags }).ok
     return new CovenantError(full ? 'STORAGE_FULL' : 'COVENANT_REFUSED', `this node ${d.reason}`)
   }
 
-  /** Live nodes (this one included) whose covenant accepts the block, closest to the CID first. */
-  private candidates(cid: CID, tags: string[], size: number): string[] {
+  /**
+   * Nodes (this one included) whose covenant accepts the block, closest to the CID first, leaving
+   * out peers that refused it, or were full, not long ago.
+   */
+  private ordered(cid: CID, tags: string[], size: number, held: boolean, live: LivePeer[]): string[] {
+    const key = cid.toString()
     const ids: string[] = []
-    if (this.refusal(tags, size, this.init.store.has(cid)) === undefined) ids.push(this.self)
-    for (const p of this.init.peers.live()) {
-      if (mayStore(p.covenant.config, { tags, size, usedBytes: 0 }).ok) ids.push(p.id)
-    }
-    return closestPeers(cid.bytes, ids, ids.length)
+    if (this.refusal(tags, size, held) === undefined) ids.push(this.self)
+    for (const p of live)
+      if (!this.refusals.blocked(p.id, key) && mayStore(p.covenant.config, { tags, size, usedBytes: 0 }).ok)
+        ids.push(p.id)
+    return this.positions.rank(cid.bytes, ids)
   }
 
-  async put(
-    bytes: Uint8Array,
-    options: { tags?: string[]; codec?: 'raw' | 'dag-cbor' } = {},
-  ): Promise<PutResult> {
+  /** Reads manifests handed with a block: each must be signed and name the block. */
+  private labelsFor(cid: CID, manifests: readonly Uint8Array[]): ManifestLabel[] {
+    return manifests.map((bytes) => {
+      const label = manifestLabel(bytes)
+      if (!label.block.equals(cid))
+        throw new CovenantError(
+          'INVALID_INPUT',
+          `the manifest ${label.manifest} names ${label.block}, not ${cid}`,
+        )
+      return label
+    })
+  }
+
+  /** Everything that says what a block is: its own tags, the labels given, the labels known here. */
+  private tagsOf(cid: CID, bytes: Uint8Array, labels: readonly ManifestLabel[]): string[] {
+    return union(ownTags(cid, bytes), this.init.store.tagsOf(cid), ...labels.map((l) => l.tags))
+  }
+
+  /** The manifests to hand on with a block: those given, then those recorded here. */
+  private manifestsFor(cid: CID, labels: readonly ManifestLabel[]): Uint8Array[] {
+    const seen = new Set(labels.map((l) => l.manifest.toString()))
+    const out = labels.map((l) => l.bytes)
+    for (const bytes of this.init.store.labelsOf(cid)) {
+      const id = cidForBytes(bytes, 'dag-cbor').toString()
+      if (!seen.has(id)) out.push(bytes)
+      seen.add(id)
+    }
+    return out.slice(0, MAX_BLOCK_LABELS)
+  }
+
+  async put(bytes: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
     if (bytes.length > MAX_BLOCK_BYTES)
       throw new CovenantError('BLOCK_TOO_LARGE', `a block is at most ${MAX_BLOCK_BYTES} bytes`)
-    const tags = normalizeTags(TagsSchema.parse(options.tags ?? []))
     const cid = cidForBytes(bytes, options.codec ?? 'raw')
-    const ordered = this.candidates(cid, tags, bytes.length)
+    const labels = this.labelsFor(cid, options.manifests ?? [])
+    const tags = this.tagsOf(cid, bytes, labels)
+    const serves = mayServe(this.config(), { tags })
+    if (!serves.ok) {
+      this.learn([...labels, ...this.ownLabel(cid, bytes)])
+      throw new CovenantError('COVENANT_REFUSED', `this node ${serves.reason}`)
+    }
+    const ordered = this.ordered(cid, tags, bytes.length, this.init.store.has(cid), this.init.peers.live())
     if (ordered.length === 0)
       throw new CovenantError('COVENANT_REFUSED', 'no live node has a covenant that accepts this content')
+    const manifests = this.manifestsFor(cid, labels)
     const holders: string[] = []
     let next = 0
     let lastError: CovenantError | undefined
@@ -251,7 +397,7 @@ class Replication implements Storage {
         const peer = ordered[next++]
         inFlight++
         try {
-          await this.pushTo(peer, cid, bytes, tags)
+          await this.pushTo(peer, cid, bytes, manifests)
           holders.push(peer)
         } catch (err) {
           lastError = CovenantError.from(err)
@@ -268,36 +414,100 @@ class Replication implements Storage {
     return { cid: cid.toString(), holders, wanted: this.replicas }
   }
 
-  private async pushTo(peer: string, cid: CID, bytes: Uint8Array, tags: string[]): Promise<void> {
+  /** Stores here or sends to `peer`; a refusal is remembered so the peer is not asked again soon. */
+  private async pushTo(peer: string, cid: CID, bytes: Uint8Array, manifests: Uint8Array[]): Promise<void> {
     if (peer === this.self) {
-      this.storeLocal(cid, bytes, tags)
+      this.storeHere(cid, bytes, manifests)
       return
     }
-    await this.init.net.request(
-      peer,
-      BLOCK_PROTOCOL,
-      { type: 'put', cid: cid.toString(), bytes, tags },
-      { timeoutMs: this.options.transferTimeoutMs, schema: putReplySchema },
-    )
+    try {
+      await this.init.net.request(
+        peer,
+        BLOCK_PROTOCOL,
+        { type: 'put', cid: cid.toString(), bytes, manifests },
+        { timeoutMs: this.options.transferTimeoutMs, schema: putReplySchema },
+      )
+    } catch (err) {
+      const e = CovenantError.from(err)
+      this.refusals.note(peer, cid.toString(), e)
+      throw e
+    }
   }
 
-  private storeLocal(cid: CID, bytes: Uint8Array, tags: string[]): void {
-    const refused = this.refusal(tags, bytes.length, this.init.store.has(cid))
+  /**
+   * Stores a block here, its tags from its own bytes and signed manifests only. `from`, for a put
+   * another node sent, must leave this node among the block's holders in its own view (or fit
+   * that peer's quota). Refused content is remembered by its manifests, so it cannot come back
+   * without them.
+   */
+  private storeHere(cid: CID, bytes: Uint8Array, manifests: readonly Uint8Array[], from?: string): void {
+    assertBlock(cid, bytes)
+    const labels = this.labelsFor(cid, manifests)
+    const own = this.ownLabel(cid, bytes)
+    const held = this.init.store.has(cid)
+    const tags = this.tagsOf(cid, bytes, labels)
+    const refused = this.refusal(tags, bytes.length, held)
     if (refused !== undefined) {
+      if (refused.code === 'COVENANT_REFUSED') this.learn([...labels, ...own])
       this.metrics.blockPuts.inc({ result: refused.code })
       throw refused
     }
-    assertBlock(cid, bytes)
-    this.init.store.put(cid, bytes, { tags })
-    this.metrics.blockPuts.inc({ result: 'stored' })
+    let result = 'stored'
+    if (from !== undefined && !held && !this.isHolder(cid, tags, bytes.length)) {
+      if (!this.quota.take(from, bytes.length)) {
+        this.metrics.blockPuts.inc({ result: 'NOT_A_HOLDER' })
+        throw new CovenantError(
+          'NOT_A_HOLDER',
+          `this node is not among the ${this.replicas + this.options.holderSlack} closest willing nodes to ${cid}, and ${from} used its quota`,
+        )
+      }
+      result = 'stored-on-quota'
+    }
+    // the store records a manifest's label for the code it names, as it stores the manifest
+    this.init.store.put(cid, bytes, { labels })
+    this.metrics.blockPuts.inc({ result })
+    this.lookups.forget(cid.toString())
     this.updateGauges()
     this.enqueueProvide(cid.toString())
+  }
+
+  /** A manifest block's label for the code it names, or none for any other block. */
+  private ownLabel(cid: CID, bytes: Uint8Array): ManifestLabel[] {
+    if (cid.code !== DAG_CBOR_CODEC) return []
+    try {
+      return [manifestLabel(bytes)]
+    } catch {
+      return []
+    }
+  }
+
+  /** True if this node ranks within k + slack of the willing nodes for the block, in its own view. */
+  private isHolder(cid: CID, tags: string[], size: number): boolean {
+    const ordered = this.ordered(cid, tags, size, false, this.init.peers.live())
+    const rank = ordered.indexOf(this.self)
+    return rank >= 0 && rank < this.replicas + this.options.holderSlack
+  }
+
+  /**
+   * Records what signed manifests say about blocks; a block held here that turns out to carry a
+   * tag this node refuses is dropped at once (unless pinned): refused content does not stay.
+   */
+  private learn(labels: readonly ManifestLabel[]): void {
+    if (labels.length === 0) return
+    for (const grown of this.init.store.label(labels)) {
+      if (!grown.held || mayServe(this.config(), { tags: grown.tags }).ok) continue
+      const cid = parseCid(grown.cid)
+      if (this.init.store.info(cid)?.pinned) continue
+      this.init.store.delete(cid)
+      this.updateGauges()
+      this.init.logger.info({ event: 'replica-refused', cid: grown.cid, tags: grown.tags })
+    }
   }
 
   private async onRequest(msg: BlockRequest, from: string): Promise<unknown> {
     switch (msg.type) {
       case 'put': {
-        this.storeLocal(parseCid(msg.cid), msg.bytes, normalizeTags(msg.tags))
+        this.storeHere(parseCid(msg.cid), msg.bytes, msg.manifests, from)
         this.init.logger.debug({ event: 'block-stored', cid: msg.cid, from })
         return { stored: true }
       }
@@ -309,7 +519,7 @@ class Replication implements Storage {
           throw new CovenantError('BLOCK_NOT_FOUND', 'not held here')
         const d = mayServe(this.config(), { tags: info.tags })
         if (!d.ok) throw new CovenantError('COVENANT_REFUSED', `this node ${d.reason}`)
-        return { bytes, tags: info.tags }
+        return { bytes, manifests: this.init.store.labelsOf(cid) }
       }
       case 'has':
         return {
@@ -330,61 +540,137 @@ class Replication implements Storage {
       const tags = this.init.store.info(cid)?.tags ?? []
       return { bytes: local, tags, source: 'local' }
     }
-    const timeoutMs = options.timeoutMs ?? 5000
-    const tried = new Set<string>([this.self])
-    const ask = async (peer: string): Promise<GetResult | undefined> => {
-      tried.add(peer)
-      try {
-        const reply = await this.init.net.request(
-          peer,
-          BLOCK_PROTOCOL,
-          { type: 'get', cid: cid.toString() },
-          { timeoutMs, maxReplyBytes: MAX_BLOCK_MESSAGE_BYTES, schema: getReplySchema },
-        )
-        if (!verifyBlock(cid, reply.bytes)) {
-          this.init.logger.warn({ event: 'hash-mismatch', peer, cid: cid.toString() })
-          return undefined
-        }
-        return { bytes: reply.bytes, tags: reply.tags, source: 'peer' }
-      } catch {
-        return undefined
-      }
+    const key = cid.toString()
+    if (this.lookups.missed(key)) {
+      this.metrics.lookups.inc({ result: 'missed-recently' })
+      throw new CovenantError('BLOCK_NOT_FOUND', `${key} was looked for moments ago and not found`)
     }
+    const timeoutMs = options.timeoutMs ?? this.options.lookupTimeoutMs
+    const deadline = AbortSignal.timeout(timeoutMs)
+    try {
+      const found = await this.lookups.run(key, deadline, () => this.lookup(cid, deadline, timeoutMs))
+      this.metrics.lookups.inc({ result: 'found' })
+      return found
+    } catch (err) {
+      const e = CovenantError.from(err)
+      this.metrics.lookups.inc({ result: e.code === 'BLOCK_NOT_FOUND' ? 'not-found' : e.code })
+      throw e
+    }
+  }
+
+  /** One network lookup: predicted holders, then DHT providers, all under `deadline`. */
+  private async lookup(cid: CID, deadline: AbortSignal, timeoutMs: number): Promise<GetResult> {
+    const tried = new Set<string>([this.self])
     const storers = this.init.peers
       .live()
       .filter((p) => p.covenant.config.store.enabled)
       .map((p) => p.id)
-    for (const peer of closestPeers(cid.bytes, storers, this.replicas * 2)) {
-      const found = await ask(peer)
-      if (found !== undefined) return found
-    }
-    const providers = await this.init.net.findProviders(cid, { timeoutMs, limit: 8 })
-    for (const peer of providers) {
-      if (tried.has(peer)) continue
-      const found = await ask(peer)
+    const predicted = this.positions.rank(cid.bytes, storers).slice(0, this.replicas * 2)
+    let found = await this.askInTurn(cid, predicted, tried, deadline)
+    if (found !== undefined) return { ...found, source: 'peer' }
+    if (!deadline.aborted) {
+      const providers = await this.init.net
+        .findProviders(cid, { timeoutMs, signal: deadline, limit: 8 })
+        .catch(() => [])
+      found = await this.askInTurn(
+        cid,
+        providers.filter((p) => !tried.has(p)),
+        tried,
+        deadline,
+      )
       if (found !== undefined) return { ...found, source: 'dht' }
     }
+    // Only an answer is remembered: every source asked said no. A lookup cut short by its
+    // deadline says nothing about the block, only about a slow network.
+    if (deadline.aborted)
+      throw new CovenantError('BLOCK_NOT_FOUND', `no node answered with ${cid} within ${timeoutMs} ms`)
+    this.lookups.noteMiss(cid.toString())
     throw new CovenantError('BLOCK_NOT_FOUND', `no node answered with ${cid}`)
   }
 
-  async locate(cid: CID): Promise<string[]> {
-    const peers = this.init.peers
-      .live()
-      .slice(0, 64)
-      .map((p) => p.id)
-    const answers = await Promise.all(peers.map((p) => this.hasOn(p, [cid.toString()])))
-    const holders = peers.filter((_, i) => answers[i]?.[0] === true)
-    if (this.init.store.has(cid)) holders.push(this.self)
-    return closestPeers(cid.bytes, holders, holders.length)
+  /** Asks `peers` `lookupFanout` at a time; the first good copy wins and the others are abandoned. */
+  private async askInTurn(
+    cid: CID,
+    peers: string[],
+    tried: Set<string>,
+    deadline: AbortSignal,
+  ): Promise<Omit<GetResult, 'source'> | undefined> {
+    const fanout = this.options.lookupFanout
+    for (let i = 0; i < peers.length && !deadline.aborted; i += fanout) {
+      const batch = peers.slice(i, i + fanout)
+      const done = new AbortController()
+      const signal = AbortSignal.any([deadline, done.signal])
+      try {
+        const found = await firstFound(
+          batch.map((peer) => {
+            tried.add(peer)
+            return this.askFor(peer, cid, signal)
+          }),
+        )
+        if (found !== undefined) return found
+      } finally {
+        done.abort()
+      }
+    }
+    return undefined
   }
 
-  private async hasOn(peer: string, cids: string[]): Promise<boolean[] | undefined> {
+  /** One peer's copy, hash-checked, with its tags read from the signed manifests it came with. */
+  private async askFor(
+    peer: string,
+    cid: CID,
+    signal: AbortSignal,
+  ): Promise<Omit<GetResult, 'source'> | undefined> {
+    try {
+      const reply = await this.init.net.request(
+        peer,
+        BLOCK_PROTOCOL,
+        { type: 'get', cid: cid.toString() },
+        {
+          timeoutMs: this.options.transferTimeoutMs,
+          signal,
+          maxReplyBytes: MAX_BLOCK_MESSAGE_BYTES,
+          schema: getReplySchema,
+        },
+      )
+      if (!verifyBlock(cid, reply.bytes)) {
+        this.init.logger.warn({ event: 'hash-mismatch', peer, cid: cid.toString() })
+        return undefined
+      }
+      const labels = reply.manifests.flatMap((m) => {
+        try {
+          return this.labelsFor(cid, [m])
+        } catch {
+          return []
+        }
+      })
+      return { bytes: reply.bytes, tags: this.tagsOf(cid, reply.bytes, labels) }
+    } catch {
+      return undefined
+    }
+  }
+
+  async locate(cid: CID): Promise<string[]> {
+    const deadline = AbortSignal.timeout(this.options.lookupTimeoutMs)
+    return this.lookups.run(`holders ${cid}`, deadline, async () => {
+      const peers = this.init.peers
+        .live()
+        .slice(0, 64)
+        .map((p) => p.id)
+      const answers = await Promise.all(peers.map((p) => this.hasOn(p, [cid.toString()], deadline)))
+      const holders = peers.filter((_, i) => answers[i]?.[0] === true)
+      if (this.init.store.has(cid)) holders.push(this.self)
+      return this.positions.rank(cid.bytes, holders)
+    })
+  }
+
+  private async hasOn(peer: string, cids: string[], signal?: AbortSignal): Promise<boolean[] | undefined> {
     try {
       const reply = await this.init.net.request(
         peer,
         BLOCK_PROTOCOL,
         { type: 'has', cids },
-        { timeoutMs: 3000, schema: hasReplySchema },
+        { timeoutMs: 3000, signal, schema: hasReplySchema },
       )
       return reply.has.length === cids.length ? reply.has : undefined
     } catch {
@@ -418,8 +704,9 @@ class Replication implements Storage {
 
   describe(opts: { limit?: number; after?: string } = {}): StorageDescription {
     const stats = this.init.store.stats()
+    const live = this.init.peers.live()
     const held = this.init.store.list(opts).map((info) => {
-      const ordered = this.candidates(parseCid(info.cid), info.tags, info.size)
+      const ordered = this.ordered(parseCid(info.cid), info.tags, info.size, true, live)
       const rank = ordered.indexOf(this.self) + 1
       const why: HeldWhy = info.pinned
         ? { role: 'pinned' }
@@ -431,16 +718,35 @@ class Replication implements Storage {
     return { blocks: stats.blocks, usedBytes: stats.bytes, held, repair: this.lastRepair }
   }
 
+  /** Every block held, a page at a time in CID order, the event loop free between pages. */
   private async repairRound(): Promise<RepairResult> {
     const started = Date.now()
     const queue: StorageDescription['repair']['queue'] = []
-    const blocks = this.init.store.list({ limit: 10_000 })
-    const plans = blocks.map((info) => {
+    const totals: RepairResult = { checked: 0, pushed: 0, dropped: 0 }
+    let after = ''
+    while (this.running) {
+      const page = this.init.store.list({ after, limit: this.options.repairPageSize })
+      if (page.length === 0) break
+      after = page[page.length - 1].cid
+      await this.repairPage(page, totals, queue)
+      await nextTurn()
+    }
+    this.lastRepair = { last: { at: Date.now(), ms: Date.now() - started, ...totals }, queue }
+    return totals
+  }
+
+  private async repairPage(
+    page: StoredBlockInfo[],
+    totals: RepairResult,
+    queue: StorageDescription['repair']['queue'],
+  ): Promise<void> {
+    const live = this.init.peers.live()
+    const plans = page.map((info) => {
       const cid = parseCid(info.cid)
-      const ordered = this.candidates(cid, info.tags, info.size)
-      return { info, cid, ordered, desired: ordered.slice(0, this.replicas) }
+      const desired = this.ordered(cid, info.tags, info.size, true, live).slice(0, this.replicas)
+      return { info, cid, desired }
     })
-    // Ask each desired holder about all its blocks at once, in batches.
+    // One `has` per desired holder for the whole page (a page is at most MAX_HAS_CIDS blocks).
     const perPeer = new Map<string, string[]>()
     for (const plan of plans)
       for (const p of plan.desired)
@@ -448,19 +754,13 @@ class Replication implements Storage {
     const holds = new Map<string, Map<string, boolean>>()
     await Promise.all(
       [...perPeer].map(async ([peer, cids]) => {
-        const answers = new Map<string, boolean>()
-        for (let i = 0; i < cids.length && this.running; i += MAX_HAS_CIDS) {
-          const chunk = cids.slice(i, i + MAX_HAS_CIDS)
-          const has = await this.hasOn(peer, chunk)
-          if (has !== undefined) for (const [j, c] of chunk.entries()) answers.set(c, has[j])
-        }
-        holds.set(peer, answers)
+        const has = await this.hasOn(peer, cids)
+        if (has !== undefined) holds.set(peer, new Map(cids.map((c, j) => [c, has[j]])))
       }),
     )
-    let pushed = 0
-    let dropped = 0
     for (const plan of plans) {
-      if (!this.running) break
+      if (!this.running) return
+      totals.checked++
       const state = plan.desired.map((p) => (p === this.self ? true : holds.get(p)?.get(plan.info.cid)))
       const mine = plan.desired.indexOf(this.self)
       const firstHolder = state.indexOf(true)
@@ -470,16 +770,21 @@ class Replication implements Storage {
         if (waiting.length > 0) queue.push({ cid: plan.info.cid, missing: waiting, action: 'wait' })
       }
       if (coordinator) {
-        const missing = plan.desired.filter((p, i) => p !== this.self && state[i] === false)
+        // A peer that refused earlier in this page is left for the next round, which places the
+        // block past it.
+        const missing = plan.desired.filter(
+          (p, i) => p !== this.self && state[i] === false && !this.refusals.blocked(p, plan.info.cid),
+        )
         if (missing.length === 0) continue
         const unpushed = new Set(missing)
         const bytes = this.init.store.get(plan.cid)
         if (bytes === undefined) continue
+        const manifests = this.init.store.labelsOf(plan.cid)
         for (const peer of missing) {
           try {
-            await this.pushTo(peer, plan.cid, bytes, plan.info.tags)
+            await this.pushTo(peer, plan.cid, bytes, manifests)
             unpushed.delete(peer)
-            pushed++
+            totals.pushed++
             this.metrics.repairPushes.inc()
             this.init.logger.info({ event: 'repair-push', cid: plan.info.cid, peer })
           } catch (err) {
@@ -501,20 +806,31 @@ class Replication implements Storage {
       ) {
         // k closer willing nodes confirmed their copies: this one is surplus (or now refused).
         this.init.store.delete(plan.cid)
-        dropped++
+        totals.dropped++
+        this.updateGauges()
         this.init.logger.info({ event: 'replica-dropped', cid: plan.info.cid })
       }
     }
-    if (dropped > 0) this.updateGauges()
-    const last = { at: Date.now(), ms: Date.now() - started, checked: plans.length, pushed, dropped }
-    this.lastRepair = { last, queue }
-    return { checked: plans.length, pushed, dropped }
   }
 
-  private enqueueProvide(cid: string): void {
-    if (this.provideQueue.size >= 100_000) return
+  /** Re-announces what this node holds (provider records live in memory on other nodes). */
+  private async announceHeld(): Promise<void> {
+    let after = ''
+    while (this.running) {
+      const page = this.init.store.list({ after, limit: 1000 })
+      if (page.length === 0) return
+      after = page[page.length - 1].cid
+      for (const info of page) if (!this.enqueueProvide(info.cid)) return
+      await nextTurn()
+    }
+  }
+
+  /** Queues an announcement; false if the queue is full. */
+  private enqueueProvide(cid: string): boolean {
+    if (this.provideQueue.size >= 100_000) return false
     this.provideQueue.add(cid)
     if (!this.providing) void this.drainProvides()
+    return true
   }
 
   // Provider records are the fallback path (predicted holders answer first), so announcing is

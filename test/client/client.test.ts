@@ -50,7 +50,7 @@ describe('client SDK', () => {
   it('puts and gets a block, and deploys and reads a function', async () => {
     const c = await connect({ node: node.url })
     const bytes = crypto.getRandomValues(new Uint8Array(3000))
-    const put = await c.putBlock(bytes, { tags: ['x'] })
+    const put = await c.putBlock(bytes)
     assert.equal(put.cid, cidForBytes(bytes).toString())
     assert.deepEqual(await c.getBlock(put.cid), bytes)
     const key = await loadCallerKey(join(dir, 'caller.key'))

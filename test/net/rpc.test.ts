@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
 import { createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
+import { waitFor } from '../fixtures/network.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
 
@@ -153,7 +154,7 @@ describe('net rpc against careless and hostile peers', () => {
     await b.handle(BIG, { schema: z.object({ n: z.number() }), handler: async ({ n }) => 'x'.repeat(n) })
     await b.handle(HANG, {
       schema: z.object({}),
-      timeoutMs: 60_000,
+      runTimeoutMs: 60_000,
       handler: async () => {
         await release.promise
         return {}
@@ -221,9 +222,14 @@ describe('net rpc against careless and hostile peers', () => {
     await assert.rejects(second, (e) => e === why)
   })
 
-  it('answers a peer that opens a stream and sends nothing with PEER_TIMEOUT', async () => {
+  it('answers a peer that opens a stream and sends nothing with PEER_TIMEOUT, on the read timer alone', async () => {
     const SILENT = '/covenant-test/silent/1.0.0'
-    await b.handle(SILENT, { schema: z.object({}), timeoutMs: 200, handler: async () => ({}) })
+    await b.handle(SILENT, {
+      schema: z.object({}),
+      readTimeoutMs: 200,
+      runTimeoutMs: 600_000,
+      handler: async () => ({}),
+    })
     const stream = await a.libp2p.dialProtocol(multiaddr(b.multiaddrs()[0]), SILENT)
     const reply = dagCbor.decode(
       (await lpStream(stream).read({ signal: AbortSignal.timeout(10_000) })).subarray(),
@@ -238,7 +244,7 @@ describe('net rpc against careless and hostile peers', () => {
     await b.handle(BUSY, {
       schema: z.object({ i: z.number() }),
       maxConcurrent: 2,
-      timeoutMs: 60_000,
+      runTimeoutMs: 60_000,
       handler: async ({ i }) => {
         if (++entered === 2) bothIn.resolve()
         await gate.promise
@@ -254,6 +260,75 @@ describe('net rpc against careless and hostile peers', () => {
     // and takes new ones once those are done
     assert.equal(await a.request(b.peerId, BUSY, { i: 4 }, { timeoutMs: 60_000 }), 4)
     assert.ok(refused.some((r) => r.protocol === BUSY && r.code === 'PEER_BUSY'))
+  })
+
+  it('refuses one peer beyond its own share with PEER_BUSY while another peer is still served', async () => {
+    const SHARE = '/covenant-test/share/1.0.0'
+    const gate = Promise.withResolvers<void>()
+    const bothIn = Promise.withResolvers<void>()
+    let held = 0
+    await b.handle(SHARE, {
+      schema: z.object({ i: z.number() }),
+      maxConcurrent: 8,
+      maxPerPeer: 2,
+      runTimeoutMs: 60_000,
+      handler: async ({ i }) => {
+        if (i === 0) return i
+        if (++held === 2) bothIn.resolve()
+        await gate.promise
+        return i
+      },
+    })
+    const c = createNet({ privateKey: await generateKey() })
+    await c.start()
+    try {
+      await c.addAddresses(b.peerId, b.multiaddrs())
+      const first = a.request(b.peerId, SHARE, { i: 1 }, { timeoutMs: 60_000 })
+      const second = a.request(b.peerId, SHARE, { i: 2 }, { timeoutMs: 60_000 })
+      await bothIn.promise
+      assert.deepEqual(b.inboundLoad(SHARE), { active: 2, peers: 1, maxFromOnePeer: 2 })
+      await assert.rejects(a.request(b.peerId, SHARE, { i: 0 }), (e: CovenantError) => {
+        typed('PEER_BUSY')(e)
+        assert.match(e.message, /per peer/)
+        return true
+      })
+      assert.equal(await c.request(b.peerId, SHARE, { i: 0 }), 0)
+      gate.resolve()
+      assert.deepEqual(await Promise.all([first, second]), [1, 2])
+      assert.equal(await a.request(b.peerId, SHARE, { i: 0 }), 0)
+    } finally {
+      await c.stop()
+    }
+  })
+
+  it('times the handler apart from the read: PEER_TIMEOUT after runTimeoutMs, the handler signalled, its slot held until it is done', async () => {
+    const SLOW = '/covenant-test/slow-run/1.0.0'
+    const done = Promise.withResolvers<void>()
+    const signalled = Promise.withResolvers<void>()
+    await b.handle(SLOW, {
+      schema: z.object({}),
+      maxConcurrent: 1,
+      readTimeoutMs: 60_000,
+      runTimeoutMs: 300,
+      handler: async (_msg, _from, signal) => {
+        signal.addEventListener('abort', () => signalled.resolve(), { once: true })
+        await done.promise
+        return 'late'
+      },
+    })
+    await assert.rejects(a.request(b.peerId, SLOW, {}, { timeoutMs: 60_000 }), (e: CovenantError) => {
+      typed('PEER_TIMEOUT')(e)
+      assert.match(e.message, /not answered within 300 ms/)
+      return true
+    })
+    await signalled.promise
+    // the handler has not finished: its slot is still taken
+    assert.equal(b.inboundLoad(SLOW).active, 1)
+    await assert.rejects(a.request(b.peerId, SLOW, {}, { timeoutMs: 60_000 }), typed('PEER_BUSY'))
+    done.resolve()
+    await waitFor('the slot to be given back', async () =>
+      b.inboundLoad(SLOW).active === 0 ? true : undefined,
+    )
   })
 
   it('answers INTERNAL when its own reply cannot be encoded, and keeps serving', async () => {

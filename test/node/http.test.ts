@@ -98,13 +98,9 @@ describe('HTTP API (inject)', () => {
     assert.equal(peers.peers.length, 1)
   })
 
-  it('stores and serves a block, with its tags; a lone node says how many holders it got', async () => {
+  it('stores and serves a block, without tags; a lone node says how many holders it got', async () => {
     const bytes = new TextEncoder().encode('hello block')
-    const put = await http.inject({
-      method: 'PUT',
-      url: '/v1/blocks?tags=greeting,demo',
-      payload: Buffer.from(bytes),
-    })
+    const put = await http.inject({ method: 'PUT', url: '/v1/blocks', payload: Buffer.from(bytes) })
     assert.equal(put.statusCode, 200)
     const body = PutBlockReplySchema.parse(put.json())
     assert.equal(body.cid, cidForBytes(bytes).toString())
@@ -112,8 +108,16 @@ describe('HTTP API (inject)', () => {
     assert.equal(body.wanted, 3)
     const get = await http.inject({ method: 'GET', url: `/v1/blocks/${body.cid}` })
     assert.equal(get.statusCode, 200)
-    assert.equal(get.headers['x-covenant-tags'], 'demo,greeting')
+    assert.equal(get.headers['x-covenant-tags'], '')
     assert.deepEqual(new Uint8Array(get.rawPayload), bytes)
+    // tags an uploader claims are refused, and the refusal says where tags come from
+    const tagged = await http.inject({
+      method: 'PUT',
+      url: '/v1/blocks?tags=demo',
+      payload: Buffer.from(bytes),
+    })
+    assert.deepEqual(errorOf(tagged), { status: 400, code: 'INVALID_INPUT' })
+    assert.match(tagged.json().error.message, /signed manifest/)
     // a JSON content type is still taken as raw bytes
     const json = await http.inject({
       method: 'PUT',
@@ -162,6 +166,25 @@ describe('HTTP API (inject)', () => {
       payload: { code, manifest: Buffer.from(tampered).toString('base64') },
     })
     assert.deepEqual(errorOf(bad), { status: 401, code: 'INVALID_SIGNATURE' })
+    // a function its manifest tags with what this node refuses is not taken, code nor manifest
+    const refusedCode = new TextEncoder().encode('export const r = () => 0\n')
+    const refused = createManifest(key, {
+      code: cidForBytes(refusedCode),
+      size: refusedCode.length,
+      exports: ['r'],
+      tags: ['nsfw'],
+    })
+    const no = await http.inject({
+      method: 'POST',
+      url: '/v1/functions',
+      payload: {
+        code: 'export const r = () => 0\n',
+        manifest: Buffer.from(refused.bytes).toString('base64'),
+      },
+    })
+    assert.deepEqual(errorOf(no), { status: 403, code: 'COVENANT_REFUSED' })
+    const codeThere = await http.inject({ method: 'GET', url: `/v1/blocks/${cidForBytes(refusedCode)}` })
+    assert.equal(codeThere.statusCode, 404)
   })
 
   it('answers every error as { error: { code, message } } with its status', async () => {
@@ -175,7 +198,7 @@ describe('HTTP API (inject)', () => {
       ],
       [{ method: 'PUT', url: '/v1/blocks?tags=NOT%20A%20TAG', payload: 'x' }, 400, 'INVALID_INPUT'],
       [{ method: 'PUT', url: '/v1/blocks?color=red', payload: 'x' }, 400, 'INVALID_INPUT'],
-      [{ method: 'PUT', url: '/v1/blocks?tags=nsfw', payload: 'x' }, 403, 'COVENANT_REFUSED'],
+      [{ method: 'PUT', url: '/v1/blocks?tags=nsfw', payload: 'x' }, 400, 'INVALID_INPUT'],
       [
         { method: 'PUT', url: '/v1/blocks', payload: Buffer.alloc(MAX_BLOCK_BYTES + 1) },
         413,

@@ -16,6 +16,7 @@ import {
   helloSchema,
   MAX_HELLO_BYTES,
   type PeerTable,
+  type PeerTableOptions,
 } from '../../src/peers/index.ts'
 
 interface Member {
@@ -30,8 +31,12 @@ interface Member {
 // only hellos that fail here are to peers that cannot or will not answer.
 const HELLO_TIMEOUT_MS = 5000
 
-async function member(bootstrap: string[] = []): Promise<Member> {
-  const key = await generateKey()
+async function member(
+  bootstrap: string[] = [],
+  options: PeerTableOptions = {},
+  key?: PrivateKey,
+): Promise<Member> {
+  key ??= await generateKey()
   const net = createNet({ privateKey: key, bootstrap })
   await net.start()
   const covenant = signCovenant(key, DEFAULT_COVENANT, 1)
@@ -44,7 +49,7 @@ async function member(bootstrap: string[] = []): Promise<Member> {
   })
   const table = createPeerTable(
     { net, covenant: () => covenant, logger: pino({ level: 'info' }, sink) },
-    { heartbeatMs: 300, helloTimeoutMs: HELLO_TIMEOUT_MS },
+    { heartbeatMs: 300, helloTimeoutMs: HELLO_TIMEOUT_MS, ...options },
   )
   await table.start()
   return { key, net, table, logs }
@@ -125,7 +130,7 @@ describe('peer table', { timeout: 60_000 }, () => {
       await mute.handle(HELLO_PROTOCOL, {
         schema: helloSchema,
         maxBytes: MAX_HELLO_BYTES,
-        timeoutMs: 60_000,
+        runTimeoutMs: 60_000,
         handler: async () => {
           await hung.promise
           return {}
@@ -161,5 +166,108 @@ describe('peer table', { timeout: 60_000 }, () => {
     // refused, not timed out: it was noticed through the dial, without waiting for a timeout
     const logged = a.logs.findLast((l) => l.event === 'peer-dead' && l.peer === c.net.peerId)
     assert.equal(logged?.reason, 'PEER_UNREACHABLE')
+  })
+})
+
+async function stopMember(m: Member): Promise<void> {
+  await m.table.stop()
+  await m.net.stop()
+}
+
+describe('peer table against a gossip flood', { timeout: 120_000 }, () => {
+  const started: Member[] = []
+  const nets: Net[] = []
+  after(async () => {
+    for (const m of started) await stopMember(m)
+    for (const n of nets) await n.stop()
+  })
+  const join = async (...args: Parameters<typeof member>): Promise<Member> => {
+    const m = await member(...args)
+    started.push(m)
+    return m
+  }
+
+  it('keeps thousands of made-up gossiped ids out of the table: new and restarted honest peers still get in', async () => {
+    const target = await join()
+    const addr = target.net.multiaddrs()[0]
+    const steady = await join([addr])
+    const leaving = await join([addr])
+    await until(target.table, () =>
+      [steady, leaving].every((m) => target.table.get(m.net.peerId)?.alive === true),
+    )
+    // `leaving` goes away: dead, and kept for forgetAfterMs
+    const gone = until(target.table, () => target.table.get(leaving.net.peerId)?.alive === false)
+    await stopMember(leaving)
+    started.splice(started.indexOf(leaving), 1)
+    await gone
+
+    // A peer with a real covenant greets the target over and over, each hello naming 64 made-up
+    // ids at an address where nothing listens.
+    const attackerKey = await generateKey()
+    const attacker = createNet({ privateKey: attackerKey })
+    await attacker.start()
+    nets.push(attacker)
+    await attacker.addAddresses(target.net.peerId, target.net.multiaddrs())
+    const covenant = signCovenant(attackerKey, DEFAULT_COVENANT, 1)
+    const madeUp = await Promise.all(Array.from({ length: 40 * 64 }, async () => keyId(await generateKey())))
+    for (let i = 0; i < madeUp.length; i += 64) {
+      const peers = madeUp.slice(i, i + 64).map((id) => ({ id, addrs: ['/ip4/127.0.0.1/tcp/1'] }))
+      await attacker.request(target.net.peerId, HELLO_PROTOCOL, {
+        covenant,
+        addrs: attacker.multiaddrs(),
+        peers,
+      })
+    }
+    const fake = new Set(madeUp)
+    assert.deepEqual(
+      target.table
+        .list()
+        .map((p) => p.id)
+        .sort(),
+      [steady.net.peerId, leaving.net.peerId, attacker.peerId].sort(),
+    )
+    assert.ok(target.table.candidates().length <= target.table.options.maxCandidates)
+    assert.ok(target.table.candidates().every((id) => fake.has(id)))
+    // the verified peer was never pushed out, and is still alive
+    assert.equal(target.table.get(steady.net.peerId)?.alive, true)
+
+    // a new honest peer gets in
+    const newcomer = await join([addr])
+    assert.equal(await newcomer.table.hello(target.net.peerId), true)
+    assert.equal(target.table.get(newcomer.net.peerId)?.alive, true)
+    // and so does the one that left, restarted with its key on a new port
+    const back = await join([addr], {}, leaving.key)
+    assert.notDeepEqual(back.net.multiaddrs(), leaving.net.multiaddrs())
+    assert.equal(await back.table.hello(target.net.peerId), true)
+    assert.equal(target.table.get(leaving.net.peerId)?.alive, true)
+    assert.deepEqual(target.table.get(leaving.net.peerId)?.addrs, back.net.multiaddrs())
+    assert.ok(target.table.list().every((p) => !fake.has(p.id)))
+  })
+
+  it('makes room in a full table by forgetting its longest-dead peer, never a live one', async () => {
+    const target = await join([], { maxPeers: 2 })
+    const addr = target.net.multiaddrs()[0]
+    const a = await join([addr])
+    const b = await join([addr])
+    await until(target.table, () => [a, b].every((m) => target.table.get(m.net.peerId)?.alive === true))
+    const dead = until(target.table, () => target.table.get(b.net.peerId)?.alive === false)
+    await stopMember(b)
+    started.splice(started.indexOf(b), 1)
+    await dead
+    const c = await join([addr])
+    assert.equal(await c.table.hello(target.net.peerId), true)
+    assert.equal(target.table.get(c.net.peerId)?.alive, true)
+    assert.equal(target.table.get(b.net.peerId), undefined)
+    // full of live peers: a fourth is answered, but not listed, and nobody live was pushed out
+    const d = await join([addr])
+    assert.equal(await d.table.hello(target.net.peerId), true)
+    assert.equal(target.table.get(d.net.peerId), undefined)
+    assert.deepEqual(
+      target.table
+        .list()
+        .map((p) => p.id)
+        .sort(),
+      [a.net.peerId, c.net.peerId].sort(),
+    )
   })
 })

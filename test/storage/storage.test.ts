@@ -1,6 +1,7 @@
 /**
- * Storage across a devnet of 5 real node processes (k = 3): placement under covenants, fetching
- * from non-holders, repair after SIGKILL, persistence across a restart of the whole network, and
+ * Storage across a devnet of 5 real node processes (k = 3): placement under covenants, tags that
+ * come only from signed manifests (a peer can neither strip them nor add them), fetching from
+ * non-holders, repair after SIGKILL, persistence across a restart of the whole network, and
  * malformed or mis-hashed block messages sent over raw libp2p streams.
  */
 import assert from 'node:assert/strict'
@@ -9,10 +10,10 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { connect } from '../../src/client/index.ts'
-import { cidForBytes } from '../../src/content/index.ts'
+import { cidForBytes, createManifest } from '../../src/content/index.ts'
 import { CovenantConfigSchema, DEFAULT_COVENANT, signedCovenantFromJSON } from '../../src/covenant/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
-import { generateKey } from '../../src/keys/index.ts'
+import { generateKey, type PrivateKey } from '../../src/keys/index.ts'
 import { createNet, type Net } from '../../src/net/index.ts'
 import { BLOCK_PROTOCOL } from '../../src/storage/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../fixtures/network.ts'
@@ -28,6 +29,23 @@ const FN_SOURCE = [
   'export const answer = 42',
   '',
 ].join('\n')
+
+/** A fresh function's code and its signed manifest, tagged `tags`. */
+function fn(key: PrivateKey, tags: string[]) {
+  const source = `export const f = () => ${JSON.stringify(crypto.randomUUID())}\n`
+  const code = new TextEncoder().encode(source)
+  const m = createManifest(key, { code: cidForBytes(code), size: code.length, exports: ['f'], tags })
+  return {
+    source,
+    code,
+    codeCid: cidForBytes(code).toString(),
+    manifest: new Uint8Array(m.bytes),
+    cid: m.cid,
+  }
+}
+
+/** Rejects with a CovenantError of `code`. */
+const typed = (code: string) => (e: CovenantError) => e.code === code
 
 function random(n: number): Uint8Array {
   const b = new Uint8Array(n)
@@ -89,45 +107,107 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
 
   it('never places content on a node whose covenant refuses its tag', async () => {
     const refuserId = devnet.nodes[REFUSER].peerId
+    const key = await generateKey()
+    let last: ReturnType<typeof fn> | undefined
     for (let i = 0; i < 6; i++) {
-      const bytes = random(1024)
-      const put = await (await client(i % 4)).putBlock(bytes, { tags: ['nsfw'] })
-      assert.equal(put.holders.length, 3)
-      assert.ok(!put.holders.includes(refuserId), 'the refusing node was chosen')
-      stored.push({ cid: put.cid, bytes })
+      last = fn(key, ['nsfw'])
+      const deployed = await (await client(i % 4)).deploy(last.source, {
+        tags: ['nsfw'],
+        key,
+        exports: ['f'],
+      })
+      assert.equal(deployed.holders.length, 3)
+      assert.equal(deployed.codeHolders.length, 3)
+      assert.ok(!deployed.holders.includes(refuserId), 'the refusing node was chosen for the manifest')
+      assert.ok(!deployed.codeHolders.includes(refuserId), 'the refusing node was chosen for the code')
+      stored.push({ cid: last.codeCid, bytes: last.code })
     }
-    // the refusing node will not even pass such content through
-    await assert.rejects(
-      (await client(REFUSER)).getBlock(stored.at(-1)!.cid),
-      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
-    )
+    // the refusing node will not even pass such content through: the signed manifest that comes
+    // with the code tells it what the code is
+    await assert.rejects((await client(REFUSER)).getBlock(last!.codeCid), typed('COVENANT_REFUSED'))
   })
 
-  it('a refusing node refuses a direct put, over HTTP and over the block protocol', async () => {
-    await assert.rejects(
-      (await client(REFUSER)).putBlock(random(64), { tags: ['nsfw'] }),
-      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
-    )
-    const bytes = random(64)
+  it('a refusing node refuses refused content however it is sent: with its manifest, bare, or before it', async () => {
     const target = devnet.nodes[REFUSER]
     await prober.addAddresses(
       target.peerId,
       target.multiaddrs.map((a) => a.replace(/\/p2p\/.*$/, '')),
     )
+    const key = await generateKey()
+    const nsfw = fn(key, ['nsfw'])
     await assert.rejects(
-      prober.request(target.peerId, BLOCK_PROTOCOL, {
-        type: 'put',
-        cid: cidForBytes(bytes).toString(),
-        bytes,
-        tags: ['nsfw'],
-      }),
-      (e: CovenantError) => e.code === 'COVENANT_REFUSED',
+      (await client(REFUSER)).deploy(nsfw.source, { tags: ['nsfw'], key, exports: ['f'] }),
+      typed('COVENANT_REFUSED'),
     )
-    const has = await prober.request(target.peerId, BLOCK_PROTOCOL, {
-      type: 'has',
-      cids: [cidForBytes(bytes).toString()],
-    })
-    assert.deepEqual(has, { has: [false] })
+    const put = (cid: string, bytes: Uint8Array, manifests: Uint8Array[] = []) =>
+      prober.request(target.peerId, BLOCK_PROTOCOL, { type: 'put', cid, bytes, manifests })
+    const has = async (cid: string) =>
+      (
+        (await prober.request(target.peerId, BLOCK_PROTOCOL, { type: 'has', cids: [cid] })) as {
+          has: boolean[]
+        }
+      ).has[0]
+    // with the manifest that names it: refused
+    await assert.rejects(put(nsfw.codeCid, nsfw.code, [nsfw.manifest]), typed('COVENANT_REFUSED'))
+    // the manifest itself: refused
+    await assert.rejects(put(nsfw.cid.toString(), nsfw.manifest), typed('COVENANT_REFUSED'))
+    // the same code again without its manifest, to strip the tag: still refused, the node knows it
+    await assert.rejects(put(nsfw.codeCid, nsfw.code), typed('COVENANT_REFUSED'))
+    assert.equal(await has(nsfw.codeCid), false)
+
+    // bare code the node has never heard of is only data, and stored; once its manifest arrives
+    // the node knows what it is and lets it go
+    const early = fn(key, ['nsfw'])
+    assert.deepEqual(await put(early.codeCid, early.code), { stored: true })
+    assert.equal(await has(early.codeCid), true)
+    await assert.rejects(put(early.cid.toString(), early.manifest), typed('COVENANT_REFUSED'))
+    assert.equal(await has(early.codeCid), false)
+  })
+
+  it('a peer cannot make nodes drop content by adding tags to it', async () => {
+    const bytes = random(2048)
+    const put = await (await client(0)).putBlock(bytes)
+    stored.push({ cid: put.cid, bytes })
+    const holder = devnet.nodes.find((n) => n.peerId === put.holders[0])!
+    await prober.addAddresses(
+      holder.peerId,
+      holder.multiaddrs.map((a) => a.replace(/\/p2p\/.*$/, '')),
+    )
+    // tags as a claim: not part of the protocol any more
+    await assert.rejects(
+      prober.request(holder.peerId, BLOCK_PROTOCOL, { type: 'put', cid: put.cid, bytes, tags: ['nsfw'] }),
+      typed('PROTOCOL_ERROR'),
+    )
+    // a manifest whose signature does not verify
+    const key = await generateKey()
+    const forged = new Uint8Array(
+      createManifest(key, { code: cidForBytes(bytes), size: bytes.length, exports: ['f'], tags: ['nsfw'] })
+        .bytes,
+    )
+    forged[forged.length - 1] ^= 1
+    await assert.rejects(
+      prober.request(holder.peerId, BLOCK_PROTOCOL, {
+        type: 'put',
+        cid: put.cid,
+        bytes,
+        manifests: [forged],
+      }),
+      typed('INVALID_SIGNATURE'),
+    )
+    // a signed manifest that names another block
+    const other = fn(key, ['nsfw'])
+    await assert.rejects(
+      prober.request(holder.peerId, BLOCK_PROTOCOL, {
+        type: 'put',
+        cid: put.cid,
+        bytes,
+        manifests: [other.manifest],
+      }),
+      typed('INVALID_INPUT'),
+    )
+    // the block is still untagged everywhere: even the refusing node serves it
+    assert.deepEqual(await (await client(REFUSER)).getBlock(put.cid), bytes)
+    assert.equal((await holdersSeenBy(0, put.cid)).length, 3)
   })
 
   it('refuses malformed, oversized and mis-hashed block messages and keeps serving', async () => {
@@ -161,7 +241,6 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
         type: 'put',
         cid: cidForBytes(good).toString(),
         bytes: other,
-        tags: [],
       }),
       (e: CovenantError) => e.code === 'HASH_MISMATCH',
     )
@@ -183,7 +262,7 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
 
   it('replaces a holder killed with SIGKILL: the count returns to k', async () => {
     const bytes = random(4096)
-    const put = await (await client(0)).putBlock(bytes, { tags: ['repair'] })
+    const put = await (await client(0)).putBlock(bytes)
     stored.push({ cid: put.cid, bytes })
     assert.equal(put.holders.length, 3)
     const victim =
@@ -207,7 +286,7 @@ describe('storage on a 5-node devnet', { timeout: 120_000 }, () => {
     // its own blocks, through every node, and whatever the tests before it stored
     for (let i = 0; i < devnet.nodes.length; i++) {
       const bytes = random(512 + i)
-      const put = await (await client(i)).putBlock(bytes, { tags: ['restart'] })
+      const put = await (await client(i)).putBlock(bytes)
       assert.equal(put.holders.length, 3)
       stored.push({ cid: put.cid, bytes })
     }

@@ -2,7 +2,8 @@
  * Blocks and functions over HTTP, served from storage: put and get blocks, find their holders,
  * deploy a function (its code and signed manifest) and read it back, inspect a module before it
  * is deployed, and what this node stores and why. A node whose covenant would not serve content
- * does not pass it through either way.
+ * does not pass it through either way. Tags come only from signed manifests: a block put on its
+ * own has none; a function's code takes its manifest's.
  */
 import { Counter } from 'prom-client'
 import {
@@ -24,7 +25,6 @@ import {
   MAX_BLOCK_BYTES,
   MAX_MANIFEST_BYTES,
   manifestToJSON,
-  normalizeTags,
   parseCid,
 } from '../../content/index.ts'
 import { mayServe } from '../../covenant/index.ts'
@@ -50,10 +50,8 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
     if (!d.ok) throw new CovenantError('COVENANT_REFUSED', `this node ${d.reason}`)
   }
 
-  route(http, putBlockRoute, async function putBlock({ query, body }) {
-    const tags = normalizeTags(query.tags)
-    assertServes(tags)
-    return storage.put(body, { tags })
+  route(http, putBlockRoute, async function putBlock({ body }) {
+    return storage.put(body)
   })
 
   route(http, getBlockRoute, async function getBlock({ params }, reply) {
@@ -100,8 +98,9 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
         'INVALID_CODE',
         `the manifest lists ${missing.join(', ')}, which the code does not export (it exports ${inspection.exports.join(', ') || 'nothing'})`,
       )
-    const codePut = await storage.put(code, { tags: manifest.tags })
-    const manifestPut = await storage.put(manifestBytes, { tags: manifest.tags, codec: 'dag-cbor' })
+    // storage.put refuses (COVENANT_REFUSED) what this node would not serve: it passes nothing on
+    const codePut = await storage.put(code, { manifests: [manifestBytes] })
+    const manifestPut = await storage.put(manifestBytes, { codec: 'dag-cbor' })
     return {
       cid: manifestPut.cid,
       codeCid: codePut.cid,

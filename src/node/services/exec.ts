@@ -66,8 +66,8 @@ export type ExecServiceComponents = Pick<
   | 'fault'
 >
 
-// The rpc layer's one timer covers reading the request and answering it, so it must outlast the
-// longest call a request may ask for; the executor itself stops at the request's deadline.
+// The rpc layer's run timer must outlast the longest call a request may ask for; the executor
+// itself stops at the request's deadline. Reading the request has its own, short, timer.
 const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
 
 function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
@@ -248,8 +248,11 @@ async function createExecService(
   await net.handle(EXEC_PROTOCOL, {
     schema: ExecRequestMessageSchema,
     maxBytes: MAX_EXEC_REQUEST_BYTES,
-    timeoutMs: EXEC_HANDLER_TIMEOUT_MS,
-    handler: (msg, from) => execute(msg.request, deadlineSignal(msg.request), from),
+    readTimeoutMs: 10_000,
+    runTimeoutMs: EXEC_HANDLER_TIMEOUT_MS,
+    maxPerPeer: 8,
+    handler: (msg, from, signal) =>
+      execute(msg.request, AbortSignal.any([signal, deadlineSignal(msg.request)]), from),
   })
 
   await net.handle(CONFLICT_PROTOCOL, {
