@@ -219,6 +219,7 @@ export const ERROR_CODES = {
   NOT_SELECTED: {
     status: 403,
     message: 'this node is not among the executors the selection rule picks for the request',
+    hint: 'call through a gateway or the SDK, which ask the executors the selection picks; a gateway moves on by itself',
   },
 
   // ── capabilities (src/caps) and datastores (src/datastore) ──────────────────────────────────
