@@ -307,7 +307,7 @@ async function createExecService(
         pending.set(peer, p)
         return p
       }
-      const result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
+      result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
       lap('quorum')
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
