@@ -9,7 +9,8 @@
  *   executor in the certificate) and `acknowledge` for each reply;
  * - the certificate's verification alone, the larger part of both `recordCertified`s.
  *
- * Certificates are built before timing (k = 3, q = 3). Prints a table and writes
+ * Certificates are built before timing (k = 3, q = 3, the three executors the whole view) and
+ * checked against that view, as a node checks them against its peer table. Prints a table and writes
  * bench/results/ledger-latest.json.
  *
  *   npm run bench:ledger
@@ -18,16 +19,24 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { signCovenant } from '../src/covenant/index.ts'
-import { createRequest, outputHash, signReceipt, verifyCertificate } from '../src/exec/index.ts'
+import {
+  createRequest,
+  createView,
+  outputHash,
+  type SelectionManifest,
+  signReceipt,
+  verifyCertificate,
+  verifyConflict,
+} from '../src/exec/index.ts'
 import { generateKey, keyId } from '../src/keys/index.ts'
-import { openPayeeLedger, openPayerLedger } from '../src/ledger/index.ts'
+import { openPayeeLedger, openPayerLedger, type SideVerifiers } from '../src/ledger/index.ts'
 import { latency, printTable, writeResults } from './report.ts'
 
 const CALLS = 2000
 const WARMUP = 200
 const FN = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 const BUILD = 'bd'.repeat(32)
-const OUTPUT = { value: 'Hello, Ada!', logs: [], error: null }
+const OUTPUT = { json: '"Hello, Ada!"', logs: [], error: null }
 
 const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-ledger-'))
 const caller = await generateKey()
@@ -37,15 +46,23 @@ const executors = await Promise.all(
     return { key, peer: keyId(key), covenant: signCovenant(key, { execute: { enabled: true } }, 1) }
   }),
 )
+const view = createView(executors.map((e) => e.covenant))
+const manifest: SelectionManifest = { tags: [], publisher: keyId(caller) }
+const trust = { view, manifest }
+const verifiers: SideVerifiers = {
+  verifyCertificate: (value) => verifyCertificate(value, trust).certificate,
+  verifyConflict: (value) => verifyConflict(value, trust).conflict,
+}
 const payees = executors.map((e, i) =>
   openPayeeLedger({
     path: join(dir, `executor-${i}.db`),
     key: e.key,
     covenant: () => e.covenant,
     maxExposures: 1e6,
+    ...verifiers,
   }),
 )
-const payer = openPayerLedger({ path: join(dir, 'caller.db'), key: caller })
+const payer = openPayerLedger({ path: join(dir, 'caller.db'), key: caller, ...verifiers })
 for (const e of executors) payer.learnCovenant(e.covenant)
 
 const runs = Array.from({ length: WARMUP + CALLS }, (_, i) => {
@@ -66,7 +83,7 @@ const runs = Array.from({ length: WARMUP + CALLS }, (_, i) => {
       build: BUILD,
     }),
   )
-  return { id, request, certificate: { request, id, outputHash: outputHash(OUTPUT), receipts } }
+  return { id, request, certificate: { request, id, outputHash: outputHash(OUTPUT), receipts, skipped: [] } }
 })
 
 const onPath: number[] = []
@@ -89,7 +106,7 @@ for (const [i, run] of runs.entries()) {
       p.recordCertified(run.certificate)
     }
   t = performance.now()
-  verifyCertificate(run.certificate)
+  verifyCertificate(run.certificate, trust)
   const verifyMs = performance.now() - t
 
   t = performance.now()

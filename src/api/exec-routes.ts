@@ -6,17 +6,22 @@ import {
   ConflictJSONSchema,
   OutputSchema,
   ReceiptJSONSchema,
+  TrustSchema,
 } from '../exec/index.ts'
+import { KeyIdSchema } from '../keys/index.ts'
 import type { RouteSpec } from './route.ts'
 
 /**
- * Body of `POST /v1/invoke`: the caller's signed request in its JSON form (signature in base64).
- * The request is read by exec's `requestFromJSON`, so a malformed one is INVALID_REQUEST.
+ * Body of `POST /v1/invoke`: the caller's signed request in its JSON form (signature in base64),
+ * and what the caller's verifier will ask of the certificate (`trust`), so the gateway refuses a
+ * thin eligible set (NO_EXECUTORS) and waits for or gives up on a quorum that has more unproven
+ * skips than the caller accepts. The request is read by exec's `requestFromJSON`, so a malformed
+ * one is INVALID_REQUEST.
  */
-export const InvokeBodySchema = z.strictObject({ request: z.unknown() })
+export const InvokeBodySchema = z.strictObject({ request: z.unknown(), trust: TrustSchema.prefault({}) })
 
 export const InvokeReplySchema = z.object({
-  /** `output.value` */
+  /** the value `output.json` holds, for readers of the JSON; a client parses `output.json` itself */
   value: z.unknown().optional(),
   output: OutputSchema,
   certificate: CertificateJSONSchema,
@@ -40,8 +45,8 @@ export const invokeRoute = {
 } as const satisfies RouteSpec
 
 export const ConflictsQuerySchema = z.strictObject({
-  /** only evidence against this executor */
-  executor: z.string().max(128).optional(),
+  /** only evidence against this executor (a canonical key id) */
+  executor: KeyIdSchema.optional(),
   /** at most this many, newest first @default 100 */
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 })

@@ -7,10 +7,9 @@
  * earlier expiry, the same or a later start.
  */
 import { z } from 'zod'
-import { keyId, type PrivateKey } from '../keys/index.ts'
+import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import {
   CanonicalCidSchema,
-  CanonicalKeyIdSchema,
   keyDid,
   namespaceResource,
   type Writer,
@@ -252,7 +251,7 @@ export function authorizeWrite(init: AuthorizeWriteInit): { grants: VerifiedGran
 }
 
 const DelegateWriteInitSchema = z.strictObject({
-  audience: z.union([CanonicalKeyIdSchema, WriterSchema]),
+  audience: z.union([KeyIdSchema, WriterSchema]),
   namespace: CanonicalCidSchema,
   prefix: KeyPrefixSchema.default(''),
   /** ms since the epoch; kept to the whole second at or before it */

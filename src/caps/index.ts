@@ -67,10 +67,8 @@ export {
 export type { Writer } from './principals.ts'
 export {
   CanonicalCidSchema,
-  CanonicalKeyIdSchema,
   functionDid,
   isCanonicalCid,
-  isCanonicalKeyId,
   keyDid,
   keyIdOfDid,
   namespaceDid,

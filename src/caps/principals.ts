@@ -2,9 +2,9 @@
  * Who a capability names, as DIDs: a key is `did:key:z6Mk…` (its Ed25519 public key), a function
  * is `did:covenant:fn:<manifest CID>`, a namespace `did:covenant:ns:<namespace id>`.
  *
- * Every id has exactly one spelling. A libp2p peer id parses from several (base58btc, the CIDv1
- * `bafz…` and `k51…` forms), and a CID from upper or lower case; an id that is not the canonical
- * spelling is refused, so one key or one function can never hold two sets of rights.
+ * Every id has exactly one spelling. A key id is canonical as `keys` defines it (`isKeyId`), and a
+ * CID parses from upper or lower case; an id that is not the canonical spelling is refused, so one
+ * key or one function can never hold two sets of rights.
  */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
@@ -12,6 +12,7 @@ import { base58btc } from 'multiformats/bases/base58'
 import { z } from 'zod'
 import { DAG_CBOR_CODEC, parseCid } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
+import { isKeyId, KeyIdSchema } from '../keys/index.ts'
 
 const KEY_DID_PREFIX = 'did:key:'
 const FN_DID_PREFIX = 'did:covenant:fn:'
@@ -31,26 +32,8 @@ function keyIdOfPublicKey(raw: Uint8Array): string {
 
 /** The 32 raw bytes of the Ed25519 key named by `id`, if `id` is a canonical Ed25519 key id. */
 function publicKeyOf(id: string): Uint8Array | undefined {
-  if (typeof id !== 'string' || id.length > MAX_ID_TEXT) return undefined
-  try {
-    const peer = peerIdFromString(id)
-    if (peer.type !== 'Ed25519' || peer.toString() !== id) return undefined
-    return peer.publicKey.raw
-  } catch {
-    return undefined
-  }
+  return isKeyId(id) ? peerIdFromString(id).publicKey?.raw : undefined
 }
-
-/** True if `id` is an Ed25519 key id in its one canonical spelling. */
-export function isCanonicalKeyId(id: unknown): id is string {
-  return typeof id === 'string' && publicKeyOf(id) !== undefined
-}
-
-/** A canonical Ed25519 key id. */
-export const CanonicalKeyIdSchema = z
-  .string()
-  .max(MAX_ID_TEXT)
-  .refine(isCanonicalKeyId, 'expected an Ed25519 key id in its canonical (base58btc) spelling')
 
 /** True if `text` is a CIDv1 sha2-256 dag-cbor CID in its one canonical (base32) spelling. */
 export function isCanonicalCid(text: unknown): text is string {
@@ -135,6 +118,6 @@ export function writerOfDid(did: string): Writer | undefined {
 
 /** A writer as given by a caller: a key id string, or `{ fn }`, or `{ key }`. */
 export const WriterSchema = z.union([
-  z.strictObject({ key: CanonicalKeyIdSchema }),
+  z.strictObject({ key: KeyIdSchema }),
   z.strictObject({ fn: CanonicalCidSchema }),
 ])

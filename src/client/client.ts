@@ -1,7 +1,10 @@
 /**
- * The HTTP client of one node. Uses only global fetch, so it runs in a browser too. Every request
- * is built from its route's spec in `src/api` and every reply is parsed with the route's schema:
- * a node that answers something else gets a PROTOCOL_ERROR, never a value taken on trust.
+ * The HTTP client of a gateway node. Uses only global fetch, so it runs in a browser too. Every
+ * request is built from its route's spec in `src/api` and every reply is parsed with the route's
+ * schema: a node that answers something else gets a PROTOCOL_ERROR, never a value taken on trust.
+ * Certificates are checked against a view of the network the client builds itself, from several
+ * nodes or from pinned covenants (network-view.ts), never from the gateway's word alone unless the
+ * gateway is the only node it was given.
  */
 import type { z } from 'zod'
 import {
@@ -29,22 +32,40 @@ import {
   type StorageReply,
   storageRoute,
 } from '../api/index.ts'
-import { type CID, cidForBytes, createManifest, parseCid, verifyBlock } from '../content/index.ts'
+import {
+  type CID,
+  cidForBytes,
+  createManifest,
+  decodeManifest,
+  type Manifest,
+  parseCid,
+  verifyBlock,
+} from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
 import { toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
+  type Certificate,
   type Conflict,
   certificateFromJSON,
   conflictFromJSON,
   createRequest,
+  createView,
+  DEFAULT_QUORUM,
   type InvokeResult,
+  type OutputLike,
   requestToJSON,
+  type Ticket,
+  type TrustInput,
+  trustOf,
+  type VerifiedCertificate,
+  type View,
   verifyCertificate,
   verifyConflict,
 } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import { readEventStream } from './event-stream.ts'
+import { viewFromPeerLists } from './network-view.ts'
 import { bundleFunctionFile, inspectHere, loadCallerKey } from './node-helpers.ts'
 
 export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
@@ -71,18 +92,35 @@ export type DeploySource = string | { file: string | URL }
 export interface InvokeOptions {
   /** executors asked (k) @default 3 */
   replicas?: number
-  /** matching receipts needed (q) @default 2 */
+  /** matching receipts needed (q); at least `trust.minQuorum` @default 2 */
   quorum?: number
-  /** fuel limit in sandbox ticks @default 2000 */
+  /** fuel limit in sandbox ticks, one of LIMIT_TIERS.fuel @default 2000 */
   fuel?: number
-  /** memory limit @default 64 */
+  /** memory limit, one of LIMIT_TIERS.memoryMiB @default 64 */
   memoryMiB?: number
-  /** wall-clock limit per executor @default 5000 */
+  /** wall-clock limit per executor, one of LIMIT_TIERS.timeoutMs @default 5000 */
   timeoutMs?: number
   /** the caller key that signs the request; default: the caller key file (Node only) */
   key?: PrivateKey
   /** request nonce @default random */
   nonce?: string
+  /** the caller's ticket for this hour @default minted on first use and kept in memory */
+  ticket?: Ticket
+  /** what this call's certificate must meet, over the client's `trust` */
+  trust?: TrustInput
+}
+
+export interface ClientOptions {
+  /** per-request timeout @default 60000 */
+  timeoutMs?: number
+  /** the nodes whose peer lists make the view (see network-view.ts) @default [url] */
+  viewFrom?: readonly string[]
+  /** covenants the caller pins: the view is exactly these, and no node is asked */
+  covenants?: readonly SignedCovenant[]
+  /** what certificates must meet (see TrustSchema) */
+  trust?: TrustInput
+  /** a view older than this is rebuilt in the background @default 30000 */
+  viewTtlMs?: number
 }
 
 /**
@@ -109,14 +147,137 @@ interface CallInit {
   signal?: AbortSignal
 }
 
+/** A view the client holds, and when it was built. */
+interface HeldView {
+  view: View
+  at: number
+}
+
+const MANIFESTS_KEPT = 256
+
 export class CovenantClient {
   /** base URL of the node, without a trailing slash */
   readonly url: string
+  /** the nodes the view is built from (empty when covenants are pinned) */
+  readonly viewFrom: readonly string[]
   private readonly timeoutMs: number
+  private readonly options: ClientOptions
+  private held: Promise<HeldView> | undefined
+  private rebuilding: Promise<HeldView> | undefined
+  private readonly manifests = new Map<string, Promise<Manifest>>()
 
-  constructor(url: string, options: { timeoutMs?: number } = {}) {
+  constructor(url: string, options: ClientOptions = {}) {
     this.url = url.replace(/\/+$/, '')
     this.timeoutMs = options.timeoutMs ?? 60_000
+    this.options = options
+    trustOf(options.trust ?? {})
+    this.viewFrom =
+      options.covenants !== undefined
+        ? []
+        : (options.viewFrom ?? [this.url]).map((u) => u.replace(/\/+$/, ''))
+  }
+
+  /** Builds the view afresh: pinned covenants, or the peer lists of `viewFrom` (NODE_UNREACHABLE if none answers). */
+  private async buildView(): Promise<HeldView> {
+    if (this.options.covenants !== undefined)
+      return { view: createView(this.options.covenants), at: Date.now() }
+    const lists = await Promise.all(
+      this.viewFrom.map((url) =>
+        (url === this.url ? this : new CovenantClient(url, { timeoutMs: this.timeoutMs })).peers().then(
+          (peers) => peers,
+          () => undefined,
+        ),
+      ),
+    )
+    if (lists.every((l) => l === undefined))
+      throw new CovenantError(
+        'NODE_UNREACHABLE',
+        `none of ${this.viewFrom.join(', ')} answered for its peers`,
+      )
+    return { view: viewFromPeerLists(lists), at: Date.now() }
+  }
+
+  private rebuild(): Promise<HeldView> {
+    this.rebuilding ??= this.buildView().finally(() => {
+      this.rebuilding = undefined
+    })
+    const next = this.rebuilding
+    next.then(
+      (held) => {
+        this.held = Promise.resolve(held)
+      },
+      () => {},
+    )
+    return next
+  }
+
+  /**
+   * The view certificates are checked against. Built on first use; once older than `viewTtlMs` it
+   * is rebuilt in the background while the current one keeps serving. `fresh` waits for a new one.
+   */
+  async view(options: { fresh?: boolean } = {}): Promise<View> {
+    if (options.fresh === true || this.held === undefined) {
+      const next = this.rebuild()
+      if (this.held === undefined) {
+        this.held = next
+        // a first build that failed is tried again next time, not kept
+        next.catch(() => {
+          if (this.held === next) this.held = undefined
+        })
+      }
+      return (await next).view
+    }
+    const held = await this.held
+    if (Date.now() - held.at > (this.options.viewTtlMs ?? 30_000)) this.rebuild().catch(() => {})
+    return held.view
+  }
+
+  /** A function's manifest, fetched by its CID (hash-checked here) and decoded once. */
+  async manifest(fn: string | CID): Promise<Manifest> {
+    const text = typeof fn === 'string' ? parseCid(fn).toString() : fn.toString()
+    let pending = this.manifests.get(text)
+    if (pending === undefined) {
+      pending = this.getBlock(text).then(decodeManifest)
+      pending.catch(() => this.manifests.delete(text))
+      if (this.manifests.size >= MANIFESTS_KEPT)
+        this.manifests.delete(this.manifests.keys().next().value as string)
+      this.manifests.set(text, pending)
+    }
+    return pending
+  }
+
+  /**
+   * Checks a certificate (and the output it is claimed for) against this client's view and the
+   * function's manifest; if it fails, once more against a freshly built view (peers come and go).
+   * Throws INVALID_CERTIFICATE.
+   */
+  async verify(
+    certificate: unknown,
+    options: { output?: OutputLike; trust?: TrustInput } = {},
+  ): Promise<VerifiedCertificate> {
+    const fn = (certificate as Partial<Certificate> | null)?.request?.fn
+    let manifest: Manifest
+    try {
+      manifest = await this.manifest(String(fn))
+    } catch (err) {
+      throw new CovenantError(
+        'INVALID_CERTIFICATE',
+        `the certificate's function ${String(fn)} cannot be had`,
+        {
+          cause: err,
+        },
+      )
+    }
+    const trust = { ...this.options.trust, ...options.trust }
+    const check = (view: View) =>
+      verifyCertificate(certificate, { ...trust, view, manifest, output: options.output })
+    try {
+      return check(await this.view())
+    } catch (err) {
+      if (!(err instanceof CovenantError) || err.code !== 'INVALID_CERTIFICATE' || this.viewFrom.length === 0)
+        throw err
+      return check(await this.view({ fresh: true }))
+    }
   }
 
   private async call(spec: RouteSpec, init: CallInit = {}): Promise<Response> {
@@ -237,11 +398,13 @@ export class CovenantClient {
 
   /**
    * Runs `exportName` of the function `fn` on the network: signs a request with the caller key,
-   * sends it to this node's `POST /v1/invoke`, and checks the certificate it gets back itself
-   * (the gateway is not trusted): it must verify, be for the very request signed here, and commit
-   * to the output returned. Throws INVALID_CERTIFICATE if not. A function failure the quorum
-   * agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown with that code and the certificate (JSON)
-   * in `details.certificate`.
+   * sends it to this node's `POST /v1/invoke`, and checks what comes back itself (the gateway is
+   * not trusted): the certificate must be for the very request signed here, commit to the output
+   * returned, and verify against this client's view of the network — its signers must be the
+   * executors the selection rule picks (see {@link verify}). Throws INVALID_CERTIFICATE if not. The
+   * value is the output's JSON text parsed here, so it is what the function returned, key order
+   * included. A function failure the quorum agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown
+   * with that code and the certificate (JSON) in `details.certificate`.
    */
   async invoke(
     fn: string | CID,
@@ -249,6 +412,13 @@ export class CovenantClient {
     args: unknown[] = [],
     options: InvokeOptions = {},
   ): Promise<InvokeResult> {
+    const trust = trustOf({ ...this.options.trust, ...options.trust })
+    const q = options.quorum ?? DEFAULT_QUORUM
+    if (q < trust.minQuorum)
+      throw new CovenantError(
+        'INVALID_REQUEST',
+        `quorum ${q} is below the ${trust.minQuorum} this client accepts; lower trust.minQuorum to ask for it`,
+      )
     const key = options.key ?? (await loadCallerKey())
     const { request, id } = createRequest(key, {
       fn: typeof fn === 'string' ? fn : fn.toString(),
@@ -258,12 +428,16 @@ export class CovenantClient {
       memoryMiB: options.memoryMiB,
       timeoutMs: options.timeoutMs,
       k: options.replicas,
-      q: options.quorum,
+      q,
       nonce: options.nonce,
+      ticket: options.ticket,
     })
+    // The view and the manifest are needed to check the answer: fetched while the call runs.
+    const ready = Promise.all([this.view(), this.manifest(request.fn)])
+    ready.catch(() => {})
     const waitMs = Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS)
     const res = await this.call(invokeRoute, {
-      body: JSON.stringify({ request: requestToJSON(request) }),
+      body: JSON.stringify({ request: requestToJSON(request), trust }),
       type: 'application/json',
       timeoutMs: waitMs,
     })
@@ -282,12 +456,16 @@ export class CovenantClient {
         'INVALID_CERTIFICATE',
         `the certificate is for ${certificate.id}, not the request ${id}`,
       )
-    verifyCertificate(certificate, { output: reply.output })
+    await ready
+    const { value } = await this.verify(certificate, { output: reply.output, trust })
+    const view = await this.view()
+    const manifest = await this.manifest(request.fn)
     const conflicts: Conflict[] = []
     for (const c of reply.conflicts) {
       try {
         const conflict = conflictFromJSON(c)
-        if (conflict.request === id) conflicts.push(verifyConflict(conflict).conflict)
+        if (conflict.receipt.request === id)
+          conflicts.push(verifyConflict(conflict, { ...trust, view, manifest }).conflict)
       } catch {
         // evidence that does not verify is the gateway's noise, not a fact about an executor
       }
@@ -298,7 +476,7 @@ export class CovenantClient {
         details: { certificate: reply.certificate, logs: reply.output.logs, agreed: true },
       })
     }
-    return { value: reply.output.value, output: reply.output, certificate, conflicts, tried: reply.tried }
+    return { value, output: reply.output, certificate, conflicts, tried: reply.tried }
   }
 
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──

@@ -1,7 +1,8 @@
-/** Finds the first node of a local devnet: `.covenant/devnet/devnet.json` from the cwd up to the repo root. */
+/** Finds the nodes of a local devnet: `.covenant/devnet/devnet.json` from the cwd up to the repo root. */
 import { CovenantError } from '../errors/index.ts'
 
-export async function findDevnetNode(devnetDir?: string): Promise<string> {
+/** The HTTP URLs of every node of the nearest running devnet, node 0 first. */
+export async function findDevnetNodes(devnetDir?: string): Promise<string[]> {
   const { readFile, stat } = await import('node:fs/promises')
   const { dirname, join, resolve } = await import('node:path')
   // The devnet owns the file's schema; imported here, only when a devnet is looked for, because
@@ -36,7 +37,7 @@ export async function findDevnetNode(devnetDir?: string): Promise<string> {
       continue
     }
     const parsed = devnetFileSchema.safeParse(json)
-    if (parsed.success) return parsed.data.nodes[0].http
+    if (parsed.success) return parsed.data.nodes.map((n) => n.http)
   }
   throw new CovenantError('NODE_UNREACHABLE', 'no node given (--node URL) and no running devnet found')
 }

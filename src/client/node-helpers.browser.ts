@@ -1,11 +1,12 @@
 /**
  * What a browser bundle gets instead of `node-helpers.ts` (package.json `browser` field): the
  * same functions, failing with what to pass instead. A browser has no devnet.json, no key file
- * and no esbuild, so the caller passes `node` and `key` explicitly, and the node reads a module's
+ * and no esbuild, so the caller passes `nodes` and `key` explicitly, and the node reads a module's
  * exports.
  */
 import { CovenantError } from '../errors/index.ts'
-import type { PrivateKey } from '../keys/index.ts'
+import { type Ticket, ticketFor } from '../exec/index.ts'
+import { keyId, type PrivateKey } from '../keys/index.ts'
 
 export async function defaultKeyPath(): Promise<string> {
   throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
@@ -15,10 +16,10 @@ export async function loadCallerKey(_file?: string): Promise<PrivateKey> {
   throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
 }
 
-export async function findDevnetNode(_devnetDir?: string): Promise<string> {
+export async function findDevnetNodes(_devnetDir?: string): Promise<string[]> {
   throw new CovenantError(
     'NODE_UNREACHABLE',
-    'a browser cannot look up a devnet; pass connect({ node: URL })',
+    'a browser cannot look up a devnet; pass connect({ nodes: [URL, …] })',
   )
 }
 
@@ -32,4 +33,9 @@ export async function bundleFunctionFile(_file: string | URL): Promise<string> {
 /** No esbuild here: the node's inspect route reads the exports, and its deploy route refuses imports. */
 export async function inspectHere(_code: string): Promise<undefined> {
   return undefined
+}
+
+/** A browser keeps the caller's ticket in memory only. */
+export async function loadCallerTicket(key: PrivateKey, timestamp: number, _file?: string): Promise<Ticket> {
+  return ticketFor(keyId(key), timestamp)
 }

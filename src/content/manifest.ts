@@ -2,7 +2,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { bytesFieldsToJSON } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, issueCode } from '../errors/index.ts'
 import {
   KeyIdSchema,
   keyId,
@@ -105,6 +105,11 @@ export function createManifest(
   return { manifest, bytes, cid: cidForBytes(bytes, 'dag-cbor') }
 }
 
+/**
+ * Decodes and checks a manifest: its shape (PROTOCOL_ERROR; INVALID_KEY_ID for a publisher written
+ * in another spelling, which would slip past `refusedPublishers`) and its publisher's signature
+ * (INVALID_SIGNATURE).
+ */
 export function decodeManifest(bytes: Uint8Array): Manifest {
   if (bytes.length > MAX_MANIFEST_BYTES)
     throw new CovenantError('PROTOCOL_ERROR', `manifest of ${bytes.length} bytes is larger than allowed`)
@@ -116,7 +121,10 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   }
   const parsed = ManifestSchema.safeParse(value)
   if (!parsed.success)
-    throw new CovenantError('PROTOCOL_ERROR', `invalid manifest: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError(
+      issueCode(parsed.error, 'PROTOCOL_ERROR'),
+      `invalid manifest: ${z.prettifyError(parsed.error)}`,
+    )
   const m = parsed.data
   if (!verifyValue(m.publisher, unsigned(m), m.signature))
     throw new CovenantError('INVALID_SIGNATURE', `manifest signature does not verify for ${m.publisher}`)

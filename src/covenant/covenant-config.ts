@@ -2,7 +2,7 @@ import { type Document, LineCounter, parseDocument, stringify } from 'yaml'
 import { z } from 'zod'
 import { TagSchema } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { isKeyId } from '../keys/index.ts'
+import { KeyIdSchema } from '../keys/index.ts'
 import { LIMIT_RANGES } from '../sandbox/index.ts'
 import { amountSchema, formatAmount } from './money.ts'
 
@@ -73,7 +73,8 @@ const ByteSizeSchema = z
   })
   .pipe(z.number().int().min(0).max(MAX_STORE_BYTES))
 
-const PublisherSchema = z.string().refine(isKeyId, 'expected a key id (an Ed25519 peer id such as 12D3KooW…)')
+/** Publishers are named by canonical key ids, so a list compares as strings (one key, one spelling). */
+const PublisherSchema = KeyIdSchema
 
 /**
  * Price bounds, in nano-credits (see money.ts). They keep the largest charge one call or one block

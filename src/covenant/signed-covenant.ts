@@ -1,7 +1,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import { bytesFieldsFromJSON, bytesFieldsToJSON } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, issueCode } from '../errors/index.ts'
 import {
   canonicalBytes,
   KeyIdSchema,
@@ -61,12 +61,16 @@ export function signCovenant(
 
 /**
  * Validates a signed covenant received from anywhere (a peer, the DHT, a file): its shape
- * (PROTOCOL_ERROR) and its signature by `peer` (INVALID_SIGNATURE).
+ * (PROTOCOL_ERROR; INVALID_KEY_ID for a peer id in another spelling) and its signature by `peer`
+ * (INVALID_SIGNATURE).
  */
 export function verifySignedCovenant(sc: unknown): SignedCovenant {
   const parsed = SignedCovenantSchema.safeParse(sc)
   if (!parsed.success)
-    throw new CovenantError('PROTOCOL_ERROR', `invalid signed covenant: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError(
+      issueCode(parsed.error, 'PROTOCOL_ERROR'),
+      `invalid signed covenant: ${z.prettifyError(parsed.error)}`,
+    )
   const v = parsed.data
   if (!verifyValue(v.peer, payload(v), v.signature))
     throw new CovenantError('INVALID_SIGNATURE', `covenant signature does not verify for ${v.peer}`)

@@ -7,10 +7,17 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
-import { CanonicalKeyIdSchema, isCanonicalKeyId } from '../caps/index.ts'
 import { cidForBytes, parseCid } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { keyId, type PrivateKey, SignatureSchema, signValue, verifyValue } from '../keys/index.ts'
+import {
+  isKeyId,
+  KeyIdSchema,
+  keyId,
+  type PrivateKey,
+  SignatureSchema,
+  signValue,
+  verifyValue,
+} from '../keys/index.ts'
 
 /** A namespace's name: what its owner calls it; ids differ by owner. */
 export const NamespaceNameSchema = z
@@ -35,7 +42,7 @@ export const WritePolicySchema = z
         z.literal('any'),
         z.strictObject({
           vouchedBy: z
-            .array(CanonicalKeyIdSchema)
+            .array(KeyIdSchema)
             .min(1)
             .max(16)
             .refine((ids) => new Set(ids).size === ids.length, 'vouchers must be distinct'),
@@ -49,7 +56,7 @@ export type WritePolicyInput = z.input<typeof WritePolicySchema>
 
 const DescriptorBodyShape = {
   v: z.literal(1),
-  owner: CanonicalKeyIdSchema,
+  owner: KeyIdSchema,
   name: NamespaceNameSchema,
   /** 1 for the genesis; each newer descriptor has a higher version */
   version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
@@ -73,8 +80,7 @@ export type NamespaceInit = z.input<typeof NamespaceInitSchema>
 
 /** The id of the namespace `name` of `owner`. Throws INVALID_INPUT for a bad owner id or name. */
 export function namespaceId(owner: string, name: string): string {
-  if (!isCanonicalKeyId(owner))
-    throw new CovenantError('INVALID_INPUT', 'the owner is not a canonical key id')
+  if (!isKeyId(owner)) throw new CovenantError('INVALID_INPUT', 'the owner is not a canonical key id')
   const parsed = NamespaceNameSchema.safeParse(name)
   if (!parsed.success)
     throw new CovenantError('INVALID_INPUT', `invalid namespace name: ${z.prettifyError(parsed.error)}`)

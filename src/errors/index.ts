@@ -216,6 +216,16 @@ export const ERROR_CODES = {
     message: 'the conflict evidence does not verify',
     hint: 'the evidence was changed or forged; it is ignored',
   },
+  INVALID_KEY_ID: {
+    status: 400,
+    message: 'not a key id in its one canonical spelling',
+    hint: 'write a key id as its base58btc libp2p peer id (12D3KooW…), the form `covenant keys` prints',
+  },
+  NOT_SELECTED: {
+    status: 403,
+    message: 'this node is not among the executors the selection rule picks for the request',
+    hint: 'call through a gateway or the SDK, which ask the executors the selection picks; a gateway moves on by itself',
+  },
 
   // ── capabilities (src/caps) and datastores (src/datastore) ──────────────────────────────────
   GRANT_MALFORMED: {
@@ -448,5 +458,18 @@ export function parseOrThrow<S extends z.ZodType>(
   if (parsed.success) return parsed.data
   const issue = parsed.error.issues[0]
   const path = issue?.path.map(String).join('.') || '(root)'
-  throw new CovenantError(code, `${what}: ${path}: ${issue?.message ?? 'invalid'}`)
+  throw new CovenantError(issueCode(parsed.error, code), `${what}: ${path}: ${issue?.message ?? 'invalid'}`)
+}
+
+/**
+ * The error code a refusal of `error` should carry: the code its failed checks name for
+ * themselves (a refinement's `params: { code }`, such as INVALID_KEY_ID for a key id in another
+ * spelling) when every one of them names the same, else `fallback`. So one kind of mistake gets
+ * one code at every boundary that parses it, and a value wrong in several ways keeps the
+ * boundary's own code.
+ */
+export function issueCode(error: z.ZodError, fallback: ErrorCode): ErrorCode {
+  const codes = new Set(error.issues.map((i) => (i as { params?: { code?: unknown } }).params?.code))
+  const [only] = codes
+  return codes.size === 1 && isErrorCode(only) ? only : fallback
 }

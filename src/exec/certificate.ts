@@ -1,14 +1,58 @@
 /**
  * Quorum certificates and conflict evidence, and their checks. Standalone: no clock, no network,
  * no `node:` imports of its own, so a browser can check what a node hands it.
+ *
+ * A certificate proves something only against a view of the network (view.ts): its signers must
+ * be the executors the selection rule picks for its request from that view, and every eligible
+ * peer ranked ahead of them must be accounted for. A bundle of valid signatures from keys outside
+ * the view proves nothing.
  */
 import { z } from 'zod'
-import { CovenantError } from '../errors/index.ts'
-import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
+import { CovenantError, issueCode } from '../errors/index.ts'
+import { type Ranking, rankExecutors, type SelectionManifest, thinRanking } from './executor-selection.ts'
 import { cidString, KeyIdSchema, Sha256HexSchema } from './fields.ts'
-import { type OutputLike, outputHash } from './output.ts'
+import { type OutputLike, outputHash, outputValue } from './output.ts'
 import { type Receipt, ReceiptSchema, verifyReceipt } from './receipt.ts'
-import { checkRequest, MAX_REPLICAS, SignedRequestSchema } from './request.ts'
+import { RefusalSchema, STANDING_REFUSALS, verifyRefusal } from './refusal.ts'
+import { checkRequest, DEFAULT_QUORUM, MAX_REPLICAS, SignedRequestSchema } from './request.ts'
+import type { View } from './view.ts'
+
+/**
+ * What a verifier asks of a certificate beyond its signatures. The verifier sets these, never the
+ * caller: a request that asks for q = 1 is refused unless the verifier accepts `minQuorum: 1`.
+ */
+export const TrustSchema = z.strictObject({
+  /** the fewest matching receipts accepted, whatever q the request asked */
+  minQuorum: z.number().int().min(1).max(MAX_REPLICAS).default(DEFAULT_QUORUM),
+  /**
+   * eligible live peers ranked ahead of the quorum that may have been skipped with no proof of why
+   * (timed out, unreachable, or a peer the gateway did not know yet)
+   */
+  maxUnprovenSkips: z.number().int().min(0).max(MAX_REPLICAS).default(1),
+  /**
+   * the eligible live peers must be at least this share of the live executing peers of the view
+   * (and at least k): a request whose limits, tags or publisher leave few peers eligible is refused
+   */
+  minEligibleFraction: z.number().min(0).max(1).default(0.5),
+})
+export type Trust = z.output<typeof TrustSchema>
+export type TrustInput = z.input<typeof TrustSchema>
+/** What a verifier asks unless told otherwise. */
+export const DEFAULT_TRUST: Readonly<Trust> = Object.freeze(TrustSchema.parse({}))
+
+/** The most skipped executors a certificate may list. */
+export const MAX_SKIPPED = 3 * MAX_REPLICAS
+
+/**
+ * An eligible executor ranked ahead of the certificate's signers that did not sign, with its proof
+ * when it has one: its signed refusal, or its signed receipt for another output.
+ */
+export const SkippedSchema = z.strictObject({
+  peer: KeyIdSchema,
+  refusal: RefusalSchema.optional(),
+  receipt: ReceiptSchema.optional(),
+})
+export type Skipped = z.infer<typeof SkippedSchema>
 
 /** q receipts from distinct executors for one request, all with the same output hash. */
 export const CertificateSchema = z.strictObject({
@@ -16,30 +60,28 @@ export const CertificateSchema = z.strictObject({
   id: cidString('dag-cbor'),
   outputHash: Sha256HexSchema,
   receipts: z.array(ReceiptSchema).min(1).max(MAX_REPLICAS),
+  skipped: z.array(SkippedSchema).max(MAX_SKIPPED),
 })
 export type Certificate = z.infer<typeof CertificateSchema>
 
 /**
- * Signed proof that `executor` answered request `request` with an output hash other than the one
- * the executors in `agreed` (of a quorum, in the caller's view) signed on the same sandbox build.
- * Receipts of other builds are left out of `agreed`: another build may honestly differ.
+ * Signed proof that `receipt.executor` answered a request with another output than a certificate
+ * for the same request, whose receipts were all made by the accused's sandbox build (another build
+ * may honestly differ).
  */
 export const ConflictSchema = z.strictObject({
-  request: cidString('dag-cbor'),
-  executor: KeyIdSchema,
+  /** the accused executor's receipt */
   receipt: ReceiptSchema,
-  agreedOutputHash: Sha256HexSchema,
-  agreed: z.array(ReceiptSchema).min(1).max(MAX_REPLICAS),
+  /** a certificate for the same request and another output */
+  certificate: CertificateSchema,
 })
 export type Conflict = z.infer<typeof ConflictSchema>
 
-export interface VerifyCertificateOptions {
-  /** receipts needed; default the request's q */
-  quorum?: number
-  /** the peers known with their covenants: every executor must be eligible by the selection rule */
-  candidates?: readonly SelectionCandidate[]
-  /** the function's manifest (tags and publisher); required with `candidates` */
-  manifest?: { tags: readonly string[]; publisher: string }
+export interface VerifyCertificateOptions extends TrustInput {
+  /** the network as the verifier sees it */
+  view: View
+  /** the function's manifest (its tags and publisher), fetched by the request's `fn` and checked */
+  manifest: SelectionManifest
   /** the output the certificate is claimed for: it must hash to the certificate's outputHash */
   output?: OutputLike
 }
@@ -47,7 +89,7 @@ export interface VerifyCertificateOptions {
 export interface VerifiedCertificate {
   ok: true
   certificate: Certificate
-  /** `output.value` when `output` was given */
+  /** the value `output` carries, when `output` was given */
   value?: unknown
 }
 
@@ -56,19 +98,109 @@ function refuse(message: string, cause?: unknown): never {
   throw new CovenantError('INVALID_CERTIFICATE', message, { details, cause })
 }
 
+/** The trust options in force: `options`' fields over the defaults (INVALID_INPUT if out of range). */
+export function trustOf(options: TrustInput): Trust {
+  const parsed = TrustSchema.safeParse({
+    minQuorum: options.minQuorum,
+    maxUnprovenSkips: options.maxUnprovenSkips,
+    minEligibleFraction: options.minEligibleFraction,
+  })
+  if (!parsed.success)
+    throw new CovenantError('INVALID_INPUT', `invalid trust options: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
+
+/** Whether `skipped` proves why its peer did not sign; throws INVALID_CERTIFICATE for a forged proof. */
+function proves(skipped: Skipped, id: string): boolean {
+  const { peer, refusal, receipt } = skipped
+  if (refusal !== undefined && receipt !== undefined) refuse(`${peer} is skipped with two proofs`)
+  if (refusal !== undefined) {
+    try {
+      verifyRefusal(refusal)
+    } catch (err) {
+      refuse(`the refusal of ${peer} does not verify`, err)
+    }
+    if (refusal.executor !== peer || refusal.request !== id)
+      refuse(`the refusal shown for ${peer} is another executor's or another request's`)
+    return STANDING_REFUSALS.has(refusal.code)
+  }
+  if (receipt !== undefined) {
+    try {
+      verifyReceipt(receipt)
+    } catch (err) {
+      refuse(`the receipt shown for skipped ${peer} does not verify`, err)
+    }
+    if (receipt.executor !== peer || receipt.request !== id)
+      refuse(`the receipt shown for ${peer} is another executor's or another request's`)
+    return true
+  }
+  return false
+}
+
 /**
- * Checks a quorum certificate on its own: the request's signature and that `id` is its CID; each
- * receipt's signature, request id and output hash; distinct executors; at least `quorum` (default
- * the request's q) receipts; with `candidates` (and `manifest`) that each executor is eligible by
- * the selection rule; with `output` that it hashes to the certificate's output hash. It does not
- * look at the deadline: a certificate stays checkable forever. Throws INVALID_CERTIFICATE.
+ * Checks that the signers are the executors the selection rule picks from `view`: each is an
+ * eligible peer of the view, and every eligible live peer ranked ahead of the q-th best-ranked
+ * signer either signed, or is skipped with a proof (a standing refusal or a receipt for another
+ * output), or is one of at most `maxUnprovenSkips` others.
  */
-export function verifyCertificate(
+function checkSelection(
+  certificate: Certificate,
+  quorum: number,
+  options: VerifyCertificateOptions,
+  trust: Trust,
+): Ranking {
+  const { request, id } = certificate
+  const ranking = rankExecutors(options.view, request, options.manifest)
+  const thin = thinRanking(ranking, request.k, trust.minEligibleFraction)
+  if (thin !== undefined) refuse(`the request carves a thin eligible set out of the view: ${thin}`)
+  const rankOf = new Map(ranking.ranked.map((peer, i) => [peer, i]))
+  const ranks: number[] = []
+  for (const { executor } of certificate.receipts) {
+    const rank = rankOf.get(executor)
+    if (rank === undefined) {
+      const reason = ranking.excluded.find((e) => e.peer === executor)?.reason
+      refuse(
+        reason === undefined
+          ? `${executor} is not in the verifier's view of the network`
+          : `${executor} may not execute this request: it ${reason}`,
+      )
+    }
+    ranks.push(rank)
+  }
+  ranks.sort((a, b) => a - b)
+  const last = ranks[quorum - 1]
+  const signers = new Set(certificate.receipts.map((r) => r.executor))
+  const proven = new Set<string>()
+  const listed = new Set<string>()
+  for (const skipped of certificate.skipped) {
+    if (listed.has(skipped.peer)) refuse(`${skipped.peer} is skipped twice`)
+    listed.add(skipped.peer)
+    if (proves(skipped, id)) proven.add(skipped.peer)
+  }
+  const unproven: string[] = []
+  for (const peer of ranking.ranked.slice(0, last)) {
+    if (signers.has(peer) || proven.has(peer) || options.view.peers.get(peer)?.alive === false) continue
+    unproven.push(peer)
+  }
+  if (unproven.length > trust.maxUnprovenSkips)
+    refuse(
+      `${unproven.length} eligible executors ranked ahead of the quorum neither signed nor show a ` +
+        `standing refusal or another output (${unproven.join(', ')}); at most ${trust.maxUnprovenSkips} accepted`,
+    )
+  return ranking
+}
+
+function check(
   value: unknown,
-  options: VerifyCertificateOptions = {},
-): VerifiedCertificate {
+  options: VerifyCertificateOptions,
+): { certificate: Certificate; ranking: Ranking } {
+  const trust = trustOf(options)
   const parsed = CertificateSchema.safeParse(value)
-  if (!parsed.success) refuse(`malformed certificate: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success)
+    refuse(
+      `malformed certificate: ${z.prettifyError(parsed.error)}`,
+      new CovenantError(issueCode(parsed.error, 'PROTOCOL_ERROR'), 'malformed certificate'),
+    )
   const certificate = parsed.data
   let id: string
   try {
@@ -90,90 +222,80 @@ export function verifyCertificate(
     if (executors.has(receipt.executor)) refuse(`${receipt.executor} signed more than one receipt`)
     executors.add(receipt.executor)
   }
-  const quorum = options.quorum ?? certificate.request.q
-  if (executors.size < quorum) refuse(`the certificate has ${executors.size} receipts, ${quorum} needed`)
-  if (options.candidates !== undefined) {
-    if (options.manifest === undefined)
-      throw new CovenantError('INVALID_INPUT', 'checking executors against candidates needs the manifest')
-    const { ordered } = selectExecutors({
-      requestId: id,
-      manifest: options.manifest,
-      limits: certificate.request,
-      candidates: options.candidates,
-      k: certificate.request.k,
-      q: 0,
-    })
-    const eligible = new Set(ordered)
-    for (const executor of executors)
-      if (!eligible.has(executor)) refuse(`${executor} is not an eligible executor of this request`)
-  }
-  if (options.output !== undefined) {
-    let hash: string
-    try {
-      hash = outputHash(options.output)
-    } catch (err) {
-      refuse('the output cannot be hashed', err)
-    }
-    if (hash !== certificate.outputHash) refuse('the output does not match the certificate')
-    return { ok: true, certificate, value: options.output.value ?? null }
-  }
-  return { ok: true, certificate }
-}
-
-function refuseConflict(message: string, cause?: unknown): never {
-  throw new CovenantError('INVALID_CONFLICT', message, { cause })
-}
-
-function checkSigned(receipt: Receipt, what: string): void {
-  try {
-    verifyReceipt(receipt)
-  } catch (err) {
-    refuseConflict(`${what} does not verify`, err)
-  }
+  const q = certificate.request.q
+  if (q < trust.minQuorum)
+    refuse(`the request asked for q=${q}; this verifier accepts no quorum below ${trust.minQuorum}`)
+  if (executors.size < q) refuse(`the certificate has ${executors.size} receipts, ${q} needed`)
+  return { certificate, ranking: checkSelection(certificate, q, options, trust) }
 }
 
 /**
- * Checks conflict evidence: the accused receipt and every agreeing receipt are signed, all are for
- * `conflict.request`, the agreeing ones (from distinct executors, not the accused) share
- * `agreedOutputHash` and the accused's differs, and all were made by the accused's sandbox build
- * (so an executor cannot be framed with the honest output of another build). With `certificate`,
- * also that it verifies and is the quorum for the same request and hash. Throws INVALID_CONFLICT.
+ * Checks a quorum certificate against the verifier's view: the request's signature, ticket and
+ * bounds, and that `id` is its CID; each receipt's signature, request id and output hash; distinct
+ * executors, at least the request's q, and q no less than `minQuorum`; that the signers are the
+ * executors the selection rule picks from `view` (see the module comment) and that the view does
+ * not leave a thin eligible set; with `output`, that it hashes to the certificate's output hash.
+ * It does not look at the deadline: a certificate stays checkable forever. Throws
+ * INVALID_CERTIFICATE with the reason (INVALID_INPUT for bad options).
  */
-export function verifyConflict(value: unknown, certificate?: unknown): { ok: true; conflict: Conflict } {
+export function verifyCertificate(value: unknown, options: VerifyCertificateOptions): VerifiedCertificate {
+  const { certificate } = check(value, options)
+  if (options.output === undefined) return { ok: true, certificate }
+  let hash: string
+  try {
+    hash = outputHash(options.output)
+  } catch (err) {
+    refuse('the output cannot be hashed', err)
+  }
+  if (hash !== certificate.outputHash) refuse('the output does not match the certificate')
+  let certified: unknown
+  try {
+    certified = outputValue(options.output)
+  } catch (err) {
+    refuse('the certified output is not JSON text', err)
+  }
+  return { ok: true, certificate, value: certified }
+}
+
+function refuseConflict(message: string, cause?: unknown): never {
+  const details = cause instanceof CovenantError ? { cause: cause.toJSON() } : undefined
+  throw new CovenantError('INVALID_CONFLICT', message, { details, cause })
+}
+
+/**
+ * Checks conflict evidence against the receiver's view: the certificate verifies (see
+ * {@link verifyCertificate}); the accused receipt is signed, for the certificate's request, for
+ * another output, by an eligible executor of the view; and every receipt of the certificate was
+ * made by the accused's sandbox build (so nobody is held to another build's honest output).
+ * Throwaway keys can neither accuse nor be accused. Throws INVALID_CONFLICT.
+ */
+export function verifyConflict(
+  value: unknown,
+  options: Omit<VerifyCertificateOptions, 'output'>,
+): { ok: true; conflict: Conflict } {
   const parsed = ConflictSchema.safeParse(value)
   if (!parsed.success) refuseConflict(`malformed conflict: ${z.prettifyError(parsed.error)}`)
   const conflict = parsed.data
-  checkSigned(conflict.receipt, 'the accused receipt')
-  if (conflict.receipt.executor !== conflict.executor)
-    refuseConflict('the accused receipt is signed by another executor')
-  if (conflict.receipt.request !== conflict.request)
-    refuseConflict('the accused receipt is for another request')
-  if (conflict.receipt.outputHash === conflict.agreedOutputHash)
-    refuseConflict('the accused receipt agrees with the quorum')
-  const agreeing = new Set<string>()
-  for (const receipt of conflict.agreed) {
-    checkSigned(receipt, `the receipt of ${receipt.executor}`)
-    if (receipt.request !== conflict.request)
-      refuseConflict(`the receipt of ${receipt.executor} is for another request`)
-    if (receipt.outputHash !== conflict.agreedOutputHash)
-      refuseConflict(`the receipt of ${receipt.executor} is not for the agreed output`)
-    if (receipt.build !== conflict.receipt.build)
-      refuseConflict(
-        `the receipt of ${receipt.executor} was made by another sandbox build than the accused's`,
-      )
-    if (receipt.executor === conflict.executor || agreeing.has(receipt.executor))
-      refuseConflict(`${receipt.executor} appears twice`)
-    agreeing.add(receipt.executor)
+  let checked: { certificate: Certificate; ranking: Ranking }
+  try {
+    checked = check(conflict.certificate, options)
+  } catch (err) {
+    refuseConflict(`the certificate does not verify: ${(err as Error).message}`, err)
   }
-  if (certificate !== undefined) {
-    let cert: Certificate
-    try {
-      cert = verifyCertificate(certificate).certificate
-    } catch (err) {
-      refuseConflict('the certificate does not verify', err)
-    }
-    if (cert.id !== conflict.request) refuseConflict('the certificate is for another request')
-    if (cert.outputHash !== conflict.agreedOutputHash) refuseConflict('the certificate is for another output')
+  const { certificate, ranking } = checked
+  let receipt: Receipt
+  try {
+    receipt = verifyReceipt(conflict.receipt)
+  } catch (err) {
+    refuseConflict('the accused receipt does not verify', err)
   }
+  if (receipt.request !== certificate.id) refuseConflict('the accused receipt is for another request')
+  if (receipt.outputHash === certificate.outputHash)
+    refuseConflict('the accused receipt agrees with the certificate')
+  if (!ranking.ranked.includes(receipt.executor))
+    refuseConflict(`${receipt.executor} is not an eligible executor of this request in the receiver's view`)
+  for (const r of certificate.receipts)
+    if (r.build !== receipt.build)
+      refuseConflict(`the receipt of ${r.executor} was made by another sandbox build than the accused's`)
   return { ok: true, conflict }
 }

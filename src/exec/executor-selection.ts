@@ -1,104 +1,127 @@
 /**
- * Who executes a request. Deterministic from public data (the request id, the function's manifest,
- * the limits asked and the peers' signed covenants), so the caller cannot pick its executors and
- * anyone holding the same covenants can recompute the group.
+ * Who executes a request. Deterministic from public data — the request's selection key, the
+ * function's manifest, the limits asked and the peers' signed covenants in a view — so anyone
+ * holding the same covenants computes the same order, and nobody can pick the executors:
+ *
+ *   selectionKey = sha256("covenant/select/v1\0" + hex(ticketHash) + "\0" + fn + "\0" + export)
+ *
+ * Eligible peers are ordered by the XOR distance between their position (sha256 of the peer id's
+ * multihash) and the selection key, nearest first. The key moves only with a new ticket (a proof
+ * of work, ticket.ts), so a caller cannot try selections for free; the same caller key calling the
+ * same export in the same hour reaches the same executors.
  */
-import { closestPeers, mayExecute, type SignedCovenant, verifySignedCovenant } from '../covenant/index.ts'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { compareDistance, mayExecute, xorDistance } from '../covenant/index.ts'
+import { toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
-import { requestIdBytes } from './request.ts'
+import type { RequestBody } from './request.ts'
+import { ticketHash } from './ticket.ts'
+import type { View, ViewPeer } from './view.ts'
 
-export interface SelectionCandidate {
-  peer: string
-  covenant: SignedCovenant
-  /** `false` leaves the peer out (the caller knows it is down); absent means alive */
-  alive?: boolean
+/** What of a request selection reads. */
+export type SelectionRequest = Pick<
+  RequestBody,
+  'caller' | 'ticket' | 'fn' | 'export' | 'fuel' | 'memoryMiB' | 'timeoutMs' | 'k'
+>
+
+/** What of a function's manifest selection reads. */
+export interface SelectionManifest {
+  tags: readonly string[]
+  publisher: string
 }
 
-export interface SelectionLimits {
-  fuel: number
-  memoryMiB: number
-  timeoutMs: number
-}
-
-export interface SelectExecutorsInit {
-  requestId: string
-  /** the function's manifest; only its tags and publisher matter here */
-  manifest: { tags: readonly string[]; publisher: string }
-  limits: SelectionLimits
-  candidates: readonly SelectionCandidate[]
-  /** replicas: how many of the eligible peers are chosen */
-  k: number
-  /** fewer eligible peers than this is NO_EXECUTORS; defaults to 1 */
-  q?: number
-}
-
-export interface Selection {
-  /** every eligible peer, closest to the request id first */
+export interface Ranking {
+  /** every eligible peer of the view, alive or not, nearest first */
+  ranked: string[]
+  /** the alive ones of `ranked`, in its order: whom a gateway asks */
   ordered: string[]
-  /** the first k of `ordered` */
-  chosen: string[]
-  /** every candidate left out, with why */
+  /** alive peers of the view whose covenant executes code at all */
+  executing: number
+  /** every peer of the view left out, with why */
   excluded: Array<{ peer: string; reason: string }>
 }
 
-function covenantVerifies(covenant: SignedCovenant): boolean {
-  try {
-    verifySignedCovenant(covenant)
-    return true
-  } catch {
-    return false
-  }
+export interface Selection extends Ranking {
+  /** the first k of `ordered` */
+  chosen: string[]
 }
 
-/** Why `candidate` may not execute this request, or `undefined` if it may. */
+const encoder = new TextEncoder()
+
+/** The selection key of a request: see the module comment. */
+export function selectionKey(request: Pick<RequestBody, 'caller' | 'ticket' | 'fn' | 'export'>): Uint8Array {
+  const ticket = toHex(ticketHash(request.caller, request.ticket))
+  return sha256(encoder.encode(`covenant/select/v1\0${ticket}\0${request.fn}\0${request.export}`))
+}
+
+/** Why `peer` may not execute this request, or `undefined` if it may. */
 function exclusionReason(
-  candidate: SelectionCandidate,
-  manifest: SelectExecutorsInit['manifest'],
-  limits: SelectionLimits,
+  peer: ViewPeer,
+  request: SelectionRequest,
+  manifest: SelectionManifest,
 ): string | undefined {
-  if (candidate.alive === false) return 'not reachable'
-  const covenant = candidate.covenant
-  if (covenant?.peer !== candidate.peer) return 'its covenant is signed by another peer'
-  if (!covenantVerifies(covenant)) return 'its covenant does not verify'
-  if (!covenant.config.execute.enabled) return 'its covenant does not execute code'
-  const verdict = mayExecute(covenant.config, {
-    tags: [...manifest.tags],
+  const verdict = mayExecute(peer.covenant.config, {
+    tags: manifest.tags,
     publisher: manifest.publisher,
-    fuel: limits.fuel,
-    memoryMiB: limits.memoryMiB,
-    timeoutMs: limits.timeoutMs,
+    fuel: request.fuel,
+    memoryMiB: request.memoryMiB,
+    timeoutMs: request.timeoutMs,
   })
   return verdict.ok ? undefined : verdict.reason
 }
 
+/** Orders the eligible peers of `view` for `request`; never throws for too few. */
+export function rankExecutors(view: View, request: SelectionRequest, manifest: SelectionManifest): Ranking {
+  const key = selectionKey(request)
+  const eligible: Array<{ peer: ViewPeer; distance: Uint8Array }> = []
+  const excluded: Ranking['excluded'] = []
+  let executing = 0
+  for (const peer of view.peers.values()) {
+    if (peer.alive && peer.covenant.config.execute.enabled) executing++
+    const reason = exclusionReason(peer, request, manifest)
+    if (reason === undefined) eligible.push({ peer, distance: xorDistance(peer.position, key) })
+    else excluded.push({ peer: peer.peer, reason })
+  }
+  eligible.sort((a, b) => compareDistance(a.distance, b.distance))
+  const ranked = eligible.map((e) => e.peer.peer)
+  const ordered = eligible.filter((e) => e.peer.alive).map((e) => e.peer.peer)
+  for (const e of eligible) if (!e.peer.alive) excluded.push({ peer: e.peer.peer, reason: 'not reachable' })
+  return { ranked, ordered, executing, excluded }
+}
+
 /**
- * Orders the eligible candidates by XOR distance between sha2-256 of the request id's binary CID
- * and sha2-256 of each peer id (the covenant part's `closestPeers`), and picks the first `k`.
- * A peer listed twice counts once (its first entry). Throws NO_EXECUTORS, with every exclusion in
- * `details`, when fewer than `q` are eligible.
+ * Why a ranking is too thin to trust, or `undefined`: fewer than k eligible live peers, or fewer
+ * than `minEligibleFraction` of the live executing peers (a request whose limits, tags or
+ * publisher carve a small eligible set out of the network).
  */
-export function selectExecutors(init: SelectExecutorsInit): Selection {
-  const excluded: Selection['excluded'] = []
-  const eligible: string[] = []
-  const seen = new Set<string>()
-  for (const candidate of init.candidates) {
-    if (seen.has(candidate.peer)) {
-      excluded.push({ peer: candidate.peer, reason: 'listed more than once' })
-      continue
-    }
-    seen.add(candidate.peer)
-    const reason = exclusionReason(candidate, init.manifest, init.limits)
-    if (reason === undefined) eligible.push(candidate.peer)
-    else excluded.push({ peer: candidate.peer, reason })
-  }
-  const ordered = closestPeers(requestIdBytes(init.requestId), eligible, eligible.length)
-  const q = init.q ?? 1
-  if (ordered.length < q) {
-    throw new CovenantError(
-      'NO_EXECUTORS',
-      `${ordered.length} of ${init.candidates.length} known nodes may execute this request, ${q} needed`,
-      { details: { eligible: ordered, needed: q, excluded } },
+export function thinRanking(ranking: Ranking, k: number, minEligibleFraction: number): string | undefined {
+  const eligible = ranking.ordered.length
+  if (eligible < k) return `${eligible} live peers may execute this request, k=${k} needed`
+  if (eligible < minEligibleFraction * ranking.executing)
+    return (
+      `only ${eligible} of the ${ranking.executing} live executing peers may execute this request ` +
+      `(its limits, tags or publisher leave fewer than ${minEligibleFraction * 100}% of them)`
     )
-  }
-  return { ordered, chosen: ordered.slice(0, init.k), excluded }
+  return undefined
+}
+
+/**
+ * The executors of `request` in `view`: the eligible live peers nearest the selection key, the
+ * first k chosen. Throws NO_EXECUTORS, with every exclusion in `details`, when the ranking is too
+ * thin to trust ({@link thinRanking}).
+ */
+export function selectExecutors(init: {
+  view: View
+  request: SelectionRequest
+  manifest: SelectionManifest
+  /** see `TrustSchema` */
+  minEligibleFraction: number
+}): Selection {
+  const ranking = rankExecutors(init.view, init.request, init.manifest)
+  const thin = thinRanking(ranking, init.request.k, init.minEligibleFraction)
+  if (thin !== undefined)
+    throw new CovenantError('NO_EXECUTORS', thin, {
+      details: { eligible: ranking.ordered, executing: ranking.executing, excluded: ranking.excluded },
+    })
+  return { ...ranking, chosen: ranking.ordered.slice(0, init.request.k) }
 }

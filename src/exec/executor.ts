@@ -1,7 +1,8 @@
 /**
  * The executor: the server side of the exec protocol. It checks a request against its own
- * covenant, fetches the function by CID (hash-checked, cached), runs it in the sandbox and signs a
- * receipt for the output.
+ * covenant and its own view of the network, fetches the function by CID (hash-checked, cached),
+ * runs it in the sandbox and signs a receipt for the output — or signs its refusal. It answers a
+ * request id it has seen before with the reply it gave, so a replayed request never runs twice.
  */
 
 import { type CID, decodeManifest, type Manifest, parseCid, verifyBlock } from '../content/index.ts'
@@ -16,12 +17,16 @@ import {
   type SandboxCall,
   type SandboxResult,
 } from '../sandbox/index.ts'
+import { DEFAULT_TRUST } from './certificate.ts'
 import { LruCache } from './code-cache.ts'
+import { rankExecutors } from './executor-selection.ts'
 import { Sha256HexSchema } from './fields.ts'
 import { type Output, outputHash } from './output.ts'
 import { signReceipt } from './receipt.ts'
-import { type SignedRequest, verifyRequest } from './request.ts'
-import type { ExecReply } from './wire.ts'
+import { STANDING_REFUSALS, signRefusal } from './refusal.ts'
+import { checkRequest, checkRequestTime, MAX_CLOCK_SKEW_MS, type SignedRequest } from './request.ts'
+import type { View } from './view.ts'
+import type { ExecReply, ExecResult } from './wire.ts'
 
 /** Misbehaviours an executor can be told to show, for tests and devnet demos only. */
 export const FAULT_KINDS = ['wrong-result', 'bad-signature', 'crash', 'slow', 'silent'] as const
@@ -47,6 +52,15 @@ export interface ExecutorInit {
   getBlock: (cid: string) => Promise<Uint8Array>
   /** this node's current signed covenant */
   covenant: () => SignedCovenant
+  /**
+   * this node's view of the network, itself included (a node's: its peer table plus itself). It
+   * runs a request only if it is among the first `2k + maxUnprovenSkips` eligible live peers there.
+   */
+  view: () => View
+  /** the slack above: how many unproven skips a verifier is expected to accept. @default 1 */
+  maxUnprovenSkips?: number
+  /** bytes of replies kept for replays (receipts with their outputs) until their deadline. @default 128 MiB */
+  replyCacheBytes?: number
   /** @default Date.now */
   now?: () => number
   /** misbehave on purpose; the node allows this only in a devnet */
@@ -69,8 +83,10 @@ export interface ExecuteOptions {
 export interface ExecutorStats {
   /** calls answered with a receipt */
   executed: number
-  /** calls refused (bad request, covenant, busy, deadline) or failed before a receipt */
+  /** calls refused (bad request, covenant, selection, busy, deadline) or failed before a receipt */
   refused: number
+  /** requests answered from the replies kept, without running them again */
+  replayed: number
   running: number
   queued: number
   codeCache: { entries: number; size: number; hits: number; misses: number }
@@ -79,6 +95,11 @@ export interface ExecutorStats {
 export interface Executor {
   /** the executor's key id, as it signs receipts */
   readonly peer: string
+  /**
+   * Answers a request: a signed receipt with the output, or a signed refusal. Throws (no reply to
+   * sign) only for a request it cannot read or check (INVALID_REQUEST, INVALID_SIGNATURE, …), or
+   * when it is stopped.
+   */
   execute(request: unknown, options?: ExecuteOptions): Promise<ExecReply>
   stats(): ExecutorStats
   /** rejects waiting calls and pending fault waits; running sandbox calls finish */
@@ -114,19 +135,85 @@ function abortError(signal: AbortSignal): CovenantError {
     : new CovenantError('PEER_TIMEOUT', 'the call was abandoned', { cause: signal.reason })
 }
 
-function jsonValue(value: unknown): Output['value'] {
-  // The sandbox hands back JSON-compatible values; a round trip drops what JSON would drop anyway
-  // (undefined members, -0), so what is hashed is exactly what a JSON client sees.
-  const text = JSON.stringify(value)
-  return text === undefined ? null : JSON.parse(text)
+function jsonText(value: unknown): string {
+  // The sandbox's value is what QuickJS's JSON.parse gave for the text its JSON.stringify wrote;
+  // writing it again gives that same text (insertion order, the same number and string forms).
+  return JSON.stringify(value) ?? 'null'
+}
+
+interface Kept {
+  reply: Promise<ExecReply>
+  expires: number
+  size: number
 }
 
 /**
- * Creates an executor. It refuses (throws a CovenantError, no receipt) a request that does not
- * verify, whose deadline passed, whose function or limits its covenant refuses (COVENANT_REFUSED),
- * whose export the manifest does not list (NO_SUCH_EXPORT), or when it is saturated
- * (PEER_BUSY). Every sandbox outcome that depends only on the function — a value or an error
- * such as FUEL_EXHAUSTED, MEMORY_LIMIT, USER_ERROR, TIMEOUT — is answered with a signed receipt.
+ * The replies given, by request id, until the request's deadline (+ clock skew): a request seen
+ * again gets the same reply, and one still running shares the run. Bounded in bytes: when full,
+ * new requests are refused (PEER_BUSY) rather than a kept reply dropped, so nothing runs twice.
+ */
+class ReplyCache {
+  readonly #entries = new Map<string, Kept>()
+  readonly #maxBytes: number
+  #size = 0
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes
+  }
+
+  get(id: string, now: number): Promise<ExecReply> | undefined {
+    const kept = this.#entries.get(id)
+    if (kept === undefined) return undefined
+    if (kept.expires > now) return kept.reply
+    this.drop(id)
+    return undefined
+  }
+
+  /** Whether a new reply fits, after dropping the expired ones if it would not. */
+  fits(now: number): boolean {
+    if (this.#size < this.#maxBytes) return true
+    for (const [id, kept] of this.#entries) if (kept.expires <= now) this.drop(id)
+    return this.#size < this.#maxBytes
+  }
+
+  hold(id: string, reply: Promise<ExecReply>, expires: number, size: number): void {
+    this.#entries.set(id, { reply, expires, size })
+    this.#size += size
+  }
+
+  resize(id: string, size: number): void {
+    const kept = this.#entries.get(id)
+    if (kept === undefined) return
+    this.#size += size - kept.size
+    kept.size = size
+  }
+
+  drop(id: string): void {
+    const kept = this.#entries.get(id)
+    if (kept === undefined) return
+    this.#entries.delete(id)
+    this.#size -= kept.size
+  }
+}
+
+/** Room a kept reply takes besides its output. */
+const REPLY_OVERHEAD = 1024
+
+function replySize(reply: ExecReply): number {
+  if (!('output' in reply)) return REPLY_OVERHEAD
+  let size = REPLY_OVERHEAD + reply.output.json.length
+  for (const line of reply.output.logs) size += line.length
+  return size
+}
+
+/**
+ * Creates an executor. A request it cannot check gets a plain error (INVALID_REQUEST,
+ * INVALID_SIGNATURE, INVALID_KEY_ID). Otherwise it answers with a signed refusal when the
+ * request's times are off (DEADLINE_EXCEEDED, INVALID_REQUEST), its covenant refuses the function
+ * or the limits (COVENANT_REFUSED), the manifest lacks the export (NO_SUCH_EXPORT), its own view
+ * does not rank it among the first `2k + maxUnprovenSkips` eligible peers (NOT_SELECTED), or it is
+ * saturated (PEER_BUSY); and with a signed receipt for every sandbox outcome that depends only on
+ * the function — a value or an error such as FUEL_EXHAUSTED, MEMORY_LIMIT, USER_ERROR, TIMEOUT.
  */
 export function createExecutor(init: ExecutorInit): Executor {
   const { key, sandbox, getBlock, fault } = init
@@ -138,6 +225,8 @@ export function createExecutor(init: ExecutorInit): Executor {
     )
   const now = init.now ?? Date.now
   const peer = keyId(key)
+  const slack = init.maxUnprovenSkips ?? DEFAULT_TRUST.maxUnprovenSkips
+  const replies = new ReplyCache(init.replyCacheBytes ?? 128 * MiB)
   if (fault !== undefined && !FAULT_KINDS.includes(fault))
     throw new CovenantError('INVALID_INPUT', `unknown fault ${JSON.stringify(fault)}`)
   if (fault === 'crash' && init.onCrash === undefined)
@@ -154,6 +243,7 @@ export function createExecutor(init: ExecutorInit): Executor {
   let running = 0
   let executed = 0
   let refused = 0
+  let replayed = 0
   let crashed = false
 
   async function fetchVerified(cidText: string): Promise<{ cid: CID; bytes: Uint8Array }> {
@@ -217,7 +307,21 @@ export function createExecutor(init: ExecutorInit): Executor {
     else running--
   }
 
-  async function run(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecReply> {
+  /** Refuses (NOT_SELECTED) unless this node is among the first 2k + slack eligible peers of its view. */
+  function checkSelected(request: SignedRequest, manifest: Manifest): void {
+    const { ordered } = rankExecutors(init.view(), request, manifest)
+    const rank = ordered.indexOf(peer)
+    const within = 2 * request.k + slack
+    if (rank < 0 || rank >= within)
+      throw new CovenantError(
+        'NOT_SELECTED',
+        rank < 0
+          ? `${peer} is not an eligible executor in its own view`
+          : `${peer} ranks ${rank + 1} among the eligible executors in its own view; only the first ${within} run it`,
+      )
+  }
+
+  async function run(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecResult> {
     const signed = init.covenant()
     const config = signed.config
     if (!config.execute.enabled) throw new CovenantError('COVENANT_REFUSED', `${peer} does not execute code`)
@@ -235,6 +339,7 @@ export function createExecutor(init: ExecutorInit): Executor {
         'NO_SUCH_EXPORT',
         `the function does not export ${JSON.stringify(request.export)}; it exports ${manifest.exports.join(', ')}`,
       )
+    checkSelected(request, manifest)
     const code = await loadCode(manifest)
 
     await acquire(config.execute.concurrency, request.deadline, signal)
@@ -284,13 +389,13 @@ export function createExecutor(init: ExecutorInit): Executor {
       throw new CovenantError('DEADLINE_EXCEEDED', 'the deadline cut the call short')
 
     let output: Output = result.ok
-      ? { value: jsonValue(result.value), logs: [...result.logs], error: null }
+      ? { json: jsonText(result.value), logs: [...result.logs], error: null }
       : {
-          value: null,
+          json: 'null',
           logs: [...result.logs],
           error: { code: result.error.code, message: result.error.message },
         }
-    if (fault === 'wrong-result') output = { value: FORGED_VALUE, logs: [], error: null }
+    if (fault === 'wrong-result') output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
     const receipt = signReceipt(key, {
       request: id,
       outputHash: outputHash(output),
@@ -309,23 +414,59 @@ export function createExecutor(init: ExecutorInit): Executor {
     return { receipt, output }
   }
 
+  /** A receipt, or a signed refusal; rejects only for the crash fault (no reply at all). */
+  async function answer(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecReply> {
+    try {
+      checkRequestTime(request, now())
+      const reply = await run(request, id, signal)
+      executed++
+      return reply
+    } catch (err) {
+      if (crashed) throw err
+      refused++
+      return { refusal: signRefusal(key, id, CovenantError.from(err)) }
+    }
+  }
+
   return {
     peer,
     async execute(value, options = {}) {
+      if (crashed) throw new CovenantError('PEER_UNREACHABLE', `${peer} has crashed`)
+      if (stopper.signal.aborted) throw new CovenantError('NOT_STARTED', 'the executor is stopped')
+      let checked: { request: SignedRequest; id: string }
       try {
-        if (crashed) throw new CovenantError('PEER_UNREACHABLE', `${peer} has crashed`)
-        if (stopper.signal.aborted) throw new CovenantError('NOT_STARTED', 'the executor is stopped')
-        const { request, id } = verifyRequest(value, now())
-        const reply = await run(request, id, options.signal)
-        executed++
-        return reply
+        checked = checkRequest(value)
       } catch (err) {
         refused++
         throw CovenantError.from(err)
       }
+      const { request, id } = checked
+      const t = now()
+      const kept = replies.get(id, t)
+      if (kept !== undefined) {
+        replayed++
+        return kept
+      }
+      if (!replies.fits(t)) {
+        refused++
+        const busy = new CovenantError('PEER_BUSY', `${peer} holds as many kept replies as it may`)
+        return { refusal: signRefusal(key, id, busy) }
+      }
+      const reply = answer(request, id, options.signal)
+      replies.hold(id, reply, request.deadline + MAX_CLOCK_SKEW_MS, REPLY_OVERHEAD)
+      // Kept: receipts and standing refusals. A refusal that may not stand (busy, late, a machine
+      // failure) is forgotten, so the request may still run once when asked again.
+      reply.then(
+        (r) => {
+          if ('refusal' in r && !STANDING_REFUSALS.has(r.refusal.code)) replies.drop(id)
+          else replies.resize(id, replySize(r))
+        },
+        () => replies.drop(id),
+      )
+      return reply
     },
     stats() {
-      return { executed, refused, running, queued: queue.length, codeCache: codes.stats() }
+      return { executed, refused, replayed, running, queued: queue.length, codeCache: codes.stats() }
     },
     stop() {
       // Waiters and fault waits listen to this signal and reject themselves.

@@ -1,42 +1,53 @@
 /**
- * The invocation protocol: signed requests, deterministic executor selection, execution under a
- * node's covenant, signed receipts, quorum certificates and conflict evidence.
+ * The invocation protocol: signed requests with their tickets, deterministic executor selection
+ * over a view of the network, execution under a node's covenant, signed receipts and refusals,
+ * quorum certificates bound to the selection, and conflict evidence.
  *
  * Network-free: every function takes what it needs (a key, a sandbox, a way to fetch a block, a
- * way to send a request to a peer), so the node wires it to libp2p and tests wire it to
+ * way to send a request to a peer, a view), so the node wires it to libp2p and tests wire it to
  * in-process executors. `verifyCertificate` and `verifyConflict` need no clock and no network.
  *
  * @example
  * ```ts
+ * // a view of the network: signed covenants the verifier trusts (see docs/calling.md)
+ * const view = createView(covenants)
  * // an executor, on a node
- * const executor = createExecutor({ key, sandbox, getBlock, covenant: () => myCovenant })
- * // a caller
+ * const executor = createExecutor({ key, sandbox, getBlock, covenant: () => mine, view: () => view })
+ * // a caller (its ticket for this hour is minted on first use)
  * const { request, id } = createRequest(callerKey, { fn: manifestCid, export: 'add', args: [1, 2] })
- * const { value, certificate, conflicts } = await invoke({
- *   request, id, manifest, candidates,
+ * const { value, output, certificate } = await invoke({
+ *   request, id, manifest, view,
  *   send: (peer, request, { signal }) => rpc(peer, EXEC_PROTOCOL, { request }, signal),
  * })
- * verifyCertificate(certificate, { output: { value, logs: [], error: null } }) // anyone, anywhere
+ * verifyCertificate(certificate, { view, manifest, output }) // anyone holding a view, anywhere
  * ```
  */
 export type {
   Certificate,
   Conflict,
+  Skipped,
+  Trust,
+  TrustInput,
   VerifiedCertificate,
   VerifyCertificateOptions,
 } from './certificate.ts'
-export { CertificateSchema, ConflictSchema, verifyCertificate, verifyConflict } from './certificate.ts'
+export {
+  CertificateSchema,
+  ConflictSchema,
+  DEFAULT_TRUST,
+  MAX_SKIPPED,
+  SkippedSchema,
+  TrustSchema,
+  trustOf,
+  verifyCertificate,
+  verifyConflict,
+} from './certificate.ts'
 export type { CacheStats } from './code-cache.ts'
 export { createManifestCache } from './code-cache.ts'
 export type { ExecuteOptions, Executor, ExecutorInit, ExecutorStats, FaultKind } from './executor.ts'
 export { createExecutor, FAULT_KINDS, FORGED_VALUE } from './executor.ts'
-export type {
-  SelectExecutorsInit,
-  Selection,
-  SelectionCandidate,
-  SelectionLimits,
-} from './executor-selection.ts'
-export { selectExecutors } from './executor-selection.ts'
+export type { Ranking, Selection, SelectionManifest, SelectionRequest } from './executor-selection.ts'
+export { rankExecutors, selectExecutors, selectionKey, thinRanking } from './executor-selection.ts'
 export { MAX_JSON_BYTES } from './fields.ts'
 export type { Attempt, InvokeInit, InvokeResult, SendExec } from './invoke.ts'
 export { invoke } from './invoke.ts'
@@ -57,31 +68,44 @@ export {
   SignedRequestJSONSchema,
 } from './json.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
-export { canonicalOutput, OutputSchema, outputHash } from './output.ts'
+export { canonicalOutput, OutputSchema, outputHash, outputValue } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'
 export { ReceiptSchema, signReceipt, verifyReceipt } from './receipt.ts'
+export type { Refusal } from './refusal.ts'
+export { RefusalSchema, STANDING_REFUSALS, signRefusal, verifyRefusal } from './refusal.ts'
 export type { ExecRequestInit, RequestBody, SignedRequest } from './request.ts'
 export {
   checkRequest,
+  checkRequestTime,
   createRequest,
   DEFAULT_QUORUM,
   DEFAULT_REPLICAS,
   DEFAULT_REQUEST_LIMITS,
+  LIMIT_TIERS,
   MAX_CLOCK_SKEW_MS,
   MAX_DEADLINE_AHEAD_MS,
-  MAX_FUEL,
-  MAX_MEMORY_MIB,
   MAX_REPLICAS,
-  MAX_TIMEOUT_MS,
-  MIN_MEMORY_MIB,
-  MIN_TIMEOUT_MS,
   RequestBodySchema,
   requestId,
   requestLimits,
   SignedRequestSchema,
   verifyRequest,
 } from './request.ts'
-export type { ConflictMessage, ExecReply, ExecRequestMessage } from './wire.ts'
+export type { Ticket } from './ticket.ts'
+export {
+  checkTicket,
+  epochOf,
+  mintTicket,
+  TICKET_BITS,
+  TICKET_EPOCH_MS,
+  TicketSchema,
+  ticketFor,
+  ticketHash,
+  ticketServes,
+} from './ticket.ts'
+export type { View, ViewOptions, ViewPeer } from './view.ts'
+export { createView, verifiedCovenant } from './view.ts'
+export type { ConflictMessage, ExecReply, ExecRequestMessage, ExecResult } from './wire.ts'
 export {
   CONFLICT_PROTOCOL,
   ConflictMessageSchema,

@@ -1,16 +1,21 @@
 /**
- * The caller side: send a signed request to its executors and collect receipts until q of them,
- * from distinct executors, sign the same output hash. Failing executors are replaced by the next
- * closest eligible ones; disagreeing receipts become conflict evidence when an agreeing executor
- * ran the same sandbox build (another build may honestly compute another output).
+ * The caller side (a gateway): send a signed request to its executors and collect receipts until
+ * q of them, from distinct executors, sign the same output hash. Executors are asked in the order
+ * the selection rule gives over the gateway's view; a failing one is replaced by the next, down to
+ * the first `2k + maxUnprovenSkips` (the rest would refuse, NOT_SELECTED). The certificate names
+ * every executor ranked ahead of its signers that did not sign, with its signed refusal or its
+ * receipt for another output when it has one. Disagreeing receipts become conflict evidence when
+ * the certificate's executors ran the same sandbox build.
  */
 import { CovenantError, type ErrorJSON } from '../errors/index.ts'
-import type { Certificate, Conflict } from './certificate.ts'
-import { type SelectionCandidate, selectExecutors } from './executor-selection.ts'
+import { type Certificate, type Conflict, type Skipped, type TrustInput, trustOf } from './certificate.ts'
+import { type SelectionManifest, selectExecutors } from './executor-selection.ts'
 import { type AttemptOutcome, receiptToJSON } from './json.ts'
-import { type Output, outputHash } from './output.ts'
+import { type Output, outputHash, outputValue } from './output.ts'
 import { type Receipt, verifyReceipt } from './receipt.ts'
+import { type Refusal, refusalError, STANDING_REFUSALS, verifyRefusal } from './refusal.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'
+import type { View } from './view.ts'
 import { type ExecReply, ExecReplySchema } from './wire.ts'
 
 /** Sends one request to one executor and resolves with its reply; rejects with why it could not. */
@@ -24,13 +29,16 @@ export interface InvokeInit {
   request: SignedRequest
   /** the request's id; recomputed and compared when given */
   id?: string
-  candidates: readonly SelectionCandidate[]
+  /** the gateway's view of the network: whom it may ask */
+  view: View
   /** the function's manifest: tags and publisher drive selection; `exports`, if given, is checked */
-  manifest: { tags: readonly string[]; publisher: string; exports?: readonly string[] }
+  manifest: SelectionManifest & { exports?: readonly string[] }
   send: SendExec
-  /** must equal the request's k and q when given (they are signed into it) */
-  k?: number
-  q?: number
+  /**
+   * what the caller's verifier will ask of the certificate: a thin eligible set is NO_EXECUTORS
+   * here, and a quorum with more unproven skips than it accepts waits for them or is NO_QUORUM
+   */
+  trust?: TrustInput
   /** how long one executor has to answer. @default the request's timeoutMs + 5 s, within the deadline */
   perExecutorTimeoutMs?: number
   /** @default Date.now */
@@ -45,9 +53,9 @@ export interface Attempt {
   /**
    * agreed: its receipt is in the certificate; disagreed: a valid receipt for another output (see
    * conflicts); disagreed-by-build: a valid receipt for another output, made by a sandbox build
-   * none of the agreeing executors ran, so not evidence of a fault; answered: a valid receipt,
-   * but no quorum was reached; failed: error, timeout, malformed reply or bad signature;
-   * abandoned: still running when the call ended
+   * the certificate's executors did not run, so not evidence of a fault; answered: a valid
+   * receipt, but no quorum was reached; failed: a signed refusal, an error, a timeout, a malformed
+   * reply or a bad signature; abandoned: still running when the call ended
    */
   outcome: AttemptOutcome
   outputHash?: string
@@ -58,7 +66,7 @@ export interface Attempt {
 }
 
 export interface InvokeResult {
-  /** `output.value`; when `output.error` is set the function failed and the quorum agrees it did */
+  /** the value the output's JSON text holds; when `output.error` is set the function failed and the quorum agrees it did */
   value: unknown
   output: Output
   certificate: Certificate
@@ -75,33 +83,33 @@ function errorJSON(err: unknown): ErrorJSON {
 
 /**
  * Invokes a request on the network through `send`. Resolves once q receipts from distinct
- * executors, each signed by the executor that was asked and each matching the output it came with,
- * share an output hash; never waits for the rest. Throws NO_EXECUTORS if fewer than q peers are
- * eligible and NO_QUORUM (details: `receipts`, `outputHashes`, `tried`) if q matching receipts
- * cannot be had before the candidates or the deadline run out.
+ * executors, each signed by the executor that was asked and each matching the output it came
+ * with, share an output hash and at most `maxUnprovenSkips` executors ranked ahead of them gave
+ * no proof of why they did not sign; never waits for the rest. Throws NO_EXECUTORS if the view
+ * leaves too few eligible peers and NO_QUORUM (details: `receipts`, `outputHashes`, `tried`) if
+ * such a quorum cannot be had before the executors or the deadline run out.
  */
 export async function invoke(init: InvokeInit): Promise<InvokeResult> {
   const now = init.now ?? Date.now
+  const trust = trustOf(init.trust ?? {})
   const { request, id } = verifyRequest(init.request, now())
   if (init.id !== undefined && init.id !== id)
     throw new CovenantError('INVALID_REQUEST', `the id ${init.id} is not the request's CID ${id}`)
   const { k, q } = request
-  if ((init.k !== undefined && init.k !== k) || (init.q !== undefined && init.q !== q))
-    throw new CovenantError('INVALID_REQUEST', `k and q are signed into the request as ${k} and ${q}`)
   if (init.manifest.exports !== undefined && !init.manifest.exports.includes(request.export))
     throw new CovenantError(
       'NO_SUCH_EXPORT',
       `the function does not export ${JSON.stringify(request.export)}; it exports ${init.manifest.exports.join(', ')}`,
     )
-
   const { ordered } = selectExecutors({
-    requestId: id,
+    view: init.view,
+    request,
     manifest: init.manifest,
-    limits: request,
-    candidates: init.candidates,
-    k,
-    q,
+    minEligibleFraction: trust.minEligibleFraction,
   })
+  // Executors further down refuse (NOT_SELECTED): their own views do not rank them high enough.
+  const candidates = ordered.slice(0, 2 * k + trust.maxUnprovenSkips)
+  const rankOf = new Map(candidates.map((peer, i) => [peer, i]))
   const perExecutorMs = init.perExecutorTimeoutMs ?? request.timeoutMs + REPLY_MARGIN_MS
 
   return new Promise<InvokeResult>((resolve, reject) => {
@@ -109,7 +117,12 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
     const inflight = new Map<string, { controller: AbortController; attempt: Attempt; started: number }>()
     /** every receipt that is signed by the peer asked and names this request, in arrival order */
     const receipts: Receipt[] = []
-    const groups = new Map<string, { receipts: Receipt[]; output: Output }>()
+    const refusals = new Map<string, Refusal>()
+    /**
+     * receipts by output hash, and the output once one came that hashes to it: a receipt counts
+     * even if its own output was mangled on the way, as long as another executor sent the output
+     */
+    const groups = new Map<string, { receipts: Receipt[]; output?: Output }>()
     let next = 0
     let done = false
 
@@ -152,39 +165,73 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       )
     }
 
-    function succeed(agreedHash: string): void {
+    /**
+     * The certificate for `hash` from its best-ranked q receipts, if the executors ranked ahead of
+     * them are accounted for; else the peers that still could be (in flight), or none.
+     */
+    function judge(hash: string): { certificate: Certificate } | { waitFor: string[] } {
+      const group = groups.get(hash)!
+      const agreed = [...group.receipts]
+        .sort((a, b) => rankOf.get(a.executor)! - rankOf.get(b.executor)!)
+        .slice(0, q)
+      const signers = new Set(agreed.map((r) => r.executor))
+      const last = rankOf.get(agreed[q - 1].executor)!
+      const skipped: Skipped[] = []
+      const unproven: string[] = []
+      for (const peer of candidates.slice(0, last)) {
+        if (signers.has(peer)) continue
+        const refusal = refusals.get(peer)
+        const other = receipts.find((r) => r.executor === peer && r.outputHash !== hash)
+        if (refusal !== undefined) skipped.push({ peer, refusal })
+        else if (other !== undefined) skipped.push({ peer, receipt: other })
+        else skipped.push({ peer })
+        if (other === undefined && (refusal === undefined || !STANDING_REFUSALS.has(refusal.code)))
+          unproven.push(peer)
+      }
+      if (unproven.length <= trust.maxUnprovenSkips)
+        return { certificate: { request, id, outputHash: hash, receipts: agreed, skipped } }
+      return { waitFor: unproven.filter((p) => inflight.has(p)) }
+    }
+
+    function succeed(certificate: Certificate, output: Output): void {
+      let value: unknown
+      try {
+        value = outputValue(output)
+      } catch {
+        fail(`${q} executors agreed on an output that is not JSON text`)
+        return
+      }
       finish()
-      const group = groups.get(agreedHash)!
-      const agreed = group.receipts.slice(0, q)
-      const agreedBy = new Set(agreed.map((r) => r.executor))
-      for (const a of tried) if (a.outputHash !== undefined && agreedBy.has(a.peer)) a.outcome = 'agreed'
+      const agreedBy = new Set(certificate.receipts.map((r) => r.executor))
+      for (const a of tried) if (agreedBy.has(a.peer)) a.outcome = 'agreed'
+      // Only executors on one sandbox build must agree: a receipt is evidence only against a
+      // certificate whose every receipt ran its build.
       const conflicts: Conflict[] = []
       const otherBuild = new Set<string>()
       for (const receipt of receipts) {
-        if (receipt.outputHash === agreedHash) continue
-        // Only executors on one sandbox build must agree: a receipt is held against the agreeing
-        // receipts of its own build, and is no evidence at all if none ran it.
-        const sameBuild = agreed.filter((r) => r.build === receipt.build)
-        if (sameBuild.length === 0) otherBuild.add(receipt.executor)
-        else
-          conflicts.push({
-            request: id,
-            executor: receipt.executor,
-            receipt,
-            agreedOutputHash: agreedHash,
-            agreed: sameBuild,
-          })
+        if (receipt.outputHash === certificate.outputHash) continue
+        if (certificate.receipts.every((r) => r.build === receipt.build))
+          conflicts.push({ receipt, certificate })
+        else otherBuild.add(receipt.executor)
       }
       for (const a of tried)
-        if (a.outcome === 'answered' && a.outputHash !== agreedHash)
+        if (a.outcome === 'answered' && a.outputHash !== certificate.outputHash)
           a.outcome = otherBuild.has(a.peer) ? 'disagreed-by-build' : 'disagreed'
-      const certificate: Certificate = { request, id, outputHash: agreedHash, receipts: agreed }
-      resolve({ value: group.output.value, output: group.output, certificate, conflicts, tried })
+      resolve({ value, output, certificate, conflicts, tried })
     }
 
     function accept(peer: string, reply: unknown): void {
       const parsed = ExecReplySchema.safeParse(reply)
       if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a malformed reply`)
+      if ('refusal' in parsed.data) {
+        const refusal = verifyRefusal(parsed.data.refusal)
+        if (refusal.executor !== peer)
+          throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a refusal signed by another key`)
+        if (refusal.request !== id)
+          throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a refusal of another request`)
+        refusals.set(peer, refusal)
+        throw refusalError(refusal)
+      }
       const receipt = verifyReceipt(parsed.data.receipt)
       if (receipt.executor !== peer)
         throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a receipt signed by another key`)
@@ -192,15 +239,16 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a receipt for another request`)
       // A signed receipt is evidence whatever came with it, so it is kept before the output check.
       receipts.push(receipt)
-      if (outputHash(parsed.data.output) !== receipt.outputHash)
-        throw new CovenantError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
-      const group = groups.get(receipt.outputHash) ?? { receipts: [], output: parsed.data.output }
+      const group = groups.get(receipt.outputHash) ?? { receipts: [] }
       group.receipts.push(receipt)
       groups.set(receipt.outputHash, group)
+      if (outputHash(parsed.data.output) !== receipt.outputHash)
+        throw new CovenantError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
+      group.output ??= parsed.data.output
     }
 
     function launch(): void {
-      const peer = ordered[next++]
+      const peer = candidates[next++]
       const started = now()
       const timeoutMs = Math.max(0, Math.min(perExecutorMs, request.deadline - started))
       const controller = new AbortController()
@@ -244,12 +292,18 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         })
     }
 
-    /** Decides what to do after every change: accept, ask more executors, or give up. */
+    /** Decides what to do after every change: accept, ask more executors, wait, or give up. */
     function step(): void {
       let best = 0
       for (const [hash, g] of groups) {
-        if (g.receipts.length >= q) {
-          succeed(hash)
+        if (g.receipts.length >= q && g.output !== undefined) {
+          const verdict = judge(hash)
+          if ('certificate' in verdict) succeed(verdict.certificate, g.output)
+          // else wait while executors ranked ahead may still answer and account for themselves
+          else if (verdict.waitFor.length === 0)
+            fail(
+              `${q} executors agreed, but more than ${trust.maxUnprovenSkips} ranked ahead of them gave no proof of why they did not`,
+            )
           return
         }
         best = Math.max(best, g.receipts.length)
@@ -257,7 +311,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const answered = tried.filter((a) => a.outcome === 'answered').length
       // Keep k executors answering or asked (a failure is replaced), and enough asked that a
       // quorum is still possible when receipts disagree.
-      while (next < ordered.length && (answered + inflight.size < k || inflight.size < q - best)) launch()
+      while (next < candidates.length && (answered + inflight.size < k || inflight.size < q - best)) launch()
       if (inflight.size === 0) fail(`no ${q} executors agreed and no eligible executor is left`)
     }
 

@@ -6,12 +6,20 @@
  */
 import { z } from 'zod'
 import { bytesFieldsFromJSON, bytesFieldsToJSON } from '../encoding/index.ts'
-import { CovenantError, type ErrorCode, ErrorJSONSchema } from '../errors/index.ts'
+import { CovenantError, type ErrorCode, ErrorJSONSchema, issueCode } from '../errors/index.ts'
 import { SignatureJSONSchema } from '../keys/index.ts'
-import { type Certificate, CertificateSchema, type Conflict, ConflictSchema } from './certificate.ts'
+import {
+  type Certificate,
+  CertificateSchema,
+  type Conflict,
+  ConflictSchema,
+  MAX_SKIPPED,
+  SkippedSchema,
+} from './certificate.ts'
 import { Sha256HexSchema } from './fields.ts'
 import type { Attempt } from './invoke.ts'
 import { type Receipt, ReceiptSchema } from './receipt.ts'
+import { RefusalSchema } from './refusal.ts'
 import { MAX_REPLICAS, type SignedRequest, SignedRequestSchema } from './request.ts'
 
 export const SignedRequestJSONSchema = SignedRequestSchema.extend({ signature: SignatureJSONSchema })
@@ -20,15 +28,22 @@ export type SignedRequestJSON = z.infer<typeof SignedRequestJSONSchema>
 export const ReceiptJSONSchema = ReceiptSchema.extend({ signature: SignatureJSONSchema })
 export type ReceiptJSON = z.infer<typeof ReceiptJSONSchema>
 
-const receiptsJSON = z.array(ReceiptJSONSchema).min(1).max(MAX_REPLICAS)
+const SkippedJSONSchema = SkippedSchema.extend({
+  refusal: RefusalSchema.extend({ signature: SignatureJSONSchema }).optional(),
+  receipt: ReceiptJSONSchema.optional(),
+})
 
 export const CertificateJSONSchema = CertificateSchema.extend({
   request: SignedRequestJSONSchema,
-  receipts: receiptsJSON,
+  receipts: z.array(ReceiptJSONSchema).min(1).max(MAX_REPLICAS),
+  skipped: z.array(SkippedJSONSchema).max(MAX_SKIPPED),
 })
 export type CertificateJSON = z.infer<typeof CertificateJSONSchema>
 
-export const ConflictJSONSchema = ConflictSchema.extend({ receipt: ReceiptJSONSchema, agreed: receiptsJSON })
+export const ConflictJSONSchema = ConflictSchema.extend({
+  receipt: ReceiptJSONSchema,
+  certificate: CertificateJSONSchema,
+})
 export type ConflictJSON = z.infer<typeof ConflictJSONSchema>
 
 /** What came of asking one executor; see `Attempt` (invoke.ts). */
@@ -57,18 +72,32 @@ export const AttemptSchema = z.strictObject({
 
 /** Where the bytes are in each value's JSON form, for {@link bytesFieldsFromJSON}. */
 const REQUEST_BYTES = ['signature']
-const CERTIFICATE_BYTES = ['request.signature', 'receipts[].signature']
-const CONFLICT_BYTES = ['receipt.signature', 'agreed[].signature']
+const CERTIFICATE_BYTES = [
+  'request.signature',
+  'receipts[].signature',
+  'skipped[].refusal.signature',
+  'skipped[].receipt.signature',
+]
+const CONFLICT_BYTES = ['receipt.signature', ...CERTIFICATE_BYTES.map((p) => `certificate.${p}`)]
 
+/**
+ * Reads a JSON form with `schema`; a refusal is `code`, or with `ownCodes` the code a failed check
+ * names for itself (INVALID_KEY_ID), as where the value itself is parsed.
+ */
 function fromJSON<S extends z.ZodType>(
   schema: S,
   json: unknown,
   paths: readonly string[],
   code: ErrorCode,
   what: string,
+  ownCodes = false,
 ): z.output<S> {
   const parsed = schema.safeParse(bytesFieldsFromJSON(json, paths))
-  if (!parsed.success) throw new CovenantError(code, `malformed ${what}: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success)
+    throw new CovenantError(
+      ownCodes ? issueCode(parsed.error, code) : code,
+      `malformed ${what}: ${z.prettifyError(parsed.error)}`,
+    )
   return parsed.data
 }
 
@@ -77,9 +106,12 @@ export function requestToJSON(request: SignedRequest): SignedRequestJSON {
   return bytesFieldsToJSON(request)
 }
 
-/** Reads a signed request from its JSON form; shape only (INVALID_REQUEST), check it with verifyRequest. */
+/**
+ * Reads a signed request from its JSON form; shape only (INVALID_REQUEST, INVALID_KEY_ID), check it
+ * with verifyRequest.
+ */
 export function requestFromJSON(json: unknown): SignedRequest {
-  return fromJSON(SignedRequestSchema, json, REQUEST_BYTES, 'INVALID_REQUEST', 'request')
+  return fromJSON(SignedRequestSchema, json, REQUEST_BYTES, 'INVALID_REQUEST', 'request', true)
 }
 
 export function receiptToJSON(receipt: Receipt): ReceiptJSON {

@@ -1,16 +1,22 @@
 /**
  * The output of one execution and its hash — the thing executors agree on.
  *
+ * The value travels as `json`, the JSON text the sandbox produced, never re-encoded: every
+ * executor runs the same QuickJS build, so the text (key order included) is the same everywhere,
+ * and a caller gets the value the function returned whichever node answers. A DAG-CBOR map would
+ * sort its keys on the way.
+ *
  * outputHash = lower-case hex of sha2-256 over the DAG-CBOR encoding of exactly
- * `{ value, logs, error }` where `value` is the JSON value returned (`null` when the call failed or
- * returned nothing), `logs` the lines the function logged, in order, and `error` is `null` or
- * `{ code, message }` (no details, no stack). DAG-CBOR sorts map keys, so the bytes are canonical.
+ * `{ json, logs, error }` where `json` is that text (`"null"` when the call failed or returned
+ * nothing), `logs` the lines the function logged, in order, and `error` is `null` or
+ * `{ code, message }` (no details, no stack).
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import { toHex } from '../encoding/index.ts'
+import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes } from '../keys/index.ts'
-import { JsonValueSchema } from './fields.ts'
+import { type JsonValue, MAX_JSON_BYTES } from './fields.ts'
 
 /** Logs are bounded on the wire by count and by line; the sandbox bounds their total. */
 export const MAX_LOG_LINES = 10_000
@@ -22,17 +28,17 @@ export const OutputErrorSchema = z.strictObject({
 })
 export type OutputError = z.infer<typeof OutputErrorSchema>
 
-// The value's size is bounded by the sandbox (1 MiB of JSON) and by the reply frame.
+// The text's size is bounded by the sandbox (1 MiB of UTF-8) and so in characters too.
 export const OutputSchema = z.strictObject({
-  value: JsonValueSchema,
+  json: z.string().min(1).max(MAX_JSON_BYTES),
   logs: z.array(z.string().max(MAX_LOG_LINE_CHARS)).max(MAX_LOG_LINES),
   error: OutputErrorSchema.nullable(),
 })
 export type Output = z.infer<typeof OutputSchema>
 
-/** What a caller of {@link outputHash} may pass: `value` may be missing and `error` may carry more. */
+/** What a caller of {@link outputHash} may pass: `error` may be missing or carry more. */
 export interface OutputLike {
-  value?: unknown
+  json: string
   logs: readonly string[]
   error?: { code: string; message: string } | null
 }
@@ -40,10 +46,19 @@ export interface OutputLike {
 /** The canonical form that is hashed: see the module comment. */
 export function canonicalOutput(output: OutputLike): Output {
   const error = output.error == null ? null : { code: output.error.code, message: output.error.message }
-  return { value: (output.value ?? null) as Output['value'], logs: [...output.logs], error }
+  return { json: output.json, logs: [...output.logs], error }
 }
 
-/** Hex sha2-256 of the DAG-CBOR of the canonical output. Throws if `value` is not DAG-CBOR-encodable. */
+/** Hex sha2-256 of the DAG-CBOR of the canonical output. */
 export function outputHash(output: OutputLike): string {
   return toHex(sha256(canonicalBytes(canonicalOutput(output))))
+}
+
+/** The value an output carries: its JSON text parsed (key order kept). PROTOCOL_ERROR if it is not JSON. */
+export function outputValue(output: Pick<OutputLike, 'json'>): JsonValue {
+  try {
+    return JSON.parse(output.json) as JsonValue
+  } catch (err) {
+    throw new CovenantError('PROTOCOL_ERROR', 'the output is not JSON text', { cause: err })
+  }
 }

@@ -3,12 +3,13 @@
  * under covenant version V, on sandbox build B".
  */
 import { z } from 'zod'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, issueCode } from '../errors/index.ts'
 import { keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import { cidString, KeyIdSchema, SafeUintSchema, Sha256HexSchema, SignatureSchema } from './fields.ts'
 
 const ReceiptBodyShape = {
-  v: z.literal(1),
+  /** 2: `outputHash` covers the output's JSON text (output.ts) */
+  v: z.literal(2),
   /** the request id */
   request: cidString('dag-cbor'),
   outputHash: Sha256HexSchema,
@@ -33,7 +34,7 @@ export type Receipt = z.infer<typeof ReceiptSchema>
 export type ReceiptInit = Omit<ReceiptBody, 'v' | 'executor'>
 
 export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
-  const body = ReceiptBodySchema.safeParse({ v: 1, ...init, executor: keyId(key) })
+  const body = ReceiptBodySchema.safeParse({ v: 2, ...init, executor: keyId(key) })
   if (!body.success)
     throw new CovenantError('INVALID_INPUT', `invalid receipt: ${z.prettifyError(body.error)}`)
   return { ...body.data, signature: signValue(key, body.data) }
@@ -41,14 +42,30 @@ export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
 
 /**
  * Checks a receipt's shape and its executor's signature; returns it parsed. Throws
- * PROTOCOL_ERROR for a malformed receipt and INVALID_SIGNATURE for a bad signature.
+ * PROTOCOL_ERROR for a malformed receipt (INVALID_KEY_ID for an executor id in another spelling)
+ * and INVALID_SIGNATURE for a bad signature.
  */
 export function verifyReceipt(value: unknown): Receipt {
-  const parsed = ReceiptSchema.safeParse(value)
+  return verifyExecutorSigned(ReceiptSchema, value, 'receipt')
+}
+
+/**
+ * Parses an executor's signed statement (a receipt, a refusal) with `schema` (PROTOCOL_ERROR, or
+ * INVALID_KEY_ID) and checks that its `executor` signed it (INVALID_SIGNATURE).
+ */
+export function verifyExecutorSigned<T extends { executor: string; signature: Uint8Array }>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  what: string,
+): T {
+  const parsed = schema.safeParse(value)
   if (!parsed.success)
-    throw new CovenantError('PROTOCOL_ERROR', `invalid receipt: ${z.prettifyError(parsed.error)}`)
+    throw new CovenantError(
+      issueCode(parsed.error, 'PROTOCOL_ERROR'),
+      `invalid ${what}: ${z.prettifyError(parsed.error)}`,
+    )
   const { signature, ...body } = parsed.data
   if (!verifyValue(body.executor, body, signature))
-    throw new CovenantError('INVALID_SIGNATURE', `the receipt is not signed by its executor ${body.executor}`)
+    throw new CovenantError('INVALID_SIGNATURE', `the ${what} is not signed by its executor ${body.executor}`)
   return parsed.data
 }

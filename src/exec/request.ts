@@ -1,11 +1,12 @@
 /**
  * The invocation request: what a caller signs, and its id (the CID of the signed request's
- * DAG-CBOR bytes). The id seeds the sandbox, so every executor computes the same thing.
+ * DAG-CBOR bytes). The id seeds the sandbox, so every executor computes the same thing; who
+ * executes follows from the request's ticket (ticket.ts), not from its id.
  */
 import { z } from 'zod'
-import { type CID, cidForBytes, parseCid } from '../content/index.ts'
+import { type CID, cidForBytes } from '../content/index.ts'
 import { toHex } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, issueCode } from '../errors/index.ts'
 import { canonicalBytes, keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts'
 import { LIMIT_RANGES } from '../sandbox/index.ts'
 import {
@@ -17,6 +18,7 @@ import {
   SafeUintSchema,
   SignatureSchema,
 } from './fields.ts'
+import { checkTicket, TicketSchema, ticketFor } from './ticket.ts'
 
 /** Default replicas *k* and quorum *q*. */
 export const DEFAULT_REPLICAS = 3
@@ -26,40 +28,64 @@ export const MAX_REPLICAS = 16
 
 const MiB = 1024 * 1024
 const { fuel, memoryBytes, timeoutMs } = LIMIT_RANGES
+
 /**
- * Default per-call limits a request asks for: the sandbox's defaults (fuel in its deterministic
- * ticks, about one second of work). A covenant may allow less, which excludes that node.
+ * The limits a request may ask for, each one of a few tiers: a request cannot name a limit just
+ * above what most covenants allow (say `memoryMiB: 65`) to leave only the few permissive nodes
+ * eligible. A covenant's maximum admits every tier up to it. Fuel is in the sandbox's
+ * deterministic ticks (2000 ≈ one second of work), the wall clock per executor in ms.
+ */
+export const LIMIT_TIERS = Object.freeze({
+  fuel: Object.freeze([
+    200,
+    2_000,
+    20_000,
+    200_000,
+    2_000_000,
+    20_000_000,
+    200_000_000,
+    fuel.max,
+  ]) as readonly number[],
+  memoryMiB: Object.freeze([16, 32, 64, 128, 256, 512, memoryBytes.max / MiB]) as readonly number[],
+  timeoutMs: Object.freeze([1_000, 5_000, 30_000, 120_000, timeoutMs.max]) as readonly number[],
+})
+
+/**
+ * Default per-call limits a request asks for: the sandbox's defaults (each a tier), which a default
+ * executing covenant accepts. A covenant may allow less, which excludes that node.
  */
 export const DEFAULT_REQUEST_LIMITS = Object.freeze({
   fuel: fuel.default,
   memoryMiB: memoryBytes.default / MiB,
   timeoutMs: timeoutMs.default,
 })
-/** The range the sandbox can enforce, in a request's units. */
-export const MIN_MEMORY_MIB = memoryBytes.min / MiB
-export const MAX_MEMORY_MIB = memoryBytes.max / MiB
-export const MIN_TIMEOUT_MS = timeoutMs.min
-export const MAX_TIMEOUT_MS = timeoutMs.max
-export const MAX_FUEL = fuel.max
-/** A deadline further ahead than this is refused: it would let a request be replayed for long. */
+/** A deadline further ahead of the timestamp than this is refused: it would let a request live long. */
 export const MAX_DEADLINE_AHEAD_MS = 15 * 60_000
-/** How far a request's timestamp may lie in the future of the checker's clock. */
+/** How far a request's timestamp may lie from the checker's clock, beyond the deadline window. */
 export const MAX_CLOCK_SKEW_MS = 60_000
 
+function tier(name: keyof typeof LIMIT_TIERS) {
+  const tiers = LIMIT_TIERS[name]
+  return z.number().refine((v) => tiers.includes(v), `${name} must be one of the tiers ${tiers.join(', ')}`)
+}
+
 const RequestBodyShape = {
-  v: z.literal(1),
+  v: z.literal(2),
   /** the manifest CID naming the function (dag-cbor) */
   fn: cidString('dag-cbor'),
   export: ExportNameSchema,
   args: z.array(z.unknown()).max(65_536).refine(isJsonValue, 'args must be JSON values'),
-  fuel: z.number().int().min(fuel.min).max(MAX_FUEL),
-  memoryMiB: z.number().int().min(MIN_MEMORY_MIB).max(MAX_MEMORY_MIB),
-  timeoutMs: z.number().int().min(MIN_TIMEOUT_MS).max(MAX_TIMEOUT_MS),
+  fuel: tier('fuel'),
+  memoryMiB: tier('memoryMiB'),
+  timeoutMs: tier('timeoutMs'),
   /** ms since the epoch after which no executor runs it and no caller waits */
   deadline: SafeUintSchema,
   k: z.number().int().min(1).max(MAX_REPLICAS),
   q: z.number().int().min(1).max(MAX_REPLICAS),
+  /** makes two otherwise identical calls two requests; selection does not depend on it */
   nonce: z.string().min(8).max(128),
+  /** the caller's proof of work for this hour; selection depends on it */
+  ticket: TicketSchema,
   /** ms since the epoch; the sandbox's clock reads this */
   timestamp: SafeUintSchema,
   caller: KeyIdSchema,
@@ -80,11 +106,13 @@ export const ExecRequestInitSchema = z.strictObject({
   fuel: z.number().default(DEFAULT_REQUEST_LIMITS.fuel),
   memoryMiB: z.number().default(DEFAULT_REQUEST_LIMITS.memoryMiB),
   timeoutMs: z.number().default(DEFAULT_REQUEST_LIMITS.timeoutMs),
-  /** default: timestamp + max(30 s, 3 × timeoutMs), room for replacing slow executors */
+  /** default: timestamp + max(30 s, 3 × timeoutMs), at most 15 min: room for replacing slow executors */
   deadline: z.number().optional(),
   k: z.number().default(DEFAULT_REPLICAS),
   q: z.number().default(DEFAULT_QUORUM),
   nonce: z.string().optional(),
+  /** default: the caller's ticket for this hour, minted (and kept in memory) on first use */
+  ticket: TicketSchema.optional(),
   timestamp: z.number().optional(),
 })
 export type ExecRequestInit = z.input<typeof ExecRequestInitSchema>
@@ -94,17 +122,12 @@ export function requestId(request: SignedRequest): string {
   return cidForBytes(canonicalBytes(request), 'dag-cbor').toString()
 }
 
-/** The bytes executor selection measures XOR distance from: the request id's binary CID. */
-export function requestIdBytes(id: string): Uint8Array {
-  return parseCid(id).bytes
-}
-
 function randomNonce(): string {
   return toHex(crypto.getRandomValues(new Uint8Array(16)))
 }
 
 function invalid(error: z.ZodError, what: string): CovenantError {
-  return new CovenantError('INVALID_REQUEST', `${what}: ${z.prettifyError(error)}`, {
+  return new CovenantError(issueCode(error, 'INVALID_REQUEST'), `${what}: ${z.prettifyError(error)}`, {
     details: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
   })
 }
@@ -115,8 +138,10 @@ function unsigned(request: SignedRequest): RequestBody {
 }
 
 /**
- * Checks what does not depend on a clock: the shape, the caller's signature, q ≤ k and the size of
- * the arguments. Certificates are checked with this long after the deadline.
+ * Checks what does not depend on a clock: the shape (limits on their tiers, key ids canonical:
+ * INVALID_KEY_ID), the caller's signature, q ≤ k, a deadline after the timestamp and at most
+ * {@link MAX_DEADLINE_AHEAD_MS} after it, the ticket, and the size of the arguments. Certificates
+ * are checked with this long after the deadline.
  */
 export function checkRequest(value: unknown): { request: SignedRequest; id: string } {
   const parsed = SignedRequestSchema.safeParse(value)
@@ -126,6 +151,11 @@ export function checkRequest(value: unknown): { request: SignedRequest; id: stri
     throw new CovenantError('INVALID_REQUEST', `quorum q=${request.q} is larger than replicas k=${request.k}`)
   if (request.deadline <= request.timestamp)
     throw new CovenantError('INVALID_REQUEST', 'the deadline is not after the timestamp')
+  if (request.deadline - request.timestamp > MAX_DEADLINE_AHEAD_MS)
+    throw new CovenantError(
+      'INVALID_REQUEST',
+      `the deadline is more than ${MAX_DEADLINE_AHEAD_MS} ms after the timestamp`,
+    )
   let bytes: Uint8Array
   try {
     bytes = canonicalBytes(request)
@@ -135,31 +165,36 @@ export function checkRequest(value: unknown): { request: SignedRequest; id: stri
   const argsBytes = canonicalBytes(request.args).length
   if (argsBytes > MAX_JSON_BYTES)
     throw new CovenantError('INVALID_REQUEST', `args are ${argsBytes} bytes, more than ${MAX_JSON_BYTES}`)
+  checkTicket(request.caller, request.ticket, request.timestamp)
   if (!verifyValue(request.caller, unsigned(request), request.signature))
     throw new CovenantError('INVALID_SIGNATURE', `the request is not signed by its caller ${request.caller}`)
   return { request, id: cidForBytes(bytes, 'dag-cbor').toString() }
 }
 
 /**
- * Checks a request received from elsewhere at time `now`: everything {@link checkRequest} does,
- * plus that the deadline has not passed (DEADLINE_EXCEEDED), is not absurdly far ahead and the
- * timestamp is not from the future (INVALID_REQUEST).
+ * Checks a request's times against the clock `now`: the deadline has not passed
+ * (DEADLINE_EXCEEDED), and the timestamp is within {@link MAX_CLOCK_SKEW_MS} of the future and
+ * not older than the longest deadline window allows (INVALID_REQUEST).
  */
-export function verifyRequest(
-  value: unknown,
-  now: number = Date.now(),
-): { request: SignedRequest; id: string } {
-  const checked = checkRequest(value)
-  const { request } = checked
+export function checkRequestTime(request: RequestBody, now: number): void {
   if (request.deadline <= now)
     throw new CovenantError(
       'DEADLINE_EXCEEDED',
       `the request deadline passed ${now - request.deadline} ms ago`,
     )
-  if (request.deadline > now + MAX_DEADLINE_AHEAD_MS)
-    throw new CovenantError('INVALID_REQUEST', `the deadline is more than ${MAX_DEADLINE_AHEAD_MS} ms ahead`)
   if (request.timestamp > now + MAX_CLOCK_SKEW_MS)
     throw new CovenantError('INVALID_REQUEST', 'the request timestamp is in the future')
+  if (request.timestamp < now - MAX_DEADLINE_AHEAD_MS - MAX_CLOCK_SKEW_MS)
+    throw new CovenantError('INVALID_REQUEST', 'the request timestamp is too old')
+}
+
+/** Checks a request received from elsewhere at time `now`: {@link checkRequest}, then {@link checkRequestTime}. */
+export function verifyRequest(
+  value: unknown,
+  now: number = Date.now(),
+): { request: SignedRequest; id: string } {
+  const checked = checkRequest(value)
+  checkRequestTime(checked.request, now)
   return checked
 }
 
@@ -173,20 +208,22 @@ export function createRequest(
   if (!parsed.success) throw invalid(parsed.error, 'invalid request options')
   const i = parsed.data
   const timestamp = i.timestamp ?? now
+  const caller = keyId(key)
   const body = {
-    v: 1 as const,
+    v: 2 as const,
     fn: typeof i.fn === 'string' ? i.fn : i.fn.toString(),
     export: i.export,
     args: i.args,
     fuel: i.fuel,
     memoryMiB: i.memoryMiB,
     timeoutMs: i.timeoutMs,
-    deadline: i.deadline ?? timestamp + Math.max(30_000, 3 * i.timeoutMs),
+    deadline: i.deadline ?? timestamp + Math.min(MAX_DEADLINE_AHEAD_MS, Math.max(30_000, 3 * i.timeoutMs)),
     k: i.k,
     q: i.q,
     nonce: i.nonce ?? randomNonce(),
+    ticket: i.ticket ?? ticketFor(caller, timestamp),
     timestamp,
-    caller: keyId(key),
+    caller,
   }
   const checkedBody = RequestBodySchema.safeParse(body)
   if (!checkedBody.success) throw invalid(checkedBody.error, 'invalid request')

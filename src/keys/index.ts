@@ -122,17 +122,56 @@ export function verifyValue(signerId: string, value: unknown, signature: Uint8Ar
   return verifyBytes(signerId, bytes, signature)
 }
 
-/** True if `id` is a well-formed Ed25519 key id. */
-export function isKeyId(id: string): boolean {
+const MAX_KEY_ID_TEXT = 128
+
+/**
+ * The one spelling of the key named by `text`, if `text` names an Ed25519 key in any spelling
+ * libp2p reads (base58btc `12D3KooW…`, CIDv1 `bafz…` in base32 or `k51…` in base36).
+ */
+function spellingOf(text: unknown): { canonical: string } | undefined {
+  if (typeof text !== 'string' || text.length > MAX_KEY_ID_TEXT) return undefined
   try {
-    return peerIdFromString(id).type === 'Ed25519'
+    const peer = peerIdFromString(text)
+    return peer.type === 'Ed25519' ? { canonical: peer.toString() } : undefined
   } catch {
-    return false
+    return undefined
   }
 }
 
-/** A key id in a message: a well-formed Ed25519 peer id string. */
-export const KeyIdSchema = z.string().max(128).refine(isKeyId, 'expected an Ed25519 key id')
+/**
+ * True if `id` is an Ed25519 key id in its one canonical spelling: the libp2p peer id in base58btc
+ * (`12D3KooW…`), as {@link keyId} writes it. libp2p also reads the same key from its CIDv1
+ * spellings; Covenant does not, so a key id can be compared, counted and stored as a string and
+ * one key can never pass for several.
+ */
+export function isKeyId(id: unknown): id is string {
+  return spellingOf(id)?.canonical === id
+}
+
+/**
+ * Returns `text` if it is a canonical key id; throws INVALID_KEY_ID otherwise, naming the
+ * canonical spelling when `text` is another spelling of a key.
+ */
+export function canonicalKeyId(text: unknown): string {
+  const spelling = spellingOf(text)
+  if (spelling?.canonical === text) return text as string
+  const shown = JSON.stringify(String(text).slice(0, MAX_KEY_ID_TEXT))
+  throw new CovenantError(
+    'INVALID_KEY_ID',
+    spelling === undefined
+      ? `${shown} is not an Ed25519 key id`
+      : `${shown} is another spelling of the key ${spelling.canonical}: only that spelling is accepted`,
+  )
+}
+
+/**
+ * A key id in a message: an Ed25519 key id in its canonical spelling. A refusal names
+ * INVALID_KEY_ID (see `issueCode` in errors), whatever the message's own refusal code.
+ */
+export const KeyIdSchema = z.string().refine(isKeyId, {
+  message: 'expected an Ed25519 key id in its one canonical spelling (base58btc, 12D3KooW…)',
+  params: { code: 'INVALID_KEY_ID' },
+})
 
 /** An Ed25519 signature: 64 bytes. */
 export const SignatureSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 64, {

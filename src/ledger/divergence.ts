@@ -4,7 +4,7 @@
  * through a host API, an iteration order, a race between promises). Pure: no clock, no I/O.
  */
 import { z } from 'zod'
-import { type OutputLike, outputHash } from '../exec/index.ts'
+import { type OutputLike, outputHash, outputValue } from '../exec/index.ts'
 
 /** Characters of each differing value shown; enough to recognise it, never a whole output. */
 const SNIPPET_CHARS = 120
@@ -23,7 +23,11 @@ export const DivergenceReportSchema = z.strictObject({
     z.strictObject({
       outputHash: z.string(),
       path: z.string(),
-      /** the reference's value at `path` (JSON, shortened), or `(absent)` */
+      /**
+       * the reference's value at `path` (JSON, shortened), or `(absent)`; where only the key order
+       * differs, the object's keys in order with their values elided (`{"a":…,"b":…}`); where only
+       * the JSON text differs (`1.0` and `1`), the text
+       */
       expected: z.string(),
       /** this output's value there */
       actual: z.string(),
@@ -52,21 +56,34 @@ function kind(v: unknown): string {
   return typeof v
 }
 
+/** Where two values differ: `a` and `b` are their values at `path`, or with `order`, the two objects there. */
+export interface Difference {
+  path: string
+  a: unknown
+  b: unknown
+  /** the objects at `path` hold equal values under the same keys, in another order */
+  order?: true
+}
+
+function sameOrder(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((key, i) => b[i] === key)
+}
+
+type Step = { a: unknown; b: unknown; path: string } | { found: Difference }
+
 /**
- * The first JSON path at which `a` and `b` differ, depth first; `undefined` if they are equal. A
- * side that lacks the key or index is `undefined` in the answer.
- * Object keys are visited in sorted order, as the output hash (DAG-CBOR) sorts them, so two
- * outputs that differ only in key order are equal here as they are there. Iterative: an output is
- * at most 256 levels deep, but a walker of hostile input keeps its own stack anyway.
+ * The first JSON path at which `a` and `b` differ, depth first in `a`'s order (its keys as they
+ * come, then keys only `b` has); `undefined` if they are equal. A side that lacks the key or index
+ * is `undefined` in the answer. Key order counts, as it does in the output hash (the JSON text is
+ * hashed as it is): objects with equal values under the same keys in another order differ at
+ * their own path, with `order` set. Iterative: an output is at most 256 levels deep, but a walker
+ * of hostile input keeps its own stack anyway.
  */
-export function firstDifference(
-  a: unknown,
-  b: unknown,
-  root = '$',
-): { path: string; a: unknown; b: unknown } | undefined {
-  const stack: Array<{ a: unknown; b: unknown; path: string }> = [{ a, b, path: root }]
+export function firstDifference(a: unknown, b: unknown, root = '$'): Difference | undefined {
+  const stack: Step[] = [{ a, b, path: root }]
   while (stack.length > 0) {
     const next = stack.pop()!
+    if ('found' in next) return next.found
     const ka = kind(next.a)
     if (ka !== kind(next.b)) return next
     if (ka === 'array') {
@@ -78,8 +95,13 @@ export function firstDifference(
     } else if (ka === 'object') {
       const oa = next.a as Record<string, unknown>
       const ob = next.b as Record<string, unknown>
-      const keys = [...new Set([...Object.keys(oa), ...Object.keys(ob)])].sort().reverse()
-      for (const key of keys) {
+      const keysA = Object.keys(oa)
+      const keysB = Object.keys(ob)
+      // Under the values, so it is reached only if every value (and so every key) matched.
+      if (!sameOrder(keysA, keysB)) stack.push({ found: { path: next.path, a: oa, b: ob, order: true } })
+      const keys = [...keysA, ...keysB.filter((key) => !Object.hasOwn(oa, key))]
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i]
         // An absent key reads as undefined, which no JSON value is: a difference at that key.
         const a = Object.hasOwn(oa, key) ? oa[key] : undefined
         const b = Object.hasOwn(ob, key) ? ob[key] : undefined
@@ -90,28 +112,46 @@ export function firstDifference(
   return undefined
 }
 
+function shorten(text: string): string {
+  return text.length > SNIPPET_CHARS ? `${text.slice(0, SNIPPET_CHARS - 1)}…` : text
+}
+
 function snippet(v: unknown): string {
   if (v === undefined) return '(absent)'
-  const text = JSON.stringify(v) ?? String(v)
-  return text.length > SNIPPET_CHARS ? `${text.slice(0, SNIPPET_CHARS - 1)}…` : text
+  return shorten(JSON.stringify(v) ?? String(v))
+}
+
+/** An object's keys in their order, values elided: `{"b":…,"a":…}`. */
+function keyOrder(v: unknown): string {
+  return shorten(
+    `{${Object.keys(v as object)
+      .map((key) => `${JSON.stringify(key)}:…`)
+      .join(',')}}`,
+  )
 }
 
 /** The parts of an output in the order a reader looks for a cause: did it fail, what did it return, what did it log. */
 function comparable(output: OutputLike): Record<string, unknown> {
   const error = output.error == null ? null : { code: output.error.code, message: output.error.message }
-  return { error, value: output.value ?? null, logs: [...output.logs] }
+  return { error, value: outputValue(output), logs: [...output.logs] }
 }
 
+/** Where `other` first departs from `reference`, as the report shows it; `undefined` if nowhere. */
 function differenceOf(
   reference: OutputLike,
   other: OutputLike,
-): { path: string; a: unknown; b: unknown } | undefined {
+): { path: string; expected: string; actual: string } | undefined {
   const a = comparable(reference)
   const b = comparable(other)
   for (const part of ['error', 'value', 'logs'] as const) {
     const d = firstDifference(a[part], b[part], `$.${part}`)
-    if (d !== undefined) return d
+    if (d?.order) return { path: d.path, expected: keyOrder(d.a), actual: keyOrder(d.b) }
+    if (d !== undefined) return { path: d.path, expected: snippet(d.a), actual: snippet(d.b) }
   }
+  // Equal values in other texts (`1.0` and `1`, spaces): not what the sandbox writes, but a text
+  // an executor signed all the same, and the texts are what differs.
+  if (reference.json !== other.json)
+    return { path: '$.value', expected: shorten(reference.json), actual: shorten(other.json) }
   return undefined
 }
 
@@ -136,8 +176,9 @@ export function divergenceReport(
     let hash: string
     try {
       hash = outputHash(output)
+      outputValue(output)
     } catch {
-      continue // not an output any receipt can name
+      continue // not an output any executor writes: it cannot be hashed, or its text is not JSON
     }
     if (!byHash.has(hash)) byHash.set(hash, output)
   }
@@ -155,10 +196,9 @@ export function divergenceReport(
   for (const [hash] of ordered.slice(1)) {
     const output = byHash.get(hash)
     if (referenceOutput === undefined || output === undefined) continue
+    // Outputs under different hashes always differ somewhere: in a part, or in the JSON text.
     const d = differenceOf(referenceOutput, output)
-    // Equal parts under different hashes cannot happen for outputs that hash to their receipts.
-    if (d !== undefined)
-      differences.push({ outputHash: hash, path: d.path, expected: snippet(d.a), actual: snippet(d.b) })
+    if (d !== undefined) differences.push({ outputHash: hash, ...d })
   }
   return {
     executors: receipts.map((r) =>

@@ -4,8 +4,9 @@
  * the payee charges certified receipts and its invoices, the payer settles with signed,
  * cumulative cheques, and the two statements reconcile. Nothing waits for anyone else.
  *
- * Network-free: every input is explicit (a key, a clock, the node's covenant, a certificate
- * verifier), so the node, the SDK and tests wire it alike. Money is whole nano-credits
+ * Network-free: every input is explicit (a key, a clock, the node's covenant, the checks of
+ * certificates and conflicts against the wiring's view of the network), so the node, the SDK and
+ * tests wire it alike. Money is whole nano-credits
  * (`formatAmount` / `parseAmount` in the covenant part). See docs/payments.md.
  *
  * @example
@@ -35,7 +36,7 @@ export {
   verifyCheque,
   verifyDeposit,
 } from './cheque.ts'
-export type { DivergenceReport, SignedOutput } from './divergence.ts'
+export type { Difference, DivergenceReport, SignedOutput } from './divergence.ts'
 export { DivergenceReportSchema, divergenceReport, firstDifference } from './divergence.ts'
 export type { Invoice, InvoiceInit } from './invoice.ts'
 export {
@@ -48,7 +49,7 @@ export {
   signInvoice,
   verifyInvoice,
 } from './invoice.ts'
-export type { ChargeRecord, SideInit } from './ledger-db.ts'
+export type { ChargeRecord, SideInit, SideVerifiers } from './ledger-db.ts'
 export type {
   Admission,
   CertifiedCharge,

@@ -8,12 +8,7 @@ import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
-import {
-  type Certificate,
-  type Conflict,
-  verifyCertificate as verifyCertificateDefault,
-  verifyConflict as verifyConflictDefault,
-} from '../exec/index.ts'
+import type { Certificate, Conflict } from '../exec/index.ts'
 import { DAY_MS } from './pricing.ts'
 
 export const HOUR_MS = 3_600_000
@@ -41,18 +36,24 @@ export const sideOptionsShape = {
     .default(30 * DAY_MS),
 }
 
+/**
+ * How a side checks what it is handed. A certificate or conflict proves something only against a
+ * view of the network (see exec's `verifyCertificate`), which the wiring holds and the ledger does
+ * not, so there is no default: the node passes exec's checks against its peer table and the
+ * function's manifest (looked up by the request's `fn`), with the trust it sets (`minQuorum`…);
+ * the SDK may pass one that trusts a certificate it has just checked itself.
+ */
+export interface SideVerifiers {
+  /** checks a certificate (INVALID_CERTIFICATE) and returns it parsed */
+  verifyCertificate: (value: unknown) => Certificate
+  /** checks conflict evidence (INVALID_CONFLICT) and returns it parsed */
+  verifyConflict: (value: unknown) => Conflict
+}
+
 /** What both sides are given besides their options. */
-export interface SideInit {
+export interface SideInit extends SideVerifiers {
   /** @default Date.now */
   now?: () => number
-  /**
-   * checks a certificate handed in (INVALID_CERTIFICATE); the node passes one that also checks
-   * selection, the SDK may pass one that trusts a certificate it has just checked itself
-   * @default exec's verifyCertificate
-   */
-  verifyCertificate?: (value: unknown) => Certificate
-  /** checks conflict evidence (INVALID_CONFLICT) @default exec's verifyConflict */
-  verifyConflict?: (value: unknown) => Conflict
 }
 
 /** One charge in a history. All amounts in ncr. */
@@ -67,11 +68,9 @@ export interface ChargeRecord {
   at: number
 }
 
-export interface LedgerSide {
+export interface LedgerSide extends SideVerifiers {
   db: DatabaseSync
   now: () => number
-  verifyCertificate: (value: unknown) => Certificate
-  verifyConflict: (value: unknown) => Conflict
   /** runs `body` in one IMMEDIATE transaction: all of it is written, or none */
   transaction<T>(body: () => T): T
   /** forgets charges past their keep-until time; at most once an hour */
@@ -132,8 +131,8 @@ export function openSide(
   const side: LedgerSide = {
     db,
     now,
-    verifyCertificate: init.verifyCertificate ?? ((v) => verifyCertificateDefault(v).certificate),
-    verifyConflict: init.verifyConflict ?? ((v) => verifyConflictDefault(v).conflict),
+    verifyCertificate: init.verifyCertificate,
+    verifyConflict: init.verifyConflict,
     transaction,
     prune() {
       const t = now()

@@ -532,9 +532,9 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
       const mine = certificate.receipts.find((r) => r.executor === payee)
       if (mine === undefined) return result('not-in-certificate')
       for (const c of evidence.conflicts ?? []) {
-        const conflict = verifyConflict(c)
+        const { receipt } = verifyConflict(c)
         // Evidence against this node for this request is signed by this node: it cannot deny it.
-        if (conflict.executor === payee && conflict.request === request) return result('accused')
+        if (receipt.executor === payee && receipt.request === request) return result('accused')
       }
       const keepUntil = certificate.request.deadline + opts.certificateWindowMs
       if (now() > keepUntil) return result('stale')

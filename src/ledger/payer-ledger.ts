@@ -308,8 +308,8 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       for (const covenant of o.covenants ?? []) learn(covenant)
       const accused = new Set<string>()
       for (const c of o.conflicts ?? []) {
-        const conflict = verifyConflict(c)
-        if (conflict.request === certificate.id) accused.add(conflict.executor)
+        const { receipt } = verifyConflict(c)
+        if (receipt.request === certificate.id) accused.add(receipt.executor)
       }
       const keepUntil = certificate.request.deadline + opts.certificateWindowMs
       const stale = now() > keepUntil

@@ -1,8 +1,9 @@
 /**
  * The calls feed: every call this node executed or gatewayed, kept in memory (the last
  * `keep`) and pushed to subscribers (`GET /v1/calls`, the dashboard). The exec service reports
- * what it has at hand — the request as it came, the receipt or result, the error — and the feed
- * keeps only who, what, how much and who signed: never arguments, values, logs or messages.
+ * what it has at hand — the request as it came, the receipt or signed refusal, or the result, the
+ * error — and the feed keeps only who, what, how much and who signed: never arguments, values,
+ * logs or messages.
  */
 import type { CallEvent } from '../api/index.ts'
 import { CovenantError } from '../errors/index.ts'
@@ -102,14 +103,19 @@ export function createCallFeed(options: CallFeedOptions = {}): CallFeed {
   return {
     executed({ request, from, reply, error, ms }) {
       const fields = requestFields(request)
-      const receipt = reply?.receipt
+      const result = reply !== undefined && 'receipt' in reply ? reply : undefined
+      // A refusal is the executor's signed "I will not run it": its code is the outcome, no receipt.
+      const refusal = reply !== undefined && 'refusal' in reply ? reply.refusal : undefined
+      const receipt = result?.receipt
+      let outcome = result?.output.error?.code ?? refusal?.code ?? 'ok'
+      if (error !== undefined) outcome = codeOf(error)
       publish({
         role: 'executor',
-        request: receipt?.request ?? null,
+        request: receipt?.request ?? refusal?.request ?? null,
         ...fields,
         fuel: receipt?.fuel ?? null,
         ms: Math.round(ms),
-        outcome: error !== undefined ? codeOf(error) : (reply?.output.error?.code ?? 'ok'),
+        outcome,
         from,
         outputHash: receipt?.outputHash ?? null,
         receipts: receipt === undefined ? [] : receiptsOf([receipt]),
@@ -134,9 +140,9 @@ export function createCallFeed(options: CallFeedOptions = {}): CallFeed {
         from: null,
         outputHash: certificate?.outputHash ?? null,
         receipts: certificate === undefined ? [] : receiptsOf(certificate.receipts),
-        conflicts: (result?.conflicts ?? []).map((c) => ({
-          executor: c.executor,
-          outputHash: c.receipt.outputHash,
+        conflicts: (result?.conflicts ?? []).map(({ receipt }) => ({
+          executor: receipt.executor,
+          outputHash: receipt.outputHash,
         })),
         tried: triedOf(result?.tried ?? details?.tried),
       })

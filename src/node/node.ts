@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import pino from 'pino'
 import { z } from 'zod'
-import { openBlockStore } from '../content/index.ts'
+import { type CID, openBlockStore, parseCid } from '../content/index.ts'
 import {
   type CovenantConfig,
   CovenantConfigSchema,
@@ -16,6 +16,7 @@ import {
   type SignedCovenant,
 } from '../covenant/index.ts'
 import { CovenantError } from '../errors/index.ts'
+import { createManifestCache, createView, type View } from '../exec/index.ts'
 import { keyId, loadOrCreateKey } from '../keys/index.ts'
 import { createNet } from '../net/index.ts'
 import { createPeerTable, peerTableOptionsSchema } from '../peers/index.ts'
@@ -138,8 +139,6 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       onCorrupt: (cid, reason) => logger.error({ event: 'block-corrupt', cid, reason }),
     })
     stops.push(() => blockStore.close())
-    const conflicts = openConflictStore({ path: join(opts.dataDir, 'conflicts.db') })
-    stops.push(() => conflicts.close())
 
     const net = createNet({
       privateKey: key,
@@ -160,6 +159,16 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       { net, store: blockStore, peers, covenant, logger, registry: metrics.registry },
       { replicas: opts.replicas, repairIntervalMs: opts.repairIntervalMs },
     )
+    const getBlock = async (cid: CID) => (await storage.get(cid)).bytes
+    const manifest = createManifestCache({ getBlock: (cid) => getBlock(parseCid(cid)) })
+    // Rebuilt when a peer comes, goes or changes covenant; covenants are verified once (exec's memo).
+    let memo: View | undefined
+    peers.onChange(() => {
+      memo = undefined
+    })
+    const view = (): View => (memo ??= createView([covenant(), ...peers.live().map((p) => p.covenant)]))
+    const conflicts = openConflictStore({ path: join(opts.dataDir, 'conflicts.db'), view, manifest })
+    stops.push(() => conflicts.close())
     const http = createHttpServer({ metrics })
     stops.push(() => http.close())
 
@@ -172,7 +181,9 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       peers,
       blockStore,
       storage,
-      getBlock: async (cid) => (await storage.get(cid)).bytes,
+      getBlock,
+      manifest,
+      view,
       http,
       logger,
       metrics,

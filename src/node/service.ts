@@ -10,8 +10,9 @@
  * server listens; `start` runs once the node is up, `stop` in reverse order before the parts stop.
  */
 import type { Logger } from 'pino'
-import type { BlockStore, CID } from '../content/index.ts'
+import type { BlockStore, CID, Manifest } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
+import type { View } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import type { Net } from '../net/index.ts'
 import type { PeerTable } from '../peers/index.ts'
@@ -35,6 +36,13 @@ export interface NodeComponents {
   storage: Storage
   /** fetches a block from here or the network, checked against its CID */
   getBlock(cid: CID): Promise<Uint8Array>
+  /** a function's manifest by its CID string, fetched, checked and decoded once (cached) */
+  manifest(fn: string): Promise<Manifest>
+  /**
+   * the network as this node sees it: its own covenant and its live peers' verified covenants.
+   * Its executor, its gateway and its conflict store judge selection and certificates against it.
+   */
+  view(): View
   /** add routes with `route(http, spec, handler)`; it listens after every service was created */
   http: HttpServer
   logger: Logger

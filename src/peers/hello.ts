@@ -1,5 +1,6 @@
 /** The hello protocol's message, the same both ways. */
 import { z } from 'zod'
+import { KeyIdSchema } from '../keys/index.ts'
 
 /** Peers exchange signed covenants, listen addresses and known peers. */
 export const HELLO_PROTOCOL = '/covenant/hello/1.0.0'
@@ -10,7 +11,7 @@ const addrSchema = z.string().min(1).max(256)
 export const helloSchema = z.strictObject({
   covenant: z.unknown(),
   addrs: z.array(addrSchema).max(16),
-  peers: z.array(z.strictObject({ id: z.string().max(128), addrs: z.array(addrSchema).max(8) })).max(64),
+  peers: z.array(z.strictObject({ id: KeyIdSchema, addrs: z.array(addrSchema).max(8) })).max(64),
 })
 export type Hello = z.infer<typeof helloSchema>
 

@@ -1,7 +1,8 @@
 /**
  * The SDK in a real browser: bundled for browsers with no Node built-in left, then loaded by
  * headless Chromium from a page on another origin than the node, where it makes a caller key,
- * invokes a function on a real 3-node devnet and checks the quorum certificate itself.
+ * builds its view of a real 3-node devnet from the node URLs it is given, invokes a function and
+ * checks the quorum certificate itself.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -56,7 +57,7 @@ describe('the SDK in a browser', () => {
     let site: StaticSite | undefined
     let browser: Chromium | undefined
     let page: Page
-    let node: string
+    let nodes: string[]
     let fn: string
     const pageErrors: string[] = []
 
@@ -79,8 +80,9 @@ describe('the SDK in a browser', () => {
         name: 'add',
       })
       fn = deployed.cid
-      // the browser asks another node than the one deployed to: it must find the code on the network
-      node = devnet!.nodes[1].http
+      // the browser's gateway is another node than the one deployed to: it must find the code on
+      // the network; its view comes from all three
+      nodes = [1, 0, 2].map((i) => devnet!.nodes[i].http)
       site = await serveStatic({
         '/': { type: 'text/html; charset=utf-8', body: PAGE },
         '/covenant.js': { type: 'text/javascript; charset=utf-8', body: bundle },
@@ -96,36 +98,50 @@ describe('the SDK in a browser', () => {
       await devnet?.cleanup()
     })
 
-    it('makes a key, invokes over CORS and verifies the certificate in the page', async () => {
-      assert.notEqual(new URL(site!.origin).origin, new URL(node).origin, 'the page is cross-origin')
-      const invokeResponse = page.waitForResponse((r) => r.url() === `${node}/v1/invoke`)
+    it('makes a key, builds its view from the nodes, invokes over CORS and verifies the certificate in the page', async () => {
+      const gateway = nodes[0]
+      assert.notEqual(new URL(site!.origin).origin, new URL(gateway).origin, 'the page is cross-origin')
+      const invokeResponse = page.waitForResponse((r) => r.url() === `${gateway}/v1/invoke`)
+      const peersAsked = nodes.map((n) => page.waitForResponse((r) => r.url() === `${n}/v1/peers`))
       const got = await page.evaluate(
-        async ({ node, fn }) => {
+        async ({ nodes, fn }) => {
           const covenant = (window as unknown as { covenant: Sdk }).covenant
           const key = await covenant.generateKey()
-          const client = await covenant.connect({ node })
+          const client = await covenant.connect({ nodes })
           const result = await client.invoke(fn, 'add', [2, 40], { key, replicas: 3, quorum: 2 })
-          const verified = covenant.verifyCertificate(result.certificate, { output: result.output })
+          const verified = await client.verify(result.certificate, { output: result.output })
+          // by hand, with the view and manifest the client used
+          const view = await client.view()
+          const manifest = await client.manifest(fn)
+          const again = covenant.verifyCertificate(result.certificate, {
+            view,
+            manifest,
+            output: result.output,
+          })
           return {
             value: result.value,
-            verified: verified.ok,
+            verified: verified.ok && again.ok,
             verifiedValue: verified.value,
+            viewSize: view.peers.size,
             caller: covenant.keyId(key),
             certificate: covenant.certificateToJSON(result.certificate),
             output: result.output,
           }
         },
-        { node, fn },
+        { nodes, fn },
       )
       assert.equal(got.value, 42)
       assert.equal(got.verified, true)
       assert.equal(got.verifiedValue, 42)
+      assert.equal(got.viewSize, 3)
+      for (const asked of peersAsked) assert.equal((await asked).status(), 200)
       // signed with the key made in the page, and a certificate Node checks as well
       assert.equal(got.certificate.request.caller, got.caller)
       assert.equal(got.certificate.request.fn, fn)
       const cert = sdk.certificateFromJSON(got.certificate)
       assert.ok(cert.receipts.length >= 2)
-      assert.equal(sdk.verifyCertificate(cert, { output: got.output }).value, 42)
+      const inNode = await sdk.connect({ nodes })
+      assert.equal((await inNode.verify(cert, { output: got.output })).value, 42)
 
       const response = await invokeResponse
       assert.equal(response.status(), 200)
@@ -136,11 +152,13 @@ describe('the SDK in a browser', () => {
 
     it('rejects tampered certificates in the page', async () => {
       const codes = await page.evaluate(
-        async ({ node, fn }) => {
+        async ({ nodes, fn }) => {
           const covenant = (window as unknown as { covenant: Sdk }).covenant
           const key = await covenant.generateKey()
-          const client = await covenant.connect({ node })
+          const client = await covenant.connect({ nodes })
           const { certificate, output } = await client.invoke(fn, 'add', [1, 2], { key })
+          const view = await client.view()
+          const manifest = await client.manifest(fn)
           const codeOf = (check: () => unknown): string => {
             try {
               check()
@@ -149,29 +167,30 @@ describe('the SDK in a browser', () => {
               return (err as { code?: string }).code ?? String(err)
             }
           }
+          const verify = (c: unknown, o?: typeof output) =>
+            covenant.verifyCertificate(c, { view, manifest, output: o })
           const json = covenant.certificateToJSON(certificate)
           return {
-            honest: codeOf(() => covenant.verifyCertificate(certificate, { output })),
-            otherValue: codeOf(() =>
-              covenant.verifyCertificate(certificate, { output: { ...output, value: 4 } }),
-            ),
+            honest: codeOf(() => verify(certificate, output)),
+            otherValue: codeOf(() => verify(certificate, { ...output, json: '4' })),
             otherArgs: codeOf(() =>
-              covenant.verifyCertificate(
-                covenant.certificateFromJSON({ ...json, request: { ...json.request, args: [2, 2] } }),
-              ),
+              verify(covenant.certificateFromJSON({ ...json, request: { ...json.request, args: [2, 2] } })),
             ),
             otherFuel: codeOf(() =>
-              covenant.verifyCertificate({
+              verify({
                 ...certificate,
                 receipts: certificate.receipts.map((r, i) => (i === 0 ? { ...r, fuel: r.fuel + 1 } : r)),
               }),
             ),
             tooFewReceipts: codeOf(() =>
-              covenant.verifyCertificate({ ...certificate, receipts: certificate.receipts.slice(0, 1) }),
+              verify({ ...certificate, receipts: certificate.receipts.slice(0, 1) }),
+            ),
+            noView: codeOf(() =>
+              covenant.verifyCertificate(certificate, { view: covenant.createView([]), manifest }),
             ),
           }
         },
-        { node, fn },
+        { nodes, fn },
       )
       assert.deepEqual(codes, {
         honest: 'accepted',
@@ -179,12 +198,13 @@ describe('the SDK in a browser', () => {
         otherArgs: 'INVALID_CERTIFICATE',
         otherFuel: 'INVALID_CERTIFICATE',
         tooFewReceipts: 'INVALID_CERTIFICATE',
+        noView: 'INVALID_CERTIFICATE',
       })
     })
 
-    it('asks for what a browser lacks: a node URL and a key', async () => {
+    it('asks for what a browser lacks: node URLs and a key', async () => {
       const codes = await page.evaluate(
-        async ({ node, fn }) => {
+        async ({ nodes, fn }) => {
           const covenant = (window as unknown as { covenant: Sdk }).covenant
           const codeOf = async (run: () => Promise<unknown>): Promise<string> =>
             run().then(
@@ -193,10 +213,10 @@ describe('the SDK in a browser', () => {
             )
           return {
             noNode: await codeOf(() => covenant.connect()),
-            noKey: await codeOf(async () => (await covenant.connect({ node })).invoke(fn, 'add', [1, 1])),
+            noKey: await codeOf(async () => (await covenant.connect({ nodes })).invoke(fn, 'add', [1, 1])),
           }
         },
-        { node, fn },
+        { nodes, fn },
       )
       assert.deepEqual(codes, { noNode: 'NODE_UNREACHABLE', noKey: 'INVALID_INPUT' })
       assert.deepEqual(pageErrors, [])

@@ -6,13 +6,21 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { connect, defaultKeyPath, generateKey, loadCallerKey } from '../../src/client/index.ts'
+import {
+  CovenantClient,
+  connect,
+  defaultKeyPath,
+  generateKey,
+  loadCallerKey,
+} from '../../src/client/index.ts'
 import { cidForBytes, createManifest } from '../../src/content/index.ts'
 import { signedCovenantFromJSON } from '../../src/covenant/index.ts'
+import { DEVNET_COVENANT } from '../../src/devnet/index.ts'
 import { toBase64 } from '../../src/encoding/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
 import { keyId } from '../../src/keys/index.ts'
 import { type CovenantNode, createNode } from '../../src/node/index.ts'
+import { waitFor } from '../fixtures/network.ts'
 
 describe('client SDK', () => {
   let dir: string
@@ -64,13 +72,59 @@ describe('client SDK', () => {
     assert.equal(fn.manifest.name, 'a')
   })
 
-  it('finds the first devnet node from devnet.json', async () => {
+  it('takes the gateway and its view from devnet.json, from `nodes`, or from pinned covenants', async () => {
     const devnetDir = join(dir, 'devnet')
     await mkdir(devnetDir, { recursive: true })
-    const file = { nodes: [{ index: 0, peerId: node.peerId, multiaddrs: [], http: node.url, dataDir: 'x' }] }
+    const other = 'http://127.0.0.1:1'
+    const file = {
+      nodes: [
+        { index: 0, peerId: node.peerId, multiaddrs: [], http: node.url, dataDir: 'x' },
+        { index: 1, peerId: node.peerId, multiaddrs: [], http: other, dataDir: 'y' },
+      ],
+    }
     await writeFile(join(devnetDir, 'devnet.json'), JSON.stringify(file))
     const c = await connect({ devnetDir })
     assert.equal(c.url, node.url)
+    assert.deepEqual(c.viewFrom, [node.url, other])
+    // one of the two nodes does not answer: no majority lists anyone
+    assert.equal((await c.view()).peers.size, 0)
+    // the gateway alone: its word
+    const alone = await connect({ node: node.url })
+    assert.deepEqual(alone.viewFrom, [node.url])
+    assert.deepEqual([...(await alone.view()).peers.keys()], [node.peerId])
+    // a gateway named, the view from the devnet
+    assert.deepEqual((await connect({ node: other, devnetDir })).viewFrom, [node.url, other])
+    // `nodes`: the first is the gateway
+    const listed = await connect({ nodes: [node.url, node.url, other] })
+    assert.equal(listed.url, node.url)
+    assert.equal((await listed.view()).peers.size, 1)
+    // pinned covenants: nobody is asked
+    const pinned = await connect({ node: other, covenants: [(await c.node()).signedCovenant] })
+    assert.deepEqual(pinned.viewFrom, [])
+    assert.deepEqual([...(await pinned.view()).peers.keys()], [node.peerId])
+    await assert.rejects(
+      (await connect({ nodes: [other] })).view(),
+      (e: CovenantError) => e.code === 'NODE_UNREACHABLE',
+    )
+    // a node that fails once: the next call asks again rather than keep the failure
+    let failures = 1
+    const flaky = createServer(async (req, res) => {
+      if (failures-- > 0) return res.writeHead(500).end()
+      const upstream = await fetch(`${node.url}${req.url}`)
+      res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(await upstream.text())
+    })
+    await new Promise<void>((res) => flaky.listen(0, '127.0.0.1', res))
+    try {
+      const client = await connect({ node: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}` })
+      await assert.rejects(client.view(), (e: CovenantError) => e.code === 'NODE_UNREACHABLE')
+      assert.deepEqual([...(await client.view()).peers.keys()], [node.peerId])
+    } finally {
+      await new Promise((res) => flaky.close(res))
+    }
+    assert.throws(
+      () => new CovenantClient(node.url, { trust: { minQuorum: 0 } }),
+      (e: CovenantError) => e.code === 'INVALID_INPUT',
+    )
     await assert.rejects(
       connect({ devnetDir: join(dir, 'nowhere') }),
       (e: CovenantError) => e.code === 'NODE_UNREACHABLE' && e.hint !== undefined,
@@ -210,6 +264,11 @@ describe('client SDK', () => {
       // a reply to invoke whose envelope is wrong is PROTOCOL_ERROR; whose certificate or output is
       // wrong, INVALID_CERTIFICATE (it cannot verify)
       const fn = cidForBytes(new Uint8Array([2]), 'dag-cbor').toString()
+      // a quorum below what this client accepts is refused before anything is sent
+      await assert.rejects(
+        c.invoke(fn, 'a', [], { key, replicas: 1, quorum: 1 }),
+        (e: CovenantError) => e.code === 'INVALID_REQUEST' && /minQuorum/.test(e.message),
+      )
       for (const [body, code] of [
         ['{"output": {"value": 1, "logs": [], "error": null}, "certificate": {}}', 'INVALID_CERTIFICATE'],
         ['{"output": {"value": 1}, "certificate": {}}', 'INVALID_CERTIFICATE'],
@@ -234,5 +293,54 @@ describe('client SDK', () => {
     } finally {
       await new Promise((res) => odd.close(res))
     }
+  })
+})
+
+describe('client SDK: the view follows the network', () => {
+  let dir: string
+  const nodes: CovenantNode[] = []
+  after(async () => {
+    for (const n of nodes.reverse()) await n.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('rebuilds its view once when a certificate names a peer that joined after it was built', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covenant-client-view-'))
+    const start = (name: string, bootstrap: string[] = []) =>
+      createNode({
+        dataDir: join(dir, name),
+        covenant: DEVNET_COVENANT,
+        bootstrap,
+        heartbeatMs: 500,
+        helloTimeoutMs: 5000,
+        defaultMetrics: false,
+        logLevel: 'silent',
+      })
+    nodes.push(await start('a'))
+    const [a] = nodes
+    const client = await connect({ node: a.url })
+    const key = await generateKey()
+    // the view as it was: A alone
+    assert.deepEqual([...(await client.view()).peers.keys()], [a.peerId])
+    nodes.push(await start('b', a.multiaddrs()))
+    const b = nodes[1]
+    await waitFor('A to see B alive', async () =>
+      (await client.peers()).some((p) => p.id === b.peerId && p.alive) ? true : undefined,
+    )
+    const { cid } = await client.deploy('export function add(a, b) { return a + b }', {
+      key,
+      exports: ['add'],
+    })
+    // k = 2 of two nodes: B signs, and the client's view (still fresh by its age) does not know B
+    const result = await client.invoke(cid, 'add', [2, 3], { key, replicas: 2, quorum: 2 })
+    assert.equal(result.value, 5)
+    assert.ok(result.certificate.receipts.some((r) => r.executor === b.peerId))
+    assert.deepEqual([...(await client.view()).peers.keys()].sort(), [a.peerId, b.peerId].sort())
+    // a caller that may not rebuild (pinned covenants) refuses the same certificate
+    const pinned = await connect({ node: a.url, covenants: [(await client.node()).signedCovenant] })
+    await assert.rejects(
+      pinned.verify(result.certificate, { output: result.output }),
+      (e: CovenantError) => e.code === 'INVALID_CERTIFICATE',
+    )
   })
 })

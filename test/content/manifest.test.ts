@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { base36 } from 'multiformats/bases/base36'
 import {
   cidForBytes,
   createManifest,
@@ -9,7 +11,8 @@ import {
   manifestToJSON,
   verifyBlock,
 } from '../../src/content/index.ts'
-import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
+import { mayExecute, parseCovenantYaml } from '../../src/covenant/index.ts'
+import { generateKey, keyId, type PrivateKey, signValue, verifyValue } from '../../src/keys/index.ts'
 import { errorCode } from '../fixtures/errors.ts'
 
 const code = new TextEncoder().encode('export const add = (a, b) => a + b; export default add')
@@ -117,6 +120,38 @@ describe('manifest', () => {
     assert.equal(
       errorCode(() => decodeManifest(dagCbor.encode('just a string'))),
       'PROTOCOL_ERROR',
+    )
+  })
+
+  it('refuses a publisher written in another spelling of its key, which would slip past refusedPublishers', () => {
+    // The attack: a refused publisher signs its manifest under the CIDv1 spelling of its own key id.
+    const refused = keyId(key)
+    const covenant = parseCovenantYaml(`execute:\n  enabled: true\n  refusedPublishers: [${refused}]\n`)
+    const { manifest } = createManifest(key, { code: codeCid, size: code.length, exports: ['add'] })
+    const { signature: _, ...body } = manifest
+    for (const publisher of [
+      peerIdFromString(refused).toCID().toString(),
+      peerIdFromString(refused).toCID().toString(base36),
+    ]) {
+      const respelled = { ...body, publisher }
+      const bytes = dagCbor.encode({ ...respelled, signature: signValue(key, respelled) })
+      // libp2p checks the signature under that spelling: only the canonical-id rule stops it
+      assert.equal(verifyValue(publisher, respelled, signValue(key, respelled)), true)
+      assert.equal(
+        errorCode(() => decodeManifest(bytes)),
+        'INVALID_KEY_ID',
+      )
+      const query = { tags: [], publisher, fuel: 2000, memoryMiB: 64, timeoutMs: 5000 }
+      assert.equal(mayExecute(covenant, query).ok, true, 'a string comparison alone would let it through')
+    }
+    // and a covenant cannot name a publisher in another spelling either
+    assert.equal(
+      errorCode(() =>
+        parseCovenantYaml(
+          `execute:\n  refusedPublishers: [${peerIdFromString(refused).toCID().toString()}]\n`,
+        ),
+      ),
+      'COVENANT_INVALID',
     )
   })
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
+import { peerIdFromString } from '@libp2p/peer-id'
 import {
   DEFAULT_COVENANT,
   decodeSignedCovenant,
@@ -81,7 +82,6 @@ describe('signed covenant', () => {
       'covenant',
       { ...sc, extra: 1 },
       { ...sc, version: 0 },
-      { ...sc, peer: 'not a peer' },
       { ...sc, signature: new Uint8Array(10) },
       { ...sc, config: { ...sc.config, execute: { ...sc.config.execute, concurrency: -1 } } },
       { ...sc, config: { ...sc.config, colour: 'blue' } },
@@ -91,6 +91,13 @@ describe('signed covenant', () => {
         errorCode(() => verifySignedCovenant(value)),
         'PROTOCOL_ERROR',
         JSON.stringify(value)?.slice(0, 60),
+      )
+    // a peer id that is none, or another spelling of the signer's key: INVALID_KEY_ID
+    for (const peer of ['not a peer', peerIdFromString(sc.peer).toCID().toString()])
+      assert.equal(
+        errorCode(() => verifySignedCovenant({ ...sc, peer })),
+        'INVALID_KEY_ID',
+        peer,
       )
     assert.equal(
       errorCode(() => decodeSignedCovenant(new Uint8Array([0xa1]))),

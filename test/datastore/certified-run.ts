@@ -4,7 +4,7 @@
  * receipts each executor signs. The output carries store effects the way exec's output will once
  * it is extended (`store`, one effects per namespace); the receipts sign its hash. The verifier is
  * the one a holder injects: exec's `verifyCertificate` against the holder's own view (the
- * candidates and manifests it knows), then the hash of the extended output.
+ * covenants and manifests it knows), then the hash of the extended output.
  */
 
 import { sha256 } from '@noble/hashes/sha2.js'
@@ -19,14 +19,14 @@ import {
   canonicalOutput,
   createRequest,
   OutputSchema,
-  type SelectionCandidate,
-  selectExecutors,
+  rankExecutors,
   signReceipt,
+  type View,
   verifyCertificate,
 } from '../../src/exec/index.ts'
 import { canonicalBytes, generateKey, type PrivateKey } from '../../src/keys/index.ts'
 import { SANDBOX_BUILD } from '../../src/sandbox/index.ts'
-import { BlockMap, candidatesOf, makeNodes, type TestNode } from '../fixtures/exec-cluster.ts'
+import { BlockMap, makeNodes, type TestNode, viewOf } from '../fixtures/exec-cluster.ts'
 
 /** exec's output with the extension this step models: the store effects, which receipts sign. */
 export const OutputWithStoreSchema = OutputSchema.extend({ store: z.array(StoreEffectsSchema) })
@@ -71,14 +71,8 @@ export function certifiedRun(
   const k = init.k ?? 3
   const q = init.q ?? 2
   const { request, id } = createRequest(cluster.caller, { fn: init.fn, export: 'main', args: [], k, q })
-  const { chosen } = selectExecutors({
-    requestId: id,
-    manifest: init.manifest,
-    limits: request,
-    candidates: candidatesOf(cluster.nodes),
-    k,
-  })
-  const output: OutputWithStore = { value: null, logs: [], error: null, store: init.effects }
+  const chosen = rankExecutors(viewOf(cluster.nodes), request, init.manifest).ordered.slice(0, k)
+  const output: OutputWithStore = { json: 'null', logs: [], error: null, store: init.effects }
   const outputHash = outputWithStoreHash(output)
   const receipts = chosen.slice(0, init.signers ?? q).map((peer) => {
     const node = cluster.nodes.find((n) => n.peer === peer)!
@@ -90,24 +84,25 @@ export function certifiedRun(
       build: SANDBOX_BUILD,
     })
   })
-  return { request: id, certificate: { request, id, outputHash, receipts }, output }
+  return { request: id, certificate: { request, id, outputHash, receipts, skipped: [] }, output }
 }
 
 function refuse(message: string): never {
   throw new CovenantError('INVALID_CERTIFICATE', message)
 }
 
-/** The verifier of a holder whose view of the network is `candidates` and the manifests it knows. */
-export function verifierFor(view: {
-  candidates: readonly SelectionCandidate[]
-  manifests: ReadonlyMap<string, Manifest>
-}): VerifyRun {
+/**
+ * The verifier of a holder whose view of the network is `view`, knowing `manifests`. It accepts
+ * any q exec would (minQuorum 1): the namespace's write policy, which the datastore applies after
+ * it, is what sets the smallest quorum for a write.
+ */
+export function verifierFor(holder: { view: View; manifests: ReadonlyMap<string, Manifest> }): VerifyRun {
   return (proof, { namespace }) => {
     const cert = CertificateSchema.safeParse(proof.certificate)
     if (!cert.success) refuse('malformed certificate')
-    const manifest = view.manifests.get(cert.data.request.fn)
+    const manifest = holder.manifests.get(cert.data.request.fn)
     if (manifest === undefined) refuse(`function ${cert.data.request.fn} is unknown here`)
-    verifyCertificate(proof.certificate, { candidates: view.candidates, manifest })
+    verifyCertificate(proof.certificate, { view: holder.view, manifest, minQuorum: 1 })
     const output = OutputWithStoreSchema.safeParse(proof.output)
     if (!output.success) refuse('malformed output')
     if (outputWithStoreHash(output.data) !== cert.data.outputHash)
@@ -127,7 +122,7 @@ export function verifierFor(view: {
 /** The view of a holder that knows every node of the cluster and the given functions. */
 export function fullView(cluster: Cluster, ...functions: Array<{ fn: string; manifest: Manifest }>) {
   return verifierFor({
-    candidates: candidatesOf(cluster.nodes),
+    view: viewOf(cluster.nodes),
     manifests: new Map(functions.map((f) => [f.fn, f.manifest])),
   })
 }

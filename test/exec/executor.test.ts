@@ -1,10 +1,27 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { signCovenant } from '../../src/covenant/index.ts'
-import { createExecutor, createRequest, outputHash, verifyReceipt } from '../../src/exec/index.ts'
-import { generateKey, type PrivateKey, signValue } from '../../src/keys/index.ts'
+import { type SignedCovenant, signCovenant } from '../../src/covenant/index.ts'
+import {
+  createExecutor,
+  createRequest,
+  type ExecReply,
+  type ExecResult,
+  outputHash,
+  outputValue,
+  rankExecutors,
+  verifyReceipt,
+  verifyRefusal,
+} from '../../src/exec/index.ts'
+import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
 import { createSandbox, type Sandbox } from '../../src/sandbox/index.ts'
-import { BlockMap, executingCovenant, makeNodes, NEVER_MS, type TestNode } from '../fixtures/exec-cluster.ts'
+import {
+  BlockMap,
+  executingCovenant,
+  makeNodes,
+  NEVER_MS,
+  type TestNode,
+  viewOf,
+} from '../fixtures/exec-cluster.ts'
 
 const CODE = `
 export function add(a, b, ctx) {
@@ -28,6 +45,20 @@ async function until(cond: () => boolean, ms = 60_000): Promise<void> {
   }
 }
 
+/** The receipt reply, or a failure naming the refusal. */
+function receipted(reply: ExecReply): ExecResult {
+  assert.ok('receipt' in reply, `refused: ${'refusal' in reply ? reply.refusal.code : ''}`)
+  return reply
+}
+
+/** The code of a signed refusal, checked to be signed by `peer`. */
+function refusalCode(reply: ExecReply, peer: string): string {
+  assert.ok('refusal' in reply, 'expected a refusal')
+  const refusal = verifyRefusal(reply.refusal)
+  assert.equal(refusal.executor, peer)
+  return refusal.code
+}
+
 describe('executor', () => {
   let sandbox: Sandbox
   let blocks: BlockMap
@@ -35,30 +66,37 @@ describe('executor', () => {
   let nodes: TestNode[]
   let fn: string
   let taggedFn: string
+  let publisher: PrivateKey
 
   before(async () => {
     sandbox = createSandbox({ workers: 2 })
     blocks = new BlockMap()
     caller = await generateKey()
     nodes = await makeNodes(3)
-    const publisher = await generateKey()
+    publisher = await generateKey()
     fn = blocks.publish(publisher, CODE, ['add', 'spin', 'bomb']).fn
     taggedFn = blocks.publish(publisher, `${CODE}\n// tagged`, ['add'], ['nsfw']).fn
   })
   after(() => sandbox.stop())
 
-  const executorFor = (node: TestNode, covenant = node.covenant) =>
-    createExecutor({ key: node.key, sandbox, getBlock: blocks.get, covenant: () => covenant })
+  const executorFor = (node: TestNode, covenant: SignedCovenant = node.covenant) =>
+    createExecutor({
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => covenant,
+      view: () => viewOf(nodes.includes(node) ? nodes : [...nodes, node]),
+    })
 
   it('runs the export deterministically and signs a receipt matching its output', async () => {
     const { request, id } = createRequest(caller, { fn, export: 'add', args: [2, 3] })
     const [a, b] = [executorFor(nodes[0]), executorFor(nodes[1])]
-    const [ra, rb] = await Promise.all([a.execute(request), b.execute(request)])
+    const [ra, rb] = (await Promise.all([a.execute(request), b.execute(request)])).map(receipted)
     assert.equal(verifyReceipt(ra.receipt).executor, nodes[0].peer)
     assert.equal(ra.receipt.request, id)
     assert.equal(ra.receipt.covenantVersion, 1)
     assert.equal(ra.receipt.outputHash, outputHash(ra.output))
-    const value = ra.output.value as { sum: number; random: number; now: number; id: string }
+    const value = outputValue(ra.output) as { sum: number; random: number; now: number; id: string }
     assert.equal(value.sum, 5)
     assert.equal(value.now, request.timestamp)
     assert.equal(value.id, id)
@@ -68,13 +106,16 @@ describe('executor', () => {
     assert.equal(rb.receipt.fuel, ra.receipt.fuel)
     assert.notEqual(rb.receipt.executor, ra.receipt.executor)
     // Another request (another nonce) seeds another random stream.
-    const other = await a.execute(createRequest(caller, { fn, export: 'add', args: [2, 3] }).request)
-    assert.notEqual((other.output.value as { random: number }).random, value.random)
+    const other = receipted(
+      await a.execute(createRequest(caller, { fn, export: 'add', args: [2, 3] }).request),
+    )
+    assert.notEqual((outputValue(other.output) as { random: number }).random, value.random)
+    // The value is the function's own text, key order included.
+    assert.match(ra.output.json, /^\{"sum":5,"random":[^,]+,"now":\d+,"id":"[a-z0-9]+"\}$/)
   })
 
   it('fetches the function once and serves it from its cache afterwards', async () => {
-    const node = (await makeNodes(1))[0]
-    const executor = executorFor(node)
+    const executor = executorFor(nodes[1])
     const before = blocks.fetches
     await executor.execute(createRequest(caller, { fn, export: 'add', args: [1, 1] }).request)
     assert.equal(blocks.fetches - before, 2) // manifest and code
@@ -88,98 +129,144 @@ describe('executor', () => {
     )
   })
 
-  it('refuses bad requests and what its covenant refuses, with typed errors', async () => {
+  it('refuses bad requests with typed errors, and signs its refusals of what it will not run', async () => {
     const node = nodes[2]
     const executor = executorFor(node)
     const good = createRequest(caller, { fn, export: 'add', args: [1, 2] }).request
     const flipped = new Uint8Array(good.signature)
     flipped[0] ^= 1
+    // a request it cannot check gets no signature of its
     await assert.rejects(executor.execute({ ...good, signature: flipped }), { code: 'INVALID_SIGNATURE' })
     const now = Date.now()
     const { signature: _, ...body } = good
     const expired = { ...body, timestamp: now - 20_000, deadline: now - 10_000 }
-    await assert.rejects(executor.execute({ ...expired, signature: signValue(caller, expired) }), {
-      code: 'DEADLINE_EXCEEDED',
-    })
-    await assert.rejects(executor.execute(createRequest(caller, { fn, export: 'unlisted' }).request), {
-      code: 'NO_SUCH_EXPORT',
-    })
-    const strict = signCovenant(node.key, executingCovenant({ maxFuel: 100, refusedTags: ['nsfw'] }), 2)
+    const late = await executor.execute({ ...expired, signature: signValue(caller, expired) })
+    assert.equal(refusalCode(late, node.peer), 'DEADLINE_EXCEEDED')
+    const unlisted = await executor.execute(createRequest(caller, { fn, export: 'unlisted' }).request)
+    assert.equal(refusalCode(unlisted, node.peer), 'NO_SUCH_EXPORT')
+    const strict = signCovenant(node.key, executingCovenant({ maxFuel: 200, refusedTags: ['nsfw'] }), 2)
     const refusing = executorFor(node, strict)
-    await assert.rejects(refusing.execute(createRequest(caller, { fn, export: 'add', fuel: 101 }).request), {
-      code: 'COVENANT_REFUSED',
-      message: /at most 100 fuel/,
-    })
-    await assert.rejects(
-      refusing.execute(createRequest(caller, { fn: taggedFn, export: 'add', fuel: 50 }).request),
-      {
-        code: 'COVENANT_REFUSED',
-        message: /refuses tag "nsfw"/,
-      },
+    const tooMuch = await refusing.execute(createRequest(caller, { fn, export: 'add', fuel: 2000 }).request)
+    assert.equal(refusalCode(tooMuch, node.peer), 'COVENANT_REFUSED')
+    assert.match('refusal' in tooMuch ? tooMuch.refusal.message : '', /at most 200 fuel/)
+    const tagged = await refusing.execute(
+      createRequest(caller, { fn: taggedFn, export: 'add', fuel: 200 }).request,
     )
+    assert.match('refusal' in tagged ? tagged.refusal.message : '', /refuses tag "nsfw"/)
     const off = executorFor(node, signCovenant(node.key, { execute: { enabled: false } }, 3))
-    await assert.rejects(off.execute(good), { code: 'COVENANT_REFUSED' })
+    assert.equal(refusalCode(await off.execute(good), node.peer), 'COVENANT_REFUSED')
     assert.equal(executor.stats().refused, 3)
   })
 
+  it('refuses (NOT_SELECTED) a request its own view does not rank it high enough for', async () => {
+    // 12 nodes, k = 1: only the first 2k + 1 = 3 eligible in the executor's view run it.
+    const twelve = [...nodes, ...(await makeNodes(9))]
+    const view = viewOf(twelve)
+    const manifest = { tags: [] as string[], publisher: keyId(publisher) }
+    const { request, id } = createRequest(caller, { fn, export: 'add', k: 1, q: 1, args: [1, 1] })
+    const order = rankExecutors(view, request, manifest).ordered
+    const at = (rank: number) => {
+      const node = twelve.find((n) => n.peer === order[rank])!
+      return createExecutor({
+        key: node.key,
+        sandbox,
+        getBlock: blocks.get,
+        covenant: () => node.covenant,
+        view: () => view,
+      })
+    }
+    assert.equal(receipted(await at(2).execute(request)).receipt.request, id)
+    const far = at(3)
+    const reply = await far.execute(request)
+    assert.equal(refusalCode(reply, far.peer), 'NOT_SELECTED')
+    // a replay to it (or to any node further down) gets no work done
+    assert.equal(refusalCode(await far.execute(request), far.peer), 'NOT_SELECTED')
+    assert.equal(far.stats().executed, 0)
+  })
+
+  it('answers a request seen again with the reply it gave, without running it twice', async () => {
+    const executor = executorFor(nodes[0])
+    const { request } = createRequest(caller, { fn, export: 'add', args: [6, 7] })
+    // at once (the second shares the run) and later (from the replies kept)
+    const [first, concurrent] = await Promise.all([executor.execute(request), executor.execute(request)])
+    const again = await executor.execute(request)
+    assert.deepEqual(receipted(concurrent), receipted(first))
+    assert.deepEqual(receipted(again), receipted(first))
+    assert.deepEqual(
+      { executed: executor.stats().executed, replayed: executor.stats().replayed },
+      { executed: 1, replayed: 2 },
+    )
+    // a standing refusal is kept too; a busy one is not (the request may still run once)
+    const unlisted = createRequest(caller, { fn, export: 'unlisted' }).request
+    await executor.execute(unlisted)
+    await executor.execute(unlisted)
+    assert.equal(executor.stats().replayed, 3)
+  })
+
   it('checks every fetched block against its CID', async () => {
-    const node = (await makeNodes(1))[0]
+    const node = nodes[1]
     const lying = new BlockMap()
     const { fn: lyingFn, manifest } = lying.publish(await generateKey(), CODE, ['add'])
     lying.put(manifest.code.toString(), new TextEncoder().encode('export function add() { return 666 }'))
-    const executor = createExecutor({
-      key: node.key,
-      sandbox,
-      getBlock: lying.get,
-      covenant: () => node.covenant,
-    })
-    await assert.rejects(executor.execute(createRequest(caller, { fn: lyingFn, export: 'add' }).request), {
-      code: 'HASH_MISMATCH',
-    })
-    const empty = createExecutor({
-      key: node.key,
-      sandbox,
-      getBlock: new BlockMap().get,
-      covenant: () => node.covenant,
-    })
-    await assert.rejects(empty.execute(createRequest(caller, { fn, export: 'add' }).request), {
-      code: 'BLOCK_NOT_FOUND',
-    })
+    const base = { key: node.key, sandbox, covenant: () => node.covenant, view: () => viewOf(nodes) }
+    const executor = createExecutor({ ...base, getBlock: lying.get })
+    const forged = await executor.execute(createRequest(caller, { fn: lyingFn, export: 'add' }).request)
+    assert.equal(refusalCode(forged, node.peer), 'HASH_MISMATCH')
+    const empty = createExecutor({ ...base, getBlock: new BlockMap().get })
+    const missing = await empty.execute(createRequest(caller, { fn, export: 'add' }).request)
+    assert.equal(refusalCode(missing, node.peer), 'BLOCK_NOT_FOUND')
   })
 
   it('signs receipts for an infinite loop and a memory bomb, and keeps serving', async () => {
     const executor = executorFor(nodes[0])
-    const spin = await executor.execute(
-      createRequest(caller, { fn, export: 'spin', fuel: 20, timeoutMs: NEVER_MS }).request,
+    const spin = receipted(
+      await executor.execute(
+        createRequest(caller, { fn, export: 'spin', fuel: 200, timeoutMs: NEVER_MS }).request,
+      ),
     )
     assert.equal(spin.output.error?.code, 'FUEL_EXHAUSTED')
+    assert.equal(spin.output.json, 'null')
     assert.equal(spin.receipt.outputHash, outputHash(spin.output))
-    const bomb = await executor.execute(
-      createRequest(caller, { fn, export: 'bomb', memoryMiB: 16, timeoutMs: NEVER_MS }).request,
+    const bomb = receipted(
+      await executor.execute(
+        createRequest(caller, { fn, export: 'bomb', memoryMiB: 16, timeoutMs: NEVER_MS }).request,
+      ),
     )
     assert.equal(bomb.output.error?.code, 'MEMORY_LIMIT')
-    const ok = await executor.execute(createRequest(caller, { fn, export: 'add', args: [4, 5] }).request)
-    assert.equal((ok.output.value as { sum: number }).sum, 9)
+    const ok = receipted(
+      await executor.execute(createRequest(caller, { fn, export: 'add', args: [4, 5] }).request),
+    )
+    assert.equal((outputValue(ok.output) as { sum: number }).sum, 9)
   })
 
   it("limits concurrency to its covenant's, queueing a bounded number and refusing the rest", async () => {
-    const node = (await makeNodes(1, executingCovenant({ concurrency: 1 })))[0]
-    const base = { key: node.key, sandbox, getBlock: blocks.get, covenant: () => node.covenant }
+    const node = nodes[0]
+    const single = signCovenant(node.key, executingCovenant({ concurrency: 1 }), 1)
+    const base = {
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => single,
+      view: () => viewOf(nodes),
+    }
     const spinning = () =>
-      createRequest(caller, { fn, export: 'spin', fuel: 200, timeoutMs: NEVER_MS }).request
+      createRequest(caller, { fn, export: 'spin', fuel: 2000, timeoutMs: NEVER_MS }).request
     const noQueue = createExecutor({ ...base, maxQueue: 0 })
     const first = noQueue.execute(spinning())
     await until(() => noQueue.stats().running === 1)
-    await assert.rejects(noQueue.execute(spinning()), { code: 'PEER_BUSY' })
-    assert.equal((await first).output.error?.code, 'FUEL_EXHAUSTED')
+    const busy = spinning()
+    assert.equal(refusalCode(await noQueue.execute(busy), node.peer), 'PEER_BUSY')
+    assert.equal(receipted(await first).output.error?.code, 'FUEL_EXHAUSTED')
+    // busy is no standing refusal: asked again once free, it runs
+    assert.equal(receipted(await noQueue.execute(busy)).output.error?.code, 'FUEL_EXHAUSTED')
 
     const queued = createExecutor({ ...base, maxQueue: 1 })
     const calls = [queued.execute(spinning())]
     await until(() => queued.stats().running === 1)
     calls.push(queued.execute(spinning()))
     await until(() => queued.stats().queued === 1)
-    await assert.rejects(queued.execute(spinning()), { code: 'PEER_BUSY' })
-    const replies = await Promise.all(calls)
+    assert.equal(refusalCode(await queued.execute(spinning()), node.peer), 'PEER_BUSY')
+    const replies = (await Promise.all(calls)).map(receipted)
     assert.deepEqual(
       replies.map((r) => r.output.error?.code),
       ['FUEL_EXHAUSTED', 'FUEL_EXHAUSTED'],
@@ -192,7 +279,13 @@ describe('executor', () => {
 
   it('crashes on purpose only with an onCrash callback, and calls it mid-execution', async () => {
     const node = nodes[1]
-    const base = { key: node.key, sandbox, getBlock: blocks.get, covenant: () => node.covenant }
+    const base = {
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => node.covenant,
+      view: () => viewOf(nodes),
+    }
     assert.throws(() => createExecutor({ ...base, fault: 'crash' }), { code: 'INVALID_INPUT' })
     let crashes = 0
     const executor = createExecutor({ ...base, fault: 'crash', onCrash: () => crashes++ })

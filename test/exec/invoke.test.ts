@@ -14,8 +14,10 @@ import {
   type FaultKind,
   FORGED_VALUE,
   invoke,
+  rankExecutors,
   type SendExec,
-  selectExecutors,
+  type TrustInput,
+  type View,
   verifyCertificate,
   verifyConflict,
 } from '../../src/exec/index.ts'
@@ -24,11 +26,11 @@ import { replyEnvelopeSchema } from '../../src/net/index.ts'
 import { createSandbox, SANDBOX_BUILD, type Sandbox } from '../../src/sandbox/index.ts'
 import {
   BlockMap,
-  candidatesOf,
   executingCovenant,
   makeNodes,
   NEVER_MS,
   type TestNode,
+  viewOf,
 } from '../fixtures/exec-cluster.ts'
 
 const CODE = `
@@ -55,6 +57,8 @@ function onAnotherBuild(sandbox: Sandbox): Pick<Sandbox, 'run'> {
 interface Setup {
   request: ReturnType<typeof createRequest>['request']
   id: string
+  /** the view of the nodes the executors run on, as the gateway and each executor see it */
+  view: View
   /** eligible peers, closest first: rank i is ordered[i] */
   ordered: string[]
   executors: Map<string, Executor>
@@ -95,28 +99,33 @@ describe('invoke (quorum collector) against in-process executors', () => {
   function setup(
     init: Omit<ExecRequestInit, 'fn'>,
     faults: Record<number, FaultKind> = {},
-    options: { among?: TestNode[]; gate?: number[]; early?: number[]; otherBuild?: number[] } = {},
+    options: {
+      among?: TestNode[]
+      gate?: number[]
+      early?: number[]
+      otherBuild?: number[]
+      /** ranks whose executors run this covenant config instead of the one the view shows */
+      covenants?: Record<number, Parameters<typeof executingCovenant>[0]>
+    } = {},
   ): Setup {
     const among = options.among ?? nodes
+    const view = viewOf(among)
     const { request, id } = createRequest(caller, { fn, ...init })
-    const { ordered } = selectExecutors({
-      requestId: id,
-      manifest,
-      limits: request,
-      candidates: candidatesOf(among),
-      k: request.k,
-    })
+    const { ordered } = rankExecutors(view, request, manifest)
     const crashed: string[] = []
     const executors = new Map<string, Executor>()
     for (const node of among) {
       const rank = ordered.indexOf(node.peer)
       const other = options.otherBuild?.includes(rank) === true
+      const own = options.covenants?.[rank]
+      const covenant = own === undefined ? node.covenant : signCovenant(node.key, executingCovenant(own), 2)
       const executor = createExecutor({
         key: node.key,
         sandbox: other ? onAnotherBuild(sandbox) : sandbox,
         build: other ? OTHER_BUILD : undefined,
         getBlock: blocks.get,
-        covenant: () => node.covenant,
+        covenant: () => covenant,
+        view: () => view,
         fault: faults[rank],
         onCrash: () => crashed.push(node.peer),
       })
@@ -147,17 +156,18 @@ describe('invoke (quorum collector) against in-process executors', () => {
       if ('error' in reply) throw CovenantError.fromJSON(reply.error)
       return ExecReplySchema.parse(reply.result)
     }
-    return { request, id, ordered, executors, crashed, send, ready: Promise.all(early.values()) }
+    return { request, id, view, ordered, executors, crashed, send, ready: Promise.all(early.values()) }
   }
 
-  const call = (s: Setup, extra: { perExecutorTimeoutMs?: number; among?: TestNode[] } = {}) =>
+  const call = (s: Setup, extra: { perExecutorTimeoutMs?: number; trust?: TrustInput } = {}) =>
     invoke({
       request: s.request,
       id: s.id,
-      candidates: candidatesOf(extra.among ?? nodes),
+      view: s.view,
       manifest,
       send: s.send,
       perExecutorTimeoutMs: extra.perExecutorTimeoutMs,
+      trust: extra.trust,
     })
 
   it('returns the value once q executors agree, with a certificate anyone can check', async () => {
@@ -169,12 +179,10 @@ describe('invoke (quorum collector) against in-process executors', () => {
     assert.equal(r.certificate.receipts.length, 2)
     const executors = r.certificate.receipts.map((x) => x.executor)
     for (const e of executors) assert.ok(s.ordered.slice(0, 3).includes(e))
-    const checked = verifyCertificate(r.certificate, {
-      output: r.output,
-      candidates: candidatesOf(nodes),
-      manifest,
-    })
+    const checked = verifyCertificate(r.certificate, { output: r.output, view: s.view, manifest })
     assert.deepEqual(checked.value, r.value)
+    // whichever two answered first: the third, if ranked ahead of them, is skipped without proof
+    assert.ok(r.certificate.skipped.length <= 1)
     assert.equal(r.tried.filter((t) => t.outcome === 'agreed').length, 2)
     // Only the k chosen were asked.
     assert.deepEqual(new Set(r.tried.map((t) => t.peer)), new Set(s.ordered.slice(0, 3)))
@@ -186,9 +194,12 @@ describe('invoke (quorum collector) against in-process executors', () => {
     assert.equal((r.value as { sum: number }).sum, 3)
     assert.equal(r.conflicts.length, 1)
     const [c] = r.conflicts
-    assert.equal(c.executor, s.ordered[0])
+    assert.equal(c.receipt.executor, s.ordered[0])
     assert.notEqual(c.receipt.outputHash, r.certificate.outputHash)
-    assert.equal(verifyConflict(c, r.certificate).ok, true)
+    assert.deepEqual(c.certificate, r.certificate)
+    assert.equal(verifyConflict(c, { view: s.view, manifest }).ok, true)
+    // the liar ranked first is in the certificate's skipped list, its receipt the proof
+    assert.deepEqual(r.certificate.skipped, [{ peer: s.ordered[0], receipt: c.receipt }])
     assert.equal(r.tried.find((t) => t.peer === s.ordered[0])?.outcome, 'disagreed')
   })
 
@@ -211,7 +222,7 @@ describe('invoke (quorum collector) against in-process executors', () => {
       { 0: 'wrong-result', 1: 'wrong-result' },
       { among: three, gate: [2], otherBuild: [2] },
     )
-    const r = await call(s, { among: three })
+    const r = await call(s)
     // the colluders still win the vote (the Sybil limit), but get no evidence against the other build
     assert.deepEqual(r.value, FORGED_VALUE)
     assert.deepEqual(r.conflicts, [])
@@ -224,7 +235,9 @@ describe('invoke (quorum collector) against in-process executors', () => {
       const r = await call(s, { perExecutorTimeoutMs: 3000 })
       assert.equal((r.value as { sum: number }).sum, 4)
       assert.ok(!r.certificate.receipts.some((x) => x.executor === s.ordered[0]))
-      assert.equal(verifyCertificate(r.certificate, { output: r.output }).ok, true)
+      // the first ranked is skipped without proof: the one unproven skip a verifier tolerates
+      assert.deepEqual(r.certificate.skipped, [{ peer: s.ordered[0] }])
+      assert.equal(verifyCertificate(r.certificate, { output: r.output, view: s.view, manifest }).ok, true)
       if (fault === 'crash') assert.deepEqual(s.crashed, [s.ordered[0]])
     })
   }
@@ -232,14 +245,19 @@ describe('invoke (quorum collector) against in-process executors', () => {
   it('replaces executors that time out or crash with the next closest eligible ones', async () => {
     // q = k = 3: each of the three closest must answer, so all three faulty ones must be replaced.
     // The honest replacements answer as soon as they are asked, so only the faulty ones can meet
-    // the 500 ms timer.
+    // the 500 ms timer. Three skips without proof: a verifier must tolerate three to accept it.
     const s = setup(
       { export: 'add', args: [5, 5], k: 3, q: 3 },
       { 0: 'slow', 1: 'crash', 2: 'silent' },
       { early: [3, 4, 5] },
     )
     await s.ready
-    const r = await call(s, { perExecutorTimeoutMs: 500 })
+    const r = await call(s, { perExecutorTimeoutMs: 500, trust: { maxUnprovenSkips: 3 } })
+    assert.throws(() => verifyCertificate(r.certificate, { view: s.view, manifest }), {
+      code: 'INVALID_CERTIFICATE',
+      message: /3 eligible executors ranked ahead/,
+    })
+    assert.equal(verifyCertificate(r.certificate, { view: s.view, manifest, maxUnprovenSkips: 3 }).ok, true)
     assert.equal((r.value as { sum: number }).sum, 10)
     assert.deepEqual(new Set(r.certificate.receipts.map((x) => x.executor)), new Set(s.ordered.slice(3, 6)))
     const byPeer = new Map(r.tried.map((t) => [t.peer, t]))
@@ -258,7 +276,7 @@ describe('invoke (quorum collector) against in-process executors', () => {
       { 0: 'wrong-result', 1: 'wrong-result' },
       { among: three },
     )
-    await assert.rejects(call(s, { among: three }), (err: CovenantError) => {
+    await assert.rejects(call(s), (err: CovenantError) => {
       assert.equal(err.code, 'NO_QUORUM')
       const d = err.details as {
         receipts: Array<{ executor: string; signature: string }>
@@ -278,44 +296,84 @@ describe('invoke (quorum collector) against in-process executors', () => {
       { 0: 'wrong-result', 1: 'wrong-result' },
       { among: three, gate: [2] },
     )
-    const r = await call(s, { among: three })
+    const r = await call(s)
     assert.deepEqual(r.value, FORGED_VALUE)
     // The honest executor, outvoted, is the one the "conflict evidence" names: evidence shows
     // disagreement, not who is right.
     assert.deepEqual(
-      r.conflicts.map((c) => c.executor),
+      r.conflicts.map((c) => c.receipt.executor),
       [s.ordered[2]],
     )
     assert.equal(r.tried.find((t) => t.peer === s.ordered[2])?.outcome, 'disagreed')
   })
 
   it('certifies an infinite loop and a memory bomb by their error codes, and executors keep serving', async () => {
-    const loop = await call(setup({ export: 'spin', fuel: 20, timeoutMs: NEVER_MS }))
+    const loopSetup = setup({ export: 'spin', fuel: 200, timeoutMs: NEVER_MS })
+    const loop = await call(loopSetup)
     assert.equal(loop.output.error?.code, 'FUEL_EXHAUSTED')
     assert.equal(loop.value, null)
-    assert.equal(verifyCertificate(loop.certificate, { output: loop.output }).ok, true)
-    const bomb = await call(setup({ export: 'bomb', memoryMiB: 16, timeoutMs: NEVER_MS }))
+    assert.equal(
+      verifyCertificate(loop.certificate, { output: loop.output, view: loopSetup.view, manifest }).ok,
+      true,
+    )
+    const bombSetup = setup({ export: 'bomb', memoryMiB: 16, timeoutMs: NEVER_MS })
+    const bomb = await call(bombSetup)
     assert.equal(bomb.output.error?.code, 'MEMORY_LIMIT')
-    assert.equal(verifyCertificate(bomb.certificate, { output: bomb.output }).ok, true)
+    assert.equal(
+      verifyCertificate(bomb.certificate, { output: bomb.output, view: bombSetup.view, manifest }).ok,
+      true,
+    )
     const after = await call(setup({ export: 'add', args: [3, 4] }))
     assert.equal((after.value as { sum: number }).sum, 7)
   })
 
-  it('throws NO_EXECUTORS with the reasons when fewer than q nodes may execute', async () => {
-    const refusing = await Promise.all(
-      nodes
-        .slice(0, 5)
-        .map(async (n) => ({ ...n, covenant: signCovenant(n.key, executingCovenant({ maxFuel: 10 }), 2) })),
-    )
-    const among = [...refusing, nodes[5]]
-    const s = setup({ export: 'add', args: [1, 2], fuel: 100 }, {}, { among: [nodes[5]] })
-    await assert.rejects(call(s, { among }), (err: CovenantError) => {
+  it('throws NO_EXECUTORS with the reasons when fewer than k nodes may execute', async () => {
+    const refusing = nodes
+      .slice(0, 5)
+      .map((n) => ({ ...n, covenant: signCovenant(n.key, executingCovenant({ maxFuel: 200 }), 2) }))
+    const s = setup({ export: 'add', args: [1, 2], fuel: 2000 }, {}, { among: [...refusing, nodes[5]] })
+    await assert.rejects(call(s), (err: CovenantError) => {
       assert.equal(err.code, 'NO_EXECUTORS')
       const d = err.details as { eligible: string[]; excluded: Array<{ reason: string }> }
       assert.deepEqual(d.eligible, [nodes[5].peer])
       assert.equal(d.excluded.length, 5)
       return true
     })
+  })
+
+  it('skips executors ranked ahead that refuse with a standing reason, with their signed refusals as proof', async () => {
+    // The view still shows ranks 0 and 1 executing anything; their own covenants now refuse the fuel.
+    const s = setup(
+      { export: 'add', args: [2, 5] },
+      {},
+      { covenants: { 0: { maxFuel: 200 }, 1: { maxFuel: 200 } } },
+    )
+    const r = await call(s)
+    assert.equal((r.value as { sum: number }).sum, 7)
+    assert.deepEqual(
+      r.certificate.skipped.map((x) => [x.peer, x.refusal?.code]),
+      [
+        [s.ordered[0], 'COVENANT_REFUSED'],
+        [s.ordered[1], 'COVENANT_REFUSED'],
+      ],
+    )
+    // proven skips: accepted even by a verifier that tolerates no unproven one
+    assert.equal(verifyCertificate(r.certificate, { view: s.view, manifest, maxUnprovenSkips: 0 }).ok, true)
+  })
+
+  it('does not certify over more unproven skips than the caller accepts: it waits for them, then NO_QUORUM', async () => {
+    // Ranks 0 and 1 never answer; 2 and 3 agree at once. Certifying ranks 2 and 3 would skip two
+    // executors with no proof, so the gateway waits for them (their timers) and then gives up.
+    const s = setup({ export: 'add', args: [1, 1] }, { 0: 'silent', 1: 'silent' }, { early: [2, 3] })
+    await s.ready
+    await assert.rejects(call(s, { perExecutorTimeoutMs: 500 }), (err: CovenantError) => {
+      assert.equal(err.code, 'NO_QUORUM')
+      assert.match(err.message, /more than 1 ranked ahead of them gave no proof/)
+      return true
+    })
+    // a caller that tolerates two gets its answer
+    const r = await call(s, { perExecutorTimeoutMs: 500, trust: { maxUnprovenSkips: 2 } })
+    assert.equal((r.value as { sum: number }).sum, 2)
   })
 
   it('never accepts a receipt from a peer it did not ask, or one that does not match its output', async () => {
@@ -344,7 +402,8 @@ describe('invoke (quorum collector) against in-process executors', () => {
       if (peer === s.ordered[1]) {
         try {
           const reply = await s.send(peer, request, opts)
-          return { ...reply, output: { ...reply.output, value: { sum: 4 } } }
+          assert.ok('output' in reply)
+          return { ...reply, output: { ...reply.output, json: '{"sum":4}' } }
         } finally {
           setImmediate(tampererHandled.open)
         }
@@ -352,11 +411,13 @@ describe('invoke (quorum collector) against in-process executors', () => {
       await tampererHandled.passed
       return s.send(peer, request, opts)
     }
-    const r = await invoke({ request: s.request, candidates: candidatesOf(nodes), manifest, send })
+    const r = await invoke({ request: s.request, view: s.view, manifest, send })
     assert.equal((r.value as { sum: number }).sum, 3)
     const byPeer = new Map(r.tried.map((t) => [t.peer, t]))
     assert.equal(byPeer.get(s.ordered[0])?.error?.code, 'INVALID_SIGNATURE')
     assert.equal(byPeer.get(s.ordered[1])?.error?.code, 'PROTOCOL_ERROR')
     assert.ok(!r.certificate.receipts.some((x) => x.executor === s.ordered[5]))
+    // the tamperer's own receipt is sound and counts; the output came from another executor
+    assert.deepEqual(r.output.json, JSON.stringify(r.value))
   })
 })

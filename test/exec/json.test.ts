@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { toBase64 } from '../../src/encoding/index.ts'
-import type { CovenantError } from '../../src/errors/index.ts'
-import { createRequest, type SignedRequest, signReceipt } from '../../src/exec/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
+import { createRequest, type SignedRequest, signReceipt, signRefusal } from '../../src/exec/index.ts'
 import {
   CertificateJSONSchema,
   certificateFromJSON,
@@ -55,9 +55,23 @@ describe('JSON forms of exec values', () => {
       }),
     )
     assert.equal(ReceiptJSONSchema.safeParse(receiptToJSON(receipts[0])).success, true)
-    const certificate = { request, id, outputHash: 'a'.repeat(64), receipts }
+    const refusal = signRefusal(nodes[1].key, id, new CovenantError('NOT_SELECTED', 'not me'))
+    const other = signReceipt(nodes[0].key, {
+      request: id,
+      outputHash: 'b'.repeat(64),
+      fuel: 1,
+      covenantVersion: 1,
+      build: SANDBOX_BUILD,
+    })
+    const skipped = [
+      { peer: nodes[1].peer, refusal },
+      { peer: nodes[0].peer, receipt: other },
+      { peer: nodes[1].peer },
+    ]
+    const certificate = { request, id, outputHash: 'a'.repeat(64), receipts, skipped }
     const json = JSON.parse(JSON.stringify(certificateToJSON(certificate)))
     assert.equal(CertificateJSONSchema.safeParse(json).success, true)
+    assert.equal(typeof json.skipped[0].refusal.signature, 'string')
     assert.deepEqual(canonicalBytes(certificateFromJSON(json)), canonicalBytes(certificate))
   })
 

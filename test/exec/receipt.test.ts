@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { cidForBytes } from '../../src/content/index.ts'
 import { signReceipt, verifyReceipt } from '../../src/exec/receipt.ts'
 import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
@@ -19,7 +20,7 @@ describe('receipts', () => {
   it('is signed by the executor over exactly its fields', () => {
     const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3, build })
     assert.equal(receipt.executor, keyId(key))
-    assert.equal(receipt.v, 1)
+    assert.equal(receipt.v, 2)
     assert.deepEqual(verifyReceipt(receipt), receipt)
     // The signature is over the DAG-CBOR of the receipt without its signature.
     const { signature, ...body } = receipt
@@ -52,6 +53,9 @@ describe('receipts', () => {
       code: 'PROTOCOL_ERROR',
     })
     assert.throws(() => verifyReceipt({ ...receipt, extra: 1 }), { code: 'PROTOCOL_ERROR' })
+    // the executor named in another spelling of its key
+    const respelled = peerIdFromString(receipt.executor).toCID().toString()
+    assert.throws(() => verifyReceipt({ ...receipt, executor: respelled }), { code: 'INVALID_KEY_ID' })
     assert.throws(() => verifyReceipt(null), { code: 'PROTOCOL_ERROR' })
     assert.throws(
       () => signReceipt(key, { request: 'nope', outputHash: hash, fuel: 1, covenantVersion: 1, build }),

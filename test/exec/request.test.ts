@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { cidForBytes } from '../../src/content/index.ts'
 import { mayExecute, parseCovenantYaml } from '../../src/covenant/index.ts'
@@ -10,11 +11,14 @@ import {
   createRequest,
   DEFAULT_QUORUM,
   DEFAULT_REPLICAS,
+  LIMIT_TIERS,
+  MAX_CLOCK_SKEW_MS,
   MAX_DEADLINE_AHEAD_MS,
   requestLimits,
   type SignedRequest,
   verifyRequest,
 } from '../../src/exec/request.ts'
+import { epochOf, mintTicket, TICKET_BITS, ticketHash } from '../../src/exec/ticket.ts'
 import { generateKey, keyId, type PrivateKey, signValue } from '../../src/keys/index.ts'
 import { limitOverridesSchema } from '../../src/sandbox/index.ts'
 
@@ -38,40 +42,31 @@ describe('requests', () => {
     assert.equal(mayExecute(covenant, { ...query, timeoutMs: query.timeoutMs + 1 }).ok, false)
   })
 
-  it('accepts exactly the limits the sandbox can enforce', async () => {
+  it('accepts only limits on their tiers, each one the sandbox can enforce', async () => {
     const caller = await generateKey()
     const MiB = 1024 * 1024
-    const fits = (limits: { fuel?: number; memoryMiB?: number; timeoutMs?: number }) => {
-      let asked = true
-      try {
-        createRequest(caller, { fn, export: 'f', ...limits })
-      } catch (err) {
-        assert.equal((err as { code: string }).code, 'INVALID_REQUEST')
-        asked = false
+    for (const [name, tiers] of Object.entries(LIMIT_TIERS))
+      for (const value of tiers) {
+        createRequest(caller, { fn, export: 'f', [name]: value })
+        const sandboxed = limitOverridesSchema.safeParse(
+          name === 'memoryMiB' ? { memoryBytes: value * MiB } : { [name]: value },
+        ).success
+        assert.ok(sandboxed, `the sandbox cannot enforce the ${name} tier ${value}`)
       }
-      const sandboxed = limitOverridesSchema.safeParse({
-        fuel: limits.fuel,
-        memoryBytes: limits.memoryMiB === undefined ? undefined : limits.memoryMiB * MiB,
-        timeoutMs: limits.timeoutMs,
-      }).success
-      assert.equal(asked, sandboxed, `a request and the sandbox disagree on ${JSON.stringify(limits)}`)
-      return asked
-    }
-    for (const [limits, ok] of [
-      [{ fuel: 1 }, true],
-      [{ fuel: 0 }, false],
-      [{ fuel: 1_000_000_000 }, true],
-      [{ fuel: 1_000_000_001 }, false],
-      [{ memoryMiB: 16 }, true],
-      [{ memoryMiB: 15 }, false],
-      [{ memoryMiB: 1024 }, true],
-      [{ memoryMiB: 1025 }, false],
-      [{ timeoutMs: 10 }, true],
-      [{ timeoutMs: 9 }, false],
-      [{ timeoutMs: 600_000 }, true],
-      [{ timeoutMs: 600_001 }, false],
-    ] as const)
-      assert.equal(fits(limits), ok, JSON.stringify(limits))
+    // Just off a tier is refused, however small the step: no limit carves out "just above the default".
+    for (const limits of [
+      { memoryMiB: 65 },
+      { memoryMiB: 63 },
+      { fuel: 2001 },
+      { fuel: 1 },
+      { timeoutMs: 5001 },
+      { timeoutMs: 10 },
+      { memoryMiB: 2048 },
+    ])
+      assert.throws(() => createRequest(caller, { fn, export: 'f', ...limits }), {
+        code: 'INVALID_REQUEST',
+        message: /must be one of the tiers/,
+      })
   })
 
   let key: PrivateKey
@@ -90,6 +85,8 @@ describe('requests', () => {
     assert.equal(request.timestamp, now)
     assert.ok(request.deadline > now)
     assert.ok(request.nonce.length >= 8)
+    assert.equal(request.v, 2)
+    assert.equal(request.ticket.epoch, epochOf(now))
     // The id, recomputed from the definition with an independent hash implementation.
     const digest = createHash('sha256').update(dagCbor.encode(request)).digest()
     const cid = CID.parse(id)
@@ -111,14 +108,14 @@ describe('requests', () => {
     const { request } = createRequest(key, { fn, export: 'add', args: [1] })
     const changes: Array<Partial<SignedRequest>> = [
       { args: [2] },
+      { ticket: mintTicket(keyId(key), request.ticket.epoch, request.ticket.nonce + 1) },
       { export: 'sub' },
-      { fuel: request.fuel + 1 },
+      { fuel: 20_000 },
       { k: 5 },
       { q: 1 },
       { deadline: request.deadline + 1 },
       { nonce: 'another nonce' },
       { timestamp: request.timestamp - 1 },
-      { caller: keyId(other) },
     ]
     for (const change of changes) {
       assert.throws(
@@ -127,6 +124,8 @@ describe('requests', () => {
         JSON.stringify(change),
       )
     }
+    // another caller: its ticket's hash names the caller, so it fails before the signature does
+    assert.throws(() => verifyRequest({ ...request, caller: keyId(other) }), { code: 'INVALID_REQUEST' })
     const flipped = new Uint8Array(request.signature)
     flipped[10] ^= 1
     assert.throws(() => verifyRequest({ ...request, signature: flipped }), { code: 'INVALID_SIGNATURE' })
@@ -135,6 +134,54 @@ describe('requests', () => {
     assert.throws(() => verifyRequest({ ...body, signature: signValue(other, body) }), {
       code: 'INVALID_SIGNATURE',
     })
+  })
+
+  it('carries a ticket: enough work, for the caller, of its epoch or the one before', () => {
+    const now = Date.now()
+    const { request } = createRequest(key, { fn, export: 'f' }, now)
+    const hash = ticketHash(keyId(key), request.ticket)
+    assert.equal(hash[0], 0)
+    assert.equal(hash[1], 0)
+    assert.ok(hash[2] < 1 << (24 - TICKET_BITS))
+    // the same ticket serves every request of this key this hour: only the ticket moves selection
+    const again = createRequest(key, { fn, export: 'g', args: [1] }, now)
+    assert.deepEqual(again.request.ticket, request.ticket)
+    const bad = (ticket: unknown) =>
+      assert.throws(() => verifyRequest(resign(key, request, { ticket }), now), { code: 'INVALID_REQUEST' })
+    // another caller's ticket (its hash names its caller), a ticket short of work, a stale one
+    bad(mintTicket(keyId(other), request.ticket.epoch))
+    let lazy = request.ticket.nonce + 1
+    while (ticketHash(keyId(key), { epoch: request.ticket.epoch, nonce: lazy })[0] === 0) lazy++
+    bad({ epoch: request.ticket.epoch, nonce: lazy })
+    bad(mintTicket(keyId(key), epochOf(now) - 2))
+    bad(mintTicket(keyId(key), epochOf(now) + 1))
+    // minted in the hour before, it still serves
+    const previous = mintTicket(keyId(key), epochOf(now) - 1)
+    assert.deepEqual(verifyRequest(resign(key, request, { ticket: previous }), now).request.ticket, previous)
+  })
+
+  it('refuses an old timestamp (`timestamp: 0`) and a replayable window, on both sides of the clock', () => {
+    const now = Date.now()
+    // The attack: a request the sandbox's clock would read as 1970, with a live deadline.
+    const zero = createRequest(key, { fn, export: 'f', timestamp: 0, deadline: 30_000 }, now).request
+    assert.throws(() => verifyRequest(resign(key, zero, { deadline: now + 30_000 }), now), {
+      code: 'INVALID_REQUEST',
+      message: /more than .* after the timestamp/,
+    })
+    assert.throws(() => verifyRequest(zero, now), { code: 'DEADLINE_EXCEEDED' })
+    // checkRequest (no clock) refuses a window longer than the longest deadline too
+    assert.throws(() => checkRequest(resign(key, zero, { deadline: MAX_DEADLINE_AHEAD_MS + 1 })), {
+      code: 'INVALID_REQUEST',
+    })
+    // old with a short window: its deadline is gone, so nobody runs it
+    const stale = now - MAX_DEADLINE_AHEAD_MS - MAX_CLOCK_SKEW_MS - 1000
+    const old = createRequest(key, { fn, export: 'f', timestamp: stale }, now)
+    assert.throws(() => verifyRequest(old.request, now), { code: 'DEADLINE_EXCEEDED' })
+    const ahead = createRequest(key, { fn, export: 'f', timestamp: now + MAX_CLOCK_SKEW_MS + 1000 }, now)
+    assert.throws(() => verifyRequest(ahead.request, now), { code: 'INVALID_REQUEST', message: /future/ })
+    // within the skew either way: accepted
+    const early = createRequest(key, { fn, export: 'f', timestamp: now + MAX_CLOCK_SKEW_MS - 1000 }, now)
+    assert.equal(verifyRequest(early.request, now).id, early.id)
   })
 
   it('checks bounds: q ≤ k ≤ 16, q ≥ 1, deadlines, timestamps, argument size and JSON-ness', () => {
@@ -159,6 +206,7 @@ describe('requests', () => {
     bad({ export: 'no-dashes' }, 'INVALID_REQUEST')
     bad({ fuel: 0 }, 'INVALID_REQUEST')
     bad({ fuel: 1.5 }, 'INVALID_REQUEST')
+    bad({ v: 1 }, 'INVALID_REQUEST')
     bad({ extra: true }, 'INVALID_REQUEST')
     // Not JSON: bytes, NaN cannot even be signed; createRequest refuses them up front.
     assert.throws(() => createRequest(key, { fn, export: 'f', args: [new Uint8Array(2)] }), {
@@ -172,6 +220,9 @@ describe('requests', () => {
     })
     assert.throws(() => createRequest(key, { fn, export: 'f', k: 2, q: 3 }), { code: 'INVALID_REQUEST' })
     assert.throws(() => verifyRequest('nope'), { code: 'INVALID_REQUEST' })
+    // a caller named in another spelling of its key is INVALID_KEY_ID
+    const other = peerIdFromString(request.caller).toCID().toString()
+    assert.throws(() => verifyRequest({ ...request, caller: other }, now), { code: 'INVALID_KEY_ID' })
     // checkRequest ignores the clock: certificates stay checkable after the deadline.
     const late = request.deadline + 1
     assert.throws(() => verifyRequest(request, late), { code: 'DEADLINE_EXCEEDED' })

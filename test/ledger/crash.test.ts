@@ -18,7 +18,7 @@ import {
   signCheque,
   verifyCheque,
 } from '../../src/ledger/index.ts'
-import { certifiedRun, simpleCovenant, T0, tempDir } from '../fixtures/ledger.ts'
+import { certifiedRun, networkOf, simpleParty, T0, tempDir } from '../fixtures/ledger.ts'
 
 const CHILD = new URL('../fixtures/ledger-child.ts', import.meta.url).pathname
 /** Committed changes seen before the kill: enough that the child is in full flow. */
@@ -68,8 +68,13 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
     const last = Number(lines.at(-1)!.split(' ')[1])
     assert.ok(last >= KILL_AFTER)
 
-    const covenant = simpleCovenant(payeeKey)
-    const ledger = openPayeeLedger({ path, key: payeeKey, covenant: () => covenant })
+    const payee = simpleParty(payeeKey)
+    const ledger = openPayeeLedger({
+      path,
+      key: payeeKey,
+      covenant: () => payee.covenant,
+      ...networkOf([payee]).verifiers,
+    })
     const account = ledger.account(keyId(payerKey))
     // printed after its commit: the last line printed is in; at most the one after it is too
     assert.ok(account.seq === last || account.seq === last + 1, `seq ${account.seq} after ${last}`)
@@ -102,9 +107,10 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
     const lines = await killMidway(['payer', path, payerFile, executorFile])
     const [, lastSeq, lastCumulative] = lines.at(-1)!.split(' ').map(Number)
 
-    const executor = { key: executorKey, covenant: simpleCovenant(executorKey) }
-    const payee = keyId(executorKey)
-    const ledger = openPayerLedger({ path, key: payerKey, now: () => T0 })
+    const executor = simpleParty(executorKey)
+    const network = networkOf([executor])
+    const payee = executor.peer
+    const ledger = openPayerLedger({ path, key: payerKey, now: () => T0, ...network.verifiers })
     const account = ledger.account(payee)
     const history = ledger.history({ payee, limit: 1000 })
     // the totals and the charges were written together
@@ -129,9 +135,14 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
       key: executorKey,
       covenant: () => executor.covenant,
       now: () => T0,
+      ...network.verifiers,
     })
     for (let n = 0; n < history.length; n++) {
-      const run = certifiedRun(payerKey, [executor], { fuel: n % 50, nonce: `child-call-${n}`, now: T0 })
+      const run = certifiedRun(network, payerKey, [executor], {
+        fuel: n % 50,
+        nonce: `child-call-${n}`,
+        now: T0,
+      })
       assert.equal(payeeLedger.recordCertified(run.certificate).status, 'charged')
     }
     for (const cheque of ledger.pending()) ledger.acknowledge(payeeLedger.applyCheque(cheque).best)

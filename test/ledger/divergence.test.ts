@@ -17,8 +17,9 @@ describe('first difference', () => {
       a: 'x',
       b: 'y',
     })
-    // the earlier of two differences, by sorted keys then index
-    assert.equal(firstDifference({ z: 1, a: [0, 1] }, { z: 2, a: [0, 2] })?.path, '$.a[1]')
+    // the earlier of two differences, in the first value's order of keys, then by index
+    assert.equal(firstDifference({ z: 1, a: [0, 1] }, { z: 2, a: [0, 2] })?.path, '$.z')
+    assert.equal(firstDifference({ a: [0, 1], z: 1 }, { a: [0, 2], z: 2 })?.path, '$.a[1]')
     // a longer array differs at the first index the shorter lacks
     assert.deepEqual(firstDifference([1, 2], [1, 2, 3]), { path: '$[2]', a: undefined, b: 3 })
     // a missing key
@@ -27,8 +28,16 @@ describe('first difference', () => {
     assert.equal(firstDifference({ a: [] }, { a: {} })?.path, '$.a')
     assert.equal(firstDifference({ a: null }, { a: {} })?.path, '$.a')
     assert.equal(firstDifference([1], ['1'])?.path, '$[0]')
-    // key order is not a difference: the output hash sorts keys too
-    assert.equal(firstDifference({ a: 1, b: 2 }, { b: 2, a: 1 }), undefined)
+    // key order is a difference, as in the output hash (the JSON text is hashed as it is): at the
+    // object, once its values are found equal
+    assert.deepEqual(firstDifference({ x: { a: 1, b: 2 } }, { x: { b: 2, a: 1 } }), {
+      path: '$.x',
+      a: { a: 1, b: 2 },
+      b: { b: 2, a: 1 },
+      order: true,
+    })
+    assert.equal(firstDifference({ a: 1, b: 2 }, { b: 3, a: 1 })?.path, '$.b', 'a value before the order')
+    assert.equal(firstDifference({ a: 1, b: 2 }, { a: 1, b: 2 }), undefined)
     // keys that are not identifiers are quoted
     assert.equal(firstDifference({ 'a b': { '0': 1 } }, { 'a b': { '0': 2 } })?.path, '$["a b"]["0"]')
   })
@@ -46,8 +55,8 @@ describe('first difference', () => {
 
 describe('divergence report', () => {
   it('names each executor’s output hash and where each minority output departs from the majority', () => {
-    const majority: OutputLike = { value: { rolls: [3, 5], at: 1000 }, logs: ['rolled'], error: null }
-    const drift: OutputLike = { value: { rolls: [3, 6], at: 1000 }, logs: ['rolled'], error: null }
+    const majority: OutputLike = { json: '{"rolls":[3,5],"at":1000}', logs: ['rolled'], error: null }
+    const drift: OutputLike = { json: '{"rolls":[3,6],"at":1000}', logs: ['rolled'], error: null }
     const report = divergenceReport(
       [receiptOf('A', majority, 'b1'), receiptOf('B', drift, 'b1'), receiptOf('C', majority, 'b1')],
       [drift, majority],
@@ -73,10 +82,10 @@ describe('divergence report', () => {
   })
 
   it('tells a thrown error, a different value and different logs apart, error first', () => {
-    const ok: OutputLike = { value: 42, logs: ['a', 'b'], error: null }
-    const threw: OutputLike = { value: null, logs: ['a'], error: { code: 'USER_ERROR', message: 'boom' } }
-    const logged: OutputLike = { value: 42, logs: ['a', 'c'], error: null }
-    const other: OutputLike = { value: 41, logs: ['a', 'c'], error: null }
+    const ok: OutputLike = { json: '42', logs: ['a', 'b'], error: null }
+    const threw: OutputLike = { json: 'null', logs: ['a'], error: { code: 'USER_ERROR', message: 'boom' } }
+    const logged: OutputLike = { json: '42', logs: ['a', 'c'], error: null }
+    const other: OutputLike = { json: '41', logs: ['a', 'c'], error: null }
     const report = divergenceReport(
       [
         receiptOf('A', ok),
@@ -98,9 +107,9 @@ describe('divergence report', () => {
   })
 
   it('keeps the first signed output as reference on a tie, and lists an output it never saw without a path', () => {
-    const x: OutputLike = { value: 'x'.repeat(500), logs: [], error: null }
-    const y: OutputLike = { value: 'y', logs: [], error: null }
-    const unseen: OutputLike = { value: 'z', logs: [], error: null }
+    const x: OutputLike = { json: JSON.stringify('x'.repeat(500)), logs: [], error: null }
+    const y: OutputLike = { json: '"y"', logs: [], error: null }
+    const unseen: OutputLike = { json: '"z"', logs: [], error: null }
     const report = divergenceReport([receiptOf('A', x), receiptOf('B', y), receiptOf('C', unseen)], [y, x])
     assert.equal(report.reference, outputHash(x))
     assert.equal(report.differences.length, 1, 'no path for an output whose content never came')
@@ -113,10 +122,37 @@ describe('divergence report', () => {
     )
   })
 
+  it('shows where outputs differ only in key order, or only in their JSON text', () => {
+    const sorted: OutputLike = { json: '{"user":{"id":7,"name":"Ada"}}', logs: [], error: null }
+    const unsorted: OutputLike = { json: '{"user":{"name":"Ada","id":7}}', logs: [], error: null }
+    const spaced: OutputLike = { json: '{ "user": { "id": 7, "name": "Ada" } }', logs: [], error: null }
+    const report = divergenceReport(
+      [receiptOf('A', sorted), receiptOf('B', sorted), receiptOf('C', unsorted), receiptOf('D', spaced)],
+      [sorted, unsorted, spaced],
+    )
+    assert.deepEqual(
+      report.differences.map((d) => [d.outputHash, d.path, d.expected, d.actual]),
+      [
+        [outputHash(unsorted), '$.value.user', '{"id":…,"name":…}', '{"name":…,"id":…}'],
+        [outputHash(spaced), '$.value', sorted.json, spaced.json],
+      ],
+    )
+  })
+
   it('is empty for no receipts, and ignores outputs that are no outputs', () => {
     assert.deepEqual(divergenceReport([], []), { executors: [], groups: [], differences: [] })
-    const odd = { value: () => 1, logs: [], error: null } as unknown as OutputLike
-    const one: OutputLike = { value: 1, logs: [], error: null }
-    assert.deepEqual(divergenceReport([receiptOf('A', one)], [odd, one]).differences, [])
+    const one: OutputLike = { json: '1', logs: [], error: null }
+    const notJson: OutputLike = { json: '{1', logs: [], error: null }
+    const unhashable = { json: '2', logs: [() => 1], error: null } as unknown as OutputLike
+    // B signed a text that is not JSON: its output is no output, so no path is given for it
+    const report = divergenceReport(
+      [receiptOf('A', one), receiptOf('B', notJson)],
+      [notJson, unhashable, one],
+    )
+    assert.deepEqual(report.differences, [])
+    assert.deepEqual(
+      report.groups.map((g) => g.executors),
+      [['A'], ['B']],
+    )
   })
 })

@@ -22,6 +22,8 @@ import {
   Clock,
   certifiedRun,
   makeParty,
+  type Network,
+  networkOf,
   OTHER_OUTPUT,
   type Party,
   pricedCovenant,
@@ -38,6 +40,11 @@ describe('payee ledger', () => {
   let node: Party
   let caller: Party
   let other: Party
+  /** executors besides `node`, for certificates of several */
+  let peer: Party
+  let third: Party
+  let fourth: Party
+  let network: Network
   let clock: Clock
   let covenant: SignedCovenant
   let ledger: PayeeLedger
@@ -45,7 +52,14 @@ describe('payee ledger', () => {
   let path: string
 
   const open = (opts: Partial<PayeeLedgerOptions> = {}) =>
-    openPayeeLedger({ path, key: node.key, covenant: () => covenant, now: clock.now, ...opts })
+    openPayeeLedger({
+      path,
+      key: node.key,
+      covenant: () => covenant,
+      now: clock.now,
+      ...network.verifiers,
+      ...opts,
+    })
   const admitCall = (run: ReturnType<typeof certifiedRun>, l = ledger) =>
     l.admit({ id: run.id, ...run.certificate.request })
   const cheque = (cumulative: number, seq: number, from = caller) =>
@@ -53,7 +67,15 @@ describe('payee ledger', () => {
 
   before(async () => {
     dir = await tempDir()
-    ;[node, caller, other] = await Promise.all([makeParty(pricedCovenant(PRICES)), makeParty(), makeParty()])
+    ;[node, caller, other, peer, third, fourth] = await Promise.all([
+      makeParty(pricedCovenant(PRICES)),
+      makeParty(),
+      makeParty(),
+      makeParty(pricedCovenant(PRICES)),
+      makeParty(),
+      makeParty(),
+    ])
+    network = networkOf([node, caller, other, peer, third, fourth])
   })
   after(() => dir.remove())
   beforeEach(() => {
@@ -66,7 +88,7 @@ describe('payee ledger', () => {
   it('admits a caller within its credit, and refuses it past it with what to pay', () => {
     // the credit covers two calls at their most; the third is refused before it runs
     const runs = [0, 1, 2].map((i) =>
-      certifiedRun(caller.key, [node], { nonce: `nonce-${i}-xxxx`, fuel: 500 }),
+      certifiedRun(network, caller.key, [node], { nonce: `nonce-${i}-xxxx`, fuel: 500 }),
     )
     const a = admitCall(runs[0])
     assert.equal(a.maxCharge, MAX_CHARGE)
@@ -95,7 +117,7 @@ describe('payee ledger', () => {
   })
 
   it('narrows a call’s exposure to its exact charge once signed, and frees it when certified or released', () => {
-    const run = certifiedRun(caller.key, [node], { fuel: 321 })
+    const run = certifiedRun(network, caller.key, [node], { fuel: 321 })
     const admission = admitCall(run)
     assert.equal(admission.signed(run.receipts[0]), chargeFor(PRICES, 321))
     assert.equal(ledger.account(caller.peer).exposure, chargeFor(PRICES, 321))
@@ -111,7 +133,7 @@ describe('payee ledger', () => {
     assert.equal(account.outstanding, account.charged)
     assert.equal(account.available, PRICES.credit - account.charged)
     // a call that ended without a receipt owes nothing
-    const failed = certifiedRun(caller.key, [node], { nonce: 'never-ran-xx' })
+    const failed = certifiedRun(network, caller.key, [node], { nonce: 'never-ran-xx' })
     admitCall(failed).release()
     assert.equal(ledger.account(caller.peer).exposure, 0)
     assert.equal(
@@ -121,30 +143,27 @@ describe('payee ledger', () => {
   })
 
   it('writes off a receipt never certified once its exposure window passes (a failed quorum is not charged)', () => {
-    const run = certifiedRun(caller.key, [node])
+    const run = certifiedRun(network, caller.key, [node])
     admitCall(run).signed(run.receipts[0])
     clock.t = run.certificate.request.deadline + 10 * 60_000 + 1001
-    const next = certifiedRun(caller.key, [node], { nonce: 'after-expiry', now: clock.t })
+    const next = certifiedRun(network, caller.key, [node], { nonce: 'after-expiry', now: clock.t })
     admitCall(next)
     assert.equal(ledger.account(caller.peer).exposure, MAX_CHARGE, 'only the new call is in flight')
     assert.equal(ledger.account(caller.peer).charged, 0)
   })
 
   it('charges a certificate once, only for this node’s receipt, and not when accused, late or its own', async () => {
-    const peer = await makeParty(pricedCovenant(PRICES))
-    const run = certifiedRun(caller.key, [node, peer], { fuel: [7, 7] })
+    const run = certifiedRun(network, caller.key, [node, peer], { fuel: [7, 7] })
     assert.equal(ledger.recordCertified(run.certificate).status, 'charged')
     for (let i = 0; i < 3; i++) assert.equal(ledger.recordCertified(run.certificate).status, 'duplicate')
     assert.equal(ledger.account(caller.peer).charged, chargeFor(PRICES, 7))
     assert.equal(ledger.history(caller.peer).length, 1)
 
     // outvoted: its receipt is conflict evidence, not in the certificate
-    const outvoted = certifiedRun(caller.key, [peer, (await makeParty()) as Party, node], { liars: [2] })
+    const outvoted = certifiedRun(network, caller.key, [peer, fourth, node], { liars: [2] })
     assert.equal(ledger.recordCertified(outvoted.certificate).status, 'not-in-certificate')
     // accused by evidence it signed itself: a second receipt for the same request, another output
-    const third = await makeParty()
-    const equivocation = certifiedRun(caller.key, [node, peer, third], { nonce: 'equivocate' })
-    const [, peerReceipt, thirdReceipt] = equivocation.receipts
+    const equivocation = certifiedRun(network, caller.key, [node, peer, third], { nonce: 'equivocate' })
     const lie = signReceipt(node.key, {
       request: equivocation.id,
       outputHash: outputHash(OTHER_OUTPUT),
@@ -152,13 +171,7 @@ describe('payee ledger', () => {
       covenantVersion: 1,
       build: BUILD,
     })
-    const evidence = {
-      request: equivocation.id,
-      executor: node.peer,
-      receipt: lie,
-      agreedOutputHash: equivocation.certificate.outputHash,
-      agreed: [peerReceipt, thirdReceipt],
-    }
+    const evidence = { receipt: lie, certificate: equivocation.certificate }
     assert.equal(
       errorCode(() =>
         ledger.recordCertified(equivocation.certificate, {
@@ -173,34 +186,48 @@ describe('payee ledger', () => {
       'accused',
     )
     // evidence about another request changes nothing for this one
-    const unrelated = certifiedRun(caller.key, [node, peer, third], { nonce: 'unrelated' })
+    const unrelated = certifiedRun(network, caller.key, [node, peer, third], { nonce: 'unrelated' })
     assert.equal(ledger.recordCertified(unrelated.certificate, { conflicts: [evidence] }).status, 'charged')
 
     // too late: past the request's deadline + the certificate window
-    const late = certifiedRun(caller.key, [node], { nonce: 'late-late' })
+    const late = certifiedRun(network, caller.key, [node], { nonce: 'late-late' })
     clock.t = late.certificate.request.deadline + 24 * 3_600_000 + 1
     assert.equal(ledger.recordCertified(late.certificate).status, 'stale')
     // a node calling itself owes itself nothing
-    assert.equal(ledger.recordCertified(certifiedRun(node.key, [node, peer]).certificate).status, 'self')
+    assert.equal(
+      ledger.recordCertified(certifiedRun(network, node.key, [node, peer]).certificate).status,
+      'self',
+    )
     assert.equal(
       ledger.account(caller.peer).charged,
       chargeFor(PRICES, 7) + chargeFor(PRICES, 100),
       'nothing else was charged',
     )
 
+    // receipts of keys outside this node's view prove nothing, however well signed
+    const stranger = await makeParty()
+    const elsewhere = certifiedRun(networkOf([node, stranger]), caller.key, [node, stranger], {
+      nonce: 'outside-the-view',
+    })
+    assert.equal(
+      errorCode(() => ledger.recordCertified(elsewhere.certificate)),
+      'INVALID_CERTIFICATE',
+    )
     // a forged certificate is refused as such
     const forged = { ...run.certificate, receipts: [{ ...run.certificate.receipts[0], fuel: 1 }] }
     assert.equal(
-      errorCode(() => ledger.recordCertified({ ...forged, id: certifiedRun(caller.key, [node]).id })),
+      errorCode(() =>
+        ledger.recordCertified({ ...forged, id: certifiedRun(network, caller.key, [node]).id }),
+      ),
       'INVALID_CERTIFICATE',
     )
   })
 
   it('charges each receipt at the covenant version it names, across a price change', () => {
-    const old = certifiedRun(caller.key, [node], { fuel: 100, nonce: 'before-change' })
+    const old = certifiedRun(network, caller.key, [node], { fuel: 100, nonce: 'before-change' })
     admitCall(old).signed(old.receipts[0])
     covenant = signCovenant(node.key, pricedCovenant({ ...PRICES, pricePerFuel: 3000 }), 2, T0 + 1)
-    const fresh = certifiedRun(caller.key, [{ key: node.key, covenant }], {
+    const fresh = certifiedRun(network, caller.key, [{ key: node.key, covenant }], {
       fuel: 100,
       nonce: 'after-change',
     })
@@ -254,14 +281,15 @@ describe('payee ledger', () => {
     const account = ledger.account(caller.peer)
     assert.equal(account.outstanding, -10 * MAX_CHARGE)
     assert.equal(account.available, PRICES.credit + 10 * MAX_CHARGE)
-    for (let i = 0; i < 12; i++) admitCall(certifiedRun(caller.key, [node], { nonce: `ahead-${i}-xxxx` }))
+    for (let i = 0; i < 12; i++)
+      admitCall(certifiedRun(network, caller.key, [node], { nonce: `ahead-${i}-xxxx` }))
   })
 
   it('keeps accounts, charges, cheques and prices across a restart; calls in flight are written off', () => {
-    const run = certifiedRun(caller.key, [node], { fuel: 55 })
+    const run = certifiedRun(network, caller.key, [node], { fuel: 55 })
     ledger.recordCertified(run.certificate)
     ledger.applyCheque(cheque(4000, 1))
-    const inflight = certifiedRun(caller.key, [node], { nonce: 'in-flight-x' })
+    const inflight = certifiedRun(network, caller.key, [node], { nonce: 'in-flight-x' })
     admitCall(inflight)
     const before = ledger.account(caller.peer)
     ledger.close()
@@ -283,10 +311,12 @@ describe('payee ledger', () => {
   })
 
   it('forgets charges only after the window in which their certificate could come again', () => {
-    const run = certifiedRun(caller.key, [node])
+    const run = certifiedRun(network, caller.key, [node])
     ledger.recordCertified(run.certificate)
     clock.t = T0 + 31 * DAY_MS
-    ledger.recordCertified(certifiedRun(caller.key, [node], { now: clock.t, nonce: 'prune-now' }).certificate)
+    ledger.recordCertified(
+      certifiedRun(network, caller.key, [node], { now: clock.t, nonce: 'prune-now' }).certificate,
+    )
     assert.deepEqual(
       ledger.history(caller.peer).map((c) => c.ref),
       [ledger.history(caller.peer)[0].ref],
@@ -303,11 +333,11 @@ describe('payee ledger', () => {
   it('lets the operator set a payer’s credit, and refuses a ledger full of strangers', () => {
     ledger.setLimit(caller.peer, 0)
     assert.equal(
-      errorCode(() => admitCall(certifiedRun(caller.key, [node]))),
+      errorCode(() => admitCall(certifiedRun(network, caller.key, [node]))),
       'PAYMENT_REQUIRED',
     )
     ledger.setLimit(caller.peer, undefined)
-    admitCall(certifiedRun(caller.key, [node]))
+    admitCall(certifiedRun(network, caller.key, [node]))
     assert.equal(
       errorCode(() => ledger.setLimit(caller.peer, -1)),
       'INVALID_INPUT',
@@ -321,7 +351,7 @@ describe('payee ledger', () => {
       'PEER_BUSY',
     )
     assert.equal(
-      errorCode(() => admitCall(certifiedRun(other.key, [node]))),
+      errorCode(() => admitCall(certifiedRun(network, other.key, [node]))),
       'PEER_BUSY',
     )
     ledger.applyCheque(cheque(1, 1))
@@ -346,7 +376,12 @@ describe('payee ledger', () => {
     )
     assert.equal(ledger.account(caller.peer).granted, 3000)
     assert.equal(ledger.account(caller.peer).outstanding, -3000)
-    const payer = openPayerLedger({ path: dir.file(`payer-${files++}.db`), key: caller.key, now: clock.now })
+    const payer = openPayerLedger({
+      path: dir.file(`payer-${files++}.db`),
+      key: caller.key,
+      now: clock.now,
+      ...network.verifiers,
+    })
     assert.deepEqual(payer.applyDeposit(d), { applied: true })
     assert.deepEqual(payer.applyDeposit(d), { applied: false })
     assert.equal(payer.account(node.peer).granted, 3000)
@@ -362,9 +397,16 @@ describe('payee ledger: storage', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>
   let holder: Party
   let publisher: Party
+  let network: Network
   const cid = (s: string) => cidForBytes(new TextEncoder().encode(s)).toString()
   const openHolder = (file: string, clock: Clock, party = holder) =>
-    openPayeeLedger({ path: dir.file(file), key: party.key, covenant: () => party.covenant, now: clock.now })
+    openPayeeLedger({
+      path: dir.file(file),
+      key: party.key,
+      covenant: () => party.covenant,
+      now: clock.now,
+      ...network.verifiers,
+    })
 
   before(async () => {
     dir = await tempDir()
@@ -372,6 +414,7 @@ describe('payee ledger: storage', () => {
       pricedCovenant({ pricePerBytePerDay: 2, pricePerByte: 3, credit: 10_000, noticeDays: 2 }),
     )
     publisher = await makeParty()
+    network = networkOf([holder, publisher])
   })
   after(() => dir.remove())
 

@@ -22,6 +22,8 @@ import {
   Clock,
   certifiedRun,
   makeParty,
+  type Network,
+  networkOf,
   OTHER_OUTPUT,
   type Party,
   pricedCovenant,
@@ -34,19 +36,25 @@ describe('payer ledger', () => {
   let caller: Party
   let cheap: Party
   let dear: Party
+  let third: Party
+  let someoneElse: Party
+  let network: Network
   let clock: Clock
   let path: string
   let files = 0
   let ledger: PayerLedger
-  const open = () => openPayerLedger({ path, key: caller.key, now: clock.now })
+  const open = () => openPayerLedger({ path, key: caller.key, now: clock.now, ...network.verifiers })
 
   before(async () => {
     dir = await tempDir()
-    ;[caller, cheap, dear] = await Promise.all([
+    ;[caller, cheap, dear, third, someoneElse] = await Promise.all([
       makeParty(),
       makeParty(pricedCovenant({ basePrice: 1000, pricePerFuel: 10 })),
       makeParty(pricedCovenant({ basePrice: 50_000, pricePerFuel: 2000 })),
+      makeParty(),
+      makeParty(),
     ])
+    network = networkOf([caller, cheap, dear, third, someoneElse])
   })
   after(() => dir.remove())
   beforeEach(() => {
@@ -56,7 +64,7 @@ describe('payer ledger', () => {
   })
 
   it('owes each executor in a certificate its price × the fuel it signed for, exactly as quoted', () => {
-    const run = certifiedRun(caller.key, [cheap, dear], { fuel: [777, 777] })
+    const run = certifiedRun(network, caller.key, [cheap, dear], { fuel: [777, 777] })
     const charges = ledger.recordCertified(run.certificate, { covenants: [cheap.covenant, dear.covenant] })
     const quoted = quote({ fuel: 777, q: 2, executors: [cheap, dear] })
     assert.deepEqual(
@@ -81,7 +89,7 @@ describe('payer ledger', () => {
   })
 
   it('refuses to guess a price it does not know, and records nothing until it does', () => {
-    const run = certifiedRun(caller.key, [cheap, dear])
+    const run = certifiedRun(network, caller.key, [cheap, dear])
     assert.throws(
       () => ledger.recordCertified(run.certificate, { covenants: [cheap.covenant] }),
       (err: CovenantError) => {
@@ -102,18 +110,16 @@ describe('payer ledger', () => {
     )
   })
 
-  it('owes nothing for another caller’s certificate, nor to an executor accused for that request', async () => {
-    const someoneElse = await makeParty()
+  it('owes nothing for another caller’s certificate, nor to an executor accused for that request', () => {
     ledger.learnCovenant(cheap.covenant)
     ledger.learnCovenant(dear.covenant)
     assert.equal(
-      errorCode(() => ledger.recordCertified(certifiedRun(someoneElse.key, [cheap]).certificate)),
+      errorCode(() => ledger.recordCertified(certifiedRun(network, someoneElse.key, [cheap]).certificate)),
       'INVALID_INPUT',
     )
     // dear signed the agreeing output, in the certificate, and another one for the same request
-    const third = await makeParty()
     ledger.learnCovenant(third.covenant)
-    const run = certifiedRun(caller.key, [cheap, dear, third])
+    const run = certifiedRun(network, caller.key, [cheap, dear, third])
     const lie = signReceipt(dear.key, {
       request: run.id,
       outputHash: outputHash(OTHER_OUTPUT),
@@ -121,15 +127,13 @@ describe('payer ledger', () => {
       covenantVersion: 1,
       build: BUILD,
     })
-    const evidence = {
-      request: run.id,
-      executor: dear.peer,
-      receipt: lie,
-      agreedOutputHash: run.certificate.outputHash,
-      agreed: [run.receipts[0], run.receipts[2]],
-    }
+    const evidence = { receipt: lie, certificate: run.certificate }
+    // evidence is checked: without a certificate that verifies, a receipt accuses no one
+    const unproven = { ...run.certificate, receipts: [run.receipts[0], run.receipts[2]] }
     assert.equal(
-      errorCode(() => ledger.recordCertified(run.certificate, { conflicts: [{ ...evidence, agreed: [] }] })),
+      errorCode(() =>
+        ledger.recordCertified(run.certificate, { conflicts: [{ ...evidence, certificate: unproven }] }),
+      ),
       'INVALID_CONFLICT',
     )
     assert.deepEqual(
@@ -145,11 +149,13 @@ describe('payer ledger', () => {
 
   it('settles with cumulative cheques, written before they are sent, resent until confirmed', () => {
     ledger.learnCovenant(cheap.covenant)
-    ledger.recordCertified(certifiedRun(caller.key, [cheap], { fuel: 5 }).certificate)
+    ledger.recordCertified(certifiedRun(network, caller.key, [cheap], { fuel: 5 }).certificate)
     const [first] = ledger.settle()
     assert.deepEqual([first.payee, first.cumulative, first.seq], [cheap.peer, 1050, 1])
     assert.deepEqual(ledger.settle(), [], 'nothing more is owed')
-    ledger.recordCertified(certifiedRun(caller.key, [cheap], { fuel: 10, nonce: 'second-call' }).certificate)
+    ledger.recordCertified(
+      certifiedRun(network, caller.key, [cheap], { fuel: 10, nonce: 'second-call' }).certificate,
+    )
     const [second] = ledger.settle(cheap.peer)
     assert.deepEqual([second.cumulative, second.seq], [1050 + 1100, 2])
     assert.deepEqual(ledger.pending(), [second], 'the newest unconfirmed cheque is the one to resend')
@@ -162,6 +168,7 @@ describe('payer ledger', () => {
       key: cheap.key,
       covenant: () => cheap.covenant,
       now: clock.now,
+      ...network.verifiers,
     })
     const outcome = payee.applyCheque(ledger.pending()[0])
     assert.equal(ledger.acknowledge(outcome.best).unconfirmed, false)
@@ -256,13 +263,14 @@ describe('payer ledger', () => {
 
   it('reconciles with its payees pair by pair, and says where they differ', () => {
     ledger.learnCovenant(cheap.covenant)
-    const run = certifiedRun(caller.key, [cheap])
+    const run = certifiedRun(network, caller.key, [cheap])
     ledger.recordCertified(run.certificate)
     const payee = openPayeeLedger({
       path: dir.file(`payee-${files++}.db`),
       key: cheap.key,
       covenant: () => cheap.covenant,
       now: clock.now,
+      ...network.verifiers,
     })
     const [cheque] = ledger.settle()
     let report = reconcile(ledger.statements(), [payee.statement(caller.peer)])

@@ -21,7 +21,15 @@ import {
   reconcile,
   signCheque,
 } from '../../src/ledger/index.ts'
-import { Clock, certifiedRun, makeParty, type Party, pricedCovenant, tempDir } from '../fixtures/ledger.ts'
+import {
+  Clock,
+  certifiedRun,
+  makeParty,
+  networkOf,
+  type Party,
+  pricedCovenant,
+  tempDir,
+} from '../fixtures/ledger.ts'
 
 const CALLS = 1000
 const FUEL_LIMIT = 2000
@@ -70,13 +78,17 @@ describe('settlement under faults', () => {
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]
     const clock = new Clock()
     const covenants = new Map<string, SignedCovenant>()
-    const payeeOpts = { now: clock.now, exposureMs: 60_000 }
+    const parties = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) =>
+        makeParty(pricedCovenant({ basePrice: 1000 * i, pricePerFuel: 100 * i, credit: 3_000_000 })),
+      ),
+    )
+    // every ledger checks certificates against the same view: the five executors
+    const network = networkOf(parties)
+    const payeeOpts = { now: clock.now, exposureMs: 60_000, ...network.verifiers }
 
     const executors: Executor[] = []
-    for (let i = 0; i < 5; i++) {
-      const party = await makeParty(
-        pricedCovenant({ basePrice: 1000 * (i + 1), pricePerFuel: 100 * (i + 1), credit: 3_000_000 }),
-      )
+    for (const [i, party] of parties.entries()) {
       covenants.set(party.peer, party.covenant)
       const path = dir.file(`executor-${i}.db`)
       const ledger = openPayeeLedger({
@@ -94,7 +106,7 @@ describe('settlement under faults', () => {
       callers.push({
         ...party,
         path,
-        ledger: openPayerLedger({ path, key: party.key, now: clock.now }),
+        ledger: openPayerLedger({ path, key: party.key, now: clock.now, ...network.verifiers }),
         outbox: new Map(),
       })
     }
@@ -211,6 +223,7 @@ describe('settlement under faults', () => {
       const scenario = random()
       const liars = scenario < 0.1 ? [2] : []
       const run = certifiedRun(
+        network,
         caller.key,
         chosen.map((e) => ({ key: e.key, covenant: covenants.get(e.peer)! })),
         { fuel, fuelLimit: FUEL_LIMIT, now: clock.t, nonce: `call-${call}-nonce`, liars },
@@ -266,7 +279,12 @@ describe('settlement under faults', () => {
         // the caller dies after writing its cheques, before sending or hearing back
         counts.crashes++
         caller.ledger.close()
-        caller.ledger = openPayerLedger({ path: caller.path, key: caller.key, now: clock.now })
+        caller.ledger = openPayerLedger({
+          path: caller.path,
+          key: caller.key,
+          now: clock.now,
+          ...network.verifiers,
+        })
       } else {
         for (const cheque of cheques) {
           const e = executors.find((x) => x.peer === cheque.payee)!

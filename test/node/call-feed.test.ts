@@ -10,11 +10,13 @@ import { cidForBytes } from '../../src/content/index.ts'
 import { CovenantError } from '../../src/errors/index.ts'
 import {
   createRequest,
-  type ExecReply,
+  type ExecResult,
   type InvokeResult,
   outputHash,
+  outputValue,
   requestToJSON,
   signReceipt,
+  signRefusal,
 } from '../../src/exec/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
 import { createCallFeed } from '../../src/node/call-feed.ts'
@@ -26,14 +28,14 @@ const fn = cidForBytes(new Uint8Array([1]), 'dag-cbor').toString()
 describe('call feed', () => {
   let caller: PrivateKey
   let executor: PrivateKey
-  let reply: ExecReply
+  let reply: ExecResult
   let signed: ReturnType<typeof createRequest>
 
   before(async () => {
     caller = await generateKey()
     executor = await generateKey()
     signed = createRequest(caller, { fn, export: 'greet', args: [SECRET, { deep: SECRET }] })
-    const output = { value: `Hello, ${SECRET}`, logs: [`log ${SECRET}`], error: null }
+    const output = { json: JSON.stringify(`Hello, ${SECRET}`), logs: [`log ${SECRET}`], error: null }
     const receipt = signReceipt(executor, {
       request: signed.id,
       outputHash: outputHash(output),
@@ -62,18 +64,42 @@ describe('call feed', () => {
     assert.ok(!JSON.stringify(event).includes(SECRET))
   })
 
-  it('keeps a gateway call with its certificate’s receipts, conflicts and attempts, or its error code', () => {
+  it('shows an executor’s signed refusal by its code, with no receipt and not its message', () => {
     const feed = createCallFeed()
+    const refusal = signRefusal(executor, signed.id, new CovenantError('NOT_SELECTED', `not for ${SECRET}`))
+    feed.executed({ request: signed.request, from: 'gateway-peer', reply: { refusal }, ms: 2 })
+    const [event] = feed.recent(1)
+    assert.deepEqual(CallEventSchema.parse(event), event)
+    assert.equal(event.outcome, 'NOT_SELECTED')
+    assert.equal(event.request, signed.id)
+    assert.equal(event.fuel, null)
+    assert.equal(event.outputHash, null)
+    assert.deepEqual(event.receipts, [])
+    assert.ok(!JSON.stringify(event).includes(SECRET))
+  })
+
+  it('keeps a gateway call with its certificate’s receipts, conflicts and attempts, or its error code', async () => {
+    const feed = createCallFeed()
+    const certificate = {
+      request: signed.request,
+      id: signed.id,
+      outputHash: reply.receipt.outputHash,
+      receipts: [reply.receipt],
+      skipped: [],
+    }
+    const liar = await generateKey()
+    const lie = signReceipt(liar, {
+      request: signed.id,
+      outputHash: outputHash({ json: JSON.stringify(SECRET), logs: [], error: null }),
+      fuel: 7,
+      build: SANDBOX_BUILD,
+      covenantVersion: 1,
+    })
     const result: InvokeResult = {
-      value: reply.output.value,
+      value: outputValue(reply.output),
       output: reply.output,
-      certificate: {
-        request: signed.request,
-        id: signed.id,
-        outputHash: reply.receipt.outputHash,
-        receipts: [reply.receipt],
-      },
-      conflicts: [],
+      certificate,
+      conflicts: [{ receipt: lie, certificate }],
       tried: [{ peer: keyId(executor), outcome: 'agreed', outputHash: reply.receipt.outputHash, ms: 5 }],
     }
     feed.gatewayed({ request: requestToJSON(signed.request), result, ms: 30 })
@@ -90,6 +116,7 @@ describe('call feed', () => {
     assert.equal(ok.request, signed.id)
     assert.equal(ok.k, 3)
     assert.equal(ok.receipts.length, 1)
+    assert.deepEqual(ok.conflicts, [{ executor: keyId(liar), outputHash: lie.outputHash }])
     assert.deepEqual(ok.tried, [{ peer: keyId(executor), outcome: 'agreed', ms: 5, error: null }])
     assert.equal(failed.outcome, 'NO_EXECUTORS')
     assert.equal(failed.request, null)

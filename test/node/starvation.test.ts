@@ -14,7 +14,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import pino from 'pino'
 import { connect } from '../../src/client/index.ts'
 import { CovenantConfigSchema, DEFAULT_COVENANT, signCovenant } from '../../src/covenant/index.ts'
-import { createRequest, EXEC_PROTOCOL, ExecReplySchema, MAX_EXEC_REPLY_BYTES } from '../../src/exec/index.ts'
+import {
+  createRequest,
+  EXEC_PROTOCOL,
+  ExecReplySchema,
+  MAX_EXEC_REPLY_BYTES,
+  outputValue,
+} from '../../src/exec/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
 import { createNet, DEFAULT_MAX_INBOUND_STREAMS, type Net } from '../../src/net/index.ts'
 import { type CovenantNode, createNode } from '../../src/node/index.ts'
@@ -95,8 +101,9 @@ describe('a node whose exec and hello streams are held idle by a few peers', { t
         { request },
         { timeoutMs: 60_000, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
       )
+      assert.ok('receipt' in reply, `expected a receipt, got ${JSON.stringify(reply)}`)
       assert.equal(reply.receipt.executor, node.peerId)
-      assert.equal(reply.output.value, 5)
+      assert.equal(outputValue(reply.output), 5)
     } finally {
       await caller.stop()
     }

@@ -3,12 +3,14 @@
  * one node refuses to run functions tagged `demo`: the network with its five peers and the
  * refusing one marked, a function deployed and called from the playground, the call appearing
  * live with its certificate (and never its arguments), storage with why each block is held, and
- * the re-check link verifying in another page (and failing when tampered with). Each page is
- * saved as a screenshot under docs/screenshots/.
+ * the re-check link verifying in another page against a view built there (from the serving node,
+ * or with more nodes the link names), saying what it trusts, and failing when its output or its
+ * manifest is tampered with. Each page is saved as a screenshot under docs/screenshots/.
  */
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
+import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import type { Page } from 'playwright-core'
 import { connect } from '../../src/client/index.ts'
 import { CovenantConfigSchema, DEFAULT_COVENANT } from '../../src/covenant/index.ts'
@@ -27,6 +29,9 @@ export function greet(name, ctx) {
 }
 export function add(a, b) {
   return a + b
+}
+export function card(name) {
+  return { name: name, kind: 'greeting', at: 1 }
 }
 `
 
@@ -104,7 +109,7 @@ describe('the dashboard, in headless Chromium, on a 5-node devnet', { timeout: 2
     await cid.waitFor({ timeout: 30_000 })
     fn = (await cid.textContent()) ?? ''
     assert.match(fn, /^bafyrei/)
-    assert.deepEqual(await page.locator('select option').allTextContents(), ['add', 'greet'])
+    assert.deepEqual(await page.locator('select option').allTextContents(), ['add', 'card', 'greet'])
     await page.locator('select').selectOption('greet')
     await page.locator('label:has-text("arguments") input').fill(JSON.stringify([SECRET]))
     await page.getByRole('button', { name: 'Call' }).click()
@@ -122,6 +127,14 @@ describe('the dashboard, in headless Chromium, on a 5-node devnet', { timeout: 2
     recheckLink = (await page.getByTestId('recheck-link').getAttribute('href')) ?? ''
     assert.ok(recheckLink.startsWith(`${base}/#/verify/`), recheckLink)
     await shoot(page, 'playground')
+    // an object comes back with its keys in the order the function wrote them
+    await page.locator('select').selectOption('card')
+    await page.locator('label:has-text("arguments") input').fill('["Ada"]')
+    await page.getByRole('button', { name: 'Call' }).click()
+    const card = { name: 'Ada', kind: 'greeting', at: 1 }
+    await waitFor('the card', async () =>
+      (await page.getByTestId('value').textContent()) === JSON.stringify(card, null, 2) ? true : undefined,
+    )
     // the caller is this browser's own key, and it is kept for the next visit
     const caller = await page.getByTestId('caller').textContent()
     await page.reload()
@@ -132,7 +145,8 @@ describe('the dashboard, in headless Chromium, on a 5-node devnet', { timeout: 2
 
   it('shows the call live on the calls page, with its certificate, and never its arguments or value', async () => {
     await page.goto(`${base}/#/calls`)
-    const row = page.locator(`tr.call[data-request="${request}"]`)
+    // the gateway's row (an executor's run of the same request may end after the quorum, above it)
+    const row = page.locator(`tr.call[data-request="${request}"]:has-text("gateway")`)
     await row.first().waitFor({ timeout: 20_000 })
     assert.match((await row.first().textContent()) ?? '', /gateway.*\.greet.*ok.*2 of 3/)
     // a call made now, from Node, appears without reloading
@@ -166,41 +180,63 @@ describe('the dashboard, in headless Chromium, on a 5-node devnet', { timeout: 2
     await shoot(page, 'storage')
   })
 
-  it('re-checks the certificate from its link in another page, and refuses a tampered one', async () => {
+  it('re-checks the certificate from its link in another page, says what it trusts, and refuses a tampered one', async () => {
     const other = await browser!.context.newPage()
     await other.setViewportSize({ width: 1280, height: 860 })
+    other.on('pageerror', (err) => pageErrors.push(err.message))
+    /** Opens `link` and waits for the verdict of a check whose trust panel matches `trusted`. */
+    const open = async (link: string, trusted: RegExp): Promise<string> => {
+      await other.goto(link)
+      await other.reload()
+      await waitFor(`a verdict trusting ${trusted}`, async () =>
+        trusted.test((await other.getByTestId('trusted').textContent()) ?? '') ? true : undefined,
+      )
+      return (await other.getByTestId('verdict').textContent()) ?? ''
+    }
     try {
-      await other.goto(recheckLink)
-      const verdict = other.getByTestId('verdict')
-      await verdict.waitFor({ timeout: 20_000 })
-      assert.match((await verdict.textContent()) ?? '', /✓ The certificate verifies: 2 executors/)
-      assert.match((await other.locator('main').textContent()) ?? '', new RegExp(`Hello, ${SECRET}!`))
+      // as the playground made it: the view from the serving node, the manifest in the link
+      const verdict = await open(recheckLink, /With one node/)
+      assert.match(verdict, /✓ The certificate verifies: 2 executors/)
+      const main = (await other.locator('main').textContent()) ?? ''
+      assert.match(main, new RegExp(`Hello, ${SECRET}!`))
+      const trusted = (await other.getByTestId('trusted').textContent()) ?? ''
+      assert.match(trusted, /a view of 5 peers/)
+      assert.match(trusted, /With one node, this trusts that node to say who the executors are/)
+      assert.match(trusted, /carried in the link, and taken because it hashes to the function’s CID/)
+      assert.ok(trusted.includes(base), trusted)
       await shoot(other, 'verify')
 
+      // a link that names more nodes: the view is theirs and the serving node's, by majority; and
+      // one without the manifest: it is fetched from the serving node
+      const nodes = [devnet!.nodes[1].http, devnet!.nodes[2].http]
+      const wider = rewriteLink(recheckLink, (data) => {
+        data.nodes = nodes
+        delete data.manifest
+      })
+      assert.match(await open(wider, /3 nodes/), /✓ The certificate verifies/)
+      const widerTrust = (await other.getByTestId('trusted').textContent()) ?? ''
+      assert.match(widerTrust, /a majority of these nodes/)
+      assert.match(widerTrust, /fetched from the node that served this page/)
+      for (const url of [base, ...nodes]) assert.ok(widerTrust.includes(url), url)
+
       // the same certificate claimed for another value
-      const tampered = await other.evaluate(async (link) => {
-        const data = link.split('#/verify/')[1]
-        const bytes = Uint8Array.from(atob(data.replaceAll('-', '+').replaceAll('_', '/')), (c) =>
-          c.charCodeAt(0),
-        )
-        const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'))
-        const json = JSON.parse(await new Response(inflated).text())
-        json.output.value = 'Hello, Mallory!'
-        const deflated = new Blob([JSON.stringify(json)])
-          .stream()
-          .pipeThrough(new CompressionStream('deflate-raw'))
-        const out = new Uint8Array(await new Response(deflated).arrayBuffer())
-        let text = ''
-        for (const b of out) text += String.fromCharCode(b)
-        return `${link.split('#')[0]}#/verify/${btoa(text).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')}`
-      }, recheckLink)
-      await other.goto(tampered)
-      await other.reload()
-      await waitFor('the tampered verdict', async () =>
-        /does not verify/.test((await other.getByTestId('verdict').textContent()) ?? '') ? true : undefined,
+      const tampered = rewriteLink(recheckLink, (data) => {
+        ;(data.output as { json: string }).json = JSON.stringify('Hello, Mallory!')
+      })
+      assert.match(await open(tampered, /With one node/), /does not verify.*INVALID_CERTIFICATE/)
+      assert.match((await other.locator('main').textContent()) ?? '', /value claimed/)
+      // a manifest in the link that is not the function's (here: its code block) is not taken
+      const client = await connect({ node: base })
+      const codeBytes = await client.getBlock((await client.manifest(fn)).code)
+      const forged = rewriteLink(recheckLink, (data) => {
+        data.manifest = Buffer.from(codeBytes).toString('base64')
+      })
+      assert.match(
+        await open(forged, /With one node/),
+        /does not verify \(INVALID_CERTIFICATE\): the link's manifest does not hash to the function/,
       )
-      assert.match((await other.getByTestId('verdict').textContent()) ?? '', /INVALID_CERTIFICATE/)
       await other.goto(`${base}/#/verify/not-a-certificate`)
+      await other.reload()
       await other.locator('.error').waitFor()
     } finally {
       await other.close()
@@ -208,6 +244,14 @@ describe('the dashboard, in headless Chromium, on a 5-node devnet', { timeout: 2
     assert.deepEqual(pageErrors, [])
   })
 })
+
+/** `link` with its fragment data changed by `edit`, as its sender (or an attacker) could. */
+function rewriteLink(link: string, edit: (data: Record<string, unknown>) => void): string {
+  const [page, fragment] = link.split('#/verify/')
+  const data = JSON.parse(inflateRawSync(Buffer.from(fragment, 'base64url')).toString('utf8'))
+  edit(data)
+  return `${page}#/verify/${deflateRawSync(Buffer.from(JSON.stringify(data))).toString('base64url')}`
+}
 
 /** What an event stream sends, as text, up to and including the first mention of `until`. */
 async function readUntil(url: string, until: string): Promise<string> {

@@ -1,6 +1,6 @@
 /** `covenant call <cid> <export> [arg …]`: run a deployed function on the network through a quorum. */
 import type { Command } from 'commander'
-import { type CovenantClient, connect, loadCallerKey } from '../../client/index.ts'
+import { type CovenantClient, connect, loadCallerKey, loadCallerTicket } from '../../client/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import { certificateToJSON, conflictToJSON } from '../../exec/index.ts'
 import type { PrivateKey } from '../../keys/index.ts'
@@ -13,8 +13,12 @@ interface CallCliOptions {
   memory?: number
   timeout?: number
   node?: string
+  nodes?: string
   key?: string
   json?: boolean
+  minQuorum?: number
+  maxUnprovenSkips?: number
+  minEligibleFraction?: number
 }
 
 /** Errors that mean the command itself could not run, rather than an answer from the network. */
@@ -30,7 +34,26 @@ export function register(program: Command): void {
     .option('--memory <MiB>', 'memory limit in MiB', parseIntOption('--memory'))
     .option('--timeout <ms>', 'wall-clock limit per executor', parseIntOption('--timeout'))
     .option('--node <url>', 'gateway node HTTP API (default: the local devnet)')
+    .option(
+      '--nodes <urls>',
+      'comma-separated node URLs whose peer lists make the view certificates are checked against (default: every node of the local devnet without --node, else the gateway)',
+    )
     .option('--key <file>', 'caller key file (default: $COVENANT_HOME/key)')
+    .option(
+      '--min-quorum <n>',
+      'fewest matching receipts this caller accepts (1 to allow --quorum 1)',
+      parseIntOption('--min-quorum'),
+    )
+    .option(
+      '--max-unproven-skips <n>',
+      'executors ranked ahead of the quorum that may be skipped with no proof',
+      parseIntOption('--max-unproven-skips'),
+    )
+    .option(
+      '--min-eligible-fraction <x>',
+      'share of the executing nodes that must be eligible for the call (0 to 1)',
+      Number.parseFloat,
+    )
     .option('--json', 'print exactly one JSON object; exit 0 whenever the network answered')
     .action(async (cid: string, exportName: string, rawArgs: string[], opts: CallCliOptions) => {
       const json = opts.json === true
@@ -41,7 +64,16 @@ export function register(program: Command): void {
       let args: unknown[]
       try {
         args = rawArgs.map(parseArg)
-        client = await connect({ node: opts.node })
+        const nodes = opts.nodes
+          ?.split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== '')
+        const trust = {
+          minQuorum: opts.minQuorum,
+          maxUnprovenSkips: opts.maxUnprovenSkips,
+          minEligibleFraction: opts.minEligibleFraction,
+        }
+        client = await connect({ node: opts.node, nodes, trust })
         key = await loadCallerKey(opts.key)
       } catch (err) {
         fail(json, err, ms())
@@ -55,6 +87,7 @@ export function register(program: Command): void {
           memoryMiB: opts.memory,
           timeoutMs: opts.timeout,
           key,
+          ticket: await loadCallerTicket(key, Date.now(), opts.key),
         })
         if (json) {
           printJson({

@@ -1,19 +1,31 @@
 /**
  * Conflict evidence a node has verified, kept in SQLite (`<data>/conflicts.db`) so it survives
- * restarts. One row per (request id, accused executor): storing the same evidence twice is a
- * no-op. Bounded: beyond `maxEntries` the oldest rows are dropped, so reports cannot fill a disk.
+ * restarts. Evidence is checked on the way in against the node's own view (verifyConflict: a
+ * certificate for the other output that the view backs, an accused executor of that view), so
+ * throwaway keys can neither frame an executor nor fill the store. One row per (request id,
+ * accused executor): storing the same evidence twice is a no-op. Bounded: beyond `maxEntries`
+ * rows or `maxBytes` the oldest rows are dropped, so reports cannot fill a disk.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
-import { type Conflict, verifyConflict } from '../../exec/index.ts'
+import { z } from 'zod'
+import type { Manifest } from '../../content/index.ts'
+import { CovenantError } from '../../errors/index.ts'
+import { type Conflict, ConflictSchema, type View, verifyConflict } from '../../exec/index.ts'
 
 export interface ConflictStoreInit {
   /** a file path, or `':memory:'`; the parent directory is created */
   path: string
+  /** the network as this node sees it: evidence is checked against it */
+  view: () => View
+  /** a function's manifest by its CID, checked against it */
+  manifest: (fn: string) => Promise<Manifest>
   /** rows kept; the oldest go first @default 10000 */
   maxEntries?: number
+  /** bytes of evidence kept (a certificate carries its request's arguments); the oldest go first @default 256 MiB */
+  maxBytes?: number
   /** @default Date.now */
   now?: () => number
 }
@@ -26,7 +38,7 @@ export interface StoredConflict {
 
 export interface ConflictStore {
   /** Verifies (INVALID_CONFLICT) and stores `conflict`; true if it was new. */
-  add(conflict: unknown): boolean
+  add(conflict: unknown): Promise<boolean>
   /** Newest first; `executor` filters by the accused; at most `limit` (default 100, capped at 1000). */
   list(opts?: { executor?: string; limit?: number }): StoredConflict[]
   /** Conflicts held against each executor. */
@@ -35,11 +47,15 @@ export interface ConflictStore {
   close(): void
 }
 
+/** The evidence format this store holds; rows of an older one are dropped when it opens. */
+const FORMAT = 2
+
 const SCHEMA = `CREATE TABLE IF NOT EXISTS conflicts (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   request TEXT NOT NULL,
   executor TEXT NOT NULL,
   received_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
   body BLOB NOT NULL,
   UNIQUE (request, executor)
 ) STRICT;
@@ -49,14 +65,22 @@ export function openConflictStore(init: ConflictStoreInit): ConflictStore {
   if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true })
   const db = new DatabaseSync(init.path)
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;')
+  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version)
+  // Evidence of an older format cannot be checked any more (version 1 had no certificate).
+  if (version < FORMAT) db.exec(`DROP TABLE IF EXISTS conflicts; PRAGMA user_version = ${FORMAT};`)
   db.exec(SCHEMA)
   const maxEntries = init.maxEntries ?? 10_000
+  const maxBytes = init.maxBytes ?? 256 * 1024 * 1024
   const now = init.now ?? Date.now
   const insert = db.prepare(
-    'INSERT OR IGNORE INTO conflicts (request, executor, received_at, body) VALUES (?, ?, ?, ?)',
+    'INSERT OR IGNORE INTO conflicts (request, executor, received_at, size, body) VALUES (?, ?, ?, ?, ?)',
   )
   const prune = db.prepare(
     'DELETE FROM conflicts WHERE seq <= (SELECT seq FROM conflicts ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+  )
+  const pruneBytes = db.prepare(
+    `DELETE FROM conflicts WHERE seq IN (SELECT seq FROM
+       (SELECT seq, SUM(size) OVER (ORDER BY seq DESC) AS total FROM conflicts) WHERE total > ?)`,
   )
   const listAll = db.prepare('SELECT body, received_at FROM conflicts ORDER BY seq DESC LIMIT ?')
   const listBy = db.prepare(
@@ -65,18 +89,36 @@ export function openConflictStore(init: ConflictStoreInit): ConflictStore {
   const countBy = db.prepare('SELECT executor, COUNT(*) AS n FROM conflicts GROUP BY executor')
   const countAll = db.prepare('SELECT COUNT(*) AS n FROM conflicts')
 
+  async function verify(value: unknown): Promise<Conflict> {
+    const parsed = ConflictSchema.safeParse(value)
+    if (!parsed.success)
+      throw new CovenantError('INVALID_CONFLICT', `malformed conflict: ${z.prettifyError(parsed.error)}`)
+    let manifest: Manifest
+    try {
+      manifest = await init.manifest(parsed.data.certificate.request.fn)
+    } catch (err) {
+      throw new CovenantError('INVALID_CONFLICT', 'the function of the evidence cannot be had', {
+        cause: err,
+      })
+    }
+    return verifyConflict(parsed.data, { view: init.view(), manifest }).conflict
+  }
+
   const decode = (row: Record<string, unknown>): StoredConflict => ({
-    // Rows were verified before they were written; re-parsing keeps the types honest.
-    conflict: verifyConflict(dagCbor.decode(row.body as Uint8Array)).conflict,
+    // Rows were verified before they were written; parsing keeps the types honest.
+    conflict: ConflictSchema.parse(dagCbor.decode(row.body as Uint8Array)),
     receivedAt: Number(row.received_at),
   })
 
   return {
-    add(value) {
-      const { conflict } = verifyConflict(value)
-      const result = insert.run(conflict.request, conflict.executor, now(), dagCbor.encode(conflict))
+    async add(value) {
+      const conflict = await verify(value)
+      const { request, executor } = conflict.receipt
+      const body = dagCbor.encode(conflict)
+      const result = insert.run(request, executor, now(), body.length, body)
       if (Number(result.changes) === 0) return false
       prune.run(maxEntries)
+      pruneBytes.run(maxBytes)
       return true
     },
     list(opts = {}) {

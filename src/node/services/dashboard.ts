@@ -14,13 +14,16 @@ import type { NodeComponents, NodeService } from '../service.ts'
 export type DashboardServiceComponents = Pick<NodeComponents, 'http' | 'calls'>
 
 /**
- * The page runs only its own script and style and talks only to this node; a value a function
- * returned is shown as text, never as markup. The certificate a re-check link carries stays in
- * the URL's fragment, which a browser never sends.
+ * The page runs only its own script and style; a value a function returned is shown as text,
+ * never as markup. It talks to this node, and to other nodes only to read their peer lists: the
+ * re-check page builds its view of the network from the nodes its link names, so `connect-src`
+ * admits any http(s) origin. The certificate a re-check link carries stays in the URL's fragment,
+ * which a browser never sends.
  */
 const PAGE_HEADERS = {
   'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' http: https:; " +
+    "img-src 'self' data:; " +
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',

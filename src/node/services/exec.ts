@@ -1,23 +1,24 @@
 /**
  * The exec service, built into every node: exec's node side. It serves the executor over
- * `/covenant/exec/1.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * `/covenant/exec/2.0.0` (sandbox worker threads, started when the node is up if its covenant
  * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
- * libp2p, and conflict evidence (`/covenant/conflict/1.0.0`, `GET /v1/conflicts`, kept in the
- * node's conflict store). `src/exec` itself stays network-free and browser-safe.
+ * libp2p, and conflict evidence (`/covenant/conflict/2.0.0`, `GET /v1/conflicts`, kept in the
+ * node's conflict store). Executor, gateway and evidence all judge selection against the node's
+ * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
  */
-import { Counter } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
 import { conflictsRoute, invokeRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
+  type Certificate,
   CONFLICT_PROTOCOL,
   type Conflict,
   ConflictMessageSchema,
   certificateToJSON,
   conflictToJSON,
   createExecutor,
-  createManifestCache,
   EXEC_PROTOCOL,
   type ExecReply,
   ExecReplySchema,
@@ -32,7 +33,6 @@ import {
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
   requestFromJSON,
-  type SelectionCandidate,
   type SendExec,
   verifyReceipt,
   verifyRequest,
@@ -58,6 +58,8 @@ export type ExecServiceComponents = Pick<
   | 'net'
   | 'peers'
   | 'getBlock'
+  | 'manifest'
+  | 'view'
   | 'http'
   | 'logger'
   | 'metrics'
@@ -134,6 +136,7 @@ async function createExecService(
     sandbox: lazySandbox,
     getBlock: (cid) => c.getBlock(parseCid(cid)),
     covenant: c.covenant,
+    view: c.view,
     fault,
     onCrash:
       options.onCrash ??
@@ -143,13 +146,27 @@ async function createExecService(
       }),
   })
 
+  new Gauge({
+    name: 'covenant_executor_requests',
+    help: 'exec requests this executor answered since it started: run, answered again from the replies kept (never run twice), or refused',
+    labelNames: ['answer'],
+    registers: [c.metrics.registry],
+    collect() {
+      const s = executor.stats()
+      this.set({ answer: 'executed' }, s.executed)
+      this.set({ answer: 'replayed' }, s.replayed)
+      this.set({ answer: 'refused' }, s.refused)
+    },
+  })
+
   /** Runs one exec request here and counts its outcome. */
   async function execute(request: unknown, signal: AbortSignal, from: string): Promise<ExecReply> {
     const started = performance.now()
     try {
       const reply = await executor.execute(request, { signal })
-      metrics.executions.inc({ outcome: 'receipt' })
-      logger.debug({ event: 'execute', from, outcome: 'receipt', ms: performance.now() - started })
+      const outcome = 'refusal' in reply ? reply.refusal.code : 'receipt'
+      metrics.executions.inc({ outcome })
+      logger.debug({ event: 'execute', from, outcome, ms: performance.now() - started })
       c.calls.executed({ request, from, reply, ms: performance.now() - started })
       return reply
     } catch (err) {
@@ -166,20 +183,26 @@ async function createExecService(
     return AbortSignal.timeout(Math.max(0, Math.min(deadline - Date.now() + 1000, EXEC_HANDLER_TIMEOUT_MS)))
   }
 
-  /** Stores verified evidence; if it is new, tells every live peer. */
-  function takeConflict(conflict: Conflict, source: 'gateway' | 'late' | 'reported'): boolean {
+  /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
+  async function takeConflict(conflict: unknown, source: 'gateway' | 'late' | 'reported'): Promise<boolean> {
     let added: boolean
     try {
-      added = conflicts.add(conflict)
+      added = await conflicts.add(conflict)
     } catch (err) {
       logger.warn({ event: 'conflict-refused', source, code: CovenantError.from(err).code })
       throw err
     }
     if (!added) return false
+    const { receipt } = conflict as Conflict
     metrics.conflicts.inc({ source })
-    logger.warn({ event: 'conflict', source, request: conflict.request, executor: conflict.executor })
-    if (source !== 'reported') report(conflict)
+    logger.warn({ event: 'conflict', source, request: receipt.request, executor: receipt.executor })
+    if (source !== 'reported') report(conflict as Conflict)
     return true
+  }
+
+  /** Evidence this gateway found: stored and spread in the background, never failing the call. */
+  function keepConflict(conflict: Conflict, source: 'gateway' | 'late'): void {
+    takeConflict(conflict, source).catch(() => {})
   }
 
   function report(conflict: Conflict): void {
@@ -206,9 +229,7 @@ async function createExecService(
   function watchLate(
     pending: Map<string, Promise<ExecReply>>,
     tried: Attempt[],
-    id: string,
-    agreedOutputHash: string,
-    agreed: Conflict['agreed'],
+    certificate: Certificate,
   ): void {
     for (const attempt of tried) {
       if (attempt.outcome !== 'abandoned') continue
@@ -216,18 +237,14 @@ async function createExecService(
       if (reply === undefined) continue
       reply.then(
         (r) => {
-          if (stopped) return
+          if (stopped || !('receipt' in r)) return
           try {
             const receipt = verifyReceipt(r.receipt)
-            if (receipt.executor !== attempt.peer || receipt.request !== id) return
-            if (receipt.outputHash === agreedOutputHash) return
-            // evidence only against agreeing receipts of its own build (see verifyConflict)
-            const sameBuild = agreed.filter((a) => a.build === receipt.build)
-            if (sameBuild.length === 0) return
-            takeConflict(
-              { request: id, executor: attempt.peer, receipt, agreedOutputHash, agreed: sameBuild },
-              'late',
-            )
+            if (receipt.executor !== attempt.peer || receipt.request !== certificate.id) return
+            if (receipt.outputHash === certificate.outputHash) return
+            // evidence only against a certificate of its own build (see verifyConflict)
+            if (certificate.receipts.some((a) => a.build !== receipt.build)) return
+            keepConflict({ receipt, certificate }, 'late')
           } catch {
             // an unsigned or foreign late reply proves nothing
           }
@@ -235,14 +252,6 @@ async function createExecService(
         () => {},
       )
     }
-  }
-
-  const loadManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
-
-  function candidates(): SelectionCandidate[] {
-    const out: SelectionCandidate[] = [{ peer: self, covenant: c.covenant() }]
-    for (const p of c.peers.live()) out.push({ peer: p.id, covenant: p.covenant })
-    return out
   }
 
   await net.handle(EXEC_PROTOCOL, {
@@ -259,7 +268,7 @@ async function createExecService(
     schema: ConflictMessageSchema,
     maxBytes: MAX_CONFLICT_BYTES,
     handler: async (msg) => {
-      takeConflict(msg.conflict, 'reported')
+      await takeConflict(msg.conflict, 'reported')
       return { ok: true }
     },
   })
@@ -282,7 +291,7 @@ async function createExecService(
       const request = requestFromJSON(body.request)
       id = verifyRequest(request).id
       lap('request')
-      const manifest = await loadManifest(request.fn)
+      const manifest = await c.manifest(request.fn)
       lap('manifest')
       const pending = new Map<string, Promise<ExecReply>>()
       const send: SendExec = (peer, r, { timeoutMs }) => {
@@ -301,12 +310,12 @@ async function createExecService(
         pending.set(peer, p)
         return p
       }
-      result = await invoke({ request, id, manifest, candidates: candidates(), send })
+      result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
       lap('quorum')
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
-      for (const conflict of result.conflicts) takeConflict(conflict, 'gateway')
-      watchLate(pending, result.tried, id, result.certificate.outputHash, result.certificate.receipts)
+      for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
+      watchLate(pending, result.tried, result.certificate)
       const answer = {
         value: result.value,
         output: result.output,

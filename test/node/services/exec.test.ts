@@ -1,18 +1,23 @@
 /**
  * Remote execution end to end on ONE devnet of 11 real node processes: the gateway's
- * `POST /v1/invoke`, the executors behind `/covenant/exec/1.0.0`, every fault kind, colluders,
- * covenants that keep a node out, hostile functions, conflict evidence spreading over
- * `/covenant/conflict/1.0.0`, the SDK's `invoke` (and its distrust of the gateway) and
- * `covenant call --json`.
+ * `POST /v1/invoke`, the executors behind `/covenant/exec/2.0.0`, every fault kind, colluders,
+ * covenants that keep a node out, hostile functions, replays, conflict evidence spreading over
+ * `/covenant/conflict/2.0.0` (and forged evidence refused), the SDK's `invoke` and its distrust of
+ * the gateway (a lying gateway, also lying about its peers), key order through a remote gateway,
+ * and `covenant call --json`.
  *
  * One network serves every case because covenants decide who may run what: the same code is
  * deployed by several publishers, and each faulty node executes only for its own publisher
  * (`allowedPublishers`). So the eligible executors of each function are (GATEWAY never executes,
  * REFUSER refuses the functions' tag):
- * - main:         [H0 H1 H2] — only honest nodes
- * - <fault kind>: [H0 H1 H2 + the one node with that fault]
- * - collude:      [H0 WR1 WR2] — two colluding liars and one honest node
- * For a fault case the test picks a nonce whose selection puts the faulty node among the k = 3.
+ * - main:          [H0 H1 H2] — only honest nodes
+ * - <fault kind>:  [H0 H1 H2 + the one node with that fault]
+ * - wrong-result:  [H0 H1 H2 WR1 SLOW] — five of the ten executing nodes, so its certificates (and
+ *                  the evidence they back) pass every node's default trust
+ * - collude:       [H0 WR1 WR2] — two colluding liars and one honest node
+ * Those are carved sets on purpose (three or four of ten executing nodes), so the callers here
+ * accept a thinner eligible set than the default ({@link TRUST}). For a fault case the test mints
+ * tickets until the selection puts the faulty node among the k = 3, as an attacker would have to.
  */
 
 import assert from 'node:assert/strict'
@@ -22,38 +27,47 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
 import {
   type CovenantClient,
   certificateFromJSON,
   conflictFromJSON,
   connect,
   loadCallerKey,
-  verifyCertificate,
-  verifyConflict,
 } from '../../../src/client/index.ts'
 import {
   type CovenantConfig,
   CovenantConfigSchema,
   DEFAULT_COVENANT,
-  signedCovenantFromJSON,
+  type SignedCovenant,
+  signCovenant,
+  signedCovenantToJSON,
 } from '../../../src/covenant/index.ts'
 import { CovenantError } from '../../../src/errors/index.ts'
 import {
   type Attempt,
+  type Certificate,
   CONFLICT_PROTOCOL,
   createRequest,
   EXEC_PROTOCOL,
+  type ExecReply,
   FORGED_VALUE,
+  outputHash,
+  receiptToJSON,
   requestToJSON,
-  type SelectionCandidate,
   selectExecutors,
   signReceipt,
+  type TrustInput,
+  type View,
+  verifyCertificate,
+  verifyConflict,
+  verifyRefusal,
 } from '../../../src/exec/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
-import { SANDBOX_BUILD } from '../../../src/sandbox/index.ts'
+import { LIMIT_RANGES, SANDBOX_BUILD } from '../../../src/sandbox/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
-import { makeNodes, type TestNode } from '../../fixtures/exec-cluster.ts'
+import { NEVER_MS, ticketWhere } from '../../fixtures/exec-cluster.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const GATEWAY = 0
@@ -70,6 +84,9 @@ const CRASH = 10
 const HONEST = [H0, H1, H2]
 const TAG = 'games'
 
+/** What the callers here accept: the carved sets above (three of ten executing nodes). */
+const TRUST = { minEligibleFraction: 0.3 } satisfies TrustInput
+
 const FAULTS: Record<number, string> = {
   [WR1]: 'wrong-result',
   [WR2]: 'wrong-result',
@@ -84,10 +101,17 @@ const FUNCTIONS = ['main', 'wrong-result', 'bad-signature', 'slow', 'silent', 'c
 type FunctionName = (typeof FUNCTIONS)[number]
 
 function covenants(publishers: Record<FunctionName, string>): Record<number, CovenantConfig> {
+  // Every executing node allows the longest wall clock, so a fuel- or memory-bound call can be
+  // given one that never decides.
   const executing = (execute: Partial<CovenantConfig['execute']>): CovenantConfig =>
     CovenantConfigSchema.parse({
       ...DEFAULT_COVENANT,
-      execute: { ...DEFAULT_COVENANT.execute, enabled: true, ...execute },
+      execute: {
+        ...DEFAULT_COVENANT.execute,
+        enabled: true,
+        maxWallClockMs: LIMIT_RANGES.timeoutMs.max,
+        ...execute,
+      },
     })
   const only = (...names: FunctionName[]) => executing({ allowedPublishers: names.map((n) => publishers[n]) })
   return {
@@ -99,7 +123,7 @@ function covenants(publishers: Record<FunctionName, string>): Record<number, Cov
     [WR1]: only('wrong-result', 'collude'),
     [WR2]: only('collude'),
     [BADSIG]: only('bad-signature'),
-    [SLOW]: only('slow'),
+    [SLOW]: only('slow', 'wrong-result'),
     [SILENT]: only('silent'),
     [CRASH]: only('crash'),
   }
@@ -107,13 +131,14 @@ function covenants(publishers: Record<FunctionName, string>): Record<number, Cov
 
 const SOURCE = `
 export function add(a, b, ctx) { ctx.log('adding'); return { sum: a + b, r: Math.random() } }
+export function ordered() { return { zeta: 1, alpha: 2, middle: { z: true, a: [{ y: 1, b: 2 }] } } }
 export function spin() { for (;;) {} }
 export function bomb() { const a = []; for (let i = 0; ; i++) a.push('x'.repeat(4096) + i) }
 `
 
 interface InvokeReply {
   value: unknown
-  output: { value: unknown; logs: string[]; error: { code: string; message: string } | null }
+  output: { json: string; logs: string[]; error: { code: string; message: string } | null }
   certificate: unknown
   conflicts: unknown[]
   tried: Attempt[]
@@ -126,21 +151,23 @@ type Signed = ReturnType<typeof createRequest> & { selection: ReturnType<typeof 
 interface ReplyJSON {
   value: unknown
   output: InvokeReply['output']
-  certificate: { receipts: Array<{ signature: string }> }
+  certificate: { id: string; receipts: Array<{ signature: string }>; skipped: unknown[] }
 }
 
-describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
+describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
   let devnet: TestDevnet
   let dir: string
   let caller: PrivateKey
   let callerFile: string
   let gateway: CovenantClient
   let fns: Record<FunctionName, { cid: string; manifest: { tags: string[]; publisher: string } }>
-  let candidates: SelectionCandidate[]
+  /** the network as every node describes it, covenants checked here */
+  let view: View
   let prober: Net
   const peer = (i: number) => devnet.nodes[i].peerId
   const http = (i: number) => devnet.nodes[i].http
   const honest = () => HONEST.map(peer)
+  const fnOf = (r: { request: { fn: string } }) => Object.values(fns).find((f) => f.cid === r.request.fn)!
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'covenant-exec-e2e-'))
@@ -155,35 +182,32 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
       nodes: 11,
       covenants: covenants(publishers),
       faults: FAULTS,
-      // 11 nodes on 2 shared cores: calmer than the fixtures' default; a killed node is still
-      // noticed at once, through its closed connections.
+      // 11 nodes on 2 shared cores: calmer than the fixtures' default, and a hello timeout a loaded
+      // machine does not reach (a late hello would mark a live peer dead and change who is
+      // selected); a killed node is still noticed at once, through its closed connections.
       heartbeatMs: 3000,
-      helloTimeoutMs: 2000,
+      helloTimeoutMs: 10_000,
       repairIntervalMs: 5000,
     })
     callerFile = join(dir, 'caller.key')
     caller = await loadCallerKey(callerFile)
-    gateway = await connect({ node: http(GATEWAY) })
+    gateway = await connect({ node: http(GATEWAY), devnetDir: devnet.dir, trust: TRUST })
     const entries = []
     for (const name of FUNCTIONS) {
       const { cid } = await gateway.deploy(SOURCE, {
         key: publisherKeys[name],
         tags: [TAG],
-        exports: ['add', 'bomb', 'spin'],
+        exports: ['add', 'bomb', 'ordered', 'spin'],
       })
       const { manifest } = await gateway.getFunction(cid)
       entries.push([name, { cid, manifest: { tags: manifest.tags, publisher: manifest.publisher } }])
     }
     fns = Object.fromEntries(entries)
-    // The candidates as anyone can see them: the gateway's peer table, covenants checked here.
-    candidates = (await gateway.peers()).map((p) => ({
-      peer: p.id,
-      covenant: signedCovenantFromJSON(p.covenant),
-    }))
-    assert.equal(candidates.length, 11)
+    view = await gateway.view()
+    assert.equal(view.peers.size, 11)
     prober = createNet({ privateKey: await generateKey() })
     await prober.start()
-    for (const i of [GATEWAY, REFUSER, H1])
+    for (const i of [GATEWAY, REFUSER, H0, H1, H2])
       await prober.addAddresses(peer(i), [devnet.nodes[i].multiaddrs[0].replace(/\/p2p\/.*$/, '')])
   })
   after(async () => {
@@ -192,42 +216,64 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  /** Signs a request for function `name`, trying nonces until `accept(chosen)` holds. */
+  /**
+   * Signs a request for function `name`. With `accept`, mints tickets until the selection it
+   * gives satisfies `accept(chosen)` (the only way to steer who executes).
+   */
   function request(
     name: FunctionName,
-    init: { export?: string; args?: unknown[]; k?: number; q?: number; fuel?: number } = {},
-    accept: (chosen: string[]) => boolean = () => true,
+    init: {
+      export?: string
+      args?: unknown[]
+      k?: number
+      q?: number
+      fuel?: number
+      timeoutMs?: number
+    } = {},
+    accept?: (chosen: string[]) => boolean,
   ): Signed {
-    for (let n = 0; n < 200; n++) {
-      const r = createRequest(caller, {
-        fn: fns[name].cid,
-        export: init.export ?? 'add',
-        args: init.args ?? [2, 3],
-        fuel: init.fuel,
-        timeoutMs: 3000,
-        k: init.k ?? 3,
-        q: init.q ?? 2,
-      })
-      const selection = selectExecutors({
-        requestId: r.id,
-        manifest: fns[name].manifest,
-        limits: r.request,
-        candidates,
-        k: r.request.k,
-      })
-      if (accept(selection.chosen)) return { ...r, selection }
+    const limits = {
+      fn: fns[name].cid,
+      export: init.export ?? 'add',
+      k: init.k ?? 3,
+      fuel: init.fuel ?? 2000,
+      memoryMiB: 64,
+      timeoutMs: init.timeoutMs ?? 5000,
     }
-    throw new Error('no nonce gives that selection')
+    const ticket =
+      accept === undefined
+        ? undefined
+        : ticketWhere(caller, view, limits, fns[name].manifest, (ordered) =>
+            accept(ordered.slice(0, limits.k)),
+          )
+    const r = createRequest(caller, { ...limits, args: init.args ?? [2, 3], q: init.q ?? 2, ticket })
+    const selection = selectExecutors({
+      view,
+      request: r.request,
+      manifest: fns[name].manifest,
+      minEligibleFraction: 0,
+    })
+    return { ...r, selection }
   }
 
-  async function post(r: Signed): Promise<{ status: number; body: InvokeReply }> {
+  async function post(
+    r: Signed | { request: ReturnType<typeof createRequest>['request'] },
+  ): Promise<{ status: number; body: InvokeReply }> {
+    // Selection is over the live peers: wait until every node sees every other again, should a
+    // hello have been late on this loaded machine.
+    await devnet.waitConnected()
     const res = await fetch(`${http(GATEWAY)}/v1/invoke`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ request: requestToJSON(r.request) }),
+      body: JSON.stringify({ request: requestToJSON(r.request), trust: TRUST }),
     })
     const body = (await res.json()) as InvokeReply
     return { status: res.status, body }
+  }
+
+  const verified = (certificate: unknown, output?: InvokeReply['output'], trust: TrustInput = TRUST) => {
+    const c = certificateFromJSON(certificate)
+    return verifyCertificate(c, { ...trust, view, manifest: fnOf(c).manifest, output })
   }
 
   /** Posts and checks the answer: `sum`, with a certificate anyone can verify, from the predicted executors. */
@@ -235,9 +281,7 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     const { status, body } = await post(r)
     assert.equal(status, 200, JSON.stringify(body).slice(0, 500))
     assert.equal((body.value as { sum: number }).sum, sum)
-    const fn = Object.values(fns).find((f) => f.cid === r.request.fn)!
-    const certificate = certificateFromJSON(body.certificate)
-    verifyCertificate(certificate, { output: body.output, candidates, manifest: fn.manifest })
+    const { certificate } = verified(body.certificate, body.output)
     assert.equal(certificate.id, r.id)
     const executors = certificate.receipts.map((x) => x.executor)
     assert.equal(new Set(executors).size, r.request.q)
@@ -259,13 +303,23 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
       assert.deepEqual(body.conflicts, [])
     }
     // Among four eligible nodes, k = 2 picks the two the rule says, whichever they are.
-    for (let i = 0; i < 3; i++) {
-      const r = request('bad-signature', { k: 2, q: 2 }, (chosen) =>
-        chosen.every((p) => honest().includes(p)),
-      )
-      assert.equal(r.selection.ordered.length, 4)
-      await expectSum(r, 5)
-    }
+    const r = request('bad-signature', { k: 2, q: 2 }, (chosen) => chosen.every((p) => honest().includes(p)))
+    assert.equal(r.selection.ordered.length, 4)
+    await expectSum(r, 5)
+  })
+
+  it('gives the value the function returned, key order included, through a gateway that did not run it', async () => {
+    const r = request('main', { export: 'ordered', args: [] })
+    const { status, body } = await post(r)
+    assert.equal(status, 200)
+    assert.ok(!body.tried.some((a) => a.peer === peer(GATEWAY)), 'the gateway never executes')
+    const expected = '{"zeta":1,"alpha":2,"middle":{"z":true,"a":[{"y":1,"b":2}]}}'
+    assert.equal(body.output.json, expected)
+    assert.equal(JSON.stringify(body.value), expected)
+    verified(body.certificate, body.output)
+    const viaSdk = await gateway.invoke(fns.main.cid, 'ordered', [], { key: caller })
+    assert.equal(JSON.stringify(viaSdk.value), expected)
+    assert.deepEqual(Object.keys(viaSdk.value as object), ['zeta', 'alpha', 'middle'])
   })
 
   for (const [kind, index] of [
@@ -294,27 +348,41 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     return new Map(peers.map((p) => [p.id, p.conflicts]))
   }
 
+  let evidence: unknown
+
   it('returns the right value with a wrong-result executor, and spreads the conflict evidence', async () => {
     const witnesses = [GATEWAY, H1, REFUSER]
     const before = await Promise.all(witnesses.map(conflictCounts))
-    const r = request('wrong-result', { args: [7, 7] }, (chosen) => chosen.includes(peer(WR1)))
+    const r = request(
+      'wrong-result',
+      { args: [7, 7] },
+      (chosen) => chosen.includes(peer(WR1)) && !chosen.includes(peer(SLOW)),
+    )
     const body = await expectSum(r, 14)
     for (const c of body.conflicts)
-      assert.equal(verifyConflict(conflictFromJSON(c)).conflict.executor, peer(WR1))
+      assert.equal(
+        verifyConflict(conflictFromJSON(c), { view, manifest: fns['wrong-result'].manifest }).conflict.receipt
+          .executor,
+        peer(WR1),
+      )
     // Whether the forged receipt came before or after the quorum, the gateway keeps it, and the
-    // other live nodes learn it.
+    // other live nodes learn it: each checks it against its own view with its default trust.
     for (const [w, i] of witnesses.entries()) {
       const stored = await waitFor(`the conflict on node ${i}`, async () => {
         const res = await fetch(`${http(i)}/v1/conflicts?executor=${peer(WR1)}`)
         const list = (await res.json()).conflicts as Array<{
-          conflict: { request: string }
+          conflict: { certificate: { id: string } }
           receivedAt: number
         }>
-        return list.find((s) => s.conflict.request === r.id)
+        return list.find((s) => s.conflict.certificate.id === r.id)
       })
-      const conflict = verifyConflict(conflictFromJSON(stored.conflict)).conflict
-      assert.equal(conflict.executor, peer(WR1))
-      assert.equal(conflict.agreed.length, 2)
+      evidence = stored.conflict
+      const conflict = verifyConflict(conflictFromJSON(stored.conflict), {
+        view,
+        manifest: fns['wrong-result'].manifest,
+      }).conflict
+      assert.equal(conflict.receipt.executor, peer(WR1))
+      assert.equal(conflict.certificate.receipts.length, 2)
       // one more against the liar, none more against an honest executor
       const after = await conflictCounts(i)
       assert.equal(after.get(peer(WR1)), (before[w].get(peer(WR1)) ?? 0) + 1)
@@ -322,36 +390,103 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     }
   })
 
-  it('stores reported conflict evidence once, and refuses evidence that does not verify', async () => {
-    // Evidence of its own: three keys that signed receipts for one request, one of them lying.
-    const [liar, ...agreeing] = await makeNodes(3)
-    const { id } = createRequest(caller, { fn: fns.main.cid, export: 'add' })
-    const sign = (n: TestNode, outputHash: string) =>
-      signReceipt(n.key, { request: id, outputHash, fuel: 1, covenantVersion: 1, build: SANDBOX_BUILD })
-    const conflict = {
-      request: id,
-      executor: liar.peer,
-      receipt: sign(liar, 'b'.repeat(64)),
-      agreedOutputHash: 'a'.repeat(64),
-      agreed: agreeing.map((n) => sign(n, 'a'.repeat(64))),
+  it('stores reported evidence once, and refuses forged evidence: throwaway keys frame nobody', async () => {
+    const report = (conflict: unknown) =>
+      prober.request(
+        peer(H1),
+        CONFLICT_PROTOCOL,
+        { conflict: conflictFromJSON(conflict) },
+        { timeoutMs: 10_000 },
+      )
+    const before = await conflictCounts(H1)
+    // the real evidence again: accepted, and nothing changes
+    assert.deepEqual(await report(evidence), { ok: true })
+    // The framer: an honest executor's real receipt, against a "certificate" of throwaway keys
+    // that signed another output for the same request.
+    const { body } = await post(request('main', { args: [9, 9] }))
+    const real = certificateFromJSON(body.certificate)
+    const victim = real.receipts[0]
+    const throwaway = await Promise.all([generateKey(), generateKey()])
+    const lie = { json: '{"sum":99}', logs: [], error: null }
+    const framed = {
+      receipt: receiptToJSON(victim),
+      certificate: {
+        ...(body.certificate as object),
+        outputHash: outputHash(lie),
+        receipts: throwaway.map((key) =>
+          receiptToJSON(
+            signReceipt(key, {
+              request: real.id,
+              outputHash: outputHash(lie),
+              fuel: victim.fuel,
+              covenantVersion: 1,
+              build: SANDBOX_BUILD,
+            }),
+          ),
+        ),
+      },
     }
-    const against = async () =>
-      (await (await fetch(`${http(H1)}/v1/conflicts?executor=${liar.peer}`)).json()).conflicts as unknown[]
-    const tampered = { ...conflict, agreedOutputHash: conflict.receipt.outputHash }
-    await assert.rejects(
-      prober.request(peer(H1), CONFLICT_PROTOCOL, { conflict: tampered }, { timeoutMs: 5000 }),
-      (e: CovenantError) => e.code === 'INVALID_CONFLICT',
+    await assert.rejects(report(framed), (e: CovenantError) => e.code === 'INVALID_CONFLICT')
+    // The flooder: evidence against keys nobody knows, over a real certificate.
+    const stranger = await generateKey()
+    const flood = {
+      receipt: receiptToJSON(
+        signReceipt(stranger, {
+          request: real.id,
+          outputHash: outputHash(lie),
+          fuel: 1,
+          covenantVersion: 1,
+          build: SANDBOX_BUILD,
+        }),
+      ),
+      certificate: body.certificate,
+    }
+    await assert.rejects(report(flood), (e: CovenantError) => e.code === 'INVALID_CONFLICT')
+    const after = await conflictCounts(H1)
+    assert.deepEqual(after, before)
+    const against = await (await fetch(`${http(H1)}/v1/conflicts?executor=${keyId(stranger)}`)).json()
+    assert.deepEqual(against.conflicts, [])
+    // asking for evidence against another spelling of a key is refused, not silently empty
+    const otherSpelling = peerIdFromString(peer(WR1)).toCID().toString()
+    const respelled = await fetch(`${http(H1)}/v1/conflicts?executor=${otherSpelling}`)
+    assert.equal(respelled.status, 400)
+    assert.equal((await respelled.json()).error.code, 'INVALID_KEY_ID')
+  })
+
+  it('answers a replayed request from what it already answered: the function does not run twice', async () => {
+    const r = request('main', { args: [30, 12] })
+    const first = await expectSum(r, 42)
+    const metric = async (i: number, answer: string) => {
+      const text = await (await fetch(`${http(i)}/metrics`)).text()
+      return Number(new RegExp(`covenant_executor_requests\\{answer="${answer}"\\} (\\d+)`).exec(text)?.[1])
+    }
+    const replayTo = (i: number) =>
+      prober.request(
+        peer(i),
+        EXEC_PROTOCOL,
+        { request: r.request },
+        { timeoutMs: 30_000 },
+      ) as Promise<ExecReply>
+    // Once every executor answered (a replay waits for a run still going), count their runs.
+    const settled = await Promise.all(HONEST.map(replayTo))
+    const runs = await Promise.all(HONEST.map((i) => metric(i, 'executed')))
+    const replays = await Promise.all(HONEST.map((i) => metric(i, 'replayed')))
+    // Replayed to each executor, and through the gateway again: the same receipts, no new run.
+    const again = await Promise.all(HONEST.map(replayTo))
+    assert.deepEqual(again, settled)
+    const { body } = await post(r)
+    // each receipt in the new certificate is the very one its executor gave the first time
+    const given = new Map<string, unknown>()
+    for (const reply of settled) if ('receipt' in reply) given.set(reply.receipt.executor, reply.receipt)
+    for (const receipt of certificateFromJSON(body.certificate).receipts)
+      assert.deepEqual(receipt, given.get(receipt.executor))
+    assert.equal(
+      certificateFromJSON(body.certificate).outputHash,
+      certificateFromJSON(first.certificate).outputHash,
     )
-    assert.deepEqual(await against(), [])
-    // valid evidence is stored; reported again, it changes nothing
-    for (let i = 0; i < 2; i++) {
-      assert.deepEqual(await prober.request(peer(H1), CONFLICT_PROTOCOL, { conflict }, { timeoutMs: 5000 }), {
-        ok: true,
-      })
-      const stored = await against()
-      assert.equal(stored.length, 1)
-      assert.equal(verifyConflict(conflictFromJSON((stored[0] as { conflict: unknown }).conflict)).ok, true)
-    }
+    assert.deepEqual(await Promise.all(HONEST.map((i) => metric(i, 'executed'))), runs)
+    const later = await Promise.all(HONEST.map((i) => metric(i, 'replayed')))
+    for (const [j, n] of later.entries()) assert.ok(n >= replays[j] + 1, `executor ${j} answered the replay`)
   })
 
   it('does not accept a value two colluding executors forged when q = k = 3: NO_QUORUM', async () => {
@@ -379,10 +514,15 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     assert.match(excluded.get(peer(GATEWAY)) ?? '', /does not execute/)
     assert.match(excluded.get(peer(REFUSER)) ?? '', /refuses tag "games"/)
     for (const i of [GATEWAY, REFUSER]) {
-      await assert.rejects(
-        prober.request(peer(i), EXEC_PROTOCOL, { request: r.request }, { timeoutMs: 5000 }),
-        (e: CovenantError) => e.code === 'COVENANT_REFUSED',
-      )
+      const reply = (await prober.request(
+        peer(i),
+        EXEC_PROTOCOL,
+        { request: r.request },
+        { timeoutMs: 5000 },
+      )) as ExecReply
+      assert.ok('refusal' in reply)
+      const refusal = verifyRefusal(reply.refusal)
+      assert.deepEqual([refusal.executor, refusal.code, refusal.request], [peer(i), 'COVENANT_REFUSED', r.id])
     }
     // Calls that ask every eligible executor of their function reach six nodes, never those two.
     const asked = new Set<string>()
@@ -400,40 +540,68 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
   })
 
   it('returns FUEL_EXHAUSTED and MEMORY_LIMIT agreed by a quorum, and the executors keep serving', async () => {
+    // Fuel and memory decide these calls; their wall clock (two minutes) never does.
     for (const [name, code, fuel] of [
-      ['spin', 'FUEL_EXHAUSTED', 300],
+      ['spin', 'FUEL_EXHAUSTED', 200],
       ['bomb', 'MEMORY_LIMIT', undefined],
     ] as const) {
-      const { status, body } = await post(request('main', { export: name, args: [], fuel }))
+      const { status, body } = await post(
+        request('main', { export: name, args: [], fuel, timeoutMs: NEVER_MS }),
+      )
       assert.equal(status, 200)
       assert.equal(body.output.error?.code, code)
-      const certificate = certificateFromJSON(body.certificate)
-      verifyCertificate(certificate, { output: body.output })
-      assert.equal(certificate.receipts.length, 2)
+      assert.equal(verified(body.certificate, body.output).certificate.receipts.length, 2)
       // through the SDK the agreed failure is a typed error carrying its certificate
       await assert.rejects(
-        gateway.invoke(fns.main.cid, name, [], { key: caller, fuel }),
+        gateway.invoke(fns.main.cid, name, [], { key: caller, fuel, timeoutMs: NEVER_MS }),
         (e: CovenantError) => {
           assert.equal(e.code, code)
           const { certificate } = e.details as { certificate: unknown }
-          return verifyCertificate(certificateFromJSON(certificate)).ok
+          return verified(certificate).ok
         },
       )
       await expectSum(request('main', { args: [1, 1] }), 2)
     }
   })
 
-  it('SDK invoke returns a checked certificate and rejects a gateway that tampers with it', async () => {
+  it('SDK invoke refuses a lying gateway: tampered answers, values forged by made-up keys, lies about its peers', async () => {
     const result = await gateway.invoke(fns.main.cid, 'add', [3, 4], { key: caller })
     assert.equal((result.value as { sum: number }).sum, 7)
-    assert.equal(verifyCertificate(result.certificate, { output: result.output }).ok, true)
+    assert.equal((await gateway.verify(result.certificate, { output: result.output })).ok, true)
     assert.equal(result.certificate.request.caller, keyId(caller))
     assert.ok(result.certificate.receipts.every((x) => honest().includes(x.executor)))
+
+    // Keys the lying gateway makes on the spot, with covenants that would make them executors.
+    const made = await Promise.all([generateKey(), generateKey()])
+    const madeCovenants: SignedCovenant[] = made.map((key) =>
+      signCovenant(key, { execute: { enabled: true, maxWallClockMs: LIMIT_RANGES.timeoutMs.max } }, 1),
+    )
+    const forgedOutput = { json: '{"sum":8,"r":0}', logs: ['adding'], error: null }
+    const forgeWithMadeKeys = (b: ReplyJSON) => {
+      const certificate = b.certificate as unknown as Certificate & { id: string }
+      const receipts = made.map((key) =>
+        receiptToJSON(
+          signReceipt(key, {
+            request: certificate.id,
+            outputHash: outputHash(forgedOutput),
+            fuel: 1,
+            covenantVersion: 1,
+            build: SANDBOX_BUILD,
+          }),
+        ),
+      )
+      return {
+        ...b,
+        value: { sum: 8, r: 0 },
+        output: forgedOutput,
+        certificate: { ...b.certificate, outputHash: outputHash(forgedOutput), receipts, skipped: [] },
+      }
+    }
 
     // A gateway in the middle that rewrites honest answers in different ways.
     let previous: ReplyJSON | undefined
     const tamper: Record<string, (b: ReplyJSON) => unknown> = {
-      value: (b) => ({ ...b, value: { sum: 8 }, output: { ...b.output, value: { sum: 8, r: 0 } } }),
+      value: (b) => ({ ...b, value: { sum: 8 }, output: { ...b.output, json: '{"sum":8,"r":0}' } }),
       signature: (b) => {
         const [first, ...rest] = b.certificate.receipts
         const signature = (first.signature[0] === 'A' ? 'B' : 'A') + first.signature.slice(1)
@@ -444,6 +612,8 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
         certificate: { ...b.certificate, receipts: b.certificate.receipts.slice(0, 1) },
       }),
       'replayed answer': (b) => previous ?? b,
+      'a value forged by keys made on the spot': forgeWithMadeKeys,
+      'a forged value, and its makers presented as peers': forgeWithMadeKeys,
     }
     let mode: string | undefined
     const proxy: Server = createServer(async (req, res) => {
@@ -451,30 +621,65 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
       for await (const c of req) chunks.push(c as Buffer)
       const upstream = await fetch(`${http(GATEWAY)}${req.url}`, {
         method: req.method,
-        headers: { 'content-type': 'application/json' },
-        body: Buffer.concat(chunks),
+        headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+        body: req.method === 'GET' ? undefined : Buffer.concat(chunks),
       })
-      const body = (await upstream.json()) as ReplyJSON
+      const type = upstream.headers.get('content-type') ?? 'application/octet-stream'
+      if (req.url !== '/v1/invoke' && req.url !== '/v1/peers') {
+        // blocks (the manifest the caller checks the selection with) pass through untouched
+        res.writeHead(upstream.status, { 'content-type': type })
+        res.end(Buffer.from(await upstream.arrayBuffer()))
+        return
+      }
+      const body = (await upstream.json()) as ReplyJSON & { peers?: unknown[] }
+      let answer: unknown = body
+      if (req.url === '/v1/invoke' && mode !== undefined) answer = tamper[mode](body)
+      if (req.url === '/v1/peers' && mode === 'a forged value, and its makers presented as peers')
+        answer = {
+          peers: [
+            ...(body.peers ?? []),
+            ...madeCovenants.map((c) => ({
+              id: c.peer,
+              addrs: [],
+              alive: true,
+              lastSeen: Date.now(),
+              self: false,
+              covenant: signedCovenantToJSON(c),
+              conflicts: 0,
+            })),
+          ],
+        }
       res.writeHead(upstream.status, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(mode === undefined ? body : tamper[mode](body)))
-      previous = body
+      res.end(JSON.stringify(answer))
+      if (req.url === '/v1/invoke') previous = body
     })
     await new Promise<void>((res) => proxy.listen(0, '127.0.0.1', res))
     try {
-      const liar = await connect({ node: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` })
-      // passed through untouched, it is accepted (and primes the replay)
-      assert.equal(
-        ((await liar.invoke(fns.main.cid, 'add', [1, 2], { key: caller })).value as { sum: number }).sum,
-        3,
-      )
-      for (const m of Object.keys(tamper)) {
-        mode = m
-        await assert.rejects(
-          liar.invoke(fns.main.cid, 'add', [3, 4], { key: caller }),
-          (e: CovenantError) => e instanceof CovenantError && e.code === 'INVALID_CERTIFICATE',
-          `tampering by ${m} was not caught`,
-        )
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+      // Two callers behind the liar: one builds its view from the liar and two other nodes, one
+      // from every node of the devnet file. Neither takes its view from the gateway alone.
+      const liars = [
+        await connect({ nodes: [proxyUrl, http(H1), http(REFUSER)], trust: TRUST, viewTtlMs: 0 }),
+        await connect({ node: proxyUrl, devnetDir: devnet.dir, trust: TRUST, viewTtlMs: 0 }),
+      ]
+      for (const liar of liars) {
+        mode = undefined
+        // passed through untouched, it is accepted (and primes the replay)
+        const honestAnswer = await liar.invoke(fns.main.cid, 'add', [1, 2], { key: caller })
+        assert.equal((honestAnswer.value as { sum: number }).sum, 3)
+        for (const m of Object.keys(tamper)) {
+          mode = m
+          await assert.rejects(
+            liar.invoke(fns.main.cid, 'add', [3, 4], { key: caller }),
+            (e: CovenantError) => e instanceof CovenantError && e.code === 'INVALID_CERTIFICATE',
+            `tampering by ${m} was not caught`,
+          )
+        }
       }
+      // the liar listed its made-up peers, but one node of three is no majority: they are not in the view
+      const seen = await liars[0].view({ fresh: true })
+      assert.equal(seen.peers.size, 11)
+      for (const c of madeCovenants) assert.equal(seen.peers.has(c.peer), false)
     } finally {
       await new Promise((res) => proxy.close(res))
     }
@@ -482,9 +687,22 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
 
   it('covenant call --json prints one object; a function error exits 1 without --json', async () => {
     const cli = (args: string[]) =>
-      covenant(['call', fns.main.cid, ...args, '--node', http(GATEWAY), '--key', callerFile], {
-        timeout: 60_000,
-      })
+      covenant(
+        [
+          'call',
+          fns.main.cid,
+          ...args,
+          '--node',
+          http(GATEWAY),
+          '--nodes',
+          [GATEWAY, H0, REFUSER].map(http).join(','),
+          '--key',
+          callerFile,
+          '--min-eligible-fraction',
+          String(TRUST.minEligibleFraction),
+        ],
+        { timeout: 60_000 },
+      )
     const { stdout } = await cli(['add', '5', '6', '--json'])
     const lines = stdout.trim().split('\n')
     assert.equal(lines.length, 1)
@@ -493,19 +711,35 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
     assert.equal(out.value.sum, 11)
     assert.equal(typeof out.ms, 'number')
     assert.deepEqual(out.conflicts, [])
-    assert.deepEqual(Object.keys(out.certificate).sort(), ['id', 'outputHash', 'receipts', 'request'])
+    assert.deepEqual(Object.keys(out.certificate).sort(), [
+      'id',
+      'outputHash',
+      'receipts',
+      'request',
+      'skipped',
+    ])
     for (const key of ['executor', 'fuel', 'signature']) assert.ok(key in out.certificate.receipts[0])
-    verifyCertificate(certificateFromJSON(out.certificate), {
-      output: { value: out.value, logs: ['adding'] },
+    verified(out.certificate, { json: JSON.stringify(out.value), logs: ['adding'], error: null })
+    // the ticket is kept next to the key, for the next call this hour
+    const kept = JSON.parse(await (await import('node:fs/promises')).readFile(`${callerFile}.ticket`, 'utf8'))
+    assert.equal(kept.caller, keyId(caller))
+    assert.deepEqual(certificateFromJSON(out.certificate).request.ticket, {
+      epoch: kept.epoch,
+      nonce: kept.nonce,
     })
+    // key order survives the CLI too
+    const ordered = JSON.parse((await cli(['ordered', '--json'])).stdout)
+    assert.deepEqual(Object.keys(ordered.value), ['zeta', 'alpha', 'middle'])
 
-    const failed = JSON.parse((await cli(['spin', '--fuel', '300', '--json'])).stdout)
+    const failed = JSON.parse(
+      (await cli(['spin', '--fuel', '200', '--timeout', String(NEVER_MS), '--json'])).stdout,
+    )
     assert.equal(failed.ok, false)
     assert.equal(failed.error.code, 'FUEL_EXHAUSTED')
-    verifyCertificate(certificateFromJSON(failed.certificate))
+    verified(failed.certificate)
 
     await assert.rejects(
-      cli(['spin', '--fuel', '300']),
+      cli(['spin', '--fuel', '200', '--timeout', String(NEVER_MS)]),
       (e: { code: number; stderr: string; stdout: string }) => {
         assert.equal(e.code, 1)
         assert.equal(e.stdout, '')
@@ -514,6 +748,20 @@ describe('remote execution on an 11-node devnet', { timeout: 240_000 }, () => {
         return true
       },
     )
+    // the default trust refuses the carved set, before anything runs
+    const strict = await covenant([
+      'call',
+      fns.main.cid,
+      'add',
+      '1',
+      '1',
+      '--node',
+      http(GATEWAY),
+      '--key',
+      callerFile,
+      '--json',
+    ])
+    assert.equal(JSON.parse(strict.stdout).error.code, 'NO_EXECUTORS')
   })
 
   // Last: the crash fault takes its node down for good.

@@ -7,11 +7,18 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { FastifyInstance } from 'fastify'
 import { cidForBytes, createManifest } from '../../../src/content/index.ts'
 import { DEVNET_COVENANT } from '../../../src/devnet/index.ts'
-import { createRequest, type ExecRequestInit, requestToJSON } from '../../../src/exec/index.ts'
-import { generateKey, type PrivateKey } from '../../../src/keys/index.ts'
+import {
+  createRequest,
+  type ExecRequestInit,
+  mintTicket,
+  requestToJSON,
+  type SignedRequest,
+} from '../../../src/exec/index.ts'
+import { generateKey, keyId, type PrivateKey, signValue } from '../../../src/keys/index.ts'
 import { type CovenantNode, createNode } from '../../../src/node/index.ts'
 
 const SOURCE = 'export function add(a, b) { return a + b }'
@@ -54,6 +61,12 @@ describe('POST /v1/invoke with bad input', () => {
     requestToJSON(
       createRequest(caller, { fn, export: 'add', args: [2, 3], k: 1, q: 1, ...init }, now).request,
     )
+  /** A good request changed after signing, and signed again by the caller. */
+  const resigned = (change: Record<string, unknown>) => {
+    const { signature: _, ...body } = createRequest(caller, { fn, export: 'add', k: 1, q: 1 }).request
+    const changed = { ...body, ...change }
+    return requestToJSON({ ...changed, signature: signValue(caller, changed) } as SignedRequest)
+  }
   const errorOf = (res: { statusCode: number; json(): unknown }) => {
     const { error } = res.json() as { error: { code: string; message: string } }
     return { status: res.statusCode, code: error.code }
@@ -83,9 +96,34 @@ describe('POST /v1/invoke with bad input', () => {
     ],
     [
       'a request signed by someone other than its caller',
-      () => ({ request: { ...signed({}), caller: signedByOther } }),
+      () => ({ request: signedByOther }),
       'INVALID_SIGNATURE',
       401,
+    ],
+    [
+      'a request whose caller is not the key its ticket was minted for',
+      () => ({ request: { ...signed({}), caller: keyId(otherKey) } }),
+      'INVALID_REQUEST',
+      400,
+    ],
+    [
+      'a caller named in another spelling of its key',
+      () => ({ request: { ...signed({}), caller: peerIdFromString(keyId(caller)).toCID().toString() } }),
+      'INVALID_KEY_ID',
+      400,
+    ],
+    ['a limit off its tiers', () => ({ request: resigned({ memoryMiB: 65 }) }), 'INVALID_REQUEST', 400],
+    [
+      'a request from 1970 (timestamp 0)',
+      () => ({ request: resigned({ timestamp: 0, ticket: mintTicket(keyId(caller), 0) }) }),
+      'INVALID_REQUEST',
+      400,
+    ],
+    [
+      'trust options out of range',
+      () => ({ request: signed({}), trust: { minEligibleFraction: 3 } }),
+      'INVALID_INPUT',
+      400,
     ],
     [
       'a request past its deadline',
@@ -113,9 +151,12 @@ describe('POST /v1/invoke with bad input', () => {
     ],
     ['limits above the covenant', () => ({ request: signed({ memoryMiB: 128 }) }), 'NO_EXECUTORS', 503],
   ]
-  let signedByOther = ''
+  let signedByOther: unknown
+  let otherKey: PrivateKey
   before(async () => {
-    signedByOther = requestToJSON(createRequest(await generateKey(), { fn, export: 'add' }).request).caller
+    otherKey = await generateKey()
+    const { signature: _, ...body } = createRequest(caller, { fn, export: 'add', k: 1, q: 1 }).request
+    signedByOther = requestToJSON({ ...body, signature: signValue(otherKey, body) })
   })
 
   for (const [what, payload, code, status] of cases) {

@@ -14,6 +14,7 @@ import {
   keyId,
   type PrivateKey,
 } from '../../../client/index.ts'
+import { toBase64 } from '../../../encoding/index.ts'
 import type { Output } from '../../../exec/index.ts'
 import { callerKey, newCallerKey, node, type Shown, short, shown } from '../node.ts'
 import { Receipts } from '../receipts.tsx'
@@ -69,6 +70,14 @@ function NumberField(props: { label: string; value: number; set(n: number): void
       />
     </label>
   )
+}
+
+/**
+ * The function's manifest block (hash-checked by the SDK), base64, for a re-check link: whoever
+ * opens it checks it against the function's CID and needs no node to have it.
+ */
+async function manifestOf(fn: string): Promise<string> {
+  return toBase64(await node.getBlock(fn))
 }
 
 function parseArgs(text: string): unknown[] {
@@ -210,6 +219,7 @@ export function PlaygroundPage() {
       const link = await recheckLink(location.origin, {
         certificate: certificateToJSON(r.certificate),
         output: r.output,
+        manifest: await manifestOf(deployed.cid),
       })
       setResult({ value: r.value, output: r.output, certificate: r.certificate, ms, link })
     } catch (err) {
@@ -219,14 +229,16 @@ export function PlaygroundPage() {
       if (details?.agreed === true && details.certificate !== undefined) {
         const certificate = certificateFromJSON(details.certificate)
         const e = shown(err)
+        // a failed call's output carries no value: its JSON text is `null`
         const output: Output = {
-          value: null,
+          json: 'null',
           logs: details.logs ?? [],
           error: { code: e.code, message: e.message },
         }
         const link = await recheckLink(location.origin, {
           certificate: certificateToJSON(certificate),
           output,
+          manifest: await manifestOf(deployed.cid),
         })
         setResult({
           value: null,
