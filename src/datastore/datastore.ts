@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import {
   authorizeWrite,
@@ -20,7 +21,7 @@ import {
   verifyWriteInvocation,
 } from '../caps/index.ts'
 import { cidForBytes } from '../content/index.ts'
-import type { JsonValue } from '../encoding/index.ts'
+import { type JsonValue, toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import {
   type Commit,
@@ -117,6 +118,15 @@ export interface CommitResult {
   duplicate: boolean
 }
 
+/**
+ * A commit checked and turned into the next entry, but not applied: what a namespace's primary
+ * hands the other holders before it applies the entry itself (`appendReplicated`). A commit whose
+ * id was applied already prepares to the earlier result, with no bytes.
+ */
+export type PreparedCommit =
+  | (CommitResult & { duplicate: true })
+  | (CommitResult & { duplicate: false; bytes: Uint8Array })
+
 /** An entry as it travels between holders. */
 export interface StoredEntry {
   seq: number
@@ -150,11 +160,28 @@ export interface Datastore {
    * check. The same id again is a no-op that returns the earlier result.
    */
   commit(commit: unknown): CommitResult
+  /**
+   * Runs every check {@link Datastore.commit} runs and builds the next entry, without applying it
+   * (the state is unchanged). The same id again prepares to the earlier result.
+   */
+  prepare(commit: unknown): PreparedCommit
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
   head(ns: string): Head
   /** Entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
   entriesSince(ns: string, seq: number, limit?: number): StoredEntry[]
+  /** The CIDs of the entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
+  cidsSince(ns: string, seq: number, limit?: number): Array<{ seq: number; cid: string }>
+  /**
+   * Removes the entries after `seq`, and the key versions, nonces and descriptor they brought, in
+   * one transaction: the namespace is as it was at version `seq`. How a holder leaves a history
+   * that forked from the one it adopts. Returns the new head.
+   */
+  truncate(ns: string, seq: number): Head
+  /** Forgets a namespace and everything held for it. True if it was held. */
+  drop(ns: string): boolean
+  /** The ids of the namespaces held, in order, after `after`, at most `limit` (default 100, at most 1000). */
+  namespaces(options?: { after?: string; limit?: number }): string[]
   /** A key at the head, or at the namespace version `at`. */
   get(ns: string, key: string, options?: { at?: number }): KeyVersion
   /** The keys present (not deleted) under `prefix`, in UTF-8 byte order, after `after`. */
@@ -168,7 +195,13 @@ export interface Datastore {
   history(ns: string, options?: { after?: number; limit?: number }): HistoryItem[]
   /** Checks and keeps a revocation; honoured by every later check. Idempotent. */
   addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean }
-  revocations(ns: string): Revocation[]
+  /** The revocations kept, by CID, after the CID `after`, at most `limit` (default 100, at most 1000). */
+  revocations(
+    ns: string,
+    options?: { after?: string; limit?: number },
+  ): Array<{ cid: string; revocation: Revocation }>
+  /** How many revocations are kept and a digest of their CIDs: two holders with equal digests know the same ones. */
+  revocationDigest(ns: string): { count: number; digest: string }
   close(): void
 }
 
@@ -259,6 +292,7 @@ function fail(code: 'ENTRY_INVALID' | 'NAMESPACE_INVALID' | 'INVALID_CERTIFICATE
   throw new CovenantError(code, message)
 }
 
+const utf8 = new TextEncoder()
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
@@ -289,6 +323,14 @@ export function openDatastore(init: DatastoreInit): Datastore {
     entriesAfter: db.prepare(
       'SELECT seq, cid, bytes FROM entries WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
+    cidsAfter: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    entryBytesAt: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq = ?'),
+    entriesDownFrom: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq <= ? ORDER BY seq DESC'),
+    entriesAbove: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq > ?'),
+    deleteEntriesAbove: db.prepare('DELETE FROM entries WHERE ns = ? AND seq > ?'),
+    deleteValuesAbove: db.prepare('DELETE FROM kv WHERE ns = ? AND seq > ?'),
+    deleteNoncesAbove: db.prepare('DELETE FROM nonces WHERE ns = ? AND seq > ?'),
+    namespacesAfter: db.prepare('SELECT id FROM namespaces WHERE id > ? ORDER BY id LIMIT ?'),
     insertEntry: db.prepare('INSERT INTO entries (ns, seq, cid, id, bytes) VALUES (?, ?, ?, ?, ?)'),
     nonce: db.prepare('SELECT seq FROM nonces WHERE ns = ? AND writer = ? AND nonce = ?'),
     insertNonce: db.prepare('INSERT INTO nonces (ns, writer, nonce, seq) VALUES (?, ?, ?, ?)'),
@@ -312,7 +354,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
     insertRevocation: db.prepare(
       'INSERT OR IGNORE INTO revocations (ns, cid, revoked, effective, bytes) VALUES (?, ?, ?, ?, ?)',
     ),
-    revocations: db.prepare('SELECT bytes FROM revocations WHERE ns = ? ORDER BY effective, cid'),
+    revocations: db.prepare(
+      'SELECT cid, bytes FROM revocations WHERE ns = ? AND cid > ? ORDER BY cid LIMIT ?',
+    ),
+    revocationCids: db.prepare('SELECT cid FROM revocations WHERE ns = ? ORDER BY cid'),
   } satisfies Record<string, StatementSync>
 
   let closed = false
@@ -447,17 +492,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return { nonce }
   }
 
+  const checkSize = (bytes: Uint8Array): void => {
+    if (bytes.length > MAX_ENTRY_BYTES)
+      throw new CovenantError(
+        'STORE_LIMIT',
+        `the entry is ${bytes.length} bytes, more than ${MAX_ENTRY_BYTES}`,
+      )
+  }
+
   const apply = (
     ns: NamespaceInfo,
     entry: Entry,
     bytes: Uint8Array,
     nonce?: [string, string],
   ): CommitResult => {
-    if (bytes.length > MAX_ENTRY_BYTES)
-      throw new CovenantError(
-        'STORE_LIMIT',
-        `the entry is ${bytes.length} bytes, more than ${MAX_ENTRY_BYTES}`,
-      )
+    checkSize(bytes)
     const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
     for (const w of entry.writes)
@@ -475,11 +524,33 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return undefined
   }
 
-  const duplicateOf = (ns: string, id: string): CommitResult | undefined => {
+  const duplicateOf = (ns: string, id: string): (CommitResult & { duplicate: true }) | undefined => {
     const earlier = stmt.entryById.get(ns, id) as { seq: number; cid: string } | undefined
     return earlier === undefined
       ? undefined
       : { ns, seq: Number(earlier.seq), cid: earlier.cid, id, duplicate: true }
+  }
+
+  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
+  const nextEntry = (
+    value: unknown,
+  ):
+    | (CommitResult & { duplicate: true })
+    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; nonce?: [string, string] } => {
+    const commit = parseCommit(value)
+    const ns = info(row(commit.ns))
+    const expected = expectedId(commit)
+    if (expected !== undefined && expected !== commit.id)
+      fail('ENTRY_INVALID', `the commit's id is not ${expected}, the CID of its proof`)
+    const earlier = duplicateOf(ns.id, commit.id)
+    if (earlier !== undefined) return earlier
+    // a clock that went back never makes history go back
+    const at = Math.max(now(), ns.head.at)
+    const { nonce } = check(ns, commit, at)
+    const entry: Entry = { ...commit, seq: ns.head.seq + 1, prev: ns.head.cid, at }
+    const bytes = encodeEntry(entry)
+    checkSize(bytes)
+    return { ns, entry, bytes, nonce }
   }
 
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
@@ -529,18 +600,18 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     commit(value) {
       return transaction(() => {
-        const commit = parseCommit(value)
-        const ns = info(row(commit.ns))
-        const expected = expectedId(commit)
-        if (expected !== undefined && expected !== commit.id)
-          fail('ENTRY_INVALID', `the commit's id is not ${expected}, the CID of its proof`)
-        const earlier = duplicateOf(ns.id, commit.id)
-        if (earlier !== undefined) return earlier
-        // a clock that went back never makes history go back
-        const at = Math.max(now(), ns.head.at)
-        const { nonce } = check(ns, commit, at)
-        const entry: Entry = { ...commit, seq: ns.head.seq + 1, prev: ns.head.cid, at }
-        return apply(ns, entry, encodeEntry(entry), nonce)
+        const next = nextEntry(value)
+        if ('duplicate' in next) return next
+        return apply(next.ns, next.entry, next.bytes, next.nonce)
+      })
+    },
+
+    prepare(value) {
+      return transaction(() => {
+        const next = nextEntry(value)
+        if ('duplicate' in next) return next
+        const { ns, entry, bytes } = next
+        return { ns: ns.id, seq: entry.seq, cid: entryCid(bytes), id: entry.id, duplicate: false, bytes }
       })
     },
 
@@ -578,6 +649,68 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     head(ns) {
       return info(row(ns)).head
+    },
+
+    cidsSince(ns, seq, limit) {
+      const r = row(ns)
+      if (!SeqSchema.safeParse(seq).success)
+        throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
+      const rows = stmt.cidsAfter.all(r.id, seq, limitOption(limit, 100)) as Array<{
+        seq: number
+        cid: string
+      }>
+      return rows.map((e) => ({ seq: Number(e.seq), cid: e.cid }))
+    },
+
+    truncate(ns, seq) {
+      return transaction(() => {
+        const r = row(ns)
+        if (!SeqSchema.safeParse(seq).success)
+          throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
+        if (seq >= Number(r.head_seq)) return info(r).head
+        // The descriptor in force changes only if a removed entry brought a newer one: then it is
+        // the last policy entry kept, or the genesis.
+        const removed = stmt.entriesAbove.all(r.id, seq) as Array<{ bytes: Uint8Array }>
+        if (removed.some((e) => (dagCbor.decode(e.bytes) as Entry).kind === 'policy')) {
+          let descriptor: Uint8Array = r.genesis
+          for (const e of stmt.entriesDownFrom.iterate(r.id, seq) as Iterable<{ bytes: Uint8Array }>) {
+            const entry = dagCbor.decode(e.bytes) as Entry
+            if (entry.kind === 'policy') {
+              descriptor = dagCbor.encode(entry.proof.descriptor)
+              break
+            }
+          }
+          stmt.setDescriptor.run(descriptor, r.id)
+        }
+        stmt.deleteEntriesAbove.run(r.id, seq)
+        stmt.deleteValuesAbove.run(r.id, seq)
+        stmt.deleteNoncesAbove.run(r.id, seq)
+        const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
+        const head: Head =
+          kept === undefined
+            ? { seq: 0, cid: descriptorCid(storedDescriptor(r.genesis)), at: 0 }
+            : { seq, cid: entryCid(kept.bytes), at: (dagCbor.decode(kept.bytes) as Entry).at }
+        stmt.setHead.run(head.seq, head.cid, head.at, r.id)
+        return head
+      })
+    },
+
+    drop(ns) {
+      return transaction(() => {
+        if (typeof ns !== 'string' || stmt.namespace.get(ns) === undefined) return false
+        for (const table of ['entries', 'kv', 'nonces', 'revocations'])
+          db.prepare(`DELETE FROM ${table} WHERE ns = ?`).run(ns)
+        db.prepare('DELETE FROM namespaces WHERE id = ?').run(ns)
+        return true
+      })
+    },
+
+    namespaces(options = {}) {
+      if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+      const rows = stmt.namespacesAfter.all(options.after ?? '', limitOption(options.limit, 100)) as Array<{
+        id: string
+      }>
+      return rows.map((r) => r.id)
     },
 
     entriesSince(ns, seq, limit) {
@@ -657,10 +790,19 @@ export function openDatastore(init: DatastoreInit): Datastore {
       })
     },
 
-    revocations(ns) {
+    revocations(ns, options = {}) {
       const r = row(ns)
-      const rows = stmt.revocations.all(r.id) as Array<{ bytes: Uint8Array }>
-      return rows.map((x) => RevocationSchema.parse(dagCbor.decode(x.bytes)))
+      const rows = stmt.revocations.all(r.id, options.after ?? '', limitOption(options.limit, 100)) as Array<{
+        cid: string
+        bytes: Uint8Array
+      }>
+      return rows.map((x) => ({ cid: x.cid, revocation: RevocationSchema.parse(dagCbor.decode(x.bytes)) }))
+    },
+
+    revocationDigest(ns) {
+      const r = row(ns)
+      const cids = (stmt.revocationCids.all(r.id) as Array<{ cid: string }>).map((x) => x.cid)
+      return { count: cids.length, digest: toHex(sha256(utf8.encode(cids.join('\n')))) }
     },
 
     close() {

@@ -34,6 +34,7 @@ export type {
   HistoryItem,
   KeyVersion,
   NamespaceInfo,
+  PreparedCommit,
   StoredEntry,
   VerifiedRun,
   VerifyRun,

@@ -328,4 +328,138 @@ describe('replicated histories', () => {
       'NAMESPACE_INVALID',
     )
   })
+
+  it('prepares the next entry without applying it; the entry applies on every holder, the primary last', async () => {
+    const primary = holder()
+    const follower = holder()
+    catchUp(source, primary)
+    catchUp(source, follower)
+    const before = primary.head(ns)
+    const commit = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 1 }],
+      now: clock.t,
+    })
+    const prepared = primary.prepare(commit)
+    assert.equal(prepared.duplicate, false)
+    assert.ok(!prepared.duplicate)
+    assert.equal(prepared.seq, before.seq + 1)
+    assert.deepEqual(primary.head(ns), before, 'preparing applies nothing')
+    assert.deepEqual(primary.get(ns, 'n'), { value: null, version: 0 })
+    assert.equal(primary.prepare(commit).cid, prepared.cid, 'the same state prepares the same entry')
+    assert.equal(follower.appendReplicated(prepared.bytes).cid, prepared.cid)
+    assert.equal(primary.appendReplicated(prepared.bytes).cid, prepared.cid)
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+    // once applied, the same commit prepares to the earlier result
+    const again = primary.prepare(commit)
+    assert.deepEqual(again, { ns, seq: prepared.seq, cid: prepared.cid, id: commit.id, duplicate: true })
+    // every check runs: a stale read, a forged invocation
+    const stale = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 2 }],
+      reads: [{ key: 'n', version: 0 }],
+      now: clock.t,
+    })
+    assert.equal(
+      errorCode(() => primary.prepare(stale)),
+      'WRITE_CONFLICT',
+    )
+    assert.equal(
+      errorCode(() => primary.prepare({ ...stale, writes: [{ key: 'n', value: 3 }] })),
+      'GRANT_FORGED',
+    )
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+  })
+
+  it('truncates to a version: entries, key versions, nonces and a newer descriptor go, the rest stays', async () => {
+    const replica = holder()
+    catchUp(source, replica)
+    assert.equal(replica.namespace(ns)?.descriptor.version, 2)
+    // back to before the policy entry (seq 4): the genesis is in force again
+    const head = replica.truncate(ns, 3)
+    assert.deepEqual(head, { seq: 3, cid: entries[2].cid, at: decodeEntry(entries[2].bytes).at })
+    assert.deepEqual(replica.head(ns), head)
+    assert.equal(replica.namespace(ns)?.descriptor.version, 1)
+    assert.deepEqual(replica.get(ns, 'title'), { value: 'Site', version: 1 })
+    assert.deepEqual(
+      replica.history(ns).map((h) => h.seq),
+      [1, 2, 3],
+    )
+    assert.deepEqual(replica.truncate(ns, 7), head, 'beyond the head, nothing changes')
+    // the same history applies again on top, nonces included
+    catchUp(source, replica)
+    assert.deepEqual(replica.head(ns), source.head(ns))
+    assert.equal(replica.namespace(ns)?.descriptor.version, 2)
+    // a forked history replaces the removed one
+    replica.truncate(ns, 1)
+    const fork = await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'f', value: 1 }], now: clock.t })
+    replica.commit(fork)
+    assert.deepEqual(replica.get(ns, 'pages/home'), { value: null, version: 0 })
+    assert.deepEqual(replica.get(ns, 'f'), { value: 1, version: 2 })
+    assert.equal(
+      errorCode(() => replica.appendReplicated(entries[1].bytes)),
+      'ENTRY_FORK',
+    )
+    assert.deepEqual(replica.cidsSince(ns, 0), [
+      { seq: 1, cid: entries[0].cid },
+      { seq: 2, cid: replica.head(ns).cid },
+    ])
+    // down to the genesis
+    assert.deepEqual(replica.truncate(ns, 0), { seq: 0, cid: descriptorCid(genesis), at: 0 })
+    assert.deepEqual(replica.list(ns), [])
+    assert.equal(
+      errorCode(() => replica.truncate(ns, -1)),
+      'INVALID_INPUT',
+    )
+    assert.equal(
+      errorCode(() => replica.truncate('not a namespace', 0)),
+      'NAMESPACE_NOT_FOUND',
+    )
+  })
+
+  it('drops a namespace, and pages through the namespaces held', async () => {
+    const store = holder()
+    catchUp(source, store)
+    const others = await Promise.all(
+      ['a', 'b', 'c'].map(async (name) => {
+        const made = createNamespace(owner, { name, issuedAt: T0 })
+        store.create(made.descriptor)
+        return made.id
+      }),
+    )
+    const all = [ns, ...others].sort()
+    assert.deepEqual(store.namespaces(), all)
+    assert.deepEqual(store.namespaces({ limit: 2 }), all.slice(0, 2))
+    assert.deepEqual(store.namespaces({ after: all[1], limit: 2 }), all.slice(2, 4))
+    store.addRevocation(ns, await revoke({ issuer: owner, namespace: ns, grant: editorGrant }))
+    assert.equal(store.drop(ns), true)
+    assert.equal(store.drop(ns), false)
+    assert.equal(store.namespace(ns), undefined)
+    assert.deepEqual(store.namespaces(), others.sort())
+    // held again from scratch: nothing of the old copy is left
+    store.create(genesis)
+    assert.equal(store.head(ns).seq, 0)
+    assert.equal(store.revocations(ns).length, 0)
+    catchUp(source, store)
+    assert.deepEqual(store.head(ns), source.head(ns))
+  })
+
+  it('pages through revocations by CID, and digests them so holders can compare', async () => {
+    const a = holder()
+    const b = holder()
+    assert.deepEqual(a.revocationDigest(ns), b.revocationDigest(ns))
+    const revocations = await Promise.all(
+      [1, 2, 3].map((i) => revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt: T0 + i })),
+    )
+    for (const r of revocations) a.addRevocation(ns, r)
+    assert.equal(a.revocationDigest(ns).count, 3)
+    assert.notEqual(a.revocationDigest(ns).digest, b.revocationDigest(ns).digest)
+    const firstPage = a.revocations(ns, { limit: 2 })
+    const rest = a.revocations(ns, { after: firstPage[1].cid })
+    assert.equal(rest.length, 1)
+    for (const { revocation } of [...rest, ...firstPage]) b.addRevocation(ns, revocation)
+    assert.deepEqual(b.revocationDigest(ns), a.revocationDigest(ns), 'the order they came in does not matter')
+  })
 })
