@@ -26,6 +26,10 @@
 import { CovenantClient } from './client.ts'
 import { findDevnetNode } from './node-helpers.ts'
 
+export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
+export { grantFromJSON, grantToJSON } from '../caps/index.ts'
+export type { Read, Write, WritePolicyInput } from '../datastore/index.ts'
+export { namespaceId } from '../datastore/index.ts'
 export type {
   Attempt,
   Certificate,
@@ -57,6 +61,8 @@ export type {
 } from './client.ts'
 export { CovenantClient } from './client.ts'
 export { defaultKeyPath, findDevnetNode, listExports, loadCallerKey } from './node-helpers.ts'
+export type { CommitOptions, CommitResult, CreatedStore, CreateStoreOptions } from './store.ts'
+export { NamespaceHandle } from './store.ts'
 
 export interface ConnectOptions {
   /** node HTTP API URL */

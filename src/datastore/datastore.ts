@@ -167,17 +167,20 @@ export interface Datastore {
   prepare(commit: unknown): PreparedCommit
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
+  /** Runs every check {@link Datastore.appendReplicated} runs, without applying the entry. */
+  checkReplicated(bytes: Uint8Array): CommitResult
   head(ns: string): Head
   /** Entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
   entriesSince(ns: string, seq: number, limit?: number): StoredEntry[]
   /** The CIDs of the entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
   cidsSince(ns: string, seq: number, limit?: number): Array<{ seq: number; cid: string }>
   /**
-   * Removes the entries after `seq`, and the key versions, nonces and descriptor they brought, in
-   * one transaction: the namespace is as it was at version `seq`. How a holder leaves a history
-   * that forked from the one it adopts. Returns the new head.
+   * Removes the entries after `seq`, and the key versions, nonces and descriptor they brought, then
+   * applies `replacement` (entries of another history, in order), all in one transaction: if any
+   * replacement entry is refused, nothing changes. How a holder leaves a history that forked for
+   * the one it adopts. Returns the new head.
    */
-  truncate(ns: string, seq: number): Head
+  truncate(ns: string, seq: number, replacement?: readonly Uint8Array[]): Head
   /** Forgets a namespace and everything held for it. True if it was held. */
   drop(ns: string): boolean
   /** The ids of the namespaces held, in order, after `after`, at most `limit` (default 100, at most 1000). */
@@ -553,6 +556,66 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return { ns, entry, bytes, nonce }
   }
 
+  /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
+  const truncateTo = (r: NamespaceRow, seq: number): void => {
+    // The descriptor in force changes only if a removed entry brought a newer one: then it is the
+    // last policy entry kept, or the genesis.
+    const removed = stmt.entriesAbove.all(r.id, seq) as Array<{ bytes: Uint8Array }>
+    if (removed.some((e) => (dagCbor.decode(e.bytes) as Entry).kind === 'policy')) {
+      let descriptor: Uint8Array = r.genesis
+      for (const e of stmt.entriesDownFrom.iterate(r.id, seq) as Iterable<{ bytes: Uint8Array }>) {
+        const entry = dagCbor.decode(e.bytes) as Entry
+        if (entry.kind === 'policy') {
+          descriptor = dagCbor.encode(entry.proof.descriptor)
+          break
+        }
+      }
+      stmt.setDescriptor.run(descriptor, r.id)
+    }
+    stmt.deleteEntriesAbove.run(r.id, seq)
+    stmt.deleteValuesAbove.run(r.id, seq)
+    stmt.deleteNoncesAbove.run(r.id, seq)
+    const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
+    const head: Head =
+      kept === undefined
+        ? { seq: 0, cid: descriptorCid(storedDescriptor(r.genesis)), at: 0 }
+        : { seq, cid: entryCid(kept.bytes), at: (dagCbor.decode(kept.bytes) as Entry).at }
+    stmt.setHead.run(head.seq, head.cid, head.at, r.id)
+  }
+
+  /** An entry another holder built, checked as the next one here, or the result it already had. */
+  const replicated = (
+    bytes: Uint8Array,
+  ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; nonce?: [string, string] } => {
+    const entry = decodeEntry(bytes)
+    const ns = info(row(entry.ns))
+    const cid = entryCid(bytes)
+    const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
+    if (present !== undefined) {
+      if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
+      throw new CovenantError('ENTRY_FORK', `seq ${entry.seq} here is ${present.cid}, not ${cid}`)
+    }
+    if (entry.seq > ns.head.seq + 1)
+      throw new CovenantError('ENTRY_GAP', `entry ${entry.seq} is ahead of the head ${ns.head.seq}`, {
+        details: { head: ns.head.seq },
+      })
+    if (entry.prev !== ns.head.cid)
+      throw new CovenantError(
+        'ENTRY_FORK',
+        `entry ${entry.seq} follows ${entry.prev}, not the head ${ns.head.cid}`,
+      )
+    if (entry.at < ns.head.at) fail('ENTRY_INVALID', 'the entry is older than the entry before it')
+    if (entry.at > now() + MAX_ENTRY_SKEW_MS) fail('ENTRY_INVALID', 'the entry is from the future')
+    const expected = expectedId(entry)
+    if (expected !== undefined && expected !== entry.id)
+      fail('ENTRY_INVALID', `the entry's id is not ${expected}, the CID of its proof`)
+    const earlier = duplicateOf(ns.id, entry.id)
+    if (earlier !== undefined)
+      fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
+    const { nonce } = check(ns, entry, entry.at)
+    return { ns, entry, nonce }
+  }
+
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
     if (at === undefined) return ns.head.seq
     if (!SeqSchema.safeParse(at).success || at > ns.head.seq)
@@ -617,33 +680,22 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     appendReplicated(bytes) {
       return transaction(() => {
-        const entry = decodeEntry(bytes)
-        const ns = info(row(entry.ns))
-        const cid = entryCid(bytes)
-        const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
-        if (present !== undefined) {
-          if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
-          throw new CovenantError('ENTRY_FORK', `seq ${entry.seq} here is ${present.cid}, not ${cid}`)
+        const next = replicated(bytes)
+        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.nonce)
+      })
+    },
+
+    checkReplicated(bytes) {
+      return transaction(() => {
+        const next = replicated(bytes)
+        if ('duplicate' in next) return next
+        return {
+          ns: next.ns.id,
+          seq: next.entry.seq,
+          cid: entryCid(bytes),
+          id: next.entry.id,
+          duplicate: false,
         }
-        if (entry.seq > ns.head.seq + 1)
-          throw new CovenantError('ENTRY_GAP', `entry ${entry.seq} is ahead of the head ${ns.head.seq}`, {
-            details: { head: ns.head.seq },
-          })
-        if (entry.prev !== ns.head.cid)
-          throw new CovenantError(
-            'ENTRY_FORK',
-            `entry ${entry.seq} follows ${entry.prev}, not the head ${ns.head.cid}`,
-          )
-        if (entry.at < ns.head.at) fail('ENTRY_INVALID', 'the entry is older than the entry before it')
-        if (entry.at > now() + MAX_ENTRY_SKEW_MS) fail('ENTRY_INVALID', 'the entry is from the future')
-        const expected = expectedId(entry)
-        if (expected !== undefined && expected !== entry.id)
-          fail('ENTRY_INVALID', `the entry's id is not ${expected}, the CID of its proof`)
-        const earlier = duplicateOf(ns.id, entry.id)
-        if (earlier !== undefined)
-          fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
-        const { nonce } = check(ns, entry, entry.at)
-        return apply(ns, entry, bytes, nonce)
       })
     },
 
@@ -662,36 +714,17 @@ export function openDatastore(init: DatastoreInit): Datastore {
       return rows.map((e) => ({ seq: Number(e.seq), cid: e.cid }))
     },
 
-    truncate(ns, seq) {
+    truncate(ns, seq, replacement = []) {
       return transaction(() => {
         const r = row(ns)
         if (!SeqSchema.safeParse(seq).success)
           throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
-        if (seq >= Number(r.head_seq)) return info(r).head
-        // The descriptor in force changes only if a removed entry brought a newer one: then it is
-        // the last policy entry kept, or the genesis.
-        const removed = stmt.entriesAbove.all(r.id, seq) as Array<{ bytes: Uint8Array }>
-        if (removed.some((e) => (dagCbor.decode(e.bytes) as Entry).kind === 'policy')) {
-          let descriptor: Uint8Array = r.genesis
-          for (const e of stmt.entriesDownFrom.iterate(r.id, seq) as Iterable<{ bytes: Uint8Array }>) {
-            const entry = dagCbor.decode(e.bytes) as Entry
-            if (entry.kind === 'policy') {
-              descriptor = dagCbor.encode(entry.proof.descriptor)
-              break
-            }
-          }
-          stmt.setDescriptor.run(descriptor, r.id)
+        if (seq < Number(r.head_seq)) truncateTo(r, seq)
+        for (const bytes of replacement) {
+          const next = replicated(bytes)
+          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.nonce)
         }
-        stmt.deleteEntriesAbove.run(r.id, seq)
-        stmt.deleteValuesAbove.run(r.id, seq)
-        stmt.deleteNoncesAbove.run(r.id, seq)
-        const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
-        const head: Head =
-          kept === undefined
-            ? { seq: 0, cid: descriptorCid(storedDescriptor(r.genesis)), at: 0 }
-            : { seq, cid: entryCid(kept.bytes), at: (dagCbor.decode(kept.bytes) as Entry).at }
-        stmt.setHead.run(head.seq, head.cid, head.at, r.id)
-        return head
+        return info(row(ns)).head
       })
     },
 

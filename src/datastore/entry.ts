@@ -34,8 +34,14 @@ export const MAX_READS = 1024
 /** The largest entry, proof included: one block. */
 export const MAX_ENTRY_BYTES = MAX_BLOCK_BYTES
 
-/** A key: 1 to {@link MAX_KEY_BYTES} UTF-8 bytes of well-formed text without control characters. */
-export const KeySchema = KeyPrefixSchema.min(1, 'a key is not empty')
+/**
+ * A key: 1 to {@link MAX_KEY_BYTES} UTF-8 bytes of well-formed text without control characters,
+ * and neither `.` nor `..`, which no URL path can name (URLs fold them into the path).
+ */
+export const KeySchema = KeyPrefixSchema.min(1, 'a key is not empty').refine(
+  (k) => k !== '.' && k !== '..',
+  'a key is not "." or ".."',
+)
 
 const JsonValueSchema = z.custom<JsonValue>(isJsonValue, {
   message: 'expected a JSON value (no undefined, NaN, Infinity, bytes or class instances)',

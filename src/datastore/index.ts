@@ -72,15 +72,48 @@ export {
   StoreEffectsSchema,
   WriteSchema,
 } from './entry.ts'
-export type { NamespaceInit, SignedDescriptor, WritePolicy, WritePolicyInput } from './namespace.ts'
+export type {
+  NamespaceInit,
+  ReadToken,
+  SignedDescriptor,
+  WritePolicy,
+  WritePolicyInput,
+} from './namespace.ts'
 export {
+  checkRead,
   createNamespace,
   descriptorCid,
   NamespaceNameSchema,
   namespaceId,
   namespaceKeyBytes,
+  READ_TOKEN_TTL_MS,
+  ReadTokenSchema,
   SignedDescriptorSchema,
+  signRead,
   updateNamespace,
   verifyDescriptor,
   WritePolicySchema,
 } from './namespace.ts'
+export type { CommitReply, HeadReply, StoreRequest } from './wire.ts'
+export {
+  CidsReplySchema,
+  CommitReplySchema,
+  EntriesReplySchema,
+  GetReplySchema,
+  HeadReplySchema,
+  HeadSchema,
+  HistoryItemSchema,
+  HistoryReplySchema,
+  InfoReplySchema,
+  KeyHistoryReplySchema,
+  KeyVersionSchema,
+  ListReplySchema,
+  MAX_STORE_MESSAGE_BYTES,
+  MAX_STORE_REPLY_BYTES,
+  OkReplySchema,
+  RevocationsReplySchema,
+  RevokeReplySchema,
+  STORE_PAGE_BYTES,
+  STORE_PROTOCOL,
+  StoreRequestSchema,
+} from './wire.ts'

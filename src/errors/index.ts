@@ -168,6 +168,16 @@ export const ERROR_CODES = {
     hint: 'fetch the missing entries first (entriesSince the local head)',
   },
   STORE_LIMIT: { status: 413, message: 'the commit exceeds a datastore limit' },
+  READ_REFUSED: {
+    status: 403,
+    message: 'this namespace is private',
+    hint: 'only its owner reads a private namespace: read with the owner’s key (--key)',
+  },
+  NOT_A_HOLDER: {
+    status: 409,
+    message: 'this node is not a holder of that namespace in its view of the network',
+    hint: 'send it to one of the nodes closest to the namespace id',
+  },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -25,13 +25,14 @@ import { createMetrics } from './metrics.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 import { blocksService } from './services/blocks.ts'
 import { openConflictStore } from './services/conflict-store.ts'
+import { type DatastoreServiceOptions, datastoreService } from './services/datastore.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -65,6 +66,8 @@ export interface NodeInit extends NodeOptions {
   services?: NodeServiceFactory[]
   /** options of the built-in exec service */
   exec?: ExecServiceOptions
+  /** options of the built-in datastore service */
+  datastore?: DatastoreServiceOptions
 }
 
 export interface CovenantNode {
@@ -82,7 +85,7 @@ function isLoopbackHost(host: string): boolean {
 
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
-  const { covenant: _covenant, services: _services, exec: _exec, ...options } = init
+  const { covenant: _covenant, services: _services, exec: _exec, datastore: _datastore, ...options } = init
   const parsed = nodeOptionsSchema.safeParse(options)
   if (!parsed.success) throw new CovenantError('CONFIG_INVALID', z.prettifyError(parsed.error))
   const opts = parsed.data
@@ -174,6 +177,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
+      datastoreService(init.datastore),
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []
