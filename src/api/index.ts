@@ -87,7 +87,6 @@ export type {
   StoreHistoryReply,
   StoreInfo,
   StoreKeyHistoryReply,
-  StoreRevokeReply,
 } from './store-routes.ts'
 export {
   CommitBodySchema,
@@ -117,7 +116,6 @@ export {
   StoreKeyParamsSchema,
   StoreParamsSchema,
   StoreRevocationsReplySchema,
-  StoreRevokeReplySchema,
   storeInfoRoute,
 } from './store-routes.ts'
 

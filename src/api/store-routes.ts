@@ -71,6 +71,8 @@ export const StoreInfoSchema = z.object({
   head: HeadSchema,
   /** the holders in the answering node's view, the primary first */
   holders: z.array(z.string()),
+  /** the node whose copy answered: the one asked, when it holds the namespace */
+  servedBy: z.string(),
 })
 export type StoreInfo = z.infer<typeof StoreInfoSchema>
 
@@ -203,27 +205,17 @@ const MAX_REVOCATION_BYTES = 128 * 1024
 /** A revocation (`revoke`) as base64 of its DAG-CBOR. */
 export const RevokeBodySchema = z.strictObject({ revocation: base64Of(MAX_REVOCATION_BYTES) })
 
-export const StoreRevokeReplySchema = z.object({
-  ns: z.string(),
-  /** the revocation's CID */
-  cid: z.string(),
-  /** the revoked delegation's CID */
-  revoked: z.string(),
-  revoker: z.string(),
-  /** from when it holds, ms */
-  effectiveAt: z.number(),
-  /** the holders that keep it */
-  holders: z.array(z.string()),
-})
-export type StoreRevokeReply = z.infer<typeof StoreRevokeReplySchema>
-
-/** `POST /v1/stores/:ns/revocations`: hand a revocation to every holder of the namespace. */
+/**
+ * `POST /v1/stores/:ns/revocations`: record a revocation in the namespace's history, as a commit
+ * through its primary (the reply is a commit's: `id` is the revocation's CID). Every holder honours
+ * it for every entry after it.
+ */
 export const revokeRoute = {
   method: 'POST',
   path: '/v1/stores/:ns/revocations',
   params: StoreParamsSchema,
   body: RevokeBodySchema,
-  reply: StoreRevokeReplySchema,
+  reply: CommitReplySchema,
   bodyLimit: Math.ceil(MAX_REVOCATION_BYTES / 3) * 4 + 1024,
 } as const satisfies RouteSpec
 
@@ -235,12 +227,12 @@ export const RevocationsQuerySchema = z.strictObject({
 
 export const StoreRevocationsReplySchema = z.object({
   ns: z.string(),
-  /** each as base64 of its DAG-CBOR, by CID */
-  revocations: z.array(z.object({ cid: z.string(), revocation: z.string() })),
+  /** each as base64 of its DAG-CBOR, by CID, with the seq of the entry that records it */
+  revocations: z.array(z.object({ cid: z.string(), seq: z.number().int().min(1), revocation: z.string() })),
   next: z.string().nullable(),
 })
 
-/** `GET /v1/stores/:ns/revocations`: the revocations a holder keeps (the answering node's, if it holds the namespace). */
+/** `GET /v1/stores/:ns/revocations`: the revocations in a holder's history (the answering node's, if it holds the namespace). */
 export const revocationsRoute = {
   method: 'GET',
   path: '/v1/stores/:ns/revocations',

@@ -4,7 +4,6 @@
  * a node that answers something else gets a PROTOCOL_ERROR, never a value taken on trust.
  */
 import type { z } from 'zod'
-import type { StoreRevokeReply } from '../api/index.ts'
 import {
   blockHoldersRoute,
   type DeployReply,
@@ -42,6 +41,7 @@ import {
 import type { PrivateKey } from '../keys/index.ts'
 import { listExports, loadCallerKey } from './node-helpers.ts'
 import {
+  type CommitResult,
   type CreatedStore,
   type CreateStoreOptions,
   createStore,
@@ -327,7 +327,7 @@ export class CovenantClient {
   async revoke(
     ns: string,
     init: { grant: WriteGrant; delegation?: string; effectiveAt?: number; key?: PrivateKey },
-  ): Promise<StoreRevokeReply> {
+  ): Promise<CommitResult> {
     const { key, ...rest } = init
     return revokeGrant(this.store(ns), key ?? (await loadCallerKey()), rest)
   }

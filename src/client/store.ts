@@ -26,7 +26,6 @@ import {
   type StoreHistoryReply,
   type StoreInfo,
   type StoreKeyHistoryReply,
-  type StoreRevokeReply,
   storeInfoRoute,
 } from '../api/index.ts'
 import { type Revocation, revoke, type WriteGrant } from '../caps/index.ts'
@@ -166,15 +165,18 @@ export class NamespaceHandle {
     })
   }
 
-  /** Hands a signed revocation (`revoke`) to the namespace's holders. */
-  sendRevocation(revocation: Revocation): Promise<StoreRevokeReply> {
+  /**
+   * Records a signed revocation (`revoke`) in the namespace's history, through its primary: every
+   * holder honours it for every later entry. Resolves like a commit (`id` is the revocation's CID).
+   */
+  sendRevocation(revocation: Revocation): Promise<CommitResult> {
     return this.#call(revokeRoute, {
       params: { ns: this.ns },
       body: { revocation: toBase64(dagCbor.encode(revocation)) },
     })
   }
 
-  /** The revocations the answering node keeps (its own, when it holds the namespace). */
+  /** The revocations in the answering node's history (its own, when it holds the namespace). */
   async revocations(): Promise<Revocation[]> {
     const out: Revocation[] = []
     for (let after = ''; ; ) {
@@ -222,7 +224,7 @@ export async function revokeGrant(
   handle: NamespaceHandle,
   issuer: PrivateKey,
   init: { grant: WriteGrant; delegation?: string; effectiveAt?: number },
-): Promise<StoreRevokeReply> {
+): Promise<CommitResult> {
   const revocation = await revoke({ issuer, namespace: handle.ns, ...init })
   return handle.sendRevocation(revocation)
 }

@@ -10,7 +10,6 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
-import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import {
   authorizeWrite,
@@ -21,10 +20,11 @@ import {
   verifyWriteInvocation,
 } from '../caps/index.ts'
 import { cidForBytes } from '../content/index.ts'
-import { type JsonValue, toHex } from '../encoding/index.ts'
+import type { JsonValue } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import {
   type Commit,
+  createRevocationCommit,
   decodeEntry,
   type Entry,
   effectsCid,
@@ -34,6 +34,7 @@ import {
   MAX_ENTRY_BYTES,
   parseCommit,
   parseEffects,
+  revocationId,
   type StoreEffects,
 } from './entry.ts'
 import {
@@ -196,15 +197,16 @@ export interface Datastore {
   keyHistory(ns: string, key: string, options?: { before?: number; limit?: number }): KeyVersion[]
   /** The namespace's entries after `after`, oldest first. */
   history(ns: string, options?: { after?: number; limit?: number }): HistoryItem[]
-  /** Checks and keeps a revocation; honoured by every later check. Idempotent. */
-  addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean }
-  /** The revocations kept, by CID, after the CID `after`, at most `limit` (default 100, at most 1000). */
+  /**
+   * Checks a revocation and commits it as the next entry (`createRevocationCommit`): it holds for
+   * every later entry. The same revocation again is a no-op (`added: false`).
+   */
+  addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean; seq: number }
+  /** The revocations in the history, by CID, after the CID `after`, at most `limit` (default 100, at most 1000). */
   revocations(
     ns: string,
     options?: { after?: string; limit?: number },
-  ): Array<{ cid: string; revocation: Revocation }>
-  /** How many revocations are kept and a digest of their CIDs: two holders with equal digests know the same ones. */
-  revocationDigest(ns: string): { count: number; digest: string }
+  ): Array<{ cid: string; seq: number; revocation: Revocation }>
   close(): void
 }
 
@@ -246,13 +248,26 @@ const SCHEMA = `
     revoked TEXT NOT NULL,
     effective INTEGER NOT NULL,
     bytes BLOB NOT NULL,
+    seq INTEGER NOT NULL,
     PRIMARY KEY (ns, cid)
   ) STRICT;
   CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
 `
 
+/** What applying an entry records besides its writes: a key writer's nonce, a revocation. */
+interface Recorded {
+  nonce?: [string, string]
+  revocation?: VerifiedRevocation
+}
+
 /** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const DATASTORE_SCHEMA_VERSION = 1
+export const DATASTORE_SCHEMA_VERSION = 2
+
+/**
+ * From version 1, where revocations stood beside the history: each becomes one that holds from
+ * the history's start (seq 0), as it did.
+ */
+const MIGRATE_FROM_1 = 'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0'
 
 interface NamespaceRow {
   id: string
@@ -274,7 +289,9 @@ function open(path: string): DatabaseSync {
         'INTERNAL',
         `datastore ${path} has schema version ${version}, newer than this code`,
       )
-    if (version === 0) db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = 1; COMMIT`)
+    if (version === 0)
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = ${DATASTORE_SCHEMA_VERSION}; COMMIT`)
+    if (version === 1) db.exec(`BEGIN IMMEDIATE; ${MIGRATE_FROM_1}; PRAGMA user_version = 2; COMMIT`)
   } catch (err) {
     db.close()
     throw err
@@ -295,7 +312,6 @@ function fail(code: 'ENTRY_INVALID' | 'NAMESPACE_INVALID' | 'INVALID_CERTIFICATE
   throw new CovenantError(code, message)
 }
 
-const utf8 = new TextEncoder()
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
@@ -352,15 +368,15 @@ export function openDatastore(init: DatastoreInit): Datastore {
        ORDER BY key LIMIT :limit`,
     ),
     revoked: db.prepare(
-      'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? LIMIT 1',
+      'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? AND seq < ? LIMIT 1',
     ),
     insertRevocation: db.prepare(
-      'INSERT OR IGNORE INTO revocations (ns, cid, revoked, effective, bytes) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO revocations (ns, cid, revoked, effective, bytes, seq) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     revocations: db.prepare(
-      'SELECT cid, bytes FROM revocations WHERE ns = ? AND cid > ? ORDER BY cid LIMIT ?',
+      'SELECT cid, seq, bytes FROM revocations WHERE ns = ? AND cid > ? ORDER BY cid LIMIT ?',
     ),
-    revocationCids: db.prepare('SELECT cid FROM revocations WHERE ns = ? ORDER BY cid'),
+    deleteRevocationsAbove: db.prepare('DELETE FROM revocations WHERE ns = ? AND seq > ?'),
   } satisfies Record<string, StatementSync>
 
   let closed = false
@@ -415,16 +431,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
   }
 
   /**
-   * Every check a commit must pass at time `at` that is not about its place in the history:
-   * its proof, the write policy, the grants for every key written, a key's nonce, and the read
-   * versions. Returns what applying it records besides its writes.
+   * Every check a commit must pass as entry `seq` at time `at` that is not about its place in the
+   * history: its proof, the write policy, the grants for every key written (against the
+   * revocations recorded before `seq`), a key's nonce, and the read versions. Returns what
+   * applying it records besides its writes.
    */
-  const check = (ns: NamespaceInfo, commit: Commit, at: number): { nonce?: [string, string] } => {
+  const check = (ns: NamespaceInfo, commit: Commit, at: number, seq: number): Recorded => {
     const keys = commit.writes.map((w) => w.key)
-    const isRevoked = (cid: string, t: number) => stmt.revoked.get(ns.id, cid, t) !== undefined
+    const isRevoked = (cid: string, t: number) => stmt.revoked.get(ns.id, cid, t, seq) !== undefined
     const grants = { namespace: ns.id, owner: ns.owner, keys, now: at, isRevoked }
     const effects = effectsCid(commit)
     let nonce: [string, string] | undefined
+    if (commit.kind === 'revocation') {
+      const revocation = verifyRevocation(commit.proof.revocation, { namespace: ns.id, owner: ns.owner })
+      return { revocation }
+    }
     if (commit.kind === 'policy') {
       const d = verifyDescriptor(commit.proof.descriptor)
       if (d.owner !== ns.owner || d.name !== ns.name)
@@ -503,12 +524,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
       )
   }
 
-  const apply = (
-    ns: NamespaceInfo,
-    entry: Entry,
-    bytes: Uint8Array,
-    nonce?: [string, string],
-  ): CommitResult => {
+  const apply = (ns: NamespaceInfo, entry: Entry, bytes: Uint8Array, recorded: Recorded): CommitResult => {
+    const { nonce, revocation } = recorded
     checkSize(bytes)
     const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
@@ -516,6 +533,15 @@ export function openDatastore(init: DatastoreInit): Datastore {
       stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
     if (nonce !== undefined) stmt.insertNonce.run(ns.id, nonce[0], nonce[1], entry.seq)
     if (entry.kind === 'policy') stmt.setDescriptor.run(dagCbor.encode(entry.proof.descriptor), ns.id)
+    if (entry.kind === 'revocation' && revocation !== undefined)
+      stmt.insertRevocation.run(
+        ns.id,
+        revocation.cid,
+        revocation.revoked,
+        revocation.effectiveAt,
+        dagCbor.encode(entry.proof.revocation),
+        entry.seq,
+      )
     stmt.setHead.run(entry.seq, cid, entry.at, ns.id)
     return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false }
   }
@@ -524,6 +550,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
   const expectedId = (commit: Commit): string | undefined => {
     if (commit.kind === 'key') return cidForBytes(commit.proof.invocation, 'dag-cbor').toString()
     if (commit.kind === 'policy') return descriptorCid(commit.proof.descriptor)
+    if (commit.kind === 'revocation') return revocationId(commit.proof.revocation)
     return undefined
   }
 
@@ -539,7 +566,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     value: unknown,
   ):
     | (CommitResult & { duplicate: true })
-    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; nonce?: [string, string] } => {
+    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
     const commit = parseCommit(value)
     const ns = info(row(commit.ns))
     const expected = expectedId(commit)
@@ -549,11 +576,12 @@ export function openDatastore(init: DatastoreInit): Datastore {
     if (earlier !== undefined) return earlier
     // a clock that went back never makes history go back
     const at = Math.max(now(), ns.head.at)
-    const { nonce } = check(ns, commit, at)
-    const entry: Entry = { ...commit, seq: ns.head.seq + 1, prev: ns.head.cid, at }
+    const seq = ns.head.seq + 1
+    const recorded = check(ns, commit, at, seq)
+    const entry: Entry = { ...commit, seq, prev: ns.head.cid, at }
     const bytes = encodeEntry(entry)
     checkSize(bytes)
-    return { ns, entry, bytes, nonce }
+    return { ns, entry, bytes, recorded }
   }
 
   /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
@@ -575,6 +603,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     stmt.deleteEntriesAbove.run(r.id, seq)
     stmt.deleteValuesAbove.run(r.id, seq)
     stmt.deleteNoncesAbove.run(r.id, seq)
+    stmt.deleteRevocationsAbove.run(r.id, seq)
     const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
     const head: Head =
       kept === undefined
@@ -586,7 +615,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
   /** An entry another holder built, checked as the next one here, or the result it already had. */
   const replicated = (
     bytes: Uint8Array,
-  ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; nonce?: [string, string] } => {
+  ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
     const entry = decodeEntry(bytes)
     const ns = info(row(entry.ns))
     const cid = entryCid(bytes)
@@ -612,8 +641,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     const earlier = duplicateOf(ns.id, entry.id)
     if (earlier !== undefined)
       fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
-    const { nonce } = check(ns, entry, entry.at)
-    return { ns, entry, nonce }
+    return { ns, entry, recorded: check(ns, entry, entry.at, entry.seq) }
   }
 
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
@@ -665,7 +693,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       return transaction(() => {
         const next = nextEntry(value)
         if ('duplicate' in next) return next
-        return apply(next.ns, next.entry, next.bytes, next.nonce)
+        return apply(next.ns, next.entry, next.bytes, next.recorded)
       })
     },
 
@@ -681,7 +709,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     appendReplicated(bytes) {
       return transaction(() => {
         const next = replicated(bytes)
-        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.nonce)
+        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.recorded)
       })
     },
 
@@ -722,7 +750,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
         if (seq < Number(r.head_seq)) truncateTo(r, seq)
         for (const bytes of replacement) {
           const next = replicated(bytes)
-          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.nonce)
+          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.recorded)
         }
         return info(row(ns)).head
       })
@@ -815,11 +843,11 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     addRevocation(ns, revocation) {
       return transaction(() => {
-        const n = info(row(ns))
-        const v = verifyRevocation(revocation, { namespace: n.id, owner: n.owner })
-        const value = RevocationSchema.parse(revocation)
-        const added = stmt.insertRevocation.run(n.id, v.cid, v.revoked, v.effectiveAt, dagCbor.encode(value))
-        return { ...v, added: Number(added.changes) > 0 }
+        const next = nextEntry(createRevocationCommit(ns, revocation))
+        const v = verifyRevocation(revocation, { namespace: ns, owner: info(row(ns)).owner })
+        if ('duplicate' in next) return { ...v, added: false, seq: next.seq }
+        const applied = apply(next.ns, next.entry, next.bytes, next.recorded)
+        return { ...v, added: true, seq: applied.seq }
       })
     },
 
@@ -827,15 +855,14 @@ export function openDatastore(init: DatastoreInit): Datastore {
       const r = row(ns)
       const rows = stmt.revocations.all(r.id, options.after ?? '', limitOption(options.limit, 100)) as Array<{
         cid: string
+        seq: number
         bytes: Uint8Array
       }>
-      return rows.map((x) => ({ cid: x.cid, revocation: RevocationSchema.parse(dagCbor.decode(x.bytes)) }))
-    },
-
-    revocationDigest(ns) {
-      const r = row(ns)
-      const cids = (stmt.revocationCids.all(r.id) as Array<{ cid: string }>).map((x) => x.cid)
-      return { count: cids.length, digest: toHex(sha256(utf8.encode(cids.join('\n')))) }
+      return rows.map((x) => ({
+        cid: x.cid,
+        seq: Number(x.seq),
+        revocation: RevocationSchema.parse(dagCbor.decode(x.bytes)),
+      }))
     },
 
     close() {

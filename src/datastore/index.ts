@@ -48,6 +48,7 @@ export type {
   KeyCommitInit,
   PolicyCommit,
   Read,
+  RevocationCommit,
   StoreEffects,
   Write,
 } from './entry.ts'
@@ -56,6 +57,7 @@ export {
   createFunctionCommit,
   createKeyCommit,
   createPolicyCommit,
+  createRevocationCommit,
   decodeEntry,
   EntrySchema,
   effectsCid,
@@ -69,6 +71,7 @@ export {
   parseCommit,
   parseEffects,
   ReadSchema,
+  revocationId,
   StoreEffectsSchema,
   WriteSchema,
 } from './entry.ts'
@@ -112,7 +115,6 @@ export {
   MAX_STORE_REPLY_BYTES,
   OkReplySchema,
   RevocationsReplySchema,
-  RevokeReplySchema,
   STORE_PAGE_BYTES,
   STORE_PROTOCOL,
   StoreRequestSchema,

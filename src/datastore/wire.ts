@@ -46,14 +46,9 @@ export const StoreRequestSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('entries'), ns: Ns, after: Seq, limit: Limit }),
   /** the CIDs of your entries after `after`: how two holders find where their histories part */
   z.strictObject({ type: z.literal('cids'), ns: Ns, after: Seq, limit: Limit }),
-  /** the revocations you keep, by CID, after `after` */
+  /** the revocations in your history, by CID, after `after` */
   z.strictObject({ type: z.literal('revocations'), ns: Ns, after: z.string().max(128), limit: Limit }),
-  /**
-   * keep this revocation; with `spread` (to the primary) also hand it to every other holder before
-   * answering, in the namespace's order with commits
-   */
-  z.strictObject({ type: z.literal('revoke'), ns: Ns, revocation: z.unknown(), spread: z.boolean() }),
-  /** I hold entries or revocations of this namespace you may lack: compare with me */
+  /** I hold entries of this namespace you may lack: compare with me */
   z.strictObject({ type: z.literal('nudge'), ns: Ns }),
   /** reads, served by a holder from its own copy */
   z.strictObject({ type: z.literal('info'), ns: Ns }),
@@ -86,7 +81,6 @@ export const HeadReplySchema = z.strictObject({
   head: HeadSchema,
   /** the CID of the entry at the `at` asked (the genesis descriptor's at 0), null if beyond the head */
   cidAt: CanonicalCidSchema.nullable(),
-  revocations: z.strictObject({ count: z.number().int().min(0), digest: z.string().max(128) }),
 })
 export type HeadReply = z.infer<typeof HeadReplySchema>
 
@@ -109,15 +103,9 @@ export const CidsReplySchema = z.strictObject({
   cids: z.array(z.strictObject({ seq: Seq, cid: CanonicalCidSchema })).max(1000),
 })
 export const RevocationsReplySchema = z.strictObject({
-  revocations: z.array(z.strictObject({ cid: CanonicalCidSchema, revocation: RevocationSchema })).max(1000),
-})
-export const RevokeReplySchema = z.strictObject({
-  cid: CanonicalCidSchema,
-  revoked: CanonicalCidSchema,
-  revoker: z.string().max(128),
-  effectiveAt: Seq,
-  /** the holders known to keep it, the one answering first */
-  holders: z.array(z.string().max(128)).max(64),
+  revocations: z
+    .array(z.strictObject({ cid: CanonicalCidSchema, seq: Seq, revocation: RevocationSchema }))
+    .max(1000),
 })
 export const OkReplySchema = z.strictObject({ ok: z.literal(true) })
 
@@ -146,7 +134,7 @@ export const ListReplySchema = z.strictObject({
 export const HistoryItemSchema = z.strictObject({
   seq: z.number().int().min(1),
   cid: CanonicalCidSchema,
-  kind: z.enum(['function', 'key', 'policy']),
+  kind: z.enum(['function', 'key', 'policy', 'revocation']),
   id: CanonicalCidSchema,
   at: Seq,
   keys: z.array(KeySchema).max(256),

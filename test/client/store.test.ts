@@ -205,9 +205,12 @@ describe('datastores through the SDK (one node)', () => {
     )
     // the editor cannot revoke the owner's delegation to it... it issued nothing
     await rejectsWith(net.revoke(ns, { grant, key: editor }), 'REVOCATION_REFUSED')
+    // the revocation is an entry of the history
     const revoked = await net.revoke(ns, { grant, key: owner })
-    assert.equal(revoked.revoked, grant.cid)
+    assert.equal(revoked.duplicate, false)
     assert.deepEqual(revoked.holders, [node.peerId])
+    const entry = (await net.store(ns).history({ after: revoked.seq - 1, limit: 1 })).entries[0]
+    assert.deepEqual([entry.kind, entry.id, entry.keys], ['revocation', revoked.id, []])
     await rejectsWith(
       asEditor.commit([{ key: 'pages/home', value: '<h2>' }], { grants: [grant] }),
       'GRANT_REVOKED',
@@ -216,7 +219,8 @@ describe('datastores through the SDK (one node)', () => {
     const kept = await net.store(ns).revocations()
     assert.equal(kept.length, 1)
     // handing the same revocation again changes nothing
-    assert.equal((await net.store(ns).sendRevocation(kept[0])).cid, revoked.cid)
+    const again = await net.store(ns).sendRevocation(kept[0])
+    assert.deepEqual([again.duplicate, again.cid], [true, revoked.cid])
     assert.equal((await net.store(ns).revocations()).length, 1)
   })
 

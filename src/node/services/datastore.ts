@@ -12,12 +12,12 @@
  *   an entry the other live holders lack, and if it dies mid-commit the entry is on all live
  *   holders or on none.
  * - **Catch-up.** Every holder compares heads with the other holders every sync interval and when
- *   the peer table changes, pulls entries and revocations it lacks, and when two histories fork
+ *   the peer table changes, pulls entries it lacks (revocations are entries too), and when two histories fork
  *   adopts the winning one (the longer; of two as long, the one whose head CID sorts first), so
  *   every holder decides alike whatever its view.
  * - **Hand-over.** A node that holds a namespace gives the genesis to holders that lack it (they
  *   then pull the rest); a node that is no longer a holder drops its copy once every holder
- *   confirmed its head and revocations.
+ *   confirmed its head.
  */
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -44,6 +44,7 @@ import {
   type CommitReply,
   CommitReplySchema,
   checkRead,
+  createRevocationCommit,
   type Datastore,
   decodeEntry,
   descriptorCid,
@@ -63,7 +64,6 @@ import {
   openDatastore,
   parseCommit,
   RevocationsReplySchema,
-  RevokeReplySchema,
   STORE_PAGE_BYTES,
   STORE_PROTOCOL,
   StoreEffectsSchema,
@@ -382,8 +382,7 @@ async function createDatastoreService(
 
   function headReply(ns: string, at?: number): HeadReply {
     const head = store.head(ns)
-    const { count, digest } = store.revocationDigest(ns)
-    return { head, cidAt: cidAt(ns, at ?? head.seq), revocations: { count, digest } }
+    return { head, cidAt: cidAt(ns, at ?? head.seq) }
   }
 
   // ── one lock per namespace: a primary's commit, an entry taken, a page pulled, a truncation ──
@@ -412,7 +411,13 @@ async function createDatastoreService(
     schema: z.ZodType<T>,
     timeoutMs = READ_TIMEOUT_MS,
   ): Promise<T> {
-    return net.request(peer, STORE_PROTOCOL, msg, { timeoutMs, maxReplyBytes: MAX_STORE_REPLY_BYTES, schema })
+    // DAG-CBOR has no `undefined`: an option not given is a field not sent
+    const sent = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined))
+    return net.request(peer, STORE_PROTOCOL, sent, {
+      timeoutMs,
+      maxReplyBytes: MAX_STORE_REPLY_BYTES,
+      schema,
+    })
   }
 
   /** A holder's head, `'missing'` if it does not hold the namespace, undefined if it did not answer. */
@@ -502,10 +507,10 @@ async function createDatastoreService(
   /**
    * Applies a commit as the namespace's primary, in two rounds over the other live holders: each
    * checks the entry (nothing applied anywhere yet), then each that would take it applies it, and
-   * this node applies it last. A holder whose history forked makes this node adopt the winning
-   * history and try again; a holder that would refuse the entry makes it fetch that holder's
-   * revocations and try again, then refuse the commit with the holder's reason. A holder that
-   * cannot be reached in time is left out and catches up later.
+   * this node applies it last. A holder that would refuse the entry refuses the commit, with its
+   * reason, before anything is applied; a holder whose history forked makes this node adopt the
+   * winning history and try again; a holder that cannot be reached in time is left out and
+   * catches up later.
    */
   async function commitAsPrimary(value: unknown): Promise<CommitReply> {
     const commit: Commit = parseCommit(value)
@@ -525,24 +530,17 @@ async function createDatastoreService(
           const { seq, bytes } = prepared
           const followers = holdersOf(ns).filter((p) => p !== self)
           const checks = await Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          const refused = checks.find((o) => o.outcome === 'refused')
+          if (refused !== undefined) throw refused.error!
           const forked = checks.filter((o) => o.outcome === 'forked')
-          const refused = checks.filter((o) => o.outcome === 'refused')
-          if (attempt < MAX_COMMIT_ATTEMPTS && (forked.length > 0 || refused.length > 0)) {
+          if (attempt < MAX_COMMIT_ATTEMPTS && forked.length > 0) {
             const before = store.head(ns).cid
             for (const o of forked) await reconcile(o.peer, ns, { alreadyLocked: true })
-            for (const o of refused) await pullRevocations(o.peer, ns, { alreadyLocked: true })
-            if (store.head(ns).cid !== before || refused.length > 0) {
-              logger.info({
-                event: 'store-commit-retry',
-                ns,
-                attempt,
-                forked: forked.length,
-                refused: refused.length,
-              })
+            if (store.head(ns).cid !== before) {
+              logger.info({ event: 'store-commit-retry', ns, attempt, forked: forked.length })
               continue
             }
           }
-          if (refused.length > 0) throw refused[0].error!
           let acked = false
           const ready = checks.filter((o) => o.outcome === 'accepted')
           const appends = await Promise.all(
@@ -622,49 +620,6 @@ async function createDatastoreService(
     store.create(d)
     if (isNew) syncSoon(ns)
     return headReply(ns)
-  }
-
-  /**
-   * Keeps a revocation; as the primary (`spread`), also hands it to every other live holder
-   * before answering, under the namespace's lock, so no commit is between it and them.
-   */
-  async function keepRevocation(ns: string, revocation: unknown, spread: boolean) {
-    return locked(ns, async () => {
-      const kept = store.addRevocation(ns, revocation)
-      const holders = [self]
-      if (spread) {
-        const others = holdersOf(ns).filter((p) => p !== self)
-        const results = await Promise.allSettled(
-          others.map((p) =>
-            ask(p, { type: 'revoke', ns, revocation, spread: false }, RevokeReplySchema, replicateTimeoutMs),
-          ),
-        )
-        for (const [i, r] of results.entries()) if (r.status === 'fulfilled') holders.push(others[i])
-      }
-      const { cid, revoked, revoker, effectiveAt } = kept
-      return { cid, revoked, revoker, effectiveAt, holders }
-    })
-  }
-
-  /** A revocation from a caller: to the primary, else the next holder that answers. */
-  async function revokeThroughHolders(ns: string, revocation: unknown) {
-    let last: CovenantError | undefined
-    for (const peer of holdersOf(ns)) {
-      try {
-        if (peer === self) return await keepRevocation(ns, revocation, true)
-        return await ask(
-          peer,
-          { type: 'revoke', ns, revocation, spread: true },
-          RevokeReplySchema,
-          COMMIT_TIMEOUT_MS,
-        )
-      } catch (err) {
-        const e = CovenantError.from(err)
-        if (!FAILOVER.has(e.code)) throw e
-        last = e
-      }
-    }
-    throw last ?? new CovenantError('COVENANT_REFUSED', 'no live node stores namespaces')
   }
 
   // ── catch-up and hand-over ─────────────────────────────────────────────────────────────────
@@ -777,36 +732,6 @@ async function createDatastoreService(
     await pullFrom(peer, ns, opts)
   }
 
-  async function pullRevocations(
-    peer: string,
-    ns: string,
-    opts: { alreadyLocked?: boolean } = {},
-  ): Promise<void> {
-    let after = ''
-    while (running) {
-      let page: z.infer<typeof RevocationsReplySchema>['revocations']
-      try {
-        page = (await ask(peer, { type: 'revocations', ns, after, limit: PULL_PAGE }, RevocationsReplySchema))
-          .revocations
-      } catch {
-        return
-      }
-      if (page.length === 0) return
-      const add = () => {
-        for (const r of page) {
-          try {
-            store.addRevocation(ns, r.revocation)
-          } catch (err) {
-            logger.warn({ event: 'store-revocation-refused', ns, peer, code: CovenantError.from(err).code })
-          }
-        }
-      }
-      if (opts.alreadyLocked) add()
-      else await locked(ns, add)
-      after = page[page.length - 1].cid
-    }
-  }
-
   /** Compares one namespace with its holders: gives the genesis, pulls, adopts, hands over, drops. */
   async function syncNamespace(ns: string): Promise<void> {
     const info = store.namespace(ns)
@@ -824,10 +749,6 @@ async function createDatastoreService(
         heads[i] = undefined
       }
     }
-    const digest = store.revocationDigest(ns).digest
-    for (const [i, theirs] of heads.entries())
-      if (typeof theirs === 'object' && theirs.revocations.digest !== digest)
-        await pullRevocations(others[i], ns)
     if (holder) {
       for (const [i, theirs] of heads.entries())
         if (typeof theirs === 'object') await reconcile(others[i], ns, { theirs })
@@ -835,14 +756,9 @@ async function createDatastoreService(
     }
     // Not a holder in this view: the holders pull from this node until they have all it has.
     const now = store.head(ns)
-    const myDigest = store.revocationDigest(ns).digest
     let handedOver = others.length > 0 && (others.length >= replicas || !storesHere())
     for (const [i, theirs] of heads.entries()) {
-      const has =
-        typeof theirs === 'object' &&
-        theirs.head.seq >= now.seq &&
-        theirs.cidAt === now.cid &&
-        theirs.revocations.digest === myDigest
+      const has = typeof theirs === 'object' && theirs.head.seq >= now.seq && theirs.cidAt === now.cid
       if (!has) {
         handedOver = false
         if (typeof theirs === 'object') nudge(others[i], ns)
@@ -894,10 +810,7 @@ async function createDatastoreService(
         if (with_ === undefined) await syncNamespace(ns)
         else if (store.namespace(ns) !== undefined) {
           const theirs = await headOf(with_, ns)
-          if (typeof theirs !== 'object') return
-          if (theirs.revocations.digest !== store.revocationDigest(ns).digest)
-            await pullRevocations(with_, ns)
-          await reconcile(with_, ns, { theirs })
+          if (typeof theirs === 'object') await reconcile(with_, ns, { theirs })
         }
       } catch (err) {
         const e = CovenantError.from(err)
@@ -989,24 +902,24 @@ async function createDatastoreService(
     here: () => T,
     msg: StoreRequest,
     schema: z.ZodType<T>,
-  ): Promise<T> {
+  ): Promise<T & { servedBy: string }> {
     const held = store.namespace(ns)
     const holders = holdersOf(ns)
-    const fresh = held !== undefined && (at === undefined || at <= held.head.seq)
-    if (fresh && holders.includes(self)) return here()
+    const mine = () => ({ ...here(), servedBy: self })
+    if (held !== undefined && (at === undefined || at <= held.head.seq) && holders.includes(self))
+      return mine()
     let best: CovenantError | undefined
     for (const peer of holders) {
       if (peer === self) continue
       try {
-        return await ask(peer, msg, schema)
+        return { ...(await ask(peer, msg, schema)), servedBy: peer }
       } catch (err) {
         const e = CovenantError.from(err)
         if (e.code === 'READ_REFUSED') throw e
         if (best === undefined || rank(e) > rank(best)) best = e
       }
     }
-    if (fresh) return here()
-    if (held !== undefined) return here()
+    if (held !== undefined) return mine()
     throw best ?? new CovenantError('NAMESPACE_NOT_FOUND', `no holder of ${ns} answered`)
   }
 
@@ -1033,8 +946,6 @@ async function createDatastoreService(
         const rows = store.revocations(msg.ns, { after: msg.after, limit: msg.limit })
         return { revocations: withinPage(rows, cborSize).page }
       }
-      case 'revoke':
-        return keepRevocation(msg.ns, msg.revocation, msg.spread)
       case 'nudge':
         if (store.namespace(msg.ns) === undefined)
           throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)
@@ -1086,7 +997,7 @@ async function createDatastoreService(
 
   route(c.http, storeInfoRoute, async function storeInfo({ params }): Promise<StoreInfo> {
     const ns = parseNs(params.ns)
-    const { descriptor, head } = await serveRead(
+    const { descriptor, head, servedBy } = await serveRead(
       ns,
       undefined,
       () => local.info(ns),
@@ -1103,6 +1014,7 @@ async function createDatastoreService(
       descriptor: bytesFieldsToJSON(descriptor),
       head,
       holders: holdersOf(ns),
+      servedBy,
     }
   })
 
@@ -1124,7 +1036,7 @@ async function createDatastoreService(
     const ns = parseNs(params.ns)
     const reader = readerOf(query.reader)
     const q = { prefix: query.prefix, at: query.at, after: query.after, limit: query.limit }
-    const page = await serveRead(
+    const { servedBy: _, ...page } = await serveRead(
       ns,
       query.at,
       () => local.list(ns, q, reader),
@@ -1138,7 +1050,7 @@ async function createDatastoreService(
     const ns = parseNs(params.ns)
     const reader = readerOf(query.reader)
     const q = { after: query.after, limit: query.limit }
-    const page = await serveRead(
+    const { servedBy: _, ...page } = await serveRead(
       ns,
       undefined,
       () => local.history(ns, q, reader),
@@ -1152,7 +1064,7 @@ async function createDatastoreService(
     const ns = parseNs(params.ns)
     const reader = readerOf(query.reader)
     const q = { before: query.before, limit: query.limit }
-    const page = await serveRead(
+    const { servedBy: _, ...page } = await serveRead(
       ns,
       undefined,
       () => local.keyHistory(ns, params.key, q, reader),
@@ -1173,7 +1085,7 @@ async function createDatastoreService(
   route(c.http, revokeRoute, async function revokeGrant({ params, body }) {
     const ns = parseNs(params.ns)
     const revocation = decodeBase64Cbor(body.revocation, 'the revocation', 'GRANT_MALFORMED')
-    return { ns, ...(await revokeThroughHolders(ns, revocation)) }
+    return commitThroughHolders(createRevocationCommit(ns, revocation))
   })
 
   route(c.http, revocationsRoute, async function revocations({ params, query }) {
@@ -1189,6 +1101,7 @@ async function createDatastoreService(
       ns,
       revocations: revocations.map((r) => ({
         cid: r.cid,
+        seq: r.seq,
         revocation: toBase64(dagCbor.encode(r.revocation)),
       })),
       next: revocations.length === query.limit ? revocations[revocations.length - 1].cid : null,
