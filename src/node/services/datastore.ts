@@ -461,8 +461,8 @@ async function createDatastoreService(
       }
     }
     const from = theirs.head.seq
-    if (upTo - from > MAX_INLINE_CATCH_UP || cidAt(ns, from) !== theirs.head.cid) return false
-    for (const e of store.entriesSince(ns, from, upTo - from)) {
+    if (from > upTo || upTo - from > MAX_INLINE_CATCH_UP || cidAt(ns, from) !== theirs.head.cid) return false
+    for (const e of from < upTo ? store.entriesSince(ns, from, upTo - from) : []) {
       try {
         await ask(peer, { type: 'append', ns, entry: e.bytes }, HeadReplySchema, replicateTimeoutMs)
       } catch {

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { delegateWrite, revoke } from '../../../src/caps/index.ts'
 import {
   type CovenantClient,
   connect,
@@ -26,6 +27,7 @@ import { closestPeers } from '../../../src/covenant/index.ts'
 import {
   createKeyCommit,
   createNamespace,
+  createRevocationCommit,
   namespaceId,
   namespaceKeyBytes,
   STORE_PROTOCOL,
@@ -102,13 +104,18 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
   }
 
   /** Waits until each of `holders` holds `ns` itself at the same head; returns that head. */
+  // Generous: after a restart a loaded machine may take long; only what they converge to decides.
   const converged = (ns: string, holders: number[]) =>
-    waitFor(`nodes ${holders} to hold ${ns} alike`, async () => {
-      const heads = await Promise.all(holders.map((i) => localHead(i, ns)))
-      if (heads.some((h) => h === undefined) || heads.some((h) => h!.cid !== heads[0]!.cid))
-        throw new Error(`heads ${JSON.stringify(heads.map((h) => h?.seq ?? 'not held'))}`)
-      return heads[0]!
-    })
+    waitFor(
+      `nodes ${holders} to hold ${ns} alike`,
+      async () => {
+        const heads = await Promise.all(holders.map((i) => localHead(i, ns)))
+        if (heads.some((h) => h === undefined) || heads.some((h) => h!.cid !== heads[0]!.cid))
+          throw new Error(`heads ${JSON.stringify(heads.map((h) => h?.seq ?? 'not held'))}`)
+        return heads[0]!
+      },
+      90_000,
+    )
 
   const rejectsWith = (p: Promise<unknown>, code: string) =>
     assert.rejects(p, (e: CovenantError) => e.code === code, code)
@@ -265,11 +272,28 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     // a genesis signed by someone else
     const { descriptor } = createNamespace(owner, { name: 'forged', public: true })
     await rejectsWith(ask({ type: 'create', genesis: { ...descriptor, public: false } }), 'NAMESPACE_INVALID')
-    // a revocation that is not one
+    // a revocation of a grant on another namespace, and one that is not a revocation at all
+    const stranger = await generateKey()
+    const elsewhere = createNamespace(stranger, { name: 'elsewhere', public: true })
+    const foreign = await revoke({
+      issuer: stranger,
+      namespace: elsewhere.id,
+      grant: await delegateWrite({
+        issuer: stranger,
+        audience: keyId(owner),
+        namespace: elsewhere.id,
+        expiresAt: Date.now() + 60_000,
+      }),
+    })
     await rejectsWith(
-      ask({ type: 'revoke', ns: main.ns, revocation: { ucan: new Uint8Array(3), chain: [] }, spread: false }),
-      'GRANT_MALFORMED',
+      ask({ type: 'commit', commit: createRevocationCommit(main.ns, foreign) }),
+      'GRANT_WRONG_AUDIENCE',
     )
+    const notOne = {
+      ...createRevocationCommit(main.ns, foreign),
+      proof: { revocation: { ucan: new Uint8Array(3), chain: [] } },
+    }
+    await rejectsWith(ask({ type: 'commit', commit: notOne }), 'ENTRY_INVALID')
     // still serving
     assert.equal(
       (await nets[GATEWAY].store(main.ns, { key: owner }).commit([{ key: 'alive', value: true }])).duplicate,
@@ -304,11 +328,15 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
 
     // back up, it learns the revocation from the other holders
     await devnet.restart(B)
-    await waitFor('the restarted holder to keep the revocation', async () => {
-      if ((await localHead(B, ns)) === undefined) return undefined
-      const kept = await nets[B].store(ns).revocations()
-      return kept.length === 1 ? true : undefined
-    })
+    await waitFor(
+      'the restarted holder to keep the revocation',
+      async () => {
+        if ((await localHead(B, ns)) === undefined) return undefined
+        const kept = await nets[B].store(ns).revocations()
+        return kept.length === 1 ? true : undefined
+      },
+      90_000,
+    )
     await converged(ns, [A, B, C])
 
     // with the primary gone, the restarted holder is the primary: it refuses the revoked writer itself
@@ -333,10 +361,14 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     // the old primary comes back: it catches up, and the stand-in hands the namespace back and drops it
     await devnet.restart(A)
     await converged(ns, [A, B, C])
-    await waitFor('the stand-in to drop its copy', async () => {
-      const text = await (await fetch(`${devnet.nodes[D].http}/metrics`)).text()
-      return /^covenant_store_dropped_total [1-9]/m.test(text) ? true : undefined
-    })
+    await waitFor(
+      'the stand-in to drop its copy',
+      async () => {
+        const text = await (await fetch(`${devnet.nodes[D].http}/metrics`)).text()
+        return /^covenant_store_dropped_total [1-9]/m.test(text) ? true : undefined
+      },
+      90_000,
+    )
   })
 
   it('a primary killed mid-commit: the entry ends on all live holders (or none), and the restarted primary catches up', async () => {
