@@ -13,6 +13,7 @@ import * as keys from './commands/keys.ts'
 import * as node from './commands/node.ts'
 import * as peers from './commands/peers.ts'
 import * as sandbox from './commands/sandbox.ts'
+import * as store from './commands/store.ts'
 import { printError } from './output.ts'
 
 const program = new Command()
@@ -32,6 +33,7 @@ const commands: Array<{ register(program: Command): void }> = [
   node,
   peers,
   sandbox,
+  store,
 ]
 
 for (const c of commands) c.register(program)
