@@ -406,8 +406,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return found
   }
 
+  // Parsed descriptors by their bytes: every operation reads its namespace's row.
+  const descriptors = new Map<string, SignedDescriptor>()
+  const parsedDescriptor = (bytes: Uint8Array): SignedDescriptor => {
+    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+    let hit = descriptors.get(key)
+    if (hit === undefined) {
+      if (descriptors.size >= 256) descriptors.delete(descriptors.keys().next().value as string)
+      hit = storedDescriptor(bytes)
+      descriptors.set(key, hit)
+    }
+    return hit
+  }
+
   const info = (r: NamespaceRow): NamespaceInfo => {
-    const descriptor = storedDescriptor(r.descriptor)
+    const descriptor = parsedDescriptor(r.descriptor)
     return {
       id: r.id,
       owner: descriptor.owner,
@@ -415,7 +428,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       public: descriptor.public,
       policy: descriptor.policy,
       descriptor,
-      genesis: storedDescriptor(r.genesis),
+      genesis: parsedDescriptor(r.genesis),
       head: { seq: Number(r.head_seq), cid: r.head_cid, at: Number(r.head_at) },
     }
   }
@@ -612,6 +625,9 @@ export function openDatastore(init: DatastoreInit): Datastore {
     stmt.setHead.run(head.seq, head.cid, head.at, r.id)
   }
 
+  /** The last entry that passed every check, and the head it was checked on. */
+  let passed: { ns: string; head: string; cid: string; recorded: Recorded } | undefined
+
   /** An entry another holder built, checked as the next one here, or the result it already had. */
   const replicated = (
     bytes: Uint8Array,
@@ -641,7 +657,13 @@ export function openDatastore(init: DatastoreInit): Datastore {
     const earlier = duplicateOf(ns.id, entry.id)
     if (earlier !== undefined)
       fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
-    return { ns, entry, recorded: check(ns, entry, entry.at, entry.seq) }
+    // Checked already on this very head (a primary's `prepare`, a holder's `checkReplicated`):
+    // everything the checks read is the history up to the head, so the verdict stands.
+    if (passed?.ns === ns.id && passed.head === ns.head.cid && passed.cid === cid)
+      return { ns, entry, recorded: passed.recorded }
+    const recorded = check(ns, entry, entry.at, entry.seq)
+    passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+    return { ns, entry, recorded }
   }
 
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
@@ -701,8 +723,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
       return transaction(() => {
         const next = nextEntry(value)
         if ('duplicate' in next) return next
-        const { ns, entry, bytes } = next
-        return { ns: ns.id, seq: entry.seq, cid: entryCid(bytes), id: entry.id, duplicate: false, bytes }
+        const { ns, entry, bytes, recorded } = next
+        const cid = entryCid(bytes)
+        passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+        return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes }
       })
     },
 

@@ -46,7 +46,6 @@ import {
   checkRead,
   createRevocationCommit,
   type Datastore,
-  decodeEntry,
   descriptorCid,
   EntriesReplySchema,
   GetReplySchema,
@@ -346,11 +345,13 @@ async function createDatastoreService(
   }
 
   async function knowFunctionOfEntry(bytes: Uint8Array): Promise<void> {
+    let value: unknown
     try {
-      await knowFunctionOf(decodeEntry(bytes))
+      value = dagCbor.decode(bytes)
     } catch {
-      // the datastore refuses the entry itself, typed
+      return // the datastore refuses the entry itself, typed
     }
+    await knowFunctionOf(value)
   }
 
   // ── who holds what ──────────────────────────────────────────────────────────────────────────
@@ -598,7 +599,7 @@ async function createDatastoreService(
     try {
       assertHolder(ns, from)
       if (phase === 'append' && fault === 'store-crash-on-append') crash()
-      await knowFunctionOf(decodeEntry(bytes))
+      await knowFunctionOfEntry(bytes)
       return await locked(ns, () => {
         const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
