@@ -18,6 +18,12 @@
  * const { value, certificate } = await client.invoke(fn.cid, 'fn', [1, 2], { replicas: 3, quorum: 2 })
  * verifyCertificate(certificate)                       // already done by invoke; anyone can redo it
  *
+ * // a datastore: write two keys at once, only if `count` is still at the version read
+ * const { ns } = await client.createStore('guestbook', { public: true })
+ * const seen = await client.store(ns).get('count')
+ * await client.store(ns).commit([{ key: 'count', value: 1 }, { key: 'entries/0', value: 'hi' }],
+ *   { reads: [{ key: 'count', version: seen.version }] })
+ *
  * // in a browser
  * const net = await connect({ node: 'http://127.0.0.1:4701' })
  * const { value } = await net.invoke(fnCid, 'greet', ['Ada'], { key: await generateKey() })

@@ -424,6 +424,56 @@ describe('replicated histories', () => {
     assert.deepEqual(primary.head(ns), follower.head(ns))
   })
 
+  it('checks an entry without applying it, and refuses there what it would refuse to apply', () => {
+    const replica = holder()
+    replica.appendReplicated(entries[0].bytes)
+    const head = replica.head(ns)
+    assert.equal(replica.checkReplicated(entries[1].bytes).duplicate, false)
+    assert.deepEqual(replica.head(ns), head, 'nothing applied')
+    assert.equal(replica.checkReplicated(entries[0].bytes).duplicate, true)
+    const defaced = edited(entries[1].bytes, (e) => ({
+      ...e,
+      writes: [{ key: 'pages/home', value: 'defaced' }],
+    }))
+    assert.equal(
+      errorCode(() => replica.checkReplicated(defaced)),
+      'GRANT_FORGED',
+    )
+    assert.equal(
+      errorCode(() => replica.checkReplicated(entries[2].bytes)),
+      'ENTRY_GAP',
+    )
+    // checked, then applied: the same entry, the same result
+    assert.equal(replica.appendReplicated(entries[1].bytes).seq, 2)
+    // a forged entry is refused on apply even right after a genuine one passed its check
+    replica.checkReplicated(entries[2].bytes)
+    const forged = edited(entries[2].bytes, (e) => ({ ...e, writes: [{ key: 'entries/1', value: 'spam' }] }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(forged)),
+      'INVALID_CERTIFICATE',
+    )
+  })
+
+  it('leaves its history for another only if it takes the other’s entries: all in one transaction', async () => {
+    const replica = holder()
+    catchUp(source, replica)
+    const before = replica.head(ns)
+    const other = holder()
+    catchUp(source, other)
+    other.truncate(ns, 1)
+    other.commit(await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'x', value: 1 }], now: clock.t }))
+    const [theirs] = other.entriesSince(ns, 1)
+    const broken = edited(theirs.bytes, (e) => ({ ...e, writes: [{ key: 'x', value: 2 }] }))
+    assert.equal(
+      errorCode(() => replica.truncate(ns, 1, [broken])),
+      'GRANT_FORGED',
+    )
+    assert.deepEqual(replica.head(ns), before, 'nothing changed')
+    assert.deepEqual(replica.get(ns, 'pages/home'), { value: '<h1>', version: 2 })
+    assert.deepEqual(replica.truncate(ns, 1, [theirs.bytes]), other.head(ns))
+    assert.deepEqual(replica.get(ns, 'x'), { value: 1, version: 2 })
+  })
+
   it('truncates to a version: entries, key versions, nonces and a newer descriptor go, the rest stays', async () => {
     const replica = holder()
     catchUp(source, replica)
