@@ -19,38 +19,12 @@ import Fastify from 'fastify'
 import { connect, generateKey } from '../src/client/index.ts'
 import { startDevnet } from '../src/devnet/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
-import { type Latency, latency, printTable, round, writeResults } from './report.ts'
+import { type Latency, latency, printTable, round, throughput, timeEach, writeResults } from './report.ts'
 
 const READS = 200
 const COMMITS = 100
 const CONCURRENT_COMMITS = 120
 const CONCURRENCY = 8
-
-async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < n; i++) {
-    const t = performance.now()
-    await fn(i)
-    out.push(performance.now() - t)
-  }
-  return out
-}
-
-/** Operations per second with `concurrency` in flight until `total` are done. */
-async function throughput(
-  total: number,
-  concurrency: number,
-  fn: (i: number) => Promise<unknown>,
-): Promise<number> {
-  let next = 0
-  const t = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++)
-    }),
-  )
-  return total / ((performance.now() - t) / 1000)
-}
 
 // --- the baseline: one fastify server writing to SQLite ----------------------------------------
 const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-store-'))

@@ -223,6 +223,7 @@ export const RevocationsQuerySchema = z.strictObject({
   /** the CID the previous page ended at */
   after: z.string().max(128).default(''),
   limit: Limit.default(100),
+  reader: Reader,
 })
 
 export const StoreRevocationsReplySchema = z.object({

@@ -46,8 +46,14 @@ export const StoreRequestSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('entries'), ns: Ns, after: Seq, limit: Limit }),
   /** the CIDs of your entries after `after`: how two holders find where their histories part */
   z.strictObject({ type: z.literal('cids'), ns: Ns, after: Seq, limit: Limit }),
-  /** the revocations in your history, by CID, after `after` */
-  z.strictObject({ type: z.literal('revocations'), ns: Ns, after: z.string().max(128), limit: Limit }),
+  /** the revocations in your history, by CID, after `after` (a read) */
+  z.strictObject({
+    type: z.literal('revocations'),
+    ns: Ns,
+    after: z.string().max(128),
+    limit: Limit,
+    reader: Reader,
+  }),
   /** I hold entries of this namespace you may lack: compare with me */
   z.strictObject({ type: z.literal('nudge'), ns: Ns }),
   /** reads, served by a holder from its own copy */
@@ -106,6 +112,8 @@ export const RevocationsReplySchema = z.strictObject({
   revocations: z
     .array(z.strictObject({ cid: CanonicalCidSchema, seq: Seq, revocation: RevocationSchema }))
     .max(1000),
+  /** where the next page starts (`after`), null at the end */
+  next: CanonicalCidSchema.nullable(),
 })
 export const OkReplySchema = z.strictObject({ ok: z.literal(true) })
 

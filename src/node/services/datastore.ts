@@ -32,7 +32,6 @@ import {
   listKeysRoute,
   revocationsRoute,
   revokeRoute,
-  type StoreInfo,
   storeInfoRoute,
 } from '../../api/index.ts'
 import { CanonicalCidSchema } from '../../caps/index.ts'
@@ -839,54 +838,51 @@ async function createDatastoreService(
 
   // ── reads ───────────────────────────────────────────────────────────────────────────────────
 
-  const local = {
-    info: (ns: string) => {
-      const info = store.namespace(ns)
-      if (info === undefined) throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
-      return { descriptor: info.descriptor, head: info.head }
-    },
-    get: (ns: string, key: string, at: number | undefined, reader: unknown) => {
-      readable(ns, reader)
-      const read = at ?? store.head(ns).seq
-      return { ...store.get(ns, key, { at: read }), at: read }
-    },
-    list: (
-      ns: string,
-      q: { prefix: string; at?: number; after: string; limit: number },
-      reader: unknown,
-    ): z.infer<typeof ListReplySchema> => {
-      readable(ns, reader)
-      const at = q.at ?? store.head(ns).seq
-      const after = q.after === '' ? undefined : q.after
-      const rows = store.list(ns, { prefix: q.prefix, at, after, limit: q.limit })
-      const { page, cut } = withinPage(rows, cborSize)
-      const more = cut || rows.length === q.limit
-      return { at, keys: page, next: more && page.length > 0 ? page[page.length - 1].key : null }
-    },
-    history: (ns: string, q: { after: number; limit: number }, reader: unknown) => {
-      readable(ns, reader)
-      const rows = store.history(ns, q)
-      const { page, cut } = withinPage(rows, cborSize)
-      const more = cut || rows.length === q.limit
-      return {
-        head: store.head(ns),
-        entries: page,
-        next: more && page.length > 0 ? page[page.length - 1].seq : null,
-      }
-    },
-    keyHistory: (ns: string, key: string, q: { before?: number; limit: number }, reader: unknown) => {
-      readable(ns, reader)
-      const rows = store.keyHistory(ns, key, q)
-      const { page, cut } = withinPage(rows, cborSize)
-      const more = cut || rows.length === q.limit
-      return { versions: page, next: more && page.length > 0 ? page[page.length - 1].version : null }
-    },
+  type ReadRequest = Extract<
+    StoreRequest,
+    { type: 'info' | 'get' | 'list' | 'history' | 'keyHistory' | 'revocations' }
+  >
+
+  /** A page of `rows` that fits a reply, and the cursor of the next one (null at the end). */
+  function paged<T, C>(rows: T[], limit: number, cursor: (last: T) => C): { page: T[]; next: C | null } {
+    const { page, cut } = withinPage(rows, cborSize)
+    const more = cut || rows.length === limit
+    return { page, next: more && page.length > 0 ? cursor(page[page.length - 1]) : null }
   }
 
-  function readable(ns: string, reader: unknown): void {
-    const info = store.namespace(ns)
-    if (info === undefined) throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
-    checkRead(info, reader)
+  /** A read served from this node's own copy; a private namespace's only with its owner's signed read. */
+  function readHere(msg: ReadRequest): unknown {
+    const info = store.namespace(msg.ns)
+    if (info === undefined)
+      throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)
+    if (msg.type === 'info') return { descriptor: info.descriptor, head: info.head }
+    checkRead(info, msg.reader)
+    const at = ('at' in msg ? msg.at : undefined) ?? info.head.seq
+    switch (msg.type) {
+      case 'get':
+        return { ...store.get(msg.ns, msg.key, { at }), at }
+      case 'list': {
+        const after = msg.after === '' ? undefined : msg.after
+        const rows = store.list(msg.ns, { prefix: msg.prefix, at, after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.key)
+        return { at, keys: page, next }
+      }
+      case 'history': {
+        const rows = store.history(msg.ns, { after: msg.after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.seq)
+        return { head: info.head, entries: page, next }
+      }
+      case 'keyHistory': {
+        const rows = store.keyHistory(msg.ns, msg.key, { before: msg.before, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.version)
+        return { versions: page, next }
+      }
+      case 'revocations': {
+        const rows = store.revocations(msg.ns, { after: msg.after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.cid)
+        return { revocations: page, next }
+      }
+    }
   }
 
   /** How telling a read's failure is: a holder's own answer beats one that lacks the namespace or is gone. */
@@ -897,16 +893,11 @@ async function createDatastoreService(
    * Serves a read from this node's copy when it is a holder and has reached version `at`, else
    * from the holders, closest first; a copy this node keeps but no longer should is the last resort.
    */
-  async function serveRead<T>(
-    ns: string,
-    at: number | undefined,
-    here: () => T,
-    msg: StoreRequest,
-    schema: z.ZodType<T>,
-  ): Promise<T & { servedBy: string }> {
-    const held = store.namespace(ns)
-    const holders = holdersOf(ns)
-    const mine = () => ({ ...here(), servedBy: self })
+  async function serveRead<T>(msg: ReadRequest, schema: z.ZodType<T>): Promise<T & { servedBy: string }> {
+    const held = store.namespace(msg.ns)
+    const holders = holdersOf(msg.ns)
+    const at = 'at' in msg ? msg.at : undefined
+    const mine = () => ({ ...(readHere(msg) as T), servedBy: self })
     if (held !== undefined && (at === undefined || at <= held.head.seq) && holders.includes(self))
       return mine()
     let best: CovenantError | undefined
@@ -921,7 +912,7 @@ async function createDatastoreService(
       }
     }
     if (held !== undefined) return mine()
-    throw best ?? new CovenantError('NAMESPACE_NOT_FOUND', `no holder of ${ns} answered`)
+    throw best ?? new CovenantError('NAMESPACE_NOT_FOUND', `no holder of ${msg.ns} answered`)
   }
 
   // ── the protocol ────────────────────────────────────────────────────────────────────────────
@@ -943,25 +934,18 @@ async function createDatastoreService(
       }
       case 'cids':
         return { cids: store.cidsSince(msg.ns, msg.after, msg.limit) }
-      case 'revocations': {
-        const rows = store.revocations(msg.ns, { after: msg.after, limit: msg.limit })
-        return { revocations: withinPage(rows, cborSize).page }
-      }
       case 'nudge':
         if (store.namespace(msg.ns) === undefined)
           throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)
         if (running) setImmediate(() => void syncOne(msg.ns, from))
         return { ok: true }
       case 'info':
-        return local.info(msg.ns)
       case 'get':
-        return local.get(msg.ns, msg.key, msg.at, msg.reader)
       case 'list':
-        return local.list(msg.ns, msg, msg.reader)
       case 'history':
-        return local.history(msg.ns, msg, msg.reader)
       case 'keyHistory':
-        return local.keyHistory(msg.ns, msg.key, msg, msg.reader)
+      case 'revocations':
+        return readHere(msg)
     }
   }
 
@@ -996,15 +980,9 @@ async function createDatastoreService(
     return { ns, holders: confirmed, wanted: replicas, head: first.value.head }
   })
 
-  route(c.http, storeInfoRoute, async function storeInfo({ params }): Promise<StoreInfo> {
+  route(c.http, storeInfoRoute, async function storeInfo({ params }) {
     const ns = parseNs(params.ns)
-    const { descriptor, head, servedBy } = await serveRead(
-      ns,
-      undefined,
-      () => local.info(ns),
-      { type: 'info', ns },
-      InfoReplySchema,
-    )
+    const { descriptor, head, servedBy } = await serveRead({ type: 'info', ns }, InfoReplySchema)
     return {
       ns,
       owner: descriptor.owner,
@@ -1023,55 +1001,28 @@ async function createDatastoreService(
     const ns = parseNs(params.ns)
     const reader = readerOf(query.reader)
     const msg = { type: 'get' as const, ns, key: params.key, at: query.at, reader }
-    const got = await serveRead(
-      ns,
-      query.at,
-      () => local.get(ns, params.key, query.at, reader),
-      msg,
-      GetReplySchema,
-    )
+    const { servedBy: _, ...got } = await serveRead(msg, GetReplySchema)
     return { ns, key: params.key, ...got }
   })
 
   route(c.http, listKeysRoute, async function listKeys({ params, query }) {
     const ns = parseNs(params.ns)
-    const reader = readerOf(query.reader)
-    const q = { prefix: query.prefix, at: query.at, after: query.after, limit: query.limit }
-    const { servedBy: _, ...page } = await serveRead(
-      ns,
-      query.at,
-      () => local.list(ns, q, reader),
-      { type: 'list', ns, ...q, reader },
-      ListReplySchema,
-    )
+    const msg = { type: 'list' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, ListReplySchema)
     return { ns, ...page }
   })
 
   route(c.http, historyRoute, async function history({ params, query }) {
     const ns = parseNs(params.ns)
-    const reader = readerOf(query.reader)
-    const q = { after: query.after, limit: query.limit }
-    const { servedBy: _, ...page } = await serveRead(
-      ns,
-      undefined,
-      () => local.history(ns, q, reader),
-      { type: 'history', ns, ...q, reader },
-      HistoryReplySchema,
-    )
+    const msg = { type: 'history' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, HistoryReplySchema)
     return { ns, ...page }
   })
 
   route(c.http, keyHistoryRoute, async function keyHistory({ params, query }) {
     const ns = parseNs(params.ns)
-    const reader = readerOf(query.reader)
-    const q = { before: query.before, limit: query.limit }
-    const { servedBy: _, ...page } = await serveRead(
-      ns,
-      undefined,
-      () => local.keyHistory(ns, params.key, q, reader),
-      { type: 'keyHistory', ns, key: params.key, ...q, reader },
-      KeyHistoryReplySchema,
-    )
+    const msg = { type: 'keyHistory' as const, ns, key: params.key, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, KeyHistoryReplySchema)
     return { ns, key: params.key, ...page }
   })
 
@@ -1091,13 +1042,8 @@ async function createDatastoreService(
 
   route(c.http, revocationsRoute, async function revocations({ params, query }) {
     const ns = parseNs(params.ns)
-    const msg = { type: 'revocations' as const, ns, after: query.after, limit: query.limit }
-    const here = () => ({ revocations: withinPage(store.revocations(ns, query), cborSize).page })
-    // the answering node's own list when it holds the namespace: what it honours
-    const { revocations } =
-      store.namespace(ns) !== undefined
-        ? here()
-        : await serveRead(ns, undefined, here, msg, RevocationsReplySchema)
+    const msg = { type: 'revocations' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { revocations, next } = await serveRead(msg, RevocationsReplySchema)
     return {
       ns,
       revocations: revocations.map((r) => ({
@@ -1105,7 +1051,7 @@ async function createDatastoreService(
         seq: r.seq,
         revocation: toBase64(dagCbor.encode(r.revocation)),
       })),
-      next: revocations.length === query.limit ? revocations[revocations.length - 1].cid : null,
+      next,
     }
   })
 
