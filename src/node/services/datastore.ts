@@ -519,10 +519,22 @@ async function createDatastoreService(
       throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
     await knowFunctionOf(commit)
     let outcome = 'applied'
+    let seqApplied: number | undefined
+    // what each stage cost, for the log line (like the gateway's `invoke`)
+    const started = performance.now()
+    const ms: Record<string, number> = {}
+    let mark = started
+    const lap = (stage: string): void => {
+      const t = performance.now()
+      ms[stage] = Math.round((ms[stage] ?? 0) + (t - mark))
+      mark = t
+    }
     try {
       return await locked(ns, async () => {
+        lap('lock')
         for (let attempt = 1; ; attempt++) {
           const prepared = store.prepare(commit)
+          lap('prepare')
           if (prepared.duplicate) {
             outcome = 'duplicate'
             return { ...prepared, holders: [self] }
@@ -530,6 +542,7 @@ async function createDatastoreService(
           const { seq, bytes } = prepared
           const followers = holdersOf(ns).filter((p) => p !== self)
           const checks = await Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          lap('check')
           const refused = checks.find((o) => o.outcome === 'refused')
           if (refused !== undefined) throw refused.error!
           const forked = checks.filter((o) => o.outcome === 'forked')
@@ -553,7 +566,10 @@ async function createDatastoreService(
               return o
             }),
           )
+          lap('append')
           const applied = store.appendReplicated(bytes)
+          lap('apply')
+          seqApplied = seq
           for (const o of [...checks, ...appends])
             if (o.outcome !== 'accepted')
               logger.info({ event: 'store-left-out', ns, seq, peer: o.peer, code: o.error?.code })
@@ -566,6 +582,15 @@ async function createDatastoreService(
       throw err
     } finally {
       metrics.commits.inc({ outcome })
+      const total = Math.round(performance.now() - started)
+      logger.info({
+        event: 'store-commit',
+        ns,
+        id: commit.id,
+        seq: seqApplied,
+        outcome,
+        ms: { ...ms, total },
+      })
     }
   }
 
