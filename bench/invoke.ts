@@ -17,7 +17,7 @@ import { startDevnet } from '../src/devnet/index.ts'
 import { createRequest, requestToJSON } from '../src/exec/index.ts'
 import { createSandbox } from '../src/sandbox/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
-import { type Latency, latency, printTable, round, writeResults } from './report.ts'
+import { type Latency, latency, printTable, round, throughput, timeEach, writeResults } from './report.ts'
 
 const SEQUENTIAL = 60
 const CONCURRENT_CALLS = 120
@@ -26,32 +26,6 @@ const started = performance.now()
 
 const { code } = await bundleFile(new URL('../examples/hello.ts', import.meta.url).pathname)
 const ARGS = ['Ada']
-
-async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < n; i++) {
-    const t = performance.now()
-    await fn(i)
-    out.push(performance.now() - t)
-  }
-  return out
-}
-
-/** Calls per second with `concurrency` calls in flight until `total` are done. */
-async function throughput(
-  total: number,
-  concurrency: number,
-  fn: (i: number) => Promise<unknown>,
-): Promise<number> {
-  let next = 0
-  const t = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++)
-    }),
-  )
-  return total / ((performance.now() - t) / 1000)
-}
 
 // --- the centralised baseline: one server, the same function, the same sandbox pool ---------
 const sandbox = createSandbox({ workers: 2 })

@@ -43,3 +43,30 @@ export async function writeResults(name: string, data: Record<string, unknown>):
   await writeFile(new URL(`${name}-latest.json`, dir), body)
   return `bench/results/${name}-latest.json`
 }
+
+/** The time of each of `n` calls made one after another, ms. */
+export async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await fn(i)
+    out.push(performance.now() - t)
+  }
+  return out
+}
+
+/** Calls per second with `concurrency` calls in flight until `total` are done. */
+export async function throughput(
+  total: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<number> {
+  let next = 0
+  const t = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await fn(next++)
+    }),
+  )
+  return total / ((performance.now() - t) / 1000)
+}

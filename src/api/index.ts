@@ -31,6 +31,17 @@ import {
 import { callsRoute, conflictsRoute, invokeRoute } from './exec-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
 import type { RouteSpec } from './route.ts'
+import {
+  commitRoute,
+  createStoreRoute,
+  getKeyRoute,
+  historyRoute,
+  keyHistoryRoute,
+  listKeysRoute,
+  revocationsRoute,
+  revokeRoute,
+  storeInfoRoute,
+} from './store-routes.ts'
 
 export type {
   DeployBody,
@@ -88,6 +99,45 @@ export {
 } from './node-routes.ts'
 export type { RouteInput, RouteReply, RouteSpec } from './route.ts'
 export { DEFAULT_BODY_LIMIT, routePath } from './route.ts'
+export type {
+  CreateStoreReply,
+  DescriptorJSON,
+  GetKeyReply,
+  ListKeysReply,
+  StoreHistoryReply,
+  StoreInfo,
+  StoreKeyHistoryReply,
+} from './store-routes.ts'
+export {
+  CommitBodySchema,
+  CommitReplySchema,
+  CreateStoreBodySchema,
+  CreateStoreReplySchema,
+  commitRoute,
+  createStoreRoute,
+  DescriptorJSONSchema,
+  GetKeyQuerySchema,
+  GetKeyReplySchema,
+  getKeyRoute,
+  HistoryQuerySchema,
+  historyRoute,
+  KeyHistoryQuerySchema,
+  keyHistoryRoute,
+  ListKeysQuerySchema,
+  ListKeysReplySchema,
+  listKeysRoute,
+  RevocationsQuerySchema,
+  RevokeBodySchema,
+  revocationsRoute,
+  revokeRoute,
+  StoreHistoryReplySchema,
+  StoreInfoSchema,
+  StoreKeyHistoryReplySchema,
+  StoreKeyParamsSchema,
+  StoreParamsSchema,
+  StoreRevocationsReplySchema,
+  storeInfoRoute,
+} from './store-routes.ts'
 
 /** The body of every error reply. */
 export const ErrorBodySchema = z.object({ error: ErrorJSONSchema })
@@ -108,4 +158,14 @@ export const API_ROUTES: readonly RouteSpec[] = [
   invokeRoute,
   conflictsRoute,
   callsRoute,
+  // datastores (store-routes.ts)
+  createStoreRoute,
+  storeInfoRoute,
+  getKeyRoute,
+  listKeysRoute,
+  historyRoute,
+  keyHistoryRoute,
+  commitRoute,
+  revokeRoute,
+  revocationsRoute,
 ]

@@ -7,6 +7,7 @@
  * earlier expiry, the same or a later start.
  */
 import { z } from 'zod'
+import { fromBase64, toBase64 } from '../encoding/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import {
   CanonicalCidSchema,
@@ -299,4 +300,40 @@ export async function delegateWrite(init: DelegateWriteInit): Promise<WriteGrant
     nonce: i.nonce ?? randomNonce(),
   })
   return { cid: token.cid, chain: [token.bytes, ...parent.map((d) => d.token.bytes)] }
+}
+
+/** The largest base64 text of one delegation. */
+const MAX_TOKEN_BASE64 = 12 * 1024
+
+/** A grant in JSON (a file a writer keeps, an argument on a command line): its tokens in base64. */
+export const WriteGrantJSONSchema = z.strictObject({
+  cid: CanonicalCidSchema,
+  chain: z
+    .array(
+      z
+        .string()
+        .max(MAX_TOKEN_BASE64)
+        .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64'),
+    )
+    .min(1)
+    .max(MAX_CHAIN_LENGTH),
+})
+export type WriteGrantJSON = z.infer<typeof WriteGrantJSONSchema>
+
+/** The JSON form of a grant. */
+export function grantToJSON(grant: WriteGrant): WriteGrantJSON {
+  return { cid: grant.cid, chain: grant.chain.map((t) => toBase64(t)) }
+}
+
+/**
+ * Reads a grant's JSON form: GRANT_MALFORMED unless it has that shape and `cid` names its leaf.
+ * Whether the chain holds is for {@link checkChain} and {@link verifyGrant} to say.
+ */
+export function grantFromJSON(json: unknown): WriteGrant {
+  const parsed = WriteGrantJSONSchema.safeParse(json)
+  if (!parsed.success) refuse('GRANT_MALFORMED', `malformed grant: ${z.prettifyError(parsed.error)}`)
+  const chain = parsed.data.chain.map((text) => fromBase64(text) ?? refuse('GRANT_MALFORMED', 'not base64'))
+  if (decodeToken(chain[0], 'the grant’s leaf').cid !== parsed.data.cid)
+    refuse('GRANT_MALFORMED', 'the grant’s cid is not its leaf delegation')
+  return { cid: parsed.data.cid, chain }
 }

@@ -41,6 +41,7 @@ export type {
   VerifiedGrant,
   VerifyGrantContext,
   WriteGrant,
+  WriteGrantJSON,
 } from './grant.ts'
 export {
   authorizeWrite,
@@ -48,12 +49,15 @@ export {
   checkChain,
   delegateWrite,
   GrantChainSchema,
+  grantFromJSON,
+  grantToJSON,
   KeyPrefixSchema,
   MAX_CHAIN_LENGTH,
   MAX_GRANTS,
   MAX_KEY_BYTES,
   STORE_WRITE,
   verifyGrant,
+  WriteGrantJSONSchema,
   WriteGrantSchema,
 } from './grant.ts'
 export type { InvokeWriteInit, VerifiedInvocation, WriteInvocation } from './invocation.ts'

@@ -56,6 +56,11 @@ const COMMANDS: Array<{ name: string; summary: string; load(): Promise<CommandMo
     summary: 'run a function file locally, in the sandbox',
     load: () => import('./commands/sandbox.ts'),
   },
+  {
+    name: 'store',
+    summary: 'datastores: create, read, write, grant and revoke',
+    load: () => import('./commands/store.ts'),
+  },
 ]
 
 /** The subcommand named on the command line (`help <name>` names one too), if any. */

@@ -32,6 +32,7 @@ import {
   type StorageReply,
   storageRoute,
 } from '../api/index.ts'
+import { type DelegateWriteInit, delegateWrite, type WriteGrant } from '../caps/index.ts'
 import {
   type CID,
   cidForBytes,
@@ -67,6 +68,14 @@ import type { PrivateKey } from '../keys/index.ts'
 import { readEventStream } from './event-stream.ts'
 import { viewFromPeerLists } from './network-view.ts'
 import { bundleFunctionFile, inspectHere, loadCallerKey } from './node-helpers.ts'
+import {
+  type CommitResult,
+  type CreatedStore,
+  type CreateStoreOptions,
+  createStore,
+  NamespaceHandle,
+  revokeGrant,
+} from './store.ts'
 
 export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
 
@@ -514,6 +523,45 @@ export class CovenantClient {
   async getFunction(cid: string | CID): Promise<FunctionInfo> {
     const text = typeof cid === 'string' ? parseCid(cid).toString() : cid.toString()
     return this.json(getFunctionRoute, { params: { cid: text } })
+  }
+
+  // ── datastores (./store.ts) ───────────────────────────────────────────────────────────────
+
+  /**
+   * Creates the namespace `name` owned by the caller's key (or `options.key`) on its holders:
+   * private unless `public`, with the write policy given (default k ≥ 3, q ≥ 2).
+   */
+  async createStore(name: string, options: CreateStoreOptions = {}): Promise<CreatedStore> {
+    const { key, ...init } = options
+    return createStore((spec, i) => this.json(spec, i), key ?? (await loadCallerKey()), name, init)
+  }
+
+  /** A handle on the namespace `ns`; with `key`, its reads and commits are signed with that key. */
+  store(ns: string, options: { key?: PrivateKey } = {}): NamespaceHandle {
+    return new NamespaceHandle(ns, {
+      call: (spec, i) => this.json(spec, i),
+      key: options.key,
+      callerKey: () => loadCallerKey(),
+    })
+  }
+
+  /**
+   * Grants `store/write` on keys under `prefix` of `namespace` to a key or a function, until
+   * `expiresAt`, signed by the caller's key (or `key`). Nothing goes to the network: the grant is
+   * handed to the writer, who offers it with its commits.
+   */
+  async grant(init: Omit<DelegateWriteInit, 'issuer'> & { key?: PrivateKey }): Promise<WriteGrant> {
+    const { key, ...rest } = init
+    return delegateWrite({ ...rest, issuer: key ?? (await loadCallerKey()) })
+  }
+
+  /** Revokes (a delegation of) `grant` on `ns`, signed by the caller's key (or `key`), on every holder. */
+  async revoke(
+    ns: string,
+    init: { grant: WriteGrant; delegation?: string; effectiveAt?: number; key?: PrivateKey },
+  ): Promise<CommitResult> {
+    const { key, ...rest } = init
+    return revokeGrant(this.store(ns), key ?? (await loadCallerKey()), rest)
   }
 }
 

@@ -21,6 +21,12 @@
  * const { value, certificate } = await client.invoke(fn.cid, 'fn', [1, 2], { replicas: 3, quorum: 2 })
  * await client.verify(certificate)                     // already done by invoke; anyone can redo it
  *
+ * // a datastore: write two keys at once, only if `count` is still at the version read
+ * const { ns } = await client.createStore('guestbook', { public: true })
+ * const seen = await client.store(ns).get('count')
+ * await client.store(ns).commit([{ key: 'count', value: 1 }, { key: 'entries/0', value: 'hi' }],
+ *   { reads: [{ key: 'count', version: seen.version }] })
+ *
  * // in a browser: the view from three nodes, the first the gateway
  * const net = await connect({ nodes: ['http://127.0.0.1:4701', 'http://127.0.0.1:4703', 'http://127.0.0.1:4705'] })
  * const { value } = await net.invoke(fnCid, 'greet', ['Ada'], { key: await generateKey() })
@@ -32,6 +38,10 @@ import type { TrustInput } from '../exec/index.ts'
 import { CovenantClient } from './client.ts'
 import { findDevnetNodes } from './node-helpers.ts'
 
+export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
+export { grantFromJSON, grantToJSON } from '../caps/index.ts'
+export type { Read, Write, WritePolicyInput } from '../datastore/index.ts'
+export { namespaceId } from '../datastore/index.ts'
 export type {
   Attempt,
   Certificate,
@@ -75,6 +85,8 @@ export type {
 export { CovenantClient } from './client.ts'
 export { viewFromPeerLists } from './network-view.ts'
 export { defaultKeyPath, findDevnetNodes, loadCallerKey, loadCallerTicket } from './node-helpers.ts'
+export type { CommitOptions, CommitResult, CreatedStore, CreateStoreOptions } from './store.ts'
+export { NamespaceHandle } from './store.ts'
 
 export interface ConnectOptions {
   /** the gateway's HTTP API URL */

@@ -24,6 +24,7 @@ import type { JsonValue } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import {
   type Commit,
+  createRevocationCommit,
   decodeEntry,
   type Entry,
   effectsCid,
@@ -33,6 +34,7 @@ import {
   MAX_ENTRY_BYTES,
   parseCommit,
   parseEffects,
+  revocationId,
   type StoreEffects,
 } from './entry.ts'
 import {
@@ -117,6 +119,15 @@ export interface CommitResult {
   duplicate: boolean
 }
 
+/**
+ * A commit checked and turned into the next entry, but not applied: what a namespace's primary
+ * hands the other holders before it applies the entry itself (`appendReplicated`). A commit whose
+ * id was applied already prepares to the earlier result, with no bytes.
+ */
+export type PreparedCommit =
+  | (CommitResult & { duplicate: true })
+  | (CommitResult & { duplicate: false; bytes: Uint8Array })
+
 /** An entry as it travels between holders. */
 export interface StoredEntry {
   seq: number
@@ -150,11 +161,31 @@ export interface Datastore {
    * check. The same id again is a no-op that returns the earlier result.
    */
   commit(commit: unknown): CommitResult
+  /**
+   * Runs every check {@link Datastore.commit} runs and builds the next entry, without applying it
+   * (the state is unchanged). The same id again prepares to the earlier result.
+   */
+  prepare(commit: unknown): PreparedCommit
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
+  /** Runs every check {@link Datastore.appendReplicated} runs, without applying the entry. */
+  checkReplicated(bytes: Uint8Array): CommitResult
   head(ns: string): Head
   /** Entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
   entriesSince(ns: string, seq: number, limit?: number): StoredEntry[]
+  /** The CIDs of the entries after `seq`, oldest first, at most `limit` (default 100, at most 1000). */
+  cidsSince(ns: string, seq: number, limit?: number): Array<{ seq: number; cid: string }>
+  /**
+   * Removes the entries after `seq`, and the key versions, nonces and descriptor they brought, then
+   * applies `replacement` (entries of another history, in order), all in one transaction: if any
+   * replacement entry is refused, nothing changes. How a holder leaves a history that forked for
+   * the one it adopts. Returns the new head.
+   */
+  truncate(ns: string, seq: number, replacement?: readonly Uint8Array[]): Head
+  /** Forgets a namespace and everything held for it. True if it was held. */
+  drop(ns: string): boolean
+  /** The ids of the namespaces held, in order, after `after`, at most `limit` (default 100, at most 1000). */
+  namespaces(options?: { after?: string; limit?: number }): string[]
   /** A key at the head, or at the namespace version `at`. */
   get(ns: string, key: string, options?: { at?: number }): KeyVersion
   /** The keys present (not deleted) under `prefix`, in UTF-8 byte order, after `after`. */
@@ -166,9 +197,16 @@ export interface Datastore {
   keyHistory(ns: string, key: string, options?: { before?: number; limit?: number }): KeyVersion[]
   /** The namespace's entries after `after`, oldest first. */
   history(ns: string, options?: { after?: number; limit?: number }): HistoryItem[]
-  /** Checks and keeps a revocation; honoured by every later check. Idempotent. */
-  addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean }
-  revocations(ns: string): Revocation[]
+  /**
+   * Checks a revocation and commits it as the next entry (`createRevocationCommit`): it holds for
+   * every later entry. The same revocation again is a no-op (`added: false`).
+   */
+  addRevocation(ns: string, revocation: unknown): VerifiedRevocation & { added: boolean; seq: number }
+  /** The revocations in the history, by CID, after the CID `after`, at most `limit` (default 100, at most 1000). */
+  revocations(
+    ns: string,
+    options?: { after?: string; limit?: number },
+  ): Array<{ cid: string; seq: number; revocation: Revocation }>
   close(): void
 }
 
@@ -210,13 +248,26 @@ const SCHEMA = `
     revoked TEXT NOT NULL,
     effective INTEGER NOT NULL,
     bytes BLOB NOT NULL,
+    seq INTEGER NOT NULL,
     PRIMARY KEY (ns, cid)
   ) STRICT;
   CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
 `
 
+/** What applying an entry records besides its writes: a key writer's nonce, a revocation. */
+interface Recorded {
+  nonce?: [string, string]
+  revocation?: VerifiedRevocation
+}
+
 /** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const DATASTORE_SCHEMA_VERSION = 1
+export const DATASTORE_SCHEMA_VERSION = 2
+
+/**
+ * From version 1, where revocations stood beside the history: each becomes one that holds from
+ * the history's start (seq 0), as it did.
+ */
+const MIGRATE_FROM_1 = 'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0'
 
 interface NamespaceRow {
   id: string
@@ -238,7 +289,9 @@ function open(path: string): DatabaseSync {
         'INTERNAL',
         `datastore ${path} has schema version ${version}, newer than this code`,
       )
-    if (version === 0) db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = 1; COMMIT`)
+    if (version === 0)
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = ${DATASTORE_SCHEMA_VERSION}; COMMIT`)
+    if (version === 1) db.exec(`BEGIN IMMEDIATE; ${MIGRATE_FROM_1}; PRAGMA user_version = 2; COMMIT`)
   } catch (err) {
     db.close()
     throw err
@@ -289,6 +342,14 @@ export function openDatastore(init: DatastoreInit): Datastore {
     entriesAfter: db.prepare(
       'SELECT seq, cid, bytes FROM entries WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
+    cidsAfter: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    entryBytesAt: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq = ?'),
+    entriesDownFrom: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq <= ? ORDER BY seq DESC'),
+    entriesAbove: db.prepare('SELECT bytes FROM entries WHERE ns = ? AND seq > ?'),
+    deleteEntriesAbove: db.prepare('DELETE FROM entries WHERE ns = ? AND seq > ?'),
+    deleteValuesAbove: db.prepare('DELETE FROM kv WHERE ns = ? AND seq > ?'),
+    deleteNoncesAbove: db.prepare('DELETE FROM nonces WHERE ns = ? AND seq > ?'),
+    namespacesAfter: db.prepare('SELECT id FROM namespaces WHERE id > ? ORDER BY id LIMIT ?'),
     insertEntry: db.prepare('INSERT INTO entries (ns, seq, cid, id, bytes) VALUES (?, ?, ?, ?, ?)'),
     nonce: db.prepare('SELECT seq FROM nonces WHERE ns = ? AND writer = ? AND nonce = ?'),
     insertNonce: db.prepare('INSERT INTO nonces (ns, writer, nonce, seq) VALUES (?, ?, ?, ?)'),
@@ -307,12 +368,15 @@ export function openDatastore(init: DatastoreInit): Datastore {
        ORDER BY key LIMIT :limit`,
     ),
     revoked: db.prepare(
-      'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? LIMIT 1',
+      'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? AND seq < ? LIMIT 1',
     ),
     insertRevocation: db.prepare(
-      'INSERT OR IGNORE INTO revocations (ns, cid, revoked, effective, bytes) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO revocations (ns, cid, revoked, effective, bytes, seq) VALUES (?, ?, ?, ?, ?, ?)',
     ),
-    revocations: db.prepare('SELECT bytes FROM revocations WHERE ns = ? ORDER BY effective, cid'),
+    revocations: db.prepare(
+      'SELECT cid, seq, bytes FROM revocations WHERE ns = ? AND cid > ? ORDER BY cid LIMIT ?',
+    ),
+    deleteRevocationsAbove: db.prepare('DELETE FROM revocations WHERE ns = ? AND seq > ?'),
   } satisfies Record<string, StatementSync>
 
   let closed = false
@@ -342,8 +406,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return found
   }
 
+  // Parsed descriptors by their bytes: every operation reads its namespace's row.
+  const descriptors = new Map<string, SignedDescriptor>()
+  const parsedDescriptor = (bytes: Uint8Array): SignedDescriptor => {
+    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+    let hit = descriptors.get(key)
+    if (hit === undefined) {
+      if (descriptors.size >= 256) descriptors.delete(descriptors.keys().next().value as string)
+      hit = storedDescriptor(bytes)
+      descriptors.set(key, hit)
+    }
+    return hit
+  }
+
   const info = (r: NamespaceRow): NamespaceInfo => {
-    const descriptor = storedDescriptor(r.descriptor)
+    const descriptor = parsedDescriptor(r.descriptor)
     return {
       id: r.id,
       owner: descriptor.owner,
@@ -351,7 +428,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       public: descriptor.public,
       policy: descriptor.policy,
       descriptor,
-      genesis: storedDescriptor(r.genesis),
+      genesis: parsedDescriptor(r.genesis),
       head: { seq: Number(r.head_seq), cid: r.head_cid, at: Number(r.head_at) },
     }
   }
@@ -367,16 +444,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
   }
 
   /**
-   * Every check a commit must pass at time `at` that is not about its place in the history:
-   * its proof, the write policy, the grants for every key written, a key's nonce, and the read
-   * versions. Returns what applying it records besides its writes.
+   * Every check a commit must pass as entry `seq` at time `at` that is not about its place in the
+   * history: its proof, the write policy, the grants for every key written (against the
+   * revocations recorded before `seq`), a key's nonce, and the read versions. Returns what
+   * applying it records besides its writes.
    */
-  const check = (ns: NamespaceInfo, commit: Commit, at: number): { nonce?: [string, string] } => {
+  const check = (ns: NamespaceInfo, commit: Commit, at: number, seq: number): Recorded => {
     const keys = commit.writes.map((w) => w.key)
-    const isRevoked = (cid: string, t: number) => stmt.revoked.get(ns.id, cid, t) !== undefined
+    const isRevoked = (cid: string, t: number) => stmt.revoked.get(ns.id, cid, t, seq) !== undefined
     const grants = { namespace: ns.id, owner: ns.owner, keys, now: at, isRevoked }
     const effects = effectsCid(commit)
     let nonce: [string, string] | undefined
+    if (commit.kind === 'revocation') {
+      const revocation = verifyRevocation(commit.proof.revocation, { namespace: ns.id, owner: ns.owner })
+      return { revocation }
+    }
     if (commit.kind === 'policy') {
       const d = verifyDescriptor(commit.proof.descriptor)
       if (d.owner !== ns.owner || d.name !== ns.name)
@@ -447,23 +529,32 @@ export function openDatastore(init: DatastoreInit): Datastore {
     return { nonce }
   }
 
-  const apply = (
-    ns: NamespaceInfo,
-    entry: Entry,
-    bytes: Uint8Array,
-    nonce?: [string, string],
-  ): CommitResult => {
+  const checkSize = (bytes: Uint8Array): void => {
     if (bytes.length > MAX_ENTRY_BYTES)
       throw new CovenantError(
         'STORE_LIMIT',
         `the entry is ${bytes.length} bytes, more than ${MAX_ENTRY_BYTES}`,
       )
+  }
+
+  const apply = (ns: NamespaceInfo, entry: Entry, bytes: Uint8Array, recorded: Recorded): CommitResult => {
+    const { nonce, revocation } = recorded
+    checkSize(bytes)
     const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
     for (const w of entry.writes)
       stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
     if (nonce !== undefined) stmt.insertNonce.run(ns.id, nonce[0], nonce[1], entry.seq)
     if (entry.kind === 'policy') stmt.setDescriptor.run(dagCbor.encode(entry.proof.descriptor), ns.id)
+    if (entry.kind === 'revocation' && revocation !== undefined)
+      stmt.insertRevocation.run(
+        ns.id,
+        revocation.cid,
+        revocation.revoked,
+        revocation.effectiveAt,
+        dagCbor.encode(entry.proof.revocation),
+        entry.seq,
+      )
     stmt.setHead.run(entry.seq, cid, entry.at, ns.id)
     return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false }
   }
@@ -472,14 +563,107 @@ export function openDatastore(init: DatastoreInit): Datastore {
   const expectedId = (commit: Commit): string | undefined => {
     if (commit.kind === 'key') return cidForBytes(commit.proof.invocation, 'dag-cbor').toString()
     if (commit.kind === 'policy') return descriptorCid(commit.proof.descriptor)
+    if (commit.kind === 'revocation') return revocationId(commit.proof.revocation)
     return undefined
   }
 
-  const duplicateOf = (ns: string, id: string): CommitResult | undefined => {
+  const duplicateOf = (ns: string, id: string): (CommitResult & { duplicate: true }) | undefined => {
     const earlier = stmt.entryById.get(ns, id) as { seq: number; cid: string } | undefined
     return earlier === undefined
       ? undefined
       : { ns, seq: Number(earlier.seq), cid: earlier.cid, id, duplicate: true }
+  }
+
+  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
+  const nextEntry = (
+    value: unknown,
+  ):
+    | (CommitResult & { duplicate: true })
+    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
+    const commit = parseCommit(value)
+    const ns = info(row(commit.ns))
+    const expected = expectedId(commit)
+    if (expected !== undefined && expected !== commit.id)
+      fail('ENTRY_INVALID', `the commit's id is not ${expected}, the CID of its proof`)
+    const earlier = duplicateOf(ns.id, commit.id)
+    if (earlier !== undefined) return earlier
+    // a clock that went back never makes history go back
+    const at = Math.max(now(), ns.head.at)
+    const seq = ns.head.seq + 1
+    const recorded = check(ns, commit, at, seq)
+    const entry: Entry = { ...commit, seq, prev: ns.head.cid, at }
+    const bytes = encodeEntry(entry)
+    checkSize(bytes)
+    return { ns, entry, bytes, recorded }
+  }
+
+  /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
+  const truncateTo = (r: NamespaceRow, seq: number): void => {
+    // The descriptor in force changes only if a removed entry brought a newer one: then it is the
+    // last policy entry kept, or the genesis.
+    const removed = stmt.entriesAbove.all(r.id, seq) as Array<{ bytes: Uint8Array }>
+    if (removed.some((e) => (dagCbor.decode(e.bytes) as Entry).kind === 'policy')) {
+      let descriptor: Uint8Array = r.genesis
+      for (const e of stmt.entriesDownFrom.iterate(r.id, seq) as Iterable<{ bytes: Uint8Array }>) {
+        const entry = dagCbor.decode(e.bytes) as Entry
+        if (entry.kind === 'policy') {
+          descriptor = dagCbor.encode(entry.proof.descriptor)
+          break
+        }
+      }
+      stmt.setDescriptor.run(descriptor, r.id)
+    }
+    stmt.deleteEntriesAbove.run(r.id, seq)
+    stmt.deleteValuesAbove.run(r.id, seq)
+    stmt.deleteNoncesAbove.run(r.id, seq)
+    stmt.deleteRevocationsAbove.run(r.id, seq)
+    const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
+    const head: Head =
+      kept === undefined
+        ? { seq: 0, cid: descriptorCid(storedDescriptor(r.genesis)), at: 0 }
+        : { seq, cid: entryCid(kept.bytes), at: (dagCbor.decode(kept.bytes) as Entry).at }
+    stmt.setHead.run(head.seq, head.cid, head.at, r.id)
+  }
+
+  /** The last entry that passed every check, and the head it was checked on. */
+  let passed: { ns: string; head: string; cid: string; recorded: Recorded } | undefined
+
+  /** An entry another holder built, checked as the next one here, or the result it already had. */
+  const replicated = (
+    bytes: Uint8Array,
+  ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
+    const entry = decodeEntry(bytes)
+    const ns = info(row(entry.ns))
+    const cid = entryCid(bytes)
+    const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
+    if (present !== undefined) {
+      if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
+      throw new CovenantError('ENTRY_FORK', `seq ${entry.seq} here is ${present.cid}, not ${cid}`)
+    }
+    if (entry.seq > ns.head.seq + 1)
+      throw new CovenantError('ENTRY_GAP', `entry ${entry.seq} is ahead of the head ${ns.head.seq}`, {
+        details: { head: ns.head.seq },
+      })
+    if (entry.prev !== ns.head.cid)
+      throw new CovenantError(
+        'ENTRY_FORK',
+        `entry ${entry.seq} follows ${entry.prev}, not the head ${ns.head.cid}`,
+      )
+    if (entry.at < ns.head.at) fail('ENTRY_INVALID', 'the entry is older than the entry before it')
+    if (entry.at > now() + MAX_ENTRY_SKEW_MS) fail('ENTRY_INVALID', 'the entry is from the future')
+    const expected = expectedId(entry)
+    if (expected !== undefined && expected !== entry.id)
+      fail('ENTRY_INVALID', `the entry's id is not ${expected}, the CID of its proof`)
+    const earlier = duplicateOf(ns.id, entry.id)
+    if (earlier !== undefined)
+      fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
+    // Checked already on this very head (a primary's `prepare`, a holder's `checkReplicated`):
+    // everything the checks read is the history up to the head, so the verdict stands.
+    if (passed?.ns === ns.id && passed.head === ns.head.cid && passed.cid === cid)
+      return { ns, entry, recorded: passed.recorded }
+    const recorded = check(ns, entry, entry.at, entry.seq)
+    passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+    return { ns, entry, recorded }
   }
 
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
@@ -529,55 +713,89 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     commit(value) {
       return transaction(() => {
-        const commit = parseCommit(value)
-        const ns = info(row(commit.ns))
-        const expected = expectedId(commit)
-        if (expected !== undefined && expected !== commit.id)
-          fail('ENTRY_INVALID', `the commit's id is not ${expected}, the CID of its proof`)
-        const earlier = duplicateOf(ns.id, commit.id)
-        if (earlier !== undefined) return earlier
-        // a clock that went back never makes history go back
-        const at = Math.max(now(), ns.head.at)
-        const { nonce } = check(ns, commit, at)
-        const entry: Entry = { ...commit, seq: ns.head.seq + 1, prev: ns.head.cid, at }
-        return apply(ns, entry, encodeEntry(entry), nonce)
+        const next = nextEntry(value)
+        if ('duplicate' in next) return next
+        return apply(next.ns, next.entry, next.bytes, next.recorded)
+      })
+    },
+
+    prepare(value) {
+      return transaction(() => {
+        const next = nextEntry(value)
+        if ('duplicate' in next) return next
+        const { ns, entry, bytes, recorded } = next
+        const cid = entryCid(bytes)
+        passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+        return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes }
       })
     },
 
     appendReplicated(bytes) {
       return transaction(() => {
-        const entry = decodeEntry(bytes)
-        const ns = info(row(entry.ns))
-        const cid = entryCid(bytes)
-        const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
-        if (present !== undefined) {
-          if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
-          throw new CovenantError('ENTRY_FORK', `seq ${entry.seq} here is ${present.cid}, not ${cid}`)
+        const next = replicated(bytes)
+        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.recorded)
+      })
+    },
+
+    checkReplicated(bytes) {
+      return transaction(() => {
+        const next = replicated(bytes)
+        if ('duplicate' in next) return next
+        return {
+          ns: next.ns.id,
+          seq: next.entry.seq,
+          cid: entryCid(bytes),
+          id: next.entry.id,
+          duplicate: false,
         }
-        if (entry.seq > ns.head.seq + 1)
-          throw new CovenantError('ENTRY_GAP', `entry ${entry.seq} is ahead of the head ${ns.head.seq}`, {
-            details: { head: ns.head.seq },
-          })
-        if (entry.prev !== ns.head.cid)
-          throw new CovenantError(
-            'ENTRY_FORK',
-            `entry ${entry.seq} follows ${entry.prev}, not the head ${ns.head.cid}`,
-          )
-        if (entry.at < ns.head.at) fail('ENTRY_INVALID', 'the entry is older than the entry before it')
-        if (entry.at > now() + MAX_ENTRY_SKEW_MS) fail('ENTRY_INVALID', 'the entry is from the future')
-        const expected = expectedId(entry)
-        if (expected !== undefined && expected !== entry.id)
-          fail('ENTRY_INVALID', `the entry's id is not ${expected}, the CID of its proof`)
-        const earlier = duplicateOf(ns.id, entry.id)
-        if (earlier !== undefined)
-          fail('ENTRY_INVALID', `the entry applies ${entry.id} again (seq ${earlier.seq})`)
-        const { nonce } = check(ns, entry, entry.at)
-        return apply(ns, entry, bytes, nonce)
       })
     },
 
     head(ns) {
       return info(row(ns)).head
+    },
+
+    cidsSince(ns, seq, limit) {
+      const r = row(ns)
+      if (!SeqSchema.safeParse(seq).success)
+        throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
+      const rows = stmt.cidsAfter.all(r.id, seq, limitOption(limit, 100)) as Array<{
+        seq: number
+        cid: string
+      }>
+      return rows.map((e) => ({ seq: Number(e.seq), cid: e.cid }))
+    },
+
+    truncate(ns, seq, replacement = []) {
+      return transaction(() => {
+        const r = row(ns)
+        if (!SeqSchema.safeParse(seq).success)
+          throw new CovenantError('INVALID_INPUT', 'seq is a whole number ≥ 0')
+        if (seq < Number(r.head_seq)) truncateTo(r, seq)
+        for (const bytes of replacement) {
+          const next = replicated(bytes)
+          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.recorded)
+        }
+        return info(row(ns)).head
+      })
+    },
+
+    drop(ns) {
+      return transaction(() => {
+        if (typeof ns !== 'string' || stmt.namespace.get(ns) === undefined) return false
+        for (const table of ['entries', 'kv', 'nonces', 'revocations'])
+          db.prepare(`DELETE FROM ${table} WHERE ns = ?`).run(ns)
+        db.prepare('DELETE FROM namespaces WHERE id = ?').run(ns)
+        return true
+      })
+    },
+
+    namespaces(options = {}) {
+      if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+      const rows = stmt.namespacesAfter.all(options.after ?? '', limitOption(options.limit, 100)) as Array<{
+        id: string
+      }>
+      return rows.map((r) => r.id)
     },
 
     entriesSince(ns, seq, limit) {
@@ -649,18 +867,26 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
     addRevocation(ns, revocation) {
       return transaction(() => {
-        const n = info(row(ns))
-        const v = verifyRevocation(revocation, { namespace: n.id, owner: n.owner })
-        const value = RevocationSchema.parse(revocation)
-        const added = stmt.insertRevocation.run(n.id, v.cid, v.revoked, v.effectiveAt, dagCbor.encode(value))
-        return { ...v, added: Number(added.changes) > 0 }
+        const next = nextEntry(createRevocationCommit(ns, revocation))
+        const v = verifyRevocation(revocation, { namespace: ns, owner: info(row(ns)).owner })
+        if ('duplicate' in next) return { ...v, added: false, seq: next.seq }
+        const applied = apply(next.ns, next.entry, next.bytes, next.recorded)
+        return { ...v, added: true, seq: applied.seq }
       })
     },
 
-    revocations(ns) {
+    revocations(ns, options = {}) {
       const r = row(ns)
-      const rows = stmt.revocations.all(r.id) as Array<{ bytes: Uint8Array }>
-      return rows.map((x) => RevocationSchema.parse(dagCbor.decode(x.bytes)))
+      const rows = stmt.revocations.all(r.id, options.after ?? '', limitOption(options.limit, 100)) as Array<{
+        cid: string
+        seq: number
+        bytes: Uint8Array
+      }>
+      return rows.map((x) => ({
+        cid: x.cid,
+        seq: Number(x.seq),
+        revocation: RevocationSchema.parse(dagCbor.decode(x.bytes)),
+      }))
     },
 
     close() {

@@ -17,6 +17,8 @@ import {
   KeyPrefixSchema,
   MAX_GRANTS,
   MAX_KEY_BYTES,
+  type Revocation,
+  RevocationSchema,
   type WriteGrant,
 } from '../caps/index.ts'
 import { cidForBytes, MAX_BLOCK_BYTES } from '../content/index.ts'
@@ -34,8 +36,14 @@ export const MAX_READS = 1024
 /** The largest entry, proof included: one block. */
 export const MAX_ENTRY_BYTES = MAX_BLOCK_BYTES
 
-/** A key: 1 to {@link MAX_KEY_BYTES} UTF-8 bytes of well-formed text without control characters. */
-export const KeySchema = KeyPrefixSchema.min(1, 'a key is not empty')
+/**
+ * A key: 1 to {@link MAX_KEY_BYTES} UTF-8 bytes of well-formed text without control characters,
+ * and neither `.` nor `..`, which no URL path can name (URLs fold them into the path).
+ */
+export const KeySchema = KeyPrefixSchema.min(1, 'a key is not empty').refine(
+  (k) => k !== '.' && k !== '..',
+  'a key is not "." or ".."',
+)
 
 const JsonValueSchema = z.custom<JsonValue>(isJsonValue, {
   message: 'expected a JSON value (no undefined, NaN, Infinity, bytes or class instances)',
@@ -67,7 +75,7 @@ export type StoreEffects = z.infer<typeof StoreEffectsSchema>
 const CommitShape = {
   v: z.literal(1),
   ns: CanonicalCidSchema,
-  /** the request id (function), the invocation CID (key) or the descriptor CID (policy) */
+  /** the request id (function), the invocation CID (key), the descriptor CID (policy) or the revocation token's CID */
   id: CanonicalCidSchema,
   writes: z.array(WriteSchema),
   reads: z.array(ReadSchema),
@@ -103,16 +111,31 @@ const PolicyCommitSchema = z.strictObject({
   proof: z.strictObject({ descriptor: SignedDescriptorSchema }),
 })
 
+/**
+ * A revocation, as an entry of the history: it holds for the entries after it (from its stated
+ * time on), never for those before it, so every holder that replays the history judges each entry
+ * against the same revocations.
+ */
+const RevocationCommitSchema = z.strictObject({
+  ...CommitShape,
+  kind: z.literal('revocation'),
+  writes: z.array(WriteSchema).length(0),
+  reads: z.array(ReadSchema).length(0),
+  proof: z.strictObject({ revocation: RevocationSchema }),
+})
+
 /** A commit as a writer hands it to the holders. */
 export const CommitSchema = z.discriminatedUnion('kind', [
   FunctionCommitSchema,
   KeyCommitSchema,
   PolicyCommitSchema,
+  RevocationCommitSchema,
 ])
 export type Commit = z.infer<typeof CommitSchema>
 export type FunctionCommit = z.infer<typeof FunctionCommitSchema>
 export type KeyCommit = z.infer<typeof KeyCommitSchema>
 export type PolicyCommit = z.infer<typeof PolicyCommitSchema>
+export type RevocationCommit = z.infer<typeof RevocationCommitSchema>
 
 const EntryShape = {
   seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
@@ -127,6 +150,7 @@ export const EntrySchema = z.discriminatedUnion('kind', [
   FunctionCommitSchema.extend(EntryShape),
   KeyCommitSchema.extend(EntryShape),
   PolicyCommitSchema.extend(EntryShape),
+  RevocationCommitSchema.extend(EntryShape),
 ])
 export type Entry = z.infer<typeof EntrySchema>
 
@@ -305,5 +329,26 @@ export function createPolicyCommit(descriptor: SignedDescriptor): PolicyCommit {
     writes: [],
     reads: [],
     proof: { descriptor },
+  }
+}
+
+/** The CID of a revocation's token: the id of the entry that records it. */
+export function revocationId(revocation: Revocation): string {
+  return cidForBytes(revocation.ucan, 'dag-cbor').toString()
+}
+
+/** A revocation, as the commit that records it in the namespace's history (see `revoke`). */
+export function createRevocationCommit(ns: string, revocation: unknown): RevocationCommit {
+  const parsed = RevocationSchema.safeParse(revocation)
+  if (!parsed.success)
+    throw new CovenantError('GRANT_MALFORMED', `malformed revocation: ${z.prettifyError(parsed.error)}`)
+  return {
+    v: 1,
+    ns,
+    kind: 'revocation',
+    id: revocationId(parsed.data),
+    writes: [],
+    reads: [],
+    proof: { revocation: parsed.data },
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Datastores: mutable key-value namespaces owned by a key, versioned, with a hash-chained history,
- * held by the nodes closest to the namespace id (that placement, replication and repair are wired
- * into the network later; this part is one holder's state machine, network-free).
+ * held by the nodes closest to the namespace id. This part is one holder's state machine and the
+ * store protocol's messages, network-free; the node's datastore service puts it on the network
+ * (placement, the primary's commit, catch-up: docs/apps.md).
  *
  * A namespace maps keys to JSON values (stored as DAG-CBOR). Every key has a version (the seq of
  * the entry that last wrote it), and every past version of the namespace can be read. A commit
@@ -9,7 +10,7 @@
  * read and is refused with WRITE_CONFLICT if one is no longer current; the same commit twice is a
  * no-op. A write lands only with a capability for every key (src/caps) and, from a function, a
  * quorum certificate that meets the namespace's signed write policy, checked by a verifier the
- * holder injects.
+ * holder injects. A revocation is an entry of the history, and holds for the entries after it.
  *
  * @example
  * ```ts
@@ -34,6 +35,7 @@ export type {
   HistoryItem,
   KeyVersion,
   NamespaceInfo,
+  PreparedCommit,
   StoredEntry,
   VerifiedRun,
   VerifyRun,
@@ -47,6 +49,7 @@ export type {
   KeyCommitInit,
   PolicyCommit,
   Read,
+  RevocationCommit,
   StoreEffects,
   Write,
 } from './entry.ts'
@@ -55,6 +58,7 @@ export {
   createFunctionCommit,
   createKeyCommit,
   createPolicyCommit,
+  createRevocationCommit,
   decodeEntry,
   EntrySchema,
   effectsCid,
@@ -68,18 +72,51 @@ export {
   parseCommit,
   parseEffects,
   ReadSchema,
+  revocationId,
   StoreEffectsSchema,
   WriteSchema,
 } from './entry.ts'
-export type { NamespaceInit, SignedDescriptor, WritePolicy, WritePolicyInput } from './namespace.ts'
+export type {
+  NamespaceInit,
+  ReadToken,
+  SignedDescriptor,
+  WritePolicy,
+  WritePolicyInput,
+} from './namespace.ts'
 export {
+  checkRead,
   createNamespace,
   descriptorCid,
   NamespaceNameSchema,
   namespaceId,
   namespaceKeyBytes,
+  READ_TOKEN_TTL_MS,
+  ReadTokenSchema,
   SignedDescriptorSchema,
+  signRead,
   updateNamespace,
   verifyDescriptor,
   WritePolicySchema,
 } from './namespace.ts'
+export type { CommitReply, HeadReply, StoreRequest } from './wire.ts'
+export {
+  CidsReplySchema,
+  CommitReplySchema,
+  EntriesReplySchema,
+  GetReplySchema,
+  HeadReplySchema,
+  HeadSchema,
+  HistoryItemSchema,
+  HistoryReplySchema,
+  InfoReplySchema,
+  KeyHistoryReplySchema,
+  KeyVersionSchema,
+  ListReplySchema,
+  MAX_STORE_MESSAGE_BYTES,
+  MAX_STORE_REPLY_BYTES,
+  OkReplySchema,
+  RevocationsReplySchema,
+  STORE_PAGE_BYTES,
+  STORE_PROTOCOL,
+  StoreRequestSchema,
+} from './wire.ts'

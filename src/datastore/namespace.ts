@@ -7,6 +7,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
+import { CanonicalCidSchema } from '../caps/index.ts'
 import { cidForBytes, parseCid } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import {
@@ -161,4 +162,55 @@ export function verifyDescriptor(value: unknown): SignedDescriptor {
   if (!verifyValue(body.owner, body, signature))
     throw new CovenantError('NAMESPACE_INVALID', `the descriptor is not signed by its owner ${body.owner}`)
   return parsed.data
+}
+
+/** How long a signed read stays good, and how far ahead of a holder's clock it may be dated. */
+export const READ_TOKEN_TTL_MS = 5 * 60_000
+const READ_TOKEN_SKEW_MS = 60_000
+
+const ReadTokenBodyShape = {
+  v: z.literal(1),
+  ns: CanonicalCidSchema,
+  /** the reader's key id */
+  reader: KeyIdSchema,
+  issuedAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+}
+
+/**
+ * A reader's signature over a namespace and a time: what a private namespace's holders ask of a
+ * reader. Only the owner reads a private namespace. The token is a bearer token for its lifetime:
+ * whoever relays it (a gateway) can read with it until it expires.
+ */
+export const ReadTokenSchema = z.strictObject({ ...ReadTokenBodyShape, signature: SignatureSchema })
+export type ReadToken = z.infer<typeof ReadTokenSchema>
+
+/** Signs a read of namespace `ns` by `reader`, good for {@link READ_TOKEN_TTL_MS} from `now`. */
+export function signRead(reader: PrivateKey, ns: string, now = Date.now()): ReadToken {
+  const body = { v: 1 as const, ns, reader: keyId(reader), issuedAt: now }
+  return { ...body, signature: new Uint8Array(signValue(reader, body)) }
+}
+
+/**
+ * Decides whether a read of `ns` may be served: a public namespace to anyone; a private one only
+ * with a token its owner signed for it, issued within {@link READ_TOKEN_TTL_MS} of `now`. Throws
+ * READ_REFUSED.
+ */
+export function checkRead(
+  ns: { id: string; owner: string; public: boolean },
+  token: unknown,
+  now = Date.now(),
+): void {
+  if (ns.public) return
+  const refuse: (why: string) => never = (why) => {
+    throw new CovenantError('READ_REFUSED', `namespace ${ns.id} is private: ${why}`)
+  }
+  if (token === undefined) refuse('only its owner reads it, with a signed read')
+  const parsed = ReadTokenSchema.safeParse(token)
+  if (!parsed.success) refuse(`the signed read is malformed: ${z.prettifyError(parsed.error)}`)
+  const { signature, ...body } = parsed.data
+  if (body.ns !== ns.id) refuse('the signed read is for another namespace')
+  if (body.reader !== ns.owner) refuse(`${body.reader} is not its owner`)
+  if (!verifyValue(body.reader, body, signature)) refuse('the signed read does not verify')
+  if (body.issuedAt > now + READ_TOKEN_SKEW_MS || now - body.issuedAt > READ_TOKEN_TTL_MS)
+    refuse('the signed read is stale or from the future; sign it again')
 }

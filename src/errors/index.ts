@@ -134,8 +134,8 @@ export const ERROR_CODES = {
   },
   NOT_A_HOLDER: {
     status: 409,
-    message: 'the node is not among the holders of this block, and the sender used its quota',
-    hint: 'put the block through a node of the network: it places it on the holders',
+    message: 'this node is not among the holders of that block or namespace in its view of the network',
+    hint: 'send it through any node of the network: it places blocks on their holders and forwards commits to the namespace’s',
   },
   // covenant
   COVENANT_REFUSED: {
@@ -364,6 +364,11 @@ export const ERROR_CODES = {
     status: 422,
     message: 'the amount is larger than the ledger counts exactly',
     hint: 'amounts are whole nano-credits up to 2^53 − 1 (about 9 million credits)',
+  },
+  READ_REFUSED: {
+    status: 403,
+    message: 'this namespace is private',
+    hint: 'only its owner reads a private namespace: read with the owner’s key (--key)',
   },
 } as const satisfies Record<string, CodeInfo>
 

@@ -6,7 +6,9 @@
  * - status: `GET /health`, `/v1/node`, `/v1/peers`, `/metrics`;
  * - blocks: `PUT /v1/blocks`, `GET /v1/blocks/:cid[/holders]`, `POST /v1/functions`, `GET /v1/functions/:cid`;
  * - exec: the executor on `/covenant/exec/1.0.0`, the gateway `POST /v1/invoke`, conflict evidence
- *   on `/covenant/conflict/1.0.0` and `GET /v1/conflicts`.
+ *   on `/covenant/conflict/1.0.0` and `GET /v1/conflicts`;
+ * - datastore: the namespaces this node holds (`<data>/datastore.db`), replicated over
+ *   `/covenant/store/1.0.0`, and `/v1/stores…` (docs/apps.md).
  *
  * A part plugs in as a service ({@link NodeServiceFactory}, see `service.ts` and
  * docs/architecture.md): a factory over the components it names that registers its protocols,
@@ -35,5 +37,7 @@ export { createNode, nodeOptionsSchema } from './node.ts'
 export type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 export type { ConflictStore, ConflictStoreInit, StoredConflict } from './services/conflict-store.ts'
 export { openConflictStore } from './services/conflict-store.ts'
+export type { DatastoreServiceOptions, StoreFaultKind } from './services/datastore.ts'
+export { DATASTORE_FILE, STORE_FAULT_KINDS } from './services/datastore.ts'
 export type { ExecServiceOptions } from './services/exec.ts'
 export { loadOrSignCovenant, SIGNED_COVENANT_FILE } from './signed-covenant-file.ts'

@@ -28,13 +28,14 @@ import type { NodeComponents, NodeService, NodeServiceFactory } from './service.
 import { blocksService } from './services/blocks.ts'
 import { openConflictStore } from './services/conflict-store.ts'
 import { dashboardService } from './services/dashboard.ts'
+import { type DatastoreServiceOptions, datastoreService } from './services/datastore.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -68,6 +69,8 @@ export interface NodeInit extends NodeOptions {
   services?: NodeServiceFactory[]
   /** options of the built-in exec service */
   exec?: ExecServiceOptions
+  /** options of the built-in datastore service */
+  datastore?: DatastoreServiceOptions
 }
 
 export interface CovenantNode {
@@ -92,7 +95,7 @@ function portInUse(err: unknown, message: string): unknown {
 
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
-  const { covenant: _covenant, services: _services, exec: _exec, ...options } = init
+  const { covenant: _covenant, services: _services, exec: _exec, datastore: _datastore, ...options } = init
   const parsed = nodeOptionsSchema.safeParse(options)
   if (!parsed.success) throw new CovenantError('CONFIG_INVALID', z.prettifyError(parsed.error))
   const opts = parsed.data
@@ -198,6 +201,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       blocksService,
       execService(init.exec),
       dashboardService,
+      datastoreService(init.datastore),
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []

@@ -367,12 +367,20 @@ describe('commits to a namespace', () => {
       grant: editorGrant,
       effectiveAt: T0 + 120_000,
     })
-    assert.equal(store.addRevocation(ns, revocation).added, true)
+    // a revocation is an entry of the history, and holds for the entries after it
+    const recorded = store.addRevocation(ns, revocation)
+    assert.equal(recorded.added, true)
+    assert.equal(recorded.seq, 1)
     assert.equal(store.addRevocation(ns, revocation).added, false, 'idempotent')
-    assert.equal(store.revocations(ns).length, 1)
+    assert.deepEqual(
+      store.revocations(ns).map((r) => r.seq),
+      [1],
+    )
+    assert.equal(store.history(ns)[0].kind, 'revocation')
+    // before the time it states, the revoked grant still holds
     assert.equal(
       store.commit(await write(editor, [{ key: 'pages/a', value: 2 }], { grants: [editorGrant] })).seq,
-      1,
+      2,
     )
     clock.t = T0 + 120_000
     const after = await write(editor, [{ key: 'pages/a', value: 3 }], { grants: [editorGrant] })

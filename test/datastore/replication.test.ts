@@ -264,22 +264,73 @@ describe('replicated histories', () => {
     assert.deepEqual(replica.head(ns), source.head(ns))
   })
 
-  it('judges grants at the entry’s time: a write before a revocation stands, one after it is refused', async () => {
-    const effectiveAt = T0 + 500
-    const revocation = await revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt })
-    const replica = holder()
-    replica.addRevocation(ns, revocation)
-    replica.appendReplicated(entries[0].bytes)
-    // the editor's write was applied at T0 + 1000, after the revocation took effect
+  it('judges grants against the revocations before an entry in the history, the same on every holder', async () => {
+    const primary = holder()
+    catchUp(source, primary)
+    // the editor's write at T0 + 1000 comes before the revocation in the history: it stands,
+    // though the revocation states an earlier time
+    const revocation = await revoke({
+      issuer: owner,
+      namespace: ns,
+      grant: editorGrant,
+      effectiveAt: T0 + 500,
+    })
+    assert.equal(primary.addRevocation(ns, revocation).seq, entries.length + 1)
+    assert.deepEqual(primary.get(ns, 'pages/home'), { value: '<h1>', version: 2 })
+    const after = await createKeyCommit({
+      issuer: editor,
+      ns,
+      writes: [{ key: 'pages/new', value: 1 }],
+      grants: [editorGrant],
+      now: clock.t,
+    })
     assert.equal(
-      errorCode(() => replica.appendReplicated(entries[1].bytes)),
+      errorCode(() => primary.commit(after)),
       'GRANT_REVOKED',
     )
-    const later = await revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt: T0 + 5000 })
-    const other = holder()
-    other.addRevocation(ns, later)
-    catchUp(source, other)
-    assert.deepEqual(other.head(ns), source.head(ns))
+    // a replica replays the revocation where it stands
+    const replica = holder()
+    catchUp(primary, replica)
+    assert.deepEqual(replica.head(ns), primary.head(ns))
+    assert.deepEqual(
+      replica.revocations(ns).map((r) => r.seq),
+      [entries.length + 1],
+    )
+    // a holder that never got the revocation applied the editor's write; chained after the
+    // revocation, that entry is refused by every holder that has it
+    const unaware = holder()
+    catchUp(source, unaware)
+    unaware.commit(after)
+    const [late] = unaware.entriesSince(ns, entries.length)
+    assert.equal(
+      errorCode(() => replica.appendReplicated(late.bytes)),
+      'ENTRY_FORK',
+    )
+    const head = replica.head(ns)
+    const chained = edited(late.bytes, (e) => ({ ...e, seq: head.seq + 1, prev: head.cid, at: head.at }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(chained)),
+      'GRANT_REVOKED',
+    )
+    // a revocation that states a later time holds from then on only
+    const later = await revoke({
+      issuer: owner,
+      namespace: ns,
+      grant: fnGrant,
+      effectiveAt: clock.t + 60_000,
+    })
+    replica.addRevocation(ns, later)
+    const run = certifiedRun(cluster, {
+      ...guestbook,
+      q: 3,
+      effects: [{ ns, writes: [{ key: 'entries/2', value: 'still' }], reads: [] }],
+    })
+    replica.commit(createFunctionCommit({ ...run, effects: run.output.store[0], grants: [fnGrant] }))
+    assert.equal(replica.get(ns, 'entries/2').value, 'still')
+    // truncating below a revocation forgets it
+    replica.truncate(ns, entries.length)
+    assert.equal(replica.revocations(ns).length, 0)
+    assert.equal(replica.commit(after).seq, entries.length + 1)
   })
 
   it('survives a restart: the reopened file holds the same history and checks what it is sent', () => {
@@ -327,5 +378,201 @@ describe('replicated histories', () => {
       errorCode(() => store.create(other.descriptor)),
       'NAMESPACE_INVALID',
     )
+  })
+
+  it('prepares the next entry without applying it; the entry applies on every holder, the primary last', async () => {
+    const primary = holder()
+    const follower = holder()
+    catchUp(source, primary)
+    catchUp(source, follower)
+    const before = primary.head(ns)
+    const commit = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 1 }],
+      now: clock.t,
+    })
+    const prepared = primary.prepare(commit)
+    assert.equal(prepared.duplicate, false)
+    assert.ok(!prepared.duplicate)
+    assert.equal(prepared.seq, before.seq + 1)
+    assert.deepEqual(primary.head(ns), before, 'preparing applies nothing')
+    assert.deepEqual(primary.get(ns, 'n'), { value: null, version: 0 })
+    assert.equal(primary.prepare(commit).cid, prepared.cid, 'the same state prepares the same entry')
+    assert.equal(follower.appendReplicated(prepared.bytes).cid, prepared.cid)
+    assert.equal(primary.appendReplicated(prepared.bytes).cid, prepared.cid)
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+    // once applied, the same commit prepares to the earlier result
+    const again = primary.prepare(commit)
+    assert.deepEqual(again, { ns, seq: prepared.seq, cid: prepared.cid, id: commit.id, duplicate: true })
+    // every check runs: a stale read, a forged invocation
+    const stale = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 2 }],
+      reads: [{ key: 'n', version: 0 }],
+      now: clock.t,
+    })
+    assert.equal(
+      errorCode(() => primary.prepare(stale)),
+      'WRITE_CONFLICT',
+    )
+    assert.equal(
+      errorCode(() => primary.prepare({ ...stale, writes: [{ key: 'n', value: 3 }] })),
+      'GRANT_FORGED',
+    )
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+  })
+
+  it('checks an entry without applying it, and refuses there what it would refuse to apply', () => {
+    const replica = holder()
+    replica.appendReplicated(entries[0].bytes)
+    const head = replica.head(ns)
+    assert.equal(replica.checkReplicated(entries[1].bytes).duplicate, false)
+    assert.deepEqual(replica.head(ns), head, 'nothing applied')
+    assert.equal(replica.checkReplicated(entries[0].bytes).duplicate, true)
+    const defaced = edited(entries[1].bytes, (e) => ({
+      ...e,
+      writes: [{ key: 'pages/home', value: 'defaced' }],
+    }))
+    assert.equal(
+      errorCode(() => replica.checkReplicated(defaced)),
+      'GRANT_FORGED',
+    )
+    assert.equal(
+      errorCode(() => replica.checkReplicated(entries[2].bytes)),
+      'ENTRY_GAP',
+    )
+    // checked, then applied: the same entry, the same result
+    assert.equal(replica.appendReplicated(entries[1].bytes).seq, 2)
+    // a forged entry is refused on apply even right after a genuine one passed its check
+    replica.checkReplicated(entries[2].bytes)
+    const forged = edited(entries[2].bytes, (e) => ({ ...e, writes: [{ key: 'entries/1', value: 'spam' }] }))
+    assert.equal(
+      errorCode(() => replica.appendReplicated(forged)),
+      'INVALID_CERTIFICATE',
+    )
+  })
+
+  it('leaves its history for another only if it takes the other’s entries: all in one transaction', async () => {
+    const replica = holder()
+    catchUp(source, replica)
+    const before = replica.head(ns)
+    const other = holder()
+    catchUp(source, other)
+    other.truncate(ns, 1)
+    other.commit(await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'x', value: 1 }], now: clock.t }))
+    const [theirs] = other.entriesSince(ns, 1)
+    const broken = edited(theirs.bytes, (e) => ({ ...e, writes: [{ key: 'x', value: 2 }] }))
+    assert.equal(
+      errorCode(() => replica.truncate(ns, 1, [broken])),
+      'GRANT_FORGED',
+    )
+    assert.deepEqual(replica.head(ns), before, 'nothing changed')
+    assert.deepEqual(replica.get(ns, 'pages/home'), { value: '<h1>', version: 2 })
+    assert.deepEqual(replica.truncate(ns, 1, [theirs.bytes]), other.head(ns))
+    assert.deepEqual(replica.get(ns, 'x'), { value: 1, version: 2 })
+  })
+
+  it('truncates to a version: entries, key versions, nonces and a newer descriptor go, the rest stays', async () => {
+    const replica = holder()
+    catchUp(source, replica)
+    assert.equal(replica.namespace(ns)?.descriptor.version, 2)
+    // back to before the policy entry (seq 4): the genesis is in force again
+    const head = replica.truncate(ns, 3)
+    assert.deepEqual(head, { seq: 3, cid: entries[2].cid, at: decodeEntry(entries[2].bytes).at })
+    assert.deepEqual(replica.head(ns), head)
+    assert.equal(replica.namespace(ns)?.descriptor.version, 1)
+    assert.deepEqual(replica.get(ns, 'title'), { value: 'Site', version: 1 })
+    assert.deepEqual(
+      replica.history(ns).map((h) => h.seq),
+      [1, 2, 3],
+    )
+    assert.deepEqual(replica.truncate(ns, 7), head, 'beyond the head, nothing changes')
+    // the same history applies again on top, nonces included
+    catchUp(source, replica)
+    assert.deepEqual(replica.head(ns), source.head(ns))
+    assert.equal(replica.namespace(ns)?.descriptor.version, 2)
+    // a forked history replaces the removed one
+    replica.truncate(ns, 1)
+    const fork = await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'f', value: 1 }], now: clock.t })
+    replica.commit(fork)
+    assert.deepEqual(replica.get(ns, 'pages/home'), { value: null, version: 0 })
+    assert.deepEqual(replica.get(ns, 'f'), { value: 1, version: 2 })
+    assert.equal(
+      errorCode(() => replica.appendReplicated(entries[1].bytes)),
+      'ENTRY_FORK',
+    )
+    assert.deepEqual(replica.cidsSince(ns, 0), [
+      { seq: 1, cid: entries[0].cid },
+      { seq: 2, cid: replica.head(ns).cid },
+    ])
+    // down to the genesis
+    assert.deepEqual(replica.truncate(ns, 0), { seq: 0, cid: descriptorCid(genesis), at: 0 })
+    assert.deepEqual(replica.list(ns), [])
+    assert.equal(
+      errorCode(() => replica.truncate(ns, -1)),
+      'INVALID_INPUT',
+    )
+    assert.equal(
+      errorCode(() => replica.truncate('not a namespace', 0)),
+      'NAMESPACE_NOT_FOUND',
+    )
+  })
+
+  it('drops a namespace, and pages through the namespaces held', async () => {
+    const store = holder()
+    catchUp(source, store)
+    const others = await Promise.all(
+      ['a', 'b', 'c'].map(async (name) => {
+        const made = createNamespace(owner, { name, issuedAt: T0 })
+        store.create(made.descriptor)
+        return made.id
+      }),
+    )
+    const all = [ns, ...others].sort()
+    assert.deepEqual(store.namespaces(), all)
+    assert.deepEqual(store.namespaces({ limit: 2 }), all.slice(0, 2))
+    assert.deepEqual(store.namespaces({ after: all[1], limit: 2 }), all.slice(2, 4))
+    store.addRevocation(ns, await revoke({ issuer: owner, namespace: ns, grant: editorGrant }))
+    assert.equal(store.drop(ns), true)
+    assert.equal(store.drop(ns), false)
+    assert.equal(store.namespace(ns), undefined)
+    assert.deepEqual(store.namespaces(), others.sort())
+    // held again from scratch: nothing of the old copy is left
+    store.create(genesis)
+    assert.equal(store.head(ns).seq, 0)
+    assert.equal(store.revocations(ns).length, 0)
+    catchUp(source, store)
+    assert.deepEqual(store.head(ns), source.head(ns))
+  })
+
+  it('pages through the revocations of a history by CID', async () => {
+    const a = holder()
+    const revocations = await Promise.all(
+      [1, 2, 3].map((i) => revoke({ issuer: owner, namespace: ns, grant: editorGrant, effectiveAt: T0 + i })),
+    )
+    for (const r of revocations) a.addRevocation(ns, r)
+    const firstPage = a.revocations(ns, { limit: 2 })
+    const rest = a.revocations(ns, { after: firstPage[1].cid })
+    assert.equal(rest.length, 1)
+    assert.deepEqual([...firstPage, ...rest].map((r) => r.seq).sort(), [1, 2, 3])
+    // one that is not for this namespace's chain is refused, and changes nothing
+    const other = createNamespace(editor, { name: 'other', issuedAt: T0 })
+    const foreign = await revoke({
+      issuer: editor,
+      namespace: other.id,
+      grant: await delegateWrite({
+        issuer: editor,
+        audience: keyId(owner),
+        namespace: other.id,
+        expiresAt: T0 + 1000,
+      }),
+    })
+    assert.notEqual(
+      errorCode(() => a.addRevocation(ns, foreign)),
+      undefined,
+    )
+    assert.equal(a.head(ns).seq, 3)
   })
 })

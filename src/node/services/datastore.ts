@@ -1,0 +1,1101 @@
+/**
+ * The datastore service: datastores on the network. A namespace is held by the `replicas` (k) live
+ * nodes closest to its id whose covenant stores (in this node's view: its peer table and itself);
+ * the closest is its *primary*. The holder's state machine is `src/datastore`; this service is its
+ * node side: the store protocol `/covenant/store/1.0.0`, the HTTP routes `/v1/stores…`, the
+ * primary's commit, and the catch-up and hand-over loop. docs/apps.md tells the protocol.
+ *
+ * - **Commit.** Any node takes a commit and hands it to the primary (the next holder if the
+ *   primary cannot be reached). The primary checks it and builds the next entry without applying
+ *   it, offers the entry to every other live holder, and applies it itself only once each of them
+ *   took it (one that cannot be reached in time is left to catch up). So the primary never holds
+ *   an entry the other live holders lack, and if it dies mid-commit the entry is on all live
+ *   holders or on none.
+ * - **Catch-up.** Every holder compares heads with the other holders every sync interval and when
+ *   the peer table changes, pulls entries it lacks (revocations are entries too), and when two histories fork
+ *   adopts the winning one (the longer; of two as long, the one whose head CID sorts first), so
+ *   every holder decides alike whatever its view.
+ * - **Hand-over.** A node that holds a namespace gives the genesis to holders that lack it (they
+ *   then pull the rest); a node that is no longer a holder drops its copy once every holder
+ *   confirmed its head.
+ */
+import { join } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
+import { Counter, Gauge } from 'prom-client'
+import { z } from 'zod'
+import {
+  commitRoute,
+  createStoreRoute,
+  getKeyRoute,
+  historyRoute,
+  keyHistoryRoute,
+  listKeysRoute,
+  revocationsRoute,
+  revokeRoute,
+  storeInfoRoute,
+} from '../../api/index.ts'
+import { CanonicalCidSchema } from '../../caps/index.ts'
+import { type Manifest, parseCid } from '../../content/index.ts'
+import { closestPeers } from '../../covenant/index.ts'
+import {
+  CidsReplySchema,
+  type Commit,
+  type CommitReply,
+  CommitReplySchema,
+  checkRead,
+  createRevocationCommit,
+  type Datastore,
+  descriptorCid,
+  EntriesReplySchema,
+  GetReplySchema,
+  type HeadReply,
+  HeadReplySchema,
+  HistoryReplySchema,
+  InfoReplySchema,
+  KeyHistoryReplySchema,
+  ListReplySchema,
+  MAX_STORE_MESSAGE_BYTES,
+  MAX_STORE_REPLY_BYTES,
+  namespaceId,
+  namespaceKeyBytes,
+  OkReplySchema,
+  openDatastore,
+  parseCommit,
+  RevocationsReplySchema,
+  STORE_PAGE_BYTES,
+  STORE_PROTOCOL,
+  StoreEffectsSchema,
+  type StoreRequest,
+  StoreRequestSchema,
+  type VerifyRun,
+  verifyDescriptor,
+} from '../../datastore/index.ts'
+import { bytesFieldsFromJSON, bytesFieldsToJSON, fromBase64, toBase64 } from '../../encoding/index.ts'
+import { CovenantError, type ErrorCode } from '../../errors/index.ts'
+import {
+  CertificateSchema,
+  createManifestCache,
+  OutputSchema,
+  outputHash,
+  type View,
+  verifyCertificate,
+} from '../../exec/index.ts'
+import { route } from '../http.ts'
+import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
+
+/** Devnet faults of this service (node option `fault`, refused outside a devnet). */
+export const STORE_FAULT_KINDS = [
+  /** a primary dies (SIGKILL) as soon as the first other holder took a commit's entry */
+  'store-crash-after-first-ack',
+  /** a holder dies (SIGKILL) when a primary offers it an entry, before applying it */
+  'store-crash-on-append',
+] as const
+export type StoreFaultKind = (typeof STORE_FAULT_KINDS)[number]
+
+export interface DatastoreServiceOptions {
+  /** what a `store-crash-*` fault does @default SIGKILL of this process */
+  onCrash?: () => void
+  /** how long a primary waits for a holder to take an entry @default 5000 */
+  replicateTimeoutMs?: number
+  /** how often every namespace held is compared with its other holders @default the storage repair interval */
+  syncIntervalMs?: number
+}
+
+export type DatastoreServiceComponents = Pick<
+  NodeComponents,
+  | 'peerId'
+  | 'dataDir'
+  | 'covenant'
+  | 'net'
+  | 'peers'
+  | 'storage'
+  | 'getBlock'
+  | 'http'
+  | 'logger'
+  | 'metrics'
+  | 'fault'
+  | 'view'
+>
+
+/** The datastore file in a node's data directory. */
+export const DATASTORE_FILE = 'datastore.db'
+
+/** How long a gateway waits for the primary's answer to a commit: offers, catch-up and retries. */
+const COMMIT_TIMEOUT_MS = 60_000
+/** How long a read or a catch-up request to another holder may take. */
+const READ_TIMEOUT_MS = 10_000
+/** A primary tries a commit this many times when holders forked or refused it. */
+const MAX_COMMIT_ATTEMPTS = 3
+/** A holder that lacks at most this many entries is brought up to date by the primary inline. */
+const MAX_INLINE_CATCH_UP = 64
+/** Entries (and CIDs) asked for per catch-up request. */
+const PULL_PAGE = 100
+
+/** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
+const FAILOVER: ReadonlySet<ErrorCode> = new Set([
+  'PEER_UNREACHABLE',
+  'PEER_TIMEOUT',
+  'PEER_BUSY',
+  'NOT_STARTED',
+  'NAMESPACE_NOT_FOUND',
+])
+
+/**
+ * Errors after which a primary leaves a holder out of a commit (it catches up later), rather than
+ * refusing the commit: it is gone, busy, new, behind, or not a holder in its own view.
+ */
+const LEFT_OUT: ReadonlySet<ErrorCode> = new Set([
+  ...FAILOVER,
+  'ENTRY_GAP',
+  'NOT_A_HOLDER',
+  'COVENANT_REFUSED',
+  'PROTOCOL_ERROR',
+  'MESSAGE_TOO_LARGE',
+  'INTERNAL',
+])
+
+/** The built-in datastore service; `createNode` adds it to every node. */
+export function datastoreService(
+  options: DatastoreServiceOptions = {},
+): NodeServiceFactory<DatastoreServiceComponents> {
+  return (c) => createDatastoreService(c, options)
+}
+
+/** Which of two forked histories every holder adopts: the longer, else the one whose head CID sorts first. */
+function wins(a: { seq: number; cid: string }, b: { seq: number; cid: string }): boolean {
+  return a.seq > b.seq || (a.seq === b.seq && a.cid < b.cid)
+}
+
+/** The first items of a page whose DAG-CBOR adds up to at most {@link STORE_PAGE_BYTES} (at least one). */
+function withinPage<T>(items: readonly T[], size: (item: T) => number): { page: T[]; cut: boolean } {
+  const page: T[] = []
+  let total = 0
+  for (const item of items) {
+    const s = size(item)
+    if (page.length > 0 && total + s > STORE_PAGE_BYTES) return { page, cut: true }
+    page.push(item)
+    total += s
+  }
+  return { page, cut: false }
+}
+
+const cborSize = (value: unknown): number => dagCbor.encode(value).length
+
+/** Bytes that were base64 of DAG-CBOR, decoded; `what` names them in the refusal. */
+function decodeBase64Cbor(text: string, what: string, code: ErrorCode): unknown {
+  const bytes = fromBase64(text)
+  if (bytes === undefined) throw new CovenantError(code, `${what} is not base64`)
+  try {
+    return dagCbor.decode(bytes)
+  } catch (err) {
+    throw new CovenantError(code, `${what} is not DAG-CBOR`, { cause: err })
+  }
+}
+
+function parseNs(text: string): string {
+  if (!CanonicalCidSchema.safeParse(text).success)
+    throw new CovenantError('INVALID_INPUT', `not a namespace id: ${JSON.stringify(text.slice(0, 80))}`)
+  return text
+}
+
+/** The function a commit or entry names, if it is a function's. */
+const FunctionProofSchema = z.object({
+  kind: z.literal('function'),
+  proof: z.object({ certificate: z.object({ request: z.object({ fn: z.string().max(128) }) }) }),
+})
+
+/** exec's output with the store effects a function's run carries (see docs/apps.md). */
+const OutputWithStoreSchema = OutputSchema.extend({ store: z.array(StoreEffectsSchema).max(16) })
+
+/**
+ * The one adapter between a holder and exec's certificate checks, until exec checks certificates
+ * against the node's view of the network itself: exec's `verifyCertificate` with this node's
+ * candidates and the function's manifest (which must be known already: the check is synchronous),
+ * then the output against the certificate, and the effects the output carries on `namespace`.
+ * Exec's output hash does not yet cover store effects; until it does, every function commit is
+ * refused here, because nothing would bind the writes to what the executors signed.
+ */
+export function verifyRunWithExec(view: {
+  view: () => View
+  manifest: (fn: string) => Manifest | undefined
+}): VerifyRun {
+  const refuse = (message: string): never => {
+    throw new CovenantError('INVALID_CERTIFICATE', message)
+  }
+  return (proof, { namespace }) => {
+    const cert = CertificateSchema.safeParse(proof.certificate)
+    if (!cert.success) return refuse('malformed certificate')
+    const { request, id, receipts } = cert.data
+    const manifest = view.manifest(request.fn)
+    if (manifest === undefined) return refuse(`function ${request.fn} is unknown to this holder`)
+    const output = OutputWithStoreSchema.safeParse(proof.output)
+    if (!output.success) return refuse('the output does not carry store effects')
+    // the namespace's write policy, applied after this, sets the quorum a write needs
+    verifyCertificate(cert.data, { view: view.view(), manifest, output: output.data, minQuorum: 1 })
+    if (outputHash({ ...output.data, store: [] } as never) === outputHash(output.data))
+      refuse('the executors’ receipts do not sign the store effects of this build’s outputs')
+    const effects = output.data.store.find((e) => e.ns === namespace)
+    if (effects === undefined) return refuse('the output does not write this namespace')
+    return {
+      fn: request.fn,
+      request: id,
+      effects,
+      replicas: request.k,
+      certifiers: receipts.map((r) => r.executor),
+    }
+  }
+}
+
+function storeMetrics(c: Pick<NodeComponents, 'metrics'>, namespaces: () => number) {
+  const registers = [c.metrics.registry]
+  return {
+    commits: new Counter({
+      name: 'covenant_store_commits_total',
+      help: 'commits this node applied as a primary, by outcome (applied, duplicate or error code)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    appends: new Counter({
+      name: 'covenant_store_appends_total',
+      help: 'entries offered to this node by a primary, by outcome (checked, applied, duplicate or error code)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    pulled: new Counter({
+      name: 'covenant_store_pulled_entries_total',
+      help: 'entries this node pulled from other holders while catching up',
+      registers,
+    }),
+    truncations: new Counter({
+      name: 'covenant_store_truncations_total',
+      help: 'times this node left a forked history for the winning one',
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'covenant_store_dropped_total',
+      help: 'namespaces this node handed over and dropped',
+      registers,
+    }),
+    held: new Gauge({
+      name: 'covenant_store_namespaces',
+      help: 'namespaces held by this node',
+      registers,
+      collect() {
+        this.set(namespaces())
+      },
+    }),
+  }
+}
+
+async function createDatastoreService(
+  c: DatastoreServiceComponents,
+  options: DatastoreServiceOptions,
+): Promise<NodeService> {
+  const { net, logger } = c
+  const self = c.peerId
+  const replicas = c.storage.options.replicas
+  const replicateTimeoutMs = options.replicateTimeoutMs ?? 5000
+  const syncIntervalMs = options.syncIntervalMs ?? c.storage.options.repairIntervalMs
+  const fault = (STORE_FAULT_KINDS as readonly string[]).includes(c.fault ?? '')
+    ? (c.fault as StoreFaultKind)
+    : undefined
+  const crash =
+    options.onCrash ??
+    (() => {
+      logger.fatal({ event: 'store-crash-fault', fault })
+      process.kill(process.pid, 'SIGKILL')
+    })
+
+  // The certificate check is synchronous (it runs inside the datastore's transaction), so the
+  // manifests it needs are fetched before and kept here.
+  const manifests = new Map<string, Manifest>()
+  const fetchManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
+  const store: Datastore = openDatastore({
+    path: join(c.dataDir, DATASTORE_FILE),
+    verifyRun: verifyRunWithExec({ view: c.view, manifest: (fn) => manifests.get(fn) }),
+  })
+  let heldCount = 0
+  const countHeld = (): number => {
+    heldCount = 0
+    for (let after = ''; ; ) {
+      const page = store.namespaces({ after, limit: 1000 })
+      heldCount += page.length
+      if (page.length < 1000) return heldCount
+      after = page[page.length - 1]
+    }
+  }
+  const metrics = storeMetrics(c, () => (running ? countHeld() : heldCount))
+
+  /** Fetches the manifest a function commit or entry names, so its synchronous check can find it. */
+  async function knowFunctionOf(value: unknown): Promise<void> {
+    const parsed = FunctionProofSchema.safeParse(value)
+    if (!parsed.success) return
+    const fn = parsed.data.proof.certificate.request.fn
+    if (manifests.has(fn)) return
+    try {
+      const manifest = await fetchManifest(fn)
+      if (manifests.size >= 1024) manifests.delete(manifests.keys().next().value as string)
+      manifests.set(fn, manifest)
+    } catch {
+      // an unknown function: the check refuses the commit with INVALID_CERTIFICATE
+    }
+  }
+
+  async function knowFunctionOfEntry(bytes: Uint8Array): Promise<void> {
+    let value: unknown
+    try {
+      value = dagCbor.decode(bytes)
+    } catch {
+      return // the datastore refuses the entry itself, typed
+    }
+    await knowFunctionOf(value)
+  }
+
+  // ── who holds what ──────────────────────────────────────────────────────────────────────────
+
+  const storesHere = (): boolean => c.covenant().config.store.enabled
+
+  /** The namespace's holders in this node's view, the primary first. */
+  function holdersOf(ns: string): string[] {
+    const ids = storesHere() ? [self] : []
+    for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
+    return closestPeers(namespaceKeyBytes(ns), ids, replicas)
+  }
+
+  function assertHolder(ns: string, from?: string): void {
+    if (!storesHere()) throw new CovenantError('COVENANT_REFUSED', 'this node does not store namespaces')
+    const holders = holdersOf(ns)
+    if (!holders.includes(self)) throw new CovenantError('NOT_A_HOLDER', `this node is not a holder of ${ns}`)
+    if (from !== undefined && !holders.includes(from))
+      throw new CovenantError('NOT_A_HOLDER', `${from} is not a holder of ${ns} in this node's view`)
+  }
+
+  /** The CID of this holder's entry at `seq` (the genesis descriptor's at 0), if it has one. */
+  function cidAt(ns: string, seq: number): string | null {
+    const info = store.namespace(ns)
+    if (info === undefined || seq > info.head.seq) return null
+    if (seq === 0) return descriptorCid(info.genesis)
+    return store.cidsSince(ns, seq - 1, 1)[0]?.cid ?? null
+  }
+
+  function headReply(ns: string, at?: number): HeadReply {
+    const head = store.head(ns)
+    return { head, cidAt: cidAt(ns, at ?? head.seq) }
+  }
+
+  // ── one lock per namespace: a primary's commit, an entry taken, a page pulled, a truncation ──
+
+  const locks = new Map<string, Promise<void>>()
+  async function locked<T>(ns: string, body: () => Promise<T> | T): Promise<T> {
+    const previous = locks.get(ns) ?? Promise.resolve()
+    let release = (): void => {}
+    const mine = new Promise<void>((r) => {
+      release = r
+    })
+    const tail = previous.then(() => mine)
+    locks.set(ns, tail)
+    await previous
+    try {
+      return await body()
+    } finally {
+      release()
+      if (locks.get(ns) === tail) locks.delete(ns)
+    }
+  }
+
+  function ask<T>(
+    peer: string,
+    msg: StoreRequest,
+    schema: z.ZodType<T>,
+    timeoutMs = READ_TIMEOUT_MS,
+  ): Promise<T> {
+    // DAG-CBOR has no `undefined`: an option not given is a field not sent
+    const sent = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined))
+    return net.request(peer, STORE_PROTOCOL, sent, {
+      timeoutMs,
+      maxReplyBytes: MAX_STORE_REPLY_BYTES,
+      schema,
+    })
+  }
+
+  /** A holder's head, `'missing'` if it does not hold the namespace, undefined if it did not answer. */
+  async function headOf(peer: string, ns: string, at?: number): Promise<HeadReply | 'missing' | undefined> {
+    try {
+      return await ask(peer, { type: 'head', ns, at }, HeadReplySchema)
+    } catch (err) {
+      return CovenantError.from(err).code === 'NAMESPACE_NOT_FOUND' ? 'missing' : undefined
+    }
+  }
+
+  // ── the primary ─────────────────────────────────────────────────────────────────────────────
+
+  type Offer = {
+    peer: string
+    outcome: 'accepted' | 'left-out' | 'forked' | 'refused'
+    error?: CovenantError
+  }
+
+  function classify(peer: string, err: unknown): Offer {
+    const error = CovenantError.from(err)
+    if (error.code === 'ENTRY_FORK') return { peer, outcome: 'forked', error }
+    if (LEFT_OUT.has(error.code)) return { peer, outcome: 'left-out', error }
+    return { peer, outcome: 'refused', error }
+  }
+
+  /**
+   * Brings a holder that lacks the namespace or a few entries up to `upTo`: the genesis, then the
+   * entries it lacks, if its head is on this node's history. False if it cannot be done inline.
+   */
+  async function bringUp(peer: string, ns: string, upTo: number): Promise<boolean> {
+    let theirs = await headOf(peer, ns)
+    if (theirs === undefined) return false
+    if (theirs === 'missing') {
+      const info = store.namespace(ns)
+      if (info === undefined) return false
+      try {
+        theirs = await ask(peer, { type: 'create', genesis: info.genesis }, HeadReplySchema)
+      } catch {
+        return false
+      }
+    }
+    const from = theirs.head.seq
+    if (from > upTo || upTo - from > MAX_INLINE_CATCH_UP || cidAt(ns, from) !== theirs.head.cid) return false
+    for (const e of from < upTo ? store.entriesSince(ns, from, upTo - from) : []) {
+      try {
+        await ask(peer, { type: 'append', ns, entry: e.bytes }, HeadReplySchema, replicateTimeoutMs)
+      } catch {
+        return false
+      }
+    }
+    return true
+  }
+
+  /**
+   * Offers an entry to a holder: `check` asks whether it would apply it (after bringing a holder
+   * that lacks the namespace or a few entries up to date), `append` has it applied.
+   */
+  async function offer(
+    phase: 'check' | 'append',
+    peer: string,
+    ns: string,
+    seq: number,
+    entry: Uint8Array,
+  ): Promise<Offer> {
+    const send = () => ask(peer, { type: phase, ns, entry }, z.unknown(), replicateTimeoutMs)
+    try {
+      await send()
+      return { peer, outcome: 'accepted' }
+    } catch (err) {
+      const code = CovenantError.from(err).code
+      if (
+        phase === 'append' ||
+        (code !== 'ENTRY_GAP' && code !== 'NAMESPACE_NOT_FOUND') ||
+        !(await bringUp(peer, ns, seq - 1))
+      )
+        return classify(peer, err)
+      try {
+        await send()
+        return { peer, outcome: 'accepted' }
+      } catch (again) {
+        return classify(peer, again)
+      }
+    }
+  }
+
+  /**
+   * Applies a commit as the namespace's primary, in two rounds over the other live holders: each
+   * checks the entry (nothing applied anywhere yet), then each that would take it applies it, and
+   * this node applies it last. A holder that would refuse the entry refuses the commit, with its
+   * reason, before anything is applied; a holder whose history forked makes this node adopt the
+   * winning history and try again; a holder that cannot be reached in time is left out and
+   * catches up later.
+   */
+  async function commitAsPrimary(value: unknown): Promise<CommitReply> {
+    const commit: Commit = parseCommit(value)
+    const ns = commit.ns
+    if (store.namespace(ns) === undefined)
+      throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
+    await knowFunctionOf(commit)
+    let outcome = 'applied'
+    let seqApplied: number | undefined
+    // what each stage cost, for the log line (like the gateway's `invoke`)
+    const started = performance.now()
+    const ms: Record<string, number> = {}
+    let mark = started
+    const lap = (stage: string): void => {
+      const t = performance.now()
+      ms[stage] = Math.round((ms[stage] ?? 0) + (t - mark))
+      mark = t
+    }
+    try {
+      return await locked(ns, async () => {
+        lap('lock')
+        for (let attempt = 1; ; attempt++) {
+          const prepared = store.prepare(commit)
+          lap('prepare')
+          if (prepared.duplicate) {
+            outcome = 'duplicate'
+            return { ...prepared, holders: [self] }
+          }
+          const { seq, bytes } = prepared
+          const followers = holdersOf(ns).filter((p) => p !== self)
+          const checks = await Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          lap('check')
+          const refused = checks.find((o) => o.outcome === 'refused')
+          if (refused !== undefined) throw refused.error!
+          const forked = checks.filter((o) => o.outcome === 'forked')
+          if (attempt < MAX_COMMIT_ATTEMPTS && forked.length > 0) {
+            const before = store.head(ns).cid
+            for (const o of forked) await reconcile(o.peer, ns, { alreadyLocked: true })
+            if (store.head(ns).cid !== before) {
+              logger.info({ event: 'store-commit-retry', ns, attempt, forked: forked.length })
+              continue
+            }
+          }
+          let acked = false
+          const ready = checks.filter((o) => o.outcome === 'accepted')
+          const appends = await Promise.all(
+            ready.map(async ({ peer }) => {
+              const o = await offer('append', peer, ns, seq, bytes)
+              if (o.outcome === 'accepted' && !acked) {
+                acked = true
+                if (fault === 'store-crash-after-first-ack') crash()
+              }
+              return o
+            }),
+          )
+          lap('append')
+          const applied = store.appendReplicated(bytes)
+          lap('apply')
+          seqApplied = seq
+          for (const o of [...checks, ...appends])
+            if (o.outcome !== 'accepted')
+              logger.info({ event: 'store-left-out', ns, seq, peer: o.peer, code: o.error?.code })
+          const holders = [self, ...appends.filter((o) => o.outcome === 'accepted').map((o) => o.peer)]
+          return { ns, seq, cid: applied.cid, id: applied.id, duplicate: false, holders }
+        }
+      })
+    } catch (err) {
+      outcome = CovenantError.from(err).code
+      throw err
+    } finally {
+      metrics.commits.inc({ outcome })
+      const total = Math.round(performance.now() - started)
+      logger.info({
+        event: 'store-commit',
+        ns,
+        id: commit.id,
+        seq: seqApplied,
+        outcome,
+        ms: { ...ms, total },
+      })
+    }
+  }
+
+  /** A gateway's commit: to the primary, else the next holder that answers. */
+  async function commitThroughHolders(commit: Commit): Promise<CommitReply> {
+    let last: CovenantError | undefined
+    for (const peer of holdersOf(commit.ns)) {
+      try {
+        if (peer === self) return await commitAsPrimary(commit)
+        return await ask(peer, { type: 'commit', commit }, CommitReplySchema, COMMIT_TIMEOUT_MS)
+      } catch (err) {
+        const e = CovenantError.from(err)
+        if (!FAILOVER.has(e.code)) throw e
+        last = e
+      }
+    }
+    throw last ?? new CovenantError('COVENANT_REFUSED', 'no live node stores namespaces')
+  }
+
+  // ── a holder ────────────────────────────────────────────────────────────────────────────────
+
+  /** An entry a primary offers: checked only, or applied. */
+  async function takeEntry(
+    phase: 'check' | 'append',
+    ns: string,
+    bytes: Uint8Array,
+    from: string,
+  ): Promise<HeadReply> {
+    let outcome = phase === 'check' ? 'checked' : 'applied'
+    try {
+      assertHolder(ns, from)
+      if (phase === 'append' && fault === 'store-crash-on-append') crash()
+      await knowFunctionOfEntry(bytes)
+      return await locked(ns, () => {
+        const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
+        if (result.duplicate) outcome = 'duplicate'
+        return headReply(ns)
+      })
+    } catch (err) {
+      outcome = CovenantError.from(err).code
+      throw err
+    } finally {
+      metrics.appends.inc({ outcome })
+    }
+  }
+
+  function hold(genesis: unknown): HeadReply {
+    const d = verifyDescriptor(genesis)
+    const ns = namespaceId(d.owner, d.name)
+    assertHolder(ns)
+    const isNew = store.namespace(ns) === undefined
+    store.create(d)
+    if (isNew) syncSoon(ns)
+    return headReply(ns)
+  }
+
+  // ── catch-up and hand-over ─────────────────────────────────────────────────────────────────
+
+  /** Pulls `peer`'s entries after this node's head while they extend it. */
+  async function pullFrom(
+    peer: string,
+    ns: string,
+    opts: { alreadyLocked?: boolean } = {},
+  ): Promise<'done' | 'forked' | 'stuck'> {
+    const under = <T>(body: () => T): Promise<T> =>
+      opts.alreadyLocked ? Promise.resolve(body()) : locked(ns, body)
+    while (running) {
+      const after = store.head(ns).seq
+      const { entries } = await ask(
+        peer,
+        { type: 'entries', ns, after, limit: PULL_PAGE },
+        EntriesReplySchema,
+      )
+      if (entries.length === 0) return 'done'
+      for (const bytes of entries) await knowFunctionOfEntry(bytes)
+      const stop = await under((): 'forked' | 'stuck' | undefined => {
+        for (const bytes of entries) {
+          try {
+            store.appendReplicated(bytes)
+            metrics.pulled.inc()
+          } catch (err) {
+            const e = CovenantError.from(err)
+            if (e.code === 'ENTRY_FORK') return 'forked'
+            logger.warn({ event: 'store-pull-stuck', ns, peer, code: e.code, message: e.message })
+            return 'stuck'
+          }
+        }
+        return undefined
+      })
+      if (stop !== undefined) return stop
+      await new Promise((r) => setImmediate(r))
+    }
+    return 'done'
+  }
+
+  /** The highest seq at which this node and `peer` hold the same entry. */
+  async function commonAncestor(peer: string, ns: string, upTo: number): Promise<number> {
+    for (let hi = upTo; hi > 0; ) {
+      const lo = Math.max(0, hi - PULL_PAGE)
+      const { cids } = await ask(peer, { type: 'cids', ns, after: lo, limit: hi - lo }, CidsReplySchema)
+      const theirs = new Map(cids.map((e) => [e.seq, e.cid]))
+      const mine = new Map(store.cidsSince(ns, lo, hi - lo).map((e) => [e.seq, e.cid]))
+      for (let s = hi; s > lo; s--) if (theirs.has(s) && theirs.get(s) === mine.get(s)) return s
+      hi = lo
+    }
+    return 0
+  }
+
+  function nudge(peer: string, ns: string): void {
+    ask(peer, { type: 'nudge', ns }, OkReplySchema).catch(() => {})
+  }
+
+  /**
+   * Makes this node's history of `ns` agree with `peer`'s: pulls what extends it; if they forked
+   * and `peer`'s history wins, truncates to where they part and pulls; otherwise tells `peer` to
+   * compare with this node.
+   */
+  async function reconcile(
+    peer: string,
+    ns: string,
+    opts: { alreadyLocked?: boolean; theirs?: HeadReply } = {},
+  ): Promise<void> {
+    const theirs = opts.theirs ?? (await headOf(peer, ns))
+    if (theirs === undefined || theirs === 'missing') return
+    const mine = store.head(ns)
+    if (theirs.head.seq === mine.seq && theirs.head.cid === mine.cid) return
+    if (theirs.head.seq > mine.seq && (await pullFrom(peer, ns, opts)) !== 'forked') return
+    const now = store.head(ns)
+    const behindOnMine = theirs.head.seq <= now.seq && cidAt(ns, theirs.head.seq) === theirs.head.cid
+    if (behindOnMine || !wins(theirs.head, now)) {
+      nudge(peer, ns)
+      return
+    }
+    const ancestor = await commonAncestor(peer, ns, Math.min(now.seq, theirs.head.seq))
+    // The first page of the winning history replaces this node's in the same transaction: a
+    // history this node would refuse never costs it its own.
+    const { entries } = await ask(
+      peer,
+      { type: 'entries', ns, after: ancestor, limit: PULL_PAGE },
+      EntriesReplySchema,
+    )
+    for (const bytes of entries) await knowFunctionOfEntry(bytes)
+    const cut = (): boolean => {
+      if (store.head(ns).cid !== now.cid) return false
+      try {
+        store.truncate(ns, ancestor, entries)
+        return true
+      } catch (err) {
+        const e = CovenantError.from(err)
+        logger.warn({ event: 'store-fork-refused', ns, peer, code: e.code, message: e.message })
+        return false
+      }
+    }
+    if (!(opts.alreadyLocked ? cut() : await locked(ns, cut))) return
+    metrics.truncations.inc()
+    logger.warn({
+      event: 'store-truncate',
+      ns,
+      from: now.seq,
+      to: ancestor,
+      winner: peer,
+      theirHead: theirs.head,
+    })
+    await pullFrom(peer, ns, opts)
+  }
+
+  /** Compares one namespace with its holders: gives the genesis, pulls, adopts, hands over, drops. */
+  async function syncNamespace(ns: string): Promise<void> {
+    const info = store.namespace(ns)
+    if (info === undefined) return
+    const desired = holdersOf(ns)
+    const holder = desired.includes(self)
+    const others = desired.filter((p) => p !== self)
+    const mine = store.head(ns)
+    const heads = await Promise.all(others.map((p) => headOf(p, ns, mine.seq)))
+    for (const [i, theirs] of heads.entries()) {
+      if (theirs !== 'missing') continue
+      try {
+        heads[i] = await ask(others[i], { type: 'create', genesis: info.genesis }, HeadReplySchema)
+      } catch {
+        heads[i] = undefined
+      }
+    }
+    if (holder) {
+      for (const [i, theirs] of heads.entries())
+        if (typeof theirs === 'object') await reconcile(others[i], ns, { theirs })
+      return
+    }
+    // Not a holder in this view: the holders pull from this node until they have all it has.
+    const now = store.head(ns)
+    let handedOver = others.length > 0 && (others.length >= replicas || !storesHere())
+    for (const [i, theirs] of heads.entries()) {
+      const has = typeof theirs === 'object' && theirs.head.seq >= now.seq && theirs.cidAt === now.cid
+      if (!has) {
+        handedOver = false
+        if (typeof theirs === 'object') nudge(others[i], ns)
+      }
+    }
+    if (handedOver && now.seq === mine.seq) {
+      const dropped = await locked(ns, () => store.head(ns).cid === now.cid && store.drop(ns))
+      if (dropped) {
+        metrics.dropped.inc()
+        logger.info({ event: 'store-dropped', ns, seq: now.seq, holders: others })
+      }
+    }
+  }
+
+  let running = false
+  let syncing: Promise<void> | undefined
+  let timer: NodeJS.Timeout | undefined
+  let soonTimer: NodeJS.Timeout | undefined
+  let unsubscribe: (() => void) | undefined
+  const pending = new Map<string, Promise<void>>()
+
+  /** One round over every namespace held, a page at a time, yielding between namespaces. */
+  function syncRound(): Promise<void> {
+    if (syncing !== undefined) return syncing
+    syncing = (async () => {
+      for (let after = ''; running; ) {
+        const page = store.namespaces({ after, limit: 100 })
+        for (const ns of page) {
+          if (!running) break
+          await syncOne(ns)
+          await new Promise((r) => setImmediate(r))
+        }
+        if (page.length < 100) break
+        after = page[page.length - 1]
+      }
+    })().finally(() => {
+      syncing = undefined
+    })
+    return syncing
+  }
+
+  /** Syncs one namespace, at most once at a time. */
+  function syncOne(ns: string, with_?: string): Promise<void> {
+    const key = with_ === undefined ? ns : `${ns} ${with_}`
+    const running_ = pending.get(key)
+    if (running_ !== undefined) return running_
+    const p = (async () => {
+      try {
+        if (with_ === undefined) await syncNamespace(ns)
+        else if (store.namespace(ns) !== undefined) {
+          const theirs = await headOf(with_, ns)
+          if (typeof theirs === 'object') await reconcile(with_, ns, { theirs })
+        }
+      } catch (err) {
+        const e = CovenantError.from(err)
+        if (running)
+          logger.warn({ event: 'store-sync-failed', ns, peer: with_, code: e.code, message: e.message })
+      }
+    })().finally(() => pending.delete(key))
+    pending.set(key, p)
+    return p
+  }
+
+  function syncSoon(ns?: string): void {
+    if (!running) return
+    if (ns !== undefined) {
+      setImmediate(() => void syncOne(ns))
+      return
+    }
+    if (soonTimer !== undefined) return
+    soonTimer = setTimeout(() => {
+      soonTimer = undefined
+      void syncRound()
+    }, 100)
+    soonTimer.unref()
+  }
+
+  // ── reads ───────────────────────────────────────────────────────────────────────────────────
+
+  type ReadRequest = Extract<
+    StoreRequest,
+    { type: 'info' | 'get' | 'list' | 'history' | 'keyHistory' | 'revocations' }
+  >
+
+  /** A page of `rows` that fits a reply, and the cursor of the next one (null at the end). */
+  function paged<T, C>(rows: T[], limit: number, cursor: (last: T) => C): { page: T[]; next: C | null } {
+    const { page, cut } = withinPage(rows, cborSize)
+    const more = cut || rows.length === limit
+    return { page, next: more && page.length > 0 ? cursor(page[page.length - 1]) : null }
+  }
+
+  /** A read served from this node's own copy; a private namespace's only with its owner's signed read. */
+  function readHere(msg: ReadRequest): unknown {
+    const info = store.namespace(msg.ns)
+    if (info === undefined)
+      throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)
+    if (msg.type === 'info') return { descriptor: info.descriptor, head: info.head }
+    checkRead(info, msg.reader)
+    const at = ('at' in msg ? msg.at : undefined) ?? info.head.seq
+    switch (msg.type) {
+      case 'get':
+        return { ...store.get(msg.ns, msg.key, { at }), at }
+      case 'list': {
+        const after = msg.after === '' ? undefined : msg.after
+        const rows = store.list(msg.ns, { prefix: msg.prefix, at, after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.key)
+        return { at, keys: page, next }
+      }
+      case 'history': {
+        const rows = store.history(msg.ns, { after: msg.after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.seq)
+        return { head: info.head, entries: page, next }
+      }
+      case 'keyHistory': {
+        const rows = store.keyHistory(msg.ns, msg.key, { before: msg.before, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.version)
+        return { versions: page, next }
+      }
+      case 'revocations': {
+        const rows = store.revocations(msg.ns, { after: msg.after, limit: msg.limit })
+        const { page, next } = paged(rows, msg.limit, (r) => r.cid)
+        return { revocations: page, next }
+      }
+    }
+  }
+
+  /** How telling a read's failure is: a holder's own answer beats one that lacks the namespace or is gone. */
+  const rank = (e: CovenantError): number =>
+    FAILOVER.has(e.code) ? (e.code === 'NAMESPACE_NOT_FOUND' ? 1 : 0) : 2
+
+  /**
+   * Serves a read from this node's copy when it is a holder and has reached version `at`, else
+   * from the holders, closest first; a copy this node keeps but no longer should is the last resort.
+   */
+  async function serveRead<T>(msg: ReadRequest, schema: z.ZodType<T>): Promise<T & { servedBy: string }> {
+    const held = store.namespace(msg.ns)
+    const holders = holdersOf(msg.ns)
+    const at = 'at' in msg ? msg.at : undefined
+    const mine = () => ({ ...(readHere(msg) as T), servedBy: self })
+    if (held !== undefined && (at === undefined || at <= held.head.seq) && holders.includes(self))
+      return mine()
+    let best: CovenantError | undefined
+    for (const peer of holders) {
+      if (peer === self) continue
+      try {
+        return { ...(await ask(peer, msg, schema)), servedBy: peer }
+      } catch (err) {
+        const e = CovenantError.from(err)
+        if (e.code === 'READ_REFUSED') throw e
+        if (best === undefined || rank(e) > rank(best)) best = e
+      }
+    }
+    if (held !== undefined) return mine()
+    throw best ?? new CovenantError('NAMESPACE_NOT_FOUND', `no holder of ${msg.ns} answered`)
+  }
+
+  // ── the protocol ────────────────────────────────────────────────────────────────────────────
+
+  async function onRequest(msg: StoreRequest, from: string): Promise<unknown> {
+    switch (msg.type) {
+      case 'commit':
+        return commitAsPrimary(msg.commit)
+      case 'create':
+        return hold(msg.genesis)
+      case 'check':
+      case 'append':
+        return takeEntry(msg.type, msg.ns, msg.entry, from)
+      case 'head':
+        return headReply(msg.ns, msg.at)
+      case 'entries': {
+        const rows = store.entriesSince(msg.ns, msg.after, msg.limit)
+        return { entries: withinPage(rows, (e) => e.bytes.length).page.map((e) => e.bytes) }
+      }
+      case 'cids':
+        return { cids: store.cidsSince(msg.ns, msg.after, msg.limit) }
+      case 'nudge':
+        if (store.namespace(msg.ns) === undefined)
+          throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)
+        if (running) setImmediate(() => void syncOne(msg.ns, from))
+        return { ok: true }
+      case 'info':
+      case 'get':
+      case 'list':
+      case 'history':
+      case 'keyHistory':
+      case 'revocations':
+        return readHere(msg)
+    }
+  }
+
+  await net.handle(STORE_PROTOCOL, {
+    schema: StoreRequestSchema,
+    maxBytes: MAX_STORE_MESSAGE_BYTES,
+    maxInboundStreams: 32,
+    runTimeoutMs: COMMIT_TIMEOUT_MS,
+    handler: onRequest,
+  })
+
+  // ── HTTP ────────────────────────────────────────────────────────────────────────────────────
+
+  const readerOf = (text: string | undefined): unknown =>
+    text === undefined ? undefined : decodeBase64Cbor(text, 'the signed read', 'READ_REFUSED')
+
+  route(c.http, createStoreRoute, async function createStore({ body }) {
+    const genesis = verifyDescriptor(bytesFieldsFromJSON(body.descriptor, ['signature']))
+    if (genesis.version !== 1)
+      throw new CovenantError('NAMESPACE_INVALID', 'a namespace starts from its version 1 descriptor')
+    const ns = namespaceId(genesis.owner, genesis.name)
+    const holders = holdersOf(ns)
+    if (holders.length === 0) throw new CovenantError('COVENANT_REFUSED', 'no live node stores namespaces')
+    const results = await Promise.allSettled(
+      holders.map((p) =>
+        p === self ? Promise.resolve(hold(genesis)) : ask(p, { type: 'create', genesis }, HeadReplySchema),
+      ),
+    )
+    const confirmed = holders.filter((_, i) => results[i].status === 'fulfilled')
+    const first = results.find((r) => r.status === 'fulfilled')
+    if (first === undefined) throw (results[0] as PromiseRejectedResult).reason
+    return { ns, holders: confirmed, wanted: replicas, head: first.value.head }
+  })
+
+  route(c.http, storeInfoRoute, async function storeInfo({ params }) {
+    const ns = parseNs(params.ns)
+    const { descriptor, head, servedBy } = await serveRead({ type: 'info', ns }, InfoReplySchema)
+    return {
+      ns,
+      owner: descriptor.owner,
+      name: descriptor.name,
+      public: descriptor.public,
+      version: descriptor.version,
+      policy: descriptor.policy,
+      descriptor: bytesFieldsToJSON(descriptor),
+      head,
+      holders: holdersOf(ns),
+      servedBy,
+    }
+  })
+
+  route(c.http, getKeyRoute, async function getKey({ params, query }) {
+    const ns = parseNs(params.ns)
+    const reader = readerOf(query.reader)
+    const msg = { type: 'get' as const, ns, key: params.key, at: query.at, reader }
+    const { servedBy: _, ...got } = await serveRead(msg, GetReplySchema)
+    return { ns, key: params.key, ...got }
+  })
+
+  route(c.http, listKeysRoute, async function listKeys({ params, query }) {
+    const ns = parseNs(params.ns)
+    const msg = { type: 'list' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, ListReplySchema)
+    return { ns, ...page }
+  })
+
+  route(c.http, historyRoute, async function history({ params, query }) {
+    const ns = parseNs(params.ns)
+    const msg = { type: 'history' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, HistoryReplySchema)
+    return { ns, ...page }
+  })
+
+  route(c.http, keyHistoryRoute, async function keyHistory({ params, query }) {
+    const ns = parseNs(params.ns)
+    const msg = { type: 'keyHistory' as const, ns, key: params.key, ...query, reader: readerOf(query.reader) }
+    const { servedBy: _, ...page } = await serveRead(msg, KeyHistoryReplySchema)
+    return { ns, key: params.key, ...page }
+  })
+
+  route(c.http, commitRoute, async function commitStore({ params, body }) {
+    const ns = parseNs(params.ns)
+    const commit = parseCommit(decodeBase64Cbor(body.commit, 'the commit', 'ENTRY_INVALID'))
+    if (commit.ns !== ns)
+      throw new CovenantError('INVALID_INPUT', `the commit is for ${commit.ns}, not ${ns}`)
+    return commitThroughHolders(commit)
+  })
+
+  route(c.http, revokeRoute, async function revokeGrant({ params, body }) {
+    const ns = parseNs(params.ns)
+    const revocation = decodeBase64Cbor(body.revocation, 'the revocation', 'GRANT_MALFORMED')
+    return commitThroughHolders(createRevocationCommit(ns, revocation))
+  })
+
+  route(c.http, revocationsRoute, async function revocations({ params, query }) {
+    const ns = parseNs(params.ns)
+    const msg = { type: 'revocations' as const, ns, ...query, reader: readerOf(query.reader) }
+    const { revocations, next } = await serveRead(msg, RevocationsReplySchema)
+    return {
+      ns,
+      revocations: revocations.map((r) => ({
+        cid: r.cid,
+        seq: r.seq,
+        revocation: toBase64(dagCbor.encode(r.revocation)),
+      })),
+      next,
+    }
+  })
+
+  return {
+    name: 'datastore',
+    async start() {
+      running = true
+      unsubscribe = c.peers.onChange(() => syncSoon())
+      timer = setInterval(() => void syncRound(), syncIntervalMs)
+      timer.unref()
+      syncSoon()
+    },
+    async stop() {
+      running = false
+      unsubscribe?.()
+      if (timer !== undefined) clearInterval(timer)
+      if (soonTimer !== undefined) clearTimeout(soonTimer)
+      await net.unhandle(STORE_PROTOCOL).catch(() => {})
+      await syncing?.catch(() => {})
+      await Promise.allSettled([...pending.values()])
+      store.close()
+    },
+  }
+}
