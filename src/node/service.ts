@@ -12,7 +12,7 @@
 import type { Logger } from 'pino'
 import type { BlockStore, CID, Manifest } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
-import type { View } from '../exec/index.ts'
+import type { InvokeResult, SignedRequest, TrustInput, View } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import type { Net } from '../net/index.ts'
 import type { PeerTable } from '../peers/index.ts'
@@ -51,8 +51,20 @@ export interface NodeComponents {
   conflicts: ConflictStore
   /** the calls this node executed or gatewayed, without their arguments or outputs (the exec service reports them) */
   calls: CallFeed
+  /** the quorum protocol run as a gateway, for services that invoke (jobs); the exec service provides it */
+  gateway: Gateway
   /** devnet fault injection kind, for the exec service */
   fault?: string
+}
+
+/**
+ * The gateway as other services use it: what `POST /v1/invoke` runs for a signed request (counted,
+ * logged, in the calls feed), without HTTP. NOT_STARTED until the exec service provides it.
+ */
+export interface Gateway {
+  invoke(request: SignedRequest, options?: { trust?: TrustInput }): Promise<InvokeResult>
+  /** the exec service hands its gateway over here when it is created */
+  provide(invoke: Gateway['invoke']): void
 }
 
 /** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */

@@ -33,7 +33,10 @@ import {
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
   requestFromJSON,
+  requestToJSON,
   type SendExec,
+  type SignedRequest,
+  type TrustInput,
   verifyReceipt,
   verifyRequest,
 } from '../../exec/index.ts'
@@ -65,6 +68,7 @@ export type ExecServiceComponents = Pick<
   | 'metrics'
   | 'conflicts'
   | 'calls'
+  | 'gateway'
   | 'fault'
 >
 
@@ -273,59 +277,56 @@ async function createExecService(
     },
   })
 
-  route(c.http, invokeRoute, async function gateway({ body }, reply) {
-    const started = performance.now()
-    // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
-    const timing: string[] = []
-    let mark = started
-    const lap = (stage: string): void => {
-      const t = performance.now()
-      timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
-      mark = t
+  /** Runs the quorum protocol for a checked request: the gateway's work, for its route and for other services. */
+  async function runInvocation(
+    request: SignedRequest,
+    id: string,
+    trust: TrustInput | undefined,
+    lap: (stage: string) => void,
+  ): Promise<InvokeResult> {
+    const manifest = await c.manifest(request.fn)
+    lap('manifest')
+    const pending = new Map<string, Promise<ExecReply>>()
+    const send: SendExec = (peer, r, { timeoutMs }) => {
+      // The invocation's abort signal is not passed on: an abandoned executor's stream stays
+      // open until its own timeout so a late receipt can still be checked (see watchLate).
+      const p =
+        peer === self
+          ? execute(r, AbortSignal.timeout(timeoutMs), self)
+          : net.request(
+              peer,
+              EXEC_PROTOCOL,
+              { request: r },
+              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
+            )
+      p.catch(() => {})
+      pending.set(peer, p)
+      return p
     }
+    const result = await invoke({ request, id, manifest, view: c.view(), send, trust })
+    lap('quorum')
+    for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
+    for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
+    watchLate(pending, result.tried, result.certificate)
+    return result
+  }
+
+  /** One gateway call, counted, logged and reported to the calls feed however it ends. */
+  async function asGateway(
+    requestJSON: unknown,
+    run: (named: (id: string) => void) => Promise<InvokeResult>,
+  ): Promise<InvokeResult> {
+    const started = performance.now()
     let outcome = 'ok'
     let id: string | undefined
     let result: InvokeResult | undefined
     let failure: CovenantError | undefined
     try {
-      const request = requestFromJSON(body.request)
-      id = verifyRequest(request).id
-      lap('request')
-      const manifest = await c.manifest(request.fn)
-      lap('manifest')
-      const pending = new Map<string, Promise<ExecReply>>()
-      const send: SendExec = (peer, r, { timeoutMs }) => {
-        // The invocation's abort signal is not passed on: an abandoned executor's stream stays
-        // open until its own timeout so a late receipt can still be checked (see watchLate).
-        const p =
-          peer === self
-            ? execute(r, AbortSignal.timeout(timeoutMs), self)
-            : net.request(
-                peer,
-                EXEC_PROTOCOL,
-                { request: r },
-                { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
-              )
-        p.catch(() => {})
-        pending.set(peer, p)
-        return p
-      }
-      result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
-      lap('quorum')
-      for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
+      result = await run((named) => {
+        id = named
+      })
       if (result.output.error !== null) outcome = 'function-error'
-      for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
-      watchLate(pending, result.tried, result.certificate)
-      const answer = {
-        value: result.value,
-        output: result.output,
-        certificate: certificateToJSON(result.certificate),
-        conflicts: result.conflicts.map(conflictToJSON),
-        tried: result.tried,
-      }
-      lap('answer')
-      reply.header('server-timing', timing.join(', '))
-      return answer
+      return result
     } catch (err) {
       const e = CovenantError.from(err)
       failure = e
@@ -336,8 +337,45 @@ async function createExecService(
     } finally {
       metrics.invocations.inc({ outcome })
       logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
-      c.calls.gatewayed({ request: body.request, result, error: failure, ms: performance.now() - started })
+      c.calls.gatewayed({ request: requestJSON, result, error: failure, ms: performance.now() - started })
     }
+  }
+
+  // Other services (jobs) invoke through this gateway too.
+  c.gateway.provide((request, options = {}) =>
+    asGateway(requestToJSON(request), async (named) => {
+      const { id } = verifyRequest(request)
+      named(id)
+      return runInvocation(request, id, options.trust, () => {})
+    }),
+  )
+
+  route(c.http, invokeRoute, async function gateway({ body }, reply) {
+    // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
+    const timing: string[] = []
+    let mark = performance.now()
+    const lap = (stage: string): void => {
+      const t = performance.now()
+      timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
+      mark = t
+    }
+    const result = await asGateway(body.request, async (named) => {
+      const request = requestFromJSON(body.request)
+      const { id } = verifyRequest(request)
+      named(id)
+      lap('request')
+      return runInvocation(request, id, body.trust, lap)
+    })
+    const answer = {
+      value: result.value,
+      output: result.output,
+      certificate: certificateToJSON(result.certificate),
+      conflicts: result.conflicts.map(conflictToJSON),
+      tried: result.tried,
+    }
+    lap('answer')
+    reply.header('server-timing', timing.join(', '))
+    return answer
   })
 
   route(c.http, conflictsRoute, async function conflictEvidence({ query }) {
