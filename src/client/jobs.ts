@@ -60,6 +60,8 @@ export interface EnqueueOptions {
   retries?: number
   /** how long after `runAfterMs` the job may keep trying, ms @default 1 h */
   windowMs?: number
+  /** the namespaces the function reads: each attempt fixes each at its head when it starts */
+  stores?: string[]
   /** the enqueuer's key @default the caller key file (Node only) */
   key?: PrivateKey
   /** the record's nonce @default random */
@@ -109,6 +111,7 @@ export async function enqueueJob(
       timeoutMs: options.timeoutMs,
       k: options.replicas,
       q: options.quorum,
+      stores: options.stores,
       runAfter,
       retries: options.retries,
       deadline: options.windowMs === undefined ? undefined : runAfter + options.windowMs,

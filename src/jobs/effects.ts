@@ -76,6 +76,8 @@ export function enqueuedRecords(
       fuel: request.fuel,
       memoryMiB: request.memoryMiB,
       timeoutMs: request.timeoutMs,
+      // a job reads the namespaces the run that enqueued it did
+      stores: Object.keys((request as { reads?: Record<string, number> }).reads ?? {}),
       k,
       q: job.options.quorum ?? Math.min(JOB_DEFAULTS.q, k),
       runAfter,

@@ -67,6 +67,8 @@ export const JOB_DEFAULTS = Object.freeze({
 
 const Time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const { fuel, memoryMiB, timeoutMs } = RequestBodySchema.shape
+/** The most namespaces a job reads (exec's bound on the versions one request fixes). */
+const JOB_MAX_STORES = 16
 
 const JobBodyShape = {
   v: z.literal(1),
@@ -88,6 +90,11 @@ const JobBodyShape = {
   fuel,
   memoryMiB,
   timeoutMs,
+  /**
+   * the namespaces the function reads: each attempt's request fixes each at the head its holders
+   * report when the attempt starts, so every executor of it reads the same thing
+   */
+  stores: z.array(cidString('dag-cbor')).max(JOB_MAX_STORES),
   /** executors per attempt, and matching receipts needed */
   k: z.number().int().min(1).max(MAX_REPLICAS),
   q: z.number().int().min(1).max(MAX_REPLICAS),
@@ -195,6 +202,8 @@ export const JobInitSchema = z.strictObject({
   timeoutMs: z.number().default(JOB_DEFAULTS.timeoutMs),
   k: z.number().default(JOB_DEFAULTS.k),
   q: z.number().default(JOB_DEFAULTS.q),
+  /** the namespaces the function reads @default none */
+  stores: z.array(z.string()).default([]),
   /** ms since the epoch @default createdAt */
   runAfter: z.number().optional(),
   retries: z.number().default(JOB_DEFAULTS.retries),
@@ -229,6 +238,7 @@ export function createJob(
     fuel: i.fuel,
     memoryMiB: i.memoryMiB,
     timeoutMs: i.timeoutMs,
+    stores: i.stores,
     k: i.k,
     q: i.q,
     runAfter,
@@ -272,8 +282,9 @@ export function attemptWindowMs(record: Pick<JobBody, 'timeoutMs'>): number {
 
 /**
  * The request of attempt `attempt` of a job, signed by the dispatching keeper with its ticket: the
- * record's function, export, arguments, limits, k and q, and a nonce naming the job. Its deadline
- * is the attempt window, never past the job's own.
+ * record's function, export, arguments, limits, k and q, and a nonce naming the job; with `reads`,
+ * the versions it fixes for the namespaces the record names (their heads when the attempt starts).
+ * Its deadline is the attempt window, never past the job's own.
  */
 export function dispatchRequest(
   key: PrivateKey,
@@ -281,8 +292,11 @@ export function dispatchRequest(
   attempt: number,
   ticket: Ticket,
   now: number = Date.now(),
+  reads: Record<string, number> = {},
 ): { request: SignedRequest; id: string } {
   const { record } = job
+  if (record.stores.some((ns) => reads[ns] === undefined))
+    throw new CovenantError('INTERNAL', 'an attempt fixes the version of every namespace its job reads')
   const deadline = Math.min(record.deadline, now + attemptWindowMs(record))
   if (deadline <= now) throw new CovenantError('DEADLINE_EXCEEDED', 'the job’s deadline has passed')
   return createRequest(
@@ -299,6 +313,8 @@ export function dispatchRequest(
       deadline,
       nonce: dispatchNonce(job.id, attempt),
       ticket,
+      // only when it reads: a request that reads no namespace is the same on every base
+      ...(record.stores.length === 0 ? {} : { reads }),
     },
     now,
   )
@@ -306,7 +322,8 @@ export function dispatchRequest(
 
 /**
  * Checks that `request` is an attempt of the job `id` with record `record`: its nonce names the
- * job, and it asks exactly what the record does (function, export, arguments, limits, k, q).
+ * job, and it asks exactly what the record does (function, export, arguments, limits, k, q, the
+ * namespaces whose versions it fixes).
  * Whoever signed it, a certificate for such a request is a run of this job. A holder committing
  * effects keyed by the job id checks this. Throws JOB_INVALID.
  */
@@ -323,7 +340,14 @@ export function matchDispatch(job: { record: JobRecord; id: string }, request: S
     request.timeoutMs === r.timeoutMs &&
     request.k === r.k &&
     request.q === r.q
-  if (!same || !bytesEqual(canonicalBytes(request.args), canonicalBytes(r.args)))
+  const fixed = Object.keys((request as { reads?: Record<string, number> }).reads ?? {}).sort()
+  const reads = [...r.stores].sort()
+  if (
+    !same ||
+    !bytesEqual(canonicalBytes(request.args), canonicalBytes(r.args)) ||
+    fixed.length !== reads.length ||
+    fixed.some((ns, i) => ns !== reads[i])
+  )
     throw new CovenantError('JOB_INVALID', `the request does not ask what job ${job.id} does`)
   return named.attempt
 }

@@ -69,6 +69,7 @@ import {
   type ItemReply,
   ItemsReplySchema,
   initialState,
+  isRetryable,
   isSettled,
   isTerminal,
   JOB_LIMITS,
@@ -151,6 +152,11 @@ export interface JobsServiceOptions {
   replicateTimeoutMs?: number
   /** commits a run's writes keyed by the job id @default none: a run that writes is refused */
   commitWrites?: CommitWrites
+  /**
+   * the current version (head seq) of each namespace, which an attempt of a job that reads them
+   * fixes @default none: a job that reads a namespace is refused
+   */
+  headsOf?: (namespaces: string[]) => Promise<Record<string, number>>
   /** checks the run behind a job a function enqueued @default its certificate against this node's view */
   verifyRun?: VerifyRun
   /** what the `jobs-crash-*` fault does @default SIGKILL of this process */
@@ -197,6 +203,14 @@ export function jobsService(options: JobsServiceOptions = {}): NodeServiceFactor
 /** A run's writes, as the output carries them beside its value (none until exec's outputs carry them). */
 function writesOf(output: Record<string, unknown>): unknown[] {
   return Array.isArray(output.store) ? output.store : []
+}
+
+/** Without a way to read heads, a job that reads a namespace cannot be dispatched. */
+const noHeads = async (): Promise<never> => {
+  throw new CovenantError(
+    'INVALID_REQUEST',
+    'this node cannot fix the versions of the namespaces a job reads',
+  )
 }
 
 /** Without a committer, a run that writes is refused rather than its writes dropped. */
@@ -353,6 +367,7 @@ async function createJobsService(
   const retentionMs = options.retentionMs ?? 7 * DAY
   const replicateTimeoutMs = options.replicateTimeoutMs ?? 5000
   const commitWrites = options.commitWrites ?? commitNoWrites
+  const headsOf = options.headsOf ?? noHeads
   const verifyRun = options.verifyRun ?? verifyRunWithView(c)
   const crashOnDispatch = c.fault === 'jobs-crash-on-dispatch'
   const crash =
@@ -701,6 +716,12 @@ async function createJobsService(
 
   /** Jobs whose attempt (or commit) this node is working on now. */
   const working = new Set<string>()
+  /**
+   * One attempt at a time per namespace read, on this dispatcher: jobs that read a namespace
+   * usually write it, and of attempts that overlap on it all but one would conflict. Each lane
+   * holds the jobs waiting for it.
+   */
+  const lanes = new Map<string, Set<string>>()
   const random = Math.random
 
   /** Applies `change` to the job's current state, if it gives a new one; keeps it and returns it. */
@@ -744,9 +765,21 @@ async function createJobsService(
     }
     const state = stored.state
     const tookOver = state.status === 'running' && state.dispatcher !== self
-    const t = await ticket(Math.min(state.failures, JOB_LIMITS.retries), now)
     const n = state.started + 1
-    const { request, id: req } = dispatchRequest(c.key, { record, id }, n, t, Date.now())
+    let made: ReturnType<typeof dispatchRequest>
+    try {
+      const t = await ticket(Math.min(state.failures, JOB_LIMITS.retries), now)
+      const reads = record.stores.length === 0 ? {} : await headsOf(record.stores)
+      made = dispatchRequest(c.key, { record, id }, n, t, Date.now(), reads)
+    } catch (err) {
+      // No attempt could be made: a job that never can fails now; otherwise it waits a scan or two.
+      const e = CovenantError.from(err)
+      if (isRetryable(e.code) && e.code !== 'INTERNAL') throw e
+      transition(id, (s) => (s.version === state.version ? failJob(s, errorOf(e), Date.now()) : undefined))
+      await replicate(id, true)
+      return
+    }
+    const { request, id: req } = made
     const started = transition(id, (s) =>
       s.version === state.version
         ? startAttempt(s, {
@@ -868,9 +901,10 @@ async function createJobsService(
     await replicate(id, true)
   }
 
-  /** Works on one due job: its next attempt, or a success's commit. */
-  async function work(id: string): Promise<void> {
+  /** Works on one due job: its next attempt, or a success's commit. `stores` are the lanes it holds. */
+  async function work(id: string, stores: readonly string[]): Promise<void> {
     working.add(id)
+    for (const ns of stores) lanes.set(ns, lanes.get(ns) ?? new Set())
     try {
       const stored = store.get(id)
       if (stored === undefined || isSettled(stored.state)) return
@@ -883,6 +917,11 @@ async function createJobsService(
       store.lookAt(id, Date.now() + scanIntervalMs)
     } finally {
       working.delete(id)
+      for (const ns of stores) {
+        const waiting = lanes.get(ns)
+        lanes.delete(ns)
+        if (running) for (const w of waiting ?? []) if (store.has(w)) store.lookAt(w, Date.now())
+      }
       if (running) scanSoon()
     }
   }
@@ -938,8 +977,14 @@ async function createJobsService(
           full = true
           break
         }
+        const lane = stored.record.stores.find((ns) => lanes.has(ns))
+        if (lane !== undefined && s.status !== 'succeeded') {
+          lanes.get(lane)?.add(id)
+          store.lookAt(id, null)
+          continue
+        }
         store.lookAt(id, now + scanIntervalMs)
-        void work(id).catch(() => {})
+        void work(id, s.status === 'succeeded' ? [] : stored.record.stores).catch(() => {})
       }
     } finally {
       scanning = false
