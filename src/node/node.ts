@@ -32,6 +32,7 @@ import { type DatastoreServiceOptions, datastoreService } from './services/datas
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
+import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
@@ -192,6 +193,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       metrics,
       conflicts,
       calls: createCallFeed(),
+      stores: createNodeStores(),
       fault: opts.fault,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)

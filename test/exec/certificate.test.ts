@@ -198,7 +198,7 @@ describe('certificates and conflicts', () => {
     assert.equal(new Set(spellings).size, 3)
     const receipts = spellings.map((executor) => {
       const body = {
-        v: 2 as const,
+        v: 3 as const,
         request: three.id,
         outputHash: outputHash(forged),
         fuel: 7,
