@@ -431,7 +431,7 @@ export class CovenantClient {
    * A function that reads datastores names them in `stores` (or fixes versions in `reads`). Its
    * writes are committed by the gateway, which hands the certificate to each namespace's holders:
    * if they refuse (WRITE_CONFLICT when what it read changed since: call again), that code is
-   * thrown, with `details.value`, `details.commits` and `details.certificate`.
+   * thrown, with `details.value`, `details.output`, `details.commits` and `details.certificate`.
    */
   async invoke(
     fn: string | CID,
@@ -512,6 +512,7 @@ export class CovenantClient {
             ns: outcome.ns,
             reason: outcome.error.details,
             value,
+            output: reply.output,
             commits: reply.commits,
             certificate: reply.certificate,
           },
@@ -599,7 +600,8 @@ export class CovenantClient {
    * with `store(ns).keepVouch(vouch)` for a write policy whose `vouchedBy` names the signer.
    */
   async vouch(init: { executor: string; expiresAt: number; key?: PrivateKey }): Promise<Vouch> {
-    return signVouch(init.key ?? (await loadCallerKey()), init)
+    const { key, ...vouch } = init
+    return signVouch(key ?? (await loadCallerKey()), vouch)
   }
 
   /** Revokes (a delegation of) `grant` on `ns`, signed by the caller's key (or `key`), on every holder. */

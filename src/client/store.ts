@@ -162,18 +162,21 @@ export class NamespaceHandle {
   }
 
   /**
-   * Keeps a grant to a function in the namespace (`_grants/<fn>/<grant CID>`, a commit signed like
-   * {@link commit}: the owner's key, or a key granted that prefix), so the holders find it when the
+   * Keeps grants to functions in the namespace (`_grants/<fn>/<grant CID>`, one commit signed like
+   * {@link commit}: the owner's key, or a key granted that prefix), so the holders find them when a
    * function's certified writes come without one: whoever calls the function needs no grant.
    */
-  keepGrant(grant: WriteGrant, options: Omit<CommitOptions, 'reads' | 'grants'> = {}): Promise<CommitResult> {
-    const audience = checkChain(grant.chain, { namespace: this.ns })[0].audience
-    if (!('fn' in audience))
-      throw new CovenantError('INVALID_INPUT', 'only a grant to a function is kept for the holders')
-    return this.commit(
-      [{ key: standingGrantKey(audience.fn, grant.cid), value: grantToJSON(grant) }],
-      options,
-    )
+  keepGrants(
+    grants: WriteGrant[],
+    options: Omit<CommitOptions, 'reads' | 'grants'> = {},
+  ): Promise<CommitResult> {
+    const writes = grants.map((grant) => {
+      const audience = checkChain(grant.chain, { namespace: this.ns })[0].audience
+      if (!('fn' in audience))
+        throw new CovenantError('INVALID_INPUT', 'only a grant to a function is kept for the holders')
+      return { key: standingGrantKey(audience.fn, grant.cid), value: grantToJSON(grant) }
+    })
+    return this.commit(writes, options)
   }
 
   /**

@@ -264,7 +264,7 @@ describe('datastores through the SDK (one node)', () => {
       expiresAt: Date.now() + 3_600_000,
       key: owner,
     })
-    await net.store(policyNs, { key: owner }).keepGrant(grant)
+    await net.store(policyNs, { key: owner }).keepGrants([grant])
     // this node is the one executor, and the one holder
     const result = await net.invoke(fn.cid, 'main', [policyNs], {
       replicas: 1,

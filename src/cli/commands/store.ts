@@ -288,7 +288,7 @@ export function register(program: Command): void {
         const proof = opts.proof === undefined ? undefined : await readGrant(opts.proof)
         const { net, key } = await session(opts, true)
         const made = await net.grant({ namespace: ns, audience, prefix: opts.prefix, expiresAt, proof, key })
-        const kept = opts.keep === true ? await net.store(ns, { key }).keepGrant(made) : undefined
+        const kept = opts.keep === true ? await net.store(ns, { key }).keepGrants([made]) : undefined
         const grant = grantToJSON(made)
         if (opts.out !== undefined) await writeFile(opts.out, `${JSON.stringify(grant)}\n`, { mode: 0o600 })
         if (opts.json === true)
