@@ -11,6 +11,8 @@ import { GRANTED_PREFIXES } from './rules.ts'
 
 /** The function's source file. */
 export const GUESTBOOK_FUNCTION = fileURLToPath(new URL('./guestbook.ts', import.meta.url))
+/** The page, built ahead (`npm run build:web`): what a node serves under `/apps/guestbook/`. */
+export const GUESTBOOK_DIST = fileURLToPath(new URL('./dist/', import.meta.url))
 
 /** How long the owner's grants to the function hold. */
 const GRANT_MS = 365 * 86_400_000
@@ -45,4 +47,11 @@ export async function setUpGuestbook(
   )
   await net.store(ns, { key: owner }).keepGrants(grants)
   return { fn, ns }
+}
+
+/** The page's address on the node at `node`, naming the guestbook and the nodes its view comes from. */
+export function guestbookUrl(node: string, book: Guestbook, viewFrom: readonly string[] = []): string {
+  const parts = [`ns=${book.ns}`, `fn=${book.fn}`]
+  if (viewFrom.length > 0) parts.push(`nodes=${viewFrom.map(encodeURI).join(',')}`)
+  return `${node}/apps/guestbook/#${parts.join('&')}`
 }

@@ -60,6 +60,16 @@ export const nodeOptionsSchema = z.strictObject({
   fault: z.string().max(64).optional(),
   /** this node runs in a local devnet: the only place `fault` is allowed @default false */
   devnet: z.boolean().default(false),
+  /**
+   * browser apps built ahead that this node serves, each under `/apps/<name>/`: name → the folder
+   * of its built files (`index.html` and its hashed assets), e.g. examples/guestbook/dist @default {}
+   */
+  apps: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'an app name is 1–32 of a-z, 0-9 and -'),
+      z.string().min(1),
+    )
+    .default({}),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -202,7 +212,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
-      dashboardService,
+      dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
       ...(init.services ?? []),
     ]
