@@ -1,8 +1,8 @@
 /**
  * The exec service, built into every node: exec's node side. It serves the executor over
- * `/covenant/exec/2.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * `/covenant/exec/3.0.0` (sandbox worker threads, started when the node is up if its covenant
  * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
- * libp2p, and conflict evidence (`/covenant/conflict/2.0.0`, `GET /v1/conflicts`, kept in the
+ * libp2p, and conflict evidence (`/covenant/conflict/3.0.0`, `GET /v1/conflicts`, kept in the
  * node's conflict store). Executor, gateway and evidence all judge selection against the node's
  * view (its covenant and its live peers'). A function's `ctx.store.get` is read through the node's
  * `stores` at the versions its request fixes, and the gateway hands a certified run's writes to
