@@ -104,19 +104,34 @@ export function register(program: Command): void {
         'executors a function’s run must ask for',
         parseIntOption('--min-replicas'),
       )
-      .option('--min-quorum <q>', 'receipts a function’s run must carry', parseIntOption('--min-quorum')),
+      .option('--min-quorum <q>', 'receipts a function’s run must carry', parseIntOption('--min-quorum'))
+      .option(
+        '--vouched-by <keyid>',
+        'count only certifiers this key vouches for (repeatable; see `store vouch`)',
+        collect,
+        [],
+      ),
     WRITE_KEY,
   ).action(
     async (
       name: string,
-      opts: CommonOptions & { public?: boolean; minReplicas?: number; minQuorum?: number },
+      opts: CommonOptions & {
+        public?: boolean
+        minReplicas?: number
+        minQuorum?: number
+        vouchedBy: string[]
+      },
     ) => {
       await runCommand(opts.json === true, async () => {
         const { net, key } = await session(opts, true)
         const policy =
-          opts.minReplicas === undefined && opts.minQuorum === undefined
+          opts.minReplicas === undefined && opts.minQuorum === undefined && opts.vouchedBy.length === 0
             ? undefined
-            : { minReplicas: opts.minReplicas, minQuorum: opts.minQuorum }
+            : {
+                minReplicas: opts.minReplicas,
+                minQuorum: opts.minQuorum,
+                certifiers: opts.vouchedBy.length === 0 ? undefined : { vouchedBy: opts.vouchedBy },
+              }
         const created = await net.createStore(name, { public: opts.public === true, policy, key })
         if (opts.json === true)
           printJson({ ok: true, ns: created.ns, holders: created.holders, wanted: created.wanted })
