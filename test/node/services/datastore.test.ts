@@ -5,7 +5,8 @@
  * use, and which two carry devnet faults of the datastore service. CRASHER dies (SIGKILL) as a
  * primary right after the first other holder applied a commit's entry; FLAKY dies (SIGKILL) when a
  * primary offers it an entry to apply. Each case's namespace is picked so that a faulty node holds
- * it only where the case wants it to.
+ * it only where the case wants it to. The primary killed mid-commit is tried with a key's commit
+ * and with a function's (a certified run's writes, the tamper-resistant path).
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
@@ -18,7 +19,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { delegateWrite, revoke } from '../../../src/caps/index.ts'
 import {
   type CovenantClient,
+  certificateFromJSON,
   connect,
+  createFunctionCommit,
   generateKey,
   keyId,
   type PrivateKey,
@@ -33,11 +36,14 @@ import {
   STORE_PROTOCOL,
 } from '../../../src/datastore/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
+import type { Output } from '../../../src/exec/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const NODES = 7
+/** A function that writes one key and reads nothing. */
+const WRITE_ONE = 'export function put(ns, key, value, ctx) { ctx.store.put(ns, key, value); return value }\n'
 
 /** Who is who, and the namespace name of each case, with its nodes closest first. */
 interface Plan {
@@ -47,6 +53,7 @@ interface Plan {
   main: string
   revocation: string
   crashPrimary: string
+  crashFunction: string
   crashFollower: string
 }
 
@@ -54,7 +61,7 @@ interface Plan {
  * Finds roles and names so that: the gateway holds none of the namespaces it forwards to; FLAKY
  * is a holder only of the crash-follower case's namespace (never of the first four nodes of any
  * other, so not even as a stand-in); CRASHER is the primary only of the crash-primary case's (and
- * not next in line where a primary is killed).
+ * not next in line where a primary is killed), and of the function-commit case's.
  */
 function planFor(order: (name: string) => number[]): Plan | undefined {
   const names = Array.from({ length: 500 }, (_, i) => `ns-${i}`)
@@ -73,11 +80,12 @@ function planFor(order: (name: string) => number[]): Plan | undefined {
         const main = find((o) => !top(o, 4, flaky) && o[0] !== crasher && !top(o, 3, gateway))
         const revocation = find((o) => !top(o, 4, flaky) && !top(o, 2, crasher) && !top(o, 4, gateway))
         const crashPrimary = find((o) => o[0] === crasher && !top(o, 4, flaky) && !top(o, 4, gateway))
+        const crashFunction = find((o) => o[0] === crasher && !top(o, 4, flaky) && !top(o, 4, gateway))
         const crashFollower = find(
           (o) => (o[1] === flaky || o[2] === flaky) && o[0] !== crasher && o[0] !== gateway,
         )
-        if (main && revocation && crashPrimary && crashFollower)
-          return { gateway, crasher, flaky, main, revocation, crashPrimary, crashFollower }
+        if (main && revocation && crashPrimary && crashFunction && crashFollower)
+          return { gateway, crasher, flaky, main, revocation, crashPrimary, crashFunction, crashFollower }
       }
   return undefined
 }
@@ -402,6 +410,61 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     await devnet.restart(P)
     await converged(ns, [P, F1, F2])
     const again = await nets[GATEWAY].store(ns).send(commit)
+    assert.equal(again.duplicate, true)
+    assert.equal(again.cid, head.cid)
+  })
+
+  it('a primary killed mid-commit of a function’s certified write: the write ends on all live holders (or none), and the restarted primary catches up', async () => {
+    const picked = { name: plan.crashFunction, order: order(plan.crashFunction) }
+    const [P, F1, F2, N] = picked.order
+    const net = nets[GATEWAY]
+    const { cid: fn } = await net.deploy(WRITE_ONE, { key: owner, exports: ['put'] })
+    const ns = (await net.createStore(picked.name, { public: true, key: owner })).ns
+    // No grant kept in the namespace (keeping one is a commit, which would kill the primary
+    // first): the run is certified and its commit refused before anything is applied anywhere.
+    const refused = (await net
+      .invoke(fn, 'put', [ns, 'k', 'v'], { key: owner })
+      .catch((e: unknown) => e)) as CovenantError
+    assert.equal(refused.code, 'GRANT_MISSING')
+    assert.ok(devnet.nodes[P].process !== undefined, 'a refused commit did not reach the fault')
+    const details = refused.details as { certificate: unknown; output: Output }
+    const certificate = certificateFromJSON(details.certificate)
+    const { output } = details
+    // the caller hands the certified run to the holders itself, with the owner's grant
+    const grant = await net.grant({
+      namespace: ns,
+      audience: { fn },
+      expiresAt: Date.now() + 3_600_000,
+      key: owner,
+    })
+    const commit = createFunctionCommit({
+      request: certificate.id,
+      effects: output.store![0],
+      certificate,
+      output,
+      grants: [grant],
+    })
+    const outcome = await Promise.allSettled([net.store(ns).send(commit)])
+    await waitFor('the primary to die', async () =>
+      devnet.nodes[P].process === undefined ? true : undefined,
+    )
+    // the first follower applied it before the primary died: every live holder ends with it, once
+    const live = [F1, F2, N]
+    const head = await converged(ns, live)
+    for (const i of live) {
+      const history = await nets[i].store(ns).history()
+      assert.deepEqual(
+        history.entries.map((e) => [e.kind, e.id]),
+        [['function', certificate.id]],
+        `node ${i}`,
+      )
+      assert.equal((await nets[i].store(ns).get('k')).value, 'v', `node ${i}`)
+    }
+    if (outcome[0].status === 'fulfilled') assert.equal(outcome[0].value.cid, head.cid)
+    // the primary comes back and catches up (checking the run itself), and the same commit is a no-op
+    await devnet.restart(P)
+    await converged(ns, [P, F1, F2])
+    const again = await net.store(ns).send(commit)
     assert.equal(again.duplicate, true)
     assert.equal(again.cid, head.cid)
   })
