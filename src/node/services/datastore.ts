@@ -74,6 +74,7 @@ import { CovenantError, type ErrorCode } from '../../errors/index.ts'
 import {
   CertificateSchema,
   createManifestCache,
+  createView,
   MAX_CLOCK_SKEW_MS,
   MAX_DEADLINE_AHEAD_MS,
   OutputSchema,
@@ -115,7 +116,6 @@ export type DatastoreServiceComponents = Pick<
   | 'logger'
   | 'metrics'
   | 'fault'
-  | 'view'
   | 'stores'
 >
 
@@ -327,9 +327,19 @@ async function createDatastoreService(
   // manifests it needs are fetched before and kept here.
   const manifests = new Map<string, Manifest>()
   const fetchManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
+  // Fresh function entries are judged against this node's view with the peers it knows but
+  // believes dead kept in it, as dead: a holder that takes or catches up on an entry after one of
+  // its signers died (a primary killed mid-commit may have been one) still finds that signer where
+  // the selection put it, instead of refusing the entry until it is old. A dead peer ranked ahead
+  // of the signers is skipped at no cost, as when it is left out.
+  let known: View | undefined
+  const knownView = (): View =>
+    (known ??= createView([c.covenant(), ...c.peers.list().map((p) => p.covenant)], {
+      alive: (id) => id === self || c.peers.get(id)?.alive === true,
+    }))
   const store: Datastore = openDatastore({
     path: join(c.dataDir, DATASTORE_FILE),
-    verifyRun: verifyRunWithExec({ view: c.view, manifest: (fn) => manifests.get(fn) }),
+    verifyRun: verifyRunWithExec({ view: knownView, manifest: (fn) => manifests.get(fn) }),
   })
   let heldCount = 0
   const countHeld = (): number => {
@@ -1107,7 +1117,10 @@ async function createDatastoreService(
     name: 'datastore',
     async start() {
       running = true
-      unsubscribe = c.peers.onChange(() => syncSoon())
+      unsubscribe = c.peers.onChange(() => {
+        known = undefined
+        syncSoon()
+      })
       timer = setInterval(() => void syncRound(), syncIntervalMs)
       timer.unref()
       syncSoon()
