@@ -3,10 +3,10 @@
  * deployed, its namespace created and its function granted the keys it writes, as its owner sets
  * it up. Callers sign it through a gateway, which runs the function on the executors the selection
  * picks, reading at the versions the request fixes, and hands the certificate to the namespace's
- * holders, who check it against their own view and apply the writes. Then every way around it:
- * racing callers, a modified function, direct writes, a run below the write policy, certifiers the
- * policy does not vouch for, replays, forged receipts and outputs, keys outside the network. Each
- * is refused, and the guestbook is unchanged.
+ * holders, who check it against their own view and apply the writes (a function's deletes with
+ * its puts too). Then every way around it: racing callers, a modified function, direct writes, a
+ * run below the write policy, certifiers the policy does not vouch for, replays, forged receipts
+ * and outputs, keys outside the network. Each is refused, and the guestbook is unchanged.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -33,6 +33,16 @@ import {
 import { keyId } from '../../../src/keys/index.ts'
 import { SANDBOX_BUILD } from '../../../src/sandbox/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+
+/** A function that moves a value from one key to another: a read, a put and a delete. */
+const MOVE = `export async function move(ns, from, to, ctx) {
+  const value = await ctx.store.get(ns, from)
+  if (value === null || value === undefined) throw new Error(from + ' is empty')
+  ctx.store.put(ns, to, value)
+  ctx.store.delete(ns, from)
+  return value
+}
+`
 
 describe('functions that write, on a 5-node devnet', { timeout: 300_000 }, () => {
   let devnet: TestDevnet
@@ -135,6 +145,48 @@ describe('functions that write, on a 5-node devnet', { timeout: 300_000 }, () =>
       'STORE_NOT_FIXED',
     )
     assert.deepEqual(await contents(), { entries: [result.value], count: 1 })
+  })
+
+  it('applies a function’s deletes with its puts, in one entry, on every holder', async () => {
+    const { cid: fn } = await net.deploy(MOVE, { key: owner, exports: ['move'] })
+    const { ns } = await net.createStore('parcels', { public: true, key: owner })
+    const keeper = net.store(ns, { key: owner })
+    const grant = await net.grant({
+      namespace: ns,
+      audience: { fn },
+      prefix: 'box/',
+      expiresAt: Date.now() + 3_600_000,
+      key: owner,
+    })
+    await keeper.keepGrants([grant])
+    const put = await keeper.commit([{ key: 'box/a', value: 'parcel' }])
+    const gus = await generateKey()
+    const move = (from: string, to: string) =>
+      net.invoke(fn, 'move', [ns, from, to], { stores: [ns], key: gus })
+    const moved = await move('box/a', 'box/b')
+    assert.equal(moved.value, 'parcel')
+    const commit = moved.commits[0]
+    assert.ok(!('error' in commit), 'applied')
+    assert.equal(commit.seq, put.seq + 1)
+    const { holders } = await net.store(ns).info()
+    for (const holder of holders) {
+      const node = devnet.nodes.find((n) => n.peerId === holder)!
+      const own = (await connect({ node: node.http })).store(ns)
+      const b = await waitFor(`the move on ${holder}`, async () => {
+        const [info, got] = await Promise.all([own.info(), own.get('box/b')])
+        return info.servedBy === holder && got.value !== null ? got : undefined
+      })
+      assert.deepEqual([b.value, b.version], ['parcel', commit.seq], holder)
+      // the key is gone at the entry that moved it, and still there at the version before
+      assert.equal((await own.get('box/a')).value, null, holder)
+      assert.equal((await own.get('box/a', { at: put.seq })).value, 'parcel', holder)
+    }
+    // moving the deleted key again: the function's certified failure, which writes nothing
+    await rejectsWith(move('box/a', 'box/c'), 'USER_ERROR', /box\/a is empty/)
+    assert.deepEqual(
+      (await net.store(ns).list({ prefix: 'box/' })).keys.map((k) => [k.key, k.value]),
+      [['box/b', 'parcel']],
+    )
   })
 
   it('lets one of two callers racing on the same version win; the other gets WRITE_CONFLICT, and nothing is lost', async () => {
