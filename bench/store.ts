@@ -103,6 +103,14 @@ const row = (
   covenant: Latency & { perSecond?: number },
   base: Latency & { perSecond?: number },
 ) => results.push({ op, covenant, baseline: base, ratioP50: round(covenant.p50 / base.p50, 1) })
+/** Commits per second with {@link CONCURRENCY} in flight, against the baseline's. */
+const rateRow = (what: string, perSecond: number, base: number) =>
+  results.push({
+    op: `${what}/s, ${CONCURRENCY} in flight`,
+    covenant: { perSecond: round(perSecond, 1) },
+    baseline: { perSecond: round(base, 1) },
+    ratio: round(base / perSecond, 1),
+  })
 try {
   const owner = await generateKey()
   const first = await connect({ node: devnet.nodes[0].http })
@@ -125,12 +133,7 @@ try {
     viaOutsider.commit([{ key: `k${i % 16}`, value: i }]),
   )
   const baseRate = await throughput(CONCURRENT_COMMITS, CONCURRENCY, baselineWrite)
-  results.push({
-    op: `key commits/s, ${CONCURRENCY} in flight`,
-    covenant: { perSecond: round(commitRate, 1) },
-    baseline: { perSecond: round(baseRate, 1) },
-    ratio: round(baseRate / commitRate, 1),
-  })
+  rateRow('key commits', commitRate, baseRate)
 
   const baseReads = latency(await timeEach(READS, baselineRead))
   row('read, via a holder', latency(await timeEach(READS, () => viaHolder.get('counter'))), baseReads)
@@ -159,12 +162,7 @@ try {
   const fnCommits = latency(await timeEach(COMMITS, put))
   row('function commit, 1 key (k=3, q=2, certified)', fnCommits, baseWrites)
   const fnRate = await throughput(CONCURRENT_COMMITS, CONCURRENCY, put)
-  results.push({
-    op: `function commits/s, ${CONCURRENCY} in flight`,
-    covenant: { perSecond: round(fnRate, 1) },
-    baseline: { perSecond: round(baseRate, 1) },
-    ratio: round(baseRate / fnRate, 1),
-  })
+  rateRow('function commits', fnRate, baseRate)
   // the guestbook: two reads at the versions fixed from the head, three writes; one author key per
   // call keeps the rate limit out of the way
   const book = await setUpGuestbook(net, owner, { name: 'bench-guestbook' })
