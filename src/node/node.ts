@@ -33,6 +33,7 @@ import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { type JobsServiceOptions, jobsService } from './services/jobs.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
+import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
@@ -60,6 +61,16 @@ export const nodeOptionsSchema = z.strictObject({
   fault: z.string().max(64).optional(),
   /** this node runs in a local devnet: the only place `fault` is allowed @default false */
   devnet: z.boolean().default(false),
+  /**
+   * browser apps built ahead that this node serves, each under `/apps/<name>/`: name → the folder
+   * of its built files (`index.html` and its hashed assets), e.g. examples/guestbook/dist @default {}
+   */
+  apps: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'an app name is 1–32 of a-z, 0-9 and -'),
+      z.string().min(1),
+    )
+    .default({}),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -213,6 +224,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       conflicts,
       calls: createCallFeed(),
       gateway,
+      stores: createNodeStores(),
       fault: opts.fault,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
@@ -221,7 +233,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
-      dashboardService,
+      dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
       jobsService(init.jobs),
       ...(init.services ?? []),

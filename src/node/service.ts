@@ -21,6 +21,7 @@ import type { CallFeed } from './call-feed.ts'
 import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
+import type { NodeStores } from './stores.ts'
 
 /** Everything the node offers its services; each service takes only the part it needs. */
 export interface NodeComponents {
@@ -53,6 +54,8 @@ export interface NodeComponents {
   calls: CallFeed
   /** the quorum protocol run as a gateway, for services that invoke (jobs); the exec service provides it */
   gateway: Gateway
+  /** the network's datastores, served by the datastore service: reads at a version, commits */
+  stores: NodeStores
   /** devnet fault injection kind, for the exec service */
   fault?: string
 }

@@ -1,14 +1,18 @@
 /**
  * The exec service, built into every node: exec's node side. It serves the executor over
- * `/covenant/exec/2.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * `/covenant/exec/3.0.0` (sandbox worker threads, started when the node is up if its covenant
  * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
- * libp2p, and conflict evidence (`/covenant/conflict/2.0.0`, `GET /v1/conflicts`, kept in the
+ * libp2p, and conflict evidence (`/covenant/conflict/3.0.0`, `GET /v1/conflicts`, kept in the
  * node's conflict store). Executor, gateway and evidence all judge selection against the node's
- * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
+ * view (its covenant and its live peers'). A function's `ctx.store.get` is read through the node's
+ * `stores` at the versions its request fixes, and the gateway hands a certified run's writes to
+ * each namespace's holders through it (see `commitRun`). `src/exec` itself stays network-free and
+ * browser-safe.
  */
 import { Counter, Gauge } from 'prom-client'
-import { conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { type CommitOutcome, conflictsRoute, invokeRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
+import { createFunctionCommit } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
@@ -70,6 +74,7 @@ export type ExecServiceComponents = Pick<
   | 'calls'
   | 'gateway'
   | 'fault'
+  | 'stores'
 >
 
 // The rpc layer's run timer must outlast the longest call a request may ask for; the executor
@@ -139,6 +144,7 @@ async function createExecService(
     key: c.key,
     sandbox: lazySandbox,
     getBlock: (cid) => c.getBlock(parseCid(cid)),
+    read: (ns, key, at) => c.stores.read(ns, key, at),
     covenant: c.covenant,
     view: c.view,
     fault,
@@ -258,6 +264,31 @@ async function createExecService(
     }
   }
 
+  /**
+   * A certified run's writes, handed to the holders of each namespace it wrote (in parallel: each
+   * namespace commits on its own, see docs/apps.md), with the standing grants the holders keep for
+   * the function. A refusal (WRITE_CONFLICT, a missing grant, the write policy) is reported, not
+   * thrown: the value stays certified either way.
+   */
+  function commitRun(result: InvokeResult): Promise<CommitOutcome[]> {
+    const written = (result.output.store ?? []).filter((e) => e.writes.length > 0)
+    return Promise.all(
+      written.map(async (effects): Promise<CommitOutcome> => {
+        const commit = createFunctionCommit({
+          request: result.certificate.id,
+          effects,
+          certificate: result.certificate,
+          output: result.output,
+        })
+        try {
+          return await c.stores.commit(commit)
+        } catch (err) {
+          return { ns: effects.ns, error: CovenantError.from(err).toJSON() }
+        }
+      }),
+    )
+  }
+
   await net.handle(EXEC_PROTOCOL, {
     schema: ExecRequestMessageSchema,
     maxBytes: MAX_EXEC_REQUEST_BYTES,
@@ -311,10 +342,13 @@ async function createExecService(
     return result
   }
 
-  /** One gateway call, counted, logged and reported to the calls feed however it ends. */
+  /**
+   * One gateway call, counted, logged and reported to the calls feed however it ends. `run` names
+   * the request once it is checked, and may name an outcome other than the run's (a refused commit).
+   */
   async function asGateway(
     requestJSON: unknown,
-    run: (named: (id: string) => void) => Promise<InvokeResult>,
+    run: (named: (id: string) => void, judged: (outcome: string) => void) => Promise<InvokeResult>,
   ): Promise<InvokeResult> {
     const started = performance.now()
     let outcome = 'ok'
@@ -322,10 +356,17 @@ async function createExecService(
     let result: InvokeResult | undefined
     let failure: CovenantError | undefined
     try {
-      result = await run((named) => {
-        id = named
-      })
+      let judgedAs: string | undefined
+      result = await run(
+        (named) => {
+          id = named
+        },
+        (o) => {
+          judgedAs = o
+        },
+      )
       if (result.output.error !== null) outcome = 'function-error'
+      if (judgedAs !== undefined) outcome = judgedAs
       return result
     } catch (err) {
       const e = CovenantError.from(err)
@@ -359,12 +400,18 @@ async function createExecService(
       timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
       mark = t
     }
-    const result = await asGateway(body.request, async (named) => {
+    let commits: CommitOutcome[] = []
+    const result = await asGateway(body.request, async (named, judged) => {
       const request = requestFromJSON(body.request)
       const { id } = verifyRequest(request)
       named(id)
       lap('request')
-      return runInvocation(request, id, body.trust, lap)
+      const run = await runInvocation(request, id, body.trust, lap)
+      commits = await commitRun(run)
+      if (commits.length > 0) lap('commit')
+      const refused = commits.find((o) => 'error' in o)
+      if (refused !== undefined && 'error' in refused) judged(refused.error.code)
+      return run
     })
     const answer = {
       value: result.value,
@@ -372,6 +419,7 @@ async function createExecService(
       certificate: certificateToJSON(result.certificate),
       conflicts: result.conflicts.map(conflictToJSON),
       tried: result.tried,
+      commits,
     }
     lap('answer')
     reply.header('server-timing', timing.join(', '))
