@@ -82,7 +82,7 @@ export {
   StorageReplySchema,
   storageRoute,
 } from './block-routes.ts'
-export type { CallEvent, CommitOutcome } from './exec-routes.ts'
+export type { CallEvent, CommitOutcome, InvokeReply } from './exec-routes.ts'
 export {
   CallEventSchema,
   CallsQuerySchema,

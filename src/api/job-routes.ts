@@ -79,7 +79,7 @@ export const JobAttemptSchema = z.object({
   request: z.string(),
   startedAt: Time,
   endedAt: Time.nullable(),
-  outcome: z.enum(['running', 'succeeded', 'failed', 'conflict', 'abandoned']),
+  outcome: z.enum(['running', 'succeeded', 'failed', 'conflict', 'deferred', 'abandoned']),
   error: JobErrorSchema.nullable(),
   /** every signed receipt it got */
   receipts: z.array(ReceiptJSONSchema),

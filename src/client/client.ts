@@ -19,6 +19,7 @@ import {
   getBlockRoute,
   getFunctionRoute,
   type InspectReply,
+  type InvokeReply,
   InvokeReplySchema,
   inspectRoute,
   invokeRoute,
@@ -150,10 +151,13 @@ export interface ClientOptions {
  * and conflicts (each checked here, not taken from the gateway on trust), `tried`, the executors
  * the gateway asked and what came of each (as the gateway tells it), and `commits`, what the
  * holders of each namespace the run wrote did with its writes (as the gateway tells it: read the
- * namespace to see them).
+ * namespace to see them), and `jobs`, the jobs the run enqueued (`ctx.enqueue`) as the gateway
+ * handed them to their keepers once the writes committed (`{ error }` if it could not: hand them
+ * with {@link CovenantClient.enqueueRun}); absent when it enqueued none.
  */
 export interface InvokeResult extends ExecInvokeResult {
   commits: CommitOutcome[]
+  jobs?: InvokeReply['jobs']
 }
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
@@ -521,7 +525,15 @@ export class CovenantClient {
             certificate: reply.certificate,
           },
         })
-    return { value, output: reply.output, certificate, conflicts, tried: reply.tried, commits: reply.commits }
+    return {
+      value,
+      output: reply.output,
+      certificate,
+      conflicts,
+      tried: reply.tried,
+      commits: reply.commits,
+      ...(reply.jobs === undefined ? {} : { jobs: reply.jobs }),
+    }
   }
 
   /** The namespace versions a call fixes: `reads` as given, the others of `stores` at their holders' head. */

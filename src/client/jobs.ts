@@ -89,7 +89,11 @@ export interface JobsInit {
   events: <S extends z.ZodType>(res: Response, schema: S) => AsyncGenerator<z.output<S>>
 }
 
-/** Signs a job with the enqueuer's key and hands it to a node; resolves with its id as soon as its keepers hold it. */
+/**
+ * Signs a job with the enqueuer's key and hands it to a node; resolves with its id as soon as its
+ * keepers hold it. A node that cannot be reached, or cannot reach the keepers, is asked again (up
+ * to 3 times) with the same record, which is the same job.
+ */
 export async function enqueueJob(
   init: JobsInit,
   fn: string,
@@ -119,7 +123,18 @@ export async function enqueueJob(
     },
     now,
   )
-  const reply = await init.call(enqueueJobRoute, { body: { job: toBase64(dagCbor.encode(record)) } })
+  // The same signed record again is the same job: a try whose answer was lost is safe to repeat.
+  const body = { job: toBase64(dagCbor.encode(record)) }
+  let reply: EnqueueJobReply | undefined
+  for (let attempt = 1; reply === undefined; attempt++) {
+    try {
+      reply = await init.call(enqueueJobRoute, { body })
+    } catch (err) {
+      const e = CovenantError.from(err)
+      if (attempt >= ENQUEUE_TRIES || !PASSING.has(e.code)) throw e
+      await new Promise((r) => setTimeout(r, 200 * attempt))
+    }
+  }
   if (reply.id !== id)
     throw new CovenantError('PROTOCOL_ERROR', `the node named the job ${reply.id}, not ${id}`)
   return reply
@@ -134,7 +149,10 @@ export function enqueueRun(
   return init.call(enqueueRunRoute, { body: { certificate: certificateToJSON(certificate), output } })
 }
 
-/** Failures of a node or a stream, not of the job: `wait` asks again. */
+/** How many times `enqueue` hands the same record to a node that could not be reached. */
+const ENQUEUE_TRIES = 3
+
+/** Failures of a node or a stream, not of the job: `enqueue` and `wait` ask again. */
 const PASSING: ReadonlySet<string> = new Set([
   'NODE_UNREACHABLE',
   'PROTOCOL_ERROR',

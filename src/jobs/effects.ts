@@ -77,7 +77,7 @@ export function enqueuedRecords(
       memoryMiB: request.memoryMiB,
       timeoutMs: request.timeoutMs,
       // a job reads the namespaces the run that enqueued it did
-      stores: Object.keys((request as { reads?: Record<string, number> }).reads ?? {}),
+      stores: Object.keys(request.reads ?? {}),
       k,
       q: job.options.quorum ?? Math.min(JOB_DEFAULTS.q, k),
       runAfter,

@@ -73,10 +73,12 @@ export type {
 export {
   AttemptRecordSchema,
   attemptConflicted,
+  attemptDeferred,
   attemptFailed,
   backoffMs,
   cancelJob,
   DEFAULT_BACKOFF,
+  DEFERRING_ERRORS,
   EffectCommitSchema,
   encodeState,
   FINAL_ERRORS,

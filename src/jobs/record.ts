@@ -340,7 +340,7 @@ export function matchDispatch(job: { record: JobRecord; id: string }, request: S
     request.timeoutMs === r.timeoutMs &&
     request.k === r.k &&
     request.q === r.q
-  const fixed = Object.keys((request as { reads?: Record<string, number> }).reads ?? {}).sort()
+  const fixed = Object.keys(request.reads ?? {}).sort()
   const reads = [...r.stores].sort()
   if (
     !same ||

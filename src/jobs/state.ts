@@ -36,7 +36,14 @@ export type JobError = z.infer<typeof JobErrorSchema>
 /** Attempts kept in a state: the most recent ones (conflicting writers may cause many). */
 export const MAX_ATTEMPTS_KEPT = 32
 
-export const ATTEMPT_OUTCOMES = ['running', 'succeeded', 'failed', 'conflict', 'abandoned'] as const
+export const ATTEMPT_OUTCOMES = [
+  'running',
+  'succeeded',
+  'failed',
+  'conflict',
+  'deferred',
+  'abandoned',
+] as const
 
 /** One attempt: an invocation of the job by one keeper, and what came of it. */
 export const AttemptRecordSchema = z.strictObject({
@@ -49,7 +56,8 @@ export const AttemptRecordSchema = z.strictObject({
   /**
    * running; succeeded (certified, effects committed); failed (no certificate, or a certified
    * failure of the function); conflict (certified, but what it read changed before its writes
-   * could commit); abandoned (its dispatcher died or lost the job, another took over)
+   * could commit); deferred (the network had no room for it: too few executors, or all busy);
+   * abandoned (its dispatcher died or lost the job, another took over)
    */
   outcome: z.enum(ATTEMPT_OUTCOMES),
   error: JobErrorSchema.nullable(),
@@ -312,6 +320,35 @@ export interface AttemptEnd {
   tried?: AttemptRecord['tried']
   random: () => number
   backoff?: Partial<Backoff>
+}
+
+/**
+ * Errors that say the network had no room for an attempt rather than that the job failed: too few
+ * live executors in the dispatcher's view, or executors too busy to take it. An attempt that ends
+ * so is deferred (see {@link attemptDeferred}).
+ */
+export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['NO_EXECUTORS', 'PEER_BUSY'])
+
+/**
+ * Attempt `n` found no room on the network (a {@link DEFERRING_ERRORS} error, or no quorum because
+ * executors were busy): the job runs again after a backoff that grows with the deferrals in a row,
+ * without using a retry, so an overloaded network delays jobs instead of failing them. It fails
+ * with that error only if the deadline comes first.
+ */
+export function attemptDeferred(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
+  const b = { ...DEFAULT_BACKOFF, ...end.backoff }
+  const attempts = endRunning(
+    state.attempts,
+    end.now,
+    { outcome: 'deferred', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
+    end.n,
+  )
+  let inARow = 0
+  for (let i = attempts.length - 1; i >= 0 && attempts[i].outcome === 'deferred'; i--) inARow++
+  const runAt = end.now + backoffMs(Math.max(1, inARow), b.baseMs, b.maxMs, end.random)
+  if (runAt >= record.deadline)
+    return next(state, end.now, { status: 'failed', attempts, dispatcher: null, error: end.error })
+  return next(state, end.now, { status: 'queued', attempts, runAt, dispatcher: null })
 }
 
 /**

@@ -196,6 +196,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
     const http = createHttpServer({ metrics })
     stops.push(() => http.close())
     let invokeVia: Gateway['invoke'] | undefined
+    let enqueueVia: Gateway['enqueue'] | undefined
     const gateway: Gateway = {
       invoke: (request, options) => {
         if (invokeVia === undefined) throw new CovenantError('NOT_STARTED', 'this node has no gateway')
@@ -203,6 +204,13 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       },
       provide: (invoke) => {
         invokeVia = invoke
+      },
+      enqueue: async (run) => {
+        if (enqueueVia === undefined) throw new CovenantError('NOT_STARTED', 'this node keeps no jobs')
+        return enqueueVia(run)
+      },
+      provideJobs: (enqueue) => {
+        enqueueVia = enqueue
       },
     }
 

@@ -10,9 +10,10 @@
  * server listens; `start` runs once the node is up, `stop` in reverse order before the parts stop.
  */
 import type { Logger } from 'pino'
+import type { EnqueueRunReply } from '../api/index.ts'
 import type { BlockStore, CID, Manifest } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
-import type { InvokeResult, SignedRequest, TrustInput, View } from '../exec/index.ts'
+import type { Certificate, InvokeResult, Output, SignedRequest, TrustInput, View } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import type { Net } from '../net/index.ts'
 import type { PeerTable } from '../peers/index.ts'
@@ -68,6 +69,14 @@ export interface Gateway {
   invoke(request: SignedRequest, options?: { trust?: TrustInput }): Promise<InvokeResult>
   /** the exec service hands its gateway over here when it is created */
   provide(invoke: Gateway['invoke']): void
+  /**
+   * Hands the jobs a certified run enqueued (`ctx.enqueue`) to their keepers, as
+   * `POST /v1/jobs/enqueued` does: the gateway calls it once the run's writes are committed.
+   * NOT_STARTED until the jobs service provides it.
+   */
+  enqueue(run: { certificate: Certificate; output: Output }): Promise<EnqueueRunReply['jobs']>
+  /** the jobs service hands its side over here when it is created */
+  provideJobs(enqueue: Gateway['enqueue']): void
 }
 
 /** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */

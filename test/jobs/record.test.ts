@@ -23,6 +23,8 @@ import { errorCode } from '../fixtures/errors.ts'
 const FN = 'bafyreibtmy5nghh46uv4kumxy5izkgriwbejlazudn4egt7beazkz4ojpm'
 const NOW = 1_800_000_000_000
 const HOUR = 3_600_000
+const NS_A = 'bafyreiaiqdhwt3nbbztkqbmipehjztzqxtcnx3ggsn5hmkoigxcf2gm4ou'
+const NS_B = 'bafyreigp7fz2d6uiz3wzeyspr4q6gluykv2wf3lqbx3dovagzojaxrr5ce'
 
 describe('job records', () => {
   it('are signed by their enqueuer, with the defaults written once, and named by their CID', async () => {
@@ -178,6 +180,44 @@ describe('dispatch requests', () => {
       'plain-nonce',
     ])
       assert.equal(dispatchOf({ nonce }), undefined, nonce)
+  })
+
+  it('fix the version of every namespace the job reads, and only those', async () => {
+    const enqueuer = await generateKey()
+    const keeper = await generateKey()
+    const [a, b] = [NS_A, NS_B]
+    const job = createJob(enqueuer, { fn: FN, export: 'add', args: [a], stores: [a, b] }, NOW)
+    const ticket = mintTicket(keyId(keeper), epochOf(NOW))
+    const { request } = dispatchRequest(keeper, job, 1, ticket, NOW, { [a]: 7, [b]: 0 })
+    assert.deepEqual(request.reads, { [a]: 7, [b]: 0 })
+    assert.equal(matchDispatch(job, request), 1)
+    // an attempt cannot leave one out
+    assert.equal(
+      errorCode(() => dispatchRequest(keeper, job, 2, ticket, NOW, { [a]: 7 })),
+      'INTERNAL',
+    )
+    // a request fixing other namespaces than the job reads is not an attempt of it
+    const plain = createJob(enqueuer, { fn: FN, export: 'add', args: [a] }, NOW)
+    const other = dispatchRequest(
+      keeper,
+      { ...job, record: { ...job.record, stores: [a] } },
+      1,
+      ticket,
+      NOW,
+      {
+        [a]: 7,
+      },
+    )
+    assert.equal(
+      errorCode(() => matchDispatch(job, other.request)),
+      'JOB_INVALID',
+    )
+    const none = dispatchRequest(keeper, plain, 1, ticket, NOW).request
+    assert.equal(none.reads, undefined)
+    assert.equal(
+      errorCode(() => matchDispatch({ ...plain, record: job.record }, none)),
+      'JOB_INVALID',
+    )
   })
 })
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   attemptConflicted,
+  attemptDeferred,
   attemptFailed,
   backoffMs,
   cancelJob,
@@ -155,6 +156,40 @@ describe('job states', () => {
     })
     assert.equal(late.status, 'failed')
     assert.equal(late.error?.code, 'WRITE_CONFLICT')
+  })
+
+  it('defer an attempt the network had no room for, without using a retry, backing off while it lasts', async () => {
+    const { record, keeper } = await setup()
+    const busy = { code: 'NO_EXECUTORS', message: '2 live peers may execute this request, k=3 needed' }
+    const defer = (state: JobState, now: number) => {
+      const r = run(state, keeper, now)
+      return attemptDeferred(r, record, { n: r.started, now, error: busy, random: half })
+    }
+    let s = initialState(record)
+    let now = T
+    for (let i = 1; i <= 3; i++) {
+      s = defer(s, now)
+      assert.equal(s.status, 'queued')
+      assert.deepEqual([s.failures, s.conflicts], [0, 0])
+      assert.equal(s.attempts.at(-1)?.outcome, 'deferred')
+      // the wait grows with the deferrals in a row
+      assert.equal(s.runAt - now, Math.round((3 * DEFAULT_BACKOFF.baseMs * 2 ** (i - 1)) / 4))
+      now = s.runAt
+    }
+    // a real failure between them counts, and starts the row again
+    const r = run(s, keeper, now)
+    s = attemptFailed(r, record, {
+      n: r.started,
+      now,
+      error: { code: 'NO_QUORUM', message: 'disagreed' },
+      random: half,
+    })
+    assert.equal(s.failures, 1)
+    now = s.runAt
+    s = defer(s, now)
+    assert.equal(s.runAt - now, Math.round((3 * DEFAULT_BACKOFF.baseMs) / 4))
+    const late = defer(s, record.deadline - 1)
+    assert.deepEqual([late.status, late.error?.code], ['failed', 'NO_EXECUTORS'])
   })
 
   it('abandon the attempt of a dispatcher that another took over from, without counting it', async () => {

@@ -10,7 +10,7 @@
  * browser-safe.
  */
 import { Counter, Gauge } from 'prom-client'
-import { type CommitOutcome, conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { type CommitOutcome, conflictsRoute, type InvokeReply, invokeRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { createFunctionCommit } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
@@ -401,6 +401,7 @@ async function createExecService(
       mark = t
     }
     let commits: CommitOutcome[] = []
+    let jobs: InvokeReply['jobs']
     const result = await asGateway(body.request, async (named, judged) => {
       const request = requestFromJSON(body.request)
       const { id } = verifyRequest(request)
@@ -411,6 +412,14 @@ async function createExecService(
       if (commits.length > 0) lap('commit')
       const refused = commits.find((o) => 'error' in o)
       if (refused !== undefined && 'error' in refused) judged(refused.error.code)
+      else if (run.output.error === null && (run.output.jobs?.length ?? 0) > 0) {
+        // the jobs it enqueued go with its writes: only once those are committed
+        jobs = await c.gateway.enqueue(run).then(
+          (handed) => ({ jobs: handed }),
+          (err) => ({ error: CovenantError.from(err).toJSON() }),
+        )
+        lap('jobs')
+      }
       return run
     })
     const answer = {
@@ -420,6 +429,7 @@ async function createExecService(
       conflicts: result.conflicts.map(conflictToJSON),
       tried: result.tried,
       commits,
+      jobs,
     }
     lap('answer')
     reply.header('server-timing', timing.join(', '))

@@ -32,6 +32,7 @@ import {
 } from '../../api/index.ts'
 import { cidString } from '../../content/index.ts'
 import { closestPeers } from '../../covenant/index.ts'
+import { createFunctionCommit } from '../../datastore/index.ts'
 import { fromBase64, toBase64 } from '../../encoding/index.ts'
 import { CovenantError, type ErrorJSON } from '../../errors/index.ts'
 import {
@@ -41,9 +42,11 @@ import {
   certificateToJSON,
   epochOf,
   type InvokeResult,
+  MAX_CLOCK_SKEW_MS,
+  MAX_DEADLINE_AHEAD_MS,
   mintTicket,
   type Output,
-  type OutputLike,
+  OutputSchema,
   outputHash,
   type Receipt,
   ReceiptSchema,
@@ -51,15 +54,18 @@ import {
   requestId,
   type Ticket,
   verifyCertificate,
+  verifyCertificateSignatures,
 } from '../../exec/index.ts'
 import {
   type AttemptRecord,
   attemptConflicted,
+  attemptDeferred,
   attemptFailed,
   BATCH_BYTES,
   type Backoff,
   cancelJob,
   checkDoc,
+  DEFERRING_ERRORS,
   dispatchRequest,
   type EffectCommit,
   encodeState,
@@ -100,42 +106,22 @@ import {
 } from '../../jobs/index.ts'
 import { canonicalBytes } from '../../keys/index.ts'
 import { route } from '../http.ts'
+import { knownView } from '../known-view.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
 
 /** Devnet faults of this service (node option `fault`, refused outside a devnet). */
 export const JOBS_FAULT_KINDS = [
   /** a dispatcher dies (SIGKILL) right after its first attempt started: its keepers hold it running */
   'jobs-crash-on-dispatch',
+  /**
+   * a dispatcher dies (SIGKILL) right after an attempt's writes were committed, before it records
+   * the success: its keepers hold it running, and the next attempt's writes are duplicates
+   */
+  'jobs-crash-after-commit',
 ] as const
 
 /** The job file in a node's data directory. */
 export const JOBS_FILE = 'jobs.db'
-
-/** One run of a job, certified, whose writes are to be committed keyed by the job id. */
-export interface JobRun {
-  job: { id: string; record: JobRecord; doc: JobDoc }
-  certificate: Certificate
-  /** the certified output; beside `json`, `logs` and `error` it carries the run's effects */
-  output: Output & Record<string, unknown>
-}
-
-/** What committing a run's writes did: one commit per namespace written. */
-export interface CommittedWrites {
-  commits: EffectCommit[]
-  /**
-   * When every namespace answered that this job's writes were committed already (an earlier
-   * attempt's, whose dispatcher died before recording its success): that attempt's run, which is
-   * then the job's result, so its value matches the writes that took effect.
-   */
-  run?: { certificate: Certificate; output: Output & Record<string, unknown> }
-}
-
-/**
- * Commits a certified run's writes to each namespace it writes, keyed by the job id, so another
- * attempt's commit of the same job is a no-op. Throws WRITE_CONFLICT when a key it read has moved
- * (the job runs again, reading afresh), or why the holders refused.
- */
-export type CommitWrites = (run: JobRun) => Promise<CommittedWrites>
 
 export interface JobsServiceOptions {
   /** how often the dispatcher looks for due jobs, at most @default 1000 */
@@ -150,13 +136,6 @@ export interface JobsServiceOptions {
   retentionMs?: number
   /** how long a keeper waits for another to take a job or a state @default 5000 */
   replicateTimeoutMs?: number
-  /** commits a run's writes keyed by the job id @default none: a run that writes is refused */
-  commitWrites?: CommitWrites
-  /**
-   * the current version (head seq) of each namespace, which an attempt of a job that reads them
-   * fixes @default none: a job that reads a namespace is refused
-   */
-  headsOf?: (namespaces: string[]) => Promise<Record<string, number>>
   /** checks the run behind a job a function enqueued @default its certificate against this node's view */
   verifyRun?: VerifyRun
   /** what the `jobs-crash-*` fault does @default SIGKILL of this process */
@@ -178,6 +157,7 @@ export type JobsServiceComponents = Pick<
   | 'view'
   | 'manifest'
   | 'gateway'
+  | 'stores'
   | 'fault'
 >
 
@@ -200,32 +180,12 @@ export function jobsService(options: JobsServiceOptions = {}): NodeServiceFactor
   return (c) => createJobsService(c, options)
 }
 
-/** A run's writes, as the output carries them beside its value (none until exec's outputs carry them). */
-function writesOf(output: Record<string, unknown>): unknown[] {
-  return Array.isArray(output.store) ? output.store : []
-}
-
-/** Without a way to read heads, a job that reads a namespace cannot be dispatched. */
-const noHeads = async (): Promise<never> => {
-  throw new CovenantError(
-    'INVALID_REQUEST',
-    'this node cannot fix the versions of the namespaces a job reads',
-  )
-}
-
-/** Without a committer, a run that writes is refused rather than its writes dropped. */
-const commitNoWrites: CommitWrites = async ({ output }) => {
-  if (writesOf(output).length > 0)
-    throw new CovenantError('INVALID_CERTIFICATE', 'this node cannot commit a function’s writes')
-  return { commits: [] }
-}
-
 /**
- * The node's check of the run behind an enqueued job: exec's `verifyCertificate` against this
- * node's view and the function's manifest, the output against the certificate, and that the
- * receipts sign the jobs the output lists. Exec's output hash does not cover `jobs` yet; until it
- * does, every such run is refused here, because nothing would bind the jobs to what the executors
- * signed.
+ * The node's check of the run behind an enqueued job, as a namespace's holders check a function
+ * entry (docs/apps.md): a run less than a request's lifetime old is checked against this node's
+ * view and the function's manifest, so its signers must be the executors the selection rule picks;
+ * an older one (a keeper that takes the job over days later) by its signatures alone. Either way
+ * the output must hash to what the receipts sign, and so must the jobs it lists.
  */
 export function verifyRunWithView(c: Pick<NodeComponents, 'view' | 'manifest'>): VerifyRun {
   const refuse = (message: string): never => {
@@ -234,15 +194,42 @@ export function verifyRunWithView(c: Pick<NodeComponents, 'view' | 'manifest'>):
   return async (proof) => {
     const cert = CertificateSchema.safeParse(proof.certificate)
     if (!cert.success) return refuse('malformed certificate')
-    const manifest = await c.manifest(cert.data.request.fn).catch(() => undefined)
-    if (manifest === undefined) return refuse(`function ${cert.data.request.fn} cannot be had`)
     const output = OutputWithJobsSchema.safeParse(proof.output)
     if (!output.success) return refuse('the output lists no jobs')
-    verifyCertificate(cert.data, { view: c.view(), manifest, output: output.data, minQuorum: 1 })
-    if (outputHash({ ...output.data, jobs: [] } as OutputLike) === outputHash(output.data))
-      refuse('the executors’ receipts do not sign the jobs this build’s outputs list')
+    if (Date.now() - cert.data.request.timestamp < MAX_DEADLINE_AHEAD_MS + MAX_CLOCK_SKEW_MS) {
+      const manifest = await c.manifest(cert.data.request.fn).catch(() => undefined)
+      if (manifest === undefined) return refuse(`function ${cert.data.request.fn} cannot be had`)
+      verifyCertificate(cert.data, { view: c.view(), manifest, output: output.data, minQuorum: 1 })
+    } else verifyCertificateSignatures(cert.data, { output: output.data, minQuorum: 1 })
     return { request: cert.data.request, id: cert.data.id, jobs: output.data.jobs }
   }
+}
+
+/**
+ * Commits a certified run's writes to each namespace it writes, through the node's datastores,
+ * keyed by the job id (the commit carries the job's record, see createFunctionCommit), so another
+ * attempt's commit of the same job is a duplicate that changes nothing. Throws WRITE_CONFLICT when
+ * a key it read has moved (the job runs again, reading afresh), or why the holders refused.
+ */
+async function commitWrites(
+  stores: NodeComponents['stores'],
+  job: { id: string; record: JobRecord },
+  run: { certificate: Certificate; output: Output },
+): Promise<EffectCommit[]> {
+  const commits: EffectCommit[] = []
+  for (const effects of run.output.store ?? []) {
+    if (effects.writes.length === 0) continue
+    const commit = createFunctionCommit({
+      request: job.id,
+      effects,
+      certificate: run.certificate,
+      output: run.output,
+      job: job.record,
+    })
+    const { ns, seq, cid, duplicate } = await stores.commit(commit)
+    commits.push({ ns, seq, cid, duplicate })
+  }
+  return commits
 }
 
 /** Receipts of a run that did not reach a quorum, as the gateway's NO_QUORUM details carry them. */
@@ -366,10 +353,12 @@ async function createJobsService(
   const maxRunning = options.maxRunning ?? 8
   const retentionMs = options.retentionMs ?? 7 * DAY
   const replicateTimeoutMs = options.replicateTimeoutMs ?? 5000
-  const commitWrites = options.commitWrites ?? commitNoWrites
-  const headsOf = options.headsOf ?? noHeads
-  const verifyRun = options.verifyRun ?? verifyRunWithView(c)
+  // a run is judged against the view with the peers this node believes dead kept in it, as dead,
+  // so a keeper still takes a job whose run's signer died since (known-view.ts)
+  const known = knownView(c)
+  const verifyRun = options.verifyRun ?? verifyRunWithView({ view: known.view, manifest: c.manifest })
   const crashOnDispatch = c.fault === 'jobs-crash-on-dispatch'
+  const crashAfterCommit = c.fault === 'jobs-crash-after-commit'
   const crash =
     options.onCrash ??
     (() => {
@@ -717,12 +706,46 @@ async function createJobsService(
   /** Jobs whose attempt (or commit) this node is working on now. */
   const working = new Set<string>()
   /**
-   * One attempt at a time per namespace read, on this dispatcher: jobs that read a namespace
-   * usually write it, and of attempts that overlap on it all but one would conflict. Each lane
-   * holds the jobs waiting for it.
+   * One attempt at a time per namespace read, on this dispatcher, from reading its head to
+   * committing: jobs that read a namespace usually write it, and of attempts that overlap on it
+   * all but one would conflict. A lane is held by one job; the jobs that found it held wait in
+   * order, and each release wakes the first (the others are looked at again after a while anyway).
    */
-  const lanes = new Map<string, Set<string>>()
+  const lanes = new Map<string, { holder: string; waiting: Set<string> }>()
   const random = Math.random
+  /**
+   * Attempts this node runs at once: halved each time one is deferred for want of room on the
+   * network, grown by one with each that got an answer, up to `maxRunning`; so a dispatcher backs
+   * off a network it overloads instead of failing its jobs.
+   */
+  let inFlight = maxRunning
+  const slower = (): void => {
+    inFlight = Math.max(1, Math.floor(inFlight / 2))
+  }
+  const faster = (): void => {
+    inFlight = Math.min(maxRunning, inFlight + 1)
+  }
+
+  /** Releases the lanes `id` holds, waking the first job that waits for each. */
+  function release(id: string, stores: readonly string[]): void {
+    for (const ns of stores) {
+      const lane = lanes.get(ns)
+      if (lane?.holder !== id) continue
+      lanes.delete(ns)
+      for (const next of lane.waiting) {
+        lane.waiting.delete(next)
+        const waiter = running && !working.has(next) ? store.get(next) : undefined
+        if (waiter === undefined || isSettled(waiter.state)) continue
+        store.lookAt(next, Date.now())
+        // the rest keep waiting behind it
+        if (lane.waiting.size > 0) waitingFor.set(ns, lane.waiting)
+        break
+      }
+    }
+    if (running) scanSoon()
+  }
+  /** Jobs still waiting for a lane just released, until the job woken for it takes it. */
+  const waitingFor = new Map<string, Set<string>>()
 
   /** Applies `change` to the job's current state, if it gives a new one; keeps it and returns it. */
   function transition(
@@ -769,7 +792,8 @@ async function createJobsService(
     let made: ReturnType<typeof dispatchRequest>
     try {
       const t = await ticket(Math.min(state.failures, JOB_LIMITS.retries), now)
-      const reads = record.stores.length === 0 ? {} : await headsOf(record.stores)
+      const heads = await Promise.all(record.stores.map((ns) => c.stores.head(ns)))
+      const reads = Object.fromEntries(record.stores.map((ns, i) => [ns, heads[i]]))
       made = dispatchRequest(c.key, { record, id }, n, t, Date.now(), reads)
     } catch (err) {
       // No attempt could be made: a job that never can fails now; otherwise it waits a scan or two.
@@ -807,26 +831,32 @@ async function createJobsService(
     try {
       result = await invoked
     } catch (err) {
+      release(id, record.stores)
       const e = CovenantError.from(err)
       metrics.attempts.inc({ outcome: e.code })
-      const tried = (e.details as { tried?: Parameters<typeof triedOf>[0] } | undefined)?.tried
-      await attemptEnded(id, n, (s, r) =>
-        attemptFailed(s, r, {
-          n,
-          now: Date.now(),
-          error: errorOf(e),
-          receipts: receiptsOf(e),
-          tried: triedOf(tried),
-          random,
-          backoff: options.backoff,
-        }),
-      )
+      const tried = triedOf((e.details as { tried?: Parameters<typeof triedOf>[0] } | undefined)?.tried)
+      // the network had no room for it (too few executors in view, or busy ones): not the job's failure
+      const deferred =
+        DEFERRING_ERRORS.has(e.code) || (e.code === 'NO_QUORUM' && tried.some((t) => t.error === 'PEER_BUSY'))
+      if (deferred) slower()
+      const end = {
+        n,
+        now: Date.now(),
+        error: errorOf(e),
+        receipts: receiptsOf(e),
+        tried,
+        random,
+        backoff: options.backoff,
+      }
+      await attemptEnded(id, n, (s, r) => (deferred ? attemptDeferred(s, r, end) : attemptFailed(s, r, end)))
       return
     }
+    faster()
     const { certificate, output } = result
     const receipts = [...certificate.receipts, ...result.conflicts.map((x) => x.receipt)].slice(0, 64)
     const tried = triedOf(result.tried)
     if (output.error !== null) {
+      release(id, record.stores)
       metrics.attempts.inc({ outcome: output.error.code })
       await attemptEnded(id, n, (s, r) =>
         attemptFailed(s, r, {
@@ -844,22 +874,30 @@ async function createJobsService(
     // Cancelled, or another attempt's success recorded: this run's writes are not committed.
     const current = store.get(id)?.state.status
     if (current === undefined || current === 'cancelled' || current === 'succeeded') return
-    await commit(stored, n, { certificate, output: output as JobRun['output'] }, receipts, tried)
+    await commit(stored, n, { certificate, output }, receipts, tried)
   }
 
-  /** A certified run of attempt `n`: its writes committed keyed by the job id, then its success recorded. */
+  /**
+   * A certified run of attempt `n`: its writes committed keyed by the job id, then its success
+   * recorded. When every namespace it writes answers that this job's writes are there already (an
+   * earlier attempt's, whose dispatcher died before recording its success), the result is that
+   * attempt's run, read from the entry: its value and the jobs it enqueued go with the writes that
+   * took effect.
+   */
   async function commit(
     stored: StoredJob,
     n: number,
-    run: { certificate: Certificate; output: JobRun['output'] },
+    run: { certificate: Certificate; output: Output },
     receipts: Receipt[],
     tried: AttemptRecord['tried'],
   ): Promise<void> {
     const { id } = stored
-    let written: CommittedWrites
+    let commits: EffectCommit[]
     try {
-      written = await commitWrites({ job: { id, record: stored.record, doc: stored.doc }, ...run })
+      commits = await commitWrites(c.stores, { id, record: stored.record }, run)
+      release(id, stored.record.stores)
     } catch (err) {
+      release(id, stored.record.stores)
       const e = CovenantError.from(err)
       const conflict = e.code === 'WRITE_CONFLICT'
       metrics.attempts.inc({ outcome: conflict ? 'conflict' : e.code })
@@ -870,8 +908,10 @@ async function createJobsService(
       return
     }
     metrics.attempts.inc({ outcome: 'succeeded' })
-    const result = { ...(written.run ?? run), commits: written.commits }
-    const wrote = written.commits.some((x) => !x.duplicate)
+    const wrote = commits.some((x) => !x.duplicate)
+    if (crashAfterCommit && wrote) crash()
+    const took = commits.length > 0 && !wrote ? await runOfEntry(id, commits[0]) : undefined
+    const result = { ...(took ?? run), commits }
     const sealed = transition(id, (s) =>
       s.status === 'succeeded' || (s.status === 'cancelled' && !wrote)
         ? undefined
@@ -880,6 +920,24 @@ async function createJobsService(
     if (sealed === undefined) return
     await replicate(id, true)
     await finish(id)
+  }
+
+  /** The run whose writes a namespace committed under job `id` (its entry's proof), if it can be read. */
+  async function runOfEntry(
+    id: string,
+    at: EffectCommit,
+  ): Promise<{ certificate: Certificate; output: Output } | undefined> {
+    try {
+      const entry = await c.stores.entry(at.ns, at.seq)
+      if (entry.kind !== 'function' || entry.id !== id) return undefined
+      const certificate = CertificateSchema.safeParse(entry.proof.certificate)
+      const output = OutputSchema.safeParse(entry.proof.output)
+      if (!certificate.success || !output.success) return undefined
+      return { certificate: certificate.data, output: output.data }
+    } catch (err) {
+      logger.warn({ event: 'job-entry-unread', id, ns: at.ns, code: CovenantError.from(err).code })
+      return undefined
+    }
   }
 
   /** A success's further jobs: handed to their keepers, then the success marked committed. */
@@ -904,7 +962,10 @@ async function createJobsService(
   /** Works on one due job: its next attempt, or a success's commit. `stores` are the lanes it holds. */
   async function work(id: string, stores: readonly string[]): Promise<void> {
     working.add(id)
-    for (const ns of stores) lanes.set(ns, lanes.get(ns) ?? new Set())
+    for (const ns of stores) {
+      lanes.set(ns, { holder: id, waiting: waitingFor.get(ns) ?? new Set() })
+      waitingFor.delete(ns)
+    }
     try {
       const stored = store.get(id)
       if (stored === undefined || isSettled(stored.state)) return
@@ -917,12 +978,7 @@ async function createJobsService(
       store.lookAt(id, Date.now() + scanIntervalMs)
     } finally {
       working.delete(id)
-      for (const ns of stores) {
-        const waiting = lanes.get(ns)
-        lanes.delete(ns)
-        if (running) for (const w of waiting ?? []) if (store.has(w)) store.lookAt(w, Date.now())
-      }
-      if (running) scanSoon()
+      release(id, stores)
     }
   }
 
@@ -973,14 +1029,14 @@ async function createJobsService(
           store.lookAt(id, s.runAt)
           continue
         }
-        if (working.size >= maxRunning) {
+        if (working.size >= inFlight) {
           full = true
           break
         }
-        const lane = stored.record.stores.find((ns) => lanes.has(ns))
-        if (lane !== undefined && s.status !== 'succeeded') {
-          lanes.get(lane)?.add(id)
-          store.lookAt(id, null)
+        const held = stored.record.stores.map((ns) => lanes.get(ns)).find((l) => l !== undefined)
+        if (held !== undefined && s.status !== 'succeeded') {
+          held.waiting.add(id)
+          store.lookAt(id, now + STANDBY_SCANS * scanIntervalMs)
           continue
         }
         store.lookAt(id, now + scanIntervalMs)
@@ -1061,6 +1117,7 @@ async function createJobsService(
    */
   function viewChanged(peer: string, alive: boolean): void {
     keepersMemo.clear()
+    known.forget()
     store.lookAgain()
     if (!alive) for (const id of store.dispatchedBy(peer, 100_000)) store.lookAt(id, Date.now())
     scanSoon()
@@ -1262,14 +1319,9 @@ async function createJobsService(
     return { id, keepers, wanted: replicas }
   })
 
-  route(c.http, enqueueRunRoute, async function enqueueRun({ body }) {
-    let certificate: Certificate
-    try {
-      certificate = certificateFromJSON(body.certificate)
-    } catch (err) {
-      throw new CovenantError('INVALID_CERTIFICATE', 'malformed certificate', { cause: err })
-    }
-    const docs = await enqueuedDocs({ certificate, output: body.output } satisfies RunProof, verifyRun)
+  /** Hands the jobs a certified run enqueued to their keepers; a no-op for those already there. */
+  async function enqueueRun(run: RunProof): Promise<Array<{ id: string; keepers: string[] }>> {
+    const docs = await enqueuedDocs(run, verifyRun)
     const jobs = []
     for (const { doc, id } of docs) {
       const { keepers, errors } = await distribute(doc, id)
@@ -1277,7 +1329,18 @@ async function createJobsService(
         throw errors[0] ?? new CovenantError('COVENANT_REFUSED', 'no live node keeps jobs')
       jobs.push({ id, keepers })
     }
-    return { jobs }
+    return jobs
+  }
+  c.gateway.provideJobs(enqueueRun)
+
+  route(c.http, enqueueRunRoute, async function enqueueRunJobs({ body }) {
+    let certificate: Certificate
+    try {
+      certificate = certificateFromJSON(body.certificate)
+    } catch (err) {
+      throw new CovenantError('INVALID_CERTIFICATE', 'malformed certificate', { cause: err })
+    }
+    return { jobs: await enqueueRun({ certificate, output: body.output }) }
   })
 
   route(c.http, jobRoute, async function job({ params }) {

@@ -17,7 +17,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import * as dagCbor from '@ipld/dag-cbor'
 import {
   enqueueJobRoute,
   enqueueRunRoute,
@@ -35,8 +34,7 @@ import {
   type PrivateKey,
 } from '../../../src/client/index.ts'
 import type { Manifest } from '../../../src/content/index.ts'
-import { closestPeers, type SignedCovenant, signedCovenantFromJSON } from '../../../src/covenant/index.ts'
-import { toBase64 } from '../../../src/encoding/index.ts'
+import { type SignedCovenant, signedCovenantFromJSON } from '../../../src/covenant/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
 import {
   certificateToJSON,
@@ -53,7 +51,6 @@ import {
   initialState,
   JOBS_PROTOCOL,
   type JobInit,
-  jobKeyBytes,
   signCancel,
   startAttempt,
   succeed,
@@ -62,6 +59,7 @@ import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
+import { keepersOf as liveKeepers, planJob as planKeepers, postJob } from '../../fixtures/jobs.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const NODES = 7
@@ -92,12 +90,7 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
     assert.rejects(p, (e: CovenantError) => e.code === code, code)
 
   /** The job's keepers among the live nodes, its dispatcher first. */
-  const keepersOf = (id: string): number[] =>
-    closestPeers(
-      jobKeyBytes(id),
-      ids.filter((_, i) => !dead.has(i)),
-      3,
-    ).map(index)
+  const keepersOf = (id: string): number[] => liveKeepers(id, ids, dead)
 
   const tickets = new Map<string, Ticket>()
   /** Node `i`'s first ticket of `epoch`, the one its first attempts use. */
@@ -151,23 +144,11 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
     )
 
   /** A job of the enqueuer, its nonce drawn until `accept(keepers)`. */
-  const planJob = (init: JobInit, accept: (keepers: number[]) => boolean) => {
-    for (let i = 0; i < 20_000; i++) {
-      const job = createJob(enqueuer, { ...init, nonce: `plan-${i}-${Math.random().toString(36).slice(2)}` })
-      if (accept(keepersOf(job.id))) return job
-    }
-    throw new Error('no nonce gives those keepers')
-  }
+  const planJob = (init: JobInit, accept: (keepers: number[]) => boolean) =>
+    planKeepers(enqueuer, init, keepersOf, accept)
 
   /** `POST /v1/jobs` with a record as it is, through node `node`. */
-  const post = async (record: unknown, node = GATEWAY) => {
-    const res = await fetch(`${devnet.nodes[node].http}${enqueueJobRoute.path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ job: toBase64(dagCbor.encode(record)) }),
-    })
-    return { status: res.status, body: (await res.json()) as { id?: string; error?: { code: string } } }
-  }
+  const post = (record: unknown, node = GATEWAY) => postJob(devnet.nodes[node].http, record)
 
   /** Deploys a function under names until one has dispatchers of every kind a case needs. */
   const deployWhere = async (code: (variant: number) => string, fits: (f: Fn) => boolean): Promise<Fn> => {
