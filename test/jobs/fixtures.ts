@@ -1,21 +1,8 @@
-/**
- * Certified runs of jobs built in process, as test/fixtures/exec-cluster.ts builds them for exec:
- * real keys and signed covenants, a job record signed by its enqueuer, a keeper's dispatch
- * request, the executors exec's selection rule picks, and receipts each of them signs.
- *
- * `jobs` gives the run an output that lists jobs (`ctx.enqueue`). Exec's output hash does not
- * cover them on this base; with `signJobs` the receipts sign the hash of the output extended with
- * its jobs, the way exec's hash will once it covers them, and {@link modelVerifier} checks that
- * hash (it is the verifier a keeper injects, with the extension modelled).
- */
-import { sha256 } from '@noble/hashes/sha2.js'
 import type { Manifest } from '../../src/content/index.ts'
-import { toHex } from '../../src/encoding/index.ts'
 import { CovenantError } from '../../src/errors/index.ts'
 import {
   type Certificate,
   CertificateSchema,
-  canonicalOutput,
   createRequest,
   epochOf,
   mintTicket,
@@ -33,16 +20,11 @@ import {
   OutputWithJobsSchema,
   type VerifyRun,
 } from '../../src/jobs/index.ts'
-import { canonicalBytes, generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
+import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
 import { type EffectJob, SANDBOX_BUILD } from '../../src/sandbox/index.ts'
 import { BlockMap, makeNodes, type TestNode, viewOf } from '../fixtures/exec-cluster.ts'
 
 export type OutputWithJobs = Output & { jobs: EffectJob[] }
-
-/** The hash receipts will sign once exec's output carries the jobs a run enqueued. */
-export function outputWithJobsHash(output: OutputWithJobs): string {
-  return toHex(sha256(canonicalBytes({ ...canonicalOutput(output), jobs: output.jobs })))
-}
 
 export interface Network {
   nodes: TestNode[]
@@ -126,14 +108,12 @@ export async function runThatEnqueues(
   const caller = opts.caller ?? (await generateKey())
   const made = createRequest(caller, { fn: net.fn, export: 'main', args: [], fuel: 20_000 })
   const output: OutputWithJobs = { json: 'null', logs: [], error: null, jobs }
-  const hash = opts.signJobs ? outputWithJobsHash(output) : outputHash(output)
+  const { jobs: _, ...withoutJobs } = output
+  const hash = outputHash(opts.signJobs ? output : withoutJobs)
   return { certificate: certify(net, made, hash), output, caller }
 }
 
-/**
- * The verifier a keeper whose view is `view` injects, with exec's extension modelled: the
- * certificate against the view, then the extended hash of the output.
- */
+/** The verifier a keeper whose view is `view` injects: the certificate against the view, then the output's hash. */
 export function modelVerifier(net: Pick<Network, 'view' | 'fn' | 'manifest'>): VerifyRun {
   return async (proof) => {
     const cert = CertificateSchema.safeParse(proof.certificate)
@@ -141,7 +121,7 @@ export function modelVerifier(net: Pick<Network, 'view' | 'fn' | 'manifest'>): V
     if (cert.data.request.fn !== net.fn) throw new CovenantError('INVALID_CERTIFICATE', 'unknown function')
     verifyCertificate(cert.data, { view: net.view, manifest: net.manifest, minQuorum: 1 })
     const output = OutputWithJobsSchema.safeParse(proof.output)
-    if (!output.success || outputWithJobsHash(output.data) !== cert.data.outputHash)
+    if (!output.success || outputHash(output.data) !== cert.data.outputHash)
       throw new CovenantError('INVALID_CERTIFICATE', 'the output is not the certified one')
     return { request: cert.data.request, id: cert.data.id, jobs: output.data.jobs }
   }
