@@ -37,10 +37,16 @@ function allowCors(reply: FastifyReply): void {
   reply.header('access-control-max-age', '600')
 }
 
+/** The longest message an error reply carries; protocol error replies are cut alike (`net`). */
+const MAX_ERROR_MESSAGE = 1024
+
 function sendError(reply: FastifyReply, err: unknown): void {
   const e = toCovenantError(err)
   allowCors(reply)
-  void reply.code(e.status).send({ error: e.toJSON() })
+  // A message may quote what the caller sent (fastify's and ours quote the URL, which can be
+  // 80 KiB): cut, so the reply stays within the error shape every client reads (ErrorJSONSchema).
+  const error = { ...e.toJSON(), message: e.message.slice(0, MAX_ERROR_MESSAGE) }
+  void reply.code(e.status).send({ error })
 }
 
 /** Creates the HTTP server with CORS, metrics and error handling, and no routes yet. */

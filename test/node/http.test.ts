@@ -269,6 +269,22 @@ describe('HTTP API (inject)', () => {
     }
   })
 
+  it('cuts an error message that quotes a huge URL, so the reply keeps the error shape', async () => {
+    // Found by the fuzzer (test/fuzz, target "http-raw"): a 5 000-character path came back quoted
+    // whole in the message, longer than the 4 096 characters ErrorJSONSchema (and so every
+    // client) reads, so a caller saw a malformed reply instead of INVALID_INPUT or NOT_FOUND.
+    const long = 'a'.repeat(5000)
+    for (const [url, status, code] of [
+      [`/v1/blocks/${long}`, 400, 'INVALID_INPUT'],
+      [`/v1/stores/${long}/keys/k`, 400, 'INVALID_INPUT'],
+      [`/nope/${long}`, 404, 'NOT_FOUND'],
+    ] as const) {
+      const res = await http.inject({ method: 'GET', url })
+      assert.deepEqual(errorOf(res), { status, code }, url.slice(0, 20))
+      assert.ok(res.json().error.message.length <= 1024)
+    }
+  })
+
   it('allows CORS and serves Prometheus metrics', async () => {
     const pre = await http.inject({
       method: 'OPTIONS',
