@@ -218,7 +218,7 @@ function abandoned(signal: AbortSignal): CovenantError {
 
 /**
  * Sends one request and awaits its reply. Every failure is a CovenantError: the peer's error reply
- * as it sent it (an unknown code as PROTOCOL_ERROR), PEER_TIMEOUT when `timeoutMs` passes or the
+ * as it sent it (an unknown code as PROTOCOL_ERROR, its INTERNAL as PEER_UNREACHABLE), PEER_TIMEOUT when `timeoutMs` passes or the
  * caller's signal aborts, MESSAGE_TOO_LARGE for a reply over `maxReplyBytes`, PROTOCOL_ERROR for a
  * reply that is not DAG-CBOR, not an envelope or not what `schema` expects, and PEER_UNREACHABLE
  * when the stream could not be opened or broke.
@@ -293,8 +293,16 @@ export async function rpcRequest<T = unknown>(
   const parsed = replyEnvelopeSchema.safeParse(envelope)
   if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `malformed reply from ${peerId}`)
   // A peer's details are not passed on: nothing here asks for them, and they are its words.
-  if ('error' in parsed.data)
+  if ('error' in parsed.data) {
+    // The peer's own failure is not this node's: relayed as INTERNAL, a node would answer its
+    // callers "a bug in Covenant, see the node log" for another node's bug (or its lie).
+    if (parsed.data.error.code === 'INTERNAL')
+      throw new CovenantError(
+        'PEER_UNREACHABLE',
+        `${peerId} failed to answer ${protocol} (an internal error there)`,
+      )
     throw CovenantError.fromJSON({ code: parsed.data.error.code, message: parsed.data.error.message })
+  }
   if (options.schema === undefined) return parsed.data.result as T
   const result = options.schema.safeParse(parsed.data.result)
   if (!result.success) throw new CovenantError('PROTOCOL_ERROR', `unexpected reply from ${peerId}`)

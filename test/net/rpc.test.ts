@@ -10,6 +10,7 @@ import { createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
 import { waitFor } from '../fixtures/network.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
+const LIAR = '/covenant-test/liar/1.0.0'
 
 /** Sends raw bytes on a fresh stream and decodes the reply envelope. */
 async function rawRequest(from: Net, to: Net, bytes: Uint8Array, prefixed = true): Promise<unknown> {
@@ -66,11 +67,41 @@ describe('net rpc over real libp2p nodes', () => {
       assert.equal(e.message, 'no thanks')
       return true
     })
+    // the peer answers INTERNAL without its handler's words…
+    assert.deepEqual(await rawRequest(a, b, dagCbor.encode({ text: 'crash' })), {
+      error: { code: 'INTERNAL', message: 'internal error' },
+    })
+    // …and to the caller that is the peer failing, not a bug of its own
     await assert.rejects(a.request(b.peerId, ECHO, { text: 'crash' }), (e: CovenantError) => {
-      assert.equal(e.code, 'INTERNAL')
+      assert.equal(e.code, 'PEER_UNREACHABLE')
+      assert.match(e.message, /an internal error there/)
       assert.doesNotMatch(e.message, /secret/)
       return true
     })
+  })
+
+  it("never relays a peer's INTERNAL as its own (a node would answer its callers 500 for another's bug)", async () => {
+    // Found by the fuzzer (test/fuzz, target "protocol-replies"): a holder answering a datastore
+    // read with { error: { code: 'INTERNAL' } } made the node answer its HTTP caller 500 INTERNAL,
+    // whose hint sends the operator to their own log.
+    const liar = createNet({ privateKey: await generateKey() })
+    await liar.start()
+    try {
+      await liar.libp2p.handle(LIAR, async (stream) => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(dagCbor.encode({ error: { code: 'INTERNAL', message: 'blame the caller' } }))
+        await stream.close()
+      })
+      await a.addAddresses(liar.peerId, liar.multiaddrs())
+      await assert.rejects(a.request(liar.peerId, LIAR, {}), (e: CovenantError) => {
+        assert.equal(e.code, 'PEER_UNREACHABLE')
+        assert.doesNotMatch(e.message, /blame/)
+        return true
+      })
+    } finally {
+      await liar.stop()
+    }
   })
 
   it('refuses a request that fails the schema', async () => {
@@ -332,7 +363,12 @@ describe('net rpc against careless and hostile peers', () => {
   })
 
   it('answers INTERNAL when its own reply cannot be encoded, and keeps serving', async () => {
-    await assert.rejects(a.request(b.peerId, ODD, {}), typed('INTERNAL'))
+    // on the wire an INTERNAL, which the caller takes for the peer failing
+    await assert.rejects(a.request(b.peerId, ODD, {}), (e: CovenantError) => {
+      assert.equal(e.code, 'PEER_UNREACHABLE')
+      assert.match(e.message, /an internal error there/)
+      return true
+    })
     assert.equal(await a.request(b.peerId, BIG, { n: 1 }), 'x')
   })
 
