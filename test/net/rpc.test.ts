@@ -11,6 +11,7 @@ import { waitFor } from '../fixtures/network.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
 const LIAR = '/covenant-test/liar/1.0.0'
+const ENDLESS = '/covenant-test/endless/1.0.0'
 
 /** Sends raw bytes on a fresh stream and decodes the reply envelope. */
 async function rawRequest(from: Net, to: Net, bytes: Uint8Array, prefixed = true): Promise<unknown> {
@@ -128,6 +129,25 @@ describe('net rpc over real libp2p nodes', () => {
     const big = dagCbor.encode({ text: 'x'.repeat(2000) })
     const reply2 = (await rawRequest(a, b, big)) as { error: { code: string } }
     assert.equal(reply2.error.code, 'MESSAGE_TOO_LARGE')
+  })
+
+  it('refuses a length prefix that never ends as soon as it is longer than any allowed length', async () => {
+    // Found by the fuzzer (test/fuzz, target "protocol-framing"): lpStream decoded every
+    // continuation byte (0x80–0xff) of an unending prefix in turn, on microtasks that let no timer
+    // run, so 1.6 MB of them held a node's event loop for ten seconds, and the peer got
+    // PROTOCOL_ERROR at the end. Now the third byte of a prefix for at most 1024 bytes ends it.
+    const reply = (await rawRequest(a, b, new Uint8Array(60_000).fill(0x81), false)) as {
+      error: { code: string }
+    }
+    assert.equal(reply.error.code, 'MESSAGE_TOO_LARGE')
+    // a reply whose prefix never ends is refused by the caller alike
+    await b.libp2p.handle(ENDLESS, async (stream) => {
+      await lpStream(stream).read()
+      stream.send(new Uint8Array(30_000).fill(0xff))
+      await stream.close()
+    })
+    await assert.rejects(a.request(b.peerId, ENDLESS, {}), typed('MESSAGE_TOO_LARGE'))
+    await b.libp2p.unhandle(ENDLESS)
   })
 
   it('keeps serving after bad requests', async () => {
