@@ -6,7 +6,8 @@
  * Services add routes with {@link route}, which parses every input with the route's schemas from
  * `src/api`.
  */
-import type { OutgoingHttpHeaders } from 'node:http'
+import { type OutgoingHttpHeaders, STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -49,12 +50,36 @@ function sendError(reply: FastifyReply, err: unknown): void {
   void reply.code(e.status).send({ error })
 }
 
+/**
+ * Answers a request Node's parser refused before fastify saw it (headers over 16 KiB, a request
+ * line that is not HTTP, headers that never finish) in the one error shape; fastify's own answer
+ * is `{ error, message, statusCode }`.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new CovenantError('MESSAGE_TOO_LARGE', 'the request line and headers are larger than 16 KiB')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new CovenantError('INVALID_INPUT', 'the request did not arrive in time')
+        : new CovenantError('INVALID_INPUT', 'the request is not valid HTTP')
+  const body = JSON.stringify({ error: e.toJSON() })
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    )
+  socket.destroy()
+}
+
 /** Creates the HTTP server with CORS, metrics and error handling, and no routes yet. */
 export function createHttpServer(init: { metrics: Pick<NodeMetrics, 'httpDuration'> }): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: DEFAULT_BODY_LIMIT,
     frameworkErrors: (err, _req, reply) => sendError(reply, err),
+    clientErrorHandler: onClientError,
   })
   const started = new WeakMap<FastifyRequest, number>()
 

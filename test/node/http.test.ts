@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -283,6 +284,39 @@ describe('HTTP API (inject)', () => {
       assert.deepEqual(errorOf(res), { status, code }, url.slice(0, 20))
       assert.ok(res.json().error.message.length <= 1024)
     }
+  })
+
+  it("answers a request Node's parser refuses (headers too large, not HTTP) in the error shape", async () => {
+    // Found by the fuzzer (test/fuzz, target "http-routes"): a 40 000-character query string on a
+    // real socket passed Node's 16 KiB header limit, and fastify answered 431 in its own shape
+    // ({ error, message, statusCode }), which no client reads.
+    const huge = await fetch(`${node.url}/v1/calls?limit=${'a'.repeat(40_000)}`)
+    assert.equal(huge.headers.get('access-control-allow-origin'), '*')
+    const hugeBody = await huge.json()
+    assert.deepEqual(errorOf({ statusCode: huge.status, json: () => hugeBody }), {
+      status: 413,
+      code: 'MESSAGE_TOO_LARGE',
+    })
+    const { hostname, port } = new URL(node.url)
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) }, () =>
+        socket.write('NOT HTTP AT ALL\r\n\r\n'),
+      )
+      let text = ''
+      socket.on('data', (chunk) => {
+        text += chunk
+      })
+      socket.on('end', () => resolve(text))
+      socket.on('error', reject)
+    })
+    const [head, body] = raw.split('\r\n\r\n')
+    assert.match(head, /^HTTP\/1\.1 400 /)
+    assert.deepEqual(errorOf({ statusCode: 400, json: () => JSON.parse(body) }), {
+      status: 400,
+      code: 'INVALID_INPUT',
+    })
+    // the node keeps serving
+    assert.equal((await fetch(`${node.url}/health`)).status, 200)
   })
 
   it('allows CORS and serves Prometheus metrics', async () => {
