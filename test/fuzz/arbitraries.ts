@@ -166,42 +166,20 @@ const key = fc.oneof(
   { weight: 1, arbitrary: edgeString },
 )
 
-/** One value of the DAG-CBOR data model, nested a little. */
-export const cborValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; list: unknown[]; map: object }>(
-  (tie) => ({
-    value: fc.oneof(
-      { depthSize: 'small', withCrossShrink: true },
-      fc.constant(null),
-      fc.boolean(),
-      number,
-      bigInteger,
-      text,
-      bytes,
-      cid,
-      tie('list'),
-      tie('map'),
-    ),
+/** Values built from `leaves` in lists and maps of up to six, nested a little. */
+function treeOf(leaves: fc.Arbitrary<unknown>[]): fc.Arbitrary<unknown> {
+  return fc.letrec<{ value: unknown; list: unknown[]; map: object }>((tie) => ({
+    value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, ...leaves, tie('list'), tie('map')),
     list: fc.array(tie('value'), { maxLength: 6 }),
     map: fc.dictionary(key, tie('value'), { maxKeys: 6, noNullPrototype: true }),
-  }),
-).value
+  })).value
+}
+
+/** One value of the DAG-CBOR data model, nested a little. */
+export const cborValue = treeOf([fc.constant(null), fc.boolean(), number, bigInteger, text, bytes, cid])
 
 /** One JSON value (what an HTTP body or a JSON form can hold), with edge-case strings. */
-export const jsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; list: unknown[]; map: object }>(
-  (tie) => ({
-    value: fc.oneof(
-      { depthSize: 'small', withCrossShrink: true },
-      fc.constant(null),
-      fc.boolean(),
-      number,
-      text,
-      tie('list'),
-      tie('map'),
-    ),
-    list: fc.array(tie('value'), { maxLength: 6 }),
-    map: fc.dictionary(key, tie('value'), { maxKeys: 6, noNullPrototype: true }),
-  }),
-).value
+export const jsonValue = treeOf([fc.constant(null), fc.boolean(), number, text])
 
 /** A value `depth` levels deep (arrays or maps), built without recursion. */
 export function nest(value: unknown, depth: number, as: 'list' | 'map' = 'list'): unknown {
@@ -254,6 +232,15 @@ export const cborishBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
     }),
   fc.uint8Array({ maxLength: 200 }),
 )
+
+/** The DAG-CBOR of `value`, or undefined when a mutation made it unencodable (NaN, too deep). */
+export function encoded(value: unknown): Uint8Array | undefined {
+  try {
+    return dagCbor.encode(value)
+  } catch {
+    return undefined
+  }
+}
 
 /** Any bytes a peer could send as a message body: encoded values, CBOR-shaped garbage, noise. */
 export const messageBytes: fc.Arbitrary<Uint8Array> = fc.oneof(

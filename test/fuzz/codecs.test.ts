@@ -59,6 +59,7 @@ import {
   cborValue,
   deepValue,
   edgeString,
+  encoded,
   jsonValue,
   messageBytes,
   mutated,
@@ -68,15 +69,6 @@ import {
 } from './arbitraries.ts'
 import { fuzz, outcome } from './fuzz.ts'
 import { makeSamples, type Samples } from './samples.ts'
-
-/** The DAG-CBOR of `value`, or undefined when the mutation made it unencodable (NaN, too deep). */
-function encoded(value: unknown): Uint8Array | undefined {
-  try {
-    return dagCbor.encode(value)
-  } catch {
-    return undefined
-  }
-}
 
 /** Fails unless an accepted value is the sample itself (same canonical bytes). */
 function sameAs(accepted: unknown, original: unknown, what: string): void {

@@ -29,7 +29,15 @@ import {
 } from '../../src/exec/index.ts'
 import { HELLO_PROTOCOL } from '../../src/peers/index.ts'
 import { BLOCK_PROTOCOL } from '../../src/storage/index.ts'
-import { cborishBytes, cborValue, edgeString, messageBytes, mutate, mutationOf } from './arbitraries.ts'
+import {
+  cborishBytes,
+  cborValue,
+  edgeString,
+  encoded,
+  messageBytes,
+  mutate,
+  mutationOf,
+} from './arbitraries.ts'
 import { fuzz, runsOf } from './fuzz.ts'
 import {
   assertEnvelope,
@@ -43,15 +51,6 @@ import {
   startFuzzNode,
 } from './node-fixture.ts'
 import { makeSamples, type Samples, wire } from './samples.ts'
-
-/** The values of `msg` that DAG-CBOR can carry, encoded; undefined when a mutation made it unencodable. */
-function encoded(msg: unknown): Uint8Array | undefined {
-  try {
-    return dagCbor.encode(msg)
-  } catch {
-    return undefined
-  }
-}
 
 /** A fresh CID of `codec` nobody holds. */
 const freshCid = (codec: number) =>
