@@ -137,6 +137,7 @@ async function streamEvents(
   const keepalive = setInterval(() => raw.write(': keepalive\n\n'), EVENT_STREAM_KEEPALIVE_MS)
   keepalive.unref()
   try {
+    if (gone.aborted) return
     for await (const event of events) {
       if (gone.aborted) break
       const data = spec.event === undefined ? event : spec.event.parse(event)
@@ -181,6 +182,9 @@ export function route<S extends RouteSpec>(
       } as RouteInput<S>
       const out = await handler(input, reply, gone.signal)
       if (spec.reply === 'events') {
+        // A HEAD asks for the head a GET gets and no events; Node holds a HEAD reply's head back
+        // until the reply ends, so a stream kept open would never answer it.
+        if (req.method === 'HEAD') gone.abort()
         await streamEvents(spec, reply, out as AsyncIterable<unknown>, gone.signal)
         return reply
       }

@@ -319,6 +319,18 @@ describe('HTTP API (inject)', () => {
     assert.equal((await fetch(`${node.url}/health`)).status, 200)
   })
 
+  it('answers HEAD on an event stream with the head a GET gets, at once and without events', async () => {
+    // Found by the fuzzer (test/fuzz, target "http-raw"): Node holds a HEAD reply's head back until
+    // the reply ends, and the stream never ended, so HEAD /v1/calls never answered (and held one of
+    // the feed's reader slots until the caller gave up).
+    const head = await fetch(`${node.url}/v1/calls`, { method: 'HEAD', signal: AbortSignal.timeout(20_000) })
+    assert.equal(head.status, 200)
+    assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/)
+    assert.equal(await head.text(), '')
+    const bad = await fetch(`${node.url}/v1/calls?backlog=x`, { method: 'HEAD' })
+    assert.equal(bad.status, 400)
+  })
+
   it('allows CORS and serves Prometheus metrics', async () => {
     const pre = await http.inject({
       method: 'OPTIONS',
