@@ -76,6 +76,9 @@ export function seedOf(name: TargetName): number {
   return h
 }
 
+/** A case that takes longer fails (one that hangs would otherwise hold the run for half an hour). */
+const CASE_TIMEOUT_MS = 120_000
+
 let escapes: unknown[] | undefined
 
 /** What escaped as an unhandled rejection or uncaught exception since the first target started. */
@@ -101,7 +104,11 @@ export async function fuzz<Ts>(
   const runs = runsOf(name)
   const started = performance.now()
   const before = escaped().length
-  await fc.assert(property, { numRuns: runs, seed: seedOf(name) })
+  await fc.assert(property, {
+    numRuns: runs,
+    seed: seedOf(name),
+    plugins: [fc.timeout(CASE_TIMEOUT_MS)],
+  })
   // anything a case set going (a hello, a repair round) has had a turn to fail by now
   await new Promise((resolve) => setImmediate(resolve))
   const after = escaped().slice(before)
