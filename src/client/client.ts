@@ -10,6 +10,7 @@ import type { z } from 'zod'
 import {
   blockHoldersRoute,
   type CallEvent,
+  type CommitOutcome,
   callsRoute,
   type DeployReply,
   deployRoute,
@@ -43,6 +44,7 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
+import { signVouch, type Vouch } from '../datastore/index.ts'
 import { toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
@@ -53,7 +55,7 @@ import {
   createRequest,
   createView,
   DEFAULT_QUORUM,
-  type InvokeResult,
+  type InvokeResult as ExecInvokeResult,
   type OutputLike,
   requestToJSON,
   type Ticket,
@@ -77,7 +79,7 @@ import {
   revokeGrant,
 } from './store.ts'
 
-export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
+export type { CallEvent, CommitOutcome, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
 
 /** What `putBlock` resolves with. */
 export type PutBlockResult = PutBlockReply
@@ -117,6 +119,13 @@ export interface InvokeOptions {
   ticket?: Ticket
   /** what this call's certificate must meet, over the client's `trust` */
   trust?: TrustInput
+  /**
+   * the namespaces the function reads: the request fixes each at the head a holder reports now,
+   * so every executor reads the same thing (a read of any other ends the call with STORE_NOT_FIXED)
+   */
+  stores?: string[]
+  /** namespace versions to read at, as they are (`{ [ns]: seq }`); wins over `stores` for a namespace in both */
+  reads?: Record<string, number>
 }
 
 export interface ClientOptions {
@@ -134,10 +143,14 @@ export interface ClientOptions {
 
 /**
  * What `invoke` resolves with: the value the certificate's output hash commits to, the certificate
- * and conflicts (each checked here, not taken from the gateway on trust), and `tried`, the
- * executors the gateway asked and what came of each (as the gateway tells it).
+ * and conflicts (each checked here, not taken from the gateway on trust), `tried`, the executors
+ * the gateway asked and what came of each (as the gateway tells it), and `commits`, what the
+ * holders of each namespace the run wrote did with its writes (as the gateway tells it: read the
+ * namespace to see them).
  */
-export type { InvokeResult }
+export interface InvokeResult extends ExecInvokeResult {
+  commits: CommitOutcome[]
+}
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
 const INVOKE_REPLY_MARGIN_MS = 5_000
@@ -414,6 +427,11 @@ export class CovenantClient {
    * value is the output's JSON text parsed here, so it is what the function returned, key order
    * included. A function failure the quorum agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown
    * with that code and the certificate (JSON) in `details.certificate`.
+   *
+   * A function that reads datastores names them in `stores` (or fixes versions in `reads`). Its
+   * writes are committed by the gateway, which hands the certificate to each namespace's holders:
+   * if they refuse (WRITE_CONFLICT when what it read changed since: call again), that code is
+   * thrown, with `details.value`, `details.output`, `details.commits` and `details.certificate`.
    */
   async invoke(
     fn: string | CID,
@@ -428,7 +446,7 @@ export class CovenantClient {
         'INVALID_REQUEST',
         `quorum ${q} is below the ${trust.minQuorum} this client accepts; lower trust.minQuorum to ask for it`,
       )
-    const key = options.key ?? (await loadCallerKey())
+    const [key, reads] = await Promise.all([options.key ?? loadCallerKey(), this.readsFor(options)])
     const { request, id } = createRequest(key, {
       fn: typeof fn === 'string' ? fn : fn.toString(),
       export: exportName,
@@ -440,6 +458,7 @@ export class CovenantClient {
       q,
       nonce: options.nonce,
       ticket: options.ticket,
+      reads,
     })
     // The view and the manifest are needed to check the answer: fetched while the call runs.
     const ready = Promise.all([this.view(), this.manifest(request.fn)])
@@ -485,7 +504,28 @@ export class CovenantClient {
         details: { certificate: reply.certificate, logs: reply.output.logs, agreed: true },
       })
     }
-    return { value, output: reply.output, certificate, conflicts, tried: reply.tried }
+    for (const outcome of reply.commits)
+      if ('error' in outcome)
+        throw CovenantError.fromJSON({
+          ...outcome.error,
+          details: {
+            ns: outcome.ns,
+            reason: outcome.error.details,
+            value,
+            output: reply.output,
+            commits: reply.commits,
+            certificate: reply.certificate,
+          },
+        })
+    return { value, output: reply.output, certificate, conflicts, tried: reply.tried, commits: reply.commits }
+  }
+
+  /** The namespace versions a call fixes: `reads` as given, the others of `stores` at their holders' head. */
+  private async readsFor(options: InvokeOptions): Promise<Record<string, number> | undefined> {
+    const stores = (options.stores ?? []).filter((ns) => options.reads?.[ns] === undefined)
+    if (stores.length === 0) return options.reads
+    const heads = await Promise.all(stores.map((ns) => this.store(ns).info()))
+    return { ...Object.fromEntries(stores.map((ns, i) => [ns, heads[i].head.seq])), ...options.reads }
   }
 
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──
@@ -553,6 +593,15 @@ export class CovenantClient {
   async grant(init: Omit<DelegateWriteInit, 'issuer'> & { key?: PrivateKey }): Promise<WriteGrant> {
     const { key, ...rest } = init
     return delegateWrite({ ...rest, issuer: key ?? (await loadCallerKey()) })
+  }
+
+  /**
+   * Signs the caller's (or `key`'s) vouch for `executor` until `expiresAt`; a namespace keeps it
+   * with `store(ns).keepVouch(vouch)` for a write policy whose `vouchedBy` names the signer.
+   */
+  async vouch(init: { executor: string; expiresAt: number; key?: PrivateKey }): Promise<Vouch> {
+    const { key, ...vouch } = init
+    return signVouch(key ?? (await loadCallerKey()), vouch)
   }
 
   /** Revokes (a delegation of) `grant` on `ns`, signed by the caller's key (or `key`), on every holder. */
