@@ -30,6 +30,7 @@ import {
 } from './block-routes.ts'
 import { callsRoute, conflictsRoute, invokeRoute } from './exec-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
+import { accountRoute, accountsRoute, payRoute, quoteRoute } from './payment-routes.ts'
 import type { RouteSpec } from './route.ts'
 import {
   commitRoute,
@@ -97,6 +98,21 @@ export {
   PeersReplySchema,
   peersRoute,
 } from './node-routes.ts'
+export {
+  AccountParamsSchema,
+  AccountQuerySchema,
+  AccountReplySchema,
+  AccountsQuerySchema,
+  AccountsReplySchema,
+  accountRoute,
+  accountsRoute,
+  PayBodySchema,
+  PayResultsSchema,
+  payRoute,
+  QuoteBodySchema,
+  QuoteReplySchema,
+  quoteRoute,
+} from './payment-routes.ts'
 export type { RouteInput, RouteReply, RouteSpec } from './route.ts'
 export { DEFAULT_BODY_LIMIT, routePath } from './route.ts'
 export type {
@@ -168,4 +184,9 @@ export const API_ROUTES: readonly RouteSpec[] = [
   commitRoute,
   revokeRoute,
   revocationsRoute,
+  // payments (payment-routes.ts)
+  payRoute,
+  quoteRoute,
+  accountsRoute,
+  accountRoute,
 ]

@@ -55,6 +55,7 @@ import {
   utcDay,
 } from './pricing.ts'
 import type { PairStatement } from './reconcile.ts'
+import type { CertifiedStatus } from './wire.ts'
 
 /** The payee ledger's tunables; every default is written here. */
 export const payeeLedgerOptionsSchema = z.strictObject({
@@ -118,17 +119,6 @@ export interface Admission {
   /** the call ended without a receipt: nothing is owed */
   release(): void
 }
-
-export const CERTIFIED_STATUSES = [
-  'charged',
-  'duplicate',
-  'not-in-certificate',
-  'accused',
-  'stale',
-  'price-unknown',
-  'self',
-] as const
-export type CertifiedStatus = (typeof CERTIFIED_STATUSES)[number]
 
 export interface CertifiedCharge {
   request: string

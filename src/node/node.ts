@@ -30,12 +30,13 @@ import { openConflictStore } from './services/conflict-store.ts'
 import { dashboardService } from './services/dashboard.ts'
 import { type DatastoreServiceOptions, datastoreService } from './services/datastore.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
+import { openNodeLedger, paymentsOptionsSchema, paymentsService } from './services/payments.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, ledger.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -59,6 +60,8 @@ export const nodeOptionsSchema = z.strictObject({
   fault: z.string().max(64).optional(),
   /** this node runs in a local devnet: the only place `fault` is allowed @default false */
   devnet: z.boolean().default(false),
+  /** its ledger: on or off, the storage day, the billing period (see `paymentsOptionsSchema`) */
+  payments: paymentsOptionsSchema.prefault({}),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -142,6 +145,21 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       onCorrupt: (cid, reason) => logger.error({ event: 'block-corrupt', cid, reason }),
     })
     stops.push(() => blockStore.close())
+    // Opened before storage, which asks it which blocks it refuses; it reaches the view and the
+    // manifests (made below) only once the node runs.
+    const ledger = opts.payments.enabled
+      ? openNodeLedger({
+          dataDir: opts.dataDir,
+          key,
+          covenant,
+          view: () => view(),
+          manifest: (fn) => manifest(fn),
+          devnet: opts.devnet,
+          dayMs: opts.payments.dayMs,
+          labelsOf: (cid) => blockStore.labelsOf(cid),
+        })
+      : undefined
+    if (ledger !== undefined) stops.push(() => ledger.close())
 
     const net = createNet({
       privateKey: key,
@@ -159,7 +177,16 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       { heartbeatMs: opts.heartbeatMs, helloTimeoutMs: opts.helloTimeoutMs },
     )
     const storage = createStorage(
-      { net, store: blockStore, peers, covenant, logger, registry: metrics.registry },
+      {
+        net,
+        store: blockStore,
+        peers,
+        covenant,
+        logger,
+        registry: metrics.registry,
+        refuses:
+          ledger === undefined ? undefined : (cid, bytes, labels) => ledger.refuses(cid, bytes, labels),
+      },
       { replicas: opts.replicas, repairIntervalMs: opts.repairIntervalMs },
     )
     const getBlock = async (cid: CID) => (await storage.get(cid)).bytes
@@ -193,6 +220,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       conflicts,
       calls: createCallFeed(),
       fault: opts.fault,
+      ledger,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
     // the few components it uses, so a test can build it from those alone.
@@ -202,6 +230,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       execService(init.exec),
       dashboardService,
       datastoreService(init.datastore),
+      paymentsService(opts.payments),
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []

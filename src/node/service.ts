@@ -21,6 +21,7 @@ import type { CallFeed } from './call-feed.ts'
 import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
+import type { NodeLedger } from './services/payments.ts'
 
 /** Everything the node offers its services; each service takes only the part it needs. */
 export interface NodeComponents {
@@ -53,6 +54,8 @@ export interface NodeComponents {
   calls: CallFeed
   /** devnet fault injection kind, for the exec service */
   fault?: string
+  /** this node's payee ledger, `<data>/ledger.db`; undefined when its payments are off */
+  ledger?: NodeLedger
 }
 
 /** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */

@@ -115,6 +115,12 @@ export interface StorageComponents {
   logger: Logger
   /** where storage's metrics go */
   registry: Registry
+  /**
+   * Why this node will not keep a block besides its covenant (its publisher's storage is unpaid
+   * past the notice period, say), or undefined; asked with the block and the signed manifests that
+   * came with it. A refused block is answered COVENANT_REFUSED and placed on the next node.
+   */
+  refuses?: (cid: CID, bytes: Uint8Array, labels: readonly ManifestLabel[]) => string | undefined
 }
 
 export interface PutOptions {
@@ -446,7 +452,11 @@ class Replication implements Storage {
     const own = this.ownLabel(cid, bytes)
     const held = this.init.store.has(cid)
     const tags = this.tagsOf(cid, bytes, labels)
-    const refused = this.refusal(tags, bytes.length, held)
+    const refusedHere = this.init.refuses?.(cid, bytes, labels)
+    const refused =
+      refusedHere === undefined
+        ? this.refusal(tags, bytes.length, held)
+        : new CovenantError('COVENANT_REFUSED', `this node ${refusedHere}`)
     if (refused !== undefined) {
       if (refused.code === 'COVENANT_REFUSED') this.learn([...labels, ...own])
       this.metrics.blockPuts.inc({ result: refused.code })

@@ -314,7 +314,7 @@ describe('HTTP API (inject)', () => {
       }
       const res = await http.inject({
         method: spec.method,
-        url: routePath(spec, { cid: 'x', ns: 'x', key: 'x' }),
+        url: routePath(spec, { cid: 'x', ns: 'x', key: 'x', payer: 'x' }),
         headers: { origin: 'http://example.test' },
       })
       assert.equal(res.headers['access-control-allow-origin'], '*', `${spec.method} ${spec.path}`)

@@ -7,7 +7,7 @@
  * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
  */
 import { Counter, Gauge } from 'prom-client'
-import { conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { conflictsRoute, invokeRoute, quoteRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
@@ -32,11 +32,15 @@ import {
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
+  receiptToJSON,
   requestFromJSON,
   type SendExec,
+  selectExecutors,
+  trustOf,
   verifyReceipt,
   verifyRequest,
 } from '../../exec/index.ts'
+import { divergenceReport, quote } from '../../ledger/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -66,6 +70,7 @@ export type ExecServiceComponents = Pick<
   | 'conflicts'
   | 'calls'
   | 'fault'
+  | 'ledger'
 >
 
 // The rpc layer's run timer must outlast the longest call a request may ask for; the executor
@@ -138,6 +143,17 @@ async function createExecService(
     covenant: c.covenant,
     view: c.view,
     fault,
+    // payments: each call is held against its caller's credit with this node
+    admit:
+      c.ledger === undefined
+        ? undefined
+        : (request, id) =>
+            c.ledger!.payee.admit({
+              id,
+              caller: request.caller,
+              fuel: request.fuel,
+              deadline: request.deadline,
+            }),
     onCrash:
       options.onCrash ??
       (() => {
@@ -310,7 +326,18 @@ async function createExecService(
         pending.set(peer, p)
         return p
       }
-      result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
+      result = await invoke({
+        request,
+        id,
+        manifest,
+        view: c.view(),
+        send,
+        trust: body.trust,
+        // payments and reputation: accused executors are skipped with their evidence, and a failed
+        // quorum says where the outputs differ
+        evidence: (peer) => conflicts.evidenceAgainst(peer),
+        divergence: divergenceReport,
+      })
       lap('quorum')
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
@@ -337,6 +364,34 @@ async function createExecService(
       metrics.invocations.inc({ outcome })
       logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
       c.calls.gatewayed({ request: body.request, result, error: failure, ms: performance.now() - started })
+    }
+  })
+
+  // ── payments: quotes. The gateway runs the request once (a dry run, signed but certifying
+  // nothing, held against the caller's credit like a call) and prices that fuel at the covenants
+  // of the executors the selection picks. ──
+  route(c.http, quoteRoute, async function quoteCall({ body }) {
+    const request = requestFromJSON(body.request)
+    verifyRequest(request)
+    const manifest = await c.manifest(request.fn)
+    const view = c.view()
+    const { ordered } = selectExecutors({
+      view,
+      request,
+      manifest,
+      minEligibleFraction: trustOf(body.trust).minEligibleFraction,
+    })
+    const chosen = ordered.filter((peer) => conflicts.evidenceAgainst(peer) === undefined).slice(0, request.k)
+    const dry = await executor.dryRun(request, { signal: deadlineSignal(request) })
+    return {
+      fuel: dry.receipt.fuel,
+      outcome: dry.output.error?.code ?? 'ok',
+      receipt: receiptToJSON(dry.receipt),
+      quote: quote({
+        fuel: dry.receipt.fuel,
+        q: request.q,
+        executors: chosen.map((peer) => ({ peer, covenant: view.peers.get(peer)!.covenant })),
+      }),
     }
   })
 
