@@ -37,6 +37,7 @@ import type { SignedCovenant } from '../covenant/index.ts'
 import type { TrustInput } from '../exec/index.ts'
 import { CovenantClient } from './client.ts'
 import { findDevnetNodes } from './node-helpers.ts'
+import type { PaymentsOptions } from './payments.ts'
 
 export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
 export { grantFromJSON, grantToJSON } from '../caps/index.ts'
@@ -80,11 +81,26 @@ export type {
   NodeInfo,
   PeerInfo,
   PutBlockResult,
+  QuoteResult,
   StorageReply,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
 export { viewFromPeerLists } from './network-view.ts'
-export { defaultKeyPath, findDevnetNodes, loadCallerKey, loadCallerTicket } from './node-helpers.ts'
+export {
+  defaultKeyPath,
+  findDevnetNodes,
+  loadCallerKey,
+  loadCallerTicket,
+  openCallerLedger,
+} from './node-helpers.ts'
+export type {
+  Balance,
+  CallerPayments,
+  FaucetResult,
+  PaymentProblem,
+  PaymentsOptions,
+  SettleReport,
+} from './payments.ts'
 export type { CommitOptions, CommitResult, CreatedStore, CreateStoreOptions } from './store.ts'
 export { NamespaceHandle } from './store.ts'
 
@@ -103,6 +119,8 @@ export interface ConnectOptions {
   trust?: TrustInput
   /** a view older than this is rebuilt in the background @default 30000 */
   viewTtlMs?: number
+  /** how the caller pays (see docs/payments.md); `false` keeps no ledger @default on */
+  payments?: PaymentsOptions | false
 }
 
 /** A client for a gateway, with its view's sources; see the module comment for the defaults. */
@@ -121,5 +139,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient
     covenants: opts.covenants,
     trust: opts.trust,
     viewTtlMs: opts.viewTtlMs,
+    payments: opts.payments,
   })
 }

@@ -4,11 +4,12 @@
  * call answered by a quorum of executors, and where to look next. The network keeps running
  * until Ctrl-C unless `--exit` is given.
  */
-import { join, relative, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { bundleFile } from '../../bundle/index.ts'
-import { connect, loadCallerKey } from '../../client/index.ts'
+import { connect, defaultKeyPath, loadCallerKey } from '../../client/index.ts'
+import { formatAmount } from '../../covenant/index.ts'
 import { DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { createSandbox } from '../../sandbox/index.ts'
 import { runCommand } from '../output.ts'
@@ -73,8 +74,19 @@ export function register(program: Command): void {
           say()
           say(`3. Deploying it (bundled with its npm import, ${code.length} bytes) …`)
           // The gateway is node 0; certificates are checked against what every node says the network is.
-          const client = await connect({ nodes: devnet.nodes.map((n) => n.http) })
-          const key = await loadCallerKey()
+          // The caller pays from its ledger beside its key, funded by the devnet's faucet.
+          const keyFile = await defaultKeyPath()
+          const client = await connect({
+            nodes: devnet.nodes.map((n) => n.http),
+            payments: { ledgerDir: dirname(keyFile) },
+          })
+          const key = await loadCallerKey(keyFile)
+          const funded = await client.faucet(undefined, { key })
+          say(
+            funded.from.length > 0
+              ? `   caller funded by the devnet faucet: ${formatAmount(funded.granted)} from ${funded.from.length} nodes`
+              : `   the faucet gave nothing more (${funded.refused[0]?.code ?? 'no node'}): the caller pays by cheque`,
+          )
           const deployed = await client.deploy(code, { tags: ['demo'], name: 'markdown', key })
           say(`   function ${deployed.cid}`)
           say(
@@ -100,6 +112,13 @@ export function register(program: Command): void {
             say(`   signed by ${short(r.executor)}  fuel ${r.fuel}  covenant v${r.covenantVersion}`)
           say('   (checked by this client against the executors every node says the selection picks:')
           say('    the gateway is not trusted either)')
+          await client.settle({ key })
+          const charged = (await client.balance({ key, limit: 2 }))?.history ?? []
+          for (const c of charged.filter((h) => h.ref === result.certificate.id))
+            say(
+              `   charged ${formatAmount(c.amount)} by ${short(c.payee)} (its price × fuel ${c.fuel}), paid by cheque`,
+            )
+          await client.close()
 
           say()
           say(`Dashboard: ${devnet.nodes[0].http}/  (the network, live calls, storage, a playground)`)
@@ -110,6 +129,7 @@ export function register(program: Command): void {
           say(`   devnet file       ${relative(process.cwd(), resolve(devnet.dir, DEVNET_FILE))}`)
           say(`   node logs         ${relative(process.cwd(), resolve(devnet.dir, 'node-0', 'node.log'))} …`)
           say('   try               npx covenant peers')
+          say('                     npx covenant balance')
           say(`                     npx covenant call ${deployed.cid} outline '"# A\\n## B"' --json`)
           say('                     npx covenant deploy examples/hello.ts --tag demo')
           say('   docs              README.md, docs/functions.md, docs/calling.md')

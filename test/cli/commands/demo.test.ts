@@ -28,6 +28,13 @@ describe('covenant demo (npm start)', () => {
     assert.match(stdout, /fetched back from node \d, which does not hold it: \d+ bytes, hash checked/)
     assert.match(stdout, /value {2}"<h1>Covenant<\/h1>\\n<p>Code that <em>no single machine<\/em>/)
     assert.equal(stdout.match(/^ {3}signed by 12D3KooW…\w+ {2}fuel \d+ {2}covenant v1$/gm)?.length, 2)
+    // the caller is funded by the faucet, and each executor of the certificate charges it
+    assert.match(stdout, /caller funded by the devnet faucet: 0\.5 cr from 5 nodes/)
+    assert.equal(
+      stdout.match(/^ {3}charged 0\.\d+ cr by 12D3KooW…\w+ \(its price × fuel \d+\), paid by cheque$/gm)
+        ?.length,
+      2,
+    )
     assert.match(stdout, /network stopped\n$/)
     // stopped cleanly: devnet.json is removed, the node data stays for the next run
     const left = await readdir(join(dir, 'devnet'))
