@@ -28,7 +28,6 @@ import {
   payRoute,
   peersRoute,
   putBlockRoute,
-  QuoteReplySchema,
   quoteRoute,
   type RouteSpec,
   routePath,
