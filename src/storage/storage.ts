@@ -31,12 +31,12 @@ import {
   type BlockStore,
   type CID,
   cidForBytes,
-  DAG_CBOR_CODEC,
   MAX_BLOCK_BYTES,
   MAX_BLOCK_LABELS,
   type ManifestLabel,
   manifestLabel,
   normalizeTags,
+  ownLabel,
   ownTags,
   parseCid,
   type StoredBlockInfo,
@@ -386,7 +386,7 @@ class Replication implements Storage {
     const tags = this.tagsOf(cid, bytes, labels)
     const serves = mayServe(this.config(), { tags })
     if (!serves.ok) {
-      this.learn([...labels, ...this.ownLabel(cid, bytes)])
+      this.learn([...labels, ...ownLabel(cid, bytes)])
       throw new CovenantError('COVENANT_REFUSED', `this node ${serves.reason}`)
     }
     const ordered = this.ordered(cid, tags, bytes.length, this.init.store.has(cid), this.init.peers.live())
@@ -449,7 +449,7 @@ class Replication implements Storage {
   private storeHere(cid: CID, bytes: Uint8Array, manifests: readonly Uint8Array[], from?: string): void {
     assertBlock(cid, bytes)
     const labels = this.labelsFor(cid, manifests)
-    const own = this.ownLabel(cid, bytes)
+    const own = ownLabel(cid, bytes)
     const held = this.init.store.has(cid)
     const tags = this.tagsOf(cid, bytes, labels)
     const refusedHere = this.init.refuses?.(cid, bytes, labels)
@@ -479,16 +479,6 @@ class Replication implements Storage {
     this.lookups.forget(cid.toString())
     this.updateGauges()
     this.enqueueProvide(cid.toString())
-  }
-
-  /** A manifest block's label for the code it names, or none for any other block. */
-  private ownLabel(cid: CID, bytes: Uint8Array): ManifestLabel[] {
-    if (cid.code !== DAG_CBOR_CODEC) return []
-    try {
-      return [manifestLabel(bytes)]
-    } catch {
-      return []
-    }
   }
 
   /** True if this node ranks within k + slack of the willing nodes for the block, in its own view. */

@@ -67,6 +67,12 @@ export const paymentsOptionsSchema = z.strictObject({
 })
 export type PaymentsOptions = z.input<typeof paymentsOptionsSchema>
 
+/** Devnet faults of this service (node option `fault`, refused outside a devnet). */
+export const PAY_FAULT_KINDS = [
+  /** a payee dies (SIGKILL) once a cheque raised what it holds, before it answers */
+  'pay-crash-after-cheque',
+] as const
+
 /**
  * What a payee accepts as a certificate to charge: its receipts must be real and their signers the
  * executors the selection picks in its view; the quorum and skips are the caller's to judge (it
@@ -187,7 +193,7 @@ export function openNodeLedger(init: NodeLedgerInit): NodeLedger {
 
 export type PaymentsServiceComponents = Pick<
   NodeComponents,
-  'peerId' | 'net' | 'http' | 'logger' | 'metrics' | 'blockStore' | 'ledger'
+  'peerId' | 'net' | 'http' | 'logger' | 'metrics' | 'blockStore' | 'ledger' | 'fault'
 >
 
 /** The built-in payments service; `createNode` adds it to every node. */
@@ -204,6 +210,7 @@ function createPaymentsService(
 ): NodeService {
   const { net, logger, ledger } = c
   const self = c.peerId
+  const crashAfterCheque = c.fault === 'pay-crash-after-cheque'
   const registers = [c.metrics.registry]
   const exchanges = new Counter({
     name: 'covenant_pay_exchanges_total',
@@ -260,6 +267,10 @@ function createPaymentsService(
             `the cheque is from ${msg.cheque.payer}, not ${msg.payer}`,
           )
         const { applied, best } = payee.applyCheque(msg.cheque)
+        if (applied && crashAfterCheque) {
+          logger.fatal({ event: 'pay-crash-fault', payer: msg.payer })
+          process.kill(process.pid, 'SIGKILL')
+        }
         reply.cheque = { applied, best }
         if (ledger!.dropped.has(msg.payer) && payee.account(msg.payer).overSince === undefined)
           ledger!.dropped.delete(msg.payer)
@@ -311,9 +322,9 @@ function createPaymentsService(
       for (const text of account.blocks) {
         const cid = parseCid(text)
         if (c.blockStore.info(cid)?.pinned === true) continue
-        c.blockStore.delete(cid)
         payee.unpin(account.payer, text)
-        logger.info({ event: 'unpaid-block-dropped', cid: text, publisher: account.payer })
+        if (c.blockStore.delete(cid))
+          logger.info({ event: 'unpaid-block-dropped', cid: text, publisher: account.payer })
       }
     }
   }
