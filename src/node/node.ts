@@ -152,7 +152,10 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
           dataDir: opts.dataDir,
           key,
           covenant,
-          view: () => view(),
+          view: () =>
+            (known ??= createView([covenant(), ...peers.list().map((p) => p.covenant)], {
+              alive: (id) => peers.get(id)?.alive ?? true,
+            })),
           manifest: (fn) => manifest(fn),
           devnet: opts.devnet,
           dayMs: opts.payments.dayMs,
@@ -193,8 +196,10 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
     const manifest = createManifestCache({ getBlock: (cid) => getBlock(parseCid(cid)) })
     // Rebuilt when a peer comes, goes or changes covenant; covenants are verified once (exec's memo).
     let memo: View | undefined
+    let known: View | undefined
     peers.onChange(() => {
       memo = undefined
+      known = undefined
     })
     const view = (): View => (memo ??= createView([covenant(), ...peers.live().map((p) => p.covenant)]))
     const conflicts = openConflictStore({ path: join(opts.dataDir, 'conflicts.db'), view, manifest })

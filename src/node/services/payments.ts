@@ -100,6 +100,10 @@ export interface NodeLedgerInit {
   dataDir: string
   key: PrivateKey
   covenant: () => SignedCovenant
+  /**
+   * every peer this node knows, alive or not: a certificate signed while a peer was up is still
+   * owed after it went down
+   */
   view: () => View
   manifest: (fn: string) => Promise<Manifest>
   devnet: boolean
@@ -132,13 +136,25 @@ export function openNodeLedger(init: NodeLedgerInit): NodeLedger {
   const checkCertificate = (value: unknown): Certificate => {
     const fn = (value as Partial<Certificate> | null)?.request?.fn
     const manifest = typeof fn === 'string' ? manifestOf(fn) : undefined
+    // Both refusals below are this node's, not the certificate's: the payer sends it again later.
     if (manifest === undefined)
       throw new CovenantError(
-        'INVALID_CERTIFICATE',
-        `the function ${String(fn)} of the certificate cannot be had`,
+        'BLOCK_NOT_FOUND',
+        `the function ${String(fn)} of the certificate cannot be had here now`,
       )
-    return verifyCertificate(value, { ...PAYEE_TRUST, view: init.view(), manifest, manifests: manifestOf })
-      .certificate
+    const view = init.view()
+    const receipts = (value as Partial<Certificate>).receipts
+    const unknown = Array.isArray(receipts)
+      ? receipts
+          .map((r: { executor?: unknown }) => r?.executor)
+          .find((e) => typeof e === 'string' && !view.peers.has(e))
+      : undefined
+    if (unknown !== undefined)
+      throw new CovenantError(
+        'NOT_FOUND',
+        `executor ${String(unknown)} of the certificate is not known to this node (yet): nothing charged`,
+      )
+    return verifyCertificate(value, { ...PAYEE_TRUST, view, manifest, manifests: manifestOf }).certificate
   }
   const payee = openPayeeLedger({
     path: join(init.dataDir, 'ledger.db'),
