@@ -82,6 +82,9 @@ const setups: Setup[] = []
 const rows: Array<{ label: string; latency: Latency; cps: number }> = []
 const overhead: Record<string, { p50Ms: number; meanMs: number }> = {}
 const breakdown: Record<string, Record<string, number>> = {}
+const callerRecordMs: number[] = []
+/** per node of the paid network: its executor's accounting per call (admission to receipt), from /metrics */
+const executorAccounting: Array<{ node: number; calls: number; p50Ms: number; p99Ms: number }> = []
 const label = (s: Setup, k: number, q: number) => `network k=${k} q=${q}, ${s.paid ? 'paid' : 'no payment'}`
 try {
   for (const paid of [false, true]) {
@@ -105,6 +108,16 @@ try {
     setup.cid = (await client.deploy(code, { tags: ['bench'], key })).cid
     // credit enough that no call waits for a payment ahead: what is measured is accounting
     if (paid) await client.faucet(1_000_000_000, { key })
+    // the caller's part on a call's path: recording its certificate before `invoke` resolves
+    const payments = client.payments
+    if (payments !== undefined) {
+      const record = payments.record.bind(payments)
+      payments.record = async (...args) => {
+        const t = performance.now()
+        await record(...args)
+        callerRecordMs.push(performance.now() - t)
+      }
+    }
   }
   const [free, paid] = setups
 
@@ -186,6 +199,19 @@ try {
     table['sandbox run alone (same pool, in-process, for scale)'] = sandboxOnly.p50
     breakdown[`k=${k} q=${q}`] = table
   }
+  for (const node of paid.devnet.nodes) {
+    const text = await (await fetch(`${node.http}/metrics`)).text()
+    const read = (pattern: string) =>
+      Number(
+        new RegExp(`^covenant_exec_accounting_seconds${pattern} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN,
+      )
+    executorAccounting.push({
+      node: node.index,
+      calls: read('_count'),
+      p50Ms: round(read('\\{quantile="0.5"\\}') * 1000),
+      p99Ms: round(read('\\{quantile="0.99"\\}') * 1000),
+    })
+  }
   for (const s of setups) await s.client.close()
 } finally {
   for (const s of setups) {
@@ -218,7 +244,28 @@ printTable(
     ]),
   ],
 )
-console.log('\naccounting overhead: paid − no payment, calls alternating (ms per call)')
+const callerRecord = latency(callerRecordMs)
+const executorP50 = Math.max(...executorAccounting.filter((e) => e.calls > 0).map((e) => e.p50Ms))
+console.log("\naccounting on a call's path, paid network (ms per call, measured where it runs)")
+printTable(
+  ['part', 'calls', 'p50', 'p99'],
+  [
+    ...executorAccounting.map((e) => [
+      `executor node ${e.node}: admit + signed/release`,
+      e.calls,
+      e.p50Ms,
+      e.p99Ms,
+    ]),
+    [
+      'caller: record the certificate before invoke resolves',
+      callerRecord.n,
+      callerRecord.p50,
+      callerRecord.p99,
+    ],
+    ['per call: slowest executor p50 + caller p50', '', round(executorP50 + callerRecord.p50), ''],
+  ],
+)
+console.log("\nend to end: paid − no payment, calls alternating (ms per call; the machine's noise included)")
 printTable(
   ['setup', 'p50', 'mean'],
   Object.entries(overhead).map(([setup, o]) => [setup, o.p50Ms, o.meanMs]),
@@ -235,7 +282,14 @@ const file = await writeResults('invoke', {
   concurrency: CONCURRENCY,
   baseline: { latency: baseLatency, callsPerSecond: baseCps, sandboxRun: sandboxOnly },
   network: rows,
-  accountingOverhead: overhead,
+  accountingOverhead: {
+    onPath: {
+      executors: executorAccounting,
+      callerRecord,
+      perCallP50Ms: round(executorP50 + callerRecord.p50),
+    },
+    endToEnd: overhead,
+  },
   breakdown,
   totalMs: round(performance.now() - started),
 })

@@ -22,7 +22,14 @@ import { type Certificate, CertificateSchema } from '../exec/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import { type Cheque, ChequeSchema, decodeNote, signCheque, verifyCheque, verifyDeposit } from './cheque.ts'
 import { checkInvoicePrice, invoiceId, verifyInvoice } from './invoice.ts'
-import { type ChargeRecord, chargeRecord, openSide, type SideInit, sideOptionsShape } from './ledger-db.ts'
+import {
+  type ChargeRecord,
+  chargeRecord,
+  HOUR_MS,
+  openSide,
+  type SideInit,
+  sideOptionsShape,
+} from './ledger-db.ts'
 import {
   AmountSchema,
   addAmounts,
@@ -278,6 +285,8 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     sheets.set(sheetKey(sheet.peer, sheet.version), sheet)
   }
 
+  let nextCertificatePrune = 0
+
   function learn(covenant: unknown): PriceSheet {
     const c = covenant as { peer?: unknown; version?: unknown }
     if (typeof c?.peer === 'string' && typeof c.version === 'number') {
@@ -391,7 +400,12 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           { details: { missing } },
         )
       prune()
-      stmt.pruneCertificates.run(now())
+      // Hourly, like the charges: a scan of every kept certificate on each call would grow with them.
+      if (now() >= nextCertificatePrune) {
+        nextCertificatePrune = now() + HOUR_MS
+        stmt.pruneCertificates.run(now())
+      }
+      let body: Uint8Array | undefined
       return transaction(() =>
         certificate.receipts.map((r): PayerCertifiedCharge => {
           if (stale) return { payee: r.executor, status: 'stale', amount: 0 }
@@ -412,11 +426,8 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           if (Number(inserted.changes) === 0) return { payee: r.executor, status: 'duplicate', amount: 0 }
           addOwed(r.executor, amount)
           // The payee charges on seeing the certificate: it goes out with the next payment.
-          stmt.keepCertificate.run(
-            certificate.id,
-            dagCbor.encode(certificate),
-            Math.max(keepUntil, at + opts.historyMs),
-          )
+          body ??= dagCbor.encode(certificate)
+          stmt.keepCertificate.run(certificate.id, body, Math.max(keepUntil, at + opts.historyMs))
           stmt.enqueue.run(r.executor, certificate.id, at)
           return { payee: r.executor, status: 'charged', amount }
         }),

@@ -6,7 +6,7 @@
  * node's conflict store). Executor, gateway and evidence all judge selection against the node's
  * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
  */
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Summary } from 'prom-client'
 import { conflictsRoute, invokeRoute, quoteRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { CovenantError } from '../../errors/index.ts'
@@ -104,6 +104,12 @@ function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
       labelNames: ['source'],
       registers,
     }),
+    accounting: new Summary({
+      name: 'covenant_exec_accounting_seconds',
+      help: 'what accounting adds to a call this executor runs: admitting it against its caller’s credit, then narrowing the hold to its receipt or dropping it',
+      percentiles: [0.5, 0.9, 0.99],
+      registers,
+    }),
   }
 }
 
@@ -147,13 +153,25 @@ async function createExecService(
     admit:
       c.ledger === undefined
         ? undefined
-        : (request, id) =>
-            c.ledger!.payee.admit({
+        : (request, id) => {
+            const started = performance.now()
+            const held = c.ledger!.payee.admit({
               id,
               caller: request.caller,
               fuel: request.fuel,
               deadline: request.deadline,
-            }),
+            })
+            const admitMs = performance.now() - started
+            const timed = (end: () => void) => {
+              const t = performance.now()
+              end()
+              metrics.accounting.observe((admitMs + performance.now() - t) / 1000)
+            }
+            return {
+              signed: (receipt) => timed(() => held.signed(receipt)),
+              release: () => timed(() => held.release()),
+            }
+          },
     onCrash:
       options.onCrash ??
       (() => {
