@@ -524,8 +524,9 @@ export class CovenantClient {
         throw err
       result = await this.certified(request, id, trust)
     }
-    // The caller owes the certificate's executors whether the function returned or failed.
-    await this.payments?.record(key, fromKeyFile, result.certificate, result.conflicts)
+    // The caller owes the certificate's executors whether the function returned or failed; the
+    // record is written just after the call returns (settling and balances wait for it).
+    this.payments?.recordLater(key, fromKeyFile, result.certificate, result.conflicts)
     const error = result.output.error
     if (error !== null) {
       throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {

@@ -97,6 +97,8 @@ export class CallerPayments {
   private readonly checked = new WeakSet<object>()
   private readonly running = new Map<string, Promise<SettleReport>>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
+  /** certificates being recorded after their call returned: what reads the ledger waits for them */
+  private readonly recording = new Set<Promise<void>>()
   private closed = false
 
   constructor(deps: PaymentsDeps, options: PaymentsOptions = {}) {
@@ -131,6 +133,27 @@ export class CallerPayments {
       )
     }
     return pending
+  }
+
+  /**
+   * Records a certificate after its call has returned, off the call's path: settling, balances and
+   * closing wait for every such record first, so nothing reads the ledger without it.
+   */
+  recordLater(
+    key: PrivateKey,
+    fromKeyFile: boolean,
+    certificate: Certificate,
+    conflicts: readonly Conflict[],
+  ): void {
+    const pending = this.record(key, fromKeyFile, certificate, conflicts).finally(() =>
+      this.recording.delete(pending),
+    )
+    this.recording.add(pending)
+  }
+
+  /** Waits for the certificates being recorded (record never rejects: it keeps problems). */
+  private async recorded(): Promise<void> {
+    if (this.recording.size > 0) await Promise.allSettled([...this.recording])
   }
 
   /**
@@ -288,6 +311,7 @@ export class CallerPayments {
     fromKeyFile: boolean,
     opts: { limit?: number } = {},
   ): Promise<Balance | undefined> {
+    await this.recorded()
     const ledger = await this.ledger(key, fromKeyFile)
     if (ledger === undefined) return undefined
     return {
@@ -300,6 +324,7 @@ export class CallerPayments {
   /** Waits for every settlement scheduled or running, then closes the ledgers. */
   async close(): Promise<void> {
     if (this.closed) return
+    await this.recorded()
     this.closed = true
     const ledgers = (await Promise.all(this.ledgers.values())).filter((l) => l !== undefined)
     await Promise.allSettled(ledgers.filter((l) => this.timers.has(l.payer)).map((l) => this.settle(l)))
@@ -330,6 +355,7 @@ export class CallerPayments {
   }
 
   private async exchange(ledger: PayerLedger, also: readonly string[]): Promise<SettleReport> {
+    await this.recorded()
     const accounts = new Map<string, PayeeAccount>()
     const view = await this.deps.view()
     let ask = new Set(also)
