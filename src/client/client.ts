@@ -10,6 +10,7 @@ import type { z } from 'zod'
 import {
   blockHoldersRoute,
   type CallEvent,
+  type CommitOutcome,
   callsRoute,
   type DeployReply,
   deployRoute,
@@ -45,6 +46,7 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
+import { signVouch, type Vouch } from '../datastore/index.ts'
 import { bytesFieldsFromJSON, toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
@@ -56,8 +58,8 @@ import {
   createRequest,
   createView,
   DEFAULT_QUORUM,
+  type InvokeResult as ExecInvokeResult,
   evidenceFunctions,
-  type InvokeResult,
   type OutputLike,
   requestToJSON,
   type SelectionManifest,
@@ -92,7 +94,7 @@ import {
   revokeGrant,
 } from './store.ts'
 
-export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
+export type { CallEvent, CommitOutcome, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
 
 /** What `putBlock` resolves with. */
 export type PutBlockResult = PutBlockReply
@@ -132,6 +134,13 @@ export interface InvokeOptions {
   ticket?: Ticket
   /** what this call's certificate must meet, over the client's `trust` */
   trust?: TrustInput
+  /**
+   * the namespaces the function reads: the request fixes each at the head a holder reports now,
+   * so every executor reads the same thing (a read of any other ends the call with STORE_NOT_FIXED)
+   */
+  stores?: string[]
+  /** namespace versions to read at, as they are (`{ [ns]: seq }`); wins over `stores` for a namespace in both */
+  reads?: Record<string, number>
 }
 
 export interface ClientOptions {
@@ -162,10 +171,14 @@ export interface QuoteResult {
 
 /**
  * What `invoke` resolves with: the value the certificate's output hash commits to, the certificate
- * and conflicts (each checked here, not taken from the gateway on trust), and `tried`, the
- * executors the gateway asked and what came of each (as the gateway tells it).
+ * and conflicts (each checked here, not taken from the gateway on trust), `tried`, the executors
+ * the gateway asked and what came of each (as the gateway tells it), and `commits`, what the
+ * holders of each namespace the run wrote did with its writes (as the gateway tells it: read the
+ * namespace to see them).
  */
-export type { InvokeResult }
+export interface InvokeResult extends ExecInvokeResult {
+  commits: CommitOutcome[]
+}
 
 /** What `faucet` asks each devnet node for: 0.1 cr, a tenth of what a node mints for one caller. */
 const DEFAULT_FAUCET_AMOUNT = 100_000_000
@@ -480,6 +493,11 @@ export class CovenantClient {
    * value is the output's JSON text parsed here, so it is what the function returned, key order
    * included. A function failure the quorum agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown
    * with that code and the certificate (JSON) in `details.certificate`.
+   *
+   * A function that reads datastores names them in `stores` (or fixes versions in `reads`). Its
+   * writes are committed by the gateway, which hands the certificate to each namespace's holders:
+   * if they refuse (WRITE_CONFLICT when what it read changed since: call again), that code is
+   * thrown, with `details.value`, `details.output`, `details.commits` and `details.certificate`.
    */
   async invoke(
     fn: string | CID,
@@ -494,19 +512,7 @@ export class CovenantClient {
         'INVALID_REQUEST',
         `quorum ${q} is below the ${trust.minQuorum} this client accepts; lower trust.minQuorum to ask for it`,
       )
-    const key = options.key ?? (await loadCallerKey())
-    const { request, id } = createRequest(key, {
-      fn: typeof fn === 'string' ? fn : fn.toString(),
-      export: exportName,
-      args,
-      fuel: options.fuel,
-      memoryMiB: options.memoryMiB,
-      timeoutMs: options.timeoutMs,
-      k: options.replicas,
-      q,
-      nonce: options.nonce,
-      ticket: options.ticket,
-    })
+    const { key, request, id } = await this.signRequest(fn, exportName, args, options)
     const fromKeyFile = options.key === undefined
     let result: InvokeResult
     try {
@@ -537,6 +543,19 @@ export class CovenantClient {
         },
       })
     }
+    for (const outcome of result.commits)
+      if ('error' in outcome)
+        throw CovenantError.fromJSON({
+          ...outcome.error,
+          details: {
+            ns: outcome.ns,
+            reason: outcome.error.details,
+            value: result.value,
+            output: result.output,
+            commits: result.commits,
+            certificate: certificateToJSON(result.certificate),
+          },
+        })
     return result
   }
 
@@ -580,7 +599,39 @@ export class CovenantClient {
         // evidence that does not verify is the gateway's noise, not a fact about an executor
       }
     }
-    return { value, output: reply.output, certificate, conflicts, tried: reply.tried }
+    return { value, output: reply.output, certificate, conflicts, tried: reply.tried, commits: reply.commits }
+  }
+
+  /** Signs the request `invoke` and `quote` send, the datastore versions it reads fixed. */
+  private async signRequest(
+    fn: string | CID,
+    exportName: string,
+    args: unknown[],
+    options: Omit<InvokeOptions, 'trust'>,
+  ): Promise<{ key: PrivateKey; request: SignedRequest; id: string }> {
+    const [key, reads] = await Promise.all([options.key ?? loadCallerKey(), this.readsFor(options)])
+    const { request, id } = createRequest(key, {
+      fn: typeof fn === 'string' ? fn : fn.toString(),
+      export: exportName,
+      args,
+      fuel: options.fuel,
+      memoryMiB: options.memoryMiB,
+      timeoutMs: options.timeoutMs,
+      k: options.replicas,
+      q: options.quorum ?? DEFAULT_QUORUM,
+      nonce: options.nonce,
+      ticket: options.ticket,
+      reads,
+    })
+    return { key, request, id }
+  }
+
+  /** The namespace versions a call fixes: `reads` as given, the others of `stores` at their holders' head. */
+  private async readsFor(options: Omit<InvokeOptions, 'trust'>): Promise<Record<string, number> | undefined> {
+    const stores = (options.stores ?? []).filter((ns) => options.reads?.[ns] === undefined)
+    if (stores.length === 0) return options.reads
+    const heads = await Promise.all(stores.map((ns) => this.store(ns).info()))
+    return { ...Object.fromEntries(stores.map((ns, i) => [ns, heads[i].head.seq])), ...options.reads }
   }
 
   // ── payments (./payments.ts) ────────────────────────────────────────────────────────────────
@@ -599,19 +650,7 @@ export class CovenantClient {
     options: Omit<InvokeOptions, 'trust'> & { trust?: TrustInput } = {},
   ): Promise<QuoteResult> {
     const trust = trustOf({ ...this.options.trust, ...options.trust })
-    const key = options.key ?? (await loadCallerKey())
-    const { request, id } = createRequest(key, {
-      fn: typeof fn === 'string' ? fn : fn.toString(),
-      export: exportName,
-      args,
-      fuel: options.fuel,
-      memoryMiB: options.memoryMiB,
-      timeoutMs: options.timeoutMs,
-      k: options.replicas,
-      q: options.quorum ?? DEFAULT_QUORUM,
-      nonce: options.nonce,
-      ticket: options.ticket,
-    })
+    const { request, id } = await this.signRequest(fn, exportName, args, options)
     const reply = await this.json(quoteRoute, {
       body: { request: requestToJSON(request), trust },
       timeoutMs: Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS),
@@ -733,6 +772,15 @@ export class CovenantClient {
   async grant(init: Omit<DelegateWriteInit, 'issuer'> & { key?: PrivateKey }): Promise<WriteGrant> {
     const { key, ...rest } = init
     return delegateWrite({ ...rest, issuer: key ?? (await loadCallerKey()) })
+  }
+
+  /**
+   * Signs the caller's (or `key`'s) vouch for `executor` until `expiresAt`; a namespace keeps it
+   * with `store(ns).keepVouch(vouch)` for a write policy whose `vouchedBy` names the signer.
+   */
+  async vouch(init: { executor: string; expiresAt: number; key?: PrivateKey }): Promise<Vouch> {
+    const { key, ...vouch } = init
+    return signVouch(key ?? (await loadCallerKey()), vouch)
   }
 
   /** Revokes (a delegation of) `grant` on `ns`, signed by the caller's key (or `key`), on every holder. */

@@ -89,7 +89,8 @@ const FunctionCommitSchema = z.strictObject({
     certificate: z.unknown(),
     /** the output it certifies, which carries the store effects */
     output: z.unknown(),
-    grants: z.array(GrantChainSchema).min(1).max(MAX_GRANTS),
+    /** none to rely on the standing grants the namespace keeps for the function (standing.ts) */
+    grants: z.array(GrantChainSchema).max(MAX_GRANTS),
   }),
 })
 
@@ -299,13 +300,16 @@ export async function createKeyCommit(init: KeyCommitInit): Promise<KeyCommit> {
   }
 }
 
-/** A function's commit: the effects its certified output carries, with the certificate and grants. */
+/**
+ * A function's commit: the effects its certified output carries, with the certificate and the
+ * grants; without grants, the holders use the standing grants the namespace keeps for the function.
+ */
 export function createFunctionCommit(init: {
   request: string
   effects: StoreEffects
   certificate: unknown
   output: unknown
-  grants: WriteGrant[]
+  grants?: WriteGrant[]
 }): FunctionCommit {
   const effects = parseEffects(init.effects)
   return {
@@ -315,7 +319,11 @@ export function createFunctionCommit(init: {
     id: init.request,
     writes: effects.writes,
     reads: effects.reads,
-    proof: { certificate: init.certificate, output: init.output, grants: init.grants.map((g) => g.chain) },
+    proof: {
+      certificate: init.certificate,
+      output: init.output,
+      grants: (init.grants ?? []).map((g) => g.chain),
+    },
   }
 }
 

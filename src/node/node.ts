@@ -33,6 +33,7 @@ import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { openNodeLedger, paymentsOptionsSchema, paymentsService } from './services/payments.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
+import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
@@ -62,6 +63,16 @@ export const nodeOptionsSchema = z.strictObject({
   devnet: z.boolean().default(false),
   /** its ledger: on or off, the storage day, the billing period (see `paymentsOptionsSchema`) */
   payments: paymentsOptionsSchema.prefault({}),
+  /**
+   * browser apps built ahead that this node serves, each under `/apps/<name>/`: name → the folder
+   * of its built files (`index.html` and its hashed assets), e.g. examples/guestbook/dist @default {}
+   */
+  apps: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'an app name is 1–32 of a-z, 0-9 and -'),
+      z.string().min(1),
+    )
+    .default({}),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -224,6 +235,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       metrics,
       conflicts,
       calls: createCallFeed(),
+      stores: createNodeStores(),
       fault: opts.fault,
       ledger,
     }
@@ -233,7 +245,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
-      dashboardService,
+      dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
       paymentsService(opts.payments),
       ...(init.services ?? []),

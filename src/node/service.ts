@@ -22,6 +22,7 @@ import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
 import type { NodeLedger } from './services/payments.ts'
+import type { NodeStores } from './stores.ts'
 
 /** Everything the node offers its services; each service takes only the part it needs. */
 export interface NodeComponents {
@@ -52,6 +53,8 @@ export interface NodeComponents {
   conflicts: ConflictStore
   /** the calls this node executed or gatewayed, without their arguments or outputs (the exec service reports them) */
   calls: CallFeed
+  /** the network's datastores, served by the datastore service: reads at a version, commits */
+  stores: NodeStores
   /** devnet fault injection kind, for the exec service */
   fault?: string
   /** this node's payee ledger, `<data>/ledger.db`; undefined when its payments are off */

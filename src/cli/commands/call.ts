@@ -32,6 +32,7 @@ interface CallCliOptions {
   maxUnprovenSkips?: number
   minEligibleFraction?: number
   quote?: boolean
+  store: string[]
 }
 
 /** Errors that mean the command itself could not run, rather than an answer from the network. */
@@ -71,6 +72,12 @@ export function register(program: Command): void {
       '--quote',
       'do not call: print what the call would cost (the gateway runs it once to measure its fuel)',
     )
+    .option(
+      '--store <ns>',
+      'a namespace the function reads: fixed at its current version (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
     .option('--json', 'print exactly one JSON object; exit 0 whenever the network answered')
     .action(async (cid: string, exportName: string, rawArgs: string[], opts: CallCliOptions) => {
       const json = opts.json === true
@@ -107,6 +114,7 @@ export function register(program: Command): void {
           timeoutMs: opts.timeout,
           key,
           ticket: await loadCallerTicket(key, Date.now(), opts.key),
+          stores: opts.store,
         }
         if (opts.quote === true) {
           const quoted = await client.quote(cid, exportName, args, limits)
@@ -121,11 +129,17 @@ export function register(program: Command): void {
             value: result.value,
             certificate: certificateToJSON(result.certificate),
             conflicts: result.conflicts.map(conflictToJSON),
+            commits: result.commits,
             ms: ms(),
           })
           return
         }
         printValue(result.value)
+        for (const c of result.commits)
+          if (!('error' in c))
+            process.stderr.write(
+              `wrote ${c.ns}: ${c.duplicate ? 'already applied as' : 'applied as'} entry ${c.seq} on ${c.holders.length} holder(s)\n`,
+            )
         const by = result.certificate.receipts.map((r) => r.executor.slice(-8)).join(' ')
         process.stderr.write(
           `certified by ${result.certificate.receipts.length}/${result.certificate.request.k} executors (${by}), ${ms()} ms` +

@@ -1,14 +1,18 @@
 /**
  * The exec service, built into every node: exec's node side. It serves the executor over
- * `/covenant/exec/2.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * `/covenant/exec/3.0.0` (sandbox worker threads, started when the node is up if its covenant
  * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
- * libp2p, and conflict evidence (`/covenant/conflict/2.0.0`, `GET /v1/conflicts`, kept in the
+ * libp2p, and conflict evidence (`/covenant/conflict/3.0.0`, `GET /v1/conflicts`, kept in the
  * node's conflict store). Executor, gateway and evidence all judge selection against the node's
- * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
+ * view (its covenant and its live peers'). A function's `ctx.store.get` is read through the node's
+ * `stores` at the versions its request fixes, and the gateway hands a certified run's writes to
+ * each namespace's holders through it (see `commitRun`). `src/exec` itself stays network-free and
+ * browser-safe.
  */
 import { Counter, Gauge, Summary } from 'prom-client'
-import { conflictsRoute, invokeRoute, quoteRoute } from '../../api/index.ts'
+import { type CommitOutcome, conflictsRoute, invokeRoute, quoteRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
+import { createFunctionCommit } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
@@ -71,6 +75,7 @@ export type ExecServiceComponents = Pick<
   | 'calls'
   | 'fault'
   | 'ledger'
+  | 'stores'
 >
 
 // The rpc layer's run timer must outlast the longest call a request may ask for; the executor
@@ -146,6 +151,7 @@ async function createExecService(
     key: c.key,
     sandbox: lazySandbox,
     getBlock: (cid) => c.getBlock(parseCid(cid)),
+    read: (ns, key, at) => c.stores.read(ns, key, at),
     covenant: c.covenant,
     view: c.view,
     fault,
@@ -288,6 +294,31 @@ async function createExecService(
     }
   }
 
+  /**
+   * A certified run's writes, handed to the holders of each namespace it wrote (in parallel: each
+   * namespace commits on its own, see docs/apps.md), with the standing grants the holders keep for
+   * the function. A refusal (WRITE_CONFLICT, a missing grant, the write policy) is reported, not
+   * thrown: the value stays certified either way.
+   */
+  function commitRun(result: InvokeResult): Promise<CommitOutcome[]> {
+    const written = (result.output.store ?? []).filter((e) => e.writes.length > 0)
+    return Promise.all(
+      written.map(async (effects): Promise<CommitOutcome> => {
+        const commit = createFunctionCommit({
+          request: result.certificate.id,
+          effects,
+          certificate: result.certificate,
+          output: result.output,
+        })
+        try {
+          return await c.stores.commit(commit)
+        } catch (err) {
+          return { ns: effects.ns, error: CovenantError.from(err).toJSON() }
+        }
+      }),
+    )
+  }
+
   await net.handle(EXEC_PROTOCOL, {
     schema: ExecRequestMessageSchema,
     maxBytes: MAX_EXEC_REQUEST_BYTES,
@@ -361,12 +392,17 @@ async function createExecService(
       if (result.output.error !== null) outcome = 'function-error'
       for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
       watchLate(pending, result.tried, result.certificate)
+      const commits = await commitRun(result)
+      if (commits.length > 0) lap('commit')
+      const refused = commits.find((o) => 'error' in o)
+      if (refused !== undefined && 'error' in refused) outcome = refused.error.code
       const answer = {
         value: result.value,
         output: result.output,
         certificate: certificateToJSON(result.certificate),
         conflicts: result.conflicts.map(conflictToJSON),
         tried: result.tried,
+        commits,
       }
       lap('answer')
       reply.header('server-timing', timing.join(', '))

@@ -20,7 +20,7 @@ import { keyId } from '../../../src/keys/index.ts'
 import { chargeFor, type PairStatement, reconcile } from '../../../src/ledger/index.ts'
 import { covenant as runCovenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const CALLS = Number(process.env.PAYMENT_FAULT_CALLS ?? 1000)
 const CONCURRENCY = 8
@@ -57,19 +57,10 @@ describe('payments under faults', { timeout: 900_000 }, () => {
   const http = (i: number) => devnet.nodes[i].http
   const indexOf = (id: string) => devnet.nodes.findIndex((n) => n.peerId === id)
 
-  async function payeeSays(i: number, payer: string): Promise<PairStatement> {
-    const res = await fetch(`${http(i)}/v1/accounts/${payer}`)
-    assert.equal(res.status, 200)
-    const { account } = (await res.json()) as {
-      account: { charged: number; received: number; granted: number }
-    }
-    return {
-      payer,
-      payee: peer(i),
-      charged: account.charged,
-      paid: account.received,
-      granted: account.granted,
-    }
+  /** What node `i` says it charged and received of `payer`. */
+  const payeeSays = async (i: number, payer: string): Promise<PairStatement> => {
+    const { overSince: _, ...statement } = await payeeStatement(http(i), peer(i), payer)
+    return statement
   }
 
   before(async () => {

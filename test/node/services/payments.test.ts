@@ -32,7 +32,6 @@ import { outputHash, signReceipt } from '../../../src/exec/index.ts'
 import { generateKey, keyId } from '../../../src/keys/index.ts'
 import {
   chargeFor,
-  type PairStatement,
   type PayMessage,
   payMessageToJSON,
   payReplyFromJSON,
@@ -41,7 +40,7 @@ import {
 } from '../../../src/ledger/index.ts'
 import { covenant as runCovenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const GATEWAY = 0
 const CHEAP = 1
@@ -111,21 +110,7 @@ describe('payments on a 6-node devnet', { timeout: 600_000 }, () => {
   }
 
   /** What node `i` says it charged and received of `payer`. */
-  async function payeeSays(i: number, payer: string): Promise<PairStatement & { overSince?: number }> {
-    const res = await fetch(`${http(i)}/v1/accounts/${payer}`)
-    assert.equal(res.status, 200)
-    const { account } = (await res.json()) as {
-      account: { charged: number; received: number; granted: number; overSince?: number }
-    }
-    return {
-      payer,
-      payee: peer(i),
-      charged: account.charged,
-      paid: account.received,
-      granted: account.granted,
-      overSince: account.overSince,
-    }
-  }
+  const payeeSays = (i: number, payer: string) => payeeStatement(http(i), peer(i), payer)
 
   async function history(
     i: number,
