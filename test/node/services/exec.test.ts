@@ -495,9 +495,42 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     const { status, body } = await post(r)
     assert.equal(status, 502)
     assert.equal(body.error?.code, 'NO_QUORUM')
-    const details = body.error?.details as { outputHashes: Record<string, number>; receipts: unknown[] }
-    assert.deepEqual(Object.values(details.outputHashes).sort(), [1, 2])
-    assert.equal(details.receipts.length, 3)
+    const details = body.error?.details as {
+      outputHashes: Record<string, number>
+      receipts: unknown[]
+      divergence: {
+        groups: Array<{ executors: string[] }>
+        differences: Array<{ path: string; expected: string; actual: string }>
+      }
+    }
+    // WR1 lied in an earlier test: a gateway holding that evidence asks it no more
+    const held = await fetch(`${http(GATEWAY)}/v1/conflicts?executor=${peer(WR1)}`)
+    const accused = ((await held.json()) as { conflicts: unknown[] }).conflicts.length > 0
+    assert.deepEqual(Object.values(details.outputHashes).sort(), accused ? [1, 1] : [1, 2])
+    assert.equal(details.receipts.length, accused ? 2 : 3)
+    // where the outputs part, for the function's author: the honest sum against the forged object
+    const { groups, differences } = details.divergence
+    assert.ok(groups.flatMap((g) => g.executors).includes(peer(H0)))
+    assert.deepEqual(
+      differences.map((d) => d.path),
+      ['$.value'],
+    )
+    assert.ok([differences[0].expected, differences[0].actual].includes('2'), JSON.stringify(differences))
+    // and the command prints it for a person
+    const failed = await covenant(
+      ['call', fns.collude.cid, 'add', '1', '1', '--replicas', '3', '--quorum', '3'].concat([
+        '--node',
+        http(GATEWAY),
+        '--key',
+        callerFile,
+      ]),
+    ).then(
+      () => assert.fail('the call should fail'),
+      (e: { stderr: string }) => e.stderr,
+    )
+    assert.match(failed, /error NO_QUORUM/)
+    assert.match(failed, /the executors signed different outputs/)
+    assert.match(failed, /differs first at \$\.value: /)
     // the SDK says the same, and never hands out the forged value
     await assert.rejects(
       gateway.invoke(fns.collude.cid, 'add', [1, 1], { key: caller, replicas: 3, quorum: 3 }),
