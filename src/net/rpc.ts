@@ -68,6 +68,33 @@ function errorReply(err: unknown): { error: { code: string; message: string } } 
   return { error: { code: e.code, message } }
 }
 
+/**
+ * The length prefix of a message of at most `maxBytes`, read as `lpStream` offers it one byte at a
+ * time: a prefix longer than such a length needs is refused as soon as it is, by its byte count.
+ * `lpStream`'s own decoder only checks that once the prefix ends, so a peer sending megabytes of
+ * continuation bytes (0x80–0xff) had every one of them decoded in turn, on microtasks that never
+ * let a timer run: 1.6 MB held the event loop for over ten seconds.
+ */
+function lengthDecoder(maxBytes: number): (prefix: { byteLength: number; get(i: number): number }) => number {
+  let maxLength = 1
+  while (2 ** (7 * maxLength) <= maxBytes) maxLength++
+  return (prefix) => {
+    let value = 0
+    for (let i = 0; i < prefix.byteLength; i++) {
+      if (i >= maxLength) {
+        const err = new Error(`length prefix longer than ${maxLength} bytes`)
+        err.name = 'InvalidDataLengthLengthError'
+        throw err
+      }
+      const byte = prefix.get(i)
+      value += (byte & 0x7f) * 2 ** (7 * i)
+      if (byte < 0x80) return value
+    }
+    // lpStream reads another byte on a RangeError: the prefix has not ended yet
+    throw new RangeError('the length prefix has not ended')
+  }
+}
+
 /** Maps a stream-level failure on an inbound read to the typed error the peer receives. */
 function readFailure(err: unknown, maxBytes: number): CovenantError {
   const name = (err as Error | undefined)?.name ?? ''
@@ -170,7 +197,11 @@ export function rpcInbound<S extends z.ZodType, R>(
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
     // reply); a peer pushing more than that has its stream reset. Never unbounded.
-    const lp = lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: maxBytes + 64 * 1024 })
+    const lp = lpStream(stream, {
+      maxDataLength: maxBytes,
+      maxBufferSize: maxBytes + 64 * 1024,
+      lengthDecoder: lengthDecoder(maxBytes),
+    })
     let reply: Reply
     const refused = take(from)
     if (refused !== undefined) {
@@ -218,7 +249,7 @@ function abandoned(signal: AbortSignal): CovenantError {
 
 /**
  * Sends one request and awaits its reply. Every failure is a CovenantError: the peer's error reply
- * as it sent it (an unknown code as PROTOCOL_ERROR), PEER_TIMEOUT when `timeoutMs` passes or the
+ * as it sent it (an unknown code as PROTOCOL_ERROR, its INTERNAL as PEER_UNREACHABLE), PEER_TIMEOUT when `timeoutMs` passes or the
  * caller's signal aborts, MESSAGE_TOO_LARGE for a reply over `maxReplyBytes`, PROTOCOL_ERROR for a
  * reply that is not DAG-CBOR, not an envelope or not what `schema` expects, and PEER_UNREACHABLE
  * when the stream could not be opened or broke.
@@ -257,7 +288,11 @@ export async function rpcRequest<T = unknown>(
   }
   let raw: Uint8Array
   try {
-    const lp = lpStream(stream, { maxDataLength: maxReplyBytes, maxBufferSize: maxReplyBytes + 16 })
+    const lp = lpStream(stream, {
+      maxDataLength: maxReplyBytes,
+      maxBufferSize: maxReplyBytes + 16,
+      lengthDecoder: lengthDecoder(maxReplyBytes),
+    })
     await lp.write(dagCbor.encode(msg), { signal })
     raw = (await lp.read({ signal })).subarray()
     await stream.close({ signal }).catch(() => {})
@@ -293,8 +328,16 @@ export async function rpcRequest<T = unknown>(
   const parsed = replyEnvelopeSchema.safeParse(envelope)
   if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `malformed reply from ${peerId}`)
   // A peer's details are not passed on: nothing here asks for them, and they are its words.
-  if ('error' in parsed.data)
+  if ('error' in parsed.data) {
+    // The peer's own failure is not this node's: relayed as INTERNAL, a node would answer its
+    // callers "a bug in Covenant, see the node log" for another node's bug (or its lie).
+    if (parsed.data.error.code === 'INTERNAL')
+      throw new CovenantError(
+        'PEER_UNREACHABLE',
+        `${peerId} failed to answer ${protocol} (an internal error there)`,
+      )
     throw CovenantError.fromJSON({ code: parsed.data.error.code, message: parsed.data.error.message })
+  }
   if (options.schema === undefined) return parsed.data.result as T
   const result = options.schema.safeParse(parsed.data.result)
   if (!result.success) throw new CovenantError('PROTOCOL_ERROR', `unexpected reply from ${peerId}`)
