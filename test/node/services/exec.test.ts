@@ -508,7 +508,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     const accused = ((await held.json()) as { conflicts: unknown[] }).conflicts.length > 0
     assert.deepEqual(Object.values(details.outputHashes).sort(), accused ? [1, 1] : [1, 2])
     assert.equal(details.receipts.length, accused ? 2 : 3)
-    // where the outputs part, for the function's author: the honest { sum: 2 } lacks the forged
+    // where the outputs part, for the function's author: the honest { sum: 5 } lacks the forged
     // object's key and the other way round; which is the reference is which receipt came first
     const { groups, differences } = details.divergence
     assert.ok(groups.flatMap((g) => g.executors).includes(peer(H0)))
@@ -517,12 +517,15 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     assert.deepEqual(
       { path, expected, actual },
       path === '$.value.sum'
-        ? { path, expected: '2', actual: '(absent)' }
+        ? { path, expected: '5', actual: '(absent)' }
         : { path: '$.value.forged', expected: 'true', actual: '(absent)' },
     )
     // and the command prints it for a person
     const failed = await covenant(
+      // the colluders are three of ten executing nodes: a set the default trust calls carved
       ['call', fns.collude.cid, 'add', '1', '1', '--replicas', '3', '--quorum', '3'].concat([
+        '--min-eligible-fraction',
+        '0',
         '--node',
         http(GATEWAY),
         '--key',
@@ -543,9 +546,11 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
       gateway.invoke(fns.collude.cid, 'add', [1, 1], { key: caller, replicas: 3, quorum: 3 }),
       (e: CovenantError) => e.code === 'NO_QUORUM',
     )
-    // with q = 2 the two colluders are a quorum: the documented Sybil limit
+    // with q = 2 the two colluders are a quorum (the documented Sybil limit), unless the gateway
+    // holds evidence against one of them: then it asks only the other and the honest node
     const forged = await post(request('collude'))
-    assert.deepEqual(forged.body.value, FORGED_VALUE)
+    if (accused) assert.equal(forged.body.error?.code, 'NO_QUORUM')
+    else assert.deepEqual(forged.body.value, FORGED_VALUE)
   })
 
   it('never chooses a node whose covenant disables execution or refuses the tag; they refuse if asked', async () => {
