@@ -29,6 +29,14 @@ import {
   storageRoute,
 } from './block-routes.ts'
 import { callsRoute, conflictsRoute, invokeRoute } from './exec-routes.ts'
+import {
+  cancelJobRoute,
+  enqueueJobRoute,
+  enqueueRunRoute,
+  jobEventsRoute,
+  jobRoute,
+  listJobsRoute,
+} from './job-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
 import { accountRoute, accountsRoute, payRoute, quoteRoute } from './payment-routes.ts'
 import type { RouteSpec } from './route.ts'
@@ -75,7 +83,7 @@ export {
   StorageReplySchema,
   storageRoute,
 } from './block-routes.ts'
-export type { CallEvent, CommitOutcome } from './exec-routes.ts'
+export type { CallEvent, CommitOutcome, InvokeReply } from './exec-routes.ts'
 export {
   CallEventSchema,
   CallsQuerySchema,
@@ -88,6 +96,26 @@ export {
   InvokeReplySchema,
   invokeRoute,
 } from './exec-routes.ts'
+export type { EnqueueJobReply, EnqueueRunReply, JobInfo, JobSummary, ListJobsReply } from './job-routes.ts'
+export {
+  CancelJobBodySchema,
+  cancelJobRoute,
+  EnqueueJobBodySchema,
+  EnqueueJobReplySchema,
+  EnqueueRunBodySchema,
+  EnqueueRunReplySchema,
+  enqueueJobRoute,
+  enqueueRunRoute,
+  JobAttemptSchema,
+  JobInfoSchema,
+  JobParamsSchema,
+  JobSummarySchema,
+  jobEventsRoute,
+  jobRoute,
+  ListJobsQuerySchema,
+  ListJobsReplySchema,
+  listJobsRoute,
+} from './job-routes.ts'
 export type { NodeInfo, PeerInfo } from './node-routes.ts'
 export {
   HealthReplySchema,
@@ -190,4 +218,11 @@ export const API_ROUTES: readonly RouteSpec[] = [
   quoteRoute,
   accountsRoute,
   accountRoute,
+  // jobs (job-routes.ts)
+  enqueueJobRoute,
+  enqueueRunRoute,
+  listJobsRoute,
+  jobRoute,
+  jobEventsRoute,
+  cancelJobRoute,
 ]

@@ -39,6 +39,7 @@ import { CovenantClient } from './client.ts'
 import { findDevnetNodes } from './node-helpers.ts'
 import type { PaymentsOptions } from './payments.ts'
 
+export type { JobSummary } from '../api/index.ts'
 export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
 export { grantFromJSON, grantToJSON } from '../caps/index.ts'
 export type { Read, Vouch, Write, WritePolicyInput } from '../datastore/index.ts'
@@ -66,6 +67,7 @@ export {
   verifyCertificate,
   verifyConflict,
 } from '../exec/index.ts'
+export type { JobStatus } from '../jobs/index.ts'
 export type { PrivateKey } from '../keys/index.ts'
 export { decodeKey, encodeKey, generateKey, keyId } from '../keys/index.ts'
 export type {
@@ -86,6 +88,8 @@ export type {
   StorageReply,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
+export type { EnqueueOptions, JobInfo, JobOutcome } from './jobs.ts'
+export { JobHandle } from './jobs.ts'
 export { viewFromPeerLists } from './network-view.ts'
 export {
   defaultKeyPath,
