@@ -10,7 +10,13 @@
  * browser-safe.
  */
 import { Counter, Gauge, Summary } from 'prom-client'
-import { type CommitOutcome, conflictsRoute, type InvokeReply, invokeRoute, quoteRoute } from '../../api/index.ts'
+import {
+  type CommitOutcome,
+  conflictsRoute,
+  type InvokeReply,
+  invokeRoute,
+  quoteRoute,
+} from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { createFunctionCommit } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
@@ -40,10 +46,10 @@ import {
   requestFromJSON,
   requestToJSON,
   type SendExec,
-  selectExecutors,
-  trustOf,
   type SignedRequest,
+  selectExecutors,
   type TrustInput,
+  trustOf,
   verifyReceipt,
   verifyRequest,
 } from '../../exec/index.ts'
