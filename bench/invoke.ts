@@ -2,7 +2,9 @@
  * Invocation benchmark: latency (p50, p99) and throughput of calls on a 5-node local network with
  * k = 1 and with k = 3, q = 2, against a centralised baseline in the same run: one fastify server
  * that runs the same function in the same sandbox pool in-process and answers over HTTP. Also a
- * breakdown of where a networked call's time goes. Prints tables and writes
+ * breakdown of where a networked call's time goes. The network runs twice, side by side, calls
+ * alternating: nodes and caller keeping accounts (paid) and keeping none; their difference is what
+ * accounting costs a call. Prints tables and writes
  * bench/results/invoke-latest.json.
  *
  *   npm run bench:invoke
@@ -63,35 +65,90 @@ const sandboxOnly = latency(
 await server.close()
 await sandbox.stop()
 
-// --- the network -------------------------------------------------------------------------------
-const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-invoke-'))
-const devnet = await startDevnet({ dir, nodes: 5, basePort: await freeBasePort(10), logLevel: 'warn' })
+// --- the network, twice: accounts kept (nodes and caller), and none kept ----------------------
+// Both devnets run side by side and their calls alternate, one each in turn, so the load of the
+// machine (shared, 2 cores) falls on both alike: the difference of their p50 is what accounting
+// costs a call — the executors' admission and receipt hold, and the caller's recording and
+// settling (which run after each call returns, in the same process, competing for its CPU).
+interface Setup {
+  paid: boolean
+  dir: string
+  devnet: Awaited<ReturnType<typeof startDevnet>>
+  client: Awaited<ReturnType<typeof connect>>
+  key: Awaited<ReturnType<typeof loadCallerKey>>
+  cid: string
+}
+const setups: Setup[] = []
 const rows: Array<{ label: string; latency: Latency; cps: number }> = []
+const overhead: Record<string, { p50Ms: number; meanMs: number }> = {}
 const breakdown: Record<string, Record<string, number>> = {}
+const callerRecordMs: number[] = []
+/** per node of the paid network: its executor's accounting per call (admission to receipt), from /metrics */
+const executorAccounting: Array<{ node: number; calls: number; p50Ms: number; p99Ms: number }> = []
+const label = (s: Setup, k: number, q: number) => `network k=${k} q=${q}, ${s.paid ? 'paid' : 'no payment'}`
 try {
-  // Node 0 is the gateway; the caller's view comes from all five, and it accepts k = q = 1.
-  const client = await connect({ devnetDir: devnet.dir, trust: { minQuorum: 1 } })
-  const key = await loadCallerKey(join(dir, 'caller.key'))
-  const { cid } = await client.deploy(code, { tags: ['bench'], key })
-  const manifest = await client.manifest(cid)
+  for (const paid of [false, true]) {
+    const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-invoke-'))
+    const devnet = await startDevnet({
+      dir,
+      nodes: 5,
+      basePort: await freeBasePort(10),
+      logLevel: 'warn',
+      payments: { enabled: paid },
+    })
+    // Node 0 is the gateway; the caller's view comes from all five, and it accepts k = q = 1.
+    const client = await connect({
+      devnetDir: devnet.dir,
+      trust: { minQuorum: 1 },
+      payments: paid ? { ledgerDir: dir } : false,
+    })
+    const key = await loadCallerKey(join(dir, 'caller.key'))
+    const setup: Setup = { paid, dir, devnet, client, key, cid: '' }
+    setups.push(setup)
+    setup.cid = (await client.deploy(code, { tags: ['bench'], key })).cid
+    // credit enough that no call waits for a payment ahead: what is measured is accounting
+    if (paid) await client.faucet(1_000_000_000, { key })
+    // the caller's part: recording its certificate in its ledger, just after `invoke` resolves
+    // (timed synchronously: the SDK does it off the call's path, so its wall time is the next call's)
+    const ledger = await client.payments?.ledger(key, false)
+    if (ledger !== undefined) {
+      const record = ledger.recordCertified.bind(ledger)
+      ledger.recordCertified = (...args) => {
+        const t = performance.now()
+        const charged = record(...args)
+        callerRecordMs.push(performance.now() - t)
+        return charged
+      }
+    }
+  }
+  const [free, paid] = setups
 
   for (const { k, q } of [
     { k: 1, q: 1 },
     { k: 3, q: 2 },
   ]) {
-    const call = () => client.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key })
-    await timeEach(10, call) // warm: code fetched and cached on the executors
-    const executorMs: number[] = []
-    const samples = await timeEach(SEQUENTIAL, async () => {
-      const r = await call()
-      const agreed = r.tried.filter((a) => a.outcome === 'agreed').map((a) => a.ms)
-      executorMs.push(Math.max(...agreed))
-    })
-    const cps = await throughput(CONCURRENT_CALLS, CONCURRENCY, call)
-    rows.push({ label: `network k=${k} q=${q}`, latency: latency(samples), cps })
+    const call = (s: Setup) => () =>
+      s.client.invoke(s.cid, 'greet', ARGS, { replicas: k, quorum: q, key: s.key })
+    for (const s of setups) await timeEach(10, call(s)) // warm: code fetched and cached on the executors
+    const samples = new Map<Setup, number[]>(setups.map((s) => [s, []]))
+    for (let i = 0; i < SEQUENTIAL; i++)
+      for (const s of i % 2 === 0 ? setups : [...setups].reverse())
+        samples.get(s)?.push(...(await timeEach(1, call(s))))
+    for (const s of setups)
+      rows.push({
+        label: label(s, k, q),
+        latency: latency(samples.get(s) ?? []),
+        cps: await throughput(CONCURRENT_CALLS, CONCURRENCY, call(s)),
+      })
+    const [a, b] = [latency(samples.get(free) ?? []), latency(samples.get(paid) ?? [])]
+    overhead[`k=${k} q=${q}`] = { p50Ms: round(b.p50 - a.p50), meanMs: round(b.mean - a.mean) }
+    await paid.client.settle({ key: paid.key })
 
-    // Where the time goes: raw calls that time each client step and read the gateway's
-    // Server-Timing header (its own stages) and `tried` (each executor's round trip).
+    // Where the time goes (on the network that keeps accounts): raw calls that time each client
+    // step and read the gateway's Server-Timing header (its own stages) and `tried` (each
+    // executor's round trip).
+    const { client, key, cid, devnet } = paid
+    const manifest = await client.manifest(cid)
     const steps: Record<string, number[]> = {}
     const add = (step: string, ms: number) => {
       steps[step] ??= []
@@ -144,9 +201,25 @@ try {
     table['sandbox run alone (same pool, in-process, for scale)'] = sandboxOnly.p50
     breakdown[`k=${k} q=${q}`] = table
   }
+  for (const node of paid.devnet.nodes) {
+    const text = await (await fetch(`${node.http}/metrics`)).text()
+    const read = (pattern: string) =>
+      Number(
+        new RegExp(`^covenant_exec_accounting_seconds${pattern} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN,
+      )
+    executorAccounting.push({
+      node: node.index,
+      calls: read('_count'),
+      p50Ms: round(read('\\{quantile="0.5"\\}') * 1000),
+      p99Ms: round(read('\\{quantile="0.99"\\}') * 1000),
+    })
+  }
+  for (const s of setups) await s.client.close()
 } finally {
-  await devnet.stop()
-  await rm(dir, { recursive: true, force: true })
+  for (const s of setups) {
+    await s.devnet.stop()
+    await rm(s.dir, { recursive: true, force: true })
+  }
 }
 
 console.log('\nlatency and throughput (ms, calls/s)')
@@ -173,6 +246,30 @@ printTable(
     ]),
   ],
 )
+const callerRecord = latency(callerRecordMs)
+// executors run a call in parallel: the one on its path is one executor's accounting (nodes that
+// ran a handful of calls, cold, are left out of the figure but shown)
+const executorP50 = Math.max(...executorAccounting.filter((e) => e.calls >= 20).map((e) => e.p50Ms))
+console.log('\naccounting per call, paid network (ms, measured where it runs)')
+printTable(
+  ['part', 'calls', 'p50', 'p99'],
+  [
+    ...executorAccounting.map((e) => [
+      `on the path: executor node ${e.node}, admit + signed/release`,
+      e.calls,
+      e.p50Ms,
+      e.p99Ms,
+    ]),
+    ['after the call: caller records the certificate', callerRecord.n, callerRecord.p50, callerRecord.p99],
+    ["on a call's path: executor p50 (nodes with ≥ 20 calls, the slowest)", '', executorP50, ''],
+    ['all of it: executor p50 + caller p50', '', round(executorP50 + callerRecord.p50), ''],
+  ],
+)
+console.log("\nend to end: paid − no payment, calls alternating (ms per call; the machine's noise included)")
+printTable(
+  ['setup', 'p50', 'mean'],
+  Object.entries(overhead).map(([setup, o]) => [setup, o.p50Ms, o.meanMs]),
+)
 for (const [setup, steps] of Object.entries(breakdown)) {
   console.log(`\nwhere the time goes, ${setup} (p50 ms of each step)`)
   printTable(['step', 'p50 ms'], Object.entries(steps))
@@ -185,6 +282,13 @@ const file = await writeResults('invoke', {
   concurrency: CONCURRENCY,
   baseline: { latency: baseLatency, callsPerSecond: baseCps, sandboxRun: sandboxOnly },
   network: rows,
+  accountingOverhead: {
+    executors: executorAccounting,
+    callerRecordAfterCall: callerRecord,
+    onPathP50Ms: executorP50,
+    allP50Ms: round(executorP50 + callerRecord.p50),
+    endToEnd: overhead,
+  },
   breakdown,
   totalMs: round(performance.now() - started),
 })

@@ -7,6 +7,7 @@
 import { CovenantError } from '../errors/index.ts'
 import { type Ticket, ticketFor } from '../exec/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
+import type { PayerLedger } from '../ledger/index.ts'
 
 export async function defaultKeyPath(): Promise<string> {
   throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
@@ -38,4 +39,9 @@ export async function inspectHere(_code: string): Promise<undefined> {
 /** A browser keeps the caller's ticket in memory only. */
 export async function loadCallerTicket(key: PrivateKey, timestamp: number, _file?: string): Promise<Ticket> {
   return ticketFor(keyId(key), timestamp)
+}
+
+/** A browser has no SQLite: no payer ledger, so its calls run on the executors' credit. */
+export async function openCallerLedger(_init: unknown): Promise<PayerLedger | undefined> {
+  return undefined
 }

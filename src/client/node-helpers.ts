@@ -4,6 +4,6 @@
  * `@libp2p/crypto` swaps its Node crypto for WebCrypto. Each helper imports its Node modules
  * lazily, inside the function.
  */
-export { defaultKeyPath, loadCallerKey, loadCallerTicket } from './caller-key.ts'
+export { defaultKeyPath, loadCallerKey, loadCallerTicket, openCallerLedger } from './caller-key.ts'
 export { findDevnetNodes } from './devnet-lookup.ts'
 export { bundleFunctionFile, inspectHere } from './module-check.ts'
