@@ -81,7 +81,9 @@ export interface PayerCharge extends ChargeRecord {
 
 export interface PayerCertifiedCharge {
   payee: string
-  status: 'charged' | 'duplicate' | 'accused' | 'stale'
+  /** `self`: the payer's own receipt (a node that dispatched a job's attempt and ran it too), owed to no one */
+  status: 'charged' | 'duplicate' | 'accused' | 'stale' | 'self'
+  /** the charge recorded now (0 unless `charged`); for `self`, the price of the receipt */
   amount: number
 }
 
@@ -412,6 +414,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           if (accused.has(r.executor)) return { payee: r.executor, status: 'accused', amount: 0 }
           const sheet = sheets.get(sheetKey(r.executor, r.covenantVersion))!
           const amount = chargeFor(sheet, r.fuel)
+          if (r.executor === payer) return { payee: r.executor, status: 'self', amount }
           const at = now()
           const inserted = stmt.insertCharge.run(
             r.executor,

@@ -159,6 +159,7 @@ export type JobsServiceComponents = Pick<
   | 'gateway'
   | 'stores'
   | 'fault'
+  | 'ledger'
 >
 
 const DAY = 24 * 3600 * 1000
@@ -775,6 +776,18 @@ async function createJobsService(
     if (next !== undefined) await replicate(id, true)
   }
 
+  /** What a certified attempt cost in all; its executors are owed it. 0 with payments off. */
+  function owe(id: string, certificate: Certificate, conflicts: InvokeResult['conflicts']): number {
+    if (c.ledger === undefined) return 0
+    try {
+      return c.ledger.owe(certificate, conflicts)
+    } catch (err) {
+      // the run stands whatever befalls its accounting (an executor's covenant this node has not seen)
+      logger.warn({ event: 'job-attempt-unpaid', id, code: CovenantError.from(err).code })
+      return 0
+    }
+  }
+
   /** One attempt of a job this node dispatches; see the module comment. */
   async function attempt(stored: StoredJob): Promise<void> {
     const { id, record } = stored
@@ -853,6 +866,8 @@ async function createJobsService(
     }
     faster()
     const { certificate, output } = result
+    // This node signed the attempt's request: it owes its executors (docs/jobs.md, "Who pays for a job").
+    owe(id, certificate, result.conflicts)
     const receipts = [...certificate.receipts, ...result.conflicts.map((x) => x.receipt)].slice(0, 64)
     const tried = triedOf(result.tried)
     if (output.error !== null) {

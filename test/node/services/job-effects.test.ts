@@ -7,7 +7,15 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { type ListJobsReply, listJobsRoute } from '../../../src/api/index.ts'
+import type { z } from 'zod'
+import {
+  type AccountsReplySchema,
+  accountsRoute,
+  type ListJobsReply,
+  listJobsRoute,
+  type OwedReplySchema,
+  owedRoute,
+} from '../../../src/api/index.ts'
 import {
   type CovenantClient,
   connect,
@@ -18,8 +26,17 @@ import {
 } from '../../../src/client/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
 import { createJob } from '../../../src/jobs/index.ts'
+import { reconcile } from '../../../src/ledger/index.ts'
 import { keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+
+type OwedReply = z.infer<typeof OwedReplySchema>
+type AccountsReply = z.infer<typeof AccountsReplySchema>
+const getJson = async <T>(url: string): Promise<T> => {
+  const res = await fetch(url)
+  assert.equal(res.status, 200, url)
+  return (await res.json()) as T
+}
 
 const NODES = 5
 const CRASHER = 4
@@ -69,14 +86,8 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
   }
 
   before(async () => {
-    // Payments off: a job's attempts are signed by its keeper, and keepers do not pay executors yet
-    // (docs/jobs.md, "Who pays for a job"), so past an executor's credit (about 1,000 default calls
-    // per keeper) the counter's attempts would end PAYMENT_REQUIRED.
-    devnet = await startTestDevnet({
-      nodes: NODES,
-      faults: { [CRASHER]: 'jobs-crash-after-commit' },
-      payments: { enabled: false },
-    })
+    // Payments on (the default): each keeper pays the executors of the attempts it dispatches.
+    devnet = await startTestDevnet({ nodes: NODES, faults: { [CRASHER]: 'jobs-crash-after-commit' } })
     ids = devnet.nodes.map((n) => n.peerId)
     net = await connect({ nodes: devnet.nodes.map((n) => n.http) })
     owner = await generateKey()
@@ -253,5 +264,35 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     assert.equal(entries.length, COUNTED)
     assert.deepEqual(new Set(entries.map((e) => e.id)), jobIds, 'one entry per job, under its id')
     assert.deepEqual(await net.jobs({ status: 'failed', enqueuer: keyId(owner) }), [])
+    // every keeper paid the executors of its attempts exactly what they charged it
+    await waitFor(
+      'the keepers’ and executors’ ledgers to reconcile',
+      async () => {
+        const alive = devnet.nodes.filter((_, i) => !dead.has(i))
+        const owed = await Promise.all(alive.map((n) => getJson<OwedReply>(`${n.http}${owedRoute.path}`)))
+        const liveIds = new Set(alive.map((n) => n.peerId))
+        const payees = await Promise.all(
+          alive.map(async (n) => {
+            const { accounts } = await getJson<AccountsReply>(`${n.http}${accountsRoute.path}?limit=1000`)
+            return accounts
+              .filter((a) => liveIds.has(a.payer))
+              .map((a) => ({
+                payer: a.payer,
+                payee: n.peerId,
+                charged: a.charged,
+                paid: a.received,
+                granted: a.granted,
+              }))
+          }),
+        )
+        // the dead keeper's own accounts cannot be read: the pairs of live nodes are compared
+        const payers = owed.flatMap((o) => o.statements).filter((s) => liveIds.has(s.payee))
+        const r = reconcile(payers, payees.flat())
+        const paidOff = payers.every((s) => s.paid === s.charged - s.granted)
+        return r.ok && paidOff && payers.length > 0 ? true : undefined
+      },
+      120_000,
+      500,
+    )
   })
 })
