@@ -230,6 +230,41 @@ export class CallerPayments {
     return true
   }
 
+  /**
+   * Records what the keepers of a job this key enqueued charged it, from the job's state: each
+   * keeper's total for the attempts it dispatched (the state the keepers agree on). Charges past
+   * the budget the key signed are not recorded (kept as a problem): the enqueuer never owes more.
+   * Each keeper's charge only grows, so reading the job again changes nothing.
+   */
+  async recordJob(
+    key: PrivateKey,
+    fromKeyFile: boolean,
+    job: {
+      id: string
+      enqueuer: string
+      budget: number
+      charges: ReadonlyArray<{ keeper: string; amount: number }>
+    },
+  ): Promise<void> {
+    if (job.charges.length === 0) return
+    try {
+      const ledger = await this.ledger(key, fromKeyFile)
+      if (ledger === undefined || job.enqueuer !== ledger.payer) return
+      const total = job.charges.reduce((sum, c) => sum + c.amount, 0)
+      if (total > job.budget)
+        throw new CovenantError(
+          'INVALID_INPUT',
+          `job ${job.id} is charged ${total} ncr, more than its budget of ${job.budget} ncr: not recorded`,
+        )
+      let added = 0
+      for (const c of job.charges)
+        if (c.keeper !== ledger.payer) added += ledger.recordJobCharge(c.keeper, `job:${job.id}`, c.amount)
+      if (added > 0) this.schedule(ledger)
+    } catch (err) {
+      this.problem(undefined, err)
+    }
+  }
+
   /** Notes blocks the caller published, which holders may bill it for. */
   async publish(
     key: PrivateKey,

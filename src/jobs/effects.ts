@@ -16,6 +16,7 @@ import { canonicalBytes } from '../keys/index.ts'
 import { EFFECT_LIMITS, type EffectJob, EffectJobSchema } from '../sandbox/index.ts'
 import {
   checkJob,
+  defaultBudget,
   type EnqueuedJobRecord,
   EnqueuedJobRecordSchema,
   JOB_DEFAULTS,
@@ -67,6 +68,7 @@ export function enqueuedRecords(
   const { request, id } = run
   return jobs.map((job, index) => {
     const k = job.options.replicas ?? JOB_DEFAULTS.k
+    const retries = job.options.retries ?? JOB_DEFAULTS.retries
     const runAfter = request.timestamp + (job.options.runAfterMs ?? 0)
     return {
       v: 1,
@@ -81,11 +83,13 @@ export function enqueuedRecords(
       k,
       q: job.options.quorum ?? Math.min(JOB_DEFAULTS.q, k),
       runAfter,
-      retries: job.options.retries ?? JOB_DEFAULTS.retries,
+      retries,
       deadline: runAfter + JOB_DEFAULTS.windowMs,
       createdAt: request.timestamp,
       nonce: `${id}/${index}`,
+      // the run's caller pays, within the default budget for the run's fuel
       enqueuer: request.caller,
+      budget: defaultBudget({ k, retries, fuel: request.fuel }),
       origin: { request: id, index },
     }
   })

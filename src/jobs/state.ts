@@ -33,6 +33,33 @@ export const JobErrorSchema = z.strictObject({
 })
 export type JobError = z.infer<typeof JobErrorSchema>
 
+/** Keepers a job's charges are kept for; a job whose dispatchers changed more often fails (JOB_INVALID). */
+export const MAX_CHARGING_KEEPERS = 16
+
+/** What the enqueuer has been charged for the job in all. */
+export function chargedOf(state: Pick<JobState, 'charges'>): number {
+  return state.charges.reduce((sum, c) => sum + c.amount, 0)
+}
+
+/**
+ * The charges with `amount` more for `keeper`'s attempt, capped so the job's total stays within
+ * `budget`; and what was charged for the attempt.
+ */
+function addCharge(
+  state: JobState,
+  keeper: string,
+  cost: number,
+  budget: number,
+): { charges: JobState['charges']; charged: number } {
+  const charged = Math.max(0, Math.min(cost, budget - chargedOf(state)))
+  const known = state.charges.some((c) => c.keeper === keeper)
+  if (charged === 0 || (!known && state.charges.length >= MAX_CHARGING_KEEPERS))
+    return { charges: state.charges, charged: 0 }
+  const charges = state.charges.map((c) => (c.keeper === keeper ? { ...c, amount: c.amount + charged } : c))
+  if (!known) charges.push({ keeper, amount: charged })
+  return { charges, charged }
+}
+
 /** Attempts kept in a state: the most recent ones (conflicting writers may cause many). */
 export const MAX_ATTEMPTS_KEPT = 32
 
@@ -63,6 +90,8 @@ export const AttemptRecordSchema = z.strictObject({
   error: JobErrorSchema.nullable(),
   /** every signed receipt the attempt got, agreeing or not */
   receipts: z.array(ReceiptSchema).max(64),
+  /** ncr its dispatcher charged the enqueuer for it: what its executors cost, within the budget */
+  charged: Count.default(0),
   /** the executors asked, and how each answered (the gateway's word) */
   tried: z
     .array(
@@ -112,6 +141,15 @@ export const JobStateSchema = z.strictObject({
   /** attempts whose writes conflicted with another writer's; they do not count as failures */
   conflicts: Count,
   attempts: z.array(AttemptRecordSchema).max(MAX_ATTEMPTS_KEPT),
+  /**
+   * what each keeper charged the enqueuer for the attempts it dispatched, in all (ncr): the job's
+   * payment, which keepers agree on as they agree on the rest of the state, and which the
+   * enqueuer's ledger and each keeper's record once per job and keeper (docs/jobs.md)
+   */
+  charges: z
+    .array(z.strictObject({ keeper: KeyIdSchema, amount: Count }))
+    .max(MAX_CHARGING_KEEPERS)
+    .default([]),
   result: JobResultSchema.nullable(),
   /** why it failed or was cancelled */
   error: JobErrorSchema.nullable(),
@@ -186,6 +224,7 @@ export function initialState(record: JobRecord): JobState {
     failures: 0,
     conflicts: 0,
     attempts: [],
+    charges: [],
     result: null,
     error: null,
     cancel: null,
@@ -205,7 +244,8 @@ function keepLast(attempts: AttemptRecord[]): AttemptRecord[] {
 function endRunning(
   attempts: AttemptRecord[],
   now: number,
-  end: Pick<AttemptRecord, 'outcome' | 'error'> & Partial<Pick<AttemptRecord, 'receipts' | 'tried'>>,
+  end: Pick<AttemptRecord, 'outcome' | 'error'> &
+    Partial<Pick<AttemptRecord, 'receipts' | 'tried' | 'charged'>>,
   n?: number,
 ): AttemptRecord[] {
   return attempts.map((a) =>
@@ -236,6 +276,7 @@ export function startAttempt(
     outcome: 'running',
     error: null,
     receipts: [],
+    charged: 0,
     tried: [],
   })
   return next(state, init.now, {
@@ -318,8 +359,27 @@ export interface AttemptEnd {
   error: JobError
   receipts?: AttemptRecord['receipts']
   tried?: AttemptRecord['tried']
+  /** what its executors cost (a certified run), charged to the enqueuer within the budget @default 0 */
+  cost?: number
   random: () => number
   backoff?: Partial<Backoff>
+}
+
+/** Attempt `n` ended as `end`: the attempts with it ended, and the job's charges with its cost. */
+function ended(
+  state: JobState,
+  budget: number,
+  n: number,
+  now: number,
+  end: Pick<AttemptRecord, 'outcome' | 'error' | 'receipts' | 'tried'>,
+  cost: number,
+): Pick<JobState, 'attempts' | 'charges'> {
+  const dispatcher = state.attempts.find((a) => a.n === n && a.outcome === 'running')?.dispatcher
+  const { charges, charged } =
+    dispatcher === undefined
+      ? { charges: state.charges, charged: 0 }
+      : addCharge(state, dispatcher, cost, budget)
+  return { attempts: endRunning(state.attempts, now, { ...end, charged }, n), charges }
 }
 
 /**
@@ -337,18 +397,20 @@ export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['NO_EXE
  */
 export function attemptDeferred(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, charges } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'deferred', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
   )
   let inARow = 0
   for (let i = attempts.length - 1; i >= 0 && attempts[i].outcome === 'deferred'; i--) inARow++
   const runAt = end.now + backoffMs(Math.max(1, inARow), b.baseMs, b.maxMs, end.random)
   if (runAt >= record.deadline)
-    return next(state, end.now, { status: 'failed', attempts, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, runAt, dispatcher: null })
+    return next(state, end.now, { status: 'failed', attempts, charges, dispatcher: null, error: end.error })
+  return next(state, end.now, { status: 'queued', attempts, charges, runAt, dispatcher: null })
 }
 
 /**
@@ -357,18 +419,27 @@ export function attemptDeferred(state: JobState, record: JobRecord, end: Attempt
  */
 export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, charges } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'failed', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
   )
   const failures = state.failures + 1
   const runAt = end.now + backoffMs(failures, b.baseMs, b.maxMs, end.random)
   const final = !isRetryable(end.error.code) || failures > record.retries || runAt >= record.deadline
   if (final)
-    return next(state, end.now, { status: 'failed', attempts, failures, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, failures, runAt, dispatcher: null })
+    return next(state, end.now, {
+      status: 'failed',
+      attempts,
+      charges,
+      failures,
+      dispatcher: null,
+      error: end.error,
+    })
+  return next(state, end.now, { status: 'queued', attempts, charges, failures, runAt, dispatcher: null })
 }
 
 /**
@@ -378,17 +449,26 @@ export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEn
  */
 export function attemptConflicted(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, charges } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'conflict', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
   )
   const conflicts = state.conflicts + 1
   const runAt = end.now + backoffMs(conflicts, b.conflictBaseMs, b.conflictMaxMs, end.random)
   if (runAt >= record.deadline)
-    return next(state, end.now, { status: 'failed', attempts, conflicts, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, conflicts, runAt, dispatcher: null })
+    return next(state, end.now, {
+      status: 'failed',
+      attempts,
+      charges,
+      conflicts,
+      dispatcher: null,
+      error: end.error,
+    })
+  return next(state, end.now, { status: 'queued', attempts, charges, conflicts, runAt, dispatcher: null })
 }
 
 /** The job ends, never having succeeded: past its deadline before an attempt could start. */
@@ -413,16 +493,23 @@ export function succeed(
     result: Omit<JobResult, 'committed'>
     receipts: AttemptRecord['receipts']
     tried?: AttemptRecord['tried']
+    /** what its executors cost, charged to the enqueuer within `budget` @default 0 */
+    cost?: number
+    /** the record's budget @default 0: nothing charged */
+    budget?: number
   },
 ): JobState {
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, charges } = ended(
+    state,
+    init.budget ?? 0,
+    init.n,
     init.now,
     { outcome: 'succeeded', error: null, receipts: init.receipts, tried: init.tried ?? [] },
-    init.n,
+    init.cost ?? 0,
   )
   return next(state, init.now, {
     status: 'succeeded',
+    charges,
     attempts: endRunning(attempts, init.now, { outcome: 'abandoned', error: null }),
     dispatcher: null,
     result: { ...init.result, committed: false },

@@ -64,9 +64,9 @@ export interface SideInit extends SideVerifiers {
 
 /** One charge in a history. All amounts in ncr. */
 export interface ChargeRecord {
-  /** the certificate id (the request id) of a call, or the invoice id */
+  /** the certificate id (the request id) of a call, the invoice id, or `job:<id>` for a job's attempts */
   ref: string
-  kind: 'exec' | 'store' | 'serve'
+  kind: 'exec' | 'store' | 'serve' | 'job'
   amount: number
   /** the fuel the receipt signed for (calls only) */
   fuel?: number

@@ -103,6 +103,13 @@ export interface PayerLedger {
     opts?: { covenants?: readonly unknown[]; conflicts?: readonly unknown[] },
   ): PayerCertifiedCharge[]
   /**
+   * Records what a keeper charged this payer for a job it enqueued (`ref` = `job:<id>`): `total`
+   * is what the job's state says that keeper charged so far. It only grows; a total below or equal
+   * to the one recorded changes nothing. Returns what was added. The caller checks the job's
+   * charges against the budget it signed before recording them.
+   */
+  recordJobCharge(payee: string, ref: string, total: number): number
+  /**
    * Accepts an invoice from a holder after checking it (INVALID_INVOICE, PRICE_UNKNOWN): every
    * line must be a block this payer asked that holder for (`owns`), no storage day billed twice.
    */
@@ -237,6 +244,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     hasCharge: db.prepare('SELECT amount FROM charges WHERE payee = ? AND ref = ?'),
+    raiseCharge: db.prepare('UPDATE charges SET amount = ?, at = ? WHERE payee = ? AND ref = ?'),
     history: db.prepare('SELECT * FROM charges WHERE at < ? ORDER BY at DESC, ref DESC LIMIT ?'),
     historyOf: db.prepare(
       'SELECT * FROM charges WHERE payee = ? AND at < ? ORDER BY at DESC, ref DESC LIMIT ?',
@@ -435,6 +443,35 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           return { payee: r.executor, status: 'charged', amount }
         }),
       )
+    },
+
+    recordJobCharge(payeeId, ref, total) {
+      store.assertOpen()
+      const payee = checkPayee(payeeId)
+      const parsed = AmountSchema.safeParse(total)
+      if (!parsed.success)
+        throw new CovenantError('INVALID_INPUT', `not an amount: ${String(total).slice(0, 40)}`)
+      const amount = parsed.data
+      return transaction(() => {
+        const held = stmt.hasCharge.get(payee, ref) as { amount: number } | undefined
+        const before = held === undefined ? 0 : Number(held.amount)
+        if (amount <= before) return 0
+        const at = now()
+        if (held === undefined)
+          stmt.insertCharge.run(
+            payee,
+            ref,
+            'job',
+            amount,
+            null,
+            0,
+            at,
+            at + opts.certificateWindowMs + opts.historyMs,
+          )
+        else stmt.raiseCharge.run(amount, at, payee, ref)
+        addOwed(payee, amount - before)
+        return amount - before
+      })
     },
 
     acceptInvoice(value, o = {}) {

@@ -6,6 +6,7 @@ import {
   attemptFailed,
   backoffMs,
   cancelJob,
+  chargedOf,
   createJob,
   DEFAULT_BACKOFF,
   encodeState,
@@ -243,6 +244,38 @@ describe('job states', () => {
       errorCode(() => markCommitted(initialState(job.record), T)),
       'INTERNAL',
     )
+  })
+
+  it('charge the enqueuer what each attempt cost, per dispatcher, never past the budget', async () => {
+    const key = await generateKey()
+    const [a, b] = [keyId(await generateKey()), keyId(await generateKey())]
+    const { record } = createJob(key, { fn: FN, export: 'f', retries: 5, budget: 100 }, T)
+    const err = { code: 'USER_ERROR', message: 'not yet' }
+    let s = run(initialState(record), a, T)
+    s = attemptFailed(s, record, { n: 1, now: T + 1, error: err, cost: 40, random: half })
+    // another keeper takes over: its attempts are its own charge, added to the job's
+    s = run(s, b, T + 2)
+    s = attemptConflicted(s, record, { n: 2, now: T + 3, error: err, cost: 30, random: half })
+    s = run(s, b, T + 4)
+    s = attemptFailed(s, record, { n: 3, now: T + 5, error: err, cost: 50, random: half })
+    assert.deepEqual(
+      s.attempts.map((x) => x.charged),
+      [40, 30, 30],
+      'the third is cut to what is left of the budget',
+    )
+    assert.deepEqual(s.charges, [
+      { keeper: a, amount: 40 },
+      { keeper: b, amount: 60 },
+    ])
+    assert.equal(chargedOf(s), 100)
+    // past the budget nothing more is charged, whatever an attempt costs
+    s = run(s, a, T + 6)
+    s = attemptFailed(s, record, { n: 4, now: T + 7, error: err, cost: 70, random: half })
+    assert.equal(chargedOf(s), 100)
+    assert.equal(s.attempts.at(-1)?.charged, 0)
+    // an abandoned attempt (its dispatcher died) is charged nothing
+    const t = run(run(initialState(record), a, T), b, T + 1)
+    assert.deepEqual([t.attempts[0].outcome, t.attempts[0].charged, t.charges], ['abandoned', 0, []])
   })
 
   it('cancel what has not ended; what has ended stays', async () => {

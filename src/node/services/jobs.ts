@@ -64,8 +64,10 @@ import {
   BATCH_BYTES,
   type Backoff,
   cancelJob,
+  chargedOf,
   checkDoc,
   DEFERRING_ERRORS,
+  dispatchOf,
   dispatchRequest,
   type EffectCommit,
   encodeState,
@@ -105,6 +107,7 @@ import {
   wins,
 } from '../../jobs/index.ts'
 import { canonicalBytes } from '../../keys/index.ts'
+import { chargeFor } from '../../ledger/index.ts'
 import { route } from '../http.ts'
 import { knownView } from '../known-view.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -411,11 +414,75 @@ async function createJobsService(
     byPeer.set(peer, version)
   }
 
+  /**
+   * Who pays for a job: its enqueuer; none for a job a job's run enqueued, whose enqueuer is the
+   * keeper that dispatched that run (it signed the request), which is not repaid (docs/jobs.md).
+   */
+  function payerOf(doc: JobDoc): string | undefined {
+    if (!('proof' in doc)) return doc.record.enqueuer
+    const nonce = (doc.proof.certificate as { request?: { nonce?: unknown } } | null)?.request?.nonce
+    return typeof nonce === 'string' && dispatchOf({ nonce }) !== undefined ? undefined : doc.record.enqueuer
+  }
+
+  /**
+   * Charges the enqueuer what a state this node keeps says this node charged it for the job's
+   * attempts: once per job (the charge only grows), from the state the keepers agree on.
+   */
+  function chargeEnqueuer(id: string, doc: JobDoc, state: JobState): void {
+    const mine = state.charges.find((x) => x.keeper === self)
+    const payer = payerOf(doc)
+    if (c.ledger === undefined || mine === undefined || payer === undefined) return
+    try {
+      c.ledger.payee.chargeJob(payer, `job:${id}`, mine.amount)
+    } catch (err) {
+      logger.warn({ event: 'job-charge-failed', id, code: CovenantError.from(err).code })
+    }
+  }
+
+  /**
+   * The check at enqueue: the enqueuer's account with this keeper can pay for one attempt (at this
+   * node's price, within the job's budget), and the budget can. PAYMENT_REQUIRED otherwise, with
+   * what to pay in its details, as an executor's admission has.
+   */
+  function admitJob(record: JobRecord): void {
+    if (c.ledger === undefined || record.enqueuer === self) return
+    const price = c.covenant().config.execute
+    const least = record.k * price.basePrice
+    const payee = c.ledger.payee
+    if (record.budget < least)
+      throw new CovenantError(
+        'PAYMENT_REQUIRED',
+        `the job's budget of ${record.budget} ncr cannot pay ${record.k} executors' base price of ${price.basePrice} ncr here`,
+        { details: { payer: record.enqueuer, payee: self, budget: record.budget, least } },
+      )
+    const need = Math.min(record.budget, record.k * chargeFor(price, record.fuel))
+    const account = payee.account(record.enqueuer)
+    if (account.available < need)
+      throw new CovenantError(
+        'PAYMENT_REQUIRED',
+        `${record.enqueuer} has ${account.available} ncr of credit left with ${self}, and an attempt of the job may cost ${need} ncr`,
+        {
+          details: {
+            payer: record.enqueuer,
+            payee: self,
+            outstanding: account.outstanding,
+            exposure: account.exposure,
+            limit: account.limit,
+            maxCharge: need,
+            received: account.received,
+            payUpTo: account.received + need - account.available,
+          },
+        },
+      )
+  }
+
   /** Keeps `state` if it wins over the held one; tells the watchers and the scan. */
   function keep(id: string, state: JobState): JobState | undefined {
     const merged = store.merge(id, state)
     if (merged === undefined) return undefined
     if (merged.changed) {
+      const doc = store.get(id)?.doc
+      if (doc !== undefined) chargeEnqueuer(id, doc, merged.state)
       changed(id)
       if (!isSettled(merged.state) && merged.state.runAt <= Date.now() + scanIntervalMs) scanSoon()
     }
@@ -463,13 +530,18 @@ async function createJobsService(
     if (!storesHere()) throw new CovenantError('COVENANT_REFUSED', 'this node does not keep jobs')
     const { doc, record, id } = await checkDoc(docValue, verifyRun)
     let offered: JobState
-    if (stateValue === undefined) offered = initialState(record)
-    else {
+    if (stateValue === undefined) {
+      // a signed job handed in to be enqueued; a function's is paid for by its run's caller, whose
+      // run is certified already: its jobs are its effects, taken as they come (docs/jobs.md)
+      if (!('origin' in record) && !store.has(id)) admitJob(record)
+      offered = initialState(record)
+    } else {
       offered = parseState(stateValue)
       checkState({ record, id }, offered)
     }
     const put = store.put(id, doc, offered)
     if (put.changed) {
+      chargeEnqueuer(id, doc, put.state)
       changed(id)
       if (!isSettled(put.state)) scanSoon()
     }
@@ -776,6 +848,29 @@ async function createJobsService(
     if (next !== undefined) await replicate(id, true)
   }
 
+  /**
+   * Why the enqueuer cannot pay for another attempt, if it cannot: the job's budget is spent, or
+   * its account with this dispatcher is past its credit (it pays ahead to go on).
+   */
+  function unpaidBy(doc: JobDoc, state: JobState): { code: string; message: string } | undefined {
+    const record = doc.record
+    const payer = payerOf(doc)
+    if (c.ledger === undefined || payer === undefined || payer === self) return undefined
+    const charged = chargedOf(state)
+    if (charged >= record.budget)
+      return {
+        code: 'PAYMENT_REQUIRED',
+        message: `the job's budget of ${record.budget} ncr is spent (${charged} ncr charged)`,
+      }
+    const account = c.ledger.payee.account(payer)
+    if (account.outstanding >= account.limit)
+      return {
+        code: 'PAYMENT_REQUIRED',
+        message: `${payer} owes ${self} ${account.outstanding} ncr, its whole credit of ${account.limit} ncr`,
+      }
+    return undefined
+  }
+
   /** What a certified attempt cost in all; its executors are owed it. 0 with payments off. */
   function owe(id: string, certificate: Certificate, conflicts: InvokeResult['conflicts']): number {
     if (c.ledger === undefined) return 0
@@ -800,6 +895,12 @@ async function createJobsService(
       return
     }
     const state = stored.state
+    const unpaid = unpaidBy(stored.doc, state)
+    if (unpaid !== undefined) {
+      transition(id, (s) => (s.version === state.version ? failJob(s, unpaid, now) : undefined))
+      await replicate(id, true)
+      return
+    }
     const tookOver = state.status === 'running' && state.dispatcher !== self
     const n = state.started + 1
     let made: ReturnType<typeof dispatchRequest>
@@ -867,7 +968,7 @@ async function createJobsService(
     faster()
     const { certificate, output } = result
     // This node signed the attempt's request: it owes its executors (docs/jobs.md, "Who pays for a job").
-    owe(id, certificate, result.conflicts)
+    const cost = owe(id, certificate, result.conflicts)
     const receipts = [...certificate.receipts, ...result.conflicts.map((x) => x.receipt)].slice(0, 64)
     const tried = triedOf(result.tried)
     if (output.error !== null) {
@@ -880,6 +981,7 @@ async function createJobsService(
           error: output.error!,
           receipts,
           tried,
+          cost,
           random,
           backoff: options.backoff,
         }),
@@ -889,7 +991,7 @@ async function createJobsService(
     // Cancelled, or another attempt's success recorded: this run's writes are not committed.
     const current = store.get(id)?.state.status
     if (current === undefined || current === 'cancelled' || current === 'succeeded') return
-    await commit(stored, n, { certificate, output }, receipts, tried)
+    await commit(stored, n, { certificate, output }, receipts, tried, cost)
   }
 
   /**
@@ -905,6 +1007,7 @@ async function createJobsService(
     run: { certificate: Certificate; output: Output },
     receipts: Receipt[],
     tried: AttemptRecord['tried'],
+    cost: number,
   ): Promise<void> {
     const { id } = stored
     let commits: EffectCommit[]
@@ -916,7 +1019,16 @@ async function createJobsService(
       const e = CovenantError.from(err)
       const conflict = e.code === 'WRITE_CONFLICT'
       metrics.attempts.inc({ outcome: conflict ? 'conflict' : e.code })
-      const end = { n, now: Date.now(), error: errorOf(e), receipts, tried, random, backoff: options.backoff }
+      const end = {
+        n,
+        now: Date.now(),
+        error: errorOf(e),
+        receipts,
+        tried,
+        cost,
+        random,
+        backoff: options.backoff,
+      }
       await attemptEnded(id, n, (s, r) =>
         conflict ? attemptConflicted(s, r, end) : attemptFailed(s, r, end),
       )
@@ -930,7 +1042,7 @@ async function createJobsService(
     const sealed = transition(id, (s) =>
       s.status === 'succeeded' || (s.status === 'cancelled' && !wrote)
         ? undefined
-        : succeed(s, { n, now: Date.now(), result, receipts, tried }),
+        : succeed(s, { n, now: Date.now(), result, receipts, tried, cost, budget: stored.record.budget }),
     )
     if (sealed === undefined) return
     await replicate(id, true)
@@ -1224,6 +1336,8 @@ async function createJobsService(
       retries: record.retries,
       k: record.k,
       q: record.q,
+      budget: record.budget,
+      charges: state.charges,
       runAt: state.runAt,
       dispatcher: state.dispatcher,
       started: state.started,

@@ -424,6 +424,15 @@ function createPaymentsService(
             schema: PayReplySchema,
           })
           if (reply.cheque !== undefined && 'best' in reply.cheque) payer.acknowledge(reply.cheque.best)
+          for (const r of reply.certificates)
+            if ('error' in r || r.status === 'price-unknown')
+              logger.warn({
+                event: 'pay-certificate-refused',
+                payee,
+                id: r.id,
+                code: 'error' in r ? r.error.code : 'PRICE_UNKNOWN',
+                message: 'error' in r ? r.error.message : undefined,
+              })
           const done = reply.certificates.flatMap((r) =>
             ('status' in r && r.status !== 'price-unknown') ||
             ('error' in r && FINAL_CERTIFICATE_ERRORS.has(r.error.code))

@@ -6,6 +6,8 @@
  * success (`jobs-crash-after-commit`); its case comes first, so it dispatches nothing else.
  */
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { z } from 'zod'
 import {
@@ -28,7 +30,7 @@ import type { CovenantError } from '../../../src/errors/index.ts'
 import { createJob } from '../../../src/jobs/index.ts'
 import { reconcile } from '../../../src/ledger/index.ts'
 import { keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 type OwedReply = z.infer<typeof OwedReplySchema>
 type AccountsReply = z.infer<typeof AccountsReplySchema>
@@ -91,6 +93,8 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     ids = devnet.nodes.map((n) => n.peerId)
     net = await connect({ nodes: devnet.nodes.map((n) => n.http) })
     owner = await generateKey()
+    // the owner enqueues every job here and pays for each: 1 cr from each node's faucet
+    await net.faucet(1_000_000_000, { key: owner })
     fn = (await net.deploy(COUNTER, { key: owner })).cid
     ns = (await net.createStore('counter', { public: true, key: owner })).ns
     const grant = await net.grant({
@@ -265,6 +269,7 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     assert.deepEqual(new Set(entries.map((e) => e.id)), jobIds, 'one entry per job, under its id')
     assert.deepEqual(await net.jobs({ status: 'failed', enqueuer: keyId(owner) }), [])
     // every keeper paid the executors of its attempts exactly what they charged it
+    let differences: unknown
     await waitFor(
       'the keepers’ and executors’ ledgers to reconcile',
       async () => {
@@ -289,10 +294,64 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
         const payers = owed.flatMap((o) => o.statements).filter((s) => liveIds.has(s.payee))
         const r = reconcile(payers, payees.flat())
         const paidOff = payers.every((s) => s.paid === s.charged - s.granted)
+        differences = {
+          pairs: r.pairs.filter((p) => p.differences.length > 0),
+          unpaid: payers.filter((s) => s.paid !== s.charged - s.granted),
+        }
         return r.ok && paidOff && payers.length > 0 ? true : undefined
       },
       120_000,
       500,
+    ).catch(async (err: Error) => {
+      const refused = (
+        await Promise.all(
+          devnet.nodes.map(async (n) =>
+            (
+              await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')
+            )
+              .split('\n')
+              .filter((l) => l.includes('pay-certificate-refused') || l.includes('job-attempt-unpaid'))
+              .slice(0, 5),
+          ),
+        )
+      ).flat()
+      throw new Error(`${err.message}\n${JSON.stringify(differences, null, 1)}\n${refused.join('\n')}`)
+    })
+    // and the owner paid the keepers for its jobs what their states say, each job once: its
+    // ledger records each job's charges as it reads the job, and the two sides reconcile
+    const ownerJobs = new Set<string>()
+    for (const node of nodes)
+      for (let after = ''; ; ) {
+        const page = await getJson<ListJobsReply>(
+          `${node}${listJobsRoute.path}?enqueuer=${keyId(owner)}&limit=1000${after === '' ? '' : `&after=${after}`}`,
+        )
+        for (const j of page.jobs) ownerJobs.add(j.id)
+        if (page.next === null) break
+        after = page.next
+      }
+    assert.ok(ownerJobs.size >= COUNTED)
+    const pending = [...ownerJobs]
+    let charged = 0
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
+          const info = await net.job(id, { key: owner }).status()
+          charged += info.charges.reduce((n, c) => n + c.amount, 0)
+        }
+      }),
     )
+    assert.ok(charged > 0)
+    const liveIds = new Set(devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => n.peerId))
+    await waitFor('the owner and the keepers to reconcile', async () => {
+      await net.settle({ key: owner })
+      const payer = keyId(owner)
+      const mine = (await net.balance({ key: owner }))!.accounts
+        .filter((a) => liveIds.has(a.payee))
+        .map((a) => ({ payer, payee: a.payee, charged: a.owed, paid: a.paid, granted: a.granted }))
+      const theirs = await Promise.all(
+        devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => payeeStatement(n.http, n.peerId, payer)),
+      )
+      return reconcile(mine, theirs).ok ? true : undefined
+    })
   })
 })
