@@ -9,7 +9,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import type { Certificate, Conflict } from '../exec/index.ts'
-import { DAY_MS } from './pricing.ts'
+import { AmountSchema, DAY_MS } from './pricing.ts'
 
 export const HOUR_MS = 3_600_000
 
@@ -170,4 +170,12 @@ export function chargeRecord(r: Record<string, unknown>): ChargeRecord {
   }
   if (r.fuel !== null && r.fuel !== undefined) record.fuel = Number(r.fuel)
   return record
+}
+
+/** A job's charge total as a side is handed it: a whole, safe number of ncr (INVALID_INPUT otherwise). */
+export function jobChargeTotal(total: unknown): number {
+  const parsed = AmountSchema.safeParse(total)
+  if (!parsed.success)
+    throw new CovenantError('INVALID_INPUT', `not an amount: ${String(total).slice(0, 40)}`)
+  return parsed.data
 }

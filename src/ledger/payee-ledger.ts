@@ -41,6 +41,7 @@ import {
   type ChargeRecord,
   chargeRecord,
   HOUR_MS,
+  jobChargeTotal,
   openSide,
   type SideInit,
   sideOptionsShape,
@@ -597,10 +598,7 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     chargeJob(payerId, ref, total) {
       store.assertOpen()
       const payer = checkPayer(payerId)
-      const parsed = AmountSchema.safeParse(total)
-      if (!parsed.success)
-        throw new CovenantError('INVALID_INPUT', `not an amount: ${String(total).slice(0, 40)}`)
-      const amount = parsed.data
+      const amount = jobChargeTotal(total)
       if (payer === payee || amount === 0) return 0
       prune()
       return transaction(() => {

@@ -26,6 +26,7 @@ import {
   type ChargeRecord,
   chargeRecord,
   HOUR_MS,
+  jobChargeTotal,
   openSide,
   type SideInit,
   sideOptionsShape,
@@ -448,10 +449,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     recordJobCharge(payeeId, ref, total) {
       store.assertOpen()
       const payee = checkPayee(payeeId)
-      const parsed = AmountSchema.safeParse(total)
-      if (!parsed.success)
-        throw new CovenantError('INVALID_INPUT', `not an amount: ${String(total).slice(0, 40)}`)
-      const amount = parsed.data
+      const amount = jobChargeTotal(total)
       return transaction(() => {
         const held = stmt.hasCharge.get(payee, ref) as { amount: number } | undefined
         const before = held === undefined ? 0 : Number(held.amount)
