@@ -46,17 +46,22 @@ import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.t
 import { toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
+  type Attempt,
   type Certificate,
   type Conflict,
   certificateFromJSON,
+  certificateToJSON,
   conflictFromJSON,
   createRequest,
   createView,
   DEFAULT_QUORUM,
   type InvokeResult,
+  type Output,
   type OutputLike,
   requestToJSON,
+  type SignedRequest,
   type Ticket,
+  type Trust,
   type TrustInput,
   trustOf,
   type VerifiedCertificate,
@@ -67,7 +72,13 @@ import {
 import type { PrivateKey } from '../keys/index.ts'
 import { readEventStream } from './event-stream.ts'
 import { viewFromPeerLists } from './network-view.ts'
-import { bundleFunctionFile, inspectHere, loadCallerKey } from './node-helpers.ts'
+import {
+  bundleFunctionFile,
+  type DirectCaller,
+  inspectHere,
+  loadCallerKey,
+  openDirect,
+} from './node-helpers.ts'
 import {
   type CommitResult,
   type CreatedStore,
@@ -130,6 +141,14 @@ export interface ClientOptions {
   trust?: TrustInput
   /** a view older than this is rebuilt in the background @default 30000 */
   viewTtlMs?: number
+  /**
+   * Node only: call the executors from this process over libp2p (direct.ts) instead of through
+   * the gateway — ranked over this client's own view, their receipts checked as they come — and
+   * through the gateway only when none of them can be reached. Starts a libp2p host on the first
+   * call; {@link CovenantClient.close} stops it. A browser always calls through its gateway.
+   * @default false
+   */
+  direct?: boolean
 }
 
 /**
@@ -156,9 +175,10 @@ interface CallInit {
   signal?: AbortSignal
 }
 
-/** A view the client holds, and when it was built. */
+/** A view the client holds, where its peers listen (as its nodes list them), and when it was built. */
 interface HeldView {
   view: View
+  addrs: ReadonlyMap<string, readonly string[]>
   at: number
 }
 
@@ -174,6 +194,7 @@ export class CovenantClient {
   private held: Promise<HeldView> | undefined
   private rebuilding: Promise<HeldView> | undefined
   private readonly manifests = new Map<string, Promise<Manifest>>()
+  private direct: Promise<DirectCaller> | undefined
 
   constructor(url: string, options: ClientOptions = {}) {
     this.url = url.replace(/\/+$/, '')
@@ -189,7 +210,7 @@ export class CovenantClient {
   /** Builds the view afresh: pinned covenants, or the peer lists of `viewFrom` (NODE_UNREACHABLE if none answers). */
   private async buildView(): Promise<HeldView> {
     if (this.options.covenants !== undefined)
-      return { view: createView(this.options.covenants), at: Date.now() }
+      return { view: createView(this.options.covenants), addrs: new Map(), at: Date.now() }
     const lists = await Promise.all(
       this.viewFrom.map((url) =>
         (url === this.url ? this : new CovenantClient(url, { timeoutMs: this.timeoutMs })).peers().then(
@@ -203,7 +224,7 @@ export class CovenantClient {
         'NODE_UNREACHABLE',
         `none of ${this.viewFrom.join(', ')} answered for its peers`,
       )
-    return { view: viewFromPeerLists(lists), at: Date.now() }
+    return { view: viewFromPeerLists(lists), addrs: addressesIn(lists), at: Date.now() }
   }
 
   private rebuild(): Promise<HeldView> {
@@ -236,9 +257,15 @@ export class CovenantClient {
       }
       return (await next).view
     }
-    const held = await this.held
+    return (await this.heldView()).view
+  }
+
+  /** The view held now (rebuilt in the background once stale), with its peers' addresses. */
+  private async heldView(): Promise<HeldView> {
+    if (this.held === undefined) await this.view()
+    const held = await this.held!
     if (Date.now() - held.at > (this.options.viewTtlMs ?? 30_000)) this.rebuild().catch(() => {})
-    return held.view
+    return held
   }
 
   /** A function's manifest, fetched by its CID (hash-checked here) and decoded once. */
@@ -442,8 +469,40 @@ export class CovenantClient {
       ticket: options.ticket,
     })
     // The view and the manifest are needed to check the answer: fetched while the call runs.
-    const ready = Promise.all([this.view(), this.manifest(request.fn)])
+    const ready = Promise.all([this.heldView(), this.manifest(request.fn)])
     ready.catch(() => {})
+    const answer =
+      (this.options.direct === true ? await this.invokeDirect(request, id, trust, ready) : undefined) ??
+      (await this.invokeThroughGateway(request, trust))
+    const { certificate, output } = answer
+    if (certificate.id !== id)
+      throw new CovenantError(
+        'INVALID_CERTIFICATE',
+        `the certificate is for ${certificate.id}, not the request ${id}`,
+      )
+    const [{ view }, manifest] = await ready
+    const { value } = await this.verify(certificate, { output, trust })
+    const conflicts: Conflict[] = []
+    for (const c of answer.conflicts) {
+      try {
+        const conflict = answer.fromGateway ? conflictFromJSON(c) : (c as Conflict)
+        if (conflict.receipt.request === id)
+          conflicts.push(verifyConflict(conflict, { ...trust, view, manifest }).conflict)
+      } catch {
+        // evidence that does not verify is the gateway's noise, not a fact about an executor
+      }
+    }
+    const error = output.error
+    if (error !== null) {
+      throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
+        details: { certificate: certificateToJSON(certificate), logs: output.logs, agreed: true },
+      })
+    }
+    return { value, output, certificate, conflicts, tried: answer.tried }
+  }
+
+  /** Sends the signed request to the gateway's `POST /v1/invoke` and reads its answer. */
+  private async invokeThroughGateway(request: SignedRequest, trust: Trust): Promise<Answer> {
     const waitMs = Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS)
     const res = await this.call(invokeRoute, {
       body: JSON.stringify({ request: requestToJSON(request), trust }),
@@ -459,33 +518,48 @@ export class CovenantClient {
       throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
     }
     const reply = parsed.data
-    const certificate = certificateFromJSON(reply.certificate)
-    if (certificate.id !== id)
-      throw new CovenantError(
-        'INVALID_CERTIFICATE',
-        `the certificate is for ${certificate.id}, not the request ${id}`,
-      )
-    await ready
-    const { value } = await this.verify(certificate, { output: reply.output, trust })
-    const view = await this.view()
-    const manifest = await this.manifest(request.fn)
-    const conflicts: Conflict[] = []
-    for (const c of reply.conflicts) {
-      try {
-        const conflict = conflictFromJSON(c)
-        if (conflict.receipt.request === id)
-          conflicts.push(verifyConflict(conflict, { ...trust, view, manifest }).conflict)
-      } catch {
-        // evidence that does not verify is the gateway's noise, not a fact about an executor
-      }
+    return {
+      certificate: certificateFromJSON(reply.certificate),
+      output: reply.output,
+      conflicts: reply.conflicts,
+      tried: reply.tried,
+      fromGateway: true,
     }
-    const error = reply.output.error
-    if (error !== null) {
-      throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
-        details: { certificate: reply.certificate, logs: reply.output.logs, agreed: true },
-      })
+  }
+
+  /**
+   * Runs the quorum protocol from here (direct.ts); `undefined` when no executor could be reached
+   * (the request then goes through the gateway: an executor that ran it answers it again from its
+   * kept reply).
+   */
+  private async invokeDirect(
+    request: SignedRequest,
+    id: string,
+    trust: Trust,
+    ready: Promise<[HeldView, Manifest]>,
+  ): Promise<Answer | undefined> {
+    this.direct ??= openDirect()
+    const direct = await this.direct
+    const [held, manifest] = await ready
+    try {
+      const result = await direct.invoke({ request, id, manifest, view: held.view, addrs: held.addrs, trust })
+      return { ...result, fromGateway: false }
+    } catch (err) {
+      const tried = (CovenantError.from(err).details as { tried?: Attempt[] } | undefined)?.tried
+      const unreachable =
+        CovenantError.from(err).code === 'NO_QUORUM' &&
+        tried !== undefined &&
+        tried.every((a) => a.error?.code === 'PEER_UNREACHABLE')
+      if (unreachable) return undefined
+      throw err
     }
-    return { value, output: reply.output, certificate, conflicts, tried: reply.tried }
+  }
+
+  /** Stops what the client runs in this process (the libp2p host of `direct` calls). */
+  async close(): Promise<void> {
+    const direct = this.direct
+    this.direct = undefined
+    await (await direct?.catch(() => undefined))?.close()
   }
 
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──
@@ -563,6 +637,28 @@ export class CovenantClient {
     const { key, ...rest } = init
     return revokeGrant(this.store(ns), key ?? (await loadCallerKey()), rest)
   }
+}
+
+/** What a call brought back, through the gateway or directly, before the client checks it. */
+interface Answer {
+  certificate: Certificate
+  output: Output
+  /** conflict evidence: JSON from a gateway, objects from `invoke` here */
+  conflicts: unknown[]
+  tried: Attempt[]
+  fromGateway: boolean
+}
+
+/** Where each peer listens, as any of the nodes asked lists it (hints: Noise checks the peer's key). */
+function addressesIn(lists: ReadonlyArray<readonly PeerInfo[] | undefined>): Map<string, string[]> {
+  const addrs = new Map<string, string[]>()
+  for (const list of lists)
+    for (const entry of list ?? []) {
+      const known = addrs.get(entry.id) ?? []
+      for (const a of entry.addrs) if (!known.includes(a) && known.length < 16) known.push(a)
+      addrs.set(entry.id, known)
+    }
+  return addrs
 }
 
 /** The body as JSON, or undefined when it is not JSON. */

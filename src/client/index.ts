@@ -103,6 +103,8 @@ export interface ConnectOptions {
   trust?: TrustInput
   /** a view older than this is rebuilt in the background @default 30000 */
   viewTtlMs?: number
+  /** Node only: call the executors over libp2p from this process (see `ClientOptions.direct`) @default false */
+  direct?: boolean
 }
 
 /** A client for a gateway, with its view's sources; see the module comment for the defaults. */
@@ -121,5 +123,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient
     covenants: opts.covenants,
     trust: opts.trust,
     viewTtlMs: opts.viewTtlMs,
+    direct: opts.direct,
   })
 }

@@ -39,3 +39,13 @@ export async function inspectHere(_code: string): Promise<undefined> {
 export async function loadCallerTicket(key: PrivateKey, timestamp: number, _file?: string): Promise<Ticket> {
   return ticketFor(keyId(key), timestamp)
 }
+
+export type { DirectCaller, DirectInvokeInit } from './direct.ts'
+
+/** A browser has no libp2p transport to a node: it calls through its gateway. */
+export async function openDirect(): Promise<never> {
+  throw new CovenantError(
+    'INVALID_INPUT',
+    'a browser calls executors through its gateway; leave `direct` off',
+  )
+}

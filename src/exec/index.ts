@@ -67,6 +67,7 @@ export {
   requestToJSON,
   SignedRequestJSONSchema,
 } from './json.ts'
+export { watchLateReceipts } from './late-receipts.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
 export { canonicalOutput, OutputSchema, outputHash, outputValue } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'

@@ -9,13 +9,14 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
+import { createLibp2p, type ServiceFactoryMap } from 'libp2p'
 import { KAD_PROTOCOL } from './protocols.ts'
 
 export type HostServices = {
   identify: unknown
   ping: Ping
-  dht: KadDHT
+  /** absent when the host was created without one (`dht: false`) */
+  dht?: KadDHT
 }
 
 export type Host = Libp2p<HostServices>
@@ -26,9 +27,24 @@ export interface HostInit {
   listen?: string[]
   /** DHT protocol id @default '/covenant/kad/1.0.0' */
   dhtProtocol?: string
+  /**
+   * run the DHT; a caller that only dials nodes it knows (the SDK calling executors) needs none,
+   * and its queries would be background work on every call's machine @default true
+   */
+  dht?: boolean
 }
 
 export async function createHost(init: HostInit): Promise<Host> {
+  const services: ServiceFactoryMap<HostServices> = { identify: identify(), ping: ping() }
+  if (init.dht !== false)
+    services.dht = kadDHT({
+      protocol: init.dhtProtocol ?? KAD_PROTOCOL,
+      // Nodes of a devnet or LAN only have private addresses; the default mapper would drop them.
+      peerInfoMapper: passthroughMapper,
+      clientMode: false,
+      allowQueryWithZeroPeers: true,
+      initialQuerySelfInterval: 500,
+    })
   const node = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
@@ -36,18 +52,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: {
-      identify: identify(),
-      ping: ping(),
-      dht: kadDHT({
-        protocol: init.dhtProtocol ?? KAD_PROTOCOL,
-        // Nodes of a devnet or LAN only have private addresses; the default mapper would drop them.
-        peerInfoMapper: passthroughMapper,
-        clientMode: false,
-        allowQueryWithZeroPeers: true,
-        initialQuerySelfInterval: 500,
-      }),
-    },
+    services,
   })
   return node as unknown as Host
 }

@@ -12,7 +12,6 @@ import { parseCid } from '../../content/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
-  type Certificate,
   CONFLICT_PROTOCOL,
   type Conflict,
   ConflictMessageSchema,
@@ -34,8 +33,8 @@ import {
   MAX_EXEC_REQUEST_BYTES,
   requestFromJSON,
   type SendExec,
-  verifyReceipt,
   verifyRequest,
+  watchLateReceipts,
 } from '../../exec/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
@@ -221,45 +220,14 @@ async function createExecService(
     }
   }
 
-  /**
-   * Receipts that arrive after the quorum was reached are still evidence: a `wrong-result`
-   * executor that answers third would otherwise go unnoticed. The gateway keeps those streams
-   * open until their own timeout and turns a late disagreeing receipt into a conflict.
-   */
-  function watchLate(
-    pending: Map<string, Promise<ExecReply>>,
-    tried: Attempt[],
-    certificate: Certificate,
-  ): void {
-    for (const attempt of tried) {
-      if (attempt.outcome !== 'abandoned') continue
-      const reply = pending.get(attempt.peer)
-      if (reply === undefined) continue
-      reply.then(
-        (r) => {
-          if (stopped || !('receipt' in r)) return
-          try {
-            const receipt = verifyReceipt(r.receipt)
-            if (receipt.executor !== attempt.peer || receipt.request !== certificate.id) return
-            if (receipt.outputHash === certificate.outputHash) return
-            // evidence only against a certificate of its own build (see verifyConflict)
-            if (certificate.receipts.some((a) => a.build !== receipt.build)) return
-            keepConflict({ receipt, certificate }, 'late')
-          } catch {
-            // an unsigned or foreign late reply proves nothing
-          }
-        },
-        () => {},
-      )
-    }
-  }
-
   await net.handle(EXEC_PROTOCOL, {
     schema: ExecRequestMessageSchema,
     maxBytes: MAX_EXEC_REQUEST_BYTES,
     readTimeoutMs: 10_000,
     runTimeoutMs: EXEC_HANDLER_TIMEOUT_MS,
     maxPerPeer: 8,
+    // a gateway keeps one stream to each executor for all its calls (net/session.ts)
+    sessions: true,
     handler: (msg, from, signal) =>
       execute(msg.request, AbortSignal.any([signal, deadlineSignal(msg.request)]), from),
   })
@@ -304,7 +272,7 @@ async function createExecService(
                 peer,
                 EXEC_PROTOCOL,
                 { request: r },
-                { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
+                { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
               )
         p.catch(() => {})
         pending.set(peer, p)
@@ -315,7 +283,9 @@ async function createExecService(
       for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
       if (result.output.error !== null) outcome = 'function-error'
       for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
-      watchLate(pending, result.tried, result.certificate)
+      watchLateReceipts(pending, result.tried, result.certificate, (conflict) => {
+        if (!stopped) keepConflict(conflict, 'late')
+      })
       const answer = {
         value: result.value,
         output: result.output,
