@@ -2,6 +2,7 @@
  * The libp2p host: TCP + Noise + Yamux, identify, ping and a Kademlia DHT on a private protocol
  * id, created from the node's own key so the peer id is the node's key id.
  */
+import { Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -54,5 +55,37 @@ export async function createHost(init: HostInit): Promise<Host> {
     streamMuxers: [yamux()],
     services,
   })
+  node.addEventListener('connection:open', (evt) => coalesceWrites(evt.detail))
   return node as unknown as Host
 }
+
+/**
+ * Coalesces a connection's small socket writes into one per tick. Noise writes each encrypted
+ * frame as two buffers (its length, its ciphertext) and Yamux answers each data frame with a
+ * window update, so one request and its reply took eight `write` calls, eight TCP segments with
+ * no-delay on and eight wakeups of the other side; corked until the end of the tick they leave as
+ * one `writev`. Nothing waits: the socket is uncorked on the same tick, unlike Nagle's algorithm.
+ * Reads the TCP transport's socket from libp2p's connection (not part of its interface): when it
+ * is not there the connection simply goes uncoalesced.
+ */
+function coalesceWrites(connection: unknown): void {
+  const socket = (connection as { maConn?: { socket?: unknown } }).maConn?.socket
+  if (!(socket instanceof Socket)) return
+  const write = socket.write
+  let corked = false
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
+    if (!corked) {
+      corked = true
+      this.cork()
+      process.nextTick(() => {
+        corked = false
+        this.uncork()
+      })
+    }
+    return write.apply(this, args)
+  } as Socket['write']
+  coalesced.add(socket)
+}
+
+/** Sockets whose writes are coalesced, for tests. */
+export const coalesced = new WeakSet<Socket>()
