@@ -58,6 +58,8 @@ import {
   type InvokeResult,
   type Output,
   type OutputLike,
+  type OutputRef,
+  readStoredOutput,
   requestToJSON,
   type SignedRequest,
   type Ticket,
@@ -120,6 +122,12 @@ export interface InvokeOptions {
   memoryMiB?: number
   /** wall-clock limit per executor, one of LIMIT_TIERS.timeoutMs @default 5000 */
   timeoutMs?: number
+  /**
+   * the largest output, in MiB, one of LIMIT_TIERS.outputMiB; above 1 MiB the executors store it
+   * in the content network and the client reads it from there, checked against the certificate
+   * @default 1
+   */
+  outputMiB?: number
   /** the caller key that signs the request; default: the caller key file (Node only) */
   key?: PrivateKey
   /** request nonce @default random */
@@ -463,6 +471,7 @@ export class CovenantClient {
       fuel: options.fuel,
       memoryMiB: options.memoryMiB,
       timeoutMs: options.timeoutMs,
+      outputMiB: options.outputMiB,
       k: options.replicas,
       q,
       nonce: options.nonce,
@@ -481,7 +490,8 @@ export class CovenantClient {
         `the certificate is for ${certificate.id}, not the request ${id}`,
       )
     const [{ view }, manifest] = await ready
-    const { value } = await this.verify(certificate, { output, trust })
+    const verified = await this.verify(certificate, { output, trust })
+    const value = output.ref === undefined ? verified.value : await this.readOutput(output.ref)
     const conflicts: Conflict[] = []
     for (const c of answer.conflicts) {
       try {
@@ -552,6 +562,37 @@ export class CovenantClient {
         tried.every((a) => a.error?.code === 'PEER_UNREACHABLE')
       if (unreachable) return undefined
       throw err
+    }
+  }
+
+  /**
+   * The value of an output stored in the content network (exec's stored-output.ts): its blocks
+   * fetched once, each checked against its CID and the whole against the reference the certificate
+   * signs. A node that sends bytes other than those named is passed over for the next node this
+   * client knows (its gateway first, then the nodes of its view).
+   */
+  async readOutput(ref: OutputRef): Promise<unknown> {
+    const sources = [this.url, ...this.viewFrom.filter((u) => u !== this.url)]
+    const text = await readStoredOutput(ref, async (cid) => {
+      let last: unknown
+      for (const url of sources) {
+        try {
+          return await (url === this.url
+            ? this
+            : new CovenantClient(url, { timeoutMs: this.timeoutMs })
+          ).getBlock(cid)
+        } catch (err) {
+          last = err
+        }
+      }
+      throw CovenantError.from(last)
+    })
+    try {
+      return JSON.parse(text)
+    } catch (err) {
+      throw new CovenantError('INVALID_OUTPUT', `the stored output ${ref.cid} is not JSON text`, {
+        cause: err,
+      })
     }
   }
 

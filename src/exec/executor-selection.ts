@@ -21,7 +21,7 @@ import type { View, ViewPeer } from './view.ts'
 /** What of a request selection reads. */
 export type SelectionRequest = Pick<
   RequestBody,
-  'caller' | 'ticket' | 'fn' | 'export' | 'fuel' | 'memoryMiB' | 'timeoutMs' | 'k'
+  'caller' | 'ticket' | 'fn' | 'export' | 'fuel' | 'memoryMiB' | 'timeoutMs' | 'outputMiB' | 'k'
 >
 
 /** What of a function's manifest selection reads. */
@@ -66,6 +66,7 @@ function exclusionReason(
     fuel: request.fuel,
     memoryMiB: request.memoryMiB,
     timeoutMs: request.timeoutMs,
+    outputMiB: request.outputMiB,
   })
   return verdict.ok ? undefined : verdict.reason
 }
@@ -81,7 +82,7 @@ const rankings = new WeakMap<View, Map<string, Ranking>>()
 const RANKINGS_PER_VIEW = 1024
 
 function rankingKey(request: SelectionRequest, manifest: SelectionManifest): string {
-  const { caller, ticket, fn, fuel, memoryMiB, timeoutMs } = request
+  const { caller, ticket, fn, fuel, memoryMiB, timeoutMs, outputMiB } = request
   return JSON.stringify([
     caller,
     ticket.epoch,
@@ -91,6 +92,7 @@ function rankingKey(request: SelectionRequest, manifest: SelectionManifest): str
     fuel,
     memoryMiB,
     timeoutMs,
+    outputMiB ?? 1,
     manifest.publisher,
     manifest.tags,
   ])

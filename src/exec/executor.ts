@@ -25,6 +25,7 @@ import { type Output, outputHash } from './output.ts'
 import { signReceipt } from './receipt.ts'
 import { STANDING_REFUSALS, signRefusal } from './refusal.ts'
 import { checkRequest, checkRequestTime, MAX_CLOCK_SKEW_MS, type SignedRequest } from './request.ts'
+import { isStored, type OutputBlock, storedOutput } from './stored-output.ts'
 import type { View } from './view.ts'
 import type { ExecReply, ExecResult } from './wire.ts'
 
@@ -67,6 +68,11 @@ export interface ExecutorInit {
   fault?: FaultKind
   /** called by the `crash` fault mid-execution; the node exits the process there. Required with it. */
   onCrash?: () => void
+  /**
+   * puts a stored output's blocks (stored-output.ts) into the content network, and resolves once
+   * they are held; without it the executor refuses requests for more than 1 MiB of output
+   */
+  storeOutput?: (blocks: OutputBlock[]) => Promise<void>
   /** calls waiting for a slot beyond the covenant's concurrency; more are PEER_BUSY. @default 4 × concurrency */
   maxQueue?: number
   /** decoded code bundles kept. @default 64 */
@@ -201,7 +207,7 @@ const REPLY_OVERHEAD = 1024
 
 function replySize(reply: ExecReply): number {
   if (!('output' in reply)) return REPLY_OVERHEAD
-  let size = REPLY_OVERHEAD + reply.output.json.length
+  let size = REPLY_OVERHEAD + (reply.output.json?.length ?? 0)
   for (const line of reply.output.logs) size += line.length
   return size
 }
@@ -332,8 +338,11 @@ export function createExecutor(init: ExecutorInit): Executor {
       fuel: request.fuel,
       memoryMiB: request.memoryMiB,
       timeoutMs: request.timeoutMs,
+      outputMiB: request.outputMiB,
     })
     if (!verdict.ok) throw new CovenantError('COVENANT_REFUSED', `${peer} ${verdict.reason}`)
+    if ((request.outputMiB ?? 1) > 1 && init.storeOutput === undefined)
+      throw new CovenantError('COVENANT_REFUSED', `${peer} does not store outputs above 1 MiB`)
     if (!manifest.exports.includes(request.export))
       throw new CovenantError(
         'NO_SUCH_EXPORT',
@@ -365,6 +374,7 @@ export function createExecutor(init: ExecutorInit): Executor {
           fuel: request.fuel,
           memoryBytes: request.memoryMiB * MiB,
           timeoutMs,
+          outputBytes: (request.outputMiB ?? 1) * MiB,
         },
       }
       const pending = sandbox.run(call)
@@ -396,6 +406,12 @@ export function createExecutor(init: ExecutorInit): Executor {
           error: { code: result.error.code, message: result.error.message },
         }
     if (fault === 'wrong-result') output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
+    // Too long to carry: stored as blocks, and the output names them (stored-output.ts).
+    if (output.json !== undefined && isStored(output.json)) {
+      const { ref, blocks } = storedOutput(output.json)
+      await init.storeOutput!(blocks)
+      output = { ref, logs: output.logs, error: output.error }
+    }
     const receipt = signReceipt(key, {
       request: id,
       outputHash: outputHash(output),

@@ -92,6 +92,16 @@ export {
   SignedRequestSchema,
   verifyRequest,
 } from './request.ts'
+export type { OutputBlock, OutputRef } from './stored-output.ts'
+export {
+  INLINE_OUTPUT_BYTES,
+  isStored,
+  MAX_OUTPUT_MIB,
+  OUTPUT_CHUNK_BYTES,
+  OutputRefSchema,
+  readStoredOutput,
+  storedOutput,
+} from './stored-output.ts'
 export type { Ticket } from './ticket.ts'
 export {
   checkTicket,

@@ -122,6 +122,12 @@ export interface PutOptions {
   codec?: 'raw' | 'dag-cbor'
   /** signed manifests that name the block (DAG-CBOR bytes): its tags come from them */
   manifests?: Uint8Array[]
+  /**
+   * ask each holder first whether it holds the block already, and send it only to those that do
+   * not: a block that several nodes store at once (an output every executor computed) costs the
+   * later ones a `has`, not the bytes again @default false
+   */
+  unlessHeld?: boolean
 }
 
 export interface PutResult {
@@ -397,7 +403,8 @@ class Replication implements Storage {
         const peer = ordered[next++]
         inFlight++
         try {
-          await this.pushTo(peer, cid, bytes, manifests)
+          if (options.unlessHeld !== true || !(await this.holds(peer, cid)))
+            await this.pushTo(peer, cid, bytes, manifests)
           holders.push(peer)
         } catch (err) {
           lastError = CovenantError.from(err)
@@ -412,6 +419,12 @@ class Replication implements Storage {
     const order = new Map(ordered.map((id, i) => [id, i]))
     holders.sort((a, b) => order.get(a)! - order.get(b)!)
     return { cid: cid.toString(), holders, wanted: this.replicas }
+  }
+
+  /** Whether `peer` (this node, or another asked with `has`) holds `cid` now. */
+  private async holds(peer: string, cid: CID): Promise<boolean> {
+    if (peer === this.self) return this.init.store.has(cid)
+    return (await this.hasOn(peer, [cid.toString()]))?.[0] === true
   }
 
   /** Stores here or sends to `peer`; a refusal is remembered so the peer is not asked again soon. */

@@ -39,6 +39,7 @@ import {
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
+import { storeOutput } from './output-store.ts'
 
 export interface ExecServiceOptions {
   /** sandbox worker threads @default the covenant's execute.concurrency */
@@ -57,6 +58,7 @@ export type ExecServiceComponents = Pick<
   | 'net'
   | 'peers'
   | 'getBlock'
+  | 'storage'
   | 'manifest'
   | 'view'
   | 'http'
@@ -136,6 +138,7 @@ async function createExecService(
     getBlock: (cid) => c.getBlock(parseCid(cid)),
     covenant: c.covenant,
     view: c.view,
+    storeOutput: (blocks) => storeOutput(c.storage, blocks),
     fault,
     onCrash:
       options.onCrash ??
