@@ -24,13 +24,16 @@ export function watchLateReceipts(
     reply.then(
       (r) => {
         if (!('receipt' in r)) return
+        // What could not be evidence is dropped before its signature is checked (the reply's
+        // schema parsed it already): a late receipt that agrees, or names another request,
+        // executor or build, costs no Ed25519 check.
+        const claimed = r.receipt
+        if (claimed.executor !== attempt.peer || claimed.request !== certificate.id) return
+        if (claimed.outputHash === certificate.outputHash) return
+        // evidence only against a certificate of its own build (see verifyConflict)
+        if (certificate.receipts.some((a) => a.build !== claimed.build)) return
         try {
-          const receipt = verifyReceipt(r.receipt)
-          if (receipt.executor !== attempt.peer || receipt.request !== certificate.id) return
-          if (receipt.outputHash === certificate.outputHash) return
-          // evidence only against a certificate of its own build (see verifyConflict)
-          if (certificate.receipts.some((a) => a.build !== receipt.build)) return
-          onConflict({ receipt, certificate })
+          onConflict({ receipt: verifyReceipt(claimed), certificate })
         } catch {
           // an unsigned or foreign late reply proves nothing
         }
