@@ -121,6 +121,12 @@ let direct: CovenantClient | undefined
 try {
   // Node 0 is the gateway; the caller's view comes from all five, and it accepts k = q = 1.
   const client = await connect({ devnetDir: devnet.dir, trust: { minQuorum: 1 } })
+  // The same caller sending each call to a node that executes it (over HTTP, as a browser can).
+  const viaExecutor = await connect({
+    devnetDir: devnet.dir,
+    trust: { minQuorum: 1 },
+    executingGateway: true,
+  })
   // The same caller in Node, calling the executors itself over libp2p (the view from all five too).
   direct = await connect({ devnetDir: devnet.dir, trust: { minQuorum: 1 }, direct: true })
   const key = await loadCallerKey(join(dir, 'caller.key'))
@@ -135,6 +141,12 @@ try {
     setups.push(
       setup(`network k=${k} q=${q} (through the gateway)`, () =>
         client.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key }),
+      ),
+    )
+  for (const { k, q } of configs)
+    setups.push(
+      setup(`network k=${k} q=${q} (an executor as the gateway)`, () =>
+        viaExecutor.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key }),
       ),
     )
   for (const { k, q } of configs)

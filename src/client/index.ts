@@ -105,6 +105,8 @@ export interface ConnectOptions {
   viewTtlMs?: number
   /** Node only: call the executors over libp2p from this process (see `ClientOptions.direct`) @default false */
   direct?: boolean
+  /** send each call to a node of the view's sources that executes it (see `ClientOptions.executingGateway`) @default false */
+  executingGateway?: boolean
 }
 
 /** A client for a gateway, with its view's sources; see the module comment for the defaults. */
@@ -124,5 +126,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient
     trust: opts.trust,
     viewTtlMs: opts.viewTtlMs,
     direct: opts.direct,
+    executingGateway: opts.executingGateway,
   })
 }
