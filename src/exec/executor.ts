@@ -408,9 +408,10 @@ export function createExecutor(init: ExecutorInit): Executor {
     if (fault === 'wrong-result') output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
     // Too long to carry: stored as blocks, and the output names them (stored-output.ts).
     if (output.json !== undefined && isStored(output.json)) {
-      const { ref, blocks } = storedOutput(output.json)
+      const { json, ...rest } = output
+      const { ref, blocks } = storedOutput(json)
       await init.storeOutput!(blocks)
-      output = { ref, logs: output.logs, error: output.error }
+      output = { ...rest, ref }
     }
     const receipt = signReceipt(key, {
       request: id,
