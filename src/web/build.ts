@@ -4,6 +4,7 @@
  * at them. In memory: `npm run build:web` writes the result to `dist/`, and a test compares it
  * with what is committed there.
  */
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -40,7 +41,9 @@ export async function buildDashboard(): Promise<Map<string, Uint8Array>> {
     bundle: true,
     write: false,
     outdir: 'dist',
-    entryNames: '[name]-[hash]',
+    // named by their content below: esbuild's [hash] also covers the files' absolute paths, so a
+    // build in another checkout would not match the committed one
+    entryNames: '[name]',
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
@@ -55,7 +58,10 @@ export async function buildDashboard(): Promise<Map<string, Uint8Array>> {
     plugins: [englishOnlyZod],
   })
   const files = new Map<string, Uint8Array>()
-  for (const out of result.outputFiles) files.set(basename(out.path), out.contents)
+  for (const out of result.outputFiles) {
+    const hash = createHash('sha256').update(out.contents).digest('hex').slice(0, 8).toUpperCase()
+    files.set(basename(out.path).replace(/\.(js|css)$/, `-${hash}.$1`), out.contents)
+  }
   const script = [...files.keys()].find((n) => n.endsWith('.js'))
   const style = [...files.keys()].find((n) => n.endsWith('.css'))
   if (script === undefined || style === undefined)
