@@ -136,6 +136,8 @@ export interface PutResult {
   holders: string[]
   /** how many holders were wanted (k) */
   wanted: number
+  /** how many of `holders` were sent the bytes (the others held them already: `unlessHeld`) */
+  sent: number
 }
 
 export interface GetResult {
@@ -394,6 +396,7 @@ class Replication implements Storage {
       throw new CovenantError('COVENANT_REFUSED', 'no live node has a covenant that accepts this content')
     const manifests = this.manifestsFor(cid, labels)
     const holders: string[] = []
+    let sent = 0
     let next = 0
     let lastError: CovenantError | undefined
     // Push to the k closest at once; each failure is replaced by the next closest willing node.
@@ -403,8 +406,10 @@ class Replication implements Storage {
         const peer = ordered[next++]
         inFlight++
         try {
-          if (options.unlessHeld !== true || !(await this.holds(peer, cid)))
+          if (options.unlessHeld !== true || !(await this.holds(peer, cid))) {
             await this.pushTo(peer, cid, bytes, manifests)
+            sent++
+          }
           holders.push(peer)
         } catch (err) {
           lastError = CovenantError.from(err)
@@ -418,7 +423,7 @@ class Replication implements Storage {
     if (holders.length === 0) throw lastError ?? new CovenantError('PEER_UNREACHABLE', 'no holder confirmed')
     const order = new Map(ordered.map((id, i) => [id, i]))
     holders.sort((a, b) => order.get(a)! - order.get(b)!)
-    return { cid: cid.toString(), holders, wanted: this.replicas }
+    return { cid: cid.toString(), holders, wanted: this.replicas, sent }
   }
 
   /** Whether `peer` (this node, or another asked with `has`) holds `cid` now. */

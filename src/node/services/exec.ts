@@ -94,6 +94,12 @@ function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
       labelNames: ['outcome'],
       registers,
     }),
+    outputCopies: new Counter({
+      name: 'covenant_exec_output_copies_total',
+      help: 'copies of large outputs’ blocks on their holders as this executor stored them: sent, or found held already (another executor of the call sent them)',
+      labelNames: ['copies'],
+      registers,
+    }),
     conflicts: new Counter({
       name: 'covenant_exec_conflicts_total',
       help: 'new conflict evidence stored, by where it came from (gateway, late, reported)',
@@ -138,7 +144,11 @@ async function createExecService(
     getBlock: (cid) => c.getBlock(parseCid(cid)),
     covenant: c.covenant,
     view: c.view,
-    storeOutput: (blocks) => storeOutput(c.storage, blocks),
+    storeOutput: async (blocks) => {
+      const { sent, held } = await storeOutput(c.storage, blocks)
+      metrics.outputCopies.inc({ copies: 'sent' }, sent)
+      metrics.outputCopies.inc({ copies: 'held' }, held)
+    },
     fault,
     onCrash:
       options.onCrash ??
