@@ -1,5 +1,7 @@
 /** Invocation through a gateway node, and the conflict evidence it keeps. */
 import { z } from 'zod'
+import { CommitReplySchema } from '../datastore/index.ts'
+import { ErrorJSONSchema } from '../errors/index.ts'
 import {
   AttemptSchema,
   CertificateJSONSchema,
@@ -20,6 +22,17 @@ import type { RouteSpec } from './route.ts'
  */
 export const InvokeBodySchema = z.strictObject({ request: z.unknown(), trust: TrustSchema.prefault({}) })
 
+/**
+ * What became of a certified run's writes to one namespace: the gateway handed the certificate to
+ * the namespace's holders, and they applied it (the commit's result) or refused it (why: a
+ * WRITE_CONFLICT when what the run read has changed since, and the call may be made again).
+ */
+export const CommitOutcomeSchema = z.union([
+  CommitReplySchema,
+  z.strictObject({ ns: z.string().max(128), error: ErrorJSONSchema }),
+])
+export type CommitOutcome = z.infer<typeof CommitOutcomeSchema>
+
 export const InvokeReplySchema = z.object({
   /** the value `output.json` holds, for readers of the JSON; a client parses `output.json` itself */
   value: z.unknown().optional(),
@@ -32,6 +45,8 @@ export const InvokeReplySchema = z.object({
   conflicts: z.array(z.unknown()).max(256).default([]),
   /** the executors the gateway asked, and what came of each (as the gateway tells it) */
   tried: z.array(AttemptSchema).max(1024).default([]),
+  /** one per namespace the run wrote, in the output's order: what its holders did with the writes */
+  commits: z.array(CommitOutcomeSchema).max(256).default([]),
 })
 
 /** `POST /v1/invoke`: this node runs the quorum protocol for the caller (a gateway). */

@@ -74,10 +74,11 @@ export {
   StorageReplySchema,
   storageRoute,
 } from './block-routes.ts'
-export type { CallEvent } from './exec-routes.ts'
+export type { CallEvent, CommitOutcome } from './exec-routes.ts'
 export {
   CallEventSchema,
   CallsQuerySchema,
+  CommitOutcomeSchema,
   ConflictsQuerySchema,
   ConflictsReplySchema,
   callsRoute,

@@ -6,8 +6,9 @@
  * re-delegation may only narrow: the same namespace, the same or a longer prefix, the same or an
  * earlier expiry, the same or a later start.
  */
+import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
-import { fromBase64, toBase64 } from '../encoding/index.ts'
+import { fromBase64, toBase64, toHex } from '../encoding/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import {
   CanonicalCidSchema,
@@ -22,6 +23,7 @@ import {
   decodeToken,
   issuerKey,
   issueToken,
+  MAX_UCAN_BYTES,
   parseOptions,
   randomNonce,
   refuse,
@@ -98,12 +100,46 @@ export interface ChainContext {
 }
 
 /**
+ * Chains that passed {@link checkChain}, by their bytes and context. What it checks is a function
+ * of those alone, and a namespace's holder meets the same standing grant in every commit it
+ * checks, twice (finding the grants that hold, then authorizing the write): decoding, re-encoding,
+ * hashing and signature checks cost about 1 ms a time (docs/apps.md, performance). Time,
+ * revocations and the audience are checked on every use, by the callers. Bounded, oldest out first.
+ */
+const checkedChains = new Map<string, readonly Delegation[]>()
+const CHECKED_CHAINS = 1024
+
+function chainKey(chain: unknown, ctx: ChainContext): string | undefined {
+  if (
+    !Array.isArray(chain) ||
+    chain.length > MAX_CHAIN_LENGTH ||
+    !chain.every((b) => b instanceof Uint8Array && b.length <= MAX_UCAN_BYTES)
+  )
+    return undefined
+  return [ctx.namespace, ctx.owner ?? '', ...chain.map((b) => toHex(sha256(b)))].join(' ')
+}
+
+/**
  * Decodes a chain and checks everything that holds at any time: the shape (GRANT_MALFORMED), every
  * signature (GRANT_FORGED), that each token's proof is the next one and its issuer that one's
  * audience (GRANT_BROKEN_CHAIN), that each step only narrows (GRANT_WIDENED), that it names this
- * namespace (GRANT_WRONG_AUDIENCE), and that the owner issued the root (GRANT_BROKEN_CHAIN).
+ * namespace (GRANT_WRONG_AUDIENCE), and that the owner issued the root (GRANT_BROKEN_CHAIN). The
+ * delegations returned are shared: read them, never change them.
  */
-export function checkChain(chain: unknown, ctx: ChainContext): Delegation[] {
+export function checkChain(chain: unknown, ctx: ChainContext): readonly Delegation[] {
+  const key = chainKey(chain, ctx)
+  const known = key === undefined ? undefined : checkedChains.get(key)
+  if (known !== undefined) return known
+  const links = checkChainOnce(chain, ctx)
+  if (key !== undefined) {
+    if (checkedChains.size >= CHECKED_CHAINS)
+      checkedChains.delete(checkedChains.keys().next().value as string)
+    checkedChains.set(key, links)
+  }
+  return links
+}
+
+function checkChainOnce(chain: unknown, ctx: ChainContext): Delegation[] {
   const parsed = GrantChainSchema.safeParse(chain)
   if (!parsed.success) refuse('GRANT_MALFORMED', `malformed grant chain: ${z.prettifyError(parsed.error)}`)
   const links = parsed.data.map(parseDelegation)
@@ -278,7 +314,7 @@ export async function delegateWrite(init: DelegateWriteInit): Promise<WriteGrant
   const capability = { with: namespaceResource(i.namespace), can: STORE_WRITE, nb: { prefix: i.prefix } }
   const expiration = toSeconds(i.expiresAt)
   const notBefore = i.notBefore === undefined ? undefined : Math.ceil(i.notBefore / 1000)
-  let parent: Delegation[] = []
+  let parent: readonly Delegation[] = []
   if (i.proof !== undefined) {
     parent = checkChain(i.proof.chain, { namespace: i.namespace })
     if (parent[0].token.cid !== i.proof.cid)

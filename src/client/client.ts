@@ -10,6 +10,7 @@ import type { z } from 'zod'
 import {
   blockHoldersRoute,
   type CallEvent,
+  type CommitOutcome,
   callsRoute,
   type DeployReply,
   deployRoute,
@@ -43,6 +44,7 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
+import { commitRunWrites, signVouch, type Vouch } from '../datastore/index.ts'
 import { toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
@@ -55,7 +57,7 @@ import {
   createRequest,
   createView,
   DEFAULT_QUORUM,
-  type InvokeResult,
+  type InvokeResult as ExecInvokeResult,
   type Output,
   type OutputLike,
   type OutputRef,
@@ -91,7 +93,7 @@ import {
   revokeGrant,
 } from './store.ts'
 
-export type { CallEvent, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
+export type { CallEvent, CommitOutcome, FunctionInfo, InspectReply, NodeInfo, PeerInfo, StorageReply }
 
 /** What `putBlock` resolves with. */
 export type PutBlockResult = PutBlockReply
@@ -137,6 +139,13 @@ export interface InvokeOptions {
   ticket?: Ticket
   /** what this call's certificate must meet, over the client's `trust` */
   trust?: TrustInput
+  /**
+   * the namespaces the function reads: the request fixes each at the head a holder reports now,
+   * so every executor reads the same thing (a read of any other ends the call with STORE_NOT_FIXED)
+   */
+  stores?: string[]
+  /** namespace versions to read at, as they are (`{ [ns]: seq }`); wins over `stores` for a namespace in both */
+  reads?: Record<string, number>
 }
 
 export interface ClientOptions {
@@ -170,10 +179,14 @@ export interface ClientOptions {
 
 /**
  * What `invoke` resolves with: the value the certificate's output hash commits to, the certificate
- * and conflicts (each checked here, not taken from the gateway on trust), and `tried`, the
- * executors the gateway asked and what came of each (as the gateway tells it).
+ * and conflicts (each checked here, not taken from the gateway on trust), `tried`, the executors
+ * the gateway asked and what came of each (as the gateway tells it), and `commits`, what the
+ * holders of each namespace the run wrote did with its writes (as the gateway tells it: read the
+ * namespace to see them).
  */
-export type { InvokeResult }
+export interface InvokeResult extends ExecInvokeResult {
+  commits: CommitOutcome[]
+}
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
 const INVOKE_REPLY_MARGIN_MS = 5_000
@@ -467,6 +480,11 @@ export class CovenantClient {
    * value is the output's JSON text parsed here, so it is what the function returned, key order
    * included. A function failure the quorum agreed on (FUEL_EXHAUSTED, USER_ERROR, …) is thrown
    * with that code and the certificate (JSON) in `details.certificate`.
+   *
+   * A function that reads datastores names them in `stores` (or fixes versions in `reads`). Its
+   * writes are committed by the gateway, which hands the certificate to each namespace's holders:
+   * if they refuse (WRITE_CONFLICT when what it read changed since: call again), that code is
+   * thrown, with `details.value`, `details.output`, `details.commits` and `details.certificate`.
    */
   async invoke(
     fn: string | CID,
@@ -481,7 +499,7 @@ export class CovenantClient {
         'INVALID_REQUEST',
         `quorum ${q} is below the ${trust.minQuorum} this client accepts; lower trust.minQuorum to ask for it`,
       )
-    const key = options.key ?? (await loadCallerKey())
+    const [key, reads] = await Promise.all([options.key ?? loadCallerKey(), this.readsFor(options)])
     const { request, id } = createRequest(key, {
       fn: typeof fn === 'string' ? fn : fn.toString(),
       export: exportName,
@@ -494,6 +512,7 @@ export class CovenantClient {
       q,
       nonce: options.nonce,
       ticket: options.ticket,
+      reads,
     })
     // The view and the manifest are needed to check the answer: fetched while the call runs.
     const ready = Promise.all([this.heldView(), this.manifest(request.fn)])
@@ -526,7 +545,25 @@ export class CovenantClient {
         details: { certificate: certificateToJSON(certificate), logs: output.logs, agreed: true },
       })
     }
-    return { value, output, certificate, conflicts, tried: answer.tried }
+    // A gateway committed the run's writes before it answered; a run made from here is committed
+    // from here, through this client's node, the same way.
+    const commits =
+      answer.commits ??
+      (await commitRunWrites({ id, certificate, output }, (commit) => this.store(commit.ns).send(commit)))
+    for (const outcome of commits)
+      if ('error' in outcome)
+        throw CovenantError.fromJSON({
+          ...outcome.error,
+          details: {
+            ns: outcome.ns,
+            reason: outcome.error.details,
+            value,
+            output,
+            commits,
+            certificate: certificateToJSON(certificate),
+          },
+        })
+    return { value, output, certificate, conflicts, tried: answer.tried, commits }
   }
 
   /**
@@ -582,6 +619,7 @@ export class CovenantClient {
       output: reply.output,
       conflicts: reply.conflicts,
       tried: reply.tried,
+      commits: reply.commits,
       fromGateway: true,
     }
   }
@@ -652,6 +690,14 @@ export class CovenantClient {
     await (await direct?.catch(() => undefined))?.close()
   }
 
+  /** The namespace versions a call fixes: `reads` as given, the others of `stores` at their holders' head. */
+  private async readsFor(options: InvokeOptions): Promise<Record<string, number> | undefined> {
+    const stores = (options.stores ?? []).filter((ns) => options.reads?.[ns] === undefined)
+    if (stores.length === 0) return options.reads
+    const heads = await Promise.all(stores.map((ns) => this.store(ns).info()))
+    return { ...Object.fromEntries(stores.map((ns, i) => [ns, heads[i].head.seq])), ...options.reads }
+  }
+
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──
 
   /** Reads a module's exports and imports on the node (a browser has no bundler); resolves nothing. */
@@ -719,6 +765,15 @@ export class CovenantClient {
     return delegateWrite({ ...rest, issuer: key ?? (await loadCallerKey()) })
   }
 
+  /**
+   * Signs the caller's (or `key`'s) vouch for `executor` until `expiresAt`; a namespace keeps it
+   * with `store(ns).keepVouch(vouch)` for a write policy whose `vouchedBy` names the signer.
+   */
+  async vouch(init: { executor: string; expiresAt: number; key?: PrivateKey }): Promise<Vouch> {
+    const { key, ...vouch } = init
+    return signVouch(key ?? (await loadCallerKey()), vouch)
+  }
+
   /** Revokes (a delegation of) `grant` on `ns`, signed by the caller's key (or `key`), on every holder. */
   async revoke(
     ns: string,
@@ -736,6 +791,8 @@ interface Answer {
   /** conflict evidence: JSON from a gateway, objects from `invoke` here */
   conflicts: unknown[]
   tried: Attempt[]
+  /** what the gateway's commits of the run's writes came to; none when the run was made here */
+  commits?: CommitOutcome[]
   fromGateway: boolean
 }
 

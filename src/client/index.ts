@@ -40,8 +40,8 @@ import { findDevnetNodes } from './node-helpers.ts'
 
 export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
 export { grantFromJSON, grantToJSON } from '../caps/index.ts'
-export type { Read, Write, WritePolicyInput } from '../datastore/index.ts'
-export { namespaceId } from '../datastore/index.ts'
+export type { Read, Vouch, Write, WritePolicyInput } from '../datastore/index.ts'
+export { createFunctionCommit, namespaceId } from '../datastore/index.ts'
 export type {
   Attempt,
   Certificate,
@@ -70,6 +70,7 @@ export { decodeKey, encodeKey, generateKey, keyId } from '../keys/index.ts'
 export type {
   CallEvent,
   ClientOptions,
+  CommitOutcome,
   DeployOptions,
   DeployResult,
   DeploySource,

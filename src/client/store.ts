@@ -28,7 +28,7 @@ import {
   type StoreKeyHistoryReply,
   storeInfoRoute,
 } from '../api/index.ts'
-import { type Revocation, revoke, type WriteGrant } from '../caps/index.ts'
+import { checkChain, grantToJSON, type Revocation, revoke, type WriteGrant } from '../caps/index.ts'
 import {
   createKeyCommit,
   createNamespace,
@@ -37,6 +37,10 @@ import {
   type Read,
   type SignedDescriptor,
   signRead,
+  standingGrantKey,
+  type Vouch,
+  vouchKey,
+  vouchToJSON,
   type Write,
 } from '../datastore/index.ts'
 import { bytesFieldsToJSON, fromBase64, toBase64 } from '../encoding/index.ts'
@@ -155,6 +159,32 @@ export class NamespaceHandle {
       nonce: options.nonce,
     })
     return this.send(commit)
+  }
+
+  /**
+   * Keeps grants to functions in the namespace (`_grants/<fn>/<grant CID>`, one commit signed like
+   * {@link commit}: the owner's key, or a key granted that prefix), so the holders find them when a
+   * function's certified writes come without one: whoever calls the function needs no grant.
+   */
+  keepGrants(
+    grants: WriteGrant[],
+    options: Omit<CommitOptions, 'reads' | 'grants'> = {},
+  ): Promise<CommitResult> {
+    const writes = grants.map((grant) => {
+      const audience = checkChain(grant.chain, { namespace: this.ns })[0].audience
+      if (!('fn' in audience))
+        throw new CovenantError('INVALID_INPUT', 'only a grant to a function is kept for the holders')
+      return { key: standingGrantKey(audience.fn, grant.cid), value: grantToJSON(grant) }
+    })
+    return this.commit(writes, options)
+  }
+
+  /**
+   * Keeps a vouch (`signVouch`) in the namespace (`_vouches/<executor>/<voucher>`), where the
+   * holders look when the write policy counts only certifiers its `vouchedBy` keys vouch for.
+   */
+  keepVouch(vouch: Vouch, options: Omit<CommitOptions, 'reads' | 'grants'> = {}): Promise<CommitResult> {
+    return this.commit([{ key: vouchKey(vouch.executor, vouch.voucher), value: vouchToJSON(vouch) }], options)
   }
 
   /** Sends a commit made elsewhere (`createKeyCommit`, `createFunctionCommit`, …) as it is. */

@@ -13,9 +13,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import {
   authorizeWrite,
+  type GrantChain,
+  grantFromJSON,
+  MAX_GRANTS,
   type Revocation,
   RevocationSchema,
   type VerifiedRevocation,
+  verifyGrant,
   verifyRevocation,
   verifyWriteInvocation,
 } from '../caps/index.ts'
@@ -45,6 +49,7 @@ import {
   verifyDescriptor,
   type WritePolicy,
 } from './namespace.ts'
+import { standingGrantsPrefix, verifyVouch, vouchKey } from './standing.ts'
 
 /** How far ahead of this holder's clock a replicated entry's time may be. */
 export const MAX_ENTRY_SKEW_MS = 60_000
@@ -67,23 +72,20 @@ export interface VerifiedRun {
  * Checks a function commit's certificate and output, synchronously, against this holder's own
  * view of the network, and throws (INVALID_CERTIFICATE) unless: every receipt is signed by an
  * executor the selection rule picks for the request in that view, they all sign the hash of
- * `output`, and `output` carries effects on `namespace`. The datastore itself then enforces the
+ * `output`, and `output` carries effects on `namespace`. `at` is the time of the entry being
+ * checked (now, for a new commit): a verifier may judge an old entry, whose executors may have left
+ * every view since, by its signatures alone (docs/apps.md). The datastore itself then enforces the
  * policy's numbers and vouchers, the grants and the read versions.
  */
 export type VerifyRun = (
   proof: { certificate: unknown; output: unknown },
-  ctx: { namespace: string; policy: WritePolicy },
+  ctx: { namespace: string; policy: WritePolicy; at: number },
 ) => VerifiedRun
 
 export interface DatastoreInit {
   /** a file path, or `':memory:'`; the parent directory is created if missing */
   path: string
   verifyRun: VerifyRun
-  /**
-   * Whether `voucher` vouches for `executor`, for policies whose certifiers must be vouched for.
-   * @default nobody vouches for anyone, so such policies refuse every function commit
-   */
-  vouches?: (voucher: string, executor: string) => boolean
   /** @default Date.now */
   now?: () => number
 }
@@ -436,11 +438,72 @@ export function openDatastore(init: DatastoreInit): Datastore {
   const currentVersion = (ns: string, key: string): number =>
     Number((stmt.valueAt.get(ns, key, Number.MAX_SAFE_INTEGER) as { seq: number } | undefined)?.seq ?? 0)
 
-  const countedCertifiers = (policy: WritePolicy, certifiers: readonly string[]): number => {
+  /** A key's value as entry `seq` finds it: what the entries before it wrote. */
+  const valueBefore = (ns: string, key: string, seq: number): JsonValue | null => {
+    const found = stmt.valueAt.get(ns, key, seq - 1) as { value: Uint8Array | null } | undefined
+    return found === undefined ? null : decodeValue(found.value)
+  }
+
+  /**
+   * The certifiers that count under the policy: all of them with `'any'`; with `vouchedBy`, those
+   * for which the namespace held, before entry `seq`, a vouch of one of the named keys, valid at `at`.
+   */
+  const countedCertifiers = (
+    ns: string,
+    policy: WritePolicy,
+    certifiers: readonly string[],
+    seq: number,
+    at: number,
+  ): number => {
     const distinct = [...new Set(certifiers)]
     const { certifiers: who } = policy
     if (who === 'any') return distinct.length
-    return distinct.filter((e) => who.vouchedBy.some((v) => init.vouches?.(v, e) === true)).length
+    const vouched = (executor: string) =>
+      who.vouchedBy.some((voucher) => {
+        const kept = valueBefore(ns, vouchKey(executor, voucher), seq)
+        if (kept === null) return false
+        try {
+          const vouch = verifyVouch(kept)
+          return vouch.voucher === voucher && vouch.executor === executor && at < vouch.expiresAt
+        } catch {
+          return false // a malformed or forged vouch counts for nothing
+        }
+      })
+    return distinct.filter(vouched).length
+  }
+
+  /**
+   * The standing grants the namespace held for the function `fn` before entry `seq` that hold at
+   * `at` (docs/apps.md): an expired or revoked one left in place does not spoil a newer one. If
+   * none holds, the first one's refusal; none kept is GRANT_MISSING (from authorizeWrite).
+   */
+  const standingGrants = (
+    ns: NamespaceInfo,
+    fn: string,
+    seq: number,
+    at: number,
+    isRevoked: (cid: string, t: number) => boolean,
+  ): GrantChain[] => {
+    const kept = stmt.list.all({
+      ns: ns.id,
+      prefix: standingGrantsPrefix(fn),
+      after: '',
+      at: seq - 1,
+      limit: 64,
+    }) as Array<{ value: Uint8Array }>
+    const holding: GrantChain[] = []
+    let first: unknown
+    for (const row of kept) {
+      try {
+        const { chain } = grantFromJSON(decodeValue(row.value))
+        verifyGrant(chain, { namespace: ns.id, owner: ns.owner, writer: { fn }, now: at, isRevoked })
+        holding.push(chain)
+      } catch (err) {
+        first ??= err
+      }
+    }
+    if (holding.length === 0 && first !== undefined) throw first
+    return holding.slice(0, MAX_GRANTS)
   }
 
   /**
@@ -494,7 +557,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       try {
         run = init.verifyRun(
           { certificate: commit.proof.certificate, output: commit.proof.output },
-          { namespace: ns.id, policy: ns.policy },
+          { namespace: ns.id, policy: ns.policy, at },
         )
       } catch (err) {
         throw CovenantError.from(err, 'INVALID_CERTIFICATE')
@@ -509,13 +572,15 @@ export function openDatastore(init: DatastoreInit): Datastore {
           'WRITE_POLICY_UNMET',
           `the run asked ${run.replicas} executors, the policy ${minReplicas}`,
         )
-      const counted = countedCertifiers(ns.policy, run.certifiers)
+      const counted = countedCertifiers(ns.id, ns.policy, run.certifiers, seq, at)
       if (counted < minQuorum)
         throw new CovenantError(
           'WRITE_POLICY_UNMET',
           `${counted} certifier(s) count under the policy, ${minQuorum} needed`,
         )
-      authorizeWrite({ ...grants, writer: { fn: run.fn }, grants: commit.proof.grants })
+      const offered =
+        commit.proof.grants.length > 0 ? commit.proof.grants : standingGrants(ns, run.fn, seq, at, isRevoked)
+      authorizeWrite({ ...grants, writer: { fn: run.fn }, grants: offered })
     }
     for (const read of commit.reads) {
       const current = currentVersion(ns.id, read.key)

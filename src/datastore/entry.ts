@@ -23,7 +23,7 @@ import {
 } from '../caps/index.ts'
 import { cidForBytes, MAX_BLOCK_BYTES } from '../content/index.ts'
 import { isJsonValue, type JsonValue } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, type ErrorJSON } from '../errors/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import { descriptorCid, namespaceId, type SignedDescriptor, SignedDescriptorSchema } from './namespace.ts'
 
@@ -89,7 +89,8 @@ const FunctionCommitSchema = z.strictObject({
     certificate: z.unknown(),
     /** the output it certifies, which carries the store effects */
     output: z.unknown(),
-    grants: z.array(GrantChainSchema).min(1).max(MAX_GRANTS),
+    /** none to rely on the standing grants the namespace keeps for the function (standing.ts) */
+    grants: z.array(GrantChainSchema).max(MAX_GRANTS),
   }),
 })
 
@@ -299,13 +300,16 @@ export async function createKeyCommit(init: KeyCommitInit): Promise<KeyCommit> {
   }
 }
 
-/** A function's commit: the effects its certified output carries, with the certificate and grants. */
+/**
+ * A function's commit: the effects its certified output carries, with the certificate and the
+ * grants; without grants, the holders use the standing grants the namespace keeps for the function.
+ */
 export function createFunctionCommit(init: {
   request: string
   effects: StoreEffects
   certificate: unknown
   output: unknown
-  grants: WriteGrant[]
+  grants?: WriteGrant[]
 }): FunctionCommit {
   const effects = parseEffects(init.effects)
   return {
@@ -315,8 +319,41 @@ export function createFunctionCommit(init: {
     id: init.request,
     writes: effects.writes,
     reads: effects.reads,
-    proof: { certificate: init.certificate, output: init.output, grants: init.grants.map((g) => g.chain) },
+    proof: {
+      certificate: init.certificate,
+      output: init.output,
+      grants: (init.grants ?? []).map((g) => g.chain),
+    },
   }
+}
+
+/**
+ * Commits a certified run's writes (`output.store`): one function commit per namespace it wrote,
+ * handed to `commit` all at once (each namespace commits on its own, see docs/apps.md). A refusal
+ * (WRITE_CONFLICT, a missing grant, the write policy) is returned with its namespace, not thrown:
+ * the value stays certified either way. What a gateway does for the calls it runs, and the SDK for
+ * the calls it runs itself.
+ */
+export function commitRunWrites<R>(
+  run: { id: string; certificate: unknown; output: { store?: readonly StoreEffects[] } },
+  commit: (commit: FunctionCommit) => Promise<R>,
+): Promise<Array<R | { ns: string; error: ErrorJSON }>> {
+  const written = (run.output.store ?? []).filter((e) => e.writes.length > 0)
+  return Promise.all(
+    written.map(async (effects) => {
+      const made = createFunctionCommit({
+        request: run.id,
+        effects,
+        certificate: run.certificate,
+        output: run.output,
+      })
+      try {
+        return await commit(made)
+      } catch (err) {
+        return { ns: effects.ns, error: CovenantError.from(err).toJSON() }
+      }
+    }),
+  )
 }
 
 /** The owner's commit of a new descriptor (see `updateNamespace`). */

@@ -55,6 +55,7 @@ export type {
 } from './entry.ts'
 export {
   CommitSchema,
+  commitRunWrites,
   createFunctionCommit,
   createKeyCommit,
   createPolicyCommit,
@@ -98,6 +99,19 @@ export {
   verifyDescriptor,
   WritePolicySchema,
 } from './namespace.ts'
+export type { Vouch, VouchJSON } from './standing.ts'
+export {
+  GRANTS_PREFIX,
+  signVouch,
+  standingGrantKey,
+  standingGrantsPrefix,
+  VOUCHES_PREFIX,
+  VouchJSONSchema,
+  VouchSchema,
+  verifyVouch,
+  vouchKey,
+  vouchToJSON,
+} from './standing.ts'
 export type { CommitReply, HeadReply, StoreRequest } from './wire.ts'
 export {
   CidsReplySchema,

@@ -45,6 +45,7 @@ export const devnetOptionsSchema = z.strictObject({
     helloTimeoutMs: true,
     repairIntervalMs: true,
     logLevel: true,
+    apps: true,
   }).shape,
   /** how long to wait for every node to be ready @default 60000 */
   readyTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
@@ -188,6 +189,7 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
       helloTimeoutMs: opts.helloTimeoutMs,
       repairIntervalMs: opts.repairIntervalMs,
       logLevel: opts.logLevel,
+      apps: opts.apps,
       fault: opts.faults[i],
       devnet: true,
       // stdin stays a pipe: a node started by a devnet exits when its parent goes away.

@@ -328,6 +328,11 @@ export const ERROR_CODES = {
     message: 'the entry is ahead of this holder’s history',
     hint: 'fetch the missing entries first (entriesSince the local head)',
   },
+  STORE_NOT_FIXED: {
+    status: 422,
+    message: 'the function read a namespace whose version the request does not fix',
+    hint: 'name every namespace the function reads when calling it: `stores: [ns]` in the SDK, `--store NS` on the command line',
+  },
   STORE_LIMIT: {
     status: 413,
     message: 'the commit exceeds a datastore limit',

@@ -190,11 +190,8 @@ function checkSelection(
   return ranking
 }
 
-function check(
-  value: unknown,
-  options: VerifyCertificateOptions,
-): { certificate: Certificate; ranking: Ranking } {
-  const trust = trustOf(options)
+/** Everything but the selection: the request, the receipts, distinct executors, q. */
+function checkSigned(value: unknown, trust: Trust): Certificate {
   const parsed = CertificateSchema.safeParse(value)
   if (!parsed.success)
     refuse(
@@ -226,7 +223,36 @@ function check(
   if (q < trust.minQuorum)
     refuse(`the request asked for q=${q}; this verifier accepts no quorum below ${trust.minQuorum}`)
   if (executors.size < q) refuse(`the certificate has ${executors.size} receipts, ${q} needed`)
-  return { certificate, ranking: checkSelection(certificate, q, options, trust) }
+  return certificate
+}
+
+function check(
+  value: unknown,
+  options: VerifyCertificateOptions,
+): { certificate: Certificate; ranking: Ranking } {
+  const trust = trustOf(options)
+  const certificate = checkSigned(value, trust)
+  return { certificate, ranking: checkSelection(certificate, certificate.request.q, options, trust) }
+}
+
+/** The certificate with the value of `output`, once `output` hashes to what it certifies. */
+function certifying(certificate: Certificate, output: OutputLike | undefined): VerifiedCertificate {
+  if (output === undefined) return { ok: true, certificate }
+  let hash: string
+  try {
+    hash = outputHash(output)
+  } catch (err) {
+    refuse('the output cannot be hashed', err)
+  }
+  if (hash !== certificate.outputHash) refuse('the output does not match the certificate')
+  let certified: unknown
+  try {
+    // a stored output's text is checked against its reference when it is read (stored-output.ts)
+    certified = output.json === undefined ? undefined : outputValue(output)
+  } catch (err) {
+    refuse('the certified output is not JSON text', err)
+  }
+  return { ok: true, certificate, value: certified }
 }
 
 /**
@@ -239,23 +265,23 @@ function check(
  * INVALID_CERTIFICATE with the reason (INVALID_INPUT for bad options).
  */
 export function verifyCertificate(value: unknown, options: VerifyCertificateOptions): VerifiedCertificate {
-  const { certificate } = check(value, options)
-  if (options.output === undefined) return { ok: true, certificate }
-  let hash: string
-  try {
-    hash = outputHash(options.output)
-  } catch (err) {
-    refuse('the output cannot be hashed', err)
-  }
-  if (hash !== certificate.outputHash) refuse('the output does not match the certificate')
-  let certified: unknown
-  try {
-    // a stored output's text is checked against its reference when it is read (stored-output.ts)
-    certified = options.output.json === undefined ? undefined : outputValue(options.output)
-  } catch (err) {
-    refuse('the certified output is not JSON text', err)
-  }
-  return { ok: true, certificate, value: certified }
+  return certifying(check(value, options).certificate, options.output)
+}
+
+/**
+ * Checks everything {@link verifyCertificate} checks but who the signers are: the request, each
+ * receipt's signature, request id and output hash, distinct executors, q no less than
+ * `minQuorum`, and `output`. It proves that q distinct keys signed this output for this request,
+ * not that they are the executors the selection picks: only a view can tell that. For a record
+ * whose run was checked against views when it was new and is read again long after, when those
+ * executors may have left every view (a datastore history replayed, docs/apps.md); never for a
+ * fresh result. Throws INVALID_CERTIFICATE.
+ */
+export function verifyCertificateSignatures(
+  value: unknown,
+  options: { output?: OutputLike; minQuorum?: number },
+): VerifiedCertificate {
+  return certifying(checkSigned(value, trustOf({ minQuorum: options.minQuorum })), options.output)
 }
 
 function refuseConflict(message: string, cause?: unknown): never {

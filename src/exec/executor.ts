@@ -8,6 +8,7 @@
 import { type CID, decodeManifest, type Manifest, parseCid, verifyBlock } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
 import { mayExecute } from '../covenant/index.ts'
+import type { JsonValue } from '../encoding/index.ts'
 import { CovenantError, isErrorCode } from '../errors/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
 import {
@@ -16,12 +17,13 @@ import {
   type Sandbox,
   type SandboxCall,
   type SandboxResult,
+  type StoreReader,
 } from '../sandbox/index.ts'
 import { DEFAULT_TRUST } from './certificate.ts'
 import { LruCache } from './code-cache.ts'
 import { rankExecutors } from './executor-selection.ts'
 import { Sha256HexSchema } from './fields.ts'
-import { type Output, outputHash } from './output.ts'
+import { type Output, outputEffects, outputHash } from './output.ts'
 import { signReceipt } from './receipt.ts'
 import { STANDING_REFUSALS, signRefusal } from './refusal.ts'
 import { checkRequest, checkRequestTime, MAX_CLOCK_SKEW_MS, type SignedRequest } from './request.ts'
@@ -44,6 +46,18 @@ const MiB = 1024 * 1024
  */
 const MACHINE_FAILURES = new Set(['SANDBOX_CRASHED', 'INTERNAL', 'NOT_STARTED'])
 
+/**
+ * Reads one key of a namespace at the namespace version `at` (fixed by the request), from this
+ * node's copy or the namespace's holders. It throws when it cannot answer (no holder reachable,
+ * the version not reached): that depends on this machine, so the call ends without a receipt.
+ */
+export type ReadAt = (
+  ns: string,
+  key: string,
+  at: number,
+  options: { signal: AbortSignal },
+) => Promise<{ value: JsonValue | null; version: number }>
+
 export interface ExecutorInit {
   key: PrivateKey
   sandbox: Pick<Sandbox, 'run'>
@@ -51,6 +65,11 @@ export interface ExecutorInit {
   build?: string
   /** fetches a block's bytes by CID string; the executor checks their hash itself */
   getBlock: (cid: string) => Promise<Uint8Array>
+  /**
+   * answers a function's `ctx.store.get` at the versions its request fixes. Without it, a read of
+   * a namespace the request fixes ends the call without a receipt (this machine cannot read).
+   */
+  read?: ReadAt
   /** this node's current signed covenant */
   covenant: () => SignedCovenant
   /**
@@ -141,6 +160,27 @@ function abortError(signal: AbortSignal): CovenantError {
     : new CovenantError('PEER_TIMEOUT', 'the call was abandoned', { cause: signal.reason })
 }
 
+/**
+ * The sandbox's reader for one request: a namespace the request does not fix is the function's
+ * mistake, the same on every executor (STORE_NOT_FIXED, signed); anything the host cannot answer
+ * is this machine's (INTERNAL, unsigned).
+ */
+function readerFor(request: SignedRequest, read: ReadAt | undefined): StoreReader {
+  return (ns, key, { signal }) => {
+    const at =
+      request.reads === undefined || !Object.hasOwn(request.reads, ns) ? undefined : request.reads[ns]
+    if (at === undefined)
+      return {
+        error: {
+          code: 'STORE_NOT_FIXED',
+          message: `the request fixes no version of namespace ${ns}: name it in the call's stores`,
+        },
+      }
+    if (read === undefined) throw new Error('this executor cannot read datastores')
+    return read(ns, key, at, { signal })
+  }
+}
+
 function jsonText(value: unknown): string {
   // The sandbox's value is what QuickJS's JSON.parse gave for the text its JSON.stringify wrote;
   // writing it again gives that same text (insertion order, the same number and string forms).
@@ -207,8 +247,10 @@ const REPLY_OVERHEAD = 1024
 
 function replySize(reply: ExecReply): number {
   if (!('output' in reply)) return REPLY_OVERHEAD
-  let size = REPLY_OVERHEAD + (reply.output.json?.length ?? 0)
-  for (const line of reply.output.logs) size += line.length
+  const { json, logs, store, jobs } = reply.output
+  let size = REPLY_OVERHEAD + (json?.length ?? 0)
+  for (const line of logs) size += line.length
+  if (store !== undefined || jobs !== undefined) size += JSON.stringify([store, jobs]).length
   return size
 }
 
@@ -369,6 +411,7 @@ export function createExecutor(init: ExecutorInit): Executor {
         seed: id,
         now: request.timestamp,
         request: { id, caller: request.caller },
+        read: readerFor(request, init.read),
         limits: {
           ...DEFAULT_LIMITS,
           fuel: request.fuel,
@@ -399,7 +442,12 @@ export function createExecutor(init: ExecutorInit): Executor {
       throw new CovenantError('DEADLINE_EXCEEDED', 'the deadline cut the call short')
 
     let output: Output = result.ok
-      ? { json: jsonText(result.value), logs: [...result.logs], error: null }
+      ? {
+          json: jsonText(result.value),
+          logs: [...result.logs],
+          error: null,
+          ...outputEffects(result.effects),
+        }
       : {
           json: 'null',
           logs: [...result.logs],

@@ -40,11 +40,12 @@ export {
   TrustSchema,
   trustOf,
   verifyCertificate,
+  verifyCertificateSignatures,
   verifyConflict,
 } from './certificate.ts'
 export type { CacheStats } from './code-cache.ts'
 export { createManifestCache } from './code-cache.ts'
-export type { ExecuteOptions, Executor, ExecutorInit, ExecutorStats, FaultKind } from './executor.ts'
+export type { ExecuteOptions, Executor, ExecutorInit, ExecutorStats, FaultKind, ReadAt } from './executor.ts'
 export { createExecutor, FAULT_KINDS, FORGED_VALUE } from './executor.ts'
 export type { Ranking, Selection, SelectionManifest, SelectionRequest } from './executor-selection.ts'
 export { rankExecutors, selectExecutors, selectionKey, thinRanking } from './executor-selection.ts'
@@ -69,12 +70,12 @@ export {
 } from './json.ts'
 export { watchLateReceipts } from './late-receipts.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
-export { canonicalOutput, OutputSchema, outputHash, outputValue } from './output.ts'
+export { canonicalOutput, OutputSchema, outputEffects, outputHash, outputValue } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'
 export { ReceiptSchema, signReceipt, verifyReceipt } from './receipt.ts'
 export type { Refusal } from './refusal.ts'
 export { RefusalSchema, STANDING_REFUSALS, signRefusal, verifyRefusal } from './refusal.ts'
-export type { ExecRequestInit, RequestBody, SignedRequest } from './request.ts'
+export type { ExecRequestInit, RequestBody, SignedRequest, StoreReads } from './request.ts'
 export {
   checkRequest,
   checkRequestTime,
@@ -86,10 +87,12 @@ export {
   MAX_CLOCK_SKEW_MS,
   MAX_DEADLINE_AHEAD_MS,
   MAX_REPLICAS,
+  MAX_STORE_READS,
   RequestBodySchema,
   requestId,
   requestLimits,
   SignedRequestSchema,
+  StoreReadsSchema,
   verifyRequest,
 } from './request.ts'
 export type { OutputBlock, OutputRef } from './stored-output.ts'

@@ -8,8 +8,8 @@ import { keyId, type PrivateKey, signValue, verifyValue } from '../keys/index.ts
 import { cidString, KeyIdSchema, SafeUintSchema, Sha256HexSchema, SignatureSchema } from './fields.ts'
 
 const ReceiptBodyShape = {
-  /** 2: `outputHash` covers the output's JSON text (output.ts) */
-  v: z.literal(2),
+  /** 3: `outputHash` covers the output's JSON text and, when present, its store effects and jobs (output.ts) */
+  v: z.literal(3),
   /** the request id */
   request: cidString('dag-cbor'),
   outputHash: Sha256HexSchema,
@@ -34,7 +34,7 @@ export type Receipt = z.infer<typeof ReceiptSchema>
 export type ReceiptInit = Omit<ReceiptBody, 'v' | 'executor'>
 
 export function signReceipt(key: PrivateKey, init: ReceiptInit): Receipt {
-  const body = ReceiptBodySchema.safeParse({ v: 2, ...init, executor: keyId(key) })
+  const body = ReceiptBodySchema.safeParse({ v: 3, ...init, executor: keyId(key) })
   if (!body.success)
     throw new CovenantError('INVALID_INPUT', `invalid receipt: ${z.prettifyError(body.error)}`)
   return { ...body.data, signature: signValue(key, body.data) }

@@ -26,6 +26,8 @@ export const DEFAULT_REPLICAS = 3
 export const DEFAULT_QUORUM = 2
 /** The most executors one request may ask for. */
 export const MAX_REPLICAS = 16
+/** The most namespaces one request may fix versions of. */
+export const MAX_STORE_READS = 16
 
 const MiB = 1024 * 1024
 const { fuel, memoryBytes, timeoutMs } = LIMIT_RANGES
@@ -72,8 +74,20 @@ function tier(name: keyof typeof LIMIT_TIERS) {
   return z.number().refine((v) => tiers.includes(v), `${name} must be one of the tiers ${tiers.join(', ')}`)
 }
 
+/**
+ * The version of each namespace the function reads (`{ [namespace id]: seq }`): every executor
+ * reads at exactly these versions, so all read the same thing. A read of a namespace not named
+ * here ends the call with STORE_NOT_FIXED. Absent when the function reads no namespace.
+ */
+export const StoreReadsSchema = z.record(cidString('dag-cbor'), SafeUintSchema).refine((r) => {
+  const n = Object.keys(r).length
+  return n >= 1 && n <= MAX_STORE_READS
+}, `reads fixes the versions of 1 to ${MAX_STORE_READS} namespaces`)
+export type StoreReads = z.infer<typeof StoreReadsSchema>
+
 const RequestBodyShape = {
-  v: z.literal(2),
+  /** 3: `reads` fixes the namespace versions the function reads */
+  v: z.literal(3),
   /** the manifest CID naming the function (dag-cbor) */
   fn: cidString('dag-cbor'),
   export: ExportNameSchema,
@@ -94,6 +108,7 @@ const RequestBodyShape = {
   /** ms since the epoch; the sandbox's clock reads this */
   timestamp: SafeUintSchema,
   caller: KeyIdSchema,
+  reads: StoreReadsSchema.optional(),
 }
 
 export const RequestBodySchema = z.strictObject(RequestBodyShape)
@@ -121,6 +136,8 @@ export const ExecRequestInitSchema = z.strictObject({
   /** default: the caller's ticket for this hour, minted (and kept in memory) on first use */
   ticket: TicketSchema.optional(),
   timestamp: z.number().optional(),
+  /** the namespace versions the function reads at (see {@link StoreReadsSchema}) */
+  reads: z.record(z.string(), z.number()).optional(),
 })
 export type ExecRequestInit = z.input<typeof ExecRequestInitSchema>
 
@@ -217,7 +234,7 @@ export function createRequest(
   const timestamp = i.timestamp ?? now
   const caller = keyId(key)
   const body = {
-    v: 2 as const,
+    v: 3 as const,
     fn: typeof i.fn === 'string' ? i.fn : i.fn.toString(),
     export: i.export,
     args: i.args,
@@ -232,6 +249,7 @@ export function createRequest(
     ticket: i.ticket ?? ticketFor(caller, timestamp),
     timestamp,
     caller,
+    ...(i.reads === undefined || Object.keys(i.reads).length === 0 ? {} : { reads: i.reads }),
   }
   const checkedBody = RequestBodySchema.safeParse(body)
   if (!checkedBody.success) throw invalid(checkedBody.error, 'invalid request')

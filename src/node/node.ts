@@ -32,6 +32,7 @@ import { type DatastoreServiceOptions, datastoreService } from './services/datas
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
+import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
@@ -59,6 +60,16 @@ export const nodeOptionsSchema = z.strictObject({
   fault: z.string().max(64).optional(),
   /** this node runs in a local devnet: the only place `fault` is allowed @default false */
   devnet: z.boolean().default(false),
+  /**
+   * browser apps built ahead that this node serves, each under `/apps/<name>/`: name → the folder
+   * of its built files (`index.html` and its hashed assets), e.g. examples/guestbook/dist @default {}
+   */
+  apps: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'an app name is 1–32 of a-z, 0-9 and -'),
+      z.string().min(1),
+    )
+    .default({}),
 })
 export type NodeOptions = z.input<typeof nodeOptionsSchema>
 
@@ -192,6 +203,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       metrics,
       conflicts,
       calls: createCallFeed(),
+      stores: createNodeStores(),
       fault: opts.fault,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
@@ -200,7 +212,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       statusService,
       blocksService,
       execService(init.exec),
-      dashboardService,
+      dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
       ...(init.services ?? []),
     ]

@@ -21,6 +21,7 @@ import type { CallFeed } from './call-feed.ts'
 import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
+import type { NodeStores } from './stores.ts'
 
 /** Everything the node offers its services; each service takes only the part it needs. */
 export interface NodeComponents {
@@ -51,6 +52,8 @@ export interface NodeComponents {
   conflicts: ConflictStore
   /** the calls this node executed or gatewayed, without their arguments or outputs (the exec service reports them) */
   calls: CallFeed
+  /** the network's datastores, served by the datastore service: reads at a version, commits */
+  stores: NodeStores
   /** devnet fault injection kind, for the exec service */
   fault?: string
 }

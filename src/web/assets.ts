@@ -33,7 +33,7 @@ export interface DashboardAsset {
   immutable: boolean
 }
 
-/** Reads the built dashboard: file name → asset. */
+/** Reads a built web app, the dashboard unless `dir` names another: file name → asset. */
 export function loadDashboard(dir: string = DASHBOARD_DIST): Map<string, DashboardAsset> {
   const assets = new Map<string, DashboardAsset>()
   for (const name of readdirSync(dir)) {

@@ -1,8 +1,9 @@
 /**
- * Builds the dashboard with esbuild: `app/main.tsx` (Preact, and the SDK bundled for browsers)
+ * Builds the dashboard with esbuild: `app/app.tsx` (Preact, and the SDK bundled for browsers)
  * into one script and one stylesheet whose names carry their hash, and `app/index.html` pointing
  * at them. In memory: `npm run build:web` writes the result to `dist/`, and a test compares it
- * with what is committed there.
+ * with what is committed there. Other browser apps a node serves (examples/guestbook) are built
+ * the same way ({@link buildWebApp}).
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -33,11 +34,24 @@ const englishOnlyZod: Plugin = {
   },
 }
 
-/** Builds the dashboard: file name → contents, exactly what `dist/` should hold. */
-export async function buildDashboard(): Promise<Map<string, Uint8Array>> {
+export interface WebAppBuild {
+  /** the folder holding the entries and `index.html` */
+  dir: string
+  /** one script (`.ts`, `.tsx`) and one stylesheet, relative to `dir` */
+  entries: [string, string]
+  /** what the page puts before an asset's name: `/ui/` for the dashboard, `''` for a page that loads them beside itself */
+  base: string
+}
+
+/**
+ * Builds a browser app with esbuild: its script (with the SDK bundled for browsers) and stylesheet
+ * into one file each whose name carries its hash, and its `index.html` with `{{script}}` and
+ * `{{style}}` replaced by their paths. In memory: file name → contents.
+ */
+export async function buildWebApp(app: WebAppBuild): Promise<Map<string, Uint8Array>> {
   const { build } = await import('esbuild')
   const result = await build({
-    entryPoints: [`${APP}app.tsx`, `${APP}style.css`],
+    entryPoints: app.entries.map((e) => join(app.dir, e)),
     bundle: true,
     write: false,
     outdir: 'dist',
@@ -64,11 +78,15 @@ export async function buildDashboard(): Promise<Map<string, Uint8Array>> {
   }
   const script = [...files.keys()].find((n) => n.endsWith('.js'))
   const style = [...files.keys()].find((n) => n.endsWith('.css'))
-  if (script === undefined || style === undefined)
-    throw new Error('the dashboard build made no script or style')
-  const page = (await readFile(`${APP}${DASHBOARD_PAGE}`, 'utf8'))
-    .replace('{{script}}', `/ui/${script}`)
-    .replace('{{style}}', `/ui/${style}`)
+  if (script === undefined || style === undefined) throw new Error(`${app.dir} built no script or style`)
+  const page = (await readFile(join(app.dir, DASHBOARD_PAGE), 'utf8'))
+    .replace('{{script}}', `${app.base}${script}`)
+    .replace('{{style}}', `${app.base}${style}`)
   files.set(DASHBOARD_PAGE, new TextEncoder().encode(page))
   return files
+}
+
+/** Builds the dashboard: file name → contents, exactly what `dist/` should hold. */
+export function buildDashboard(): Promise<Map<string, Uint8Array>> {
+  return buildWebApp({ dir: APP, entries: ['app.tsx', 'style.css'], base: '/ui/' })
 }

@@ -20,4 +20,5 @@
  */
 export type { DashboardAsset } from './assets.ts'
 export { DASHBOARD_DIST, DASHBOARD_PAGE, loadDashboard } from './assets.ts'
-export { buildDashboard } from './build.ts'
+export type { WebAppBuild } from './build.ts'
+export { buildDashboard, buildWebApp } from './build.ts'

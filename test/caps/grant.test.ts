@@ -178,6 +178,34 @@ describe('write grants', () => {
     assert.equal(verifyGrant(toFn.chain, { ...ctx, writer: { fn } }).cid, toFn.cid)
   })
 
+  it('remembers a chain it checked by its bytes, namespace and owner; time, revocation and audience are checked at every use', () => {
+    assert.equal(check(toFn.chain, { fn }).cid, toFn.cid)
+    // the same bytes, copied, are the same chain
+    assert.equal(
+      check(
+        toFn.chain.map((b) => b.slice()),
+        { fn },
+      ).cid,
+      toFn.cid,
+    )
+    const at = (over: Partial<Parameters<typeof verifyGrant>[1]>) => () =>
+      verifyGrant(toFn.chain, { namespace: ns, owner: ownerId, writer: { fn }, now: NOW, ...over })
+    assert.equal(errorCode(at({ namespace: otherNs })), 'GRANT_WRONG_AUDIENCE')
+    assert.equal(errorCode(at({ owner: keyId(stranger) })), 'GRANT_BROKEN_CHAIN')
+    assert.equal(errorCode(at({ now: NOW + DAY })), 'GRANT_EXPIRED')
+    assert.equal(errorCode(at({ isRevoked: (cid) => cid === toFn.cid })), 'GRANT_REVOKED')
+    assert.equal(errorCode(at({ writer: { fn: modifiedFn } })), 'GRANT_WRONG_AUDIENCE')
+    // the same token with its prefix edited (the signature kept) is another chain, checked in full
+    const widened = tamper(toFn.chain[0], (t) => {
+      ;(t.att as Array<{ nb: { prefix: string } }>)[0].nb.prefix = ''
+    })
+    assert.equal(
+      errorCode(() => check([widened], { fn })),
+      'GRANT_FORGED',
+    )
+    assert.equal(errorCode(at({})), undefined)
+  })
+
   it('refuses to re-delegate more than is held, or what is not one’s own, already when issuing', async () => {
     const redelegate = (init: Partial<Parameters<typeof delegateWrite>[0]>) =>
       delegateWrite({

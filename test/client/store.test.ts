@@ -18,10 +18,7 @@ import { createFunctionCommit, createKeyCommit } from '../../src/datastore/index
 import { DEVNET_COVENANT } from '../../src/devnet/index.ts'
 import { toBase64 } from '../../src/encoding/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
-import { createRequest, outputHash, signReceipt } from '../../src/exec/index.ts'
-import { loadOrCreateKey } from '../../src/keys/index.ts'
 import { type CovenantNode, createNode } from '../../src/node/index.ts'
-import { SANDBOX_BUILD } from '../../src/sandbox/index.ts'
 
 const rejectsWith = (p: Promise<unknown>, code: string, what?: string) =>
   assert.rejects(p, (e: CovenantError) => e.code === code, what ?? code)
@@ -248,12 +245,12 @@ describe('datastores through the SDK (one node)', () => {
     }
   })
 
-  it('refuses a function commit whose certificate does not sign its writes', async () => {
+  it('commits a function’s certified writes through the gateway, and refuses writes its receipts do not sign', async () => {
     const publisher = await generateKey()
-    const fn = await net.deploy('export function main() { return 1 }\n', {
-      key: publisher,
-      exports: ['main'],
-    })
+    const fn = await net.deploy(
+      "export function main(ns, ctx) { ctx.store.put(ns, 'x', 'certified'); return 1 }\nexport function idle() { return 1 }\n",
+      { key: publisher, exports: ['main', 'idle'] },
+    )
     const policyNs = (
       await net.createStore('fn-writes', {
         public: true,
@@ -267,33 +264,57 @@ describe('datastores through the SDK (one node)', () => {
       expiresAt: Date.now() + 3_600_000,
       key: owner,
     })
-    // this node is the one executor; its receipt signs exec's output hash, which (for now) does not
-    // cover the store effects the output claims
-    const nodeKey = await loadOrCreateKey(join(dir, 'node', 'node.key'))
-    const { request, id } = createRequest(await generateKey(), {
-      fn: fn.cid,
-      export: 'main',
-      args: [],
-      k: 1,
-      q: 1,
+    await net.store(policyNs, { key: owner }).keepGrants([grant])
+    // this node is the one executor, and the one holder
+    const result = await net.invoke(fn.cid, 'main', [policyNs], {
+      replicas: 1,
+      quorum: 1,
+      trust: { minQuorum: 1 },
+      key: await generateKey(),
     })
-    const effects = { ns: policyNs, writes: [{ key: 'x', value: 'forged' }], reads: [] }
-    const output = { json: '1', logs: [], error: null, store: [effects] }
-    const receipt = signReceipt(nodeKey, {
-      request: id,
-      outputHash: outputHash(output),
-      fuel: 1,
-      covenantVersion: 1,
-      build: SANDBOX_BUILD,
+    assert.equal(result.commits.length, 1)
+    const applied = result.commits[0]
+    assert.ok(!('error' in applied) && applied.duplicate === false && applied.id === result.certificate.id)
+    assert.deepEqual(await net.store(policyNs).get('x'), {
+      ns: policyNs,
+      key: 'x',
+      value: 'certified',
+      version: applied.seq,
+      at: applied.seq,
     })
-    const certificate = { request, id, outputHash: outputHash(output), receipts: [receipt], skipped: [] }
-    const commit = createFunctionCommit({ request: id, effects, certificate, output, grants: [grant] })
-    await assert.rejects(
-      net.store(policyNs).send(commit),
-      (e: CovenantError) =>
-        e.code === 'INVALID_CERTIFICATE' && /do not sign the store effects/.test(e.message),
+    // the same certificate again, even with another value written, is the run already applied
+    const output = structuredClone(result.output)
+    output.store![0].writes[0].value = 'forged'
+    const replayed = await net.store(policyNs).send(
+      createFunctionCommit({
+        request: result.certificate.id,
+        effects: output.store![0],
+        certificate: result.certificate,
+        output,
+      }),
     )
-    assert.equal((await net.store(policyNs).get('x')).value, null)
+    assert.deepEqual([replayed.duplicate, replayed.seq], [true, applied.seq])
+    // a run that wrote nothing, given writes afterwards: its receipt does not sign them
+    const idle = await net.invoke(fn.cid, 'idle', [], {
+      replicas: 1,
+      quorum: 1,
+      trust: { minQuorum: 1 },
+      key: await generateKey(),
+    })
+    assert.deepEqual(idle.commits, [])
+    const added = { ...idle.output, store: output.store }
+    await assert.rejects(
+      net.store(policyNs).send(
+        createFunctionCommit({
+          request: idle.certificate.id,
+          effects: output.store![0],
+          certificate: idle.certificate,
+          output: added,
+        }),
+      ),
+      (e: CovenantError) => e.code === 'INVALID_CERTIFICATE' && /does not match/.test(e.message),
+    )
+    assert.equal((await net.store(policyNs).get('x')).value, 'certified')
   })
 
   it('answers every bad input with a typed error, and keeps serving', async () => {

@@ -1,40 +1,30 @@
 /**
  * Certified function runs built in process, as test/fixtures/exec-cluster.ts builds them for exec:
  * real keys, signed covenants, a real request, executors picked by exec's selection rule, and
- * receipts each executor signs. The output carries store effects the way exec's output will once
- * it is extended (`store`, one effects per namespace); the receipts sign its hash. The verifier is
- * the one a holder injects: exec's `verifyCertificate` against the holder's own view (the
- * covenants and manifests it knows), then the hash of the extended output.
+ * receipts each executor signs over an output carrying store effects (exec's `store`, one per
+ * namespace). The verifier is built like the one a node's holder injects: exec's
+ * `verifyCertificate` against the holder's own view (the covenants and manifests it knows), with
+ * the output, and the effects it carries on the namespace.
  */
 
-import { sha256 } from '@noble/hashes/sha2.js'
-import { z } from 'zod'
 import type { Manifest } from '../../src/content/index.ts'
-import { type StoreEffects, StoreEffectsSchema, type VerifyRun } from '../../src/datastore/index.ts'
-import { toHex } from '../../src/encoding/index.ts'
+import type { StoreEffects, VerifyRun } from '../../src/datastore/index.ts'
 import { CovenantError } from '../../src/errors/index.ts'
 import {
   type Certificate,
   CertificateSchema,
-  canonicalOutput,
   createRequest,
+  type Output,
   OutputSchema,
+  outputHash,
   rankExecutors,
   signReceipt,
   type View,
   verifyCertificate,
 } from '../../src/exec/index.ts'
-import { canonicalBytes, generateKey, type PrivateKey } from '../../src/keys/index.ts'
+import { generateKey, type PrivateKey } from '../../src/keys/index.ts'
 import { SANDBOX_BUILD } from '../../src/sandbox/index.ts'
 import { BlockMap, makeNodes, type TestNode, viewOf } from '../fixtures/exec-cluster.ts'
-
-/** exec's output with the extension this step models: the store effects, which receipts sign. */
-export const OutputWithStoreSchema = OutputSchema.extend({ store: z.array(StoreEffectsSchema) })
-export type OutputWithStore = z.infer<typeof OutputWithStoreSchema>
-
-export function outputWithStoreHash(output: OutputWithStore): string {
-  return toHex(sha256(canonicalBytes({ ...canonicalOutput(output), store: output.store })))
-}
 
 export interface Cluster {
   nodes: TestNode[]
@@ -67,24 +57,24 @@ export interface RunInit {
 export function certifiedRun(
   cluster: Cluster,
   init: RunInit,
-): { request: string; certificate: Certificate; output: OutputWithStore } {
+): { request: string; certificate: Certificate; output: Output & { store: StoreEffects[] } } {
   const k = init.k ?? 3
   const q = init.q ?? 2
   const { request, id } = createRequest(cluster.caller, { fn: init.fn, export: 'main', args: [], k, q })
   const chosen = rankExecutors(viewOf(cluster.nodes), request, init.manifest).ordered.slice(0, k)
-  const output: OutputWithStore = { json: 'null', logs: [], error: null, store: init.effects }
-  const outputHash = outputWithStoreHash(output)
+  const output = { json: 'null', logs: [], error: null, store: init.effects }
+  const hash = outputHash(output)
   const receipts = chosen.slice(0, init.signers ?? q).map((peer) => {
     const node = cluster.nodes.find((n) => n.peer === peer)!
     return signReceipt(node.key, {
       request: id,
-      outputHash,
+      outputHash: hash,
       fuel: 10,
       covenantVersion: 1,
       build: SANDBOX_BUILD,
     })
   })
-  return { request: id, certificate: { request, id, outputHash, receipts, skipped: [] }, output }
+  return { request: id, certificate: { request, id, outputHash: hash, receipts, skipped: [] }, output }
 }
 
 function refuse(message: string): never {
@@ -102,12 +92,10 @@ export function verifierFor(holder: { view: View; manifests: ReadonlyMap<string,
     if (!cert.success) refuse('malformed certificate')
     const manifest = holder.manifests.get(cert.data.request.fn)
     if (manifest === undefined) refuse(`function ${cert.data.request.fn} is unknown here`)
-    verifyCertificate(proof.certificate, { view: holder.view, manifest, minQuorum: 1 })
-    const output = OutputWithStoreSchema.safeParse(proof.output)
+    const output = OutputSchema.safeParse(proof.output)
     if (!output.success) refuse('malformed output')
-    if (outputWithStoreHash(output.data) !== cert.data.outputHash)
-      refuse('the output is not the certified one')
-    const effects = output.data.store.find((e) => e.ns === namespace)
+    verifyCertificate(proof.certificate, { view: holder.view, manifest, output: output.data, minQuorum: 1 })
+    const effects = output.data.store?.find((e) => e.ns === namespace)
     if (effects === undefined) refuse('the output does not write this namespace')
     return {
       fn: cert.data.request.fn,

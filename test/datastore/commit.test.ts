@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { after, before, beforeEach, describe, it } from 'node:test'
-import { delegateWrite, revoke, type WriteGrant } from '../../src/caps/index.ts'
+import { delegateWrite, grantToJSON, revoke, type WriteGrant } from '../../src/caps/index.ts'
 import type { Manifest } from '../../src/content/index.ts'
 import {
   createFunctionCommit,
@@ -22,7 +22,11 @@ import {
   openDatastore,
   type SignedDescriptor,
   type StoreEffects,
+  signVouch,
+  standingGrantKey,
   updateNamespace,
+  vouchKey,
+  vouchToJSON,
 } from '../../src/datastore/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
 import { generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
@@ -46,7 +50,6 @@ describe('commits to a namespace', () => {
   let editorGrant: WriteGrant
   let store: Datastore
   const clock = { t: T0 }
-  let vouched: Set<string>
 
   const write = (
     issuer: PrivateKey,
@@ -74,7 +77,6 @@ describe('commits to a namespace', () => {
   })
   beforeEach(async () => {
     clock.t = T0
-    vouched = new Set()
     ;({ id: ns, descriptor: genesis } = createNamespace(owner, {
       name: 'guestbook',
       public: true,
@@ -98,7 +100,6 @@ describe('commits to a namespace', () => {
     store = openDatastore({
       path: join(dir, `${Math.random().toString(36).slice(2)}.db`),
       verifyRun: fullView(cluster, guestbook, tampered),
-      vouches: (voucher, executor) => voucher === keyId(owner) && vouched.has(executor),
       now: () => clock.t,
     })
     store.create(genesis)
@@ -253,7 +254,7 @@ describe('commits to a namespace', () => {
     assert.equal(store.commit(honest).seq, 1)
   })
 
-  it('holds a function to the write policy: minimum k and q, and who may certify', () => {
+  it('holds a function to the write policy: minimum k and q, and who may certify', async () => {
     const effects = { writes: [{ key: 'entries/1', value: 'x' }], reads: [] }
     assert.equal(
       errorCode(() => store.commit(functionCommit(effects, { k: 2, q: 2 }))),
@@ -280,8 +281,103 @@ describe('commits to a namespace', () => {
       'WRITE_POLICY_UNMET',
       'nobody vouched for them yet',
     )
-    for (const n of cluster.nodes) vouched.add(n.peer)
-    assert.equal(store.commit(run).seq, 2)
+    const vouch = (by: PrivateKey, executor: string, expiresAt = T0 + YEAR, voucher = by) => ({
+      key: vouchKey(executor, keyId(voucher)),
+      value: vouchToJSON({ ...signVouch(by, { executor, expiresAt }), voucher: keyId(voucher) }),
+    })
+    // vouches that do not count: a stranger's signature under the owner's name, an expired one,
+    // and a key the policy does not name vouching in its own name
+    const [a, b, c] = cluster.nodes.map((n) => n.peer)
+    clock.t += 1000
+    store.commit(
+      await write(owner, [
+        vouch(stranger, a, T0 + YEAR, owner),
+        vouch(owner, b, T0 + 500),
+        {
+          key: vouchKey(c, keyId(stranger)),
+          value: vouchToJSON(signVouch(stranger, { executor: c, expiresAt: T0 + YEAR })),
+        },
+      ]),
+    )
+    assert.equal(
+      errorCode(() => store.commit(run)),
+      'WRITE_POLICY_UNMET',
+    )
+    clock.t += 1000
+    store.commit(
+      await write(
+        owner,
+        cluster.nodes.map((n) => vouch(owner, n.peer)),
+      ),
+    )
+    assert.equal(store.commit(run).seq, 4)
+  })
+
+  it('relies on the standing grants the namespace keeps for the function when a commit offers none', async () => {
+    const effects = { writes: [{ key: 'entries/1', value: 'standing' }], reads: [] }
+    const bare = functionCommit(effects, {}, [])
+    assert.equal(
+      errorCode(() => store.commit(bare)),
+      'GRANT_MISSING',
+    )
+    // a grant kept for another function, and an expired one for this one, do not help
+    const expired = await delegateWrite({
+      issuer: owner,
+      audience: { fn: guestbook.fn },
+      namespace: ns,
+      prefix: 'entries/',
+      expiresAt: T0 + 1000,
+    })
+    const elsewhere = await delegateWrite({
+      issuer: owner,
+      audience: { fn: tampered.fn },
+      namespace: ns,
+      prefix: 'entries/',
+      expiresAt: T0 + YEAR,
+    })
+    store.commit(
+      await write(owner, [
+        { key: standingGrantKey(guestbook.fn, expired.cid), value: grantToJSON(expired) },
+        { key: standingGrantKey(tampered.fn, elsewhere.cid), value: grantToJSON(elsewhere) },
+      ]),
+    )
+    clock.t += 2000
+    assert.equal(
+      errorCode(() => store.commit(bare)),
+      'GRANT_EXPIRED',
+    )
+    // the owner keeps a live grant; the expired one it may clear or leave: it spoils nothing
+    store.commit(
+      await write(owner, [{ key: standingGrantKey(guestbook.fn, fnGrant.cid), value: grantToJSON(fnGrant) }]),
+    )
+    const applied = store.commit(bare)
+    assert.equal(applied.seq, 3)
+    assert.deepEqual(store.get(ns, 'entries/1'), { value: 'standing', version: 3 })
+    // the modified function finds the grant kept for it, which does not cover other keys either
+    const other = createFunctionCommit({
+      ...certifiedRun(cluster, {
+        ...tampered,
+        effects: [{ ns, writes: [{ key: 'title', value: 'x' }], reads: [] }],
+      }),
+      effects: { ns, writes: [{ key: 'title', value: 'x' }], reads: [] },
+    })
+    assert.equal(
+      errorCode(() => store.commit(other)),
+      'GRANT_WIDENED',
+    )
+    // revoked, the standing grant holds no more
+    clock.t += 1000
+    store.addRevocation(ns, await revoke({ issuer: owner, namespace: ns, grant: fnGrant }))
+    clock.t += 1000
+    const again = functionCommit({ writes: [{ key: 'entries/2', value: 'late' }], reads: [] }, {}, [])
+    // none holds: the refusal is the first kept grant's (in key order, the same on every holder)
+    assert.ok(['GRANT_EXPIRED', 'GRANT_REVOKED'].includes(errorCode(() => store.commit(again)) ?? ''))
+    // the owner may clear a dead grant; the refusal then names the revocation
+    store.commit(await write(owner, [{ key: standingGrantKey(guestbook.fn, expired.cid), value: null }]))
+    assert.equal(
+      errorCode(() => store.commit(again)),
+      'GRANT_REVOKED',
+    )
   })
 
   it('accepts only newer descriptors signed by the owner', () => {

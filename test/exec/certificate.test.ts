@@ -15,6 +15,7 @@ import {
   signRefusal,
   type View,
   verifyCertificate,
+  verifyCertificateSignatures,
   verifyConflict,
 } from '../../src/exec/index.ts'
 import {
@@ -72,6 +73,24 @@ describe('certificates and conflicts', () => {
       skipped: [],
     }
     conflict = { receipt: sign(ranked[2], forged), certificate: cert }
+  })
+
+  it('checks an old record by its signatures alone when asked, never its selection, everything else still', async () => {
+    // keys no view knows: the selection check refuses them, the signatures-only check does not
+    const strangers = await makeNodes(2)
+    const outside = { ...cert, receipts: strangers.map((n) => sign(n, output)) }
+    refused(outside, /not in the verifier's view/)
+    assert.deepEqual(verifyCertificateSignatures(outside, { output }).value, { sum: 3 })
+    const signaturesOnly = (c: unknown, o: Out = output, minQuorum?: number) =>
+      assert.throws(() => verifyCertificateSignatures(c, { output: o, minQuorum }), {
+        code: 'INVALID_CERTIFICATE',
+      })
+    signaturesOnly(outside, forged)
+    signaturesOnly({ ...outside, receipts: [outside.receipts[0]] })
+    signaturesOnly({ ...outside, receipts: [outside.receipts[0], outside.receipts[0]] })
+    const bent = { ...outside.receipts[1], fuel: 8 }
+    signaturesOnly({ ...outside, receipts: [outside.receipts[0], bent] })
+    signaturesOnly(outside, output, 3)
   })
 
   it('verifies a certificate from the executors the selection picks, with the output it certifies', () => {
@@ -198,7 +217,7 @@ describe('certificates and conflicts', () => {
     assert.equal(new Set(spellings).size, 3)
     const receipts = spellings.map((executor) => {
       const body = {
-        v: 2 as const,
+        v: 3 as const,
         request: three.id,
         outputHash: outputHash(forged),
         fuel: 7,

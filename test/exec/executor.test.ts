@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type SignedCovenant, signCovenant } from '../../src/covenant/index.ts'
 import {
+  checkRequest,
   createExecutor,
   createRequest,
   type ExecReply,
@@ -294,5 +295,118 @@ describe('executor', () => {
     assert.equal(crashes, 1)
     await assert.rejects(executor.execute(request), { code: 'PEER_UNREACHABLE' })
     assert.equal(crashes, 1)
+  })
+
+  describe('a function that reads and writes a datastore', () => {
+    const NS = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+    const OTHER = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+    const STORE_CODE = `
+export async function bump(ns, ctx) {
+  const n = (await ctx.store.get(ns, 'count')) ?? 0
+  ctx.store.put(ns, 'count', n + 1)
+  ctx.enqueue(ctx.request.id.length > 0 ? '${'bafyreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'}' : '', 'later', [n])
+  return n + 1
+}`
+    let storeFn: string
+    before(() => {
+      storeFn = blocks.publish(publisher, STORE_CODE, ['bump']).fn
+    })
+
+    /** An executor whose reads answer `count` = 41 at version 7, recording what it was asked. */
+    const reading = (node: TestNode, asked: unknown[], fail = false) =>
+      createExecutor({
+        key: node.key,
+        sandbox,
+        getBlock: blocks.get,
+        covenant: () => node.covenant,
+        view: () => viewOf(nodes),
+        read: async (ns, key, at) => {
+          asked.push({ ns, key, at })
+          if (fail) throw new Error('no holder answered')
+          return { value: key === 'count' ? 41 : null, version: key === 'count' ? 7 : 0 }
+        },
+      })
+
+    it('reads at the version the request fixes, and signs the writes, reads and jobs with the value', async () => {
+      const { request, id } = createRequest(caller, {
+        fn: storeFn,
+        export: 'bump',
+        args: [NS],
+        reads: { [NS]: 9 },
+      })
+      const asked: unknown[] = []
+      const [a, b] = [reading(nodes[0], asked), reading(nodes[1], asked)]
+      const [ra, rb] = (await Promise.all([a.execute(request), b.execute(request)])).map(receipted)
+      assert.deepEqual(asked, [
+        { ns: NS, key: 'count', at: 9 },
+        { ns: NS, key: 'count', at: 9 },
+      ])
+      assert.equal(outputValue(ra.output), 42)
+      assert.deepEqual(ra.output.store, [
+        { ns: NS, reads: [{ key: 'count', version: 7 }], writes: [{ key: 'count', value: 42 }] },
+      ])
+      assert.deepEqual(ra.output.jobs, [
+        {
+          fn: 'bafyreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq',
+          export: 'later',
+          args: [41],
+          options: {},
+        },
+      ])
+      assert.equal(ra.receipt.outputHash, outputHash(ra.output))
+      assert.equal(rb.receipt.outputHash, ra.receipt.outputHash)
+      assert.equal(ra.receipt.request, id)
+      // the same value without its effects is another output: the receipt does not sign it
+      assert.notEqual(outputHash({ ...ra.output, store: undefined, jobs: undefined }), ra.receipt.outputHash)
+    })
+
+    it('ends a read of a namespace the request does not fix with STORE_NOT_FIXED, signed, reading nothing', async () => {
+      const asked: unknown[] = []
+      for (const reads of [undefined, { [OTHER]: 3 }]) {
+        const { request } = createRequest(caller, { fn: storeFn, export: 'bump', args: [NS], reads })
+        const reply = receipted(await reading(nodes[0], asked).execute(request))
+        assert.equal(reply.output.error?.code, 'STORE_NOT_FIXED')
+        assert.equal(reply.output.store, undefined, 'a failed call has no effects')
+        assert.equal(reply.receipt.outputHash, outputHash(reply.output))
+      }
+      assert.deepEqual(asked, [])
+    })
+
+    it('signs nothing when this machine cannot read: a refusal that does not stand, and it runs again when asked again', async () => {
+      const { request } = createRequest(caller, {
+        fn: storeFn,
+        export: 'bump',
+        args: [NS],
+        reads: { [NS]: 1 },
+      })
+      const asked: unknown[] = []
+      const failing = reading(nodes[2], asked, true)
+      assert.equal(refusalCode(await failing.execute(request), nodes[2].peer), 'INTERNAL')
+      assert.equal(refusalCode(await failing.execute(request), nodes[2].peer), 'INTERNAL')
+      assert.equal(asked.length, 2, 'not answered from the replies kept')
+      // an executor that cannot read at all does the same
+      const blind = createExecutor({
+        key: nodes[2].key,
+        sandbox,
+        getBlock: blocks.get,
+        covenant: () => nodes[2].covenant,
+        view: () => viewOf(nodes),
+      })
+      assert.equal(refusalCode(await blind.execute(request), nodes[2].peer), 'INTERNAL')
+    })
+
+    it('keeps the fixed versions in the signed request: 1 to 16 namespaces, each a canonical id', () => {
+      assert.throws(() => createRequest(caller, { fn: storeFn, export: 'bump', reads: { 'not-a-cid': 1 } }), {
+        code: 'INVALID_REQUEST',
+      })
+      assert.throws(() => createRequest(caller, { fn: storeFn, export: 'bump', reads: { [NS]: -1 } }), {
+        code: 'INVALID_REQUEST',
+      })
+      const { request } = createRequest(caller, { fn: storeFn, export: 'bump', reads: {} })
+      assert.equal('reads' in request, false, 'no namespace fixed: no field')
+      const fixed = createRequest(caller, { fn: storeFn, export: 'bump', reads: { [NS]: 2 } }).request
+      const tampered = { ...fixed, reads: { [NS]: 3 } }
+      assert.throws(() => checkRequest(tampered), { code: 'INVALID_SIGNATURE' })
+    })
   })
 })

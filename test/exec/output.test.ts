@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
-import { OutputSchema, outputHash, outputValue } from '../../src/exec/output.ts'
+import { OutputSchema, outputEffects, outputHash, outputValue } from '../../src/exec/output.ts'
 
 /** The definition, spelled out with an independent sha2-256. */
 function expected(json: string, logs: string[], error: { code: string; message: string } | null): string {
@@ -60,5 +60,89 @@ describe('outputHash', () => {
     assert.equal(OutputSchema.safeParse({ json: '1', logs: [1], error: null }).success, false)
     assert.equal(OutputSchema.safeParse({ json: '1', logs: [], error: { code: 'X' } }).success, false)
     assert.equal(OutputSchema.safeParse({ value: 1, logs: [], error: null }).success, false)
+  })
+})
+
+describe('an output with effects', () => {
+  const NS = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+  const OTHER = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+  const FN = 'bafyreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'
+  const effects = {
+    reads: [
+      { ns: NS, key: 'count', version: 3 },
+      { ns: OTHER, key: 'x', version: 0 },
+    ],
+    writes: [
+      { ns: NS, key: 'count', value: 4 },
+      { ns: OTHER, key: 'y', value: { a: [1, 'b'] } },
+      { ns: NS, key: 'entries/3', value: 'hi' },
+    ],
+    jobs: [{ fn: FN, export: 'digest', args: [1], options: {} }],
+  }
+
+  it('groups reads and writes by namespace, in the order the namespaces were first read, then written', () => {
+    const { store, jobs } = outputEffects(effects)
+    assert.deepEqual(store, [
+      {
+        ns: NS,
+        reads: [{ key: 'count', version: 3 }],
+        writes: [
+          { key: 'count', value: 4 },
+          { key: 'entries/3', value: 'hi' },
+        ],
+      },
+      { ns: OTHER, reads: [{ key: 'x', version: 0 }], writes: [{ key: 'y', value: { a: [1, 'b'] } }] },
+    ])
+    assert.deepEqual(jobs, effects.jobs)
+    // each field only when the call had some; none at all without effects
+    assert.deepEqual(outputEffects({ reads: [], writes: [], jobs: effects.jobs }), { jobs: effects.jobs })
+    assert.deepEqual(outputEffects({ reads: [effects.reads[0]], writes: [], jobs: [] }), {
+      store: [{ ns: NS, reads: [{ key: 'count', version: 3 }], writes: [] }],
+    })
+    assert.deepEqual(outputEffects(undefined), {})
+  })
+
+  it('is hashed with its effects, so the receipts sign the writes and jobs; without them, as before', () => {
+    const bare = { json: '4', logs: [], error: null }
+    const full = { ...bare, ...outputEffects(effects) }
+    assert.equal(OutputSchema.safeParse(full).success, true)
+    assert.equal(outputHash(bare), expected('4', [], null))
+    assert.equal(
+      outputHash(full),
+      createHash('sha256')
+        .update(dagCbor.encode({ json: '4', logs: [], error: null, store: full.store, jobs: full.jobs }))
+        .digest('hex'),
+    )
+    const changed = structuredClone(full)
+    changed.store![0].writes[1].value = 'spam'
+    assert.notEqual(outputHash(changed), outputHash(full), 'another written value')
+    const moreReads = structuredClone(full)
+    moreReads.store![0].reads[0].version = 2
+    assert.notEqual(outputHash(moreReads), outputHash(full), 'another version read')
+    assert.notEqual(outputHash({ ...full, jobs: undefined }), outputHash(full), 'a job dropped')
+    assert.notEqual(outputHash({ ...full, store: undefined }), outputHash(full), 'the writes dropped')
+  })
+
+  it('refuses effects out of shape or past a commit’s bounds on the wire', () => {
+    const base = { json: '1', logs: [], error: null }
+    const write = (key: string) => ({ key, value: 1 })
+    assert.equal(OutputSchema.safeParse({ ...base, store: [] }).success, false, 'an empty list is absent')
+    assert.equal(OutputSchema.safeParse({ ...base, jobs: [] }).success, false)
+    assert.equal(
+      OutputSchema.safeParse({ ...base, store: [{ ns: 'not-a-cid', writes: [], reads: [] }] }).success,
+      false,
+    )
+    const many = Array.from({ length: 257 }, (_, i) => write(`k${i}`))
+    assert.equal(
+      OutputSchema.safeParse({ ...base, store: [{ ns: NS, writes: many, reads: [] }] }).success,
+      false,
+    )
+    assert.equal(
+      OutputSchema.safeParse({
+        ...base,
+        store: [{ ns: NS, writes: [{ key: 'k', value: undefined }], reads: [] }],
+      }).success,
+      false,
+    )
   })
 })

@@ -20,7 +20,7 @@ describe('receipts', () => {
   it('is signed by the executor over exactly its fields', () => {
     const receipt = signReceipt(key, { request, outputHash: hash, fuel: 12, covenantVersion: 3, build })
     assert.equal(receipt.executor, keyId(key))
-    assert.equal(receipt.v, 2)
+    assert.equal(receipt.v, 3)
     assert.deepEqual(verifyReceipt(receipt), receipt)
     // The signature is over the DAG-CBOR of the receipt without its signature.
     const { signature, ...body } = receipt

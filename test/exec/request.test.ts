@@ -91,7 +91,7 @@ describe('requests', () => {
     assert.equal(request.timestamp, now)
     assert.ok(request.deadline > now)
     assert.ok(request.nonce.length >= 8)
-    assert.equal(request.v, 2)
+    assert.equal(request.v, 3)
     assert.equal(request.ticket.epoch, epochOf(now))
     // The id, recomputed from the definition with an independent hash implementation.
     const digest = createHash('sha256').update(dagCbor.encode(request)).digest()

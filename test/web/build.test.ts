@@ -6,16 +6,21 @@ import assert from 'node:assert/strict'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { buildGuestbook, GUESTBOOK_DIST } from '../../examples/guestbook/build.ts'
 import { buildDashboard, DASHBOARD_DIST, DASHBOARD_PAGE, loadDashboard } from '../../src/web/index.ts'
 
 describe('the dashboard build', () => {
-  it('is committed as it builds now (run `npm run build:web` after changing src/web/app)', async () => {
-    const built = await buildDashboard()
-    const committed = (await readdir(DASHBOARD_DIST)).sort()
-    assert.deepEqual(committed, [...built.keys()].sort(), 'the files in src/web/dist')
-    for (const [name, body] of built)
-      assert.ok(Buffer.from(body).equals(await readFile(join(DASHBOARD_DIST, name))), `${name} is stale`)
-  })
+  for (const [what, build, dist] of [
+    ['the dashboard (src/web/app)', buildDashboard, DASHBOARD_DIST],
+    ['the guestbook’s page (examples/guestbook/page)', buildGuestbook, GUESTBOOK_DIST],
+  ] as const)
+    it(`is committed as it builds now: ${what} (run \`npm run build:web\` after changing it)`, async () => {
+      const built = await build()
+      const committed = (await readdir(dist)).sort()
+      assert.deepEqual(committed, [...built.keys()].sort(), `the files in ${dist}`)
+      for (const [name, body] of built)
+        assert.ok(Buffer.from(body).equals(await readFile(join(dist, name))), `${name} is stale`)
+    })
 
   it('is one page, one script and one stylesheet, small, with hashed names and no Node import', async () => {
     const assets = loadDashboard()

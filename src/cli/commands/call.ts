@@ -19,6 +19,7 @@ interface CallCliOptions {
   minQuorum?: number
   maxUnprovenSkips?: number
   minEligibleFraction?: number
+  store: string[]
 }
 
 /** Errors that mean the command itself could not run, rather than an answer from the network. */
@@ -54,6 +55,12 @@ export function register(program: Command): void {
       'share of the executing nodes that must be eligible for the call (0 to 1)',
       Number.parseFloat,
     )
+    .option(
+      '--store <ns>',
+      'a namespace the function reads: fixed at its current version (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
     .option('--json', 'print exactly one JSON object; exit 0 whenever the network answered')
     .action(async (cid: string, exportName: string, rawArgs: string[], opts: CallCliOptions) => {
       const json = opts.json === true
@@ -88,6 +95,7 @@ export function register(program: Command): void {
           timeoutMs: opts.timeout,
           key,
           ticket: await loadCallerTicket(key, Date.now(), opts.key),
+          stores: opts.store,
         })
         if (json) {
           printJson({
@@ -95,11 +103,17 @@ export function register(program: Command): void {
             value: result.value,
             certificate: certificateToJSON(result.certificate),
             conflicts: result.conflicts.map(conflictToJSON),
+            commits: result.commits,
             ms: ms(),
           })
           return
         }
         printValue(result.value)
+        for (const c of result.commits)
+          if (!('error' in c))
+            process.stderr.write(
+              `wrote ${c.ns}: ${c.duplicate ? 'already applied as' : 'applied as'} entry ${c.seq} on ${c.holders.length} holder(s)\n`,
+            )
         const by = result.certificate.receipts.map((r) => r.executor.slice(-8)).join(' ')
         process.stderr.write(
           `certified by ${result.certificate.receipts.length}/${result.certificate.request.k} executors (${by}), ${ms()} ms` +

@@ -1,14 +1,16 @@
 /**
  * `covenant demo` (what `npm start` runs): a 5-node local network, a function run locally, the
  * same function deployed into the network and fetched back from a node that does not hold it, a
- * call answered by a quorum of executors, and where to look next. The network keeps running
- * until Ctrl-C unless `--exit` is given.
+ * call answered by a quorum of executors, the guestbook app (examples/guestbook) set up and
+ * signed once by a certified function write, its page's address, and where to look next. The
+ * network keeps running until Ctrl-C unless `--exit` is given.
  */
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
+import { GUESTBOOK_DIST, guestbookUrl, setUpGuestbook } from '../../../examples/guestbook/setup.ts'
 import { bundleFile } from '../../bundle/index.ts'
-import { connect, loadCallerKey } from '../../client/index.ts'
+import { connect, generateKey, loadCallerKey } from '../../client/index.ts'
 import { DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { createSandbox } from '../../sandbox/index.ts'
 import { runCommand } from '../output.ts'
@@ -41,8 +43,14 @@ export function register(program: Command): void {
     .action(async (opts: DemoOptions) => {
       await runCommand(false, async () => {
         const started = Date.now()
+        let app = ''
         say(`1. Starting a ${opts.nodes}-node local network in ${opts.dir} …`)
-        const devnet = await startDevnet({ dir: opts.dir, nodes: opts.nodes, basePort: opts.basePort })
+        const devnet = await startDevnet({
+          dir: opts.dir,
+          nodes: opts.nodes,
+          basePort: opts.basePort,
+          apps: { guestbook: GUESTBOOK_DIST },
+        })
         try {
           for (const n of devnet.nodes) say(`   node ${n.index}  ${n.peerId}  ${n.http}`)
           say(`   ${basePortLine(devnet)}`)
@@ -102,6 +110,32 @@ export function register(program: Command): void {
           say('    the gateway is not trusted either)')
 
           say()
+          say(
+            '5. Setting up the guestbook (examples/guestbook): a namespace whose only writer is a function …',
+          )
+          // The guestbook's owner is a key of its own: the page never needs it.
+          const book = await setUpGuestbook(client, await generateKey())
+          say(`   namespace ${book.ns}, writable by function ${book.fn} only`)
+          const signed = await client.invoke(
+            book.fn,
+            'sign',
+            [
+              book.ns,
+              'Covenant demo',
+              'The first entry, written by a certified run of the guestbook’s function.',
+            ],
+            { stores: [book.ns], key },
+          )
+          const written = signed.commits[0]
+          if (written !== undefined && !('error' in written))
+            say(
+              `   signed once: certified by ${signed.certificate.receipts.length} executors, applied on ${written.holders.length} holders as entry ${written.seq}`,
+            )
+          const nodes = devnet.nodes.map((n) => n.http)
+          app = guestbookUrl(nodes[0], book, nodes)
+
+          say()
+          say(`Guestbook: ${app}`)
           say(`Dashboard: ${devnet.nodes[0].http}/  (the network, live calls, storage, a playground)`)
           say()
           say('Where to look:')
@@ -112,7 +146,7 @@ export function register(program: Command): void {
           say('   try               npx covenant peers')
           say(`                     npx covenant call ${deployed.cid} outline '"# A\\n## B"' --json`)
           say('                     npx covenant deploy examples/hello.ts --tag demo')
-          say('   docs              README.md, docs/functions.md, docs/calling.md')
+          say('   docs              README.md, docs/functions.md, docs/calling.md, docs/apps.md')
         } catch (err) {
           await devnet.stop()
           throw err
@@ -127,6 +161,7 @@ export function register(program: Command): void {
         say(
           `The network keeps running; Ctrl-C (or SIGTERM to this process) stops it. Dashboard: ${devnet.nodes[0].http}/`,
         )
+        say(`Guestbook: ${app}`)
         await stopOnSignal('the network', () => devnet.stop())
       })
     })

@@ -18,6 +18,7 @@ interface StartOptions {
   logLevel: string
   fault?: string
   devnet?: boolean
+  app: string[]
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -69,8 +70,20 @@ export function register(program: Command): void {
       'misbehave on purpose (wrong-result, bad-signature, crash, slow, silent); needs --devnet',
     )
     .option('--devnet', 'this node is part of a local devnet (set by `covenant devnet`; allows --fault)')
+    .option(
+      '--app <name=dir>',
+      'serve a browser app built ahead under /apps/<name>/ (repeatable), e.g. guestbook=examples/guestbook/dist',
+      collect,
+      [],
+    )
     .action(async (opts: StartOptions) => {
       try {
+        const apps = Object.fromEntries(
+          opts.app.map((a) => {
+            const eq = a.indexOf('=')
+            return eq <= 0 ? [a, ''] : [a.slice(0, eq), a.slice(eq + 1)]
+          }),
+        )
         await runDaemon({
           dataDir: opts.data,
           config: opts.config,
@@ -86,6 +99,8 @@ export function register(program: Command): void {
           logLevel: opts.logLevel as DaemonOptions['logLevel'],
           fault: opts.fault ?? process.env.COVENANT_FAULT,
           devnet: opts.devnet === true,
+          // checked by the daemon's schema (CONFIG_INVALID)
+          apps,
         })
         // the daemon stops on SIGTERM; under npm, also when npm is gone (see signals.ts)
         onParentGone(() => process.kill(process.pid, 'SIGTERM'))

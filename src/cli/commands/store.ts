@@ -1,7 +1,8 @@
 /**
  * `covenant store …`: datastores from the command line. `create` a namespace owned by the caller
  * key, `put` keys (several at once, under the versions read), `get`, `list` and `history` at any
- * version, `grant` another key or a function the right to write a prefix, and `revoke` it. Every
+ * version, `grant` another key or a function the right to write a prefix (and `--keep` a function's
+ * grant in the namespace for the holders), `revoke` it, and `vouch` for an executor. Every
  * subcommand takes `--node URL` and `--json` (exactly one JSON object on stdout).
  */
 import { readFile, writeFile } from 'node:fs/promises'
@@ -103,19 +104,34 @@ export function register(program: Command): void {
         'executors a function’s run must ask for',
         parseIntOption('--min-replicas'),
       )
-      .option('--min-quorum <q>', 'receipts a function’s run must carry', parseIntOption('--min-quorum')),
+      .option('--min-quorum <q>', 'receipts a function’s run must carry', parseIntOption('--min-quorum'))
+      .option(
+        '--vouched-by <keyid>',
+        'count only certifiers this key vouches for (repeatable; see `store vouch`)',
+        collect,
+        [],
+      ),
     WRITE_KEY,
   ).action(
     async (
       name: string,
-      opts: CommonOptions & { public?: boolean; minReplicas?: number; minQuorum?: number },
+      opts: CommonOptions & {
+        public?: boolean
+        minReplicas?: number
+        minQuorum?: number
+        vouchedBy: string[]
+      },
     ) => {
       await runCommand(opts.json === true, async () => {
         const { net, key } = await session(opts, true)
         const policy =
-          opts.minReplicas === undefined && opts.minQuorum === undefined
+          opts.minReplicas === undefined && opts.minQuorum === undefined && opts.vouchedBy.length === 0
             ? undefined
-            : { minReplicas: opts.minReplicas, minQuorum: opts.minQuorum }
+            : {
+                minReplicas: opts.minReplicas,
+                minQuorum: opts.minQuorum,
+                certifiers: opts.vouchedBy.length === 0 ? undefined : { vouchedBy: opts.vouchedBy },
+              }
         const created = await net.createStore(name, { public: opts.public === true, policy, key })
         if (opts.json === true)
           printJson({ ok: true, ns: created.ns, holders: created.holders, wanted: created.wanted })
@@ -269,30 +285,60 @@ export function register(program: Command): void {
       .option('--prefix <prefix>', 'the keys it may write start with this', '')
       .option('--expires <duration>', 'how long it holds: 30d, 12h, 90m, 3600s', '30d')
       .option('--proof <file>', 'the grant you hold, to re-delegate a narrower part of it')
-      .option('--out <file>', 'write the grant to a file instead of stdout'),
+      .option('--out <file>', 'write the grant to a file instead of stdout')
+      .option(
+        '--keep',
+        'also keep a grant to a function in the namespace, where its holders find it: its callers then need no grant',
+      ),
     WRITE_KEY,
   ).action(
     async (
       ns: string,
       audienceText: string,
-      opts: CommonOptions & { prefix: string; expires: string; proof?: string; out?: string },
+      opts: CommonOptions & { prefix: string; expires: string; proof?: string; out?: string; keep?: boolean },
     ) => {
       await runCommand(opts.json === true, async () => {
         const audience = audienceText.startsWith('fn:') ? { fn: audienceText.slice(3) } : audienceText
         const expiresAt = Date.now() + parseDuration(opts.expires)
         const proof = opts.proof === undefined ? undefined : await readGrant(opts.proof)
         const { net, key } = await session(opts, true)
-        const grant = grantToJSON(
-          await net.grant({ namespace: ns, audience, prefix: opts.prefix, expiresAt, proof, key }),
-        )
+        const made = await net.grant({ namespace: ns, audience, prefix: opts.prefix, expiresAt, proof, key })
+        const kept = opts.keep === true ? await net.store(ns, { key }).keepGrants([made]) : undefined
+        const grant = grantToJSON(made)
         if (opts.out !== undefined) await writeFile(opts.out, `${JSON.stringify(grant)}\n`, { mode: 0o600 })
         if (opts.json === true)
-          printJson({ ok: true, grant, expiresAt, ...(opts.out === undefined ? {} : { out: opts.out }) })
+          printJson({
+            ok: true,
+            grant,
+            expiresAt,
+            ...(opts.out === undefined ? {} : { out: opts.out }),
+            ...(kept === undefined ? {} : { kept }),
+          })
         else if (opts.out === undefined) printJson(grant)
         else process.stderr.write(`wrote the grant ${grant.cid} to ${opts.out}\n`)
+        if (kept !== undefined && opts.json !== true)
+          process.stderr.write(`kept in the namespace as entry ${kept.seq}\n`)
       })
     },
   )
+
+  common(
+    store
+      .command('vouch <ns> <executor>')
+      .description(
+        'vouch for an executor (its key id) in the namespace: counted by a write policy whose vouchedBy names your key',
+      )
+      .option('--expires <duration>', 'how long it holds: 30d, 12h, 90m, 3600s', '30d'),
+    WRITE_KEY,
+  ).action(async (ns: string, executor: string, opts: CommonOptions & { expires: string }) => {
+    await runCommand(opts.json === true, async () => {
+      const { net, key } = await session(opts, true)
+      const vouch = await net.vouch({ executor, expiresAt: Date.now() + parseDuration(opts.expires), key })
+      const result = await net.store(ns, { key }).keepVouch(vouch)
+      if (opts.json === true) printJson({ ok: true, ...result })
+      else process.stdout.write(`vouched for ${executor} as entry ${result.seq} (${result.cid})\n`)
+    })
+  })
 
   common(
     store

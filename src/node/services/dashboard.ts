@@ -2,6 +2,8 @@
  * The dashboard service: serves the web app built ahead in `src/web/dist` (the page on `GET /`,
  * its hashed assets on `GET /ui/:file`) and the live calls feed it shows (`GET /v1/calls`, server-
  * sent events from the node's call feed). The app reads everything else through the HTTP API.
+ * It serves the other browser apps the node is given (node option `apps`) the same way, each
+ * under `/apps/<name>/` (examples/guestbook).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
@@ -9,9 +11,14 @@ import { callsRoute } from '../../api/index.ts'
 import { CovenantError, parseOrThrow } from '../../errors/index.ts'
 import { DASHBOARD_PAGE, type DashboardAsset, loadDashboard } from '../../web/index.ts'
 import { route } from '../http.ts'
-import type { NodeComponents, NodeService } from '../service.ts'
+import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
 
 export type DashboardServiceComponents = Pick<NodeComponents, 'http' | 'calls'>
+
+export interface DashboardServiceOptions {
+  /** browser apps built ahead: name → the folder of their built files, served under `/apps/<name>/` */
+  apps?: Record<string, string>
+}
 
 /**
  * The page runs only its own script and style; a value a function returned is shown as text,
@@ -30,6 +37,8 @@ const PAGE_HEADERS = {
 }
 
 const AssetParamsSchema = z.strictObject({ file: z.string().max(128) })
+const AppParamsSchema = z.strictObject({ app: z.string().max(32) })
+const AppAssetParamsSchema = AppParamsSchema.extend({ file: z.string().max(128) })
 
 function send(req: FastifyRequest, reply: FastifyReply, asset: DashboardAsset): FastifyReply {
   reply
@@ -41,10 +50,56 @@ function send(req: FastifyRequest, reply: FastifyReply, asset: DashboardAsset): 
   return reply.send(asset.body)
 }
 
-/** Serves the dashboard and its calls feed. */
-export function dashboardService(c: DashboardServiceComponents): NodeService {
+/** The built-in dashboard service; `createNode` adds it to every node. */
+export function dashboardService(
+  options: DashboardServiceOptions = {},
+): NodeServiceFactory<DashboardServiceComponents> {
+  return (c) => createDashboardService(c, options)
+}
+
+/** Serves the dashboard, its calls feed, and the apps it is given. */
+function createDashboardService(
+  c: DashboardServiceComponents,
+  options: DashboardServiceOptions,
+): NodeService {
   const assets = loadDashboard()
   const page = assets.get(DASHBOARD_PAGE)
+  const apps = new Map<string, Map<string, DashboardAsset>>()
+  for (const [name, dir] of Object.entries(options.apps ?? {})) {
+    try {
+      apps.set(name, loadDashboard(dir))
+    } catch (err) {
+      throw new CovenantError('CONFIG_INVALID', `app ${name}: cannot read its built files in ${dir}`, {
+        cause: err,
+      })
+    }
+  }
+  const appFiles = (params: unknown): Map<string, DashboardAsset> => {
+    const { app } = parseOrThrow(AppParamsSchema, params, 'INVALID_INPUT', 'path')
+    const files = apps.get(app)
+    if (files === undefined) throw new CovenantError('NOT_FOUND', `this node serves no app ${app}`)
+    return files
+  }
+
+  // an app's page loads its assets beside itself, so its address ends in a slash
+  c.http.get('/apps/:app', async function appRedirect(req, reply) {
+    appFiles(req.params)
+    return reply.redirect(`${req.url.split('?')[0]}/`, 308)
+  })
+
+  c.http.get('/apps/:app/', async function appPage(req, reply) {
+    const index = appFiles(req.params).get(DASHBOARD_PAGE)
+    if (index === undefined) throw new CovenantError('NOT_FOUND', 'the app has no index.html')
+    reply.headers(PAGE_HEADERS)
+    return send(req, reply, index)
+  })
+
+  c.http.get('/apps/:app/:file', async function appAsset(req, reply) {
+    const { app, file } = parseOrThrow(AppAssetParamsSchema, req.params, 'INVALID_INPUT', 'path')
+    const asset = file === DASHBOARD_PAGE ? undefined : appFiles({ app }).get(file)
+    if (asset === undefined) throw new CovenantError('NOT_FOUND', `the app has no file ${file}`)
+    return send(req, reply, asset)
+  })
 
   c.http.get('/', async function dashboard(req, reply) {
     if (page === undefined)

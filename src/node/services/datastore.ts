@@ -64,7 +64,6 @@ import {
   RevocationsReplySchema,
   STORE_PAGE_BYTES,
   STORE_PROTOCOL,
-  StoreEffectsSchema,
   type StoreRequest,
   StoreRequestSchema,
   type VerifyRun,
@@ -75,10 +74,13 @@ import { CovenantError, type ErrorCode } from '../../errors/index.ts'
 import {
   CertificateSchema,
   createManifestCache,
+  createView,
+  MAX_CLOCK_SKEW_MS,
+  MAX_DEADLINE_AHEAD_MS,
   OutputSchema,
-  outputHash,
   type View,
   verifyCertificate,
+  verifyCertificateSignatures,
 } from '../../exec/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -114,7 +116,7 @@ export type DatastoreServiceComponents = Pick<
   | 'logger'
   | 'metrics'
   | 'fault'
-  | 'view'
+  | 'stores'
 >
 
 /** The datastore file in a node's data directory. */
@@ -204,38 +206,53 @@ const FunctionProofSchema = z.object({
   proof: z.object({ certificate: z.object({ request: z.object({ fn: z.string().max(128) }) }) }),
 })
 
-/** exec's output with the store effects a function's run carries (see docs/apps.md). */
-const OutputWithStoreSchema = OutputSchema.extend({ store: z.array(StoreEffectsSchema).max(16) })
+/**
+ * How long after its time an entry is judged against the holder's view of the network: the longest
+ * a request lives, with the clock skew a checker allows. After that, its executors may have left
+ * every view, so a holder that replays it (catching up, or new) judges it by its signatures.
+ */
+export const FRESH_ENTRY_MS = MAX_DEADLINE_AHEAD_MS + MAX_CLOCK_SKEW_MS
 
 /**
- * The one adapter between a holder and exec's certificate checks, until exec checks certificates
- * against the node's view of the network itself: exec's `verifyCertificate` with this node's
- * candidates and the function's manifest (which must be known already: the check is synchronous),
- * then the output against the certificate, and the effects the output carries on `namespace`.
- * Exec's output hash does not yet cover store effects; until it does, every function commit is
- * refused here, because nothing would bind the writes to what the executors signed.
+ * The one adapter between a holder and exec's certificate checks. A function entry less than
+ * {@link FRESH_ENTRY_MS} old (a new commit, an entry a primary offers, one a holder catches up on
+ * soon after) is checked against this node's view: exec's `verifyCertificate` with the function's
+ * manifest (which must be known already: the check is synchronous) and the output, so its signers
+ * must be the executors the selection rule picks. An older one is checked by its signatures alone
+ * (`verifyCertificateSignatures`): it was checked against the views of the primary and of every
+ * live holder when it was new, and a holder replaying it later cannot know who the executors were
+ * then (docs/apps.md says what this trusts). Either way the output must hash to what the receipts
+ * sign, and carry effects on `namespace` whose reads lie at or below the version the request fixed.
+ * The datastore then applies the policy's k, q and vouchers, the grants and the MVCC check; the
+ * quorum is the policy's business, so exec's own minimum is 1 here.
  */
-export function verifyRunWithExec(view: {
+export function verifyRunWithExec(c: {
   view: () => View
   manifest: (fn: string) => Manifest | undefined
+  /** @default Date.now */
+  now?: () => number
 }): VerifyRun {
+  const now = c.now ?? Date.now
   const refuse = (message: string): never => {
     throw new CovenantError('INVALID_CERTIFICATE', message)
   }
-  return (proof, { namespace }) => {
+  return (proof, { namespace, at }) => {
     const cert = CertificateSchema.safeParse(proof.certificate)
     if (!cert.success) return refuse('malformed certificate')
+    const output = OutputSchema.safeParse(proof.output)
+    if (!output.success) return refuse(`malformed output: ${z.prettifyError(output.error)}`)
     const { request, id, receipts } = cert.data
-    const manifest = view.manifest(request.fn)
-    if (manifest === undefined) return refuse(`function ${request.fn} is unknown to this holder`)
-    const output = OutputWithStoreSchema.safeParse(proof.output)
-    if (!output.success) return refuse('the output does not carry store effects')
-    // the namespace's write policy, applied after this, sets the quorum a write needs
-    verifyCertificate(cert.data, { view: view.view(), manifest, output: output.data, minQuorum: 1 })
-    if (outputHash({ ...output.data, store: [] } as never) === outputHash(output.data))
-      refuse('the executors’ receipts do not sign the store effects of this build’s outputs')
-    const effects = output.data.store.find((e) => e.ns === namespace)
-    if (effects === undefined) return refuse('the output does not write this namespace')
+    if (now() - at < FRESH_ENTRY_MS) {
+      const manifest = c.manifest(request.fn)
+      if (manifest === undefined) return refuse(`function ${request.fn} is unknown to this holder`)
+      verifyCertificate(cert.data, { view: c.view(), manifest, output: output.data, minQuorum: 1 })
+    } else verifyCertificateSignatures(cert.data, { output: output.data, minQuorum: 1 })
+    const effects = output.data.store?.find((e) => e.ns === namespace)
+    if (effects === undefined) return refuse('the certified output does not write this namespace')
+    const fixed = request.reads?.[namespace]
+    const unfixed = effects.reads.find((r) => fixed === undefined || r.version > fixed)
+    if (unfixed !== undefined)
+      refuse(`the run read ${JSON.stringify(unfixed.key)} at a version the request did not fix`)
     return {
       fn: request.fn,
       request: id,
@@ -310,9 +327,19 @@ async function createDatastoreService(
   // manifests it needs are fetched before and kept here.
   const manifests = new Map<string, Manifest>()
   const fetchManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
+  // Fresh function entries are judged against this node's view with the peers it knows but
+  // believes dead kept in it, as dead: a holder that takes or catches up on an entry after one of
+  // its signers died (a primary killed mid-commit may have been one) still finds that signer where
+  // the selection put it, instead of refusing the entry until it is old. A dead peer ranked ahead
+  // of the signers is skipped at no cost, as when it is left out.
+  let known: View | undefined
+  const knownView = (): View =>
+    (known ??= createView([c.covenant(), ...c.peers.list().map((p) => p.covenant)], {
+      alive: (id) => id === self || c.peers.get(id)?.alive === true,
+    }))
   const store: Datastore = openDatastore({
     path: join(c.dataDir, DATASTORE_FILE),
-    verifyRun: verifyRunWithExec({ view: c.view, manifest: (fn) => manifests.get(fn) }),
+    verifyRun: verifyRunWithExec({ view: knownView, manifest: (fn) => manifests.get(fn) }),
   })
   let heldCount = 0
   const countHeld = (): number => {
@@ -972,6 +999,14 @@ async function createDatastoreService(
     }
   }
 
+  c.stores.serve({
+    async read(ns, key, at) {
+      const { value, version } = await serveRead({ type: 'get', ns, key, at }, GetReplySchema)
+      return { value, version }
+    },
+    commit: (commit) => commitThroughHolders(parseCommit(commit)),
+  })
+
   await net.handle(STORE_PROTOCOL, {
     schema: StoreRequestSchema,
     maxBytes: MAX_STORE_MESSAGE_BYTES,
@@ -1082,7 +1117,10 @@ async function createDatastoreService(
     name: 'datastore',
     async start() {
       running = true
-      unsubscribe = c.peers.onChange(() => syncSoon())
+      unsubscribe = c.peers.onChange(() => {
+        known = undefined
+        syncSoon()
+      })
       timer = setInterval(() => void syncRound(), syncIntervalMs)
       timer.unref()
       syncSoon()

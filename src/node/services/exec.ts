@@ -1,14 +1,18 @@
 /**
  * The exec service, built into every node: exec's node side. It serves the executor over
- * `/covenant/exec/2.0.0` (sandbox worker threads, started when the node is up if its covenant
+ * `/covenant/exec/3.0.0` (sandbox worker threads, started when the node is up if its covenant
  * executes), the gateway (`POST /v1/invoke`) that runs the quorum protocol for a caller over
- * libp2p, and conflict evidence (`/covenant/conflict/2.0.0`, `GET /v1/conflicts`, kept in the
+ * libp2p, and conflict evidence (`/covenant/conflict/3.0.0`, `GET /v1/conflicts`, kept in the
  * node's conflict store). Executor, gateway and evidence all judge selection against the node's
- * view (its covenant and its live peers'). `src/exec` itself stays network-free and browser-safe.
+ * view (its covenant and its live peers'). A function's `ctx.store.get` is read through the node's
+ * `stores` at the versions its request fixes, and the gateway hands a certified run's writes to
+ * each namespace's holders through it (see `commitRun`). `src/exec` itself stays network-free and
+ * browser-safe.
  */
 import { Counter, Gauge } from 'prom-client'
-import { conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { type CommitOutcome, conflictsRoute, invokeRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
+import { commitRunWrites } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
@@ -67,6 +71,7 @@ export type ExecServiceComponents = Pick<
   | 'conflicts'
   | 'calls'
   | 'fault'
+  | 'stores'
 >
 
 // The rpc layer's run timer must outlast the longest call a request may ask for; the executor
@@ -142,6 +147,7 @@ async function createExecService(
     key: c.key,
     sandbox: lazySandbox,
     getBlock: (cid) => c.getBlock(parseCid(cid)),
+    read: (ns, key, at) => c.stores.read(ns, key, at),
     covenant: c.covenant,
     view: c.view,
     storeOutput: async (blocks) => {
@@ -233,6 +239,16 @@ async function createExecService(
     }
   }
 
+  /**
+   * A certified run's writes, handed to the holders of each namespace it wrote (in parallel: each
+   * namespace commits on its own, see docs/apps.md), with the standing grants the holders keep for
+   * the function. A refusal (WRITE_CONFLICT, a missing grant, the write policy) is reported, not
+   * thrown: the value stays certified either way.
+   */
+  function commitRun(result: InvokeResult): Promise<CommitOutcome[]> {
+    return commitRunWrites({ id: result.certificate.id, ...result }, (commit) => c.stores.commit(commit))
+  }
+
   await net.handle(EXEC_PROTOCOL, {
     schema: ExecRequestMessageSchema,
     maxBytes: MAX_EXEC_REQUEST_BYTES,
@@ -299,12 +315,17 @@ async function createExecService(
       watchLateReceipts(pending, result.tried, result.certificate, (conflict) => {
         if (!stopped) keepConflict(conflict, 'late')
       })
+      const commits = await commitRun(result)
+      if (commits.length > 0) lap('commit')
+      const refused = commits.find((o) => 'error' in o)
+      if (refused !== undefined && 'error' in refused) outcome = refused.error.code
       const answer = {
         value: result.value,
         output: result.output,
         certificate: certificateToJSON(result.certificate),
         conflicts: result.conflicts.map(conflictToJSON),
         tried: result.tried,
+        commits,
       }
       lap('answer')
       reply.header('server-timing', timing.join(', '))

@@ -1,6 +1,7 @@
 /**
  * `covenant demo`, what `npm start` runs: a real 5-node network, the example deployed, fetched
- * back and called through a quorum; with --exit it stops the network itself.
+ * back and called through a quorum, the guestbook set up and signed; with --exit it stops the
+ * network itself.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -17,7 +18,7 @@ describe('covenant demo (npm start)', () => {
   })
   after(() => rm(dir, { recursive: true, force: true }))
 
-  it('starts a network, deploys, fetches and calls the example through a quorum, then stops', async () => {
+  it('starts a network, deploys, fetches and calls the example through a quorum, sets up the guestbook, then stops', async () => {
     const { stdout } = await covenant(
       ['demo', '--exit', '--dir', join(dir, 'devnet'), '--base-port', String(await freeBasePort(10))],
       { env: { ...process.env, COVENANT_HOME: join(dir, 'home') }, timeout: 120_000 },
@@ -28,6 +29,12 @@ describe('covenant demo (npm start)', () => {
     assert.match(stdout, /fetched back from node \d, which does not hold it: \d+ bytes, hash checked/)
     assert.match(stdout, /value {2}"<h1>Covenant<\/h1>\\n<p>Code that <em>no single machine<\/em>/)
     assert.equal(stdout.match(/^ {3}signed by 12D3KooW…\w+ {2}fuel \d+ {2}covenant v1$/gm)?.length, 2)
+    // the guestbook: set up, signed once by its function, and its page's address
+    assert.match(stdout, /signed once: certified by 2 executors, applied on 3 holders as entry \d+/)
+    assert.match(
+      stdout,
+      /^Guestbook: http:\/\/127\.0\.0\.1:\d+\/apps\/guestbook\/#ns=bafyrei\w+&fn=bafyrei\w+&nodes=(http:\/\/127\.0\.0\.1:\d+,){4}http:\/\/127\.0\.0\.1:\d+$/m,
+    )
     assert.match(stdout, /network stopped\n$/)
     // stopped cleanly: devnet.json is removed, the node data stays for the next run
     const left = await readdir(join(dir, 'devnet'))

@@ -1,13 +1,16 @@
 /**
  * `covenant store …` as a user runs it, against one real in-process node: create, put, get, list,
- * history, grant, revoke, each with `--json` printing exactly one object, and the typed refusals a
+ * history, grant, revoke, a grant kept for a function, a vouch, and `covenant call --store` writing
+ * through the function; each with `--json` printing exactly one object, and the typed refusals a
  * careless user meets.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { DEVNET_COVENANT } from '../../../src/devnet/index.ts'
+import { keyId, loadOrCreateKey } from '../../../src/keys/index.ts'
 import { type CovenantNode, createNode } from '../../../src/node/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 
@@ -19,7 +22,13 @@ describe('covenant store', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'covenant-store-cli-'))
-    node = await createNode({ dataDir: join(dir, 'node'), defaultMetrics: false, logLevel: 'silent' })
+    // it executes too: the function a namespace grants runs here
+    node = await createNode({
+      dataDir: join(dir, 'node'),
+      defaultMetrics: false,
+      logLevel: 'silent',
+      covenant: DEVNET_COVENANT,
+    })
     ownerKey = join(dir, 'owner.key')
     editorKey = join(dir, 'editor.key')
   })
@@ -122,6 +131,66 @@ describe('covenant store', () => {
       'GRANT_REVOKED',
     )
     assert.equal((await store(['get', ns, 'pages/home'])).value, '<h1>')
+  })
+
+  it('keeps a grant for a function and vouches for its executor; a call naming the store writes through it', async () => {
+    const file = join(dir, 'bump.js')
+    await writeFile(
+      file,
+      "export async function bump(ns, ctx) { const n = (await ctx.store.get(ns, 'n')) ?? 0; ctx.store.put(ns, 'n', n + 1); return n + 1 }\n",
+    )
+    const deployed = await covenant(['deploy', file, '--node', node.url, '--key', ownerKey, '--json'])
+    const fn = JSON.parse(deployed.stdout).cid as string
+    const owner = keyId(await loadOrCreateKey(ownerKey))
+    const created = await store([
+      'create',
+      'counter',
+      '--public',
+      '--min-replicas',
+      '1',
+      '--min-quorum',
+      '1',
+      '--vouched-by',
+      owner,
+    ])
+    const ns = created.ns as string
+    const kept = await store(['grant', ns, `fn:${fn}`, '--prefix', 'n', '--keep'])
+    assert.equal((kept.kept as { seq: number }).seq, 1)
+    const call = async (...extra: string[]) => {
+      const run = covenant([
+        'call',
+        fn,
+        'bump',
+        ns,
+        '--node',
+        node.url,
+        '--key',
+        editorKey,
+        '--replicas',
+        '1',
+        '--quorum',
+        '1',
+        '--min-quorum',
+        '1',
+        '--json',
+        ...extra,
+      ]).catch((err: { stdout: string }) => err)
+      return JSON.parse((await run).stdout) as Record<string, unknown>
+    }
+    // nobody vouched for this node yet: certified, not written
+    assert.equal(codeOf(await call('--store', ns)), 'WRITE_POLICY_UNMET')
+    const vouched = await store(['vouch', ns, node.peerId, '--expires', '1h'])
+    assert.equal(vouched.seq, 2)
+    const first = await call('--store', ns)
+    assert.equal(first.value, 1)
+    assert.deepEqual(
+      (first.commits as Array<{ seq: number }>).map((c) => c.seq),
+      [3],
+    )
+    assert.equal((await call('--store', ns)).value, 2)
+    assert.equal((await store(['get', ns, 'n'])).value, 2)
+    // a call that does not name the store it reads is the function's failure, certified
+    assert.equal(codeOf(await call()), 'STORE_NOT_FIXED')
   })
 
   it('reads a private namespace only with its owner’s key', async () => {

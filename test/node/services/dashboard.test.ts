@@ -1,13 +1,15 @@
 /**
  * The dashboard service over real sockets: the page with its security headers, its hashed assets
  * cached for good and revalidated by ETag, nothing else served from the dashboard's folder, and the
- * calls feed as server-sent events. And the storage route the storage page reads.
+ * calls feed as server-sent events. And the storage route the storage page reads, and the apps a
+ * node is given, each under /apps/<name>/.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { GUESTBOOK_DIST } from '../../../examples/guestbook/setup.ts'
 import { connect, generateKey, type PrivateKey } from '../../../src/client/index.ts'
 import { type CovenantNode, createNode } from '../../../src/node/index.ts'
 import { DASHBOARD_PAGE, loadDashboard } from '../../../src/web/index.ts'
@@ -20,7 +22,12 @@ describe('dashboard service', () => {
   before(async () => {
     key = await generateKey()
     dir = await mkdtemp(join(tmpdir(), 'covenant-dashboard-'))
-    node = await createNode({ dataDir: dir, defaultMetrics: false, logLevel: 'silent' })
+    node = await createNode({
+      dataDir: dir,
+      defaultMetrics: false,
+      logLevel: 'silent',
+      apps: { guestbook: GUESTBOOK_DIST },
+    })
   })
   after(async () => {
     await node?.stop()
@@ -98,5 +105,37 @@ describe('dashboard service', () => {
     assert.equal((await client.storage({ limit: 1, after: cid })).held.length <= 1, true)
     for (const query of ['limit=0', 'limit=5000', 'color=red'])
       assert.equal((await fetch(`${node.url}/v1/storage?${query}`)).status, 400, query)
+  })
+
+  it('serves the apps it is given under /apps/<name>/, the same way, and nothing else', async () => {
+    const page = await fetch(`${node.url}/apps/guestbook/`)
+    assert.equal(page.status, 200)
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self';/)
+    const html = await page.text()
+    const script = /<script type="module" src="(app-\w+\.js)">/.exec(html)?.[1]
+    assert.ok(script !== undefined, 'the page loads its script beside itself')
+    const asset = await fetch(`${node.url}/apps/guestbook/${script}`)
+    assert.equal(asset.headers.get('cache-control'), 'public, max-age=31536000, immutable')
+    assert.ok(Buffer.from(await asset.arrayBuffer()).equals(loadDashboard(GUESTBOOK_DIST).get(script)!.body))
+    const bare = await fetch(`${node.url}/apps/guestbook`, { redirect: 'manual' })
+    assert.deepEqual([bare.status, bare.headers.get('location')], [308, '/apps/guestbook/'])
+    for (const path of [
+      '/apps/other/',
+      '/apps/other',
+      `/apps/guestbook/${DASHBOARD_PAGE}`,
+      '/apps/guestbook/x.js',
+      '/apps/guestbook/..%2F..%2Fpackage.json',
+    ])
+      assert.equal((await fetch(`${node.url}${path}`, { redirect: 'manual' })).status, 404, path)
+    // a node told to serve an app that was never built does not start
+    await assert.rejects(
+      createNode({
+        dataDir: join(dir, 'other'),
+        logLevel: 'silent',
+        defaultMetrics: false,
+        apps: { nothing: join(dir, 'missing') },
+      }),
+      { code: 'CONFIG_INVALID' },
+    )
   })
 })

@@ -5,7 +5,8 @@
  * use, and which two carry devnet faults of the datastore service. CRASHER dies (SIGKILL) as a
  * primary right after the first other holder applied a commit's entry; FLAKY dies (SIGKILL) when a
  * primary offers it an entry to apply. Each case's namespace is picked so that a faulty node holds
- * it only where the case wants it to.
+ * it only where the case wants it to. The primary killed mid-commit is tried with a key's commit
+ * and with a function's (a certified run's writes, the tamper-resistant path).
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
@@ -18,13 +19,16 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { delegateWrite, revoke } from '../../../src/caps/index.ts'
 import {
   type CovenantClient,
+  certificateFromJSON,
   connect,
+  createFunctionCommit,
   generateKey,
   keyId,
   type PrivateKey,
 } from '../../../src/client/index.ts'
 import { closestPeers } from '../../../src/covenant/index.ts'
 import {
+  type Commit,
   createKeyCommit,
   createNamespace,
   createRevocationCommit,
@@ -33,11 +37,14 @@ import {
   STORE_PROTOCOL,
 } from '../../../src/datastore/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
+import type { Certificate, Output } from '../../../src/exec/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const NODES = 7
+/** A function that writes one key and reads nothing. */
+const WRITE_ONE = 'export function put(ns, key, value, ctx) { ctx.store.put(ns, key, value); return value }\n'
 
 /** Who is who, and the namespace name of each case, with its nodes closest first. */
 interface Plan {
@@ -47,6 +54,7 @@ interface Plan {
   main: string
   revocation: string
   crashPrimary: string
+  crashFunction: string
   crashFollower: string
 }
 
@@ -54,7 +62,7 @@ interface Plan {
  * Finds roles and names so that: the gateway holds none of the namespaces it forwards to; FLAKY
  * is a holder only of the crash-follower case's namespace (never of the first four nodes of any
  * other, so not even as a stand-in); CRASHER is the primary only of the crash-primary case's (and
- * not next in line where a primary is killed).
+ * not next in line where a primary is killed), and of the function-commit case's.
  */
 function planFor(order: (name: string) => number[]): Plan | undefined {
   const names = Array.from({ length: 500 }, (_, i) => `ns-${i}`)
@@ -73,11 +81,12 @@ function planFor(order: (name: string) => number[]): Plan | undefined {
         const main = find((o) => !top(o, 4, flaky) && o[0] !== crasher && !top(o, 3, gateway))
         const revocation = find((o) => !top(o, 4, flaky) && !top(o, 2, crasher) && !top(o, 4, gateway))
         const crashPrimary = find((o) => o[0] === crasher && !top(o, 4, flaky) && !top(o, 4, gateway))
+        const crashFunction = find((o) => o[0] === crasher && !top(o, 4, flaky) && !top(o, 4, gateway))
         const crashFollower = find(
           (o) => (o[1] === flaky || o[2] === flaky) && o[0] !== crasher && o[0] !== gateway,
         )
-        if (main && revocation && crashPrimary && crashFollower)
-          return { gateway, crasher, flaky, main, revocation, crashPrimary, crashFollower }
+        if (main && revocation && crashPrimary && crashFunction && crashFollower)
+          return { gateway, crasher, flaky, main, revocation, crashPrimary, crashFunction, crashFollower }
       }
   return undefined
 }
@@ -377,33 +386,83 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     )
   })
 
-  it('a primary killed mid-commit: the entry ends on all live holders (or none), and the restarted primary catches up', async () => {
-    const picked = { name: plan.crashPrimary, order: order(plan.crashPrimary) }
-    const [P, F1, F2, N] = picked.order
-    const ns = (await nets[GATEWAY].createStore(picked.name, { public: true, key: owner })).ns
-    const commit = await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'k', value: 'v' }] })
+  /**
+   * Sends `commit` (which writes k = "v") to `ns`, whose primary (CRASHER) dies once the first
+   * follower applied it: every live holder ends with it, once; the primary comes back and catches
+   * up from the others; the same commit again is a no-op.
+   */
+  const primaryKilledMidCommit = async (ns: string, order: number[], commit: Commit) => {
+    const [P, F1, F2, N] = order
     const outcome = await Promise.allSettled([nets[GATEWAY].store(ns).send(commit)])
     await waitFor('the primary to die', async () =>
       devnet.nodes[P].process === undefined ? true : undefined,
     )
-    // the first follower applied it before the primary died: every live holder ends with it, once
     const live = [F1, F2, N]
     const head = await converged(ns, live)
     for (const i of live) {
       const history = await nets[i].store(ns).history()
       assert.deepEqual(
-        history.entries.map((e) => e.id),
-        [commit.id],
+        history.entries.map((e) => [e.kind, e.id]),
+        [[commit.kind, commit.id]],
         `node ${i}`,
       )
+      assert.equal((await nets[i].store(ns).get('k')).value, 'v', `node ${i}`)
     }
     if (outcome[0].status === 'fulfilled') assert.equal(outcome[0].value.cid, head.cid)
-    // the primary comes back, catches up from the others, and the same commit is a no-op
     await devnet.restart(P)
     await converged(ns, [P, F1, F2])
     const again = await nets[GATEWAY].store(ns).send(commit)
     assert.equal(again.duplicate, true)
     assert.equal(again.cid, head.cid)
+  }
+
+  it('a primary killed mid-commit: the entry ends on all live holders (or none), and the restarted primary catches up', async () => {
+    const picked = { name: plan.crashPrimary, order: order(plan.crashPrimary) }
+    const ns = (await nets[GATEWAY].createStore(picked.name, { public: true, key: owner })).ns
+    const commit = await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'k', value: 'v' }] })
+    await primaryKilledMidCommit(ns, picked.order, commit)
+  })
+
+  it('a primary killed mid-commit of a function’s certified write: the write ends on all live holders (or none), and the restarted primary catches up', async () => {
+    const picked = { name: plan.crashFunction, order: order(plan.crashFunction) }
+    const P = picked.order[0]
+    const net = nets[GATEWAY]
+    const { cid: fn } = await net.deploy(WRITE_ONE, { key: owner, exports: ['put'] })
+    const ns = (await net.createStore(picked.name, { public: true, key: owner })).ns
+    // No grant kept in the namespace (keeping one is a commit, which would kill the primary
+    // first): each run is certified and its commit refused before anything is applied anywhere.
+    // The hard case is a run the primary itself signed (the holders that pull the entry after it
+    // died must still count it): callers with fresh keys (the selection follows the caller's
+    // ticket) until one's run has it among the signers, or the last run tried.
+    let details: { certificate: unknown; output: Output } | undefined
+    let certificate: Certificate | undefined
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const refused = (await net
+        .invoke(fn, 'put', [ns, 'k', 'v'], { key: await generateKey() })
+        .catch((e: unknown) => e)) as CovenantError
+      assert.equal(refused.code, 'GRANT_MISSING')
+      details = refused.details as { certificate: unknown; output: Output }
+      certificate = certificateFromJSON(details.certificate)
+      if (certificate.receipts.some((r) => r.executor === peer(P))) break
+    }
+    assert.ok(devnet.nodes[P].process !== undefined, 'a refused commit did not reach the fault')
+    if (details === undefined || certificate === undefined) throw new Error('no run')
+    // the caller hands the certified run to the holders itself, with the owner's grant; the
+    // restarted primary checks the run itself when it catches up
+    const grant = await net.grant({
+      namespace: ns,
+      audience: { fn },
+      expiresAt: Date.now() + 3_600_000,
+      key: owner,
+    })
+    const commit = createFunctionCommit({
+      request: certificate.id,
+      effects: details.output.store![0],
+      certificate,
+      output: details.output,
+      grants: [grant],
+    })
+    await primaryKilledMidCommit(ns, picked.order, commit)
   })
 
   it('a holder killed mid-commit: the commit lands on the live holders, and the restarted holder catches up', async () => {

@@ -1,8 +1,8 @@
 /**
  * Remote execution end to end on ONE devnet of 11 real node processes: the gateway's
- * `POST /v1/invoke`, the executors behind `/covenant/exec/2.0.0`, every fault kind, colluders,
+ * `POST /v1/invoke`, the executors behind `/covenant/exec/3.0.0`, every fault kind, colluders,
  * covenants that keep a node out, hostile functions, replays, conflict evidence spreading over
- * `/covenant/conflict/2.0.0` (and forged evidence refused), the SDK's `invoke` and its distrust of
+ * `/covenant/conflict/3.0.0` (and forged evidence refused), the SDK's `invoke` and its distrust of
  * the gateway (a lying gateway, also lying about its peers), key order through a remote gateway,
  * and `covenant call --json`.
  *
