@@ -3,9 +3,9 @@
  * reads and writes. Signing and checking go through Covenant's own Ed25519 keys, so checking is
  * synchronous (it runs inside a datastore transaction) and works in a browser.
  *
- * Only the canonical DAG-CBOR form is accepted: the JWT form dag-ucan also parses, and any byte
- * string that does not re-encode to itself, are refused, so a token has one byte spelling and one
- * CID.
+ * Only the canonical DAG-CBOR form is accepted: the JWT form dag-ucan also parses, any byte
+ * string that does not re-encode to itself, and a signature with bytes past its stated length are
+ * refused, so a token has one byte spelling and one CID.
  */
 import * as UCAN from '@ipld/dag-ucan'
 import * as Signature from '@ipld/dag-ucan/signature'
@@ -87,6 +87,12 @@ export function decodeToken(bytes: unknown, what: string): Token {
   try {
     if ((view.model as { jwt?: unknown }).jwt !== undefined || !sameBytes(UCAN.encode(view), bytes))
       malformed(`${what} is not in canonical DAG-CBOR form`)
+    // dag-ucan reads a signature's stated length and ignores bytes after it, so padded copies of
+    // one signed token would verify under other CIDs, and a revocation (which names one CID)
+    // would miss them: the signature is exactly its algorithm, its length and that many bytes.
+    const signature = view.signature
+    if (!sameBytes(Signature.create(signature.code, signature.raw), signature))
+      malformed(`${what}'s signature is not in its canonical form`)
   } catch (err) {
     if (err instanceof CovenantError) throw err
     malformed(`${what} is not a UCAN`, err)

@@ -215,7 +215,9 @@ export function parseCovenantYaml(text: string, file = 'covenant.yaml'): Covenan
   if (text.length > MAX_COVENANT_TEXT)
     throw new CovenantError('COVENANT_INVALID', `${file}: larger than ${MAX_COVENANT_TEXT} characters`)
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  // logLevel 'error': a map key the file writes as a collection is reported below as an unknown
+  // field, not also as a Node process warning addressed to developers
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' })
   if (doc.errors.length > 0) {
     throw invalid(
       file,

@@ -216,7 +216,7 @@ export function createNet(init: NetInit): Net {
           signal: options.signal,
           maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
         })
-        if (sent !== undefined) return replyResult(sent.envelope, id, options.schema)
+        if (sent !== undefined) return replyResult(sent.envelope, id, protocol, options.schema)
       }
       return rpcRequest(h(), id, protocol, msg, options)
     },

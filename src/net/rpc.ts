@@ -73,6 +73,35 @@ export interface RequestOptions<T = unknown> {
 /** What a handler answers, as it travels: exactly one of `result` or `error`. */
 export type Reply = { result: unknown } | { error: { code: string; message: string } }
 
+/**
+ * The length prefix of a message of at most `maxBytes`, read as `lpStream` offers it one byte at a
+ * time: a prefix longer than such a length needs is refused as soon as it is, by its byte count.
+ * `lpStream`'s own decoder only checks that once the prefix ends, so a peer sending megabytes of
+ * continuation bytes (0x80–0xff) had every one of them decoded in turn, on microtasks that never
+ * let a timer run: 1.6 MB held the event loop for over ten seconds.
+ */
+export function lengthDecoder(
+  maxBytes: number,
+): (prefix: { byteLength: number; get(i: number): number }) => number {
+  let maxLength = 1
+  while (2 ** (7 * maxLength) <= maxBytes) maxLength++
+  return (prefix) => {
+    let value = 0
+    for (let i = 0; i < prefix.byteLength; i++) {
+      if (i >= maxLength) {
+        const err = new Error(`length prefix longer than ${maxLength} bytes`)
+        err.name = 'InvalidDataLengthLengthError'
+        throw err
+      }
+      const byte = prefix.get(i)
+      value += (byte & 0x7f) * 2 ** (7 * i)
+      if (byte < 0x80) return value
+    }
+    // lpStream reads another byte on a RangeError: the prefix has not ended yet
+    throw new RangeError('the length prefix has not ended')
+  }
+}
+
 /** Maps a stream-level failure on an inbound read to the typed error the peer receives. */
 export function readFailure(err: unknown, maxBytes: number): CovenantError {
   const name = (err as Error | undefined)?.name ?? ''
@@ -240,7 +269,11 @@ export function rpcInbound(core: InboundCore): (stream: Stream, connection: Conn
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
     // reply); a peer pushing more than that has its stream reset. Never unbounded.
-    const lp = lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: maxBytes + 64 * 1024 })
+    const lp = lpStream(stream, {
+      maxDataLength: maxBytes,
+      maxBufferSize: maxBytes + 64 * 1024,
+      lengthDecoder: lengthDecoder(maxBytes),
+    })
     let reply: Reply | undefined
     const refused = core.take(from)
     if (refused !== undefined) {
@@ -278,7 +311,7 @@ export function abandoned(signal: AbortSignal): CovenantError {
 
 /**
  * Sends one request and awaits its reply. Every failure is a CovenantError: the peer's error reply
- * as it sent it (an unknown code as PROTOCOL_ERROR), PEER_TIMEOUT when `timeoutMs` passes or the
+ * as it sent it (an unknown code as PROTOCOL_ERROR, its INTERNAL as PEER_UNREACHABLE), PEER_TIMEOUT when `timeoutMs` passes or the
  * caller's signal aborts, MESSAGE_TOO_LARGE for a reply over `maxReplyBytes`, PROTOCOL_ERROR for a
  * reply that is not DAG-CBOR, not an envelope or not what `schema` expects, and PEER_UNREACHABLE
  * when the stream could not be opened or broke.
@@ -317,7 +350,11 @@ export async function rpcRequest<T = unknown>(
   }
   let raw: Uint8Array
   try {
-    const lp = lpStream(stream, { maxDataLength: maxReplyBytes, maxBufferSize: maxReplyBytes + 16 })
+    const lp = lpStream(stream, {
+      maxDataLength: maxReplyBytes,
+      maxBufferSize: maxReplyBytes + 16,
+      lengthDecoder: lengthDecoder(maxReplyBytes),
+    })
     await lp.write(dagCbor.encode(msg), { signal })
     raw = (await lp.read({ signal })).subarray()
     await stream.close({ signal }).catch(() => {})
@@ -350,19 +387,32 @@ export async function rpcRequest<T = unknown>(
   } catch {
     throw new CovenantError('PROTOCOL_ERROR', `reply from ${peerId} is not DAG-CBOR`)
   }
-  return replyResult(envelope, peerId, options.schema)
+  return replyResult(envelope, peerId, protocol, options.schema)
 }
 
 /**
  * The result a decoded reply envelope carries, checked with `schema` when given; the peer's error
- * reply thrown as it sent it (an unknown code as PROTOCOL_ERROR).
+ * reply thrown as it sent it (an unknown code as PROTOCOL_ERROR, its INTERNAL as PEER_UNREACHABLE).
  */
-export function replyResult<T>(envelope: unknown, peerId: string, schema?: z.ZodType<T>): T {
+export function replyResult<T>(
+  envelope: unknown,
+  peerId: string,
+  protocol: string,
+  schema?: z.ZodType<T>,
+): T {
   const parsed = replyEnvelopeSchema.safeParse(envelope)
   if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `malformed reply from ${peerId}`)
   // A peer's details are not passed on: nothing here asks for them, and they are its words.
-  if ('error' in parsed.data)
+  if ('error' in parsed.data) {
+    // The peer's own failure is not this node's: relayed as INTERNAL, a node would answer its
+    // callers "a bug in Covenant, see the node log" for another node's bug (or its lie).
+    if (parsed.data.error.code === 'INTERNAL')
+      throw new CovenantError(
+        'PEER_UNREACHABLE',
+        `${peerId} failed to answer ${protocol} (an internal error there)`,
+      )
     throw CovenantError.fromJSON({ code: parsed.data.error.code, message: parsed.data.error.message })
+  }
   if (schema === undefined) return parsed.data.result as T
   const result = schema.safeParse(parsed.data.result)
   if (!result.success) throw new CovenantError('PROTOCOL_ERROR', `unexpected reply from ${peerId}`)

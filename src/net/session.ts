@@ -24,7 +24,15 @@ import { lpStream } from '@libp2p/utils'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './protocols.ts'
-import { abandoned, encodeReply, errorReply, type InboundCore, type Reply, readFailure } from './rpc.ts'
+import {
+  abandoned,
+  encodeReply,
+  errorReply,
+  type InboundCore,
+  lengthDecoder,
+  type Reply,
+  readFailure,
+} from './rpc.ts'
 
 /** The session variant of protocol `P` is negotiated as `P + SESSION_SUFFIX`. */
 export const SESSION_SUFFIX = '/session'
@@ -62,7 +70,11 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
   const maxFrame = Math.max(core.maxBytes, SESSION_MAX_REQUEST_BYTES) + FRAME_OVERHEAD
   return async (stream, connection) => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: maxFrame, maxBufferSize: maxFrame + 64 * 1024 })
+    const lp = lpStream(stream, {
+      maxDataLength: maxFrame,
+      maxBufferSize: maxFrame + 64 * 1024,
+      lengthDecoder: lengthDecoder(maxFrame),
+    })
     let unwritten = 0
     let wake: (() => void) | undefined
     let broken = false
@@ -292,7 +304,11 @@ export class SessionPool {
     const maxFrame = options.maxReplyBytes + FRAME_OVERHEAD
     const session: Session = {
       stream,
-      lp: lpStream(stream, { maxDataLength: maxFrame, maxBufferSize: maxFrame + 16 }),
+      lp: lpStream(stream, {
+        maxDataLength: maxFrame,
+        maxBufferSize: maxFrame + 16,
+        lengthDecoder: lengthDecoder(maxFrame),
+      }),
       pending: new Map(),
       nextId: 0,
       maxReplyBytes: options.maxReplyBytes,

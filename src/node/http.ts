@@ -6,7 +6,8 @@
  * Services add routes with {@link route}, which parses every input with the route's schemas from
  * `src/api`.
  */
-import type { OutgoingHttpHeaders } from 'node:http'
+import { type OutgoingHttpHeaders, STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -37,10 +38,39 @@ function allowCors(reply: FastifyReply): void {
   reply.header('access-control-max-age', '600')
 }
 
+/** The longest message an error reply carries; protocol error replies are cut alike (`net`). */
+const MAX_ERROR_MESSAGE = 1024
+
 function sendError(reply: FastifyReply, err: unknown): void {
   const e = toCovenantError(err)
   allowCors(reply)
-  void reply.code(e.status).send({ error: e.toJSON() })
+  // A message may quote what the caller sent (fastify's and ours quote the URL, which can be
+  // 80 KiB): cut, so the reply stays within the error shape every client reads (ErrorJSONSchema).
+  const error = { ...e.toJSON(), message: e.message.slice(0, MAX_ERROR_MESSAGE) }
+  void reply.code(e.status).send({ error })
+}
+
+/**
+ * Answers a request Node's parser refused before fastify saw it (headers over 16 KiB, a request
+ * line that is not HTTP, headers that never finish) in the one error shape; fastify's own answer
+ * is `{ error, message, statusCode }`.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new CovenantError('MESSAGE_TOO_LARGE', 'the request line and headers are larger than 16 KiB')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new CovenantError('INVALID_INPUT', 'the request did not arrive in time')
+        : new CovenantError('INVALID_INPUT', 'the request is not valid HTTP')
+  const body = JSON.stringify({ error: e.toJSON() })
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    )
+  socket.destroy()
 }
 
 /** Creates the HTTP server with CORS, metrics and error handling, and no routes yet. */
@@ -49,6 +79,7 @@ export function createHttpServer(init: { metrics: Pick<NodeMetrics, 'httpDuratio
     logger: false,
     bodyLimit: DEFAULT_BODY_LIMIT,
     frameworkErrors: (err, _req, reply) => sendError(reply, err),
+    clientErrorHandler: onClientError,
   })
   const started = new WeakMap<FastifyRequest, number>()
 
@@ -106,6 +137,7 @@ async function streamEvents(
   const keepalive = setInterval(() => raw.write(': keepalive\n\n'), EVENT_STREAM_KEEPALIVE_MS)
   keepalive.unref()
   try {
+    if (gone.aborted) return
     for await (const event of events) {
       if (gone.aborted) break
       const data = spec.event === undefined ? event : spec.event.parse(event)
@@ -156,6 +188,9 @@ export function route<S extends RouteSpec>(
       } as RouteInput<S>
       const out = await handler(input, reply, gone.signal)
       if (spec.reply === 'events') {
+        // A HEAD asks for the head a GET gets and no events; Node holds a HEAD reply's head back
+        // until the reply ends, so a stream kept open would never answer it.
+        if (req.method === 'HEAD') gone.abort()
         await streamEvents(spec, reply, out as AsyncIterable<unknown>, gone.signal)
         return reply
       }

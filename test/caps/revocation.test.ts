@@ -169,4 +169,40 @@ describe('revocations', () => {
     ])
       assert.equal(check(bad), 'GRANT_MALFORMED', JSON.stringify(bad))
   })
+
+  it('cannot be escaped by re-spelling the revoked delegation: a padded signature is malformed', async () => {
+    // Found by the fuzzer (test/fuzz, target "invocation"): dag-ucan reads a signature's stated
+    // length and ignores what follows, so the grantee could pad its delegation's signature, get
+    // the same signed token under a new CID, and write on with it after the owner revoked the old.
+    const revocation = await revoke({ issuer: owner, namespace: ns, grant: toEditor, effectiveAt: NOW })
+    const revoked = verifyRevocation(revocation, { namespace: ns, owner: ownerId }).revoked
+    const isRevoked = (cid: string) => cid === revoked
+    const check = (chain: Uint8Array[]) =>
+      errorCode(() =>
+        verifyGrant(chain, {
+          namespace: ns,
+          owner: ownerId,
+          writer: { key: keyId(editor) },
+          now: NOW,
+          isRevoked,
+        }),
+      )
+    assert.equal(check(toEditor.chain), 'GRANT_REVOKED')
+    for (const pad of [[0], [1, 2, 3], [...new Uint8Array(64)]]) {
+      const padded = tamper(toEditor.chain[0], (t) => {
+        t.s = Uint8Array.from([...(t.s as Uint8Array), ...pad])
+      })
+      assert.equal(check([padded]), 'GRANT_MALFORMED', `padded with ${pad.length} bytes`)
+    }
+    // and the revocation token itself has one spelling too
+    const paddedRevocation = tamper(revocation.ucan, (t) => {
+      t.s = Uint8Array.from([...(t.s as Uint8Array), 0])
+    })
+    assert.equal(
+      errorCode(() =>
+        verifyRevocation({ ...revocation, ucan: paddedRevocation }, { namespace: ns, owner: ownerId }),
+      ),
+      'GRANT_MALFORMED',
+    )
+  })
 })

@@ -212,6 +212,31 @@ execute:
     )
   })
 
+  it('reports a key written as a collection as an unknown field, and nothing on the process', async () => {
+    // Found by the fuzzer (test/fuzz, target "covenant-yaml"): the YAML library also emitted a
+    // Node process warning ("Set mapAsMap: true…") for each such key, printed by any node started
+    // with that file.
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      assert.deepEqual(
+        issuesOf('? [a, b]\n: 1\nstore:\n  ? {x: 1}\n  : true\n').map((i) => [i.path, i.line, i.message]),
+        [
+          ['store.{ x: 1 }', 4, 'unknown field'],
+          ['[ a, b ]', 1, 'unknown field'],
+        ],
+      )
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    assert.deepEqual(
+      warnings.map((w) => w.message),
+      [],
+    )
+  })
+
   it('loads a file, naming it in errors; a missing file is NOT_FOUND', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'covenant-yaml-'))
     t.after(() => rm(dir, { recursive: true, force: true }))

@@ -10,6 +10,8 @@ import { createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
 import { waitFor } from '../fixtures/network.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
+const LIAR = '/covenant-test/liar/1.0.0'
+const ENDLESS = '/covenant-test/endless/1.0.0'
 
 /** Sends raw bytes on a fresh stream and decodes the reply envelope. */
 async function rawRequest(from: Net, to: Net, bytes: Uint8Array, prefixed = true): Promise<unknown> {
@@ -66,11 +68,41 @@ describe('net rpc over real libp2p nodes', () => {
       assert.equal(e.message, 'no thanks')
       return true
     })
+    // the peer answers INTERNAL without its handler's words…
+    assert.deepEqual(await rawRequest(a, b, dagCbor.encode({ text: 'crash' })), {
+      error: { code: 'INTERNAL', message: 'internal error' },
+    })
+    // …and to the caller that is the peer failing, not a bug of its own
     await assert.rejects(a.request(b.peerId, ECHO, { text: 'crash' }), (e: CovenantError) => {
-      assert.equal(e.code, 'INTERNAL')
+      assert.equal(e.code, 'PEER_UNREACHABLE')
+      assert.match(e.message, /an internal error there/)
       assert.doesNotMatch(e.message, /secret/)
       return true
     })
+  })
+
+  it("never relays a peer's INTERNAL as its own (a node would answer its callers 500 for another's bug)", async () => {
+    // Found by the fuzzer (test/fuzz, target "protocol-replies"): a holder answering a datastore
+    // read with { error: { code: 'INTERNAL' } } made the node answer its HTTP caller 500 INTERNAL,
+    // whose hint sends the operator to their own log.
+    const liar = createNet({ privateKey: await generateKey() })
+    await liar.start()
+    try {
+      await liar.libp2p.handle(LIAR, async (stream) => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(dagCbor.encode({ error: { code: 'INTERNAL', message: 'blame the caller' } }))
+        await stream.close()
+      })
+      await a.addAddresses(liar.peerId, liar.multiaddrs())
+      await assert.rejects(a.request(liar.peerId, LIAR, {}), (e: CovenantError) => {
+        assert.equal(e.code, 'PEER_UNREACHABLE')
+        assert.doesNotMatch(e.message, /blame/)
+        return true
+      })
+    } finally {
+      await liar.stop()
+    }
   })
 
   it('refuses a request that fails the schema', async () => {
@@ -97,6 +129,25 @@ describe('net rpc over real libp2p nodes', () => {
     const big = dagCbor.encode({ text: 'x'.repeat(2000) })
     const reply2 = (await rawRequest(a, b, big)) as { error: { code: string } }
     assert.equal(reply2.error.code, 'MESSAGE_TOO_LARGE')
+  })
+
+  it('refuses a length prefix that never ends as soon as it is longer than any allowed length', async () => {
+    // Found by the fuzzer (test/fuzz, target "protocol-framing"): lpStream decoded every
+    // continuation byte (0x80–0xff) of an unending prefix in turn, on microtasks that let no timer
+    // run, so 1.6 MB of them held a node's event loop for ten seconds, and the peer got
+    // PROTOCOL_ERROR at the end. Now the third byte of a prefix for at most 1024 bytes ends it.
+    const reply = (await rawRequest(a, b, new Uint8Array(60_000).fill(0x81), false)) as {
+      error: { code: string }
+    }
+    assert.equal(reply.error.code, 'MESSAGE_TOO_LARGE')
+    // a reply whose prefix never ends is refused by the caller alike
+    await b.libp2p.handle(ENDLESS, async (stream) => {
+      await lpStream(stream).read()
+      stream.send(new Uint8Array(30_000).fill(0xff))
+      await stream.close()
+    })
+    await assert.rejects(a.request(b.peerId, ENDLESS, {}), typed('MESSAGE_TOO_LARGE'))
+    await b.libp2p.unhandle(ENDLESS)
   })
 
   it('keeps serving after bad requests', async () => {
@@ -332,7 +383,12 @@ describe('net rpc against careless and hostile peers', () => {
   })
 
   it('answers INTERNAL when its own reply cannot be encoded, and keeps serving', async () => {
-    await assert.rejects(a.request(b.peerId, ODD, {}), typed('INTERNAL'))
+    // on the wire an INTERNAL, which the caller takes for the peer failing
+    await assert.rejects(a.request(b.peerId, ODD, {}), (e: CovenantError) => {
+      assert.equal(e.code, 'PEER_UNREACHABLE')
+      assert.match(e.message, /an internal error there/)
+      return true
+    })
     assert.equal(await a.request(b.peerId, BIG, { n: 1 }), 'x')
   })
 

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -267,6 +268,67 @@ describe('HTTP API (inject)', () => {
       const res = await http.inject(req)
       assert.deepEqual(errorOf(res), { status, code }, `${req.method} ${req.url}`)
     }
+  })
+
+  it('cuts an error message that quotes a huge URL, so the reply keeps the error shape', async () => {
+    // Found by the fuzzer (test/fuzz, target "http-raw"): a 5 000-character path came back quoted
+    // whole in the message, longer than the 4 096 characters ErrorJSONSchema (and so every
+    // client) reads, so a caller saw a malformed reply instead of INVALID_INPUT or NOT_FOUND.
+    const long = 'a'.repeat(5000)
+    for (const [url, status, code] of [
+      [`/v1/blocks/${long}`, 400, 'INVALID_INPUT'],
+      [`/v1/stores/${long}/keys/k`, 400, 'INVALID_INPUT'],
+      [`/nope/${long}`, 404, 'NOT_FOUND'],
+    ] as const) {
+      const res = await http.inject({ method: 'GET', url })
+      assert.deepEqual(errorOf(res), { status, code }, url.slice(0, 20))
+      assert.ok(res.json().error.message.length <= 1024)
+    }
+  })
+
+  it("answers a request Node's parser refuses (headers too large, not HTTP) in the error shape", async () => {
+    // Found by the fuzzer (test/fuzz, target "http-routes"): a 40 000-character query string on a
+    // real socket passed Node's 16 KiB header limit, and fastify answered 431 in its own shape
+    // ({ error, message, statusCode }), which no client reads.
+    const huge = await fetch(`${node.url}/v1/calls?limit=${'a'.repeat(40_000)}`)
+    assert.equal(huge.headers.get('access-control-allow-origin'), '*')
+    const hugeBody = await huge.json()
+    assert.deepEqual(errorOf({ statusCode: huge.status, json: () => hugeBody }), {
+      status: 413,
+      code: 'MESSAGE_TOO_LARGE',
+    })
+    const { hostname, port } = new URL(node.url)
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) }, () =>
+        socket.write('NOT HTTP AT ALL\r\n\r\n'),
+      )
+      let text = ''
+      socket.on('data', (chunk) => {
+        text += chunk
+      })
+      socket.on('end', () => resolve(text))
+      socket.on('error', reject)
+    })
+    const [head, body] = raw.split('\r\n\r\n')
+    assert.match(head, /^HTTP\/1\.1 400 /)
+    assert.deepEqual(errorOf({ statusCode: 400, json: () => JSON.parse(body) }), {
+      status: 400,
+      code: 'INVALID_INPUT',
+    })
+    // the node keeps serving
+    assert.equal((await fetch(`${node.url}/health`)).status, 200)
+  })
+
+  it('answers HEAD on an event stream with the head a GET gets, at once and without events', async () => {
+    // Found by the fuzzer (test/fuzz, target "http-raw"): Node holds a HEAD reply's head back until
+    // the reply ends, and the stream never ended, so HEAD /v1/calls never answered (and held one of
+    // the feed's reader slots until the caller gave up).
+    const head = await fetch(`${node.url}/v1/calls`, { method: 'HEAD', signal: AbortSignal.timeout(20_000) })
+    assert.equal(head.status, 200)
+    assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/)
+    assert.equal(await head.text(), '')
+    const bad = await fetch(`${node.url}/v1/calls?backlog=x`, { method: 'HEAD' })
+    assert.equal(bad.status, 400)
   })
 
   it('allows CORS and serves Prometheus metrics', async () => {
