@@ -97,6 +97,15 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       core.onError?.(err, from)
       send(id, errorReply(err))
     }
+    // What cannot be read as a frame has no id to answer by: it gets the protocol's plain error
+    // reply, as on a one-shot stream, and the session ends.
+    const refuseUnread = (err: CovenantError): void => {
+      core.onError?.(err, from)
+      const written = lp
+        .write(encodeReply(errorReply(err)), { signal: AbortSignal.timeout(core.readTimeoutMs) })
+        .catch(() => {})
+      running.add(written)
+    }
     for (;;) {
       while (unwritten >= MAX_UNWRITTEN && !broken) await new Promise<void>((r) => (wake = r))
       if (broken) return
@@ -104,17 +113,17 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       try {
         raw = (await lp.read({ signal: AbortSignal.timeout(SESSION_IDLE_MS) })).subarray()
       } catch (err) {
-        // The caller closed its side, idled too long, or sent what cannot be read: a frame whose
-        // id cannot be read cannot be answered, so the session ends.
+        // The caller closed its side, idled too long, or sent what cannot be read (then answered
+        // without an id, see refuseUnread): the session ends.
         const e = readFailure(err, maxFrame)
-        if (e.code !== 'PEER_TIMEOUT' && stream.readStatus !== 'closed') core.onError?.(e, from)
+        if (e.code !== 'PEER_TIMEOUT' && stream.readStatus !== 'closed' && !broken) refuseUnread(e)
         break
       }
       let frame: z.infer<typeof RequestFrameSchema>
       try {
         frame = RequestFrameSchema.parse(dagCbor.decode(raw))
       } catch {
-        core.onError?.(new CovenantError('PROTOCOL_ERROR', 'a session frame is not { id, msg }'), from)
+        refuseUnread(new CovenantError('PROTOCOL_ERROR', 'a session frame is not { id, msg }'))
         break
       }
       const { id } = frame

@@ -227,10 +227,14 @@ describe('net sessions against careless and hostile peers', () => {
     s.stream.abort(new Error('done'))
   })
 
-  it('ends a session whose frame is not { id, msg } or not DAG-CBOR, and keeps serving everyone else', async () => {
+  it('answers a frame that is not { id, msg } or not DAG-CBOR with a plain typed error, ends the session, and keeps serving everyone else', async () => {
     for (const bad of [dagCbor.encode({ msg: { text: 'no id' } }), new Uint8Array([0xff, 0x00])]) {
       const s = await rawSession()
       await s.sendBytes(bad)
+      // no id to answer by: the protocol's plain error reply, as on a one-shot stream
+      const reply = (await s.read()) as { error: { code: string } }
+      assert.deepEqual(Object.keys(reply), ['error'])
+      assert.equal(reply.error.code, 'PROTOCOL_ERROR')
       await assert.rejects(s.read())
     }
     assert.ok(refused.includes('PROTOCOL_ERROR'))
