@@ -59,6 +59,7 @@ describe('net sessions', () => {
         served++
         if (wait !== undefined) await new Promise((r) => setTimeout(r, wait))
         if (text === 'refuse') throw new CovenantError('COVENANT_REFUSED', 'no thanks')
+        if (text === 'bug') throw new Error('a bug in the handler')
         return { text, from }
       },
     })
@@ -107,6 +108,11 @@ describe('net sessions', () => {
     await assert.rejects(
       a.request(b.peerId, ECHO, { text: 'x', extra: 1 }, { session: true }),
       typed('PROTOCOL_ERROR'),
+    )
+    // the peer's own failure (INTERNAL there) is not the caller's: PEER_UNREACHABLE, as one-shot
+    await assert.rejects(
+      a.request(b.peerId, ECHO, { text: 'bug' }, { session: true }),
+      typed('PEER_UNREACHABLE'),
     )
     assert.deepEqual(await a.request(b.peerId, ECHO, { text: 'fine' }, { session: true }), {
       text: 'fine',
