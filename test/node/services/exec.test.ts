@@ -564,6 +564,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     }
   })
 
+  const TRANSIENT = new Set(['DEADLINE_EXCEEDED', 'PEER_BUSY', 'PEER_UNREACHABLE', 'NO_QUORUM'])
   it('SDK invoke refuses a lying gateway: tampered answers, values forged by made-up keys, lies about its peers', async () => {
     const result = await gateway.invoke(fns.main.cid, 'add', [3, 4], { key: caller })
     assert.equal((result.value as { sum: number }).sum, 7)
@@ -633,7 +634,9 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
       }
       const body = (await upstream.json()) as ReplyJSON & { peers?: unknown[] }
       let answer: unknown = body
-      if (req.url === '/v1/invoke' && mode !== undefined) answer = tamper[mode](body)
+      // an error the honest gateway gave (a loaded machine misses deadlines) passes through as it is
+      if (req.url === '/v1/invoke' && mode !== undefined && body.certificate !== undefined)
+        answer = tamper[mode](body)
       if (req.url === '/v1/peers' && mode === 'a forged value, and its makers presented as peers')
         answer = {
           peers: [
@@ -669,11 +672,15 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
         assert.equal((honestAnswer.value as { sum: number }).sum, 3)
         for (const m of Object.keys(tamper)) {
           mode = m
-          await assert.rejects(
-            liar.invoke(fns.main.cid, 'add', [3, 4], { key: caller }),
-            (e: CovenantError) => e instanceof CovenantError && e.code === 'INVALID_CERTIFICATE',
-            `tampering by ${m} was not caught`,
-          )
+          // Only a tampered answer counts: a call the honest gateway itself failed under load is tried again.
+          let code: string | undefined
+          for (let attempt = 0; attempt < 3 && (code === undefined || TRANSIENT.has(code)); attempt++) {
+            code = await liar.invoke(fns.main.cid, 'add', [3, 4], { key: caller }).then(
+              () => 'accepted',
+              (e: unknown) => (e instanceof CovenantError ? e.code : String(e)),
+            )
+          }
+          assert.equal(code, 'INVALID_CERTIFICATE', `tampering by ${m} was not caught`)
         }
       }
       // the liar listed its made-up peers, but one node of three is no majority: they are not in the view
