@@ -11,6 +11,7 @@ import {
   TrustSchema,
 } from '../exec/index.ts'
 import { KeyIdSchema } from '../keys/index.ts'
+import { EnqueueRunReplySchema } from './job-routes.ts'
 import type { RouteSpec } from './route.ts'
 
 /**
@@ -47,7 +48,15 @@ export const InvokeReplySchema = z.object({
   tried: z.array(AttemptSchema).max(1024).default([]),
   /** one per namespace the run wrote, in the output's order: what its holders did with the writes */
   commits: z.array(CommitOutcomeSchema).max(256).default([]),
+  /**
+   * the jobs the run enqueued (`ctx.enqueue`), handed to their keepers once its writes committed:
+   * each job's id and keepers, or why they could not be handed over (hand them again with
+   * `POST /v1/jobs/enqueued`); none when a commit was refused
+   */
+  jobs: z.union([EnqueueRunReplySchema, z.object({ error: ErrorJSONSchema })]).optional(),
 })
+
+export type InvokeReply = z.infer<typeof InvokeReplySchema>
 
 /** `POST /v1/invoke`: this node runs the quorum protocol for the caller (a gateway). */
 export const invokeRoute = {

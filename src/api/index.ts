@@ -29,6 +29,14 @@ import {
   storageRoute,
 } from './block-routes.ts'
 import { callsRoute, conflictsRoute, invokeRoute } from './exec-routes.ts'
+import {
+  cancelJobRoute,
+  enqueueJobRoute,
+  enqueueRunRoute,
+  jobEventsRoute,
+  jobRoute,
+  listJobsRoute,
+} from './job-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
 import type { RouteSpec } from './route.ts'
 import {
@@ -74,7 +82,7 @@ export {
   StorageReplySchema,
   storageRoute,
 } from './block-routes.ts'
-export type { CallEvent, CommitOutcome } from './exec-routes.ts'
+export type { CallEvent, CommitOutcome, InvokeReply } from './exec-routes.ts'
 export {
   CallEventSchema,
   CallsQuerySchema,
@@ -87,6 +95,26 @@ export {
   InvokeReplySchema,
   invokeRoute,
 } from './exec-routes.ts'
+export type { EnqueueJobReply, EnqueueRunReply, JobInfo, JobSummary, ListJobsReply } from './job-routes.ts'
+export {
+  CancelJobBodySchema,
+  cancelJobRoute,
+  EnqueueJobBodySchema,
+  EnqueueJobReplySchema,
+  EnqueueRunBodySchema,
+  EnqueueRunReplySchema,
+  enqueueJobRoute,
+  enqueueRunRoute,
+  JobAttemptSchema,
+  JobInfoSchema,
+  JobParamsSchema,
+  JobSummarySchema,
+  jobEventsRoute,
+  jobRoute,
+  ListJobsQuerySchema,
+  ListJobsReplySchema,
+  listJobsRoute,
+} from './job-routes.ts'
 export type { NodeInfo, PeerInfo } from './node-routes.ts'
 export {
   HealthReplySchema,
@@ -169,4 +197,11 @@ export const API_ROUTES: readonly RouteSpec[] = [
   commitRoute,
   revokeRoute,
   revocationsRoute,
+  // jobs (job-routes.ts)
+  enqueueJobRoute,
+  enqueueRunRoute,
+  listJobsRoute,
+  jobRoute,
+  jobEventsRoute,
+  cancelJobRoute,
 ]

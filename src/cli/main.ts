@@ -41,6 +41,11 @@ const COMMANDS: Array<{ name: string; summary: string; load(): Promise<CommandMo
     load: () => import('./commands/get.ts'),
   },
   {
+    name: 'job',
+    summary: 'jobs: enqueue now, find the result later (enqueue, status, wait, list, cancel)',
+    load: () => import('./commands/job.ts'),
+  },
+  {
     name: 'keys',
     summary: 'show the caller key id and where it is kept',
     load: () => import('./commands/keys.ts'),

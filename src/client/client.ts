@@ -19,9 +19,13 @@ import {
   getBlockRoute,
   getFunctionRoute,
   type InspectReply,
+  type InvokeReply,
   InvokeReplySchema,
   inspectRoute,
   invokeRoute,
+  type JobSummary,
+  type ListJobsReply,
+  listJobsRoute,
   type NodeInfo,
   nodeRoute,
   type PeerInfo,
@@ -76,6 +80,7 @@ import {
 } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import { readEventStream } from './event-stream.ts'
+import { type EnqueueOptions, enqueueJob, enqueueRun, JobHandle, type JobsInit } from './jobs.ts'
 import { viewFromPeerLists } from './network-view.ts'
 import {
   bundleFunctionFile,
@@ -182,10 +187,13 @@ export interface ClientOptions {
  * and conflicts (each checked here, not taken from the gateway on trust), `tried`, the executors
  * the gateway asked and what came of each (as the gateway tells it), and `commits`, what the
  * holders of each namespace the run wrote did with its writes (as the gateway tells it: read the
- * namespace to see them).
+ * namespace to see them), and `jobs`, the jobs the run enqueued (`ctx.enqueue`) as the gateway
+ * handed them to their keepers once the writes committed (`{ error }` if it could not: hand them
+ * with {@link CovenantClient.enqueueRun}); absent when it enqueued none.
  */
 export interface InvokeResult extends ExecInvokeResult {
   commits: CommitOutcome[]
+  jobs?: InvokeReply['jobs']
 }
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
@@ -563,7 +571,23 @@ export class CovenantClient {
             certificate: certificateToJSON(certificate),
           },
         })
-    return { value, output, certificate, conflicts, tried: answer.tried, commits }
+    // The jobs it enqueued go with its writes, once those are committed: a gateway handed them
+    // over before it answered; a run made from here hands them over from here.
+    const jobs =
+      answer.fromGateway || (output.jobs?.length ?? 0) === 0
+        ? answer.jobs
+        : await this.enqueueRun(certificate, output).catch((err: unknown) => ({
+            error: CovenantError.from(err).toJSON(),
+          }))
+    return {
+      value,
+      output,
+      certificate,
+      conflicts,
+      tried: answer.tried,
+      commits,
+      ...(jobs === undefined ? {} : { jobs }),
+    }
   }
 
   /**
@@ -620,6 +644,7 @@ export class CovenantClient {
       conflicts: reply.conflicts,
       tried: reply.tried,
       commits: reply.commits,
+      jobs: reply.jobs,
       fromGateway: true,
     }
   }
@@ -765,6 +790,68 @@ export class CovenantClient {
     return delegateWrite({ ...rest, issuer: key ?? (await loadCallerKey()) })
   }
 
+  // ── jobs (./jobs.ts) ──────────────────────────────────────────────────────────────────────
+
+  private jobsInit(): JobsInit {
+    return {
+      call: (spec, i) => this.json(spec, i),
+      raw: (spec, i) => this.call(spec, i),
+      callerKey: () => loadCallerKey(),
+      verify: (certificate, options) => this.verify(certificate, options),
+      events: (res, schema) => readEventStream(res, schema, this.url),
+    }
+  }
+
+  /**
+   * Enqueues a run of `exportName` of the function `fn` on `args`, signed with the caller's key
+   * (or `options.key`): resolves with the job id as soon as its keepers hold it. The network runs
+   * it once `runAfterMs` has passed, retries it onto freshly chosen executors, and keeps the
+   * result for anyone who asks with {@link job}.
+   */
+  enqueue(fn: string | CID, exportName: string, args: unknown[] = [], options: EnqueueOptions = {}) {
+    return enqueueJob(this.jobsInit(), typeof fn === 'string' ? fn : fn.toString(), exportName, args, options)
+  }
+
+  /** Hands the jobs a certified run enqueued (`ctx.enqueue`) to their keepers; a no-op for jobs already there. */
+  enqueueRun(certificate: Certificate, output: InvokeResult['output']) {
+    return enqueueRun(this.jobsInit(), certificate, output)
+  }
+
+  /** A handle on the job `id`: `status()`, `events()`, `wait()`, `cancel()`. */
+  job(id: string): JobHandle {
+    return new JobHandle(id, this.jobsInit())
+  }
+
+  /**
+   * The jobs the nodes of this client's view keep (or this node alone, with pinned covenants),
+   * each once as the node with its newest state holds it, in id order.
+   */
+  async jobs(
+    options: { status?: JobSummary['status']; enqueuer?: string; limit?: number } = {},
+  ): Promise<JobSummary[]> {
+    const query = new URLSearchParams()
+    if (options.status !== undefined) query.set('status', options.status)
+    if (options.enqueuer !== undefined) query.set('enqueuer', options.enqueuer)
+    query.set('limit', String(options.limit ?? 100))
+    const nodes = this.viewFrom.length === 0 ? [this.url] : this.viewFrom
+    const pages = await Promise.all(
+      nodes.map((url) =>
+        (url === this.url ? this : new CovenantClient(url, { timeoutMs: this.timeoutMs }))
+          .json(listJobsRoute, { query: query.toString() })
+          .then(
+            (page: ListJobsReply) => page.jobs,
+            () => [] as JobSummary[],
+          ),
+      ),
+    )
+    const best = new Map<string, JobSummary>()
+    for (const job of pages.flat()) {
+      const held = best.get(job.id)
+      if (held === undefined || job.version > held.version) best.set(job.id, job)
+    }
+    return [...best.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, options.limit ?? 100)
+  }
+
   /**
    * Signs the caller's (or `key`'s) vouch for `executor` until `expiresAt`; a namespace keeps it
    * with `store(ns).keepVouch(vouch)` for a write policy whose `vouchedBy` names the signer.
@@ -793,6 +880,8 @@ interface Answer {
   tried: Attempt[]
   /** what the gateway's commits of the run's writes came to; none when the run was made here */
   commits?: CommitOutcome[]
+  /** what became of the jobs the run enqueued, as the gateway tells it */
+  jobs?: InvokeReply['jobs']
   fromGateway: boolean
 }
 

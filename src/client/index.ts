@@ -38,6 +38,7 @@ import type { TrustInput } from '../exec/index.ts'
 import { CovenantClient } from './client.ts'
 import { findDevnetNodes } from './node-helpers.ts'
 
+export type { JobSummary } from '../api/index.ts'
 export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
 export { grantFromJSON, grantToJSON } from '../caps/index.ts'
 export type { Read, Vouch, Write, WritePolicyInput } from '../datastore/index.ts'
@@ -65,6 +66,7 @@ export {
   verifyCertificate,
   verifyConflict,
 } from '../exec/index.ts'
+export type { JobStatus } from '../jobs/index.ts'
 export type { PrivateKey } from '../keys/index.ts'
 export { decodeKey, encodeKey, generateKey, keyId } from '../keys/index.ts'
 export type {
@@ -84,6 +86,8 @@ export type {
   StorageReply,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
+export type { EnqueueOptions, JobInfo, JobOutcome } from './jobs.ts'
+export { JobHandle } from './jobs.ts'
 export { viewFromPeerLists } from './network-view.ts'
 export { defaultKeyPath, findDevnetNodes, loadCallerKey, loadCallerTicket } from './node-helpers.ts'
 export type { CommitOptions, CommitResult, CreatedStore, CreateStoreOptions } from './store.ts'

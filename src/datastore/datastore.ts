@@ -58,7 +58,7 @@ export const MAX_ENTRY_SKEW_MS = 60_000
 export interface VerifiedRun {
   /** the manifest CID of the function that ran: the writer the grants must name */
   fn: string
-  /** the request id: commits are idempotent per request */
+  /** the request id, or the job id for a job's attempt: commits are idempotent per this id */
   request: string
   /** the effects on this namespace that the certified output carries */
   effects: StoreEffects
@@ -78,7 +78,7 @@ export interface VerifiedRun {
  * policy's numbers and vouchers, the grants and the read versions.
  */
 export type VerifyRun = (
-  proof: { certificate: unknown; output: unknown },
+  proof: { certificate: unknown; output: unknown; job?: unknown },
   ctx: { namespace: string; policy: WritePolicy; at: number },
 ) => VerifiedRun
 
@@ -556,7 +556,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       let run: VerifiedRun
       try {
         run = init.verifyRun(
-          { certificate: commit.proof.certificate, output: commit.proof.output },
+          { certificate: commit.proof.certificate, output: commit.proof.output, job: commit.proof.job },
           { namespace: ns.id, policy: ns.policy, at },
         )
       } catch (err) {

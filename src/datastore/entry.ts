@@ -91,6 +91,11 @@ const FunctionCommitSchema = z.strictObject({
     output: z.unknown(),
     /** none to rely on the standing grants the namespace keeps for the function (standing.ts) */
     grants: z.array(GrantChainSchema).max(MAX_GRANTS),
+    /**
+     * the record of the job the run is an attempt of (docs/jobs.md): the commit is then keyed by
+     * the job's id, so only one attempt's writes ever commit; checked by the injected verifier
+     */
+    job: z.unknown().optional(),
   }),
 })
 
@@ -303,6 +308,8 @@ export async function createKeyCommit(init: KeyCommitInit): Promise<KeyCommit> {
 /**
  * A function's commit: the effects its certified output carries, with the certificate and the
  * grants; without grants, the holders use the standing grants the namespace keeps for the function.
+ * A job's attempt passes the job's record as `job` and the job id as `request`: its commit is keyed
+ * by the job, not by the attempt's request.
  */
 export function createFunctionCommit(init: {
   request: string
@@ -310,6 +317,7 @@ export function createFunctionCommit(init: {
   certificate: unknown
   output: unknown
   grants?: WriteGrant[]
+  job?: unknown
 }): FunctionCommit {
   const effects = parseEffects(init.effects)
   return {
@@ -323,6 +331,7 @@ export function createFunctionCommit(init: {
       certificate: init.certificate,
       output: init.output,
       grants: (init.grants ?? []).map((g) => g.chain),
+      ...(init.job === undefined ? {} : { job: init.job }),
     },
   }
 }

@@ -380,6 +380,23 @@ export const ERROR_CODES = {
     message: 'this namespace is private',
     hint: 'only its owner reads a private namespace: read with the owner’s key (--key)',
   },
+
+  // ── jobs (src/jobs) ──────────────────────────────────────────────────────────────────────────
+  JOB_NOT_FOUND: {
+    status: 404,
+    message: 'no keeper holds that job',
+    hint: 'check the job id; a job is kept by the nodes closest to its id, and forgotten some days after it ended',
+  },
+  JOB_INVALID: {
+    status: 400,
+    message: 'the job is not valid',
+    hint: 'fix what the message names; `covenant job enqueue --help` lists the options and their ranges',
+  },
+  JOB_CANCELLED: {
+    status: 409,
+    message: 'the job was cancelled',
+    hint: 'its enqueuer cancelled it before it succeeded: enqueue it again to run it',
+  },
 } as const satisfies Record<string, CodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

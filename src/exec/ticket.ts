@@ -73,11 +73,22 @@ export function checkTicket(caller: string, ticket: Ticket, timestamp: number): 
   return hash
 }
 
-/** Mints a ticket for `caller` and `epoch`: the first working nonce from `from` on. CPU-bound. */
-export function mintTicket(caller: string, epoch: number, from = 0): Ticket {
+/**
+ * Mints a ticket for `caller` and `epoch`: the first working nonce from `from` on. CPU-bound; with
+ * `tries`, it gives up (undefined) after that many nonces, so a caller can mint in slices between
+ * other work.
+ */
+export function mintTicket(caller: string, epoch: number, from?: number): Ticket
+export function mintTicket(caller: string, epoch: number, from: number, tries: number): Ticket | undefined
+export function mintTicket(
+  caller: string,
+  epoch: number,
+  from = 0,
+  tries = Number.POSITIVE_INFINITY,
+): Ticket | undefined {
   // The prefix is hashed once; each try hashes only the nonce on top of that state.
   const state = sha256.create().update(encoder.encode(prefix(caller, epoch)))
-  for (let nonce = from; ; nonce++) {
+  for (let nonce = from; nonce < from + tries; nonce++) {
     if (
       enoughZeroBits(
         state
@@ -88,6 +99,7 @@ export function mintTicket(caller: string, epoch: number, from = 0): Ticket {
     )
       return { epoch, nonce }
   }
+  return undefined
 }
 
 /** Whether `ticket` may serve a request made at `timestamp`. */

@@ -8,7 +8,9 @@
  * - exec: the executor on `/covenant/exec/1.0.0`, the gateway `POST /v1/invoke`, conflict evidence
  *   on `/covenant/conflict/1.0.0` and `GET /v1/conflicts`;
  * - datastore: the namespaces this node holds (`<data>/datastore.db`), replicated over
- *   `/covenant/store/1.0.0`, and `/v1/stores…` (docs/apps.md).
+ *   `/covenant/store/1.0.0`, and `/v1/stores…` (docs/apps.md);
+ * - jobs: the jobs this node keeps (`<data>/jobs.db`), their dispatch through this node's gateway,
+ *   `/covenant/jobs/1.0.0` between keepers, and `/v1/jobs…` (docs/jobs.md).
  *
  * A part plugs in as a service ({@link NodeServiceFactory}, see `service.ts` and
  * docs/architecture.md): a factory over the components it names that registers its protocols,
@@ -34,10 +36,12 @@ export { route } from './http.ts'
 export type { NodeMetrics } from './metrics.ts'
 export type { CovenantNode, NodeInit, NodeOptions } from './node.ts'
 export { createNode, nodeOptionsSchema } from './node.ts'
-export type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
+export type { Gateway, NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 export type { ConflictStore, ConflictStoreInit, StoredConflict } from './services/conflict-store.ts'
 export { openConflictStore } from './services/conflict-store.ts'
 export type { DatastoreServiceOptions, StoreFaultKind } from './services/datastore.ts'
 export { DATASTORE_FILE, STORE_FAULT_KINDS } from './services/datastore.ts'
 export type { ExecServiceOptions } from './services/exec.ts'
+export type { JobsServiceOptions } from './services/jobs.ts'
+export { JOBS_FAULT_KINDS, JOBS_FILE, verifyRunWithView } from './services/jobs.ts'
 export { loadOrSignCovenant, SIGNED_COVENANT_FILE } from './signed-covenant-file.ts'

@@ -24,19 +24,20 @@ import { createStorage, storageOptionsSchema } from '../storage/index.ts'
 import { createCallFeed } from './call-feed.ts'
 import { createHttpServer } from './http.ts'
 import { createMetrics } from './metrics.ts'
-import type { NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
+import type { Gateway, NodeComponents, NodeService, NodeServiceFactory } from './service.ts'
 import { blocksService } from './services/blocks.ts'
 import { openConflictStore } from './services/conflict-store.ts'
 import { dashboardService } from './services/dashboard.ts'
 import { type DatastoreServiceOptions, datastoreService } from './services/datastore.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
+import { type JobsServiceOptions, jobsService } from './services/jobs.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
 import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, jobs.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -82,6 +83,8 @@ export interface NodeInit extends NodeOptions {
   exec?: ExecServiceOptions
   /** options of the built-in datastore service */
   datastore?: DatastoreServiceOptions
+  /** options of the built-in jobs service */
+  jobs?: JobsServiceOptions
 }
 
 export interface CovenantNode {
@@ -106,7 +109,14 @@ function portInUse(err: unknown, message: string): unknown {
 
 /** Creates and starts a node; `stop()` shuts it down in reverse order. */
 export async function createNode(init: NodeInit): Promise<CovenantNode> {
-  const { covenant: _covenant, services: _services, exec: _exec, datastore: _datastore, ...options } = init
+  const {
+    covenant: _covenant,
+    services: _services,
+    exec: _exec,
+    datastore: _datastore,
+    jobs: _jobs,
+    ...options
+  } = init
   const parsed = nodeOptionsSchema.safeParse(options)
   if (!parsed.success) throw new CovenantError('CONFIG_INVALID', z.prettifyError(parsed.error))
   const opts = parsed.data
@@ -185,6 +195,24 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
     stops.push(() => conflicts.close())
     const http = createHttpServer({ metrics })
     stops.push(() => http.close())
+    let invokeVia: Gateway['invoke'] | undefined
+    let enqueueVia: Gateway['enqueue'] | undefined
+    const gateway: Gateway = {
+      invoke: (request, options) => {
+        if (invokeVia === undefined) throw new CovenantError('NOT_STARTED', 'this node has no gateway')
+        return invokeVia(request, options)
+      },
+      provide: (invoke) => {
+        invokeVia = invoke
+      },
+      enqueue: async (run) => {
+        if (enqueueVia === undefined) throw new CovenantError('NOT_STARTED', 'this node keeps no jobs')
+        return enqueueVia(run)
+      },
+      provideJobs: (enqueue) => {
+        enqueueVia = enqueue
+      },
+    }
 
     const components: NodeComponents = {
       key,
@@ -203,6 +231,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       metrics,
       conflicts,
       calls: createCallFeed(),
+      gateway,
       stores: createNodeStores(),
       fault: opts.fault,
     }
@@ -214,6 +243,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       execService(init.exec),
       dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
+      jobsService(init.jobs),
       ...(init.services ?? []),
     ]
     const services: NodeService[] = []

@@ -10,9 +10,10 @@
  * server listens; `start` runs once the node is up, `stop` in reverse order before the parts stop.
  */
 import type { Logger } from 'pino'
+import type { EnqueueRunReply } from '../api/index.ts'
 import type { BlockStore, CID, Manifest } from '../content/index.ts'
 import type { SignedCovenant } from '../covenant/index.ts'
-import type { View } from '../exec/index.ts'
+import type { Certificate, InvokeResult, Output, SignedRequest, TrustInput, View } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import type { Net } from '../net/index.ts'
 import type { PeerTable } from '../peers/index.ts'
@@ -52,10 +53,30 @@ export interface NodeComponents {
   conflicts: ConflictStore
   /** the calls this node executed or gatewayed, without their arguments or outputs (the exec service reports them) */
   calls: CallFeed
+  /** the quorum protocol run as a gateway, for services that invoke (jobs); the exec service provides it */
+  gateway: Gateway
   /** the network's datastores, served by the datastore service: reads at a version, commits */
   stores: NodeStores
   /** devnet fault injection kind, for the exec service */
   fault?: string
+}
+
+/**
+ * The gateway as other services use it: what `POST /v1/invoke` runs for a signed request (counted,
+ * logged, in the calls feed), without HTTP. NOT_STARTED until the exec service provides it.
+ */
+export interface Gateway {
+  invoke(request: SignedRequest, options?: { trust?: TrustInput }): Promise<InvokeResult>
+  /** the exec service hands its gateway over here when it is created */
+  provide(invoke: Gateway['invoke']): void
+  /**
+   * Hands the jobs a certified run enqueued (`ctx.enqueue`) to their keepers, as
+   * `POST /v1/jobs/enqueued` does: the gateway calls it once the run's writes are committed.
+   * NOT_STARTED until the jobs service provides it.
+   */
+  enqueue(run: { certificate: Certificate; output: Output }): Promise<EnqueueRunReply['jobs']>
+  /** the jobs service hands its side over here when it is created */
+  provideJobs(enqueue: Gateway['enqueue']): void
 }
 
 /** A service composed into the node. `start` runs after the HTTP server listens; `stop` in reverse order. */

@@ -4,7 +4,7 @@
  * gateway commits a certified run's writes through it. The datastore service serves it when it is
  * made (`serve`); until then, or in a node without that service, every call is NOT_STARTED.
  */
-import type { Commit, CommitReply, KeyVersion } from '../datastore/index.ts'
+import type { Commit, CommitReply, Entry, KeyVersion } from '../datastore/index.ts'
 import { CovenantError } from '../errors/index.ts'
 
 /** What the datastore service offers other services. */
@@ -16,6 +16,10 @@ export interface StoreAccess {
   read(ns: string, key: string, at: number): Promise<KeyVersion>
   /** Hands a commit to the namespace's primary (or the next holder), as `POST /v1/stores/:ns/commit` does. */
   commit(commit: Commit): Promise<CommitReply>
+  /** The namespace's current version (its head's seq) as a holder reports it. */
+  head(ns: string): Promise<number>
+  /** Entry `seq` of the namespace: from this node's copy when it has it, else from its holders. */
+  entry(ns: string, seq: number): Promise<Entry>
 }
 
 export interface NodeStores extends StoreAccess {
@@ -33,6 +37,8 @@ export function createNodeStores(): NodeStores {
   return {
     read: async (ns, key, at) => served().read(ns, key, at),
     commit: async (commit) => served().commit(commit),
+    head: async (ns) => served().head(ns),
+    entry: async (ns, seq) => served().entry(ns, seq),
     serve(a) {
       access = a
     },

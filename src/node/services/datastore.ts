@@ -45,6 +45,7 @@ import {
   checkRead,
   createRevocationCommit,
   type Datastore,
+  decodeEntry,
   descriptorCid,
   EntriesReplySchema,
   GetReplySchema,
@@ -74,15 +75,17 @@ import { CovenantError, type ErrorCode } from '../../errors/index.ts'
 import {
   CertificateSchema,
   createManifestCache,
-  createView,
   MAX_CLOCK_SKEW_MS,
   MAX_DEADLINE_AHEAD_MS,
   OutputSchema,
+  type SignedRequest,
   type View,
   verifyCertificate,
   verifyCertificateSignatures,
 } from '../../exec/index.ts'
+import { checkJob, matchDispatch } from '../../jobs/index.ts'
 import { route } from '../http.ts'
+import { knownView } from '../known-view.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
 
 /** Devnet faults of this service (node option `fault`, refused outside a devnet). */
@@ -224,7 +227,8 @@ export const FRESH_ENTRY_MS = MAX_DEADLINE_AHEAD_MS + MAX_CLOCK_SKEW_MS
  * then (docs/apps.md says what this trusts). Either way the output must hash to what the receipts
  * sign, and carry effects on `namespace` whose reads lie at or below the version the request fixed.
  * The datastore then applies the policy's k, q and vouchers, the grants and the MVCC check; the
- * quorum is the policy's business, so exec's own minimum is 1 here.
+ * quorum is the policy's business, so exec's own minimum is 1 here. A commit that carries a job's
+ * record is keyed by the job's id, if the certified request is an attempt of exactly that record.
  */
 export function verifyRunWithExec(c: {
   view: () => View
@@ -255,12 +259,20 @@ export function verifyRunWithExec(c: {
       refuse(`the run read ${JSON.stringify(unfixed.key)} at a version the request did not fix`)
     return {
       fn: request.fn,
-      request: id,
+      // a job's attempt commits under the job's id, once its request is shown to ask what the job does
+      request: proof.job === undefined ? id : jobOfAttempt(proof.job, request),
       effects,
       replicas: request.k,
       certifiers: receipts.map((r) => r.executor),
     }
   }
+}
+
+/** The id of the job `record` names, if `request` is an attempt of it (docs/jobs.md); JOB_INVALID if not. */
+function jobOfAttempt(record: unknown, request: SignedRequest): string {
+  const job = checkJob(record)
+  matchDispatch(job, request)
+  return job.id
 }
 
 function storeMetrics(c: Pick<NodeComponents, 'metrics'>, namespaces: () => number) {
@@ -328,18 +340,13 @@ async function createDatastoreService(
   const manifests = new Map<string, Manifest>()
   const fetchManifest = createManifestCache({ getBlock: (cid) => c.getBlock(parseCid(cid)) })
   // Fresh function entries are judged against this node's view with the peers it knows but
-  // believes dead kept in it, as dead: a holder that takes or catches up on an entry after one of
-  // its signers died (a primary killed mid-commit may have been one) still finds that signer where
-  // the selection put it, instead of refusing the entry until it is old. A dead peer ranked ahead
-  // of the signers is skipped at no cost, as when it is left out.
-  let known: View | undefined
-  const knownView = (): View =>
-    (known ??= createView([c.covenant(), ...c.peers.list().map((p) => p.covenant)], {
-      alive: (id) => id === self || c.peers.get(id)?.alive === true,
-    }))
+  // believes dead kept in it, as dead (known-view.ts): a holder that takes or catches up on an
+  // entry after one of its signers died (a primary killed mid-commit may have been one) does not
+  // refuse it until it is old.
+  const known = knownView(c)
   const store: Datastore = openDatastore({
     path: join(c.dataDir, DATASTORE_FILE),
-    verifyRun: verifyRunWithExec({ view: knownView, manifest: (fn) => manifests.get(fn) }),
+    verifyRun: verifyRunWithExec({ view: known.view, manifest: (fn) => manifests.get(fn) }),
   })
   let heldCount = 0
   const countHeld = (): number => {
@@ -1005,6 +1012,30 @@ async function createDatastoreService(
       return { value, version }
     },
     commit: (commit) => commitThroughHolders(parseCommit(commit)),
+    async head(ns) {
+      return (await serveRead({ type: 'info', ns }, InfoReplySchema)).head.seq
+    },
+    async entry(ns, seq) {
+      const held = store.namespace(ns)
+      if (held !== undefined && held.head.seq >= seq) {
+        const [mine] = store.entriesSince(ns, seq - 1, 1)
+        if (mine !== undefined) return decodeEntry(mine.bytes)
+      }
+      for (const peer of holdersOf(ns)) {
+        if (peer === self) continue
+        try {
+          const { entries } = await ask(
+            peer,
+            { type: 'entries', ns, after: seq - 1, limit: 1 },
+            EntriesReplySchema,
+          )
+          if (entries[0] !== undefined) return decodeEntry(entries[0])
+        } catch {
+          // the next holder may have it
+        }
+      }
+      throw new CovenantError('NAMESPACE_NOT_FOUND', `no holder of ${ns} answered with entry ${seq}`)
+    },
   })
 
   await net.handle(STORE_PROTOCOL, {
@@ -1118,7 +1149,7 @@ async function createDatastoreService(
     async start() {
       running = true
       unsubscribe = c.peers.onChange(() => {
-        known = undefined
+        known.forget()
         syncSoon()
       })
       timer = setInterval(() => void syncRound(), syncIntervalMs)

@@ -10,7 +10,7 @@
  * browser-safe.
  */
 import { Counter, Gauge } from 'prom-client'
-import { type CommitOutcome, conflictsRoute, invokeRoute } from '../../api/index.ts'
+import { type CommitOutcome, conflictsRoute, type InvokeReply, invokeRoute } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { commitRunWrites } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
@@ -36,7 +36,10 @@ import {
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
   requestFromJSON,
+  requestToJSON,
   type SendExec,
+  type SignedRequest,
+  type TrustInput,
   verifyRequest,
   watchLateReceipts,
 } from '../../exec/index.ts'
@@ -70,6 +73,7 @@ export type ExecServiceComponents = Pick<
   | 'metrics'
   | 'conflicts'
   | 'calls'
+  | 'gateway'
   | 'fault'
   | 'stores'
 >
@@ -270,66 +274,68 @@ async function createExecService(
     },
   })
 
-  route(c.http, invokeRoute, async function gateway({ body }, reply) {
-    const started = performance.now()
-    // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
-    const timing: string[] = []
-    let mark = started
-    const lap = (stage: string): void => {
-      const t = performance.now()
-      timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
-      mark = t
+  /** Runs the quorum protocol for a checked request: the gateway's work, for its route and for other services. */
+  async function runInvocation(
+    request: SignedRequest,
+    id: string,
+    trust: TrustInput | undefined,
+    lap: (stage: string) => void,
+  ): Promise<InvokeResult> {
+    const manifest = await c.manifest(request.fn)
+    lap('manifest')
+    const pending = new Map<string, Promise<ExecReply>>()
+    const send: SendExec = (peer, r, { timeoutMs }) => {
+      // The invocation's abort signal is not passed on: an abandoned executor's stream stays
+      // open until its own timeout so a late receipt can still be checked (see watchLate).
+      const p =
+        peer === self
+          ? execute(r, AbortSignal.timeout(timeoutMs), self)
+          : net.request(
+              peer,
+              EXEC_PROTOCOL,
+              { request: r },
+              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
+            )
+      p.catch(() => {})
+      pending.set(peer, p)
+      return p
     }
+    const result = await invoke({ request, id, manifest, view: c.view(), send, trust })
+    lap('quorum')
+    for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
+    for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
+    watchLateReceipts(pending, result.tried, result.certificate, (conflict) => {
+      if (!stopped) keepConflict(conflict, 'late')
+    })
+    return result
+  }
+
+  /**
+   * One gateway call, counted, logged and reported to the calls feed however it ends. `run` names
+   * the request once it is checked, and may name an outcome other than the run's (a refused commit).
+   */
+  async function asGateway(
+    requestJSON: unknown,
+    run: (named: (id: string) => void, judged: (outcome: string) => void) => Promise<InvokeResult>,
+  ): Promise<InvokeResult> {
+    const started = performance.now()
     let outcome = 'ok'
     let id: string | undefined
     let result: InvokeResult | undefined
     let failure: CovenantError | undefined
     try {
-      const request = requestFromJSON(body.request)
-      id = verifyRequest(request).id
-      lap('request')
-      const manifest = await c.manifest(request.fn)
-      lap('manifest')
-      const pending = new Map<string, Promise<ExecReply>>()
-      const send: SendExec = (peer, r, { timeoutMs }) => {
-        // The invocation's abort signal is not passed on: an abandoned executor's stream stays
-        // open until its own timeout so a late receipt can still be checked (see watchLate).
-        const p =
-          peer === self
-            ? execute(r, AbortSignal.timeout(timeoutMs), self)
-            : net.request(
-                peer,
-                EXEC_PROTOCOL,
-                { request: r },
-                { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
-              )
-        p.catch(() => {})
-        pending.set(peer, p)
-        return p
-      }
-      result = await invoke({ request, id, manifest, view: c.view(), send, trust: body.trust })
-      lap('quorum')
-      for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
+      let judgedAs: string | undefined
+      result = await run(
+        (named) => {
+          id = named
+        },
+        (o) => {
+          judgedAs = o
+        },
+      )
       if (result.output.error !== null) outcome = 'function-error'
-      for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
-      watchLateReceipts(pending, result.tried, result.certificate, (conflict) => {
-        if (!stopped) keepConflict(conflict, 'late')
-      })
-      const commits = await commitRun(result)
-      if (commits.length > 0) lap('commit')
-      const refused = commits.find((o) => 'error' in o)
-      if (refused !== undefined && 'error' in refused) outcome = refused.error.code
-      const answer = {
-        value: result.value,
-        output: result.output,
-        certificate: certificateToJSON(result.certificate),
-        conflicts: result.conflicts.map(conflictToJSON),
-        tried: result.tried,
-        commits,
-      }
-      lap('answer')
-      reply.header('server-timing', timing.join(', '))
-      return answer
+      if (judgedAs !== undefined) outcome = judgedAs
+      return result
     } catch (err) {
       const e = CovenantError.from(err)
       failure = e
@@ -340,8 +346,62 @@ async function createExecService(
     } finally {
       metrics.invocations.inc({ outcome })
       logger.info({ event: 'invoke', id, outcome, ms: Math.round(performance.now() - started) })
-      c.calls.gatewayed({ request: body.request, result, error: failure, ms: performance.now() - started })
+      c.calls.gatewayed({ request: requestJSON, result, error: failure, ms: performance.now() - started })
     }
+  }
+
+  // Other services (jobs) invoke through this gateway too.
+  c.gateway.provide((request, options = {}) =>
+    asGateway(requestToJSON(request), async (named) => {
+      const { id } = verifyRequest(request)
+      named(id)
+      return runInvocation(request, id, options.trust, () => {})
+    }),
+  )
+
+  route(c.http, invokeRoute, async function gateway({ body }, reply) {
+    // Stage durations, sent as a Server-Timing header so callers and benches see where time goes.
+    const timing: string[] = []
+    let mark = performance.now()
+    const lap = (stage: string): void => {
+      const t = performance.now()
+      timing.push(`${stage};dur=${(t - mark).toFixed(2)}`)
+      mark = t
+    }
+    let commits: CommitOutcome[] = []
+    let jobs: InvokeReply['jobs']
+    const result = await asGateway(body.request, async (named, judged) => {
+      const request = requestFromJSON(body.request)
+      const { id } = verifyRequest(request)
+      named(id)
+      lap('request')
+      const run = await runInvocation(request, id, body.trust, lap)
+      commits = await commitRun(run)
+      if (commits.length > 0) lap('commit')
+      const refused = commits.find((o) => 'error' in o)
+      if (refused !== undefined && 'error' in refused) judged(refused.error.code)
+      else if (run.output.error === null && (run.output.jobs?.length ?? 0) > 0) {
+        // the jobs it enqueued go with its writes: only once those are committed
+        jobs = await c.gateway.enqueue(run).then(
+          (handed) => ({ jobs: handed }),
+          (err) => ({ error: CovenantError.from(err).toJSON() }),
+        )
+        lap('jobs')
+      }
+      return run
+    })
+    const answer = {
+      value: result.value,
+      output: result.output,
+      certificate: certificateToJSON(result.certificate),
+      conflicts: result.conflicts.map(conflictToJSON),
+      tried: result.tried,
+      commits,
+      jobs,
+    }
+    lap('answer')
+    reply.header('server-timing', timing.join(', '))
+    return answer
   })
 
   route(c.http, conflictsRoute, async function conflictEvidence({ query }) {

@@ -1,0 +1,459 @@
+/**
+ * A job's state, as its keepers hold it, and the transitions the dispatching keeper makes:
+ *
+ *   queued ──dispatch──▶ running ──certified run, effects committed──▶ succeeded (committed: false → true)
+ *     ▲                     │
+ *     └──retry (backoff)────┤ an attempt failed and retries remain, or its writes conflicted
+ *                           └──▶ failed (no retries left, a final error, or past the deadline)
+ *   queued | running ──enqueuer's cancellation──▶ cancelled
+ *
+ * Every transition is a whole new state with the version one higher. Keepers never edit a state:
+ * they keep whichever of two states {@link wins}, so they converge whatever order they hear in,
+ * and hearing a state twice changes nothing. A terminal state beats any state still in progress,
+ * and a success beats every other end: its effects may have been committed, and effects never
+ * come undone. A success is recorded (`committed: false`) before its further jobs are created,
+ * and marked `committed` after; a keeper that finds it uncommitted creates them again, which is
+ * a no-op for those already there (their ids follow from the run).
+ */
+import { z } from 'zod'
+import { cidForBytes } from '../content/index.ts'
+import { CovenantError, type ErrorCode, isErrorCode } from '../errors/index.ts'
+import { CertificateSchema, OutputSchema, ReceiptSchema } from '../exec/index.ts'
+import { canonicalBytes, KeyIdSchema } from '../keys/index.ts'
+import { JobCancelSchema, type JobRecord } from './record.ts'
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+export type JobStatus = (typeof JOB_STATUSES)[number]
+
+const Time = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+export const JobErrorSchema = z.strictObject({
+  code: z.string().min(1).max(64),
+  message: z.string().max(4096),
+})
+export type JobError = z.infer<typeof JobErrorSchema>
+
+/** Attempts kept in a state: the most recent ones (conflicting writers may cause many). */
+export const MAX_ATTEMPTS_KEPT = 32
+
+export const ATTEMPT_OUTCOMES = [
+  'running',
+  'succeeded',
+  'failed',
+  'conflict',
+  'deferred',
+  'abandoned',
+] as const
+
+/** One attempt: an invocation of the job by one keeper, and what came of it. */
+export const AttemptRecordSchema = z.strictObject({
+  n: z.number().int().min(1),
+  dispatcher: KeyIdSchema,
+  /** the request's id */
+  request: z.string().max(128),
+  startedAt: Time,
+  endedAt: Time.nullable(),
+  /**
+   * running; succeeded (certified, effects committed); failed (no certificate, or a certified
+   * failure of the function); conflict (certified, but what it read changed before its writes
+   * could commit); deferred (the network had no room for it: too few executors, or all busy);
+   * abandoned (its dispatcher died or lost the job, another took over)
+   */
+  outcome: z.enum(ATTEMPT_OUTCOMES),
+  error: JobErrorSchema.nullable(),
+  /** every signed receipt the attempt got, agreeing or not */
+  receipts: z.array(ReceiptSchema).max(64),
+  /** the executors asked, and how each answered (the gateway's word) */
+  tried: z
+    .array(
+      z.strictObject({
+        peer: z.string().max(128),
+        outcome: z.string().max(32),
+        error: z.string().max(64).nullable(),
+      }),
+    )
+    .max(64),
+})
+export type AttemptRecord = z.infer<typeof AttemptRecordSchema>
+
+/** A namespace the run's writes were committed to (the datastore's answer). */
+export const EffectCommitSchema = z.strictObject({
+  ns: z.string().max(128),
+  seq: Count,
+  cid: z.string().max(128),
+  /** another attempt's writes were committed under this job's id already */
+  duplicate: z.boolean(),
+})
+export type EffectCommit = z.infer<typeof EffectCommitSchema>
+
+export const JobResultSchema = z.strictObject({
+  certificate: CertificateSchema,
+  /** the certified output; it may carry effects beside `json`, `logs` and `error` */
+  output: z.looseObject(OutputSchema.shape),
+  /** the writes committed, one per namespace */
+  commits: z.array(EffectCommitSchema).max(16),
+  /** the further jobs it enqueued are created */
+  committed: z.boolean(),
+})
+export type JobResult = z.infer<typeof JobResultSchema>
+
+export const JobStateSchema = z.strictObject({
+  v: z.literal(1),
+  status: z.enum(JOB_STATUSES),
+  version: z.number().int().min(1),
+  /** queued: no attempt before; running: when the dispatcher's lease ends */
+  runAt: Time,
+  /** the keeper running the current attempt */
+  dispatcher: KeyIdSchema.nullable(),
+  /** attempts started, ever */
+  started: Count,
+  /** attempts that failed; more than the record's `retries` fails the job */
+  failures: Count,
+  /** attempts whose writes conflicted with another writer's; they do not count as failures */
+  conflicts: Count,
+  attempts: z.array(AttemptRecordSchema).max(MAX_ATTEMPTS_KEPT),
+  result: JobResultSchema.nullable(),
+  /** why it failed or was cancelled */
+  error: JobErrorSchema.nullable(),
+  cancel: JobCancelSchema.nullable(),
+  updatedAt: Time,
+})
+export type JobState = z.infer<typeof JobStateSchema>
+
+/** Reads a state from elsewhere; JOB_INVALID if it is not one. */
+export function parseState(value: unknown): JobState {
+  const parsed = JobStateSchema.safeParse(value)
+  if (!parsed.success)
+    throw new CovenantError('JOB_INVALID', `invalid job state: ${z.prettifyError(parsed.error)}`)
+  return parsed.data
+}
+
+/** A state's bytes: canonical DAG-CBOR. */
+export function encodeState(state: JobState): Uint8Array {
+  return canonicalBytes(state)
+}
+
+/** Whether the job needs no more work: ended, and (a success) its further jobs created. */
+export function isSettled(state: JobState): boolean {
+  if (state.status === 'succeeded') return state.result?.committed === true
+  return state.status === 'failed' || state.status === 'cancelled'
+}
+
+export function isTerminal(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled'
+}
+
+/** How far along a state is: in progress, ended without effects, succeeded, succeeded and committed. */
+function rank(state: JobState): number {
+  if (state.status === 'succeeded') return state.result?.committed === true ? 3 : 2
+  return state.status === 'failed' || state.status === 'cancelled' ? 1 : 0
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i]
+  return a.length - b.length
+}
+
+/**
+ * Whether state `a` wins over state `b` (the one a keeper keeps): the further along (see the
+ * module comment), then the higher version, then, for two different states of the same version
+ * (two keepers that each thought they dispatched), the one whose CID sorts first. Every keeper
+ * decides alike. A state never wins over itself.
+ */
+export function wins(a: JobState, b: JobState): boolean {
+  const ra = rank(a)
+  const rb = rank(b)
+  if (ra !== rb) return ra > rb
+  if (a.version !== b.version) return a.version > b.version
+  const ca = cidForBytes(encodeState(a), 'dag-cbor').bytes
+  const cb = cidForBytes(encodeState(b), 'dag-cbor').bytes
+  return compareBytes(ca, cb) < 0
+}
+
+/**
+ * The state of a job just enqueued. It follows from the record alone, so every keeper starts from
+ * the same bytes.
+ */
+export function initialState(record: JobRecord): JobState {
+  return {
+    v: 1,
+    status: 'queued',
+    version: 1,
+    runAt: record.runAfter,
+    dispatcher: null,
+    started: 0,
+    failures: 0,
+    conflicts: 0,
+    attempts: [],
+    result: null,
+    error: null,
+    cancel: null,
+    updatedAt: record.createdAt,
+  }
+}
+
+function next(state: JobState, now: number, change: Partial<JobState>): JobState {
+  return { ...state, ...change, version: state.version + 1, updatedAt: Math.max(now, state.updatedAt) }
+}
+
+function keepLast(attempts: AttemptRecord[]): AttemptRecord[] {
+  return attempts.slice(-MAX_ATTEMPTS_KEPT)
+}
+
+/** The attempts with the running one (if any) ended as `outcome`. */
+function endRunning(
+  attempts: AttemptRecord[],
+  now: number,
+  end: Pick<AttemptRecord, 'outcome' | 'error'> & Partial<Pick<AttemptRecord, 'receipts' | 'tried'>>,
+  n?: number,
+): AttemptRecord[] {
+  return attempts.map((a) =>
+    a.outcome === 'running' && (n === undefined || a.n === n) ? { ...a, ...end, endedAt: now } : a,
+  )
+}
+
+/**
+ * Attempt `started + 1` begins, dispatched by `dispatcher` with request `request`, its lease
+ * ending at `leaseUntil`. An attempt still marked running (its dispatcher died or lost the job) is
+ * abandoned: it does not count as a failure.
+ */
+export function startAttempt(
+  state: JobState,
+  init: { dispatcher: string; request: string; now: number; leaseUntil: number },
+): JobState {
+  const n = state.started + 1
+  const attempts = endRunning(state.attempts, init.now, {
+    outcome: 'abandoned',
+    error: { code: 'PEER_UNREACHABLE', message: `taken over by ${init.dispatcher}` },
+  })
+  attempts.push({
+    n,
+    dispatcher: init.dispatcher,
+    request: init.request,
+    startedAt: init.now,
+    endedAt: null,
+    outcome: 'running',
+    error: null,
+    receipts: [],
+    tried: [],
+  })
+  return next(state, init.now, {
+    status: 'running',
+    runAt: init.leaseUntil,
+    dispatcher: init.dispatcher,
+    started: n,
+    attempts: keepLast(attempts),
+  })
+}
+
+/**
+ * Outcomes that another attempt would repeat: the function's own deterministic failures, and a
+ * job or commit that can never be accepted. Everything else (no quorum, no executors in time, a
+ * thrown error that may depend on what the function read, a namespace not reachable) is retried.
+ */
+export const FINAL_ERRORS: ReadonlySet<string> = new Set<ErrorCode>([
+  'FUEL_EXHAUSTED',
+  'MEMORY_LIMIT',
+  'STACK_OVERFLOW',
+  'OUTPUT_TOO_LARGE',
+  'LOG_LIMIT',
+  'INVALID_ARGS',
+  'INVALID_CODE',
+  'NEVER_SETTLED',
+  'NO_SUCH_EXPORT',
+  'BUNDLE_TOO_LARGE',
+  'INVALID_REQUEST',
+  'JOB_INVALID',
+  'GRANT_MALFORMED',
+  'GRANT_FORGED',
+  'GRANT_EXPIRED',
+  'GRANT_WIDENED',
+  'GRANT_REVOKED',
+  'GRANT_WRONG_AUDIENCE',
+  'GRANT_BROKEN_CHAIN',
+  'GRANT_MISSING',
+  'WRITE_POLICY_UNMET',
+  'STORE_LIMIT',
+])
+
+/** Whether another attempt could end otherwise than one that failed with `code`. */
+export function isRetryable(code: string): boolean {
+  return !FINAL_ERRORS.has(code)
+}
+
+/** How the waits between attempts grow. */
+export interface Backoff {
+  /** the wait after the first failure @default 1000 */
+  baseMs: number
+  /** the longest wait @default 300000 */
+  maxMs: number
+  /** the wait after the first write conflict @default 50 */
+  conflictBaseMs: number
+  /** the longest wait after write conflicts @default 5000 */
+  conflictMaxMs: number
+}
+
+export const DEFAULT_BACKOFF: Readonly<Backoff> = Object.freeze({
+  baseMs: 1000,
+  maxMs: 300_000,
+  conflictBaseMs: 50,
+  conflictMaxMs: 5000,
+})
+
+/**
+ * Exponential backoff with jitter: after the `n`-th failure (n ≥ 1) a wait drawn uniformly from
+ * [d/2, d], d = min(max, base · 2^(n−1)). The jitter spreads attempts that failed together (every
+ * job of a busy executor, every writer of one key) so they do not collide again.
+ */
+export function backoffMs(n: number, baseMs: number, maxMs: number, random: () => number): number {
+  const d = Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, n - 1)))
+  return Math.round(d / 2 + (random() * d) / 2)
+}
+
+export interface AttemptEnd {
+  /** the attempt that ended */
+  n: number
+  now: number
+  error: JobError
+  receipts?: AttemptRecord['receipts']
+  tried?: AttemptRecord['tried']
+  random: () => number
+  backoff?: Partial<Backoff>
+}
+
+/**
+ * Errors that say the network had no room for an attempt rather than that the job failed: too few
+ * live executors in the dispatcher's view, or executors too busy to take it. An attempt that ends
+ * so is deferred (see {@link attemptDeferred}).
+ */
+export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['NO_EXECUTORS', 'PEER_BUSY'])
+
+/**
+ * Attempt `n` found no room on the network (a {@link DEFERRING_ERRORS} error, or no quorum because
+ * executors were busy): the job runs again after a backoff that grows with the deferrals in a row,
+ * without using a retry, so an overloaded network delays jobs instead of failing them. It fails
+ * with that error only if the deadline comes first.
+ */
+export function attemptDeferred(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
+  const b = { ...DEFAULT_BACKOFF, ...end.backoff }
+  const attempts = endRunning(
+    state.attempts,
+    end.now,
+    { outcome: 'deferred', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
+    end.n,
+  )
+  let inARow = 0
+  for (let i = attempts.length - 1; i >= 0 && attempts[i].outcome === 'deferred'; i--) inARow++
+  const runAt = end.now + backoffMs(Math.max(1, inARow), b.baseMs, b.maxMs, end.random)
+  if (runAt >= record.deadline)
+    return next(state, end.now, { status: 'failed', attempts, dispatcher: null, error: end.error })
+  return next(state, end.now, { status: 'queued', attempts, runAt, dispatcher: null })
+}
+
+/**
+ * Attempt `n` failed: the job is queued again after a backoff, or fails when the error is final,
+ * no retries are left, or the next attempt could not start before the deadline.
+ */
+export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
+  const b = { ...DEFAULT_BACKOFF, ...end.backoff }
+  const attempts = endRunning(
+    state.attempts,
+    end.now,
+    { outcome: 'failed', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
+    end.n,
+  )
+  const failures = state.failures + 1
+  const runAt = end.now + backoffMs(failures, b.baseMs, b.maxMs, end.random)
+  const final = !isRetryable(end.error.code) || failures > record.retries || runAt >= record.deadline
+  if (final)
+    return next(state, end.now, { status: 'failed', attempts, failures, dispatcher: null, error: end.error })
+  return next(state, end.now, { status: 'queued', attempts, failures, runAt, dispatcher: null })
+}
+
+/**
+ * Attempt `n` ran, but a key it read changed before its writes could commit: it runs again (reading
+ * afresh) after a short backoff that grows with the conflicts, without using a retry. It fails
+ * with WRITE_CONFLICT only if the deadline comes first.
+ */
+export function attemptConflicted(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
+  const b = { ...DEFAULT_BACKOFF, ...end.backoff }
+  const attempts = endRunning(
+    state.attempts,
+    end.now,
+    { outcome: 'conflict', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
+    end.n,
+  )
+  const conflicts = state.conflicts + 1
+  const runAt = end.now + backoffMs(conflicts, b.conflictBaseMs, b.conflictMaxMs, end.random)
+  if (runAt >= record.deadline)
+    return next(state, end.now, { status: 'failed', attempts, conflicts, dispatcher: null, error: end.error })
+  return next(state, end.now, { status: 'queued', attempts, conflicts, runAt, dispatcher: null })
+}
+
+/** The job ends, never having succeeded: past its deadline before an attempt could start. */
+export function failJob(state: JobState, error: JobError, now: number): JobState {
+  return next(state, now, {
+    status: 'failed',
+    dispatcher: null,
+    error,
+    attempts: endRunning(state.attempts, now, { outcome: 'abandoned', error }),
+  })
+}
+
+/**
+ * Attempt `n` succeeded: certified, and its writes (if any) committed. The result is recorded
+ * before the further jobs it enqueued are created (`committed: false`).
+ */
+export function succeed(
+  state: JobState,
+  init: {
+    n: number
+    now: number
+    result: Omit<JobResult, 'committed'>
+    receipts: AttemptRecord['receipts']
+    tried?: AttemptRecord['tried']
+  },
+): JobState {
+  const attempts = endRunning(
+    state.attempts,
+    init.now,
+    { outcome: 'succeeded', error: null, receipts: init.receipts, tried: init.tried ?? [] },
+    init.n,
+  )
+  return next(state, init.now, {
+    status: 'succeeded',
+    attempts: endRunning(attempts, init.now, { outcome: 'abandoned', error: null }),
+    dispatcher: null,
+    result: { ...init.result, committed: false },
+    error: null,
+  })
+}
+
+/** The success's further jobs are created: nothing is left to do. */
+export function markCommitted(state: JobState, now: number): JobState {
+  if (state.status !== 'succeeded' || state.result === null)
+    throw new CovenantError('INTERNAL', 'only a success is committed')
+  return next(state, now, { result: { ...state.result, committed: true } })
+}
+
+/** The enqueuer cancelled the job; one that has ended stays as it is. */
+export function cancelJob(state: JobState, cancel: NonNullable<JobState['cancel']>, now: number): JobState {
+  if (isTerminal(state.status)) return state
+  const error = { code: 'JOB_CANCELLED', message: `cancelled by ${cancel.by}` }
+  return next(state, now, {
+    status: 'cancelled',
+    dispatcher: null,
+    cancel,
+    error,
+    attempts: endRunning(state.attempts, now, { outcome: 'abandoned', error }),
+  })
+}
+
+/** The error a caller waiting for a job that did not succeed gets: its own code when Covenant knows it. */
+export function jobFailure(id: string, state: JobState): CovenantError {
+  const e = state.error ?? { code: 'INTERNAL', message: 'the job ended without an error' }
+  return new CovenantError(isErrorCode(e.code) ? e.code : 'USER_ERROR', e.message, {
+    details: { job: id, status: state.status },
+  })
+}
