@@ -4,7 +4,10 @@
  * fastify server that runs the same function in the same sandbox pool in-process and answers over
  * HTTP. The setups are measured interleaved (one call of each in turn; throughput in alternating
  * blocks), so a machine whose load changes during the run weighs on all of them alike. Also a
- * breakdown of where a call's time goes. Prints tables and writes bench/results/invoke-latest.json.
+ * breakdown of where a call's time goes. The network runs twice, side by side: keeping no accounts
+ * (the rows the goals are judged on) and keeping them (nodes and caller: the paid rows); the
+ * difference of their calls through the gateway is what accounting costs a call. Prints tables and
+ * writes bench/results/invoke-latest.json.
  *
  *   npm run bench:invoke
  *
@@ -24,7 +27,7 @@ import {
   loadCallerKey,
   verifyCertificate,
 } from '../src/client/index.ts'
-import { startDevnet } from '../src/devnet/index.ts'
+import { type Devnet, startDevnet } from '../src/devnet/index.ts'
 import { createRequest, requestToJSON } from '../src/exec/index.ts'
 import { createSandbox } from '../src/sandbox/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
@@ -110,27 +113,71 @@ const setup = (label: string, call: () => Promise<unknown>): Setup => ({
   seconds: 0,
 })
 
-// --- the network -------------------------------------------------------------------------------
-const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-invoke-'))
-const devnet = await startDevnet({ dir, nodes: 5, basePort: await freeBasePort(10), logLevel: 'warn' })
+// --- the network, twice: keeping no accounts, and keeping them (nodes and caller) --------------
+const networks: Array<{ dir: string; devnet: Devnet }> = []
+const clients: CovenantClient[] = []
 const sandboxOnly: number[] = []
 const breakdown: Record<string, Record<string, number>> = {}
 const setups: Setup[] = [setup('baseline: one fastify server, same sandbox', callBaseline)]
 let selected: Record<string, string[]> = {}
-let direct: CovenantClient | undefined
+const callerRecordMs: number[] = []
+/** per node of the paid network: its executor's accounting per call (admission to receipt), from /metrics */
+const executorAccounting: Array<{ node: number; calls: number; p50Ms: number; p99Ms: number }> = []
 try {
-  // Node 0 is the gateway; the caller's view comes from all five, and it accepts k = q = 1.
-  const client = await connect({ devnetDir: devnet.dir, trust: { minQuorum: 1 } })
+  for (const paid of [false, true]) {
+    const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-invoke-'))
+    const devnet = await startDevnet({
+      dir,
+      nodes: 5,
+      basePort: await freeBasePort(10),
+      logLevel: 'warn',
+      payments: { enabled: paid },
+    })
+    networks.push({ dir, devnet })
+  }
+  const [{ dir, devnet }, paidNet] = networks
+  const open = async (options: {
+    devnetDir: string
+    paid?: boolean
+    direct?: boolean
+    executingGateway?: boolean
+  }) => {
+    const { paid, ...rest } = options
+    // the caller's view comes from all five nodes, and it accepts k = q = 1
+    const c = await connect({
+      ...rest,
+      trust: { minQuorum: 1 },
+      payments: paid === true ? { ledgerDir: paidNet.dir } : false,
+    })
+    clients.push(c)
+    return c
+  }
+  // Node 0 is the gateway.
+  const client = await open({ devnetDir: devnet.dir })
   // The same caller sending each call to a node that executes it (over HTTP, as a browser can).
-  const viaExecutor = await connect({
-    devnetDir: devnet.dir,
-    trust: { minQuorum: 1 },
-    executingGateway: true,
-  })
+  const viaExecutor = await open({ devnetDir: devnet.dir, executingGateway: true })
   // The same caller in Node, calling the executors itself over libp2p (the view from all five too).
-  direct = await connect({ devnetDir: devnet.dir, trust: { minQuorum: 1 }, direct: true })
+  const direct = await open({ devnetDir: devnet.dir, direct: true })
+  // The same caller on the network that keeps accounts, with credit enough that no call waits for
+  // a payment ahead: what is measured is accounting.
+  const payer = await open({ devnetDir: paidNet.devnet.dir, paid: true })
   const key = await loadCallerKey(join(dir, 'caller.key'))
+  const payerKey = await loadCallerKey(join(paidNet.dir, 'caller.key'))
   const { cid } = await client.deploy(code, { tags: ['bench'], key })
+  const paidCid = (await payer.deploy(code, { tags: ['bench'], key: payerKey })).cid
+  await payer.faucet(1_000_000_000, { key: payerKey })
+  // the caller's part: recording its certificate in its ledger, just after `invoke` resolves
+  // (timed synchronously: the SDK does it off the call's path, so its wall time is the next call's)
+  const ledger = await payer.payments?.ledger(payerKey, false)
+  if (ledger !== undefined) {
+    const record = ledger.recordCertified.bind(ledger)
+    ledger.recordCertified = (...args) => {
+      const t = performance.now()
+      const charged = record(...args)
+      callerRecordMs.push(performance.now() - t)
+      return charged
+    }
+  }
   const manifest = await client.manifest(cid)
   const nodeIndex = (peer: string) => devnet.nodes.findIndex((n) => n.peerId === peer)
   const configs = [
@@ -152,7 +199,13 @@ try {
   for (const { k, q } of configs)
     setups.push(
       setup(`network k=${k} q=${q} (Node SDK, direct)`, () =>
-        direct!.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key }),
+        direct.invoke(cid, 'greet', ARGS, { replicas: k, quorum: q, key }),
+      ),
+    )
+  for (const { k, q } of configs)
+    setups.push(
+      setup(`network k=${k} q=${q} (through the gateway, paid)`, () =>
+        payer.invoke(paidCid, 'greet', ARGS, { replicas: k, quorum: q, key: payerKey }),
       ),
     )
   // warm: code fetched and cached on the executors, sessions open, pools started
@@ -225,10 +278,26 @@ try {
     table['sandbox run alone (same pool, in-process, for scale)'] = latency(sandboxOnly).p50
     breakdown[`k=${k} q=${q}`] = table
   }
+  await payer.settle({ key: payerKey })
+  for (const node of paidNet.devnet.nodes) {
+    const text = await (await fetch(`${node.http}/metrics`)).text()
+    const read = (pattern: string) =>
+      Number(
+        new RegExp(`^covenant_exec_accounting_seconds${pattern} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN,
+      )
+    executorAccounting.push({
+      node: node.index,
+      calls: read('_count'),
+      p50Ms: round(read('\\{quantile="0.5"\\}') * 1000),
+      p99Ms: round(read('\\{quantile="0.99"\\}') * 1000),
+    })
+  }
 } finally {
-  await direct?.close()
-  await devnet.stop()
-  await rm(dir, { recursive: true, force: true })
+  for (const c of clients) await c.close()
+  for (const { dir, devnet } of networks) {
+    await devnet.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
   await server.close()
   await sandbox.stop()
 }
@@ -254,6 +323,43 @@ printTable(
     r.cps / (baseCps / 3),
   ]),
 )
+// What accounting costs a call: paid − no payment, through the gateway, calls interleaved.
+const overhead: Record<string, { p50Ms: number; meanMs: number }> = {}
+for (const k of ['k=1 q=1', 'k=3 q=2']) {
+  const free = rows.find((r) => r.label === `network ${k} (through the gateway)`)
+  const paid = rows.find((r) => r.label === `network ${k} (through the gateway, paid)`)
+  if (free !== undefined && paid !== undefined)
+    overhead[k] = {
+      p50Ms: round(paid.latency.p50 - free.latency.p50),
+      meanMs: round(paid.latency.mean - free.latency.mean),
+    }
+}
+const callerRecord = latency(callerRecordMs)
+// executors run a call in parallel: the one on its path is one executor's accounting (nodes that
+// ran a handful of calls, cold, are left out of the figure but shown)
+const executorP50 = Math.max(...executorAccounting.filter((e) => e.calls >= 20).map((e) => e.p50Ms))
+console.log('\naccounting per call, paid network (ms, measured where it runs)')
+printTable(
+  ['part', 'calls', 'p50', 'p99'],
+  [
+    ...executorAccounting.map((e) => [
+      `on the path: executor node ${e.node}, admit + signed/release`,
+      e.calls,
+      e.p50Ms,
+      e.p99Ms,
+    ]),
+    ['after the call: caller records the certificate', callerRecord.n, callerRecord.p50, callerRecord.p99],
+    ["on a call's path: executor p50 (nodes with ≥ 20 calls, the slowest)", '', executorP50, ''],
+    ['all of it: executor p50 + caller p50', '', round(executorP50 + callerRecord.p50), ''],
+  ],
+)
+console.log(
+  "\nend to end: paid − no payment, through the gateway, calls interleaved (ms per call; the machine's noise included)",
+)
+printTable(
+  ['setup', 'p50', 'mean'],
+  Object.entries(overhead).map(([setup, o]) => [setup, o.p50Ms, o.meanMs]),
+)
 for (const [config, who] of Object.entries(selected))
   console.log(`executors asked, ${config}: ${who.join(', ')}`)
 for (const [config, steps] of Object.entries(breakdown)) {
@@ -276,6 +382,13 @@ const file = await writeResults('invoke', {
     throughputRatio: round(r.cps / (baseCps / 3)),
   })),
   selected,
+  accountingOverhead: {
+    executors: executorAccounting,
+    callerRecordAfterCall: callerRecord,
+    onPathP50Ms: executorP50,
+    allP50Ms: round(executorP50 + callerRecord.p50),
+    endToEnd: overhead,
+  },
   breakdown,
   totalMs: round(performance.now() - started),
 })

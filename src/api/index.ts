@@ -38,6 +38,7 @@ import {
   listJobsRoute,
 } from './job-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
+import { accountRoute, accountsRoute, payRoute, quoteRoute } from './payment-routes.ts'
 import type { RouteSpec } from './route.ts'
 import {
   commitRoute,
@@ -126,6 +127,21 @@ export {
   PeersReplySchema,
   peersRoute,
 } from './node-routes.ts'
+export {
+  AccountParamsSchema,
+  AccountQuerySchema,
+  AccountReplySchema,
+  AccountsQuerySchema,
+  AccountsReplySchema,
+  accountRoute,
+  accountsRoute,
+  PayBodySchema,
+  PayResultsSchema,
+  payRoute,
+  QuoteBodySchema,
+  QuoteReplySchema,
+  quoteRoute,
+} from './payment-routes.ts'
 export type { RouteInput, RouteReply, RouteSpec } from './route.ts'
 export { DEFAULT_BODY_LIMIT, routePath } from './route.ts'
 export type {
@@ -197,6 +213,11 @@ export const API_ROUTES: readonly RouteSpec[] = [
   commitRoute,
   revokeRoute,
   revocationsRoute,
+  // payments (payment-routes.ts)
+  payRoute,
+  quoteRoute,
+  accountsRoute,
+  accountRoute,
   // jobs (job-routes.ts)
   enqueueJobRoute,
   enqueueRunRoute,

@@ -16,6 +16,11 @@ interface CommandModule {
 // `covenant --help` lists; the module gives the full description, arguments and options.
 const COMMANDS: Array<{ name: string; summary: string; load(): Promise<CommandModule> }> = [
   {
+    name: 'balance',
+    summary: "the caller's balances and charges, after settling with the network (--faucet on a devnet)",
+    load: () => import('./commands/balance.ts'),
+  },
+  {
     name: 'call',
     summary: 'run an export of a deployed function through a quorum',
     load: () => import('./commands/call.ts'),

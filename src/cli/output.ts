@@ -66,12 +66,33 @@ function printDetails(details: unknown): void {
   const d = (typeof details === 'object' && details !== null ? details : {}) as {
     excluded?: Array<{ peer?: unknown; reason?: unknown }>
     tried?: Array<{ peer?: unknown; outcome?: unknown; error?: { code?: unknown } }>
+    divergence?: {
+      groups?: Array<{ outputHash?: unknown; executors?: unknown[] }>
+      differences?: Array<{ outputHash?: unknown; path?: unknown; expected?: unknown; actual?: unknown }>
+    }
+    payees?: unknown[]
   }
   if (Array.isArray(d.excluded) && d.excluded.length > 0) {
     process.stderr.write('  nodes left out:\n')
     for (const e of d.excluded.slice(0, 32))
       process.stderr.write(`    ${String(e.peer)}: ${String(e.reason)}\n`)
   }
+  const groups = d.divergence?.groups
+  if (Array.isArray(groups) && groups.length > 1) {
+    // Where the outputs differ, for the function's author: the first JSON path, each side's value.
+    const hash = (h: unknown) => String(h).slice(0, 12)
+    process.stderr.write('  the executors signed different outputs:\n')
+    for (const g of groups.slice(0, 8))
+      process.stderr.write(
+        `    output ${hash(g.outputHash)}…: ${(g.executors ?? []).map((e) => String(e).slice(-8)).join(' ')}\n`,
+      )
+    for (const x of (d.divergence?.differences ?? []).slice(0, 8))
+      process.stderr.write(
+        `    output ${hash(x.outputHash)}… differs first at ${String(x.path)}: ${String(x.actual)} where output ${hash(groups[0].outputHash)}… has ${String(x.expected)}\n`,
+      )
+  }
+  if (Array.isArray(d.payees) && d.payees.length > 0)
+    process.stderr.write(`  wanting payment first: ${d.payees.map(String).join(', ')}\n`)
   if (Array.isArray(d.tried) && d.tried.length > 0) {
     process.stderr.write('  executors asked:\n')
     for (const t of d.tried.slice(0, 32))

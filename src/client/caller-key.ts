@@ -1,11 +1,13 @@
 /**
  * The caller's key: `--key FILE`, else `$COVENANT_HOME/key`, else `~/.covenant/key`; created on
  * first use. Its ticket for the hour (exec's ticket.ts: ≈ half a second of hashing) is kept next to
- * it, in `<key file>.ticket`, so a command run many times an hour mints it once.
+ * it, in `<key file>.ticket`, so a command run many times an hour mints it once; its payer ledger
+ * too, in `<key id>.ledger.db`.
  */
 import type { z } from 'zod'
 import { type Ticket, TicketSchema, ticketFor, ticketServes } from '../exec/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
+import type { PayerLedger, PayerLedgerInit } from '../ledger/index.ts'
 
 /** Where the caller key lives when no file is named. Node only. */
 export async function defaultKeyPath(): Promise<string> {
@@ -42,4 +44,21 @@ export async function loadCallerTicket(key: PrivateKey, timestamp: number, file?
   const ticket = ticketFor(caller, timestamp)
   await writeFile(path, `${JSON.stringify({ caller, ...ticket })}\n`, { mode: 0o600 }).catch(() => {})
   return ticket
+}
+
+/**
+ * Opens the caller's payer ledger. It lives next to the key, one file per key id
+ * (`<dir>/<key id>.ledger.db`): in `dir` if given, else beside the caller key file when the key is
+ * that file's, else in memory (a key handed to the SDK has no file to sit beside). Node only: a
+ * browser's version answers `undefined`, and its calls run on credit (docs/payments.md).
+ */
+export async function openCallerLedger(
+  init: Omit<PayerLedgerInit, 'path'> & { dir?: string; fromKeyFile: boolean },
+): Promise<PayerLedger | undefined> {
+  const { dirname, join } = await import('node:path')
+  const { openPayerLedger } = await import('../ledger/index.ts')
+  const { dir, fromKeyFile, ...rest } = init
+  const where = dir ?? (fromKeyFile ? dirname(await defaultKeyPath()) : undefined)
+  const path = where === undefined ? ':memory:' : join(where, `${keyId(init.key)}.ledger.db`)
+  return openPayerLedger({ ...rest, path })
 }

@@ -30,8 +30,10 @@ import {
   nodeRoute,
   type PeerInfo,
   type PutBlockReply,
+  payRoute,
   peersRoute,
   putBlockRoute,
+  quoteRoute,
   type RouteSpec,
   routePath,
   type StorageReply,
@@ -49,7 +51,7 @@ import {
 } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
 import { commitRunWrites, signVouch, type Vouch } from '../datastore/index.ts'
-import { toBase64 } from '../encoding/index.ts'
+import { bytesFieldsFromJSON, toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
   type Attempt,
@@ -62,12 +64,14 @@ import {
   createView,
   DEFAULT_QUORUM,
   type InvokeResult as ExecInvokeResult,
+  evidenceFunctions,
   type Output,
   type OutputLike,
   type OutputRef,
   rankExecutors,
   readStoredOutput,
   requestToJSON,
+  type SelectionManifest,
   type SignedRequest,
   type Ticket,
   type Trust,
@@ -77,8 +81,10 @@ import {
   type View,
   verifyCertificate,
   verifyConflict,
+  verifyReceipt,
 } from '../exec/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
+import { type Quote, quote } from '../ledger/index.ts'
 import { readEventStream } from './event-stream.ts'
 import { type EnqueueOptions, enqueueJob, enqueueRun, JobHandle, type JobsInit } from './jobs.ts'
 import { viewFromPeerLists } from './network-view.ts'
@@ -89,6 +95,13 @@ import {
   loadCallerKey,
   openDirect,
 } from './node-helpers.ts'
+import {
+  type Balance,
+  CallerPayments,
+  type FaucetResult,
+  type PaymentsOptions,
+  type SettleReport,
+} from './payments.ts'
 import {
   type CommitResult,
   type CreatedStore,
@@ -180,6 +193,19 @@ export interface ClientOptions {
    * @default false
    */
   executingGateway?: boolean
+  /**
+   * how the caller pays (see payments.ts): its ledgers' place, the settling delay; `false` keeps no
+   * ledger and pays nothing (calls then run on the executors' credit) @default on
+   */
+  payments?: PaymentsOptions | false
+}
+
+/** What `quote` resolves with: the fuel a dry run used and what the selected executors charge for it. */
+export interface QuoteResult {
+  fuel: number
+  /** `ok`, or the code the dry run failed with */
+  outcome: string
+  quote: Quote
 }
 
 /**
@@ -195,6 +221,9 @@ export interface InvokeResult extends ExecInvokeResult {
   commits: CommitOutcome[]
   jobs?: InvokeReply['jobs']
 }
+
+/** What `faucet` asks each devnet node for: 0.1 cr, a tenth of what a node mints for one caller. */
+const DEFAULT_FAUCET_AMOUNT = 100_000_000
 
 /** Room past the request's deadline for the gateway's answer to arrive. */
 const INVOKE_REPLY_MARGIN_MS = 5_000
@@ -237,12 +266,24 @@ export class CovenantClient {
   private direct: Promise<DirectCaller> | undefined
   /** clients of the other nodes of `viewFrom`, used as gateways (`executingGateway`) */
   private readonly gateways = new Map<string, CovenantClient>()
+  /** the caller's payments: undefined with `payments: false` */
+  readonly payments: CallerPayments | undefined
 
   constructor(url: string, options: ClientOptions = {}) {
     this.url = url.replace(/\/+$/, '')
     this.timeoutMs = options.timeoutMs ?? 60_000
     this.options = options
     trustOf(options.trust ?? {})
+    this.payments =
+      options.payments === false
+        ? undefined
+        : new CallerPayments(
+            {
+              post: (payments) => this.json(payRoute, { body: { payments } }),
+              view: (o) => this.view(o),
+            },
+            options.payments,
+          )
     this.viewFrom =
       options.covenants !== undefined
         ? []
@@ -352,8 +393,26 @@ export class CovenantClient {
       )
     }
     const trust = { ...this.options.trust, ...options.trust }
+    // Skips may carry evidence about other functions' requests: their manifests, fetched ahead.
+    const others = new Map<string, SelectionManifest>()
+    let needed: string[] = []
+    try {
+      needed = evidenceFunctions(certificate as Certificate)
+    } catch {
+      // a malformed certificate: verifyCertificate says what is wrong with it
+    }
+    for (const other of needed) {
+      const m = await this.manifest(other).catch(() => undefined)
+      if (m !== undefined) others.set(other, m)
+    }
     const check = (view: View) =>
-      verifyCertificate(certificate, { ...trust, view, manifest, output: options.output })
+      verifyCertificate(certificate, {
+        ...trust,
+        view,
+        manifest,
+        output: options.output,
+        manifests: (f) => others.get(f),
+      })
     try {
       return check(await this.view())
     } catch (err) {
@@ -476,6 +535,11 @@ export class CovenantClient {
       name: options.name,
     })
     const result = await this.json(deployRoute, { body: { code: source, manifest: toBase64(bytes) } })
+    // the blocks this key published: holders bill it for them, and for nothing else
+    await this.payments?.publish(key, options.key === undefined, [
+      { cid: result.cid, bytes: bytes.length },
+      { cid: result.codeCid, bytes: code.length },
+    ])
     return { ...result, exports }
   }
 
@@ -507,21 +571,55 @@ export class CovenantClient {
         'INVALID_REQUEST',
         `quorum ${q} is below the ${trust.minQuorum} this client accepts; lower trust.minQuorum to ask for it`,
       )
-    const [key, reads] = await Promise.all([options.key ?? loadCallerKey(), this.readsFor(options)])
-    const { request, id } = createRequest(key, {
-      fn: typeof fn === 'string' ? fn : fn.toString(),
-      export: exportName,
-      args,
-      fuel: options.fuel,
-      memoryMiB: options.memoryMiB,
-      timeoutMs: options.timeoutMs,
-      outputMiB: options.outputMiB,
-      k: options.replicas,
-      q,
-      nonce: options.nonce,
-      ticket: options.ticket,
-      reads,
-    })
+    const { key, request, id } = await this.signRequest(fn, exportName, args, options)
+    const fromKeyFile = options.key === undefined
+    let result: InvokeResult
+    try {
+      result = await this.certified(request, id, trust)
+    } catch (err) {
+      // Past its credit with some executors: pay them what is owed (and ahead, what this call
+      // lacks), then ask again with the same request, which no executor runs twice.
+      const payees = (err as CovenantError).details as { payees?: unknown } | undefined
+      if (
+        !(err instanceof CovenantError && err.code === 'PAYMENT_REQUIRED') ||
+        !Array.isArray(payees?.payees) ||
+        this.payments === undefined ||
+        !(await this.payments.payFor(key, fromKeyFile, request, payees.payees.map(String)))
+      )
+        throw err
+      result = await this.certified(request, id, trust)
+    }
+    // The caller owes the certificate's executors whether the function returned or failed; the
+    // record is written just after the call returns (settling and balances wait for it).
+    this.payments?.recordLater(key, fromKeyFile, result.certificate, result.conflicts)
+    const error = result.output.error
+    if (error !== null) {
+      throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
+        details: {
+          certificate: certificateToJSON(result.certificate),
+          logs: result.output.logs,
+          agreed: true,
+        },
+      })
+    }
+    for (const outcome of result.commits)
+      if ('error' in outcome)
+        throw CovenantError.fromJSON({
+          ...outcome.error,
+          details: {
+            ns: outcome.ns,
+            reason: outcome.error.details,
+            value: result.value,
+            output: result.output,
+            commits: result.commits,
+            certificate: certificateToJSON(result.certificate),
+          },
+        })
+    return result
+  }
+
+  /** Sends a signed request to the gateway and checks what comes back (see {@link invoke}). */
+  private async certified(request: SignedRequest, id: string, trust: Trust): Promise<InvokeResult> {
     // The view and the manifest are needed to check the answer: fetched while the call runs.
     const ready = Promise.all([this.heldView(), this.manifest(request.fn)])
     ready.catch(() => {})
@@ -547,34 +645,16 @@ export class CovenantClient {
         // evidence that does not verify is the gateway's noise, not a fact about an executor
       }
     }
-    const error = output.error
-    if (error !== null) {
-      throw new CovenantError(isErrorCode(error.code) ? error.code : 'USER_ERROR', error.message, {
-        details: { certificate: certificateToJSON(certificate), logs: output.logs, agreed: true },
-      })
-    }
     // A gateway committed the run's writes before it answered; a run made from here is committed
     // from here, through this client's node, the same way.
     const commits =
       answer.commits ??
       (await commitRunWrites({ id, certificate, output }, (commit) => this.store(commit.ns).send(commit)))
-    for (const outcome of commits)
-      if ('error' in outcome)
-        throw CovenantError.fromJSON({
-          ...outcome.error,
-          details: {
-            ns: outcome.ns,
-            reason: outcome.error.details,
-            value,
-            output,
-            commits,
-            certificate: certificateToJSON(certificate),
-          },
-        })
-    // The jobs it enqueued go with its writes, once those are committed: a gateway handed them
-    // over before it answered; a run made from here hands them over from here.
+    // The jobs it enqueued go with its writes, once those are committed (`invoke` throws a refused
+    // commit): a gateway handed them over before it answered; a run made from here hands them
+    // over from here.
     const jobs =
-      answer.fromGateway || (output.jobs?.length ?? 0) === 0
+      answer.fromGateway || (output.jobs?.length ?? 0) === 0 || commits.some((o) => 'error' in o)
         ? answer.jobs
         : await this.enqueueRun(certificate, output).catch((err: unknown) => ({
             error: CovenantError.from(err).toJSON(),
@@ -708,19 +788,115 @@ export class CovenantClient {
     }
   }
 
-  /** Stops what the client runs in this process (the libp2p host of `direct` calls). */
-  async close(): Promise<void> {
-    const direct = this.direct
-    this.direct = undefined
-    await (await direct?.catch(() => undefined))?.close()
+  /** Signs the request `invoke` and `quote` send, the datastore versions it reads fixed. */
+  private async signRequest(
+    fn: string | CID,
+    exportName: string,
+    args: unknown[],
+    options: Omit<InvokeOptions, 'trust'>,
+  ): Promise<{ key: PrivateKey; request: SignedRequest; id: string }> {
+    const [key, reads] = await Promise.all([options.key ?? loadCallerKey(), this.readsFor(options)])
+    const { request, id } = createRequest(key, {
+      fn: typeof fn === 'string' ? fn : fn.toString(),
+      export: exportName,
+      args,
+      fuel: options.fuel,
+      memoryMiB: options.memoryMiB,
+      timeoutMs: options.timeoutMs,
+      outputMiB: options.outputMiB,
+      k: options.replicas,
+      q: options.quorum ?? DEFAULT_QUORUM,
+      nonce: options.nonce,
+      ticket: options.ticket,
+      reads,
+    })
+    return { key, request, id }
   }
 
   /** The namespace versions a call fixes: `reads` as given, the others of `stores` at their holders' head. */
-  private async readsFor(options: InvokeOptions): Promise<Record<string, number> | undefined> {
+  private async readsFor(options: Omit<InvokeOptions, 'trust'>): Promise<Record<string, number> | undefined> {
     const stores = (options.stores ?? []).filter((ns) => options.reads?.[ns] === undefined)
     if (stores.length === 0) return options.reads
     const heads = await Promise.all(stores.map((ns) => this.store(ns).info()))
     return { ...Object.fromEntries(stores.map((ns, i) => [ns, heads[i].head.seq])), ...options.reads }
+  }
+
+  // ── payments (./payments.ts) ────────────────────────────────────────────────────────────────
+
+  /**
+   * Prices a call before making it: the gateway runs it once (a dry run, uncertified, held against
+   * the caller's credit like a call) and returns the fuel it used, its signed receipt for it, and
+   * each selected executor's charge for that fuel. The receipt's signature is checked here, and
+   * every executor the client knows is priced at the covenant its own view holds. A certified run
+   * whose receipts sign for the same fuel is charged exactly what is quoted.
+   */
+  async quote(
+    fn: string | CID,
+    exportName: string,
+    args: unknown[] = [],
+    options: Omit<InvokeOptions, 'trust'> & { trust?: TrustInput } = {},
+  ): Promise<QuoteResult> {
+    const trust = trustOf({ ...this.options.trust, ...options.trust })
+    const { request, id } = await this.signRequest(fn, exportName, args, options)
+    const reply = await this.json(quoteRoute, {
+      body: { request: requestToJSON(request), trust },
+      timeoutMs: Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS),
+    })
+    const receipt = verifyReceipt(bytesFieldsFromJSON(reply.receipt, ['signature']))
+    if (receipt.request !== id || receipt.fuel !== reply.fuel)
+      throw new CovenantError('PROTOCOL_ERROR', `${this.url} quoted fuel its receipt does not sign for`)
+    const view = await this.view()
+    const executors = reply.quote.executors.map((e) => {
+      const covenant = view.peers.get(e.peer)?.covenant
+      if (covenant === undefined)
+        throw new CovenantError(
+          'PROTOCOL_ERROR',
+          `${this.url} quoted ${e.peer}, which is not in this client's view`,
+        )
+      return { peer: e.peer, covenant }
+    })
+    return {
+      fuel: reply.fuel,
+      outcome: reply.outcome,
+      quote: quote({ fuel: reply.fuel, q: request.q, executors }),
+    }
+  }
+
+  /**
+   * Settles now: a cheque to each payee for what is owed and the certificates it has not confirmed
+   * (which happens by itself shortly after each call); with `all`, every node of the view is also
+   * asked for its invoices (the storage of blocks the caller published).
+   */
+  async settle(options: { key?: PrivateKey; all?: boolean } = {}): Promise<SettleReport | undefined> {
+    if (this.payments === undefined) return undefined
+    const key = options.key ?? (await loadCallerKey())
+    if (options.all === true) return this.payments.sync(key, options.key === undefined)
+    const ledger = await this.payments.ledger(key, options.key === undefined)
+    return ledger === undefined ? undefined : this.payments.settle(ledger)
+  }
+
+  /** The caller's balances with each payee, as its own ledger keeps them, and its charges. */
+  async balance(options: { key?: PrivateKey; limit?: number } = {}): Promise<Balance | undefined> {
+    const key = options.key ?? (await loadCallerKey())
+    return this.payments?.balance(key, options.key === undefined, options)
+  }
+
+  /** A devnet's faucet: every node of the view mints `amount` ncr for the caller (once it is spent, none more). */
+  async faucet(amount = DEFAULT_FAUCET_AMOUNT, options: { key?: PrivateKey } = {}): Promise<FaucetResult> {
+    if (this.payments === undefined)
+      throw new CovenantError('INVALID_INPUT', 'this client keeps no ledger (payments: false)')
+    const key = options.key ?? (await loadCallerKey())
+    return this.payments.faucet(key, options.key === undefined, amount)
+  }
+
+  /** Sends what is left to settle, closes the caller's ledgers, and stops the libp2p host of `direct` calls. */
+  async close(): Promise<void> {
+    const direct = this.direct
+    this.direct = undefined
+    await Promise.all([
+      this.payments?.close(),
+      (async () => (await direct?.catch(() => undefined))?.close())(),
+    ])
   }
 
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──

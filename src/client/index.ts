@@ -37,6 +37,7 @@ import type { SignedCovenant } from '../covenant/index.ts'
 import type { TrustInput } from '../exec/index.ts'
 import { CovenantClient } from './client.ts'
 import { findDevnetNodes } from './node-helpers.ts'
+import type { PaymentsOptions } from './payments.ts'
 
 export type { JobSummary } from '../api/index.ts'
 export type { Revocation, WriteGrant, WriteGrantJSON } from '../caps/index.ts'
@@ -83,13 +84,28 @@ export type {
   NodeInfo,
   PeerInfo,
   PutBlockResult,
+  QuoteResult,
   StorageReply,
 } from './client.ts'
 export { CovenantClient } from './client.ts'
 export type { EnqueueOptions, JobInfo, JobOutcome } from './jobs.ts'
 export { JobHandle } from './jobs.ts'
 export { viewFromPeerLists } from './network-view.ts'
-export { defaultKeyPath, findDevnetNodes, loadCallerKey, loadCallerTicket } from './node-helpers.ts'
+export {
+  defaultKeyPath,
+  findDevnetNodes,
+  loadCallerKey,
+  loadCallerTicket,
+  openCallerLedger,
+} from './node-helpers.ts'
+export type {
+  Balance,
+  CallerPayments,
+  FaucetResult,
+  PaymentProblem,
+  PaymentsOptions,
+  SettleReport,
+} from './payments.ts'
 export type { CommitOptions, CommitResult, CreatedStore, CreateStoreOptions } from './store.ts'
 export { NamespaceHandle } from './store.ts'
 
@@ -112,6 +128,8 @@ export interface ConnectOptions {
   direct?: boolean
   /** send each call to a node of the view's sources that executes it (see `ClientOptions.executingGateway`) @default false */
   executingGateway?: boolean
+  /** how the caller pays (see docs/payments.md); `false` keeps no ledger @default on */
+  payments?: PaymentsOptions | false
 }
 
 /** A client for a gateway, with its view's sources; see the module comment for the defaults. */
@@ -132,5 +150,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient
     viewTtlMs: opts.viewTtlMs,
     direct: opts.direct,
     executingGateway: opts.executingGateway,
+    payments: opts.payments,
   })
 }

@@ -7,6 +7,7 @@
 import { CovenantError } from '../errors/index.ts'
 import { type Ticket, ticketFor } from '../exec/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
+import type { PayerLedger } from '../ledger/index.ts'
 
 export async function defaultKeyPath(): Promise<string> {
   throw new CovenantError('INVALID_INPUT', 'a browser has no caller key file; pass `key` (see generateKey)')
@@ -48,4 +49,9 @@ export async function openDirect(): Promise<never> {
     'INVALID_INPUT',
     'a browser calls executors through its gateway; leave `direct` off',
   )
+}
+
+/** A browser has no SQLite: no payer ledger, so its calls run on the executors' credit. */
+export async function openCallerLedger(_init: unknown): Promise<PayerLedger | undefined> {
+  return undefined
 }

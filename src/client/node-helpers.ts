@@ -6,7 +6,7 @@
  */
 import type { DirectCaller } from './direct.ts'
 
-export { defaultKeyPath, loadCallerKey, loadCallerTicket } from './caller-key.ts'
+export { defaultKeyPath, loadCallerKey, loadCallerTicket, openCallerLedger } from './caller-key.ts'
 export { findDevnetNodes } from './devnet-lookup.ts'
 export type { DirectCaller, DirectInvokeInit } from './direct.ts'
 export { bundleFunctionFile, inspectHere } from './module-check.ts'

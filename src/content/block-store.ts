@@ -5,7 +5,7 @@ import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { assertBlock, isSupportedCid, MAX_BLOCK_BYTES, verifyBlock } from './cid.ts'
-import { type ManifestLabel, manifestLabel, ownTags } from './manifest.ts'
+import { type ManifestLabel, manifestLabel, ownLabel } from './manifest.ts'
 import { normalizeTags } from './tags.ts'
 
 export interface BlockMeta {
@@ -43,8 +43,9 @@ export interface BlockStore {
   put(cid: CID, bytes: Uint8Array, meta?: BlockMeta): void
   /**
    * Records labels for the blocks they name, held here or not, so a block put later without its
-   * manifest still gets the tags; returns the blocks whose tags grew. A label that adds no tag is
-   * not kept; at most {@link MAX_BLOCK_LABELS} are kept per block.
+   * manifest still gets the tags; returns the blocks whose tags grew. A block keeps the first label
+   * that names it (it says who published the block: its holders bill that publisher), and after it
+   * only labels that add a tag, at most {@link MAX_BLOCK_LABELS} in all.
    */
   label(labels: readonly ManifestLabel[]): Relabelled[]
   /** The tags known for a block, held or not: its own and every recorded label's. */
@@ -273,11 +274,18 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
 
   const union = (...lists: string[][]): string[] => normalizeTags(lists.flat()).slice(0, MAX_BLOCK_TAGS)
 
-  /** Keeps `label` for its block if it adds a tag and there is room; true if it was kept. */
+  /** Whether `label` teaches nothing about its block: no new tag, and the block has a label already. */
+  const teachesNothing = (label: ManifestLabel, known: string[], kept: number): boolean =>
+    kept > 0 && label.tags.every((t) => known.includes(t))
+
+  /**
+   * Keeps `label` for its block if it is the block's first (its publisher) or adds a tag, and
+   * there is room; true if it was kept.
+   */
   const keepLabel = (label: ManifestLabel, known: string[]): boolean => {
     const key = label.block.toString()
-    if (label.tags.every((t) => known.includes(t))) return false
-    if ((stmt.labelTags.all(key) as unknown[]).length >= MAX_BLOCK_LABELS) return false
+    const kept = (stmt.labelTags.all(key) as unknown[]).length
+    if (teachesNothing(label, known, kept) || kept >= MAX_BLOCK_LABELS) return false
     const added = stmt.addLabel.run(key, label.manifest.toString(), JSON.stringify(label.tags), label.bytes)
     labelRows += Number(added.changes)
     if (labelRows > MAX_LABEL_ROWS)
@@ -292,9 +300,10 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
       const key = label.block.toString()
       const row = stmt.meta.get(key) as Row | undefined
       const known = union(recordedTags(key), row === undefined ? [] : parseTags(row.tags))
-      if (label.tags.every((t) => known.includes(t))) continue
+      if (teachesNothing(label, known, (stmt.labelTags.all(key) as unknown[]).length)) continue
       // An unheld block's tags live only in its labels: one that could not be kept taught nothing.
       if (!keepLabel(label, known) && row === undefined) continue
+      if (label.tags.every((t) => known.includes(t))) continue
       const tags = union(known, label.tags)
       if (row !== undefined) stmt.updateTags.run(JSON.stringify(tags), key)
       grown.push({ cid: key, tags, held: row !== undefined })
@@ -324,9 +333,9 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
             `the manifest ${label.manifest} names ${label.block}, not ${key}`,
           )
       assertBlock(cid, bytes)
-      const own = ownTags(cid, bytes)
       // A manifest also labels the block it names, held here or not yet.
-      const named = own.length > 0 ? [manifestLabel(bytes)] : []
+      const named = ownLabel(cid, bytes)
+      const own = named[0]?.tags ?? []
       const pinned = parsed.data.pinned === true
       transaction(() => {
         const existing = stmt.meta.get(key) as Row | undefined

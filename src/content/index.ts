@@ -50,6 +50,7 @@ export {
   ManifestSchema,
   manifestLabel,
   manifestToJSON,
+  ownLabel,
   ownTags,
 } from './manifest.ts'
 export { MAX_TAGS, normalizeTags, TagSchema, TagsSchema } from './tags.ts'

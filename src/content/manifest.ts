@@ -155,6 +155,16 @@ export function manifestLabel(bytes: Uint8Array): ManifestLabel {
   return { block: m.code, manifest: cidForBytes(bytes, 'dag-cbor'), tags: m.tags, bytes }
 }
 
+/** A manifest block's label for the code it names; none for any other block. */
+export function ownLabel(cid: CID, bytes: Uint8Array): ManifestLabel[] {
+  if (cid.code !== DAG_CBOR_CODEC) return []
+  try {
+    return [manifestLabel(bytes)]
+  } catch {
+    return []
+  }
+}
+
 /** The tags a block carries by itself: a signed manifest's own tags; any other block has none. */
 export function ownTags(cid: CID, bytes: Uint8Array): string[] {
   if (cid.code !== DAG_CBOR_CODEC) return []

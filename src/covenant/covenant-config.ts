@@ -266,7 +266,9 @@ export async function loadCovenantFile(path: string): Promise<CovenantConfig> {
 }
 
 /** The covenant of a node whose operator wrote nothing: stores, serves, never executes. */
-export const DEFAULT_COVENANT: CovenantConfig = parseCovenantYaml('')
+// the schema's defaults, as an empty file parses to; not by parsing '' here, which would pull the
+// YAML parser into every browser bundle that touches a covenant
+export const DEFAULT_COVENANT: CovenantConfig = CovenantConfigSchema.parse({})
 
 /** Writes a config as YAML that {@link parseCovenantYaml} reads back to an equal config. */
 export function covenantToYaml(config: CovenantConfig): string {

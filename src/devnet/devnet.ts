@@ -45,6 +45,7 @@ export const devnetOptionsSchema = z.strictObject({
     helloTimeoutMs: true,
     repairIntervalMs: true,
     logLevel: true,
+    payments: true,
     apps: true,
   }).shape,
   /** how long to wait for every node to be ready @default 60000 */
@@ -189,6 +190,7 @@ export async function startDevnet(options: DevnetOptions = {}): Promise<Devnet> 
       helloTimeoutMs: opts.helloTimeoutMs,
       repairIntervalMs: opts.repairIntervalMs,
       logLevel: opts.logLevel,
+      payments: opts.payments,
       apps: opts.apps,
       fault: opts.faults[i],
       devnet: true,

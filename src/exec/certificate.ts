@@ -43,25 +43,46 @@ export const DEFAULT_TRUST: Readonly<Trust> = Object.freeze(TrustSchema.parse({}
 /** The most skipped executors a certificate may list. */
 export const MAX_SKIPPED = 3 * MAX_REPLICAS
 
-/**
- * An eligible executor ranked ahead of the certificate's signers that did not sign, with its proof
- * when it has one: its signed refusal, or its signed receipt for another output.
- */
-export const SkippedSchema = z.strictObject({
+const SkippedShape = {
   peer: KeyIdSchema,
   refusal: RefusalSchema.optional(),
   receipt: ReceiptSchema.optional(),
-})
-export type Skipped = z.infer<typeof SkippedSchema>
+}
 
-/** q receipts from distinct executors for one request, all with the same output hash. */
-export const CertificateSchema = z.strictObject({
+const certificateShape = <S extends z.ZodType>(skipped: S) => ({
   request: SignedRequestSchema,
   id: cidString('dag-cbor'),
   outputHash: Sha256HexSchema,
   receipts: z.array(ReceiptSchema).min(1).max(MAX_REPLICAS),
-  skipped: z.array(SkippedSchema).max(MAX_SKIPPED),
+  skipped: z.array(skipped).max(MAX_SKIPPED),
 })
+
+/**
+ * A certificate whose skips are proven by refusals and other outputs only: the one conflict
+ * evidence carries when it proves a skip, so that proofs nest one level deep and no further.
+ */
+export const PlainCertificateSchema = z.strictObject(certificateShape(z.strictObject(SkippedShape)))
+
+/**
+ * Conflict evidence as a skip carries it (see {@link ConflictSchema}): the skipped executor's
+ * receipt for some request, and a certificate for another output of that request.
+ */
+export const SkipEvidenceSchema = z.strictObject({
+  receipt: ReceiptSchema,
+  certificate: PlainCertificateSchema,
+})
+export type SkipEvidence = z.infer<typeof SkipEvidenceSchema>
+
+/**
+ * An eligible executor ranked ahead of the certificate's signers that did not sign, with its proof
+ * when it has one: its signed refusal, its signed receipt for another output, or conflict evidence
+ * against it (from any request: a gateway holding evidence against an executor does not ask it).
+ */
+export const SkippedSchema = z.strictObject({ ...SkippedShape, conflict: SkipEvidenceSchema.optional() })
+export type Skipped = z.infer<typeof SkippedSchema>
+
+/** q receipts from distinct executors for one request, all with the same output hash. */
+export const CertificateSchema = z.strictObject(certificateShape(SkippedSchema))
 export type Certificate = z.infer<typeof CertificateSchema>
 
 /**
@@ -77,6 +98,26 @@ export const ConflictSchema = z.strictObject({
 })
 export type Conflict = z.infer<typeof ConflictSchema>
 
+/**
+ * The evidence as a skip may carry it, if its certificate's own skips carry none (proofs nest one
+ * level deep); otherwise undefined.
+ */
+export function skipEvidence(conflict: Conflict): SkipEvidence | undefined {
+  return conflict.certificate.skipped.some((s) => s.conflict !== undefined) ? undefined : conflict
+}
+
+/**
+ * The functions whose manifests checking this certificate's skips needs besides its own: the
+ * evidence they carry is about other requests (see `manifests` in {@link VerifyCertificateOptions}).
+ */
+export function evidenceFunctions(certificate: Pick<Certificate, 'request' | 'skipped'>): string[] {
+  const fns = new Set<string>()
+  for (const s of certificate.skipped)
+    if (s.conflict !== undefined && s.conflict.certificate.request.fn !== certificate.request.fn)
+      fns.add(s.conflict.certificate.request.fn)
+  return [...fns]
+}
+
 export interface VerifyCertificateOptions extends TrustInput {
   /** the network as the verifier sees it */
   view: View
@@ -84,6 +125,11 @@ export interface VerifyCertificateOptions extends TrustInput {
   manifest: SelectionManifest
   /** the output the certificate is claimed for: it must hash to the certificate's outputHash */
   output?: OutputLike
+  /**
+   * the manifests of other functions (see {@link evidenceFunctions}), for the conflict evidence a
+   * skip may carry: a skip whose evidence cannot be checked here counts as unproven
+   */
+  manifests?: (fn: string) => SelectionManifest | undefined
 }
 
 export interface VerifiedCertificate {
@@ -110,10 +156,29 @@ export function trustOf(options: TrustInput): Trust {
   return parsed.data
 }
 
-/** Whether `skipped` proves why its peer did not sign; throws INVALID_CERTIFICATE for a forged proof. */
-function proves(skipped: Skipped, id: string): boolean {
-  const { peer, refusal, receipt } = skipped
-  if (refusal !== undefined && receipt !== undefined) refuse(`${peer} is skipped with two proofs`)
+/**
+ * Whether `skipped` proves why its peer did not sign; throws INVALID_CERTIFICATE for a forged
+ * proof. Conflict evidence is checked against the verifier's view like any evidence, and a skip
+ * whose evidence does not verify there (another view, a function whose manifest is not at hand)
+ * is only unproven: views differ.
+ */
+function proves(skipped: Skipped, certificate: Certificate, options: VerifyCertificateOptions): boolean {
+  const { id } = certificate
+  const { peer, refusal, receipt, conflict } = skipped
+  if ([refusal, receipt, conflict].filter((p) => p !== undefined).length > 1)
+    refuse(`${peer} is skipped with two proofs`)
+  if (conflict !== undefined) {
+    if (conflict.receipt.executor !== peer) refuse(`the evidence shown for ${peer} accuses another executor`)
+    const fn = conflict.certificate.request.fn
+    const manifest = fn === certificate.request.fn ? options.manifest : options.manifests?.(fn)
+    if (manifest === undefined) return false
+    try {
+      verifyConflict(conflict, { ...trustOf(options), view: options.view, manifest })
+      return true
+    } catch {
+      return false
+    }
+  }
   if (refusal !== undefined) {
     try {
       verifyRefusal(refusal)
@@ -149,7 +214,7 @@ function checkSelection(
   options: VerifyCertificateOptions,
   trust: Trust,
 ): Ranking {
-  const { request, id } = certificate
+  const { request } = certificate
   const ranking = rankExecutors(options.view, request, options.manifest)
   const thin = thinRanking(ranking, request.k, trust.minEligibleFraction)
   if (thin !== undefined) refuse(`the request carves a thin eligible set out of the view: ${thin}`)
@@ -175,7 +240,7 @@ function checkSelection(
   for (const skipped of certificate.skipped) {
     if (listed.has(skipped.peer)) refuse(`${skipped.peer} is skipped twice`)
     listed.add(skipped.peer)
-    if (proves(skipped, id)) proven.add(skipped.peer)
+    if (proves(skipped, certificate, options)) proven.add(skipped.peer)
   }
   const unproven: string[] = []
   for (const peer of ranking.ranked.slice(0, last)) {

@@ -24,7 +24,7 @@ import { LruCache } from './code-cache.ts'
 import { rankExecutors } from './executor-selection.ts'
 import { Sha256HexSchema } from './fields.ts'
 import { type Output, outputEffects, outputHash } from './output.ts'
-import { signReceipt } from './receipt.ts'
+import { type Receipt, signReceipt } from './receipt.ts'
 import { STANDING_REFUSALS, signRefusal } from './refusal.ts'
 import { checkRequest, checkRequestTime, MAX_CLOCK_SKEW_MS, type SignedRequest } from './request.ts'
 import { isStored, type OutputBlock, storedOutput } from './stored-output.ts'
@@ -94,6 +94,12 @@ export interface ExecutorInit {
   storeOutput?: (blocks: OutputBlock[]) => Promise<void>
   /** calls waiting for a slot beyond the covenant's concurrency; more are PEER_BUSY. @default 4 × concurrency */
   maxQueue?: number
+  /**
+   * Holds a call against its caller's credit before it runs (the node's payee ledger): throws to
+   * refuse it (PAYMENT_REQUIRED, signed as a refusal that does not stand), or returns a hold that
+   * is narrowed to the receipt's charge once signed, or released if no receipt comes of it.
+   */
+  admit?: (request: SignedRequest, id: string) => { signed(receipt: Receipt): void; release(): void }
   /** decoded code bundles kept. @default 64 */
   codeCacheEntries?: number
   /** characters of decoded code kept. @default 64 Mi */
@@ -126,6 +132,12 @@ export interface Executor {
    * when it is stopped.
    */
   execute(request: unknown, options?: ExecuteOptions): Promise<ExecReply>
+  /**
+   * Runs a request once to see what it costs (a gateway's quote): as `execute`, with a signed
+   * receipt, but whether or not this node ranks among its executors, and neither kept for replays
+   * nor shared with a run of the same request. Throws what `execute` would sign as a refusal.
+   */
+  dryRun(request: unknown, options?: ExecuteOptions): Promise<ExecResult>
   stats(): ExecutorStats
   /** rejects waiting calls and pending fault waits; running sandbox calls finish */
   stop(): void
@@ -369,7 +381,12 @@ export function createExecutor(init: ExecutorInit): Executor {
       )
   }
 
-  async function run(request: SignedRequest, id: string, signal?: AbortSignal): Promise<ExecResult> {
+  async function run(
+    request: SignedRequest,
+    id: string,
+    signal?: AbortSignal,
+    dry = false,
+  ): Promise<ExecResult> {
     const signed = init.covenant()
     const config = signed.config
     if (!config.execute.enabled) throw new CovenantError('COVENANT_REFUSED', `${peer} does not execute code`)
@@ -390,10 +407,28 @@ export function createExecutor(init: ExecutorInit): Executor {
         'NO_SUCH_EXPORT',
         `the function does not export ${JSON.stringify(request.export)}; it exports ${manifest.exports.join(', ')}`,
       )
-    checkSelected(request, manifest)
+    if (!dry) checkSelected(request, manifest)
     const code = await loadCode(manifest)
+    const held = init.admit?.(request, id)
+    try {
+      const reply = await runAdmitted(request, id, code, config.execute.concurrency, signed.version, signal)
+      held?.signed(reply.receipt)
+      return reply
+    } catch (err) {
+      held?.release()
+      throw err
+    }
+  }
 
-    await acquire(config.execute.concurrency, request.deadline, signal)
+  async function runAdmitted(
+    request: SignedRequest,
+    id: string,
+    code: string,
+    concurrency: number,
+    covenantVersion: number,
+    signal?: AbortSignal,
+  ): Promise<ExecResult> {
+    await acquire(concurrency, request.deadline, signal)
     let result: SandboxResult
     let timeoutMs: number
     try {
@@ -465,7 +500,7 @@ export function createExecutor(init: ExecutorInit): Executor {
       request: id,
       outputHash: outputHash(output),
       fuel: result.fuel,
-      covenantVersion: signed.version,
+      covenantVersion,
       build,
     })
     if (fault === 'bad-signature') {
@@ -529,6 +564,13 @@ export function createExecutor(init: ExecutorInit): Executor {
         () => replies.drop(id),
       )
       return reply
+    },
+    async dryRun(value, options = {}) {
+      if (crashed) throw new CovenantError('PEER_UNREACHABLE', `${peer} has crashed`)
+      if (stopper.signal.aborted) throw new CovenantError('NOT_STARTED', 'the executor is stopped')
+      const { request, id } = checkRequest(value)
+      checkRequestTime(request, now())
+      return run(request, id, options.signal, true)
     },
     stats() {
       return { executed, refused, replayed, running, queued: queue.length, codeCache: codes.stats() }

@@ -8,7 +8,14 @@
  * the certificate's executors ran the same sandbox build.
  */
 import { CovenantError, type ErrorJSON } from '../errors/index.ts'
-import { type Certificate, type Conflict, type Skipped, type TrustInput, trustOf } from './certificate.ts'
+import {
+  type Certificate,
+  type Conflict,
+  type SkipEvidence,
+  type Skipped,
+  type TrustInput,
+  trustOf,
+} from './certificate.ts'
 import { type SelectionManifest, selectExecutors } from './executor-selection.ts'
 import { type AttemptOutcome, receiptToJSON } from './json.ts'
 import { type Output, outputHash, outputValue } from './output.ts'
@@ -45,6 +52,16 @@ export interface InvokeInit {
   now?: () => number
   /** gives up early (NO_QUORUM) */
   signal?: AbortSignal
+  /**
+   * conflict evidence the gateway holds against a peer: such a peer is not asked, and the
+   * certificate lists it as skipped with the evidence as its proof (see `skipEvidence`)
+   */
+  evidence?: (peer: string) => SkipEvidence | undefined
+  /**
+   * what NO_QUORUM's `details.divergence` says about the receipts and outputs that came: where the
+   * outputs differ (the ledger's `divergenceReport`, which this part cannot import)
+   */
+  divergence?: (receipts: readonly Receipt[], outputs: readonly Output[]) => unknown
 }
 
 /** One executor asked, and what came of it. JSON-safe. */
@@ -111,8 +128,14 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
     minEligibleFraction: trust.minEligibleFraction,
   })
   // Executors further down refuse (NOT_SELECTED): their own views do not rank them high enough.
-  const candidates = ordered.slice(0, 2 * k + trust.maxUnprovenSkips)
-  const rankOf = new Map(candidates.map((peer, i) => [peer, i]))
+  const ranked = ordered.slice(0, 2 * k + trust.maxUnprovenSkips)
+  const rankOf = new Map(ranked.map((peer, i) => [peer, i]))
+  const accused = new Map<string, SkipEvidence>()
+  for (const peer of ranked) {
+    const evidence = init.evidence?.(peer)
+    if (evidence !== undefined) accused.set(peer, evidence)
+  }
+  const candidates = ranked.filter((peer) => !accused.has(peer))
   const perExecutorMs = init.perExecutorTimeoutMs ?? request.timeoutMs + REPLY_MARGIN_MS
 
   return new Promise<InvokeResult>((resolve, reject) => {
@@ -157,15 +180,28 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       finish()
       const outputHashes: Record<string, number> = {}
       for (const [hash, g] of groups) outputHashes[hash] = g.receipts.length
-      reject(
-        new CovenantError(
-          'NO_QUORUM',
-          `${why}: ${receipts.length} valid receipts from ${tried.length} executors`,
-          {
-            details: { id, quorum: q, receipts: receipts.map(receiptToJSON), outputHashes, tried },
-          },
-        ),
-      )
+      const details: Record<string, unknown> = {
+        id,
+        quorum: q,
+        receipts: receipts.map(receiptToJSON),
+        outputHashes,
+        tried,
+      }
+      if (init.divergence !== undefined && receipts.length > 0)
+        details.divergence = init.divergence(
+          receipts,
+          [...groups.values()].flatMap((g) => (g.output === undefined ? [] : [g.output])),
+        )
+      // Executors that want paying first: once paid, the same request may well get its quorum.
+      const payees = tried.filter((a) => a.error?.code === 'PAYMENT_REQUIRED').map((a) => a.peer)
+      const message = `${why}: ${receipts.length} valid receipts from ${tried.length} executors`
+      if (payees.length > 0)
+        reject(
+          new CovenantError('PAYMENT_REQUIRED', `${message}; ${payees.length} refused until paid`, {
+            details: { ...details, payees },
+          }),
+        )
+      else reject(new CovenantError('NO_QUORUM', message, { details }))
     }
 
     /**
@@ -181,8 +217,13 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const last = rankOf.get(agreed[q - 1].executor)!
       const skipped: Skipped[] = []
       const unproven: string[] = []
-      for (const peer of candidates.slice(0, last)) {
+      for (const peer of ranked.slice(0, last)) {
         if (signers.has(peer)) continue
+        const evidence = accused.get(peer)
+        if (evidence !== undefined) {
+          skipped.push({ peer, conflict: evidence })
+          continue
+        }
         const refusal = refusals.get(peer)
         const other = receipts.find((r) => r.executor === peer && r.outputHash !== hash)
         if (refusal !== undefined) skipped.push({ peer, refusal })

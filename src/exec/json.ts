@@ -14,6 +14,8 @@ import {
   type Conflict,
   ConflictSchema,
   MAX_SKIPPED,
+  PlainCertificateSchema,
+  SkipEvidenceSchema,
   SkippedSchema,
 } from './certificate.ts'
 import { Sha256HexSchema } from './fields.ts'
@@ -28,9 +30,23 @@ export type SignedRequestJSON = z.infer<typeof SignedRequestJSONSchema>
 export const ReceiptJSONSchema = ReceiptSchema.extend({ signature: SignatureJSONSchema })
 export type ReceiptJSON = z.infer<typeof ReceiptJSONSchema>
 
-const SkippedJSONSchema = SkippedSchema.extend({
+const PlainSkippedJSONSchema = z.strictObject({
+  peer: SkippedSchema.shape.peer,
   refusal: RefusalSchema.extend({ signature: SignatureJSONSchema }).optional(),
   receipt: ReceiptJSONSchema.optional(),
+})
+
+const PlainCertificateJSONSchema = PlainCertificateSchema.extend({
+  request: SignedRequestJSONSchema,
+  receipts: z.array(ReceiptJSONSchema).min(1).max(MAX_REPLICAS),
+  skipped: z.array(PlainSkippedJSONSchema).max(MAX_SKIPPED),
+})
+
+const SkippedJSONSchema = PlainSkippedJSONSchema.extend({
+  conflict: SkipEvidenceSchema.extend({
+    receipt: ReceiptJSONSchema,
+    certificate: PlainCertificateJSONSchema,
+  }).optional(),
 })
 
 export const CertificateJSONSchema = CertificateSchema.extend({
@@ -72,11 +88,16 @@ export const AttemptSchema = z.strictObject({
 
 /** Where the bytes are in each value's JSON form, for {@link bytesFieldsFromJSON}. */
 const REQUEST_BYTES = ['signature']
-const CERTIFICATE_BYTES = [
+const PLAIN_CERTIFICATE_BYTES = [
   'request.signature',
   'receipts[].signature',
   'skipped[].refusal.signature',
   'skipped[].receipt.signature',
+]
+const CERTIFICATE_BYTES = [
+  ...PLAIN_CERTIFICATE_BYTES,
+  'skipped[].conflict.receipt.signature',
+  ...PLAIN_CERTIFICATE_BYTES.map((p) => `skipped[].conflict.certificate.${p}`),
 ]
 const CONFLICT_BYTES = ['receipt.signature', ...CERTIFICATE_BYTES.map((p) => `certificate.${p}`)]
 

@@ -53,7 +53,6 @@ export type { ChargeRecord, SideInit, SideVerifiers } from './ledger-db.ts'
 export type {
   Admission,
   CertifiedCharge,
-  CertifiedStatus,
   ChequeOutcome,
   OverdueAccount,
   PayeeAccount,
@@ -61,7 +60,7 @@ export type {
   PayeeLedgerInit,
   PayeeLedgerOptions,
 } from './payee-ledger.ts'
-export { CERTIFIED_STATUSES, openPayeeLedger, payeeLedgerOptionsSchema } from './payee-ledger.ts'
+export { openPayeeLedger, payeeLedgerOptionsSchema } from './payee-ledger.ts'
 export type {
   PayerAccount,
   PayerCertifiedCharge,
@@ -88,3 +87,22 @@ export {
 } from './pricing.ts'
 export type { PairReconciliation, PairStatement } from './reconcile.ts'
 export { reconcile } from './reconcile.ts'
+export type { CertifiedStatus, PayMessage, PayMessageJSON, PayReply, PayReplyInput } from './wire.ts'
+export {
+  CERTIFIED_STATUSES,
+  ChargeRecordSchema,
+  certificateSize,
+  MAX_PAY_BYTES,
+  MAX_PAY_CERTIFICATES,
+  MAX_PAY_INVOICES,
+  PAY_PROTOCOL,
+  PayeeAccountSchema,
+  PayMessageJSONSchema,
+  PayMessageSchema,
+  PayReplyJSONSchema,
+  PayReplySchema,
+  payMessageFromJSON,
+  payMessageToJSON,
+  payReplyFromJSON,
+  payReplyToJSON,
+} from './wire.ts'

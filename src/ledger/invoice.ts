@@ -14,7 +14,15 @@ import { cidForBytes, cidString } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes, KeyIdSchema, keyId, type PrivateKey, SignatureSchema } from '../keys/index.ts'
 import { signNote, verifyNote } from './cheque.ts'
-import { AmountSchema, addAmounts, type PriceSheet, serveCharge, storageCharge, utcDay } from './pricing.ts'
+import {
+  AmountSchema,
+  addAmounts,
+  DAY_MS,
+  type PriceSheet,
+  serveCharge,
+  storageCharge,
+  utcDay,
+} from './pricing.ts'
 
 const SafeUint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
@@ -76,8 +84,8 @@ export function invoiceAmount(body: InvoiceInit): number {
 }
 
 /** The day whose price applies: a storage period's first day, or the day a serve invoice is issued. */
-export function invoicePriceDay(invoice: InvoiceInit): number {
-  return invoice.kind === 'store' ? invoice.fromDay : utcDay(invoice.issuedAt)
+export function invoicePriceDay(invoice: InvoiceInit, dayMs = DAY_MS): number {
+  return invoice.kind === 'store' ? invoice.fromDay : utcDay(invoice.issuedAt, dayMs)
 }
 
 /** The invoice's id: the CID (dag-cbor) of the signed invoice. Both sides count an invoice once by it. */
@@ -131,10 +139,14 @@ export function verifyInvoice(value: unknown, expect: { payer?: string } = {}): 
  * The price sheet a holder must bill a period starting on `day` at: its newest version issued on or
  * before that day (undefined if none is).
  */
-export function sheetForDay(sheets: readonly PriceSheet[], day: number): PriceSheet | undefined {
+export function sheetForDay(
+  sheets: readonly PriceSheet[],
+  day: number,
+  dayMs = DAY_MS,
+): PriceSheet | undefined {
   let best: PriceSheet | undefined
   for (const s of sheets)
-    if (utcDay(s.issuedAt) <= day && (best === undefined || s.version > best.version)) best = s
+    if (utcDay(s.issuedAt, dayMs) <= day && (best === undefined || s.version > best.version)) best = s
   return best
 }
 
@@ -144,7 +156,7 @@ export function sheetForDay(sheets: readonly PriceSheet[], day: number): PriceSh
  * the day the price applies from, and no newer known version issued by then may exist
  * (INVALID_INVOICE).
  */
-export function checkInvoicePrice(invoice: Invoice, sheets: readonly PriceSheet[]): void {
+export function checkInvoicePrice(invoice: Invoice, sheets: readonly PriceSheet[], dayMs = DAY_MS): void {
   const own = sheets.filter((s) => s.peer === invoice.holder)
   const named = own.find((s) => s.version === invoice.covenantVersion)
   if (named === undefined)
@@ -157,10 +169,10 @@ export function checkInvoicePrice(invoice: Invoice, sheets: readonly PriceSheet[
   const stated = invoice.kind === 'store' ? named.pricePerBytePerDay : named.pricePerByte
   if (price !== stated)
     refuse(`the invoice charges ${price} ncr where covenant version ${named.version} states ${stated}`)
-  const day = invoicePriceDay(invoice)
-  if (utcDay(named.issuedAt) > day)
+  const day = invoicePriceDay(invoice, dayMs)
+  if (utcDay(named.issuedAt, dayMs) > day)
     refuse(`covenant version ${named.version} was issued after day ${day}, when this invoice's price applies`)
-  const newest = sheetForDay(own, day)
+  const newest = sheetForDay(own, day, dayMs)
   if (newest !== undefined && newest.version !== named.version)
     refuse(`covenant version ${newest.version} applied on day ${day}, not ${named.version}`)
 }

@@ -34,6 +34,12 @@ export const sideOptionsShape = {
     .min(0)
     .max(3650 * DAY_MS)
     .default(30 * DAY_MS),
+  /**
+   * the length of a storage day: blocks are billed in whole days of this length, and a covenant's
+   * `noticeDays` counts them. Both sides of a pair must agree; only a devnet shortens it (a payee
+   * refuses to otherwise), so that tests see days pass @default 24 h
+   */
+  dayMs: z.number().int().min(1000).max(DAY_MS).default(DAY_MS),
 }
 
 /**

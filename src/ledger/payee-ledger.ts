@@ -29,7 +29,14 @@ import {
   signDeposit,
   verifyCheque,
 } from './cheque.ts'
-import { type Invoice, invoiceId, MAX_INVOICE_LINES, sheetForDay, signInvoice } from './invoice.ts'
+import {
+  type Invoice,
+  InvoiceSchema,
+  invoiceId,
+  MAX_INVOICE_LINES,
+  sheetForDay,
+  signInvoice,
+} from './invoice.ts'
 import {
   type ChargeRecord,
   chargeRecord,
@@ -48,6 +55,7 @@ import {
   utcDay,
 } from './pricing.ts'
 import type { PairStatement } from './reconcile.ts'
+import type { CertifiedStatus } from './wire.ts'
 
 /** The payee ledger's tunables; every default is written here. */
 export const payeeLedgerOptionsSchema = z.strictObject({
@@ -112,17 +120,6 @@ export interface Admission {
   release(): void
 }
 
-export const CERTIFIED_STATUSES = [
-  'charged',
-  'duplicate',
-  'not-in-certificate',
-  'accused',
-  'stale',
-  'price-unknown',
-  'self',
-] as const
-export type CertifiedStatus = (typeof CERTIFIED_STATUSES)[number]
-
 export interface CertifiedCharge {
   request: string
   payer: string
@@ -185,6 +182,13 @@ export interface PayeeLedger {
   billStorage(payer?: string): Invoice[]
   /** Invoices blocks served to a payer, charged now; `undefined` if serving is free. */
   billServed(payer: string, lines: ReadonlyArray<{ cid: string; bytes: number }>): Invoice | undefined
+  /**
+   * The invoices issued to a payer after invoice number `after` (default 0), oldest first, at most
+   * `limit` (default 100): what the payer fetches and accepts. Kept `historyMs` after issue.
+   */
+  invoices(payer: string, opts?: { after?: number; limit?: number }): Invoice[]
+  /** The blocks pinned now, with their publishers: what storage is billed for. */
+  pinned(): Array<{ payer: string; cid: string; bytes: number }>
   /** Payers past their credit, with the blocks held for them and when they may be dropped. */
   overdue(): OverdueAccount[]
   close(): void
@@ -226,6 +230,16 @@ const MIGRATIONS = [
      until_day INTEGER,
      PRIMARY KEY (payer, cid)
    ) STRICT;`,
+  // Invoices are kept until their payer has had time to fetch them: the payer asks for those after
+  // the last it accepted (`invoices`), so an invoice lost on the way is fetched again.
+  `CREATE TABLE invoices (
+     payer TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     body BLOB NOT NULL,
+     keep_until INTEGER NOT NULL,
+     PRIMARY KEY (payer, seq)
+   ) STRICT;
+   CREATE INDEX invoices_keep ON invoices (keep_until);`,
 ]
 
 interface AccountRow {
@@ -274,10 +288,15 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     historyMs: init.historyMs,
     maxAccounts: init.maxAccounts,
     maxExposures: init.maxExposures,
+    dayMs: init.dayMs,
   })
+  if (opts.dayMs !== DAY_MS && !opts.devnet)
+    throw new CovenantError('INVALID_INPUT', 'only a devnet ledger counts storage days shorter than 24 h')
   const payee = keyId(init.key)
   const store = openSide(opts.path, MIGRATIONS, 'payee ledger', init)
   const { db, transaction, now, verifyCertificate, verifyConflict, prune } = store
+  /** the storage day it is now (UTC days, or a devnet's shorter ones) */
+  const today = (): number => utcDay(now(), opts.dayMs)
 
   const stmt = {
     account: db.prepare('SELECT * FROM accounts WHERE payer = ?'),
@@ -322,6 +341,15 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     pins: db.prepare('SELECT cid, bytes, from_day, until_day FROM pins WHERE payer = ? ORDER BY cid'),
     pinPayers: db.prepare('SELECT DISTINCT payer FROM pins ORDER BY payer'),
     dropPins: db.prepare('DELETE FROM pins WHERE payer = ? AND until_day IS NOT NULL AND until_day <= ?'),
+    pinned: db.prepare('SELECT payer, cid, bytes FROM pins WHERE until_day IS NULL ORDER BY payer, cid'),
+    keepInvoice: db.prepare('INSERT INTO invoices (payer, seq, body, keep_until) VALUES (?, ?, ?, ?)'),
+    invoices: db.prepare('SELECT body FROM invoices WHERE payer = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    pruneInvoices: db.prepare('DELETE FROM invoices WHERE keep_until < ?'),
+  }
+
+  /** Keeps an invoice for its payer to fetch (inside the transaction that charges it). */
+  function keepInvoice(invoice: Invoice): void {
+    stmt.keepInvoice.run(invoice.payer, invoice.seq, dagCbor.encode(invoice), now() + opts.historyMs)
   }
 
   // ── price sheets of this node's own covenant versions ──
@@ -648,17 +676,18 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
         throw new CovenantError('INVALID_INPUT', `a block has a whole number of bytes ≥ 1, not ${bytes}`)
       transaction(() => {
         ensureAccount(payer)
-        stmt.pin.run(payer, cid, bytes, utcDay(now()))
+        stmt.pin.run(payer, cid, bytes, today())
       })
     },
 
     unpin(payer, cid) {
       store.assertOpen()
-      stmt.unpin.run(utcDay(now()) + 1, payer, cid)
+      stmt.unpin.run(today() + 1, payer, cid)
     },
 
     billStorage(payer) {
       store.assertOpen()
+      stmt.pruneInvoices.run(now())
       const payers =
         payer === undefined ? stmt.pinPayers.all().map((r) => String(r.payer)) : [checkPayer(payer)]
       return payers.flatMap(billPayer)
@@ -682,6 +711,7 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
           lines: lines.map((l) => ({ cid: l.cid, bytes: l.bytes })),
           issuedAt: now(),
         })
+        keepInvoice(invoice)
         charge(payer, {
           ref: invoiceId(invoice),
           kind: 'serve',
@@ -693,10 +723,25 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
       })
     },
 
+    invoices(payerId, o = {}) {
+      store.assertOpen()
+      const limit = Math.min(Math.max(1, o.limit ?? 100), 1000)
+      return stmt.invoices
+        .all(checkPayer(payerId), o.after ?? 0, limit)
+        .map((r) => decodeNote(InvoiceSchema, r.body as Uint8Array, 'INTERNAL', 'stored invoice'))
+    },
+
+    pinned() {
+      store.assertOpen()
+      return stmt.pinned
+        .all()
+        .map((r) => ({ payer: String(r.payer), cid: String(r.cid), bytes: Number(r.bytes) }))
+    },
+
     overdue() {
       store.assertOpen()
       const t = now()
-      const noticeMs = currentCovenant().config.store.noticeDays * DAY_MS
+      const noticeMs = currentCovenant().config.store.noticeDays * opts.dayMs
       const out: OverdueAccount[] = []
       for (const r of stmt.indebted.all() as unknown as AccountRow[]) {
         transaction(() => markOver(r.payer))
@@ -722,7 +767,6 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
   }
 
   function billPayer(payer: string): Invoice[] {
-    const today = utcDay(now())
     const pins = stmt.pins.all(payer) as unknown as Array<{
       cid: string
       bytes: number
@@ -732,10 +776,10 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     if (pins.length === 0) return []
     const r = row(payer)!
     const fromDay = r.store_billed_to ?? Math.min(...pins.map((p) => p.from_day))
-    const toDay = today
+    const toDay = today()
     if (fromDay >= toDay) return []
     currentCovenant()
-    const sheet = sheetForDay([...sheets.values()], fromDay)
+    const sheet = sheetForDay([...sheets.values()], fromDay, opts.dayMs)
     if (sheet === undefined)
       throw new CovenantError('PRICE_UNKNOWN', `no covenant of this node was issued by day ${fromDay}`)
     const lines = pins
@@ -761,6 +805,7 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
             lines: lines.slice(i, i + MAX_INVOICE_LINES),
             issuedAt: now(),
           })
+          keepInvoice(invoice)
           charge(payer, {
             ref: invoiceId(invoice),
             kind: 'store',

@@ -8,14 +8,28 @@
  *   is sent, so a crash never signs two different cheques with one number);
  * - acked: the most the payee has confirmed holding; a cheque above it is resent until confirmed;
  * - granted: faucet deposits the payee signed.
+ *
+ * It also keeps what the wiring must deliver: each certificate it charged, until every payee in it
+ * confirmed receiving it (an outbox, written in the same transaction as the charge, so a crash
+ * never leaves a charge the payee cannot learn of), and the blocks this payer published, which
+ * are the only ones a holder may bill it for.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
+import { parseCid } from '../content/index.ts'
 import { CovenantError } from '../errors/index.ts'
+import { type Certificate, CertificateSchema } from '../exec/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import { type Cheque, ChequeSchema, decodeNote, signCheque, verifyCheque, verifyDeposit } from './cheque.ts'
 import { checkInvoicePrice, invoiceId, verifyInvoice } from './invoice.ts'
-import { type ChargeRecord, chargeRecord, openSide, type SideInit, sideOptionsShape } from './ledger-db.ts'
+import {
+  type ChargeRecord,
+  chargeRecord,
+  HOUR_MS,
+  openSide,
+  type SideInit,
+  sideOptionsShape,
+} from './ledger-db.ts'
 import {
   AmountSchema,
   addAmounts,
@@ -23,6 +37,7 @@ import {
   type PriceSheet,
   PriceSheetSchema,
   priceSheet,
+  utcDay,
 } from './pricing.ts'
 import type { PairStatement } from './reconcile.ts'
 
@@ -53,6 +68,10 @@ export interface PayerAccount {
   seq: number
   /** a cheque is signed but not yet confirmed: {@link PayerLedger.pending} returns it */
   unconfirmed: boolean
+  /** certificates charged for this payee that it has not confirmed receiving */
+  undelivered: number
+  /** the newest invoice number of this payee (as a holder) dealt with: fetch those after it */
+  invoiceSeq: number
 }
 
 /** One charge in the payer's history: to whom, and what. */
@@ -87,8 +106,21 @@ export interface PayerLedger {
    */
   acceptInvoice(
     invoice: unknown,
-    opts: { covenants?: readonly unknown[]; owns: (line: { cid: string; bytes: number }) => boolean },
+    opts?: { covenants?: readonly unknown[]; owns?: (line: { cid: string; bytes: number }) => boolean },
   ): { id: string; status: 'charged' | 'duplicate'; amount: number }
+  /**
+   * Notes a block this payer published (pinned), so holders may bill it; `owns` defaults to these.
+   * Idempotent; the first date stays (days before it are never owed).
+   */
+  publish(cid: string, bytes: number): void
+  /** Certificates charged for `payee` that it has not yet confirmed, oldest first (at most `limit`, default 16). */
+  undelivered(payee: string, limit?: number): Certificate[]
+  /** The payee confirmed these certificates (by id): they leave its outbox. */
+  delivered(payee: string, ids: readonly string[]): void
+  /** A certificate this payer was charged for, by its id, while its charge is in the history. */
+  certificate(id: string): Certificate | undefined
+  /** Payees with something to send: a cheque not yet confirmed, or undelivered certificates. */
+  due(): string[]
   /** Counts a faucet deposit made out to this payer (INVALID_DEPOSIT otherwise); once per id. */
   applyDeposit(deposit: unknown): { applied: boolean }
   /** Signs a cheque to every payee (or one) owed more than was paid; each is written before it is returned. */
@@ -145,6 +177,11 @@ const MIGRATIONS = [
      to_day INTEGER NOT NULL,
      PRIMARY KEY (holder, cid)
    ) STRICT;`,
+  `CREATE TABLE certificates (ref TEXT PRIMARY KEY, body BLOB NOT NULL, keep_until INTEGER NOT NULL) STRICT;
+   CREATE INDEX certificates_keep ON certificates (keep_until);
+   CREATE TABLE outbox (payee TEXT NOT NULL, ref TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (payee, ref)) STRICT;
+   CREATE TABLE published (cid TEXT PRIMARY KEY, bytes INTEGER NOT NULL, at INTEGER NOT NULL) STRICT;
+   ALTER TABLE accounts ADD COLUMN invoice_seq INTEGER NOT NULL DEFAULT 0;`,
 ]
 
 interface AccountRow {
@@ -155,6 +192,7 @@ interface AccountRow {
   granted: number
   seq: number
   cheque: Uint8Array | null
+  invoice_seq: number
 }
 
 /**
@@ -176,6 +214,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     certificateWindowMs: init.certificateWindowMs,
     historyMs: init.historyMs,
     versionsPerPeer: init.versionsPerPeer,
+    dayMs: init.dayMs,
   })
   const payer = keyId(init.key)
   const store = openSide(opts.path, MIGRATIONS, 'payer ledger', init)
@@ -212,6 +251,29 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       `INSERT INTO storage_billed (holder, cid, to_day) VALUES (?, ?, ?)
        ON CONFLICT (holder, cid) DO UPDATE SET to_day = excluded.to_day`,
     ),
+    invoiceSeq: db.prepare(
+      'UPDATE accounts SET invoice_seq = max(invoice_seq, ?), updated_at = ? WHERE payee = ?',
+    ),
+    keepCertificate: db.prepare(
+      'INSERT OR IGNORE INTO certificates (ref, body, keep_until) VALUES (?, ?, ?)',
+    ),
+    certificate: db.prepare('SELECT body FROM certificates WHERE ref = ?'),
+    pruneCertificates: db.prepare(
+      'DELETE FROM certificates WHERE keep_until < ? AND ref NOT IN (SELECT ref FROM outbox)',
+    ),
+    enqueue: db.prepare('INSERT OR IGNORE INTO outbox (payee, ref, at) VALUES (?, ?, ?)'),
+    undelivered: db.prepare(
+      `SELECT c.body FROM outbox o JOIN certificates c ON c.ref = o.ref
+       WHERE o.payee = ? ORDER BY o.at, o.ref LIMIT ?`,
+    ),
+    undeliveredCount: db.prepare('SELECT count(*) AS n FROM outbox WHERE payee = ?'),
+    delivered: db.prepare('DELETE FROM outbox WHERE payee = ? AND ref = ?'),
+    due: db.prepare(
+      `SELECT payee FROM accounts WHERE paid > acked
+       UNION SELECT DISTINCT payee FROM outbox ORDER BY payee`,
+    ),
+    publish: db.prepare('INSERT OR IGNORE INTO published (cid, bytes, at) VALUES (?, ?, ?)'),
+    published: db.prepare('SELECT bytes, at FROM published WHERE cid = ?'),
   }
 
   // Prices by "peer version"; the first signed covenant seen for a version is the one kept (a
@@ -222,6 +284,8 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     const sheet = PriceSheetSchema.parse(JSON.parse(String(row.sheet)))
     sheets.set(sheetKey(sheet.peer, sheet.version), sheet)
   }
+
+  let nextCertificatePrune = 0
 
   function learn(covenant: unknown): PriceSheet {
     const c = covenant as { peer?: unknown; version?: unknown }
@@ -248,6 +312,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
   }
 
   function view(payee: string, r: AccountRow | undefined): PayerAccount {
+    const undelivered = Number((stmt.undeliveredCount.get(payee) as { n: number }).n)
     const owed = r?.owed ?? 0
     const paid = r?.paid ?? 0
     const acked = r?.acked ?? 0
@@ -261,7 +326,19 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       outstanding: owed - granted - paid,
       seq: r?.seq ?? 0,
       unconfirmed: paid > acked,
+      undelivered,
+      invoiceSeq: r?.invoice_seq ?? 0,
     }
+  }
+
+  function decodeCertificate(body: Uint8Array): Certificate {
+    return CertificateSchema.parse(dagCbor.decode(body))
+  }
+
+  /** What `acceptInvoice` checks a line against by default: a block this payer published, of that size. */
+  function ownsPublished(line: { cid: string; bytes: number }): boolean {
+    const r = stmt.published.get(line.cid) as { bytes: number } | undefined
+    return r !== undefined && Number(r.bytes) === line.bytes
   }
 
   function addOwed(payee: string, amount: number): void {
@@ -323,6 +400,12 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           { details: { missing } },
         )
       prune()
+      // Hourly, like the charges: a scan of every kept certificate on each call would grow with them.
+      if (now() >= nextCertificatePrune) {
+        nextCertificatePrune = now() + HOUR_MS
+        stmt.pruneCertificates.run(now())
+      }
+      let body: Uint8Array | undefined
       return transaction(() =>
         certificate.receipts.map((r): PayerCertifiedCharge => {
           if (stale) return { payee: r.executor, status: 'stale', amount: 0 }
@@ -342,36 +425,69 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           )
           if (Number(inserted.changes) === 0) return { payee: r.executor, status: 'duplicate', amount: 0 }
           addOwed(r.executor, amount)
+          // The payee charges on seeing the certificate: it goes out with the next payment.
+          body ??= dagCbor.encode(certificate)
+          stmt.keepCertificate.run(certificate.id, body, Math.max(keepUntil, at + opts.historyMs))
+          stmt.enqueue.run(r.executor, certificate.id, at)
           return { payee: r.executor, status: 'charged', amount }
         }),
       )
     },
 
-    acceptInvoice(value, o) {
+    acceptInvoice(value, o = {}) {
       store.assertOpen()
       const invoice = verifyInvoice(value, { payer })
       const id = invoiceId(invoice)
-      if (stmt.hasCharge.get(invoice.holder, id) !== undefined) return { id, status: 'duplicate', amount: 0 }
+      const seen = () =>
+        transaction(() => {
+          stmt.create.run(invoice.holder, now())
+          stmt.invoiceSeq.run(invoice.seq, now(), invoice.holder)
+        })
+      if (stmt.hasCharge.get(invoice.holder, id) !== undefined) {
+        seen()
+        return { id, status: 'duplicate', amount: 0 }
+      }
+      // A refused invoice is signed by its holder: it is dealt with, and not fetched again. One
+      // whose price is not known yet (PRICE_UNKNOWN) is not: it is accepted once the price is.
+      const refuse = (message: string): never => {
+        seen()
+        throw new CovenantError('INVALID_INVOICE', message)
+      }
       for (const covenant of o.covenants ?? []) learn(covenant)
-      checkInvoicePrice(
-        invoice,
-        [...sheets.values()].filter((s) => s.peer === invoice.holder),
-      )
+      try {
+        checkInvoicePrice(
+          invoice,
+          [...sheets.values()].filter((s) => s.peer === invoice.holder),
+          opts.dayMs,
+        )
+      } catch (err) {
+        if (err instanceof CovenantError && err.code === 'INVALID_INVOICE') refuse(err.message)
+        throw err
+      }
+      const owns = o.owns ?? ownsPublished
       for (const line of invoice.lines)
-        if (!o.owns({ cid: line.cid, bytes: line.bytes }))
-          throw new CovenantError(
-            'INVALID_INVOICE',
+        if (!owns({ cid: line.cid, bytes: line.bytes }))
+          refuse(
             `the invoice bills ${line.cid} (${line.bytes} bytes), which this payer did not ask ${invoice.holder} for`,
           )
-      if (invoice.kind === 'store')
+      if (invoice.kind === 'store') {
+        const today = utcDay(now(), opts.dayMs)
+        if (invoice.toDay > today + 1)
+          refuse(`the invoice bills days up to ${invoice.toDay}, after today (${today})`)
         for (const line of invoice.lines) {
           const billed = stmt.billedTo.get(invoice.holder, line.cid) as { to_day: number } | undefined
           if (billed !== undefined && invoice.fromDay < billed.to_day)
-            throw new CovenantError(
-              'INVALID_INVOICE',
+            refuse(
               `${line.cid} is already billed up to day ${billed.to_day}; this invoice bills from day ${invoice.fromDay}`,
             )
+          const published = stmt.published.get(line.cid) as { at: number } | undefined
+          if (published !== undefined) {
+            const from = Math.max(invoice.fromDay, utcDay(Number(published.at), opts.dayMs))
+            if (line.days > invoice.toDay - from)
+              refuse(`${line.cid} is billed ${line.days} days, but was published on day ${from}`)
+          }
         }
+      }
       prune()
       transaction(() => {
         const at = now()
@@ -386,6 +502,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           at + opts.historyMs,
         )
         addOwed(invoice.holder, invoice.amount)
+        stmt.invoiceSeq.run(invoice.seq, now(), invoice.holder)
         if (invoice.kind === 'store')
           for (const line of invoice.lines) stmt.setBilledTo.run(invoice.holder, line.cid, invoice.toDay)
       })
@@ -419,6 +536,38 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       if (!AmountSchema.safeParse(amount).success || amount < 1)
         throw new CovenantError('INVALID_INPUT', `a prepayment is a whole number of ncr ≥ 1, not ${amount}`)
       return transaction(() => writeCheque(payee, addAmounts(row(payee)?.paid ?? 0, amount)))
+    },
+
+    publish(cid, bytes) {
+      store.assertOpen()
+      if (!Number.isSafeInteger(bytes) || bytes < 1)
+        throw new CovenantError('INVALID_INPUT', `a block has a whole number of bytes ≥ 1, not ${bytes}`)
+      stmt.publish.run(parseCid(cid).toString(), bytes, now())
+    },
+
+    undelivered(payeeId, limit = 16) {
+      store.assertOpen()
+      return stmt.undelivered
+        .all(payeeId, Math.min(Math.max(1, limit), 256))
+        .map((r) => decodeCertificate(r.body as Uint8Array))
+    },
+
+    delivered(payeeId, ids) {
+      store.assertOpen()
+      transaction(() => {
+        for (const id of ids) stmt.delivered.run(payeeId, id)
+      })
+    },
+
+    certificate(id) {
+      store.assertOpen()
+      const r = stmt.certificate.get(id) as { body: Uint8Array } | undefined
+      return r === undefined ? undefined : decodeCertificate(r.body)
+    },
+
+    due() {
+      store.assertOpen()
+      return stmt.due.all().map((r) => String(r.payee))
     },
 
     pending() {

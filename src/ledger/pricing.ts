@@ -21,9 +21,12 @@ const SafeUint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 export const DAY_MS = 86_400_000
 
-/** The UTC day `ms` falls in, counted from the epoch: storage is billed in whole days. */
-export function utcDay(ms: number): number {
-  return Math.floor(ms / DAY_MS)
+/**
+ * The UTC day `ms` falls in, counted from the epoch: storage is billed in whole days. `dayMs` is a
+ * devnet's shorter day (see the ledgers' `dayMs` option); every real ledger counts 24 h days.
+ */
+export function utcDay(ms: number, dayMs = DAY_MS): number {
+  return Math.floor(ms / dayMs)
 }
 
 /** The prices of one version of one node's covenant: everything a charge under it is computed from. */

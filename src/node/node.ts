@@ -31,13 +31,14 @@ import { dashboardService } from './services/dashboard.ts'
 import { type DatastoreServiceOptions, datastoreService } from './services/datastore.ts'
 import { type ExecServiceOptions, execService } from './services/exec.ts'
 import { type JobsServiceOptions, jobsService } from './services/jobs.ts'
+import { openNodeLedger, paymentsOptionsSchema, paymentsService } from './services/payments.ts'
 import { statusService } from './services/status.ts'
 import { loadOrSignCovenant } from './signed-covenant-file.ts'
 import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, jobs.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, jobs.db, ledger.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),
@@ -61,6 +62,8 @@ export const nodeOptionsSchema = z.strictObject({
   fault: z.string().max(64).optional(),
   /** this node runs in a local devnet: the only place `fault` is allowed @default false */
   devnet: z.boolean().default(false),
+  /** its ledger: on or off, the storage day, the billing period (see `paymentsOptionsSchema`) */
+  payments: paymentsOptionsSchema.prefault({}),
   /**
    * browser apps built ahead that this node serves, each under `/apps/<name>/`: name → the folder
    * of its built files (`index.html` and its hashed assets), e.g. examples/guestbook/dist @default {}
@@ -163,6 +166,24 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       onCorrupt: (cid, reason) => logger.error({ event: 'block-corrupt', cid, reason }),
     })
     stops.push(() => blockStore.close())
+    // Opened before storage, which asks it which blocks it refuses; it reaches the view and the
+    // manifests (made below) only once the node runs.
+    const ledger = opts.payments.enabled
+      ? openNodeLedger({
+          dataDir: opts.dataDir,
+          key,
+          covenant,
+          view: () =>
+            (known ??= createView([covenant(), ...peers.list().map((p) => p.covenant)], {
+              alive: (id) => peers.get(id)?.alive ?? true,
+            })),
+          manifest: (fn) => manifest(fn),
+          devnet: opts.devnet,
+          dayMs: opts.payments.dayMs,
+          labelsOf: (cid) => blockStore.labelsOf(cid),
+        })
+      : undefined
+    if (ledger !== undefined) stops.push(() => ledger.close())
 
     const net = createNet({
       privateKey: key,
@@ -180,15 +201,26 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       { heartbeatMs: opts.heartbeatMs, helloTimeoutMs: opts.helloTimeoutMs },
     )
     const storage = createStorage(
-      { net, store: blockStore, peers, covenant, logger, registry: metrics.registry },
+      {
+        net,
+        store: blockStore,
+        peers,
+        covenant,
+        logger,
+        registry: metrics.registry,
+        refuses:
+          ledger === undefined ? undefined : (cid, bytes, labels) => ledger.refuses(cid, bytes, labels),
+      },
       { replicas: opts.replicas, repairIntervalMs: opts.repairIntervalMs },
     )
     const getBlock = async (cid: CID) => (await storage.get(cid)).bytes
     const manifest = createManifestCache({ getBlock: (cid) => getBlock(parseCid(cid)) })
     // Rebuilt when a peer comes, goes or changes covenant; covenants are verified once (exec's memo).
     let memo: View | undefined
+    let known: View | undefined
     peers.onChange(() => {
       memo = undefined
+      known = undefined
     })
     const view = (): View => (memo ??= createView([covenant(), ...peers.live().map((p) => p.covenant)]))
     const conflicts = openConflictStore({ path: join(opts.dataDir, 'conflicts.db'), view, manifest })
@@ -234,6 +266,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       gateway,
       stores: createNodeStores(),
       fault: opts.fault,
+      ledger,
     }
     // The built-in services first, then the caller's. Each declares (a Pick of NodeComponents)
     // the few components it uses, so a test can build it from those alone.
@@ -243,6 +276,7 @@ export async function createNode(init: NodeInit): Promise<CovenantNode> {
       execService(init.exec),
       dashboardService({ apps: opts.apps }),
       datastoreService(init.datastore),
+      paymentsService(opts.payments),
       jobsService(init.jobs),
       ...(init.services ?? []),
     ]

@@ -22,6 +22,7 @@ import type { CallFeed } from './call-feed.ts'
 import type { HttpServer } from './http.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { ConflictStore } from './services/conflict-store.ts'
+import type { NodeLedger } from './services/payments.ts'
 import type { NodeStores } from './stores.ts'
 
 /** Everything the node offers its services; each service takes only the part it needs. */
@@ -59,6 +60,8 @@ export interface NodeComponents {
   stores: NodeStores
   /** devnet fault injection kind, for the exec service */
   fault?: string
+  /** this node's payee ledger, `<data>/ledger.db`; undefined when its payments are off */
+  ledger?: NodeLedger
 }
 
 /**

@@ -31,12 +31,12 @@ import {
   type BlockStore,
   type CID,
   cidForBytes,
-  DAG_CBOR_CODEC,
   MAX_BLOCK_BYTES,
   MAX_BLOCK_LABELS,
   type ManifestLabel,
   manifestLabel,
   normalizeTags,
+  ownLabel,
   ownTags,
   parseCid,
   type StoredBlockInfo,
@@ -115,6 +115,12 @@ export interface StorageComponents {
   logger: Logger
   /** where storage's metrics go */
   registry: Registry
+  /**
+   * Why this node will not keep a block besides its covenant (its publisher's storage is unpaid
+   * past the notice period, say), or undefined; asked with the block and the signed manifests that
+   * came with it. A refused block is answered COVENANT_REFUSED and placed on the next node.
+   */
+  refuses?: (cid: CID, bytes: Uint8Array, labels: readonly ManifestLabel[]) => string | undefined
 }
 
 export interface PutOptions {
@@ -388,7 +394,7 @@ class Replication implements Storage {
     const tags = this.tagsOf(cid, bytes, labels)
     const serves = mayServe(this.config(), { tags })
     if (!serves.ok) {
-      this.learn([...labels, ...this.ownLabel(cid, bytes)])
+      this.learn([...labels, ...ownLabel(cid, bytes)])
       throw new CovenantError('COVENANT_REFUSED', `this node ${serves.reason}`)
     }
     const ordered = this.ordered(cid, tags, bytes.length, this.init.store.has(cid), this.init.peers.live())
@@ -461,10 +467,14 @@ class Replication implements Storage {
   private storeHere(cid: CID, bytes: Uint8Array, manifests: readonly Uint8Array[], from?: string): void {
     assertBlock(cid, bytes)
     const labels = this.labelsFor(cid, manifests)
-    const own = this.ownLabel(cid, bytes)
+    const own = ownLabel(cid, bytes)
     const held = this.init.store.has(cid)
     const tags = this.tagsOf(cid, bytes, labels)
-    const refused = this.refusal(tags, bytes.length, held)
+    const refusedHere = this.init.refuses?.(cid, bytes, labels)
+    const refused =
+      refusedHere === undefined
+        ? this.refusal(tags, bytes.length, held)
+        : new CovenantError('COVENANT_REFUSED', `this node ${refusedHere}`)
     if (refused !== undefined) {
       if (refused.code === 'COVENANT_REFUSED') this.learn([...labels, ...own])
       this.metrics.blockPuts.inc({ result: refused.code })
@@ -487,16 +497,6 @@ class Replication implements Storage {
     this.lookups.forget(cid.toString())
     this.updateGauges()
     this.enqueueProvide(cid.toString())
-  }
-
-  /** A manifest block's label for the code it names, or none for any other block. */
-  private ownLabel(cid: CID, bytes: Uint8Array): ManifestLabel[] {
-    if (cid.code !== DAG_CBOR_CODEC) return []
-    try {
-      return [manifestLabel(bytes)]
-    } catch {
-      return []
-    }
   }
 
   /** True if this node ranks within k + slack of the willing nodes for the block, in its own view. */

@@ -148,7 +148,31 @@ describe('block store', () => {
     }
   })
 
-  it('keeps only labels that add a tag, at most MAX_BLOCK_LABELS per block', async () => {
+  it('keeps the first label of a block, which names its publisher, even with no tag', async () => {
+    const key = await generateKey()
+    const store = openBlockStore({ path: ':memory:' })
+    try {
+      const code = enc.encode('untagged code')
+      const cid = cidForBytes(code)
+      const first = manifestFor(key, cid, [])
+      // the manifest first, the code after: the code learns who published it, and hands it on
+      store.put(first.cid, first.bytes)
+      store.put(cid, code)
+      assert.deepEqual(store.labelsOf(cid), [first.bytes])
+      assert.deepEqual(store.info(cid)?.tags, [])
+      // a second untagged manifest teaches nothing more
+      assert.deepEqual(store.label([manifestFor(key, cid, [], 'second').label]), [])
+      assert.deepEqual(store.labelsOf(cid), [first.bytes])
+      const other = enc.encode('other untagged code')
+      const otherCid = cidForBytes(other)
+      store.put(otherCid, other, { labels: [manifestFor(key, otherCid, []).label] })
+      assert.equal(store.labelsOf(otherCid).length, 1, 'given with the block')
+    } finally {
+      store.close()
+    }
+  })
+
+  it('keeps, after the first, only labels that add a tag, at most MAX_BLOCK_LABELS per block', async () => {
     const key = await generateKey()
     const store = openBlockStore({ path: ':memory:' })
     try {

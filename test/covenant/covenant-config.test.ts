@@ -50,6 +50,7 @@ describe('covenant.yaml', () => {
       },
       credit: 10_000_000,
     })
+    assert.deepEqual(parseCovenantYaml(''), DEFAULT_COVENANT)
     assert.deepEqual(parseCovenantYaml('# only a comment\n'), DEFAULT_COVENANT)
     assert.deepEqual(parseCovenantYaml('store: {}\nexecute: {}\n'), DEFAULT_COVENANT)
   })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type SignedCovenant, signCovenant } from '../../src/covenant/index.ts'
+import { CovenantError } from '../../src/errors/index.ts'
 import {
   checkRequest,
   createExecutor,
@@ -202,6 +203,82 @@ describe('executor', () => {
     await executor.execute(unlisted)
     await executor.execute(unlisted)
     assert.equal(executor.stats().replayed, 3)
+  })
+
+  it('holds each call against its caller’s credit: a refusal until paid does not stand, and a receipt narrows the hold', async () => {
+    const node = nodes[2]
+    const events: string[] = []
+    let unpaid = true
+    const executor = createExecutor({
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => node.covenant,
+      view: () => viewOf(nodes),
+      admit(request, id) {
+        if (unpaid) throw new CovenantError('PAYMENT_REQUIRED', `${request.caller} owes this node`)
+        events.push(`admit ${id}`)
+        return {
+          signed: (receipt) => events.push(`signed ${receipt.request} ${receipt.fuel}`),
+          release: () => events.push(`release ${id}`),
+        }
+      },
+    })
+    const { request, id } = createRequest(caller, { fn, export: 'add', args: [4, 4] })
+    assert.equal(refusalCode(await executor.execute(request), node.peer), 'PAYMENT_REQUIRED')
+    assert.equal(events.length, 0, 'nothing ran, nothing held')
+    unpaid = false
+    const paid = receipted(await executor.execute(request))
+    assert.deepEqual(events, [`admit ${id}`, `signed ${id} ${paid.receipt.fuel}`], 'the refusal was not kept')
+    const unlisted = createRequest(caller, { fn, export: 'unlisted' })
+    await executor.execute(unlisted.request)
+    assert.equal(events.length, 2, 'a request refused before it could run holds nothing')
+    const crashing = createRequest(caller, { fn, export: 'add', args: [1, 1], timeoutMs: 1000 })
+    const broken = createExecutor({
+      key: node.key,
+      sandbox: { run: () => Promise.reject(new CovenantError('SANDBOX_CRASHED', 'the worker died')) },
+      getBlock: blocks.get,
+      covenant: () => node.covenant,
+      view: () => viewOf(nodes),
+      admit: (_request, held) => ({
+        signed: () => events.push(`signed ${held}`),
+        release: () => events.push(`release ${held}`),
+      }),
+    })
+    assert.equal(refusalCode(await broken.execute(crashing.request), node.peer), 'SANDBOX_CRASHED')
+    assert.deepEqual(events.slice(2), [`release ${crashing.id}`], 'released when no receipt came')
+  })
+
+  it('runs a dry run for a quote whether or not it is selected, and keeps nothing for replays', async () => {
+    const twelve = [...nodes, ...(await makeNodes(9))]
+    const view = viewOf(twelve)
+    const manifest = { tags: [] as string[], publisher: keyId(publisher) }
+    const { request, id } = createRequest(caller, { fn, export: 'add', k: 1, q: 1, args: [1, 2] })
+    const order = rankExecutors(view, request, manifest).ordered
+    const node = twelve.find((n) => n.peer === order[5])!
+    const far = createExecutor({
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => node.covenant,
+      view: () => view,
+    })
+    const dry = await far.dryRun(request)
+    assert.equal(verifyReceipt(dry.receipt).request, id)
+    assert.equal((outputValue(dry.output) as { sum: number }).sum, 3)
+    assert.equal(
+      refusalCode(await far.execute(request), far.peer),
+      'NOT_SELECTED',
+      'nothing kept from the dry run',
+    )
+    const off = createExecutor({
+      key: node.key,
+      sandbox,
+      getBlock: blocks.get,
+      covenant: () => signCovenant(node.key, { execute: { enabled: false } }, 2),
+      view: () => view,
+    })
+    await assert.rejects(off.dryRun(request), { code: 'COVENANT_REFUSED' })
   })
 
   it('checks every fetched block against its CID', async () => {

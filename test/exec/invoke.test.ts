@@ -5,17 +5,23 @@ import type { Manifest } from '../../src/content/index.ts'
 import { signCovenant } from '../../src/covenant/index.ts'
 import { CovenantError } from '../../src/errors/index.ts'
 import {
+  certificateFromJSON,
+  certificateToJSON,
   createExecutor,
   createRequest,
   ExecReplySchema,
   type ExecRequestInit,
   ExecRequestMessageSchema,
   type Executor,
+  type ExecutorInit,
   type FaultKind,
   FORGED_VALUE,
   invoke,
+  type OutputLike,
+  outputHash,
   rankExecutors,
   type SendExec,
+  skipEvidence,
   type TrustInput,
   type View,
   verifyCertificate,
@@ -106,6 +112,8 @@ describe('invoke (quorum collector) against in-process executors', () => {
       otherBuild?: number[]
       /** ranks whose executors run this covenant config instead of the one the view shows */
       covenants?: Record<number, Parameters<typeof executingCovenant>[0]>
+      /** ranks whose executors hold calls against their callers' credit this way */
+      admit?: Record<number, ExecutorInit['admit']>
     } = {},
   ): Setup {
     const among = options.among ?? nodes
@@ -128,6 +136,7 @@ describe('invoke (quorum collector) against in-process executors', () => {
         view: () => view,
         fault: faults[rank],
         onCrash: () => crashed.push(node.peer),
+        admit: options.admit?.[rank],
       })
       executors.set(node.peer, executor)
       everyExecutor.push(executor)
@@ -374,6 +383,96 @@ describe('invoke (quorum collector) against in-process executors', () => {
     // a caller that tolerates two gets its answer
     const r = await call(s, { perExecutorTimeoutMs: 500, trust: { maxUnprovenSkips: 2 } })
     assert.equal((r.value as { sum: number }).sum, 2)
+  })
+
+  it('does not ask an executor it holds evidence against: the certificate shows the evidence as its skip', async () => {
+    const caught = setup({ export: 'add', args: [1, 2] }, { 0: 'wrong-result' }, { gate: [0] })
+    const [conflict] = (await call(caught)).conflicts
+    const liar = caught.ordered[0]
+    // the same caller, function, export and ticket: the same executors, the liar first
+    const s = setup({ export: 'add', args: [3, 4], ticket: caught.request.ticket })
+    assert.equal(s.ordered[0], liar)
+    const evidence = skipEvidence(conflict)!
+    const r = await invoke({
+      request: s.request,
+      view: s.view,
+      manifest,
+      send: s.send,
+      evidence: (peer) => (peer === liar ? evidence : undefined),
+    })
+    assert.equal((r.value as { sum: number }).sum, 7)
+    assert.ok(!r.tried.some((t) => t.peer === liar), 'not asked')
+    assert.deepEqual(r.certificate.skipped[0], { peer: liar, conflict })
+    // a proven skip, for any verifier holding the view, evidence or not; in its JSON form too
+    assert.equal(verifyCertificate(r.certificate, { view: s.view, manifest, maxUnprovenSkips: 0 }).ok, true)
+    const json = JSON.parse(JSON.stringify(certificateToJSON(r.certificate)))
+    assert.equal(
+      verifyCertificate(certificateFromJSON(json), { view: s.view, manifest, maxUnprovenSkips: 0 }).ok,
+      true,
+    )
+    // altered evidence proves nothing: the liar is then an unproven skip
+    const withEvidence = (c: typeof conflict) => ({
+      ...r.certificate,
+      skipped: [{ peer: liar, conflict: c }, ...r.certificate.skipped.slice(1)],
+    })
+    const altered = withEvidence({
+      ...conflict,
+      receipt: { ...conflict.receipt, fuel: conflict.receipt.fuel + 1 },
+    })
+    assert.throws(() => verifyCertificate(altered, { view: s.view, manifest, maxUnprovenSkips: 0 }), {
+      code: 'INVALID_CERTIFICATE',
+      message: /neither signed nor show/,
+    })
+    assert.equal(
+      verifyCertificate(altered, { view: s.view, manifest }).ok,
+      true,
+      'one unproven skip, as before',
+    )
+    // evidence against another executor shown for this one is a forged proof
+    const other = r.certificate.receipts[0]
+    assert.throws(
+      () => verifyCertificate(withEvidence({ ...conflict, receipt: other }), { view: s.view, manifest }),
+      { code: 'INVALID_CERTIFICATE', message: /accuses another executor/ },
+    )
+    // and proofs nest one level deep: this certificate's own skips carry evidence
+    assert.equal(skipEvidence({ receipt: conflict.receipt, certificate: r.certificate }), undefined)
+  })
+
+  it('puts what the outputs say about their differences into NO_QUORUM', async () => {
+    const three = nodes.slice(0, 3)
+    const s = setup(
+      { export: 'add', args: [1, 1], k: 3, q: 3 },
+      { 0: 'wrong-result', 1: 'wrong-result' },
+      { among: three },
+    )
+    const divergence = (receipts: readonly { outputHash: string }[], outputs: readonly OutputLike[]) => ({
+      signed: receipts.map((x) => x.outputHash).sort(),
+      outputs: outputs.map((o) => outputHash(o)).sort(),
+    })
+    await assert.rejects(
+      invoke({ request: s.request, view: s.view, manifest, send: s.send, divergence }),
+      (err: CovenantError) => {
+        assert.equal(err.code, 'NO_QUORUM')
+        const d = (err.details as { divergence: ReturnType<typeof divergence> }).divergence
+        assert.equal(d.signed.length, 3)
+        assert.deepEqual(d.outputs, [...new Set(d.signed)].sort(), 'every output that came, once')
+        return true
+      },
+    )
+  })
+
+  it('fails with PAYMENT_REQUIRED naming the executors that want paying, when their refusals leave no quorum', async () => {
+    const unpaid: ExecutorInit['admit'] = (request) => {
+      throw new CovenantError('PAYMENT_REQUIRED', `${request.caller} is past its credit here`)
+    }
+    const s = setup({ export: 'add', args: [1, 1] }, {}, { admit: { 0: unpaid, 1: unpaid } })
+    await assert.rejects(call(s), (err: CovenantError) => {
+      assert.equal(err.code, 'PAYMENT_REQUIRED')
+      const d = err.details as { payees: string[]; tried: Array<{ peer: string; error?: { code: string } }> }
+      assert.deepEqual(d.payees.sort(), [s.ordered[0], s.ordered[1]].sort())
+      assert.equal(d.tried.find((t) => t.peer === s.ordered[0])?.error?.code, 'PAYMENT_REQUIRED')
+      return true
+    })
   })
 
   it('never accepts a receipt from a peer it did not ask, or one that does not match its output', async () => {

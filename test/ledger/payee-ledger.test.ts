@@ -399,14 +399,16 @@ describe('payee ledger: storage', () => {
   let publisher: Party
   let network: Network
   const cid = (s: string) => cidForBytes(new TextEncoder().encode(s)).toString()
-  const openHolder = (file: string, clock: Clock, party = holder) =>
+  const openHolder = (file: string, clock: Clock, party = holder, opts: Partial<PayeeLedgerOptions> = {}) =>
     openPayeeLedger({
       path: dir.file(file),
       key: party.key,
       covenant: () => party.covenant,
       now: clock.now,
       ...network.verifiers,
+      ...opts,
     })
+  const other = (p: Party) => network.parties.find((q) => q !== p)!.peer
 
   before(async () => {
     dir = await tempDir()
@@ -501,6 +503,41 @@ describe('payee ledger: storage', () => {
     )
     assert.equal(ledger.account(publisher.peer).charged, 9e15)
     assert.equal(ledger.history(publisher.peer).length, 3, 'the refused invoice left no trace')
+    ledger.close()
+  })
+
+  it('keeps the invoices it issues for their payer to fetch, after the last one it dealt with', () => {
+    const clock = new Clock()
+    const ledger = openHolder('kept.db', clock)
+    ledger.pin(publisher.peer, cid('a'), 10)
+    ledger.pin(publisher.peer, cid('b'), 20)
+    ledger.unpin(publisher.peer, cid('b'))
+    assert.deepEqual(ledger.pinned(), [{ payer: publisher.peer, cid: cid('a'), bytes: 10 }])
+    clock.advance(2 * DAY_MS)
+    const stored = ledger.billStorage()
+    const served = ledger.billServed(publisher.peer, [{ cid: cid('a'), bytes: 5 }])!
+    assert.deepEqual(ledger.invoices(publisher.peer), [...stored, served])
+    assert.deepEqual(ledger.invoices(publisher.peer, { after: stored.at(-1)!.seq }), [served])
+    assert.deepEqual(ledger.invoices(other(publisher)), [], 'another payer has none')
+    ledger.close()
+    const again = openHolder('kept.db', clock)
+    assert.deepEqual(again.invoices(publisher.peer), [...stored, served], 'kept across a restart')
+    again.close()
+  })
+
+  it('counts storage days shorter than 24 h only on a devnet, notice period included', () => {
+    const clock = new Clock()
+    assert.equal(
+      errorCode(() => openHolder('short.db', clock, holder, { dayMs: 2000 })),
+      'INVALID_INPUT',
+    )
+    const ledger = openHolder('short.db', clock, holder, { dayMs: 2000, devnet: true })
+    ledger.pin(publisher.peer, cid('big'), 1000)
+    clock.advance(6 * 2000)
+    const [invoice] = ledger.billStorage()
+    assert.equal(invoice.amount, 2 * 1000 * 6, 'six short days')
+    const [late] = ledger.overdue()
+    assert.equal(late.dropAt, late.since + 2 * 2000, 'notice: two short days')
     ledger.close()
   })
 

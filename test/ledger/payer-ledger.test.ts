@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, it } from 'node:test'
 import { cidForBytes } from '../../src/content/index.ts'
 import { signCovenant } from '../../src/covenant/index.ts'
 import type { CovenantError } from '../../src/errors/index.ts'
-import { outputHash, signReceipt } from '../../src/exec/index.ts'
+import { type Certificate, certificateToJSON, outputHash, signReceipt } from '../../src/exec/index.ts'
 import {
   chargeFor,
   DAY_MS,
@@ -219,6 +219,7 @@ describe('payer ledger', () => {
     })
     const mine = new Set([a])
     const owns = (l: { cid: string }) => mine.has(l.cid)
+    clock.t = T0 + 2 * DAY_MS
     assert.equal(
       errorCode(() => ledger.acceptInvoice(invoice, { owns })),
       'PRICE_UNKNOWN',
@@ -259,6 +260,94 @@ describe('payer ledger', () => {
       'INVALID_INVOICE',
     )
     assert.equal(ledger.account(holder.peer).owed, 400)
+  })
+
+  it('keeps each certificate it was charged for until every payee in it confirms it, across a restart', () => {
+    const run = certifiedRun(network, caller.key, [cheap, dear])
+    const evidence = certifiedRun(network, caller.key, [cheap, dear, third], {
+      liars: [2],
+      nonce: 'accused-1',
+    })
+    ledger.recordCertified(run.certificate, { covenants: [cheap.covenant, dear.covenant] })
+    ledger.recordCertified(evidence.certificate, {
+      covenants: [third.covenant],
+      conflicts: evidence.conflicts,
+    })
+    assert.deepEqual(ledger.due(), [cheap.peer, dear.peer].sort())
+    // recorded at the same instant (the test's clock), so in the order of their ids
+    assert.deepEqual(
+      ledger.undelivered(cheap.peer).map((c) => c.id),
+      [run.id, evidence.id].sort(),
+    )
+    const json = (c: Certificate | undefined) => (c === undefined ? c : certificateToJSON(c))
+    assert.deepEqual(json(ledger.certificate(run.id)), json(run.certificate))
+    ledger.close()
+    ledger = open()
+    const [first] = [run, evidence].sort((a, b) => (a.id < b.id ? -1 : 1))
+    assert.deepEqual(
+      ledger.undelivered(dear.peer, 1).map(json),
+      [json(first.certificate)],
+      'kept across a restart',
+    )
+    ledger.delivered(cheap.peer, [run.id, evidence.id])
+    assert.deepEqual(ledger.undelivered(cheap.peer), [])
+    assert.equal(ledger.account(cheap.peer).undelivered, 0)
+    assert.equal(ledger.account(dear.peer).undelivered, 2)
+    assert.deepEqual(ledger.due(), [dear.peer])
+    ledger.recordCertified(run.certificate)
+    assert.deepEqual(ledger.undelivered(cheap.peer), [], 'a certificate shown again is not sent again')
+    ledger.settle(cheap.peer)
+    assert.deepEqual(ledger.due(), [cheap.peer, dear.peer].sort(), 'and an unconfirmed cheque is due')
+  })
+
+  it('owes a holder only for blocks it published, from the day it published them, and no day to come', async () => {
+    const holder = await makeParty(pricedCovenant({ pricePerBytePerDay: 2 }))
+    const a = cidForBytes(new TextEncoder().encode('published')).toString()
+    const day = utcDay(T0)
+    clock.t = T0 + DAY_MS
+    ledger.publish(a, 100)
+    clock.t = T0 + 4 * DAY_MS
+    const bill = (seq: number, fromDay: number, toDay: number, days: number) =>
+      signInvoice(holder.key, {
+        kind: 'store',
+        payer: caller.peer,
+        seq,
+        covenantVersion: 1,
+        pricePerBytePerDay: 2,
+        fromDay,
+        toDay,
+        lines: [{ cid: a, bytes: 100, days }],
+        issuedAt: clock.t,
+      })
+    const covenants = [holder.covenant]
+    assert.equal(
+      errorCode(() => ledger.acceptInvoice(bill(1, day, day + 3, 3), { covenants })),
+      'INVALID_INVOICE',
+      'the day before it was published',
+    )
+    assert.equal(
+      errorCode(() => ledger.acceptInvoice(bill(2, day + 1, day + 9, 8), { covenants })),
+      'INVALID_INVOICE',
+      'days to come',
+    )
+    assert.equal(ledger.account(holder.peer).invoiceSeq, 2, 'refused invoices are not fetched again')
+    const ok = ledger.acceptInvoice(bill(3, day + 1, day + 4, 3), { covenants })
+    assert.deepEqual([ok.status, ok.amount], ['charged', 600])
+    assert.equal(ledger.account(holder.peer).invoiceSeq, 3)
+    const bigger = signInvoice(holder.key, {
+      kind: 'serve',
+      payer: caller.peer,
+      seq: 4,
+      covenantVersion: 1,
+      pricePerByte: 0,
+      lines: [{ cid: a, bytes: 101 }],
+      issuedAt: clock.t,
+    })
+    assert.equal(
+      errorCode(() => ledger.acceptInvoice(bigger, { covenants })),
+      'INVALID_INVOICE',
+      'a published block of another size',
+    )
   })
 
   it('reconciles with its payees pair by pair, and says where they differ', () => {

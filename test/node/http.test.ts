@@ -380,7 +380,7 @@ describe('HTTP API (inject)', () => {
       }
       const res = await http.inject({
         method: spec.method,
-        url: routePath(spec, { cid: 'x', ns: 'x', key: 'x', id: 'x' }),
+        url: routePath(spec, { cid: 'x', ns: 'x', key: 'x', payer: 'x', id: 'x' }),
         headers: { origin: 'http://example.test' },
       })
       assert.equal(res.headers['access-control-allow-origin'], '*', `${spec.method} ${spec.path}`)

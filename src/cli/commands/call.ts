@@ -1,6 +1,18 @@
-/** `covenant call <cid> <export> [arg …]`: run a deployed function on the network through a quorum. */
+/**
+ * `covenant call <cid> <export> [arg …]`: run a deployed function on the network through a quorum,
+ * and pay its executors (settled before the command exits); `--quote` prices it instead.
+ */
+import { dirname } from 'node:path'
 import type { Command } from 'commander'
-import { type CovenantClient, connect, loadCallerKey, loadCallerTicket } from '../../client/index.ts'
+import {
+  type CovenantClient,
+  connect,
+  defaultKeyPath,
+  loadCallerKey,
+  loadCallerTicket,
+  type QuoteResult,
+} from '../../client/index.ts'
+import { formatAmount } from '../../covenant/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import { certificateToJSON, conflictToJSON } from '../../exec/index.ts'
 import type { PrivateKey } from '../../keys/index.ts'
@@ -19,6 +31,7 @@ interface CallCliOptions {
   minQuorum?: number
   maxUnprovenSkips?: number
   minEligibleFraction?: number
+  quote?: boolean
   store: string[]
 }
 
@@ -56,6 +69,10 @@ export function register(program: Command): void {
       Number.parseFloat,
     )
     .option(
+      '--quote',
+      'do not call: print what the call would cost (the gateway runs it once to measure its fuel)',
+    )
+    .option(
       '--store <ns>',
       'a namespace the function reads: fixed at its current version (repeatable)',
       (value: string, previous: string[]) => [...previous, value],
@@ -80,14 +97,16 @@ export function register(program: Command): void {
           maxUnprovenSkips: opts.maxUnprovenSkips,
           minEligibleFraction: opts.minEligibleFraction,
         }
-        client = await connect({ node: opts.node, nodes, trust })
-        key = await loadCallerKey(opts.key)
+        const keyFile = opts.key ?? (await defaultKeyPath())
+        // the payer ledger lives beside the key: calls made with it are paid from it
+        client = await connect({ node: opts.node, nodes, trust, payments: { ledgerDir: dirname(keyFile) } })
+        key = await loadCallerKey(keyFile)
       } catch (err) {
         fail(json, err, ms())
         return
       }
       try {
-        const result = await client.invoke(cid, exportName, args, {
+        const limits = {
           replicas: opts.replicas,
           quorum: opts.quorum,
           fuel: opts.fuel,
@@ -96,7 +115,14 @@ export function register(program: Command): void {
           key,
           ticket: await loadCallerTicket(key, Date.now(), opts.key),
           stores: opts.store,
-        })
+        }
+        if (opts.quote === true) {
+          const quoted = await client.quote(cid, exportName, args, limits)
+          if (json) printJson({ ok: true, ...quoted, ms: ms() })
+          else printQuote(quoted)
+          return
+        }
+        const result = await client.invoke(cid, exportName, args, limits)
         if (json) {
           printJson({
             ok: true,
@@ -134,8 +160,28 @@ export function register(program: Command): void {
           return
         }
         fail(json, e, ms())
+      } finally {
+        // what this call owes goes out before the command ends (and anything left from before)
+        await client.close()
       }
     })
+}
+
+function printQuote(quoted: QuoteResult): void {
+  const { quote } = quoted
+  const out = (line: string) => process.stdout.write(`${line}\n`)
+  out(
+    `fuel ${quoted.fuel} (the gateway's dry run${quoted.outcome === 'ok' ? '' : `, which failed: ${quoted.outcome}`})`,
+  )
+  for (const e of quote.executors)
+    out(
+      `  ${e.peer}  ${formatAmount(e.charge)}  (${formatAmount(e.basePrice)} + ${formatAmount(e.pricePerFuel)} × ${quote.fuel}, covenant v${e.covenantVersion})`,
+    )
+  out(
+    quote.min === quote.max
+      ? `a certificate of ${quote.q} costs ${formatAmount(quote.min)}`
+      : `a certificate of ${quote.q} costs ${formatAmount(quote.min)} to ${formatAmount(quote.max)}, by which executors sign it`,
+  )
 }
 
 function fail(json: boolean, err: unknown, ms: number): void {

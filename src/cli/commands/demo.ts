@@ -5,12 +5,13 @@
  * signed once by a certified function write, its page's address, and where to look next. The
  * network keeps running until Ctrl-C unless `--exit` is given.
  */
-import { join, relative, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { GUESTBOOK_DIST, guestbookUrl, setUpGuestbook } from '../../../examples/guestbook/setup.ts'
 import { bundleFile } from '../../bundle/index.ts'
-import { connect, generateKey, loadCallerKey } from '../../client/index.ts'
+import { connect, defaultKeyPath, generateKey, loadCallerKey } from '../../client/index.ts'
+import { formatAmount } from '../../covenant/index.ts'
 import { DEVNET_FILE, startDevnet } from '../../devnet/index.ts'
 import { createSandbox } from '../../sandbox/index.ts'
 import { runCommand } from '../output.ts'
@@ -81,8 +82,19 @@ export function register(program: Command): void {
           say()
           say(`3. Deploying it (bundled with its npm import, ${code.length} bytes) …`)
           // The gateway is node 0; certificates are checked against what every node says the network is.
-          const client = await connect({ nodes: devnet.nodes.map((n) => n.http) })
-          const key = await loadCallerKey()
+          // The caller pays from its ledger beside its key, funded by the devnet's faucet.
+          const keyFile = await defaultKeyPath()
+          const client = await connect({
+            nodes: devnet.nodes.map((n) => n.http),
+            payments: { ledgerDir: dirname(keyFile) },
+          })
+          const key = await loadCallerKey(keyFile)
+          const funded = await client.faucet(undefined, { key })
+          say(
+            funded.from.length > 0
+              ? `   caller funded by the devnet faucet: ${formatAmount(funded.granted)} from ${funded.from.length} nodes`
+              : `   the faucet gave nothing more (${funded.refused[0]?.code ?? 'no node'}): the caller pays by cheque`,
+          )
           const deployed = await client.deploy(code, { tags: ['demo'], name: 'markdown', key })
           say(`   function ${deployed.cid}`)
           say(
@@ -108,6 +120,12 @@ export function register(program: Command): void {
             say(`   signed by ${short(r.executor)}  fuel ${r.fuel}  covenant v${r.covenantVersion}`)
           say('   (checked by this client against the executors every node says the selection picks:')
           say('    the gateway is not trusted either)')
+          await client.settle({ key })
+          const charged = (await client.balance({ key, limit: 2 }))?.history ?? []
+          for (const c of charged.filter((h) => h.ref === result.certificate.id))
+            say(
+              `   charged ${formatAmount(c.amount)} by ${short(c.payee)} (its price × fuel ${c.fuel}), paid by cheque`,
+            )
 
           say()
           say(
@@ -133,6 +151,8 @@ export function register(program: Command): void {
             )
           const nodes = devnet.nodes.map((n) => n.http)
           app = guestbookUrl(nodes[0], book, nodes)
+          // settles what the calls owe and closes the caller's ledger
+          await client.close()
 
           say()
           say(`Guestbook: ${app}`)
@@ -144,6 +164,7 @@ export function register(program: Command): void {
           say(`   devnet file       ${relative(process.cwd(), resolve(devnet.dir, DEVNET_FILE))}`)
           say(`   node logs         ${relative(process.cwd(), resolve(devnet.dir, 'node-0', 'node.log'))} …`)
           say('   try               npx covenant peers')
+          say('                     npx covenant balance')
           say(`                     npx covenant call ${deployed.cid} outline '"# A\\n## B"' --json`)
           say('                     npx covenant deploy examples/hello.ts --tag demo')
           say('   docs              README.md, docs/functions.md, docs/calling.md, docs/apps.md')

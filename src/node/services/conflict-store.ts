@@ -13,7 +13,14 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import type { Manifest } from '../../content/index.ts'
 import { CovenantError } from '../../errors/index.ts'
-import { type Conflict, ConflictSchema, type View, verifyConflict } from '../../exec/index.ts'
+import {
+  type Conflict,
+  ConflictSchema,
+  type SkipEvidence,
+  skipEvidence,
+  type View,
+  verifyConflict,
+} from '../../exec/index.ts'
 
 export interface ConflictStoreInit {
   /** a file path, or `':memory:'`; the parent directory is created */
@@ -43,6 +50,11 @@ export interface ConflictStore {
   list(opts?: { executor?: string; limit?: number }): StoredConflict[]
   /** Conflicts held against each executor. */
   counts(): Map<string, number>
+  /**
+   * Evidence held against `executor` that a certificate's skip may carry (see exec's
+   * `skipEvidence`): a gateway does not ask an executor it holds such evidence against.
+   */
+  evidenceAgainst(executor: string): SkipEvidence | undefined
   size(): number
   close(): void
 }
@@ -104,6 +116,11 @@ export function openConflictStore(init: ConflictStoreInit): ConflictStore {
     return verifyConflict(parsed.data, { view: init.view(), manifest }).conflict
   }
 
+  // The gateway asks for every executor it ranks, on every call: remembered per executor (none
+  // included) until new evidence against it arrives.
+  const evidence = new Map<string, SkipEvidence | null>()
+  const EVIDENCE_KEPT = 4096
+
   const decode = (row: Record<string, unknown>): StoredConflict => ({
     // Rows were verified before they were written; parsing keeps the types honest.
     conflict: ConflictSchema.parse(dagCbor.decode(row.body as Uint8Array)),
@@ -117,6 +134,7 @@ export function openConflictStore(init: ConflictStoreInit): ConflictStore {
       const body = dagCbor.encode(conflict)
       const result = insert.run(request, executor, now(), body.length, body)
       if (Number(result.changes) === 0) return false
+      evidence.delete(executor)
       prune.run(maxEntries)
       pruneBytes.run(maxBytes)
       return true
@@ -130,6 +148,21 @@ export function openConflictStore(init: ConflictStoreInit): ConflictStore {
       const out = new Map<string, number>()
       for (const row of countBy.all()) out.set(String(row.executor), Number(row.n))
       return out
+    },
+    evidenceAgainst(executor) {
+      const known = evidence.get(executor)
+      if (known !== undefined) return known ?? undefined
+      let found: SkipEvidence | null = null
+      for (const row of listBy.all(executor, 16)) {
+        const usable = skipEvidence(decode(row).conflict)
+        if (usable !== undefined) {
+          found = usable
+          break
+        }
+      }
+      if (evidence.size >= EVIDENCE_KEPT) evidence.delete(evidence.keys().next().value as string)
+      evidence.set(executor, found)
+      return found ?? undefined
     },
     size() {
       return Number((countAll.get() as { n: number }).n)

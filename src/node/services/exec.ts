@@ -9,8 +9,14 @@
  * each namespace's holders through it (see `commitRun`). `src/exec` itself stays network-free and
  * browser-safe.
  */
-import { Counter, Gauge } from 'prom-client'
-import { type CommitOutcome, conflictsRoute, type InvokeReply, invokeRoute } from '../../api/index.ts'
+import { Counter, Gauge, Summary } from 'prom-client'
+import {
+  type CommitOutcome,
+  conflictsRoute,
+  type InvokeReply,
+  invokeRoute,
+  quoteRoute,
+} from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
 import { commitRunWrites } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
@@ -35,14 +41,18 @@ import {
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
+  receiptToJSON,
   requestFromJSON,
   requestToJSON,
   type SendExec,
   type SignedRequest,
+  selectExecutors,
   type TrustInput,
+  trustOf,
   verifyRequest,
   watchLateReceipts,
 } from '../../exec/index.ts'
+import { divergenceReport, quote } from '../../ledger/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -75,6 +85,7 @@ export type ExecServiceComponents = Pick<
   | 'calls'
   | 'gateway'
   | 'fault'
+  | 'ledger'
   | 'stores'
 >
 
@@ -113,6 +124,12 @@ function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
       name: 'covenant_exec_conflicts_total',
       help: 'new conflict evidence stored, by where it came from (gateway, late, reported)',
       labelNames: ['source'],
+      registers,
+    }),
+    accounting: new Summary({
+      name: 'covenant_exec_accounting_seconds',
+      help: 'what accounting adds to a call this executor runs: admitting it against its caller’s credit, then narrowing the hold to its receipt or dropping it',
+      percentiles: [0.5, 0.9, 0.99],
       registers,
     }),
   }
@@ -160,6 +177,29 @@ async function createExecService(
       metrics.outputCopies.inc({ copies: 'held' }, held)
     },
     fault,
+    // payments: each call is held against its caller's credit with this node
+    admit:
+      c.ledger === undefined
+        ? undefined
+        : (request, id) => {
+            const started = performance.now()
+            const held = c.ledger!.payee.admit({
+              id,
+              caller: request.caller,
+              fuel: request.fuel,
+              deadline: request.deadline,
+            })
+            const admitMs = performance.now() - started
+            const timed = (end: () => void) => {
+              const t = performance.now()
+              end()
+              metrics.accounting.observe((admitMs + performance.now() - t) / 1000)
+            }
+            return {
+              signed: (receipt) => timed(() => held.signed(receipt)),
+              release: () => timed(() => held.release()),
+            }
+          },
     onCrash:
       options.onCrash ??
       (() => {
@@ -286,7 +326,7 @@ async function createExecService(
     const pending = new Map<string, Promise<ExecReply>>()
     const send: SendExec = (peer, r, { timeoutMs }) => {
       // The invocation's abort signal is not passed on: an abandoned executor's stream stays
-      // open until its own timeout so a late receipt can still be checked (see watchLate).
+      // open until its own timeout so a late receipt can still be checked (see watchLateReceipts).
       const p =
         peer === self
           ? execute(r, AbortSignal.timeout(timeoutMs), self)
@@ -300,7 +340,18 @@ async function createExecService(
       pending.set(peer, p)
       return p
     }
-    const result = await invoke({ request, id, manifest, view: c.view(), send, trust })
+    const result = await invoke({
+      request,
+      id,
+      manifest,
+      view: c.view(),
+      send,
+      trust,
+      // payments and reputation: accused executors are skipped with their evidence, and a failed
+      // quorum says where the outputs differ
+      evidence: (peer) => conflicts.evidenceAgainst(peer),
+      divergence: divergenceReport,
+    })
     lap('quorum')
     for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
     for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
@@ -402,6 +453,34 @@ async function createExecService(
     lap('answer')
     reply.header('server-timing', timing.join(', '))
     return answer
+  })
+
+  // ── payments: quotes. The gateway runs the request once (a dry run, signed but certifying
+  // nothing, held against the caller's credit like a call) and prices that fuel at the covenants
+  // of the executors the selection picks. ──
+  route(c.http, quoteRoute, async function quoteCall({ body }) {
+    const request = requestFromJSON(body.request)
+    verifyRequest(request)
+    const manifest = await c.manifest(request.fn)
+    const view = c.view()
+    const { ordered } = selectExecutors({
+      view,
+      request,
+      manifest,
+      minEligibleFraction: trustOf(body.trust).minEligibleFraction,
+    })
+    const chosen = ordered.filter((peer) => conflicts.evidenceAgainst(peer) === undefined).slice(0, request.k)
+    const dry = await executor.dryRun(request, { signal: deadlineSignal(request) })
+    return {
+      fuel: dry.receipt.fuel,
+      outcome: dry.output.error?.code ?? 'ok',
+      receipt: receiptToJSON(dry.receipt),
+      quote: quote({
+        fuel: dry.receipt.fuel,
+        q: request.q,
+        executors: chosen.map((peer) => ({ peer, covenant: view.peers.get(peer)!.covenant })),
+      }),
+    }
   })
 
   route(c.http, conflictsRoute, async function conflictEvidence({ query }) {

@@ -29,6 +29,13 @@ describe('covenant demo (npm start)', () => {
     assert.match(stdout, /fetched back from node \d, which does not hold it: \d+ bytes, hash checked/)
     assert.match(stdout, /value {2}"<h1>Covenant<\/h1>\\n<p>Code that <em>no single machine<\/em>/)
     assert.equal(stdout.match(/^ {3}signed by 12D3KooW…\w+ {2}fuel \d+ {2}covenant v1$/gm)?.length, 2)
+    // the caller is funded by the faucet, and each executor of the certificate charges it
+    assert.match(stdout, /caller funded by the devnet faucet: 0\.5 cr from 5 nodes/)
+    assert.equal(
+      stdout.match(/^ {3}charged 0\.\d+ cr by 12D3KooW…\w+ \(its price × fuel \d+\), paid by cheque$/gm)
+        ?.length,
+      2,
+    )
     // the guestbook: set up, signed once by its function, and its page's address
     assert.match(stdout, /signed once: certified by 2 executors, applied on 3 holders as entry \d+/)
     assert.match(

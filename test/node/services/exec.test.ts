@@ -495,17 +495,62 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     const { status, body } = await post(r)
     assert.equal(status, 502)
     assert.equal(body.error?.code, 'NO_QUORUM')
-    const details = body.error?.details as { outputHashes: Record<string, number>; receipts: unknown[] }
-    assert.deepEqual(Object.values(details.outputHashes).sort(), [1, 2])
-    assert.equal(details.receipts.length, 3)
+    const details = body.error?.details as {
+      outputHashes: Record<string, number>
+      receipts: unknown[]
+      divergence: {
+        groups: Array<{ executors: string[] }>
+        differences: Array<{ path: string; expected: string; actual: string }>
+      }
+    }
+    // WR1 lied in an earlier test: a gateway holding that evidence asks it no more
+    const held = await fetch(`${http(GATEWAY)}/v1/conflicts?executor=${peer(WR1)}`)
+    const accused = ((await held.json()) as { conflicts: unknown[] }).conflicts.length > 0
+    assert.deepEqual(Object.values(details.outputHashes).sort(), accused ? [1, 1] : [1, 2])
+    assert.equal(details.receipts.length, accused ? 2 : 3)
+    // where the outputs part, for the function's author: the honest { sum: 5 } lacks the forged
+    // object's key and the other way round; which is the reference is which receipt came first
+    const { groups, differences } = details.divergence
+    assert.ok(groups.flatMap((g) => g.executors).includes(peer(H0)))
+    assert.equal(differences.length, 1)
+    const { path, expected, actual } = differences[0]
+    assert.deepEqual(
+      { path, expected, actual },
+      path === '$.value.sum'
+        ? { path, expected: '5', actual: '(absent)' }
+        : { path: '$.value.forged', expected: 'true', actual: '(absent)' },
+    )
+    // and the command prints it for a person
+    const failed = await covenant(
+      // the colluders are three of ten executing nodes: a set the default trust calls carved
+      ['call', fns.collude.cid, 'add', '1', '1', '--replicas', '3', '--quorum', '3'].concat([
+        '--min-eligible-fraction',
+        '0',
+        '--node',
+        http(GATEWAY),
+        '--key',
+        callerFile,
+      ]),
+    ).then(
+      () => assert.fail('the call should fail'),
+      (e: { stderr: string }) => e.stderr,
+    )
+    assert.match(failed, /error NO_QUORUM/)
+    assert.match(failed, /the executors signed different outputs/)
+    assert.match(
+      failed,
+      /differs first at \$\.value\.(sum|forged): \(absent\) where output \w+… has (2|true)\n/,
+    )
     // the SDK says the same, and never hands out the forged value
     await assert.rejects(
       gateway.invoke(fns.collude.cid, 'add', [1, 1], { key: caller, replicas: 3, quorum: 3 }),
       (e: CovenantError) => e.code === 'NO_QUORUM',
     )
-    // with q = 2 the two colluders are a quorum: the documented Sybil limit
+    // with q = 2 the two colluders are a quorum (the documented Sybil limit), unless the gateway
+    // holds evidence against one of them: then it asks only the other and the honest node
     const forged = await post(request('collude'))
-    assert.deepEqual(forged.body.value, FORGED_VALUE)
+    if (accused) assert.equal(forged.body.error?.code, 'NO_QUORUM')
+    else assert.deepEqual(forged.body.value, FORGED_VALUE)
   })
 
   it('never chooses a node whose covenant disables execution or refuses the tag; they refuse if asked', async () => {
