@@ -389,8 +389,10 @@ describe('invoke (quorum collector) against in-process executors', () => {
     const caught = setup({ export: 'add', args: [1, 2] }, { 0: 'wrong-result' }, { gate: [0] })
     const [conflict] = (await call(caught)).conflicts
     const liar = caught.ordered[0]
-    // the same caller, function, export and ticket: the same executors, the liar first
-    const s = setup({ export: 'add', args: [3, 4], ticket: caught.request.ticket })
+    // the same caller, function, export and ticket: the same executors, the liar first; the two
+    // ranked next answer before the third does (on a loaded machine the third could otherwise
+    // agree first and leave one of them an unproven skip)
+    const s = setup({ export: 'add', args: [3, 4], ticket: caught.request.ticket }, {}, { gate: [1, 2] })
     assert.equal(s.ordered[0], liar)
     const evidence = skipEvidence(conflict)!
     const r = await invoke({
