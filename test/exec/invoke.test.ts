@@ -352,10 +352,12 @@ describe('invoke (quorum collector) against in-process executors', () => {
 
   it('skips executors ranked ahead that refuse with a standing reason, with their signed refusals as proof', async () => {
     // The view still shows ranks 0 and 1 executing anything; their own covenants now refuse the fuel.
+    // Rank 4 answers only after ranks 0 to 3: on a loaded machine it could otherwise agree before
+    // rank 2 or 3 and leave that one an unproven skip.
     const s = setup(
       { export: 'add', args: [2, 5] },
       {},
-      { covenants: { 0: { maxFuel: 200 }, 1: { maxFuel: 200 } } },
+      { covenants: { 0: { maxFuel: 200 }, 1: { maxFuel: 200 } }, gate: [0, 1, 2, 3] },
     )
     const r = await call(s)
     assert.equal((r.value as { sum: number }).sum, 7)
