@@ -50,10 +50,11 @@ import {
   verifyBlock,
 } from '../content/index.ts'
 import { type SignedCovenant, signedCovenantFromJSON } from '../covenant/index.ts'
-import { signVouch, type Vouch } from '../datastore/index.ts'
+import { commitRunWrites, signVouch, type Vouch } from '../datastore/index.ts'
 import { bytesFieldsFromJSON, toBase64 } from '../encoding/index.ts'
 import { CovenantError, isErrorCode, parseOrThrow } from '../errors/index.ts'
 import {
+  type Attempt,
   type Certificate,
   type Conflict,
   certificateFromJSON,
@@ -64,11 +65,16 @@ import {
   DEFAULT_QUORUM,
   type InvokeResult as ExecInvokeResult,
   evidenceFunctions,
+  type Output,
   type OutputLike,
+  type OutputRef,
+  rankExecutors,
+  readStoredOutput,
   requestToJSON,
   type SelectionManifest,
   type SignedRequest,
   type Ticket,
+  type Trust,
   type TrustInput,
   trustOf,
   type VerifiedCertificate,
@@ -82,7 +88,13 @@ import { type Quote, quote } from '../ledger/index.ts'
 import { readEventStream } from './event-stream.ts'
 import { type EnqueueOptions, enqueueJob, enqueueRun, JobHandle, type JobsInit } from './jobs.ts'
 import { viewFromPeerLists } from './network-view.ts'
-import { bundleFunctionFile, inspectHere, loadCallerKey } from './node-helpers.ts'
+import {
+  bundleFunctionFile,
+  type DirectCaller,
+  inspectHere,
+  loadCallerKey,
+  openDirect,
+} from './node-helpers.ts'
 import {
   type Balance,
   CallerPayments,
@@ -131,6 +143,12 @@ export interface InvokeOptions {
   memoryMiB?: number
   /** wall-clock limit per executor, one of LIMIT_TIERS.timeoutMs @default 5000 */
   timeoutMs?: number
+  /**
+   * the largest output, in MiB, one of LIMIT_TIERS.outputMiB; above 1 MiB the executors store it
+   * in the content network and the client reads it from there, checked against the certificate
+   * @default 1
+   */
+  outputMiB?: number
   /** the caller key that signs the request; default: the caller key file (Node only) */
   key?: PrivateKey
   /** request nonce @default random */
@@ -159,6 +177,22 @@ export interface ClientOptions {
   trust?: TrustInput
   /** a view older than this is rebuilt in the background @default 30000 */
   viewTtlMs?: number
+  /**
+   * Node only: call the executors from this process over libp2p (direct.ts) instead of through
+   * the gateway — ranked over this client's own view, their receipts checked as they come — and
+   * through the gateway only when none of them can be reached. Starts a libp2p host on the first
+   * call; {@link CovenantClient.close} stops it. A browser always calls through its gateway.
+   * @default false
+   */
+  direct?: boolean
+  /**
+   * Send each call to a node this client builds its view from that the selection picks to execute
+   * it, when there is one, instead of always to `url`: that node runs it itself, so a k = 1 call
+   * makes no hop past HTTP and a k = 3 call one fewer. The answer is checked here all the same
+   * (the gateway is never trusted). Works over HTTP, so in a browser too.
+   * @default false
+   */
+  executingGateway?: boolean
   /**
    * how the caller pays (see payments.ts): its ledgers' place, the settling delay; `false` keeps no
    * ledger and pays nothing (calls then run on the executors' credit) @default on
@@ -208,9 +242,12 @@ interface CallInit {
   signal?: AbortSignal
 }
 
-/** A view the client holds, and when it was built. */
+/** A view the client holds, where its peers listen (as its nodes list them), and when it was built. */
 interface HeldView {
   view: View
+  addrs: ReadonlyMap<string, readonly string[]>
+  /** the URL of each node of `viewFrom` that answered, by its peer id */
+  urls: ReadonlyMap<string, string>
   at: number
 }
 
@@ -226,6 +263,9 @@ export class CovenantClient {
   private held: Promise<HeldView> | undefined
   private rebuilding: Promise<HeldView> | undefined
   private readonly manifests = new Map<string, Promise<Manifest>>()
+  private direct: Promise<DirectCaller> | undefined
+  /** clients of the other nodes of `viewFrom`, used as gateways (`executingGateway`) */
+  private readonly gateways = new Map<string, CovenantClient>()
   /** the caller's payments: undefined with `payments: false` */
   readonly payments: CallerPayments | undefined
 
@@ -253,7 +293,7 @@ export class CovenantClient {
   /** Builds the view afresh: pinned covenants, or the peer lists of `viewFrom` (NODE_UNREACHABLE if none answers). */
   private async buildView(): Promise<HeldView> {
     if (this.options.covenants !== undefined)
-      return { view: createView(this.options.covenants), at: Date.now() }
+      return { view: createView(this.options.covenants), addrs: new Map(), urls: new Map(), at: Date.now() }
     const lists = await Promise.all(
       this.viewFrom.map((url) =>
         (url === this.url ? this : new CovenantClient(url, { timeoutMs: this.timeoutMs })).peers().then(
@@ -267,7 +307,12 @@ export class CovenantClient {
         'NODE_UNREACHABLE',
         `none of ${this.viewFrom.join(', ')} answered for its peers`,
       )
-    return { view: viewFromPeerLists(lists), at: Date.now() }
+    const urls = new Map<string, string>()
+    for (const [i, list] of lists.entries()) {
+      const self = list?.find((p) => p.self)
+      if (self !== undefined && !urls.has(self.id)) urls.set(self.id, this.viewFrom[i])
+    }
+    return { view: viewFromPeerLists(lists), addrs: addressesIn(lists), urls, at: Date.now() }
   }
 
   private rebuild(): Promise<HeldView> {
@@ -300,9 +345,15 @@ export class CovenantClient {
       }
       return (await next).view
     }
-    const held = await this.held
+    return (await this.heldView()).view
+  }
+
+  /** The view held now (rebuilt in the background once stale), with its peers' addresses. */
+  private async heldView(): Promise<HeldView> {
+    if (this.held === undefined) await this.view()
+    const held = await this.held!
     if (Date.now() - held.at > (this.options.viewTtlMs ?? 30_000)) this.rebuild().catch(() => {})
-    return held.view
+    return held
   }
 
   /** A function's manifest, fetched by its CID (hash-checked here) and decoded once. */
@@ -568,10 +619,90 @@ export class CovenantClient {
   }
 
   /** Sends a signed request to the gateway and checks what comes back (see {@link invoke}). */
-  private async certified(request: SignedRequest, id: string, trust: TrustInput): Promise<InvokeResult> {
+  private async certified(request: SignedRequest, id: string, trust: Trust): Promise<InvokeResult> {
     // The view and the manifest are needed to check the answer: fetched while the call runs.
-    const ready = Promise.all([this.view(), this.manifest(request.fn)])
+    const ready = Promise.all([this.heldView(), this.manifest(request.fn)])
     ready.catch(() => {})
+    const answer =
+      (this.options.direct === true ? await this.invokeDirect(request, id, trust, ready) : undefined) ??
+      (await (await this.gatewayFor(request, ready)).invokeThroughGateway(request, trust))
+    const { certificate, output } = answer
+    if (certificate.id !== id)
+      throw new CovenantError(
+        'INVALID_CERTIFICATE',
+        `the certificate is for ${certificate.id}, not the request ${id}`,
+      )
+    const [{ view }, manifest] = await ready
+    const verified = await this.verify(certificate, { output, trust })
+    const value = output.ref === undefined ? verified.value : await this.readOutput(output.ref)
+    const conflicts: Conflict[] = []
+    for (const c of answer.conflicts) {
+      try {
+        const conflict = answer.fromGateway ? conflictFromJSON(c) : (c as Conflict)
+        if (conflict.receipt.request === id)
+          conflicts.push(verifyConflict(conflict, { ...trust, view, manifest }).conflict)
+      } catch {
+        // evidence that does not verify is the gateway's noise, not a fact about an executor
+      }
+    }
+    // A gateway committed the run's writes before it answered; a run made from here is committed
+    // from here, through this client's node, the same way.
+    const commits =
+      answer.commits ??
+      (await commitRunWrites({ id, certificate, output }, (commit) => this.store(commit.ns).send(commit)))
+    // The jobs it enqueued go with its writes, once those are committed (`invoke` throws a refused
+    // commit): a gateway handed them over before it answered; a run made from here hands them
+    // over from here.
+    const jobs =
+      answer.fromGateway || (output.jobs?.length ?? 0) === 0 || commits.some((o) => 'error' in o)
+        ? answer.jobs
+        : await this.enqueueRun(certificate, output).catch((err: unknown) => ({
+            error: CovenantError.from(err).toJSON(),
+          }))
+    return {
+      value,
+      output,
+      certificate,
+      conflicts,
+      tried: answer.tried,
+      commits,
+      ...(jobs === undefined ? {} : { jobs }),
+    }
+  }
+
+  /**
+   * The node to send `request` to: this client's own, or with `executingGateway` the best-ranked
+   * of the first k executors the selection picks over this client's view that is a node of
+   * `viewFrom` (so it runs the call itself).
+   */
+  private async gatewayFor(
+    request: SignedRequest,
+    ready: Promise<[HeldView, Manifest]>,
+  ): Promise<CovenantClient> {
+    if (this.options.executingGateway !== true) return this
+    let held: HeldView
+    let manifest: Manifest
+    try {
+      ;[held, manifest] = await ready
+    } catch {
+      return this
+    }
+    for (const peer of rankExecutors(held.view, request, manifest).ordered.slice(0, request.k)) {
+      const url = held.urls.get(peer)
+      if (url === undefined) continue
+      if (url === this.url) return this
+      let gateway = this.gateways.get(url)
+      if (gateway === undefined) {
+        gateway = new CovenantClient(url, { timeoutMs: this.timeoutMs })
+        this.gateways.set(url, gateway)
+      }
+      return gateway
+    }
+    return this
+  }
+
+  /** Sends the signed request to the gateway's `POST /v1/invoke` and reads its answer. */
+  private async invokeThroughGateway(request: SignedRequest, trust: Trust): Promise<Answer> {
     const waitMs = Math.max(this.timeoutMs, request.deadline - Date.now() + INVOKE_REPLY_MARGIN_MS)
     const res = await this.call(invokeRoute, {
       body: JSON.stringify({ request: requestToJSON(request), trust }),
@@ -587,34 +718,73 @@ export class CovenantClient {
       throw new CovenantError('PROTOCOL_ERROR', `${this.url} sent a malformed invoke reply`)
     }
     const reply = parsed.data
-    const certificate = certificateFromJSON(reply.certificate)
-    if (certificate.id !== id)
-      throw new CovenantError(
-        'INVALID_CERTIFICATE',
-        `the certificate is for ${certificate.id}, not the request ${id}`,
-      )
-    await ready
-    const { value } = await this.verify(certificate, { output: reply.output, trust })
-    const view = await this.view()
-    const manifest = await this.manifest(request.fn)
-    const conflicts: Conflict[] = []
-    for (const c of reply.conflicts) {
-      try {
-        const conflict = conflictFromJSON(c)
-        if (conflict.receipt.request === id)
-          conflicts.push(verifyConflict(conflict, { ...trust, view, manifest }).conflict)
-      } catch {
-        // evidence that does not verify is the gateway's noise, not a fact about an executor
-      }
-    }
     return {
-      value,
+      certificate: certificateFromJSON(reply.certificate),
       output: reply.output,
-      certificate,
-      conflicts,
+      conflicts: reply.conflicts,
       tried: reply.tried,
       commits: reply.commits,
-      ...(reply.jobs === undefined ? {} : { jobs: reply.jobs }),
+      jobs: reply.jobs,
+      fromGateway: true,
+    }
+  }
+
+  /**
+   * Runs the quorum protocol from here (direct.ts); `undefined` when no executor could be reached
+   * (the request then goes through the gateway: an executor that ran it answers it again from its
+   * kept reply).
+   */
+  private async invokeDirect(
+    request: SignedRequest,
+    id: string,
+    trust: Trust,
+    ready: Promise<[HeldView, Manifest]>,
+  ): Promise<Answer | undefined> {
+    this.direct ??= openDirect()
+    const direct = await this.direct
+    const [held, manifest] = await ready
+    try {
+      const result = await direct.invoke({ request, id, manifest, view: held.view, addrs: held.addrs, trust })
+      return { ...result, fromGateway: false }
+    } catch (err) {
+      const tried = (CovenantError.from(err).details as { tried?: Attempt[] } | undefined)?.tried
+      const unreachable =
+        CovenantError.from(err).code === 'NO_QUORUM' &&
+        tried !== undefined &&
+        tried.every((a) => a.error?.code === 'PEER_UNREACHABLE')
+      if (unreachable) return undefined
+      throw err
+    }
+  }
+
+  /**
+   * The value of an output stored in the content network (exec's stored-output.ts): its blocks
+   * fetched once, each checked against its CID and the whole against the reference the certificate
+   * signs. A node that sends bytes other than those named is passed over for the next node this
+   * client knows (its gateway first, then the nodes of its view).
+   */
+  async readOutput(ref: OutputRef): Promise<unknown> {
+    const sources = [this.url, ...this.viewFrom.filter((u) => u !== this.url)]
+    const text = await readStoredOutput(ref, async (cid) => {
+      let last: unknown
+      for (const url of sources) {
+        try {
+          return await (url === this.url
+            ? this
+            : new CovenantClient(url, { timeoutMs: this.timeoutMs })
+          ).getBlock(cid)
+        } catch (err) {
+          last = err
+        }
+      }
+      throw CovenantError.from(last)
+    })
+    try {
+      return JSON.parse(text)
+    } catch (err) {
+      throw new CovenantError('INVALID_OUTPUT', `the stored output ${ref.cid} is not JSON text`, {
+        cause: err,
+      })
     }
   }
 
@@ -633,6 +803,7 @@ export class CovenantClient {
       fuel: options.fuel,
       memoryMiB: options.memoryMiB,
       timeoutMs: options.timeoutMs,
+      outputMiB: options.outputMiB,
       k: options.replicas,
       q: options.quorum ?? DEFAULT_QUORUM,
       nonce: options.nonce,
@@ -718,9 +889,14 @@ export class CovenantClient {
     return this.payments.faucet(key, options.key === undefined, amount)
   }
 
-  /** Sends what is left to settle and closes the caller's ledgers. */
+  /** Sends what is left to settle, closes the caller's ledgers, and stops the libp2p host of `direct` calls. */
   async close(): Promise<void> {
-    await this.payments?.close()
+    const direct = this.direct
+    this.direct = undefined
+    await Promise.all([
+      this.payments?.close(),
+      (async () => (await direct?.catch(() => undefined))?.close())(),
+    ])
   }
 
   // ── For the dashboard (and any caller): inspecting code, storage, the live calls feed ──
@@ -896,6 +1072,32 @@ export class CovenantClient {
     const { key, ...rest } = init
     return revokeGrant(this.store(ns), key ?? (await loadCallerKey()), rest)
   }
+}
+
+/** What a call brought back, through the gateway or directly, before the client checks it. */
+interface Answer {
+  certificate: Certificate
+  output: Output
+  /** conflict evidence: JSON from a gateway, objects from `invoke` here */
+  conflicts: unknown[]
+  tried: Attempt[]
+  /** what the gateway's commits of the run's writes came to; none when the run was made here */
+  commits?: CommitOutcome[]
+  /** what became of the jobs the run enqueued, as the gateway tells it */
+  jobs?: InvokeReply['jobs']
+  fromGateway: boolean
+}
+
+/** Where each peer listens, as any of the nodes asked lists it (hints: Noise checks the peer's key). */
+function addressesIn(lists: ReadonlyArray<readonly PeerInfo[] | undefined>): Map<string, string[]> {
+  const addrs = new Map<string, string[]>()
+  for (const list of lists)
+    for (const entry of list ?? []) {
+      const known = addrs.get(entry.id) ?? []
+      for (const a of entry.addrs) if (!known.includes(a) && known.length < 16) known.push(a)
+      addrs.set(entry.id, known)
+    }
+  return addrs
 }
 
 /** The body as JSON, or undefined when it is not JSON. */

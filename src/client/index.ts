@@ -124,6 +124,10 @@ export interface ConnectOptions {
   trust?: TrustInput
   /** a view older than this is rebuilt in the background @default 30000 */
   viewTtlMs?: number
+  /** Node only: call the executors over libp2p from this process (see `ClientOptions.direct`) @default false */
+  direct?: boolean
+  /** send each call to a node of the view's sources that executes it (see `ClientOptions.executingGateway`) @default false */
+  executingGateway?: boolean
   /** how the caller pays (see docs/payments.md); `false` keeps no ledger @default on */
   payments?: PaymentsOptions | false
 }
@@ -144,6 +148,8 @@ export async function connect(opts: ConnectOptions = {}): Promise<CovenantClient
     covenants: opts.covenants,
     trust: opts.trust,
     viewTtlMs: opts.viewTtlMs,
+    direct: opts.direct,
+    executingGateway: opts.executingGateway,
     payments: opts.payments,
   })
 }

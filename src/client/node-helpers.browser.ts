@@ -41,6 +41,16 @@ export async function loadCallerTicket(key: PrivateKey, timestamp: number, _file
   return ticketFor(keyId(key), timestamp)
 }
 
+export type { DirectCaller, DirectInvokeInit } from './direct.ts'
+
+/** A browser has no libp2p transport to a node: it calls through its gateway. */
+export async function openDirect(): Promise<never> {
+  throw new CovenantError(
+    'INVALID_INPUT',
+    'a browser calls executors through its gateway; leave `direct` off',
+  )
+}
+
 /** A browser has no SQLite: no payer ledger, so its calls run on the executors' credit. */
 export async function openCallerLedger(_init: unknown): Promise<PayerLedger | undefined> {
   return undefined

@@ -19,7 +19,7 @@ export const MAX_STORE_BYTES = 1024 * TiB
  * (its deterministic ticks; the wall clock bounds the work anyway), and the sandbox's defaults for
  * memory and wall clock, so a default covenant accepts a default request.
  */
-const { fuel, memoryBytes, timeoutMs } = LIMIT_RANGES
+const { fuel, memoryBytes, timeoutMs, outputBytes } = LIMIT_RANGES
 export const DEFAULT_MAX_FUEL = fuel.max
 
 const UNITS: Record<string, number> = {
@@ -118,6 +118,16 @@ const ExecuteSchema = z.strictObject({
     .max(memoryBytes.max / MiB)
     .default(memoryBytes.default / MiB),
   maxWallClockMs: z.number().int().min(timeoutMs.min).max(timeoutMs.max).default(timeoutMs.default),
+  /**
+   * The largest output a request may ask for, in MiB. Above 1 MiB an output is stored as blocks in
+   * the content network (by this node, once per output) and travels as their CID.
+   */
+  maxOutputMiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(outputBytes.max / MiB)
+    .default(16),
   concurrency: z.number().int().min(1).max(256).default(2),
   /**
    * ncr charged for every certified call whatever its fuel: a small call reports 0 fuel (a tick

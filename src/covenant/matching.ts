@@ -38,6 +38,8 @@ export interface ExecuteQuery {
   fuel: number
   memoryMiB: number
   timeoutMs: number
+  /** the largest output asked for, in MiB @default 1 */
+  outputMiB?: number
   /** the most the caller pays per unit of fuel, in ncr; unchecked when absent */
   maxPricePerFuel?: number
 }
@@ -55,6 +57,8 @@ export function mayExecute(config: CovenantConfig, q: ExecuteQuery): Decision {
     return no(`allows at most ${e.maxMemoryMiB} MiB of memory, ${q.memoryMiB} asked`)
   if (q.timeoutMs > e.maxWallClockMs)
     return no(`allows at most ${e.maxWallClockMs} ms of wall clock, ${q.timeoutMs} asked`)
+  if ((q.outputMiB ?? 1) > e.maxOutputMiB)
+    return no(`allows at most ${e.maxOutputMiB} MiB of output, ${q.outputMiB} asked`)
   if (q.maxPricePerFuel !== undefined && e.pricePerFuel > q.maxPricePerFuel)
     return no(
       `charges ${formatAmount(e.pricePerFuel)} per fuel, more than the ${formatAmount(q.maxPricePerFuel)} offered`,

@@ -23,7 +23,7 @@ import {
 } from '../caps/index.ts'
 import { cidForBytes, MAX_BLOCK_BYTES } from '../content/index.ts'
 import { isJsonValue, type JsonValue } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, type ErrorJSON } from '../errors/index.ts'
 import type { PrivateKey } from '../keys/index.ts'
 import { descriptorCid, namespaceId, type SignedDescriptor, SignedDescriptorSchema } from './namespace.ts'
 
@@ -334,6 +334,35 @@ export function createFunctionCommit(init: {
       ...(init.job === undefined ? {} : { job: init.job }),
     },
   }
+}
+
+/**
+ * Commits a certified run's writes (`output.store`): one function commit per namespace it wrote,
+ * handed to `commit` all at once (each namespace commits on its own, see docs/apps.md). A refusal
+ * (WRITE_CONFLICT, a missing grant, the write policy) is returned with its namespace, not thrown:
+ * the value stays certified either way. What a gateway does for the calls it runs, and the SDK for
+ * the calls it runs itself.
+ */
+export function commitRunWrites<R>(
+  run: { id: string; certificate: unknown; output: { store?: readonly StoreEffects[] } },
+  commit: (commit: FunctionCommit) => Promise<R>,
+): Promise<Array<R | { ns: string; error: ErrorJSON }>> {
+  const written = (run.output.store ?? []).filter((e) => e.writes.length > 0)
+  return Promise.all(
+    written.map(async (effects) => {
+      const made = createFunctionCommit({
+        request: run.id,
+        effects,
+        certificate: run.certificate,
+        output: run.output,
+      })
+      try {
+        return await commit(made)
+      } catch (err) {
+        return { ns: effects.ns, error: CovenantError.from(err).toJSON() }
+      }
+    }),
+  )
 }
 
 /** The owner's commit of a new descriptor (see `updateNamespace`). */

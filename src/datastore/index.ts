@@ -55,6 +55,7 @@ export type {
 } from './entry.ts'
 export {
   CommitSchema,
+  commitRunWrites,
   createFunctionCommit,
   createKeyCommit,
   createPolicyCommit,

@@ -64,7 +64,7 @@ export const ERROR_CODES = {
   OUTPUT_TOO_LARGE: {
     status: 422,
     message: 'the result is larger than allowed',
-    hint: 'return less (at most 1 MiB of JSON), or store the data and return its CID',
+    hint: 'return less (1 MiB of JSON unless the call asks for a larger outputMiB tier), or store the data and return its CID',
   },
   LOG_LIMIT: {
     status: 422,
@@ -116,6 +116,11 @@ export const ERROR_CODES = {
     status: 422,
     message: 'the bytes do not hash to the CID',
     hint: 'the node that sent them is broken or lying: ask another with --node',
+  },
+  INVALID_OUTPUT: {
+    status: 422,
+    message: 'a stored output is not what its reference describes',
+    hint: 'the executors that certified it stored something else: do not trust the value',
   },
   BLOCK_NOT_FOUND: {
     status: 404,

@@ -21,7 +21,7 @@ import type { View, ViewPeer } from './view.ts'
 /** What of a request selection reads. */
 export type SelectionRequest = Pick<
   RequestBody,
-  'caller' | 'ticket' | 'fn' | 'export' | 'fuel' | 'memoryMiB' | 'timeoutMs' | 'k'
+  'caller' | 'ticket' | 'fn' | 'export' | 'fuel' | 'memoryMiB' | 'timeoutMs' | 'outputMiB' | 'k'
 >
 
 /** What of a function's manifest selection reads. */
@@ -66,12 +66,56 @@ function exclusionReason(
     fuel: request.fuel,
     memoryMiB: request.memoryMiB,
     timeoutMs: request.timeoutMs,
+    outputMiB: request.outputMiB,
   })
   return verdict.ok ? undefined : verdict.reason
 }
 
+/**
+ * Rankings already made, by view and by everything a ranking reads of the request and the
+ * manifest. A view never changes once built (view.ts), and a caller's selection holds for its
+ * ticket's hour, so a gateway, an executor and a verifier rank a caller's calls of one export
+ * once per view, not once per call (sha256s and covenant matching for every peer). The arrays
+ * handed out are frozen: they are shared.
+ */
+const rankings = new WeakMap<View, Map<string, Ranking>>()
+const RANKINGS_PER_VIEW = 1024
+
+function rankingKey(request: SelectionRequest, manifest: SelectionManifest): string {
+  const { caller, ticket, fn, fuel, memoryMiB, timeoutMs, outputMiB } = request
+  return JSON.stringify([
+    caller,
+    ticket.epoch,
+    ticket.nonce,
+    fn,
+    request.export,
+    fuel,
+    memoryMiB,
+    timeoutMs,
+    outputMiB ?? 1,
+    manifest.publisher,
+    manifest.tags,
+  ])
+}
+
 /** Orders the eligible peers of `view` for `request`; never throws for too few. */
 export function rankExecutors(view: View, request: SelectionRequest, manifest: SelectionManifest): Ranking {
+  let byKey = rankings.get(view)
+  if (byKey === undefined) {
+    byKey = new Map()
+    rankings.set(view, byKey)
+  }
+  const memo = rankingKey(request, manifest)
+  let ranking = byKey.get(memo)
+  if (ranking === undefined) {
+    ranking = rank(view, request, manifest)
+    if (byKey.size >= RANKINGS_PER_VIEW) byKey.delete(byKey.keys().next().value as string)
+    byKey.set(memo, ranking)
+  }
+  return ranking
+}
+
+function rank(view: View, request: SelectionRequest, manifest: SelectionManifest): Ranking {
   const key = selectionKey(request)
   const eligible: Array<{ peer: ViewPeer; distance: Uint8Array }> = []
   const excluded: Ranking['excluded'] = []
@@ -86,7 +130,13 @@ export function rankExecutors(view: View, request: SelectionRequest, manifest: S
   const ranked = eligible.map((e) => e.peer.peer)
   const ordered = eligible.filter((e) => e.peer.alive).map((e) => e.peer.peer)
   for (const e of eligible) if (!e.peer.alive) excluded.push({ peer: e.peer.peer, reason: 'not reachable' })
-  return { ranked, ordered, executing, excluded }
+  for (const e of excluded) Object.freeze(e)
+  return Object.freeze({
+    ranked: Object.freeze(ranked) as string[],
+    ordered: Object.freeze(ordered) as string[],
+    executing,
+    excluded: Object.freeze(excluded) as Ranking['excluded'],
+  })
 }
 
 /**

@@ -27,11 +27,24 @@ import { type Output, outputEffects, outputHash } from './output.ts'
 import { type Receipt, signReceipt } from './receipt.ts'
 import { STANDING_REFUSALS, signRefusal } from './refusal.ts'
 import { checkRequest, checkRequestTime, MAX_CLOCK_SKEW_MS, type SignedRequest } from './request.ts'
+import { isStored, type OutputBlock, storedOutput } from './stored-output.ts'
 import type { View } from './view.ts'
 import type { ExecReply, ExecResult } from './wire.ts'
 
-/** Misbehaviours an executor can be told to show, for tests and devnet demos only. */
-export const FAULT_KINDS = ['wrong-result', 'bad-signature', 'crash', 'slow', 'silent'] as const
+/**
+ * Misbehaviours an executor can be told to show, for tests and devnet demos only. `late-wrong-result`
+ * signs the forged value like `wrong-result` and holds its reply until a second before the
+ * request's deadline: after the quorum, and after the caller stopped waiting for it, as a liar
+ * that hopes to go unnoticed would.
+ */
+export const FAULT_KINDS = [
+  'wrong-result',
+  'late-wrong-result',
+  'bad-signature',
+  'crash',
+  'slow',
+  'silent',
+] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
 
 /** The value every `wrong-result` executor returns, so colluding faulty executors agree. */
@@ -86,6 +99,11 @@ export interface ExecutorInit {
   fault?: FaultKind
   /** called by the `crash` fault mid-execution; the node exits the process there. Required with it. */
   onCrash?: () => void
+  /**
+   * puts a stored output's blocks (stored-output.ts) into the content network, and resolves once
+   * they are held; without it the executor refuses requests for more than 1 MiB of output
+   */
+  storeOutput?: (blocks: OutputBlock[]) => Promise<void>
   /** calls waiting for a slot beyond the covenant's concurrency; more are PEER_BUSY. @default 4 × concurrency */
   maxQueue?: number
   /**
@@ -254,7 +272,7 @@ const REPLY_OVERHEAD = 1024
 function replySize(reply: ExecReply): number {
   if (!('output' in reply)) return REPLY_OVERHEAD
   const { json, logs, store, jobs } = reply.output
-  let size = REPLY_OVERHEAD + json.length
+  let size = REPLY_OVERHEAD + (json?.length ?? 0)
   for (const line of logs) size += line.length
   if (store !== undefined || jobs !== undefined) size += JSON.stringify([store, jobs]).length
   return size
@@ -391,8 +409,11 @@ export function createExecutor(init: ExecutorInit): Executor {
       fuel: request.fuel,
       memoryMiB: request.memoryMiB,
       timeoutMs: request.timeoutMs,
+      outputMiB: request.outputMiB,
     })
     if (!verdict.ok) throw new CovenantError('COVENANT_REFUSED', `${peer} ${verdict.reason}`)
+    if ((request.outputMiB ?? 1) > 1 && init.storeOutput === undefined)
+      throw new CovenantError('COVENANT_REFUSED', `${peer} does not store outputs above 1 MiB`)
     if (!manifest.exports.includes(request.export))
       throw new CovenantError(
         'NO_SUCH_EXPORT',
@@ -443,6 +464,7 @@ export function createExecutor(init: ExecutorInit): Executor {
           fuel: request.fuel,
           memoryBytes: request.memoryMiB * MiB,
           timeoutMs,
+          outputBytes: (request.outputMiB ?? 1) * MiB,
         },
       }
       const pending = sandbox.run(call)
@@ -478,7 +500,15 @@ export function createExecutor(init: ExecutorInit): Executor {
           logs: [...result.logs],
           error: { code: result.error.code, message: result.error.message },
         }
-    if (fault === 'wrong-result') output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
+    if (fault === 'wrong-result' || fault === 'late-wrong-result')
+      output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
+    // Too long to carry: stored as blocks, and the output names them (stored-output.ts).
+    if (output.json !== undefined && isStored(output.json)) {
+      const { json, ...rest } = output
+      const { ref, blocks } = storedOutput(json)
+      await init.storeOutput!(blocks)
+      output = { ...rest, ref }
+    }
     const receipt = signReceipt(key, {
       request: id,
       outputHash: outputHash(output),
@@ -493,6 +523,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     }
     const waitSignals = signal === undefined ? [stopper.signal] : [stopper.signal, signal]
     if (fault === 'slow') await wait(request.deadline - now() + 50, waitSignals)
+    if (fault === 'late-wrong-result') await wait(request.deadline - now() - 1000, waitSignals)
     if (fault === 'silent') await wait(Number.POSITIVE_INFINITY, waitSignals)
     return { receipt, output }
   }

@@ -73,6 +73,8 @@ export {
   requestToJSON,
   SignedRequestJSONSchema,
 } from './json.ts'
+export type { WatchLateOptions } from './late-receipts.ts'
+export { LATE_REPLY_GRACE_MS, replyWindowMs, watchLateReceipts } from './late-receipts.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
 export { canonicalOutput, OutputSchema, outputEffects, outputHash, outputValue } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'
@@ -99,6 +101,16 @@ export {
   StoreReadsSchema,
   verifyRequest,
 } from './request.ts'
+export type { OutputBlock, OutputRef } from './stored-output.ts'
+export {
+  INLINE_OUTPUT_BYTES,
+  isStored,
+  MAX_OUTPUT_MIB,
+  OUTPUT_CHUNK_BYTES,
+  OutputRefSchema,
+  readStoredOutput,
+  storedOutput,
+} from './stored-output.ts'
 export type { Ticket } from './ticket.ts'
 export {
   checkTicket,

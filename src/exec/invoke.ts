@@ -83,7 +83,10 @@ export interface Attempt {
 }
 
 export interface InvokeResult {
-  /** the value the output's JSON text holds; when `output.error` is set the function failed and the quorum agrees it did */
+  /**
+   * the value the output's JSON text holds (undefined here when the text is stored, `output.ref`:
+   * the SDK reads it); when `output.error` is set the function failed and the quorum agrees it did
+   */
   value: unknown
   output: Output
   certificate: Certificate
@@ -237,7 +240,8 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
     function succeed(certificate: Certificate, output: Output): void {
       let value: unknown
       try {
-        value = outputValue(output)
+        // a stored output's value is read from the content network by whoever needs it
+        value = output.ref === undefined ? outputValue(output) : undefined
       } catch {
         fail(`${q} executors agreed on an output that is not JSON text`)
         return

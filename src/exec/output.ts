@@ -12,7 +12,9 @@
  * `{ code, message }` (no details, no stack) — plus, only when the call had them, `store` (what it
  * read and wrote, one {@link StoreEffects} per namespace) and `jobs` (what it enqueued). So the
  * receipts sign a run's effects with its value, and an output without effects hashes as it always
- * did.
+ * did. A JSON text longer than a reply carries is stored in the content network instead
+ * (stored-output.ts): the output then has `ref` in place of `json`, and the hash covers
+ * `{ ref, logs, error, … }` — the root block's CID, which names every chunk's hash.
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
@@ -29,6 +31,7 @@ import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes } from '../keys/index.ts'
 import { EFFECT_LIMITS, type EffectJob, EffectJobSchema, type SandboxEffects } from '../sandbox/index.ts'
 import { type JsonValue, MAX_JSON_BYTES } from './fields.ts'
+import { type OutputRef, OutputRefSchema } from './stored-output.ts'
 
 /** Logs are bounded on the wire by count and by line; the sandbox bounds their total. */
 export const MAX_LOG_LINES = 10_000
@@ -46,29 +49,38 @@ const OutputStoreEffectsSchema = StoreEffectsSchema.extend({
   reads: z.array(ReadSchema).max(MAX_READS),
 })
 
-// The text's size is bounded by the sandbox (1 MiB of UTF-8) and so in characters too.
-export const OutputSchema = z.strictObject({
-  json: z.string().min(1).max(MAX_JSON_BYTES),
-  logs: z.array(z.string().max(MAX_LOG_LINE_CHARS)).max(MAX_LOG_LINES),
-  error: OutputErrorSchema.nullable(),
-  /**
-   * what the run read and wrote, one entry per namespace (first those it read, in the order it
-   * first read them, then those it only wrote): absent when it touched none. The writes take
-   * effect only when a namespace's holders commit the certificate.
-   */
-  store: z
-    .array(OutputStoreEffectsSchema)
-    .min(1)
-    .max(EFFECT_LIMITS.reads + EFFECT_LIMITS.writes)
-    .optional(),
-  /** the jobs the run enqueued, in order: absent when it enqueued none */
-  jobs: z.array(EffectJobSchema).min(1).max(EFFECT_LIMITS.jobs).optional(),
-})
+// The text's size is bounded by the sandbox (1 MiB of UTF-8 inline) and so in characters too.
+export const OutputSchema = z
+  .strictObject({
+    json: z.string().min(1).max(MAX_JSON_BYTES).optional(),
+    /** where the JSON text is stored, when it is too long to carry: stored-output.ts */
+    ref: OutputRefSchema.optional(),
+    logs: z.array(z.string().max(MAX_LOG_LINE_CHARS)).max(MAX_LOG_LINES),
+    error: OutputErrorSchema.nullable(),
+    /**
+     * what the run read and wrote, one entry per namespace (first those it read, in the order it
+     * first read them, then those it only wrote): absent when it touched none. The writes take
+     * effect only when a namespace's holders commit the certificate.
+     */
+    store: z
+      .array(OutputStoreEffectsSchema)
+      .min(1)
+      .max(EFFECT_LIMITS.reads + EFFECT_LIMITS.writes)
+      .optional(),
+    /** the jobs the run enqueued, in order: absent when it enqueued none */
+    jobs: z.array(EffectJobSchema).min(1).max(EFFECT_LIMITS.jobs).optional(),
+  })
+  .refine(
+    (o) => (o.json === undefined) !== (o.ref === undefined),
+    'an output has exactly one of json and ref',
+  )
 export type Output = z.infer<typeof OutputSchema>
 
 /** What a caller of {@link outputHash} may pass: `error` may be missing or carry more. */
 export interface OutputLike {
-  json: string
+  /** the JSON text; absent when it is stored (`ref`) */
+  json?: string
+  ref?: OutputRef
   logs: readonly string[]
   error?: { code: string; message: string } | null
   store?: readonly StoreEffects[]
@@ -78,7 +90,10 @@ export interface OutputLike {
 /** The canonical form that is hashed: see the module comment. */
 export function canonicalOutput(output: OutputLike): Output {
   const error = output.error == null ? null : { code: output.error.code, message: output.error.message }
-  const canonical: Output = { json: output.json, logs: [...output.logs], error }
+  const canonical: Output =
+    output.ref !== undefined
+      ? { ref: { cid: output.ref.cid, bytes: output.ref.bytes }, logs: [...output.logs], error }
+      : { json: output.json, logs: [...output.logs], error }
   if (output.store !== undefined) canonical.store = [...output.store]
   if (output.jobs !== undefined) canonical.jobs = [...output.jobs]
   return canonical
@@ -112,8 +127,13 @@ export function outputHash(output: OutputLike): string {
   return toHex(sha256(canonicalBytes(canonicalOutput(output))))
 }
 
-/** The value an output carries: its JSON text parsed (key order kept). PROTOCOL_ERROR if it is not JSON. */
+/**
+ * The value an output carries: its JSON text parsed (key order kept). PROTOCOL_ERROR if it is not
+ * JSON, or if the text is stored (`ref`: read it with `readStoredOutput` first).
+ */
 export function outputValue(output: Pick<OutputLike, 'json'>): JsonValue {
+  if (output.json === undefined)
+    throw new CovenantError('PROTOCOL_ERROR', 'the output is stored: its JSON text must be fetched first')
   try {
     return JSON.parse(output.json) as JsonValue
   } catch (err) {

@@ -18,6 +18,7 @@ import {
   SafeUintSchema,
   SignatureSchema,
 } from './fields.ts'
+import { MAX_OUTPUT_MIB } from './stored-output.ts'
 import { checkTicket, TicketSchema, ticketFor } from './ticket.ts'
 
 /** Default replicas *k* and quorum *q*. */
@@ -50,6 +51,8 @@ export const LIMIT_TIERS = Object.freeze({
   ]) as readonly number[],
   memoryMiB: Object.freeze([16, 32, 64, 128, 256, 512, memoryBytes.max / MiB]) as readonly number[],
   timeoutMs: Object.freeze([1_000, 5_000, 30_000, 120_000, timeoutMs.max]) as readonly number[],
+  /** the largest JSON text the call may return; above 1 MiB it is stored, not sent (stored-output.ts) */
+  outputMiB: Object.freeze([1, 4, 16, MAX_OUTPUT_MIB]) as readonly number[],
 })
 
 /**
@@ -92,6 +95,8 @@ const RequestBodyShape = {
   fuel: tier('fuel'),
   memoryMiB: tier('memoryMiB'),
   timeoutMs: tier('timeoutMs'),
+  /** the largest output the caller asks for, in MiB; absent means 1 (what a reply carries) */
+  outputMiB: tier('outputMiB').optional(),
   /** ms since the epoch after which no executor runs it and no caller waits */
   deadline: SafeUintSchema,
   k: z.number().int().min(1).max(MAX_REPLICAS),
@@ -121,6 +126,8 @@ export const ExecRequestInitSchema = z.strictObject({
   fuel: z.number().default(DEFAULT_REQUEST_LIMITS.fuel),
   memoryMiB: z.number().default(DEFAULT_REQUEST_LIMITS.memoryMiB),
   timeoutMs: z.number().default(DEFAULT_REQUEST_LIMITS.timeoutMs),
+  /** one of LIMIT_TIERS.outputMiB; left out of the request when not given (1 MiB) */
+  outputMiB: z.number().optional(),
   /** default: timestamp + max(30 s, 3 × timeoutMs), at most 15 min: room for replacing slow executors */
   deadline: z.number().optional(),
   k: z.number().default(DEFAULT_REPLICAS),
@@ -234,6 +241,7 @@ export function createRequest(
     fuel: i.fuel,
     memoryMiB: i.memoryMiB,
     timeoutMs: i.timeoutMs,
+    ...(i.outputMiB === undefined ? {} : { outputMiB: i.outputMiB }),
     deadline: i.deadline ?? timestamp + Math.min(MAX_DEADLINE_AHEAD_MS, Math.max(30_000, 3 * i.timeoutMs)),
     k: i.k,
     q: i.q,
@@ -250,6 +258,16 @@ export function createRequest(
 }
 
 /** The limits a request asks for, in the shape covenants and selection compare. */
-export function requestLimits(request: RequestBody): { fuel: number; memoryMiB: number; timeoutMs: number } {
-  return { fuel: request.fuel, memoryMiB: request.memoryMiB, timeoutMs: request.timeoutMs }
+export function requestLimits(request: RequestBody): {
+  fuel: number
+  memoryMiB: number
+  timeoutMs: number
+  outputMiB: number
+} {
+  return {
+    fuel: request.fuel,
+    memoryMiB: request.memoryMiB,
+    timeoutMs: request.timeoutMs,
+    outputMiB: request.outputMiB ?? 1,
+  }
 }

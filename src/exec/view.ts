@@ -6,7 +6,8 @@
  *
  * Building one is cheap on the hot path: a covenant's signature is checked once per peer, version
  * and signature (an equal covenant presented again is not re-verified), and a peer's position in
- * the key space is computed once.
+ * the key space is computed once. A view does not change once built (its peers are frozen): a
+ * peer coming or going makes a new view, so rankings over it are kept (executor-selection.ts).
  */
 import { peerPosition, type SignedCovenant, verifySignedCovenant } from '../covenant/index.ts'
 import { toBase64 } from '../encoding/index.ts'
@@ -88,12 +89,16 @@ export function createView(covenants: Iterable<unknown>, options: ViewOptions = 
     }
     const known = peers.get(covenant.peer)
     if (known !== undefined && known.covenant.version >= covenant.version) continue
-    peers.set(covenant.peer, {
-      peer: covenant.peer,
-      covenant,
-      alive: options.alive?.(covenant.peer) ?? true,
-      position: positionOf(covenant.peer),
-    })
+    // frozen: a view never changes once built, so what is computed from it may be kept
+    peers.set(
+      covenant.peer,
+      Object.freeze({
+        peer: covenant.peer,
+        covenant,
+        alive: options.alive?.(covenant.peer) ?? true,
+        position: positionOf(covenant.peer),
+      }),
+    )
   }
   return { peers, excluded }
 }

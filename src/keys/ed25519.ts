@@ -1,19 +1,39 @@
 /**
- * Ed25519 signing and checking in Node. Signing uses libp2p's keys (synchronous, node:crypto).
- * Checking uses node:crypto directly with the public key object cached per signer: libp2p rebuilds
+ * Ed25519 signing and checking in Node, with node:crypto directly and the key objects cached (the
+ * private key's per key, the public key's per signer): libp2p rebuilds
  * that object on every call, which made a check cost ≈ 0.24 ms — and a gateway checks a request,
  * every candidate's covenant and every receipt for each call. In a browser libp2p's keys go
  * through WebCrypto and answer with promises, so bundlers take `ed25519.browser.ts` instead
  * (package.json `browser` field).
  */
-import { createPublicKey, type KeyObject, verify as nodeVerify } from 'node:crypto'
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto'
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { CovenantError } from '../errors/index.ts'
 
+// PKCS#8 header for a raw 32-byte Ed25519 seed (RFC 8410).
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+// libp2p's Ed25519 private key is the 32-byte seed followed by the public key.
+const SEED_BYTES = 32
+// Signing with libp2p's key rebuilds a node:crypto key object from JWK on every signature (≈ 0.1
+// ms, more than the signature itself); an executor signs a receipt per call, a caller a request.
+const signingKeys = new WeakMap<PrivateKey, KeyObject>()
+
 export function sign(key: PrivateKey, bytes: Uint8Array): Uint8Array {
-  const sig = key.sign(bytes)
-  if (sig instanceof Promise) throw new CovenantError('INTERNAL', 'expected a synchronous Ed25519 signer')
-  return sig
+  if (key.type !== 'Ed25519')
+    throw new CovenantError('INVALID_INPUT', `expected an Ed25519 key, got ${key.type}`)
+  let keyObject = signingKeys.get(key)
+  if (keyObject === undefined) {
+    const seed = key.raw.subarray(0, SEED_BYTES)
+    keyObject = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+    signingKeys.set(key, keyObject)
+  }
+  return new Uint8Array(nodeSign(null, bytes, keyObject))
 }
 
 // SubjectPublicKeyInfo header for a raw 32-byte Ed25519 key (RFC 8410).

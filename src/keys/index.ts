@@ -15,7 +15,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
@@ -93,8 +93,48 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return dagCbor.encode(value)
 }
 
+/**
+ * Signatures this process made or checked, kept so that a message that passes through several
+ * checks in one process (a request: the gateway, `invoke`, its own executor; a receipt: the
+ * executor that signed it when it is the gateway too; a caller's own request in its certificate)
+ * costs one Ed25519 check, not one per check. Only successes are kept, with the exact bytes they
+ * cover, and a hit compares the bytes: the answer is the one the check would give, since a
+ * signature check is a pure function of the key, the bytes and the signature. Bounded: small
+ * messages only, the oldest forgotten first.
+ */
+const checked = new Map<string, Uint8Array>()
+const CHECKED_MAX_ENTRIES = 4096
+const CHECKED_MAX_BYTES = 4096
+
+function checkedKey(signerId: string, signature: Uint8Array): string {
+  let key = signerId
+  for (const byte of signature) key += String.fromCharCode(byte)
+  return key
+}
+
+function rememberChecked(signerId: string, bytes: Uint8Array, signature: Uint8Array): void {
+  if (bytes.byteLength > CHECKED_MAX_BYTES) return
+  if (checked.size >= CHECKED_MAX_ENTRIES) checked.delete(checked.keys().next().value as string)
+  checked.set(checkedKey(signerId, signature), bytes.slice())
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+const ids = new WeakMap<PrivateKey, string>()
+
 export function signBytes(key: PrivateKey, bytes: Uint8Array): Uint8Array {
-  return sign(key, bytes)
+  const signature = sign(key, bytes)
+  let id = ids.get(key)
+  if (id === undefined) {
+    id = keyId(key)
+    ids.set(key, id)
+  }
+  rememberChecked(id, bytes, signature)
+  return signature
 }
 
 export function signValue(key: PrivateKey, value: unknown): Uint8Array {
@@ -104,9 +144,15 @@ export function signValue(key: PrivateKey, value: unknown): Uint8Array {
 /** Checks a signature by the signer's id. Never throws: a malformed id or signature is `false`. */
 export function verifyBytes(signerId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
   try {
-    const publicKey = peerIdFromString(signerId).publicKey
+    if (bytes.byteLength <= CHECKED_MAX_BYTES && signature instanceof Uint8Array) {
+      const known = checked.get(checkedKey(signerId, signature))
+      if (known !== undefined && sameBytes(known, bytes)) return true
+    }
+    const publicKey = publicKeyOf(signerId)
     if (publicKey === undefined || publicKey.type !== 'Ed25519') return false
-    return verify(publicKey, bytes, signature)
+    const ok = verify(publicKey, bytes, signature)
+    if (ok) rememberChecked(signerId, bytes, signature)
+    return ok
   } catch {
     return false
   }
@@ -130,12 +176,37 @@ const MAX_KEY_ID_TEXT = 128
  */
 function spellingOf(text: unknown): { canonical: string } | undefined {
   if (typeof text !== 'string' || text.length > MAX_KEY_ID_TEXT) return undefined
+  if (publicKeys.has(text)) return { canonical: text }
   try {
     const peer = peerIdFromString(text)
-    return peer.type === 'Ed25519' ? { canonical: peer.toString() } : undefined
+    if (peer.type !== 'Ed25519') return undefined
+    const canonical = peer.toString()
+    if (canonical === text) remember(text, peer.publicKey)
+    return { canonical }
   } catch {
     return undefined
   }
+}
+
+/**
+ * Ed25519 public keys by canonical key id: every message names keys by id, and reading one
+ * (base58, then the multihash) costs more than comparing strings. Only canonical ids of Ed25519
+ * keys are kept; bounded, the oldest forgotten first.
+ */
+const publicKeys = new Map<string, PublicKey>()
+const MAX_KNOWN_KEYS = 4096
+
+function remember(id: string, publicKey: PublicKey): void {
+  if (publicKeys.size >= MAX_KNOWN_KEYS) publicKeys.delete(publicKeys.keys().next().value as string)
+  publicKeys.set(id, publicKey)
+}
+
+function publicKeyOf(signerId: string): PublicKey | undefined {
+  const known = publicKeys.get(signerId)
+  if (known !== undefined) return known
+  const peer = peerIdFromString(signerId)
+  if (peer.type === 'Ed25519' && peer.toString() === signerId) remember(signerId, peer.publicKey)
+  return peer.publicKey
 }
 
 /**

@@ -151,7 +151,7 @@ function differenceOf(
   // Equal values in other texts (`1.0` and `1`, spaces): not what the sandbox writes, but a text
   // an executor signed all the same, and the texts are what differs.
   if (reference.json !== other.json)
-    return { path: '$.value', expected: shorten(reference.json), actual: shorten(other.json) }
+    return { path: '$.value', expected: shorten(reference.json ?? ''), actual: shorten(other.json ?? '') }
   return undefined
 }
 

@@ -2,6 +2,7 @@
  * The libp2p host: TCP + Noise + Yamux, identify, ping and a Kademlia DHT on a private protocol
  * id, created from the node's own key so the peer id is the node's key id.
  */
+import { Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -9,13 +10,14 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
+import { createLibp2p, type ServiceFactoryMap } from 'libp2p'
 import { KAD_PROTOCOL } from './protocols.ts'
 
 export type HostServices = {
   identify: unknown
   ping: Ping
-  dht: KadDHT
+  /** absent when the host was created without one (`dht: false`) */
+  dht?: KadDHT
 }
 
 export type Host = Libp2p<HostServices>
@@ -26,9 +28,24 @@ export interface HostInit {
   listen?: string[]
   /** DHT protocol id @default '/covenant/kad/1.0.0' */
   dhtProtocol?: string
+  /**
+   * run the DHT; a caller that only dials nodes it knows (the SDK calling executors) needs none,
+   * and its queries would be background work on every call's machine @default true
+   */
+  dht?: boolean
 }
 
 export async function createHost(init: HostInit): Promise<Host> {
+  const services: ServiceFactoryMap<HostServices> = { identify: identify(), ping: ping() }
+  if (init.dht !== false)
+    services.dht = kadDHT({
+      protocol: init.dhtProtocol ?? KAD_PROTOCOL,
+      // Nodes of a devnet or LAN only have private addresses; the default mapper would drop them.
+      peerInfoMapper: passthroughMapper,
+      clientMode: false,
+      allowQueryWithZeroPeers: true,
+      initialQuerySelfInterval: 500,
+    })
   const node = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
@@ -36,18 +53,39 @@ export async function createHost(init: HostInit): Promise<Host> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: {
-      identify: identify(),
-      ping: ping(),
-      dht: kadDHT({
-        protocol: init.dhtProtocol ?? KAD_PROTOCOL,
-        // Nodes of a devnet or LAN only have private addresses; the default mapper would drop them.
-        peerInfoMapper: passthroughMapper,
-        clientMode: false,
-        allowQueryWithZeroPeers: true,
-        initialQuerySelfInterval: 500,
-      }),
-    },
+    services,
   })
+  node.addEventListener('connection:open', (evt) => coalesceWrites(evt.detail))
   return node as unknown as Host
 }
+
+/**
+ * Coalesces a connection's small socket writes into one per tick. Noise writes each encrypted
+ * frame as two buffers (its length, its ciphertext) and Yamux answers each data frame with a
+ * window update, so one request and its reply took eight `write` calls, eight TCP segments with
+ * no-delay on and eight wakeups of the other side; corked until the end of the tick they leave as
+ * one `writev`. Nothing waits: the socket is uncorked on the same tick, unlike Nagle's algorithm.
+ * Reads the TCP transport's socket from libp2p's connection (not part of its interface): when it
+ * is not there the connection simply goes uncoalesced.
+ */
+function coalesceWrites(connection: unknown): void {
+  const socket = (connection as { maConn?: { socket?: unknown } }).maConn?.socket
+  if (!(socket instanceof Socket)) return
+  const write = socket.write
+  let corked = false
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
+    if (!corked) {
+      corked = true
+      this.cork()
+      process.nextTick(() => {
+        corked = false
+        this.uncork()
+      })
+    }
+    return write.apply(this, args)
+  } as Socket['write']
+  coalesced.add(socket)
+}
+
+/** Sockets whose writes are coalesced, for tests. */
+export const coalesced = new WeakSet<Socket>()

@@ -31,12 +31,26 @@ import type { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { keyId } from '../keys/index.ts'
 import { createHost, type Host } from './host.ts'
-import { DEFAULT_MAX_INBOUND_STREAMS } from './protocols.ts'
-import { type InboundLoad, type RequestOptions, type RpcHandlerInit, rpcInbound, rpcRequest } from './rpc.ts'
+import {
+  DEFAULT_MAX_INBOUND_STREAMS,
+  DEFAULT_MAX_REPLY_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './protocols.ts'
+import {
+  type InboundLoad,
+  inboundCore,
+  type RequestOptions,
+  type RpcHandlerInit,
+  replyResult,
+  rpcInbound,
+  rpcRequest,
+} from './rpc.ts'
+import { SESSION_STREAMS, SessionPool, sessionInbound, sessionProtocol } from './session.ts'
 
 export type { Host } from './host.ts'
 export * from './protocols.ts'
 export type { InboundLoad, RequestOptions, RpcHandlerInit } from './rpc.ts'
+export { SESSION_MAX_REQUEST_BYTES, SESSION_SUFFIX, sessionProtocol } from './session.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -44,6 +58,8 @@ export interface NetInit {
   listen?: string[]
   /** multiaddrs ending in /p2p/<id> of peers to join through */
   bootstrap?: string[]
+  /** run the Kademlia DHT (`provide`, `findProviders`) @default true */
+  dht?: boolean
   /** called with a CovenantError each time an inbound request is refused or fails */
   onInboundError?: (protocol: string, err: CovenantError, from: string) => void
 }
@@ -113,6 +129,7 @@ export function createNet(init: NetInit): Net {
   const connectCbs: Array<(id: string) => void> = []
   const loads = new Map<string, () => InboundLoad>()
   const disconnectCbs: Array<(id: string) => void> = []
+  const sessions = new SessionPool(() => h())
 
   const h = (): Host => {
     if (host === undefined) throw new CovenantError('NOT_STARTED', 'the network is not started')
@@ -140,7 +157,7 @@ export function createNet(init: NetInit): Net {
     bootstrapPeers: bootstrap.map((b) => b.peerId),
 
     async start() {
-      host = await createHost({ privateKey: init.privateKey, listen: init.listen })
+      host = await createHost({ privateKey: init.privateKey, listen: init.listen, dht: init.dht })
       host.addEventListener('peer:connect', (evt) => {
         for (const cb of connectCbs) cb(evt.detail.toString())
       })
@@ -157,6 +174,7 @@ export function createNet(init: NetInit): Net {
     async stop() {
       const current = host
       if (current === undefined) return
+      sessions.close()
       await current.stop()
       host = undefined
       loads.clear()
@@ -167,24 +185,39 @@ export function createNet(init: NetInit): Net {
     },
 
     async handle(protocol, handlerInit) {
-      const inbound = rpcInbound(handlerInit, (err, from) => init.onInboundError?.(protocol, err, from))
-      await h().handle(protocol, inbound.handler, {
+      const core = inboundCore(handlerInit, (err, from) => init.onInboundError?.(protocol, err, from))
+      await h().handle(protocol, rpcInbound(core), {
         maxInboundStreams: handlerInit.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS,
         maxOutboundStreams: 64,
       })
-      loads.set(protocol, inbound.load)
+      if (handlerInit.sessions === true)
+        await h().handle(sessionProtocol(protocol), sessionInbound(core), {
+          maxInboundStreams: SESSION_STREAMS,
+          maxOutboundStreams: SESSION_STREAMS,
+        })
+      loads.set(protocol, core.load)
     },
 
     async unhandle(protocol) {
       loads.delete(protocol)
       await h().unhandle(protocol)
+      await h().unhandle(sessionProtocol(protocol))
     },
 
     inboundLoad(protocol) {
       return loads.get(protocol)?.() ?? { active: 0, peers: 0, maxFromOnePeer: 0 }
     },
 
-    async request(id, protocol, msg, options) {
+    async request(id, protocol, msg, options = {}) {
+      if (options.session === true) {
+        toPeerId(id)
+        const sent = await sessions.request(id, protocol, msg, {
+          timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+          signal: options.signal,
+          maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+        })
+        if (sent !== undefined) return replyResult(sent.envelope, id, protocol, options.schema)
+      }
       return rpcRequest(h(), id, protocol, msg, options)
     },
 

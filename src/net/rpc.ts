@@ -36,6 +36,11 @@ export interface RpcHandlerInit<S extends z.ZodType, R> {
   readTimeoutMs?: number
   /** time the handler has to answer once the request is read @default 10000 */
   runTimeoutMs?: number
+  /**
+   * also serve the protocol on sessions (session.ts): many requests over one long-lived stream,
+   * each held to these same limits @default false
+   */
+  sessions?: boolean
   /** `signal` aborts when the run time is up; the request's slot is held until the handler settles */
   handler: (msg: z.infer<S>, fromPeerId: string, signal: AbortSignal) => Promise<R>
 }
@@ -58,15 +63,15 @@ export interface RequestOptions<T = unknown> {
   maxReplyBytes?: number
   /** validates the reply's `result`; without it the result is returned as decoded */
   schema?: z.ZodType<T>
+  /**
+   * send it on the peer's session of this protocol (session.ts) when it has one and the request
+   * fits a frame; else on a one-shot stream @default false
+   */
+  session?: boolean
 }
 
-type Reply = { result: unknown } | { error: { code: string; message: string } }
-
-function errorReply(err: unknown): { error: { code: string; message: string } } {
-  const e = CovenantError.from(err)
-  const message = e.code === 'INTERNAL' ? 'internal error' : e.message.slice(0, 1024)
-  return { error: { code: e.code, message } }
-}
+/** What a handler answers, as it travels: exactly one of `result` or `error`. */
+export type Reply = { result: unknown } | { error: { code: string; message: string } }
 
 /**
  * The length prefix of a message of at most `maxBytes`, read as `lpStream` offers it one byte at a
@@ -75,7 +80,9 @@ function errorReply(err: unknown): { error: { code: string; message: string } } 
  * continuation bytes (0x80–0xff) had every one of them decoded in turn, on microtasks that never
  * let a timer run: 1.6 MB held the event loop for over ten seconds.
  */
-function lengthDecoder(maxBytes: number): (prefix: { byteLength: number; get(i: number): number }) => number {
+export function lengthDecoder(
+  maxBytes: number,
+): (prefix: { byteLength: number; get(i: number): number }) => number {
   let maxLength = 1
   while (2 ** (7 * maxLength) <= maxBytes) maxLength++
   return (prefix) => {
@@ -96,7 +103,7 @@ function lengthDecoder(maxBytes: number): (prefix: { byteLength: number; get(i: 
 }
 
 /** Maps a stream-level failure on an inbound read to the typed error the peer receives. */
-function readFailure(err: unknown, maxBytes: number): CovenantError {
+export function readFailure(err: unknown, maxBytes: number): CovenantError {
   const name = (err as Error | undefined)?.name ?? ''
   if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
     return new CovenantError('MESSAGE_TOO_LARGE', `messages on this protocol are at most ${maxBytes} bytes`)
@@ -118,15 +125,42 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal, onAbort: () => C
 }
 
 /**
- * The inbound side of one protocol: a libp2p stream handler and the load it carries. A request
- * takes a slot from the node-wide pool and one from its peer's share before anything is read, so
- * a few peers holding idle streams cannot take every slot; the peer then has `readTimeoutMs` to
- * deliver the request, and the handler has `runTimeoutMs` to answer it, each on its own timer.
+ * What one protocol's inbound side shares between its one-shot streams and its sessions
+ * (session.ts): the slots (node-wide, and each peer's share) and the way one request is decoded,
+ * checked and run.
  */
-export function rpcInbound<S extends z.ZodType, R>(
+export interface InboundCore {
+  maxBytes: number
+  maxPerPeer: number
+  readTimeoutMs: number
+  onError?: (err: CovenantError, from: string) => void
+  /** takes a slot for one request from `from`, or says why not (PEER_BUSY) */
+  take(from: string): CovenantError | undefined
+  /** gives back a slot taken for a request that was never read */
+  release(from: string): void
+  /**
+   * Decodes, checks and runs one request whose slot is taken; the slot is given back when the
+   * handler is really done (even after the peer was told it took too long). Resolves with the
+   * reply envelope, never rejects.
+   */
+  serve(raw: Uint8Array, from: string): Promise<Reply>
+  /** {@link serve} for a message already decoded (a session frame's) */
+  serveDecoded(decoded: unknown, from: string): Promise<Reply>
+  load(): InboundLoad
+}
+
+/** The reply envelope of a failure, as the peer receives it. */
+export function errorReply(err: unknown): { error: { code: string; message: string } } {
+  const e = CovenantError.from(err)
+  const message = e.code === 'INTERNAL' ? 'internal error' : e.message.slice(0, 1024)
+  return { error: { code: e.code, message } }
+}
+
+/** The limits and the request runner of one protocol's inbound side. */
+export function inboundCore<S extends z.ZodType, R>(
   init: RpcHandlerInit<S, R>,
   onError?: (err: CovenantError, from: string) => void,
-): { handler: (stream: Stream, connection: Connection) => Promise<void>; load(): InboundLoad } {
+): InboundCore {
   const maxBytes = init.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const maxConcurrent = init.maxConcurrent ?? DEFAULT_MAX_CONCURRENT
   const maxPerPeer = init.maxPerPeer ?? DEFAULT_MAX_PER_PEER
@@ -135,19 +169,6 @@ export function rpcInbound<S extends z.ZodType, R>(
   let active = 0
   const byPeer = new Map<string, number>()
 
-  const take = (from: string): CovenantError | undefined => {
-    const mine = byPeer.get(from) ?? 0
-    if (active >= maxConcurrent)
-      return new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol')
-    if (mine >= maxPerPeer)
-      return new CovenantError(
-        'PEER_BUSY',
-        `at most ${maxPerPeer} concurrent requests per peer on this protocol`,
-      )
-    active++
-    byPeer.set(from, mine + 1)
-    return undefined
-  }
   const release = (from: string): void => {
     active--
     const mine = (byPeer.get(from) ?? 1) - 1
@@ -155,28 +176,15 @@ export function rpcInbound<S extends z.ZodType, R>(
     else byPeer.set(from, mine)
   }
 
-  /** Reads, checks and answers one request; the slot taken for it is given back here. */
-  const answer = async (lp: ReturnType<typeof lpStream>, from: string): Promise<Reply> => {
+  const run = async (decoded: unknown, from: string): Promise<Reply> => {
     let work: Promise<R> | undefined
     try {
-      let raw: Uint8Array
-      try {
-        raw = (await lp.read({ signal: AbortSignal.timeout(readTimeoutMs) })).subarray()
-      } catch (err) {
-        throw readFailure(err, maxBytes)
-      }
-      let decoded: unknown
-      try {
-        decoded = dagCbor.decode(raw)
-      } catch {
-        throw new CovenantError('PROTOCOL_ERROR', 'the request is not DAG-CBOR')
-      }
       const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
-      const run = AbortSignal.timeout(runTimeoutMs)
-      work = init.handler(msg, from, run)
+      const timer = AbortSignal.timeout(runTimeoutMs)
+      work = init.handler(msg, from, timer)
       const result = await untilAborted(
         work,
-        run,
+        timer,
         () => new CovenantError('PEER_TIMEOUT', `the request was not answered within ${runTimeoutMs} ms`),
       )
       return { result }
@@ -192,7 +200,71 @@ export function rpcInbound<S extends z.ZodType, R>(
     }
   }
 
-  const handler = async (stream: Stream, connection: Connection): Promise<void> => {
+  const serveDecoded = async (decoded: unknown, from: string): Promise<Reply> => {
+    try {
+      return await run(decoded, from)
+    } catch (err) {
+      const e = CovenantError.from(err)
+      onError?.(e, from)
+      return errorReply(e)
+    }
+  }
+
+  return {
+    maxBytes,
+    maxPerPeer,
+    readTimeoutMs,
+    onError,
+    take(from) {
+      const mine = byPeer.get(from) ?? 0
+      if (active >= maxConcurrent)
+        return new CovenantError('PEER_BUSY', 'too many concurrent requests on this protocol')
+      if (mine >= maxPerPeer)
+        return new CovenantError(
+          'PEER_BUSY',
+          `at most ${maxPerPeer} concurrent requests per peer on this protocol`,
+        )
+      active++
+      byPeer.set(from, mine + 1)
+      return undefined
+    },
+    release,
+    async serve(raw, from) {
+      let decoded: unknown
+      try {
+        decoded = dagCbor.decode(raw)
+      } catch {
+        release(from)
+        const e = new CovenantError('PROTOCOL_ERROR', 'the request is not DAG-CBOR')
+        onError?.(e, from)
+        return errorReply(e)
+      }
+      return serveDecoded(decoded, from)
+    },
+    serveDecoded,
+    load: () => ({ active, peers: byPeer.size, maxFromOnePeer: Math.max(0, ...byPeer.values()) }),
+  }
+}
+
+/** Encodes a reply envelope; one that cannot be encoded becomes an INTERNAL error reply. */
+export function encodeReply(reply: unknown): Uint8Array {
+  try {
+    return dagCbor.encode(reply)
+  } catch (err) {
+    return dagCbor.encode(errorReply(new CovenantError('INTERNAL', 'reply not encodable', { cause: err })))
+  }
+}
+
+/**
+ * The one-shot inbound side of one protocol: a libp2p stream handler serving one request per
+ * stream. A request takes a slot from the node-wide pool and one from its peer's share before
+ * anything is read, so a few peers holding idle streams cannot take every slot; the peer then has
+ * `readTimeoutMs` to deliver the request, and the handler has `runTimeoutMs` to answer it, each on
+ * its own timer.
+ */
+export function rpcInbound(core: InboundCore): (stream: Stream, connection: Connection) => Promise<void> {
+  const { maxBytes, readTimeoutMs } = core
+  return async (stream, connection) => {
     const from = connection.remotePeer.toString()
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
@@ -202,46 +274,36 @@ export function rpcInbound<S extends z.ZodType, R>(
       maxBufferSize: maxBytes + 64 * 1024,
       lengthDecoder: lengthDecoder(maxBytes),
     })
-    let reply: Reply
-    const refused = take(from)
+    let reply: Reply | undefined
+    const refused = core.take(from)
     if (refused !== undefined) {
-      onError?.(refused, from)
+      core.onError?.(refused, from)
       reply = errorReply(refused)
     } else {
+      let raw: Uint8Array | undefined
       try {
-        reply = await answer(lp, from)
+        raw = (await lp.read({ signal: AbortSignal.timeout(readTimeoutMs) })).subarray()
       } catch (err) {
-        const e = CovenantError.from(err)
-        onError?.(e, from)
+        core.release(from)
+        const e = readFailure(err, maxBytes)
+        core.onError?.(e, from)
         reply = errorReply(e)
       }
+      if (raw !== undefined) reply = await core.serve(raw, from)
     }
     // A peer that does not take its reply gets no more time than it had to send the request.
     const signal = AbortSignal.timeout(readTimeoutMs)
     try {
-      let bytes: Uint8Array
-      try {
-        bytes = dagCbor.encode(reply)
-      } catch (err) {
-        bytes = dagCbor.encode(
-          errorReply(new CovenantError('INTERNAL', 'reply not encodable', { cause: err })),
-        )
-      }
-      await lp.write(bytes, { signal })
+      await lp.write(encodeReply(reply!), { signal })
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
   }
-
-  return {
-    handler,
-    load: () => ({ active, peers: byPeer.size, maxFromOnePeer: Math.max(0, ...byPeer.values()) }),
-  }
 }
 
 /** The error a request gives up with when its caller's signal aborts it. */
-function abandoned(signal: AbortSignal): CovenantError {
+export function abandoned(signal: AbortSignal): CovenantError {
   return signal.reason instanceof CovenantError
     ? signal.reason
     : new CovenantError('PEER_TIMEOUT', 'the caller abandoned the request', { cause: signal.reason })
@@ -325,6 +387,19 @@ export async function rpcRequest<T = unknown>(
   } catch {
     throw new CovenantError('PROTOCOL_ERROR', `reply from ${peerId} is not DAG-CBOR`)
   }
+  return replyResult(envelope, peerId, protocol, options.schema)
+}
+
+/**
+ * The result a decoded reply envelope carries, checked with `schema` when given; the peer's error
+ * reply thrown as it sent it (an unknown code as PROTOCOL_ERROR, its INTERNAL as PEER_UNREACHABLE).
+ */
+export function replyResult<T>(
+  envelope: unknown,
+  peerId: string,
+  protocol: string,
+  schema?: z.ZodType<T>,
+): T {
   const parsed = replyEnvelopeSchema.safeParse(envelope)
   if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `malformed reply from ${peerId}`)
   // A peer's details are not passed on: nothing here asks for them, and they are its words.
@@ -338,8 +413,8 @@ export async function rpcRequest<T = unknown>(
       )
     throw CovenantError.fromJSON({ code: parsed.data.error.code, message: parsed.data.error.message })
   }
-  if (options.schema === undefined) return parsed.data.result as T
-  const result = options.schema.safeParse(parsed.data.result)
+  if (schema === undefined) return parsed.data.result as T
+  const result = schema.safeParse(parsed.data.result)
   if (!result.success) throw new CovenantError('PROTOCOL_ERROR', `unexpected reply from ${peerId}`)
   return result.data
 }

@@ -154,6 +154,12 @@ async function streamEvents(
 }
 
 /**
+ * Why a route's `gone` signal aborts: one reason made once (every response closes, and `abort()`
+ * without a reason builds a DOMException with its stack each time).
+ */
+const RESPONSE_CLOSED = new Error('the HTTP response was closed')
+
+/**
  * Serves `spec` with `handler`: the path parameters, query and body are parsed with the spec's
  * schemas first (INVALID_INPUT naming the field), a `'bytes'` body arrives as a Uint8Array whatever
  * its content type, a `'bytes'` reply goes out as application/octet-stream, and an `'events'`
@@ -171,7 +177,7 @@ export function route<S extends RouteSpec>(
     bodyLimit: spec.bodyLimit,
     handler: async (req, reply) => {
       const gone = new AbortController()
-      reply.raw.once('close', () => gone.abort())
+      reply.raw.once('close', () => gone.abort(RESPONSE_CLOSED))
       const input = {
         params: spec.params && parseOrThrow(spec.params, req.params, 'INVALID_INPUT', 'path'),
         query: spec.query && parseOrThrow(spec.query, req.query, 'INVALID_INPUT', 'query'),

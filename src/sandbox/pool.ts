@@ -101,6 +101,12 @@ interface Slot {
   retired: boolean
 }
 
+/**
+ * Why a call's `ended` signal aborts: one reason made once, since `abort()` without one builds a
+ * DOMException (and its stack) on every call, and nothing reads it.
+ */
+const CALL_ENDED = new Error('the sandbox call ended')
+
 const failure = (code: ErrorCode, detail?: string): SandboxResult => ({
   ok: false,
   error: {
@@ -219,7 +225,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
     slot.timer = undefined
     slot.job = undefined
     slot.worker.unref()
-    job?.ended.abort()
+    job?.ended.abort(CALL_ENDED)
     job?.resolve(result)
   }
 
@@ -337,7 +343,7 @@ export function createSandbox(init: SandboxInit = {}): Sandbox {
       stopped = true
       const gone = failure('NOT_STARTED', 'the sandbox was stopped')
       for (const job of queue.splice(0)) {
-        job.ended.abort()
+        job.ended.abort(CALL_ENDED)
         job.resolve(gone)
       }
       await started.catch(() => {})

@@ -128,6 +128,12 @@ export interface PutOptions {
   codec?: 'raw' | 'dag-cbor'
   /** signed manifests that name the block (DAG-CBOR bytes): its tags come from them */
   manifests?: Uint8Array[]
+  /**
+   * ask each holder first whether it holds the block already, and send it only to those that do
+   * not: a block that several nodes store at once (an output every executor computed) costs the
+   * later ones a `has`, not the bytes again @default false
+   */
+  unlessHeld?: boolean
 }
 
 export interface PutResult {
@@ -136,6 +142,8 @@ export interface PutResult {
   holders: string[]
   /** how many holders were wanted (k) */
   wanted: number
+  /** how many of `holders` were sent the bytes (the others held them already: `unlessHeld`) */
+  sent: number
 }
 
 export interface GetResult {
@@ -394,6 +402,7 @@ class Replication implements Storage {
       throw new CovenantError('COVENANT_REFUSED', 'no live node has a covenant that accepts this content')
     const manifests = this.manifestsFor(cid, labels)
     const holders: string[] = []
+    let sent = 0
     let next = 0
     let lastError: CovenantError | undefined
     // Push to the k closest at once; each failure is replaced by the next closest willing node.
@@ -403,7 +412,10 @@ class Replication implements Storage {
         const peer = ordered[next++]
         inFlight++
         try {
-          await this.pushTo(peer, cid, bytes, manifests)
+          if (options.unlessHeld !== true || !(await this.holds(peer, cid))) {
+            await this.pushTo(peer, cid, bytes, manifests)
+            sent++
+          }
           holders.push(peer)
         } catch (err) {
           lastError = CovenantError.from(err)
@@ -417,7 +429,13 @@ class Replication implements Storage {
     if (holders.length === 0) throw lastError ?? new CovenantError('PEER_UNREACHABLE', 'no holder confirmed')
     const order = new Map(ordered.map((id, i) => [id, i]))
     holders.sort((a, b) => order.get(a)! - order.get(b)!)
-    return { cid: cid.toString(), holders, wanted: this.replicas }
+    return { cid: cid.toString(), holders, wanted: this.replicas, sent }
+  }
+
+  /** Whether `peer` (this node, or another asked with `has`) holds `cid` now. */
+  private async holds(peer: string, cid: CID): Promise<boolean> {
+    if (peer === this.self) return this.init.store.has(cid)
+    return (await this.hasOn(peer, [cid.toString()]))?.[0] === true
   }
 
   /** Stores here or sends to `peer`; a refusal is remembered so the peer is not asked again soon. */

@@ -40,6 +40,7 @@ describe('covenant.yaml', () => {
         maxFuel: 1_000_000_000,
         maxMemoryMiB: 64,
         maxWallClockMs: 5000,
+        maxOutputMiB: 16,
         concurrency: 2,
         basePrice: 10_000,
         pricePerFuel: 1000,

@@ -184,4 +184,32 @@ describe('selectExecutors', () => {
       8,
     )
   })
+  it('ranks a request once per view, and never serves one ranking for another request, manifest or view', async () => {
+    const view = viewOf(nodes)
+    const { request } = createRequest(caller, { fn, export: 'add', k: 3 })
+    const first = rankExecutors(view, request, manifest())
+    // the same selection again (another nonce, other args: selection reads neither) is the same ranking
+    const again = createRequest(caller, { fn, export: 'add', args: [1, 2], k: 3 }).request
+    assert.equal(rankExecutors(view, again, manifest()), first)
+    assert.ok(Object.isFrozen(first.ordered) && Object.isFrozen(first.excluded))
+    assert.throws(() => (first.ordered as string[]).push('12D3KooWextra'))
+    // what selection does read gives a ranking of its own
+    const [tagRefuser, ...rest] = nodes
+    const refusing = createView([
+      signCovenant(tagRefuser.key, executingCovenant({ refusedTags: ['nsfw'] }), 2),
+      ...rest.map((n) => n.covenant),
+    ])
+    const clean = rankExecutors(refusing, request, manifest())
+    const tagged = rankExecutors(refusing, request, { tags: ['nsfw'], publisher })
+    assert.ok(clean.ordered.includes(tagRefuser.peer))
+    assert.ok(!tagged.ordered.includes(tagRefuser.peer))
+    assert.equal(rankExecutors(refusing, request, manifest()), clean)
+    const otherTier = createRequest(caller, { fn, export: 'add', k: 3, fuel: 20_000 }).request
+    assert.notEqual(rankExecutors(view, otherTier, manifest()), first)
+    const otherExport = createRequest(caller, { fn, export: 'sub', k: 3 }).request
+    assert.notDeepEqual(rankExecutors(view, otherExport, manifest()).ordered, first.ordered)
+    // a view without one of the peers (it died) is a new view, ranked anew
+    const without = viewOf(nodes, [nodes.find((n) => n.peer === first.ordered[0])!])
+    assert.deepEqual(rankExecutors(without, request, manifest()).ordered, first.ordered.slice(1))
+  })
 })

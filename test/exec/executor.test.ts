@@ -113,7 +113,7 @@ describe('executor', () => {
     )
     assert.notEqual((outputValue(other.output) as { random: number }).random, value.random)
     // The value is the function's own text, key order included.
-    assert.match(ra.output.json, /^\{"sum":5,"random":[^,]+,"now":\d+,"id":"[a-z0-9]+"\}$/)
+    assert.match(ra.output.json ?? '', /^\{"sum":5,"random":[^,]+,"now":\d+,"id":"[a-z0-9]+"\}$/)
   })
 
   it('fetches the function once and serves it from its cache afterwards', async () => {

@@ -49,7 +49,11 @@ describe('requests', () => {
       for (const value of tiers) {
         createRequest(caller, { fn, export: 'f', [name]: value })
         const sandboxed = limitOverridesSchema.safeParse(
-          name === 'memoryMiB' ? { memoryBytes: value * MiB } : { [name]: value },
+          name === 'memoryMiB'
+            ? { memoryBytes: value * MiB }
+            : name === 'outputMiB'
+              ? { outputBytes: value * MiB }
+              : { [name]: value },
         ).success
         assert.ok(sandboxed, `the sandbox cannot enforce the ${name} tier ${value}`)
       }
@@ -62,6 +66,8 @@ describe('requests', () => {
       { timeoutMs: 5001 },
       { timeoutMs: 10 },
       { memoryMiB: 2048 },
+      { outputMiB: 2 },
+      { outputMiB: 128 },
     ])
       assert.throws(() => createRequest(caller, { fn, export: 'f', ...limits }), {
         code: 'INVALID_REQUEST',

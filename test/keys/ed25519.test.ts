@@ -12,6 +12,11 @@ describe('ed25519', () => {
     const fromNode = node.sign(key, message)
     const fromBrowser = browser.sign(key, message)
     assert.deepEqual(fromBrowser, Uint8Array.from(fromNode))
+    // the key object kept for signing signs as libp2p's own key does, every time
+    assert.deepEqual(node.sign(key, message), Uint8Array.from(await key.sign(message)))
+    const other = await generateKey()
+    assert.deepEqual(node.sign(other, message), Uint8Array.from(await other.sign(message)))
+    assert.notDeepEqual(node.sign(other, message), fromNode)
     assert.equal(node.verify(key.publicKey, message, fromBrowser), true)
     assert.equal(browser.verify(key.publicKey, message, fromNode), true)
     const tampered = Uint8Array.from(fromNode)

@@ -92,6 +92,29 @@ describe('key files', () => {
     )
   })
 
+  it('takes a signature it made or checked before for nothing but its own signer and bytes', async () => {
+    const key = await generateKey()
+    const other = await generateKey()
+    const bytes = new TextEncoder().encode('pay 1 credit')
+    const sig = signBytes(key, bytes)
+    // checked twice (the second from what the process remembers), and again under any other name
+    assert.equal(verifyBytes(keyId(key), bytes, sig), true)
+    assert.equal(verifyBytes(keyId(key), bytes, sig), true)
+    assert.equal(verifyBytes(keyId(other), bytes, sig), false)
+    const changed = new TextEncoder().encode('pay 9 credit')
+    assert.equal(verifyBytes(keyId(key), changed, sig), false)
+    assert.equal(verifyBytes(keyId(key), bytes.subarray(1), sig), false)
+    const tampered = Uint8Array.from(sig)
+    tampered[63] ^= 1
+    assert.equal(verifyBytes(keyId(key), bytes, tampered), false)
+    // the bytes a check remembers are its own copy: changing the caller's buffer changes nothing
+    const mine = new TextEncoder().encode('covenant')
+    const mineSig = signBytes(key, mine)
+    mine[0] ^= 1
+    assert.equal(verifyBytes(keyId(key), mine, mineSig), false)
+    assert.equal(verifyBytes(keyId(key), new TextEncoder().encode('covenant'), mineSig), true)
+  })
+
   it('answers false, never throws, for every malformed signer id, signature or value', async () => {
     const key = await generateKey()
     const bytes = new TextEncoder().encode('covenant')

@@ -180,3 +180,46 @@ describe('a full node and repair', { timeout: 120_000 }, () => {
     }
   })
 })
+
+describe('a block several nodes store at once (unlessHeld)', { timeout: 120_000 }, () => {
+  const members: StorageMember[] = []
+
+  before(async () => {
+    const storage = { replicas: 2 }
+    const first = await storageMember({ storage })
+    members.push(first)
+    for (let i = 0; i < 3; i++)
+      members.push(await storageMember({ bootstrap: [first.net.multiaddrs()[0]], storage }))
+    await allAlive(members)
+  })
+  after(async () => {
+    for (const m of members) await m.stop()
+  })
+
+  const stored = async () => {
+    let n = 0
+    for (const m of members) n += await counted(m, 'covenant_block_puts_total', { result: 'stored' })
+    return n
+  }
+
+  it('is sent to each holder once: a later put asks `has` and sends nothing to a holder that has it', async () => {
+    const bytes = random(4096)
+    const [a, b, c] = members
+    const put = await a.storage.put(bytes, { unlessHeld: true })
+    assert.equal(put.holders.length, 2)
+    assert.equal(put.sent, 2)
+    const remote = await stored()
+    // another node storing the same block: every holder has it, so no bytes move
+    const again = await b.storage.put(bytes, { unlessHeld: true })
+    assert.deepEqual([again.holders, again.sent], [put.holders, 0])
+    assert.equal(await stored(), remote)
+    // A holder that lost it is sent it again, and only it.
+    const lost = members.find((m) => m.id === put.holders[0])!
+    lost.store.delete(cidForBytes(bytes))
+    const third = await c.storage.put(bytes, { unlessHeld: true })
+    assert.deepEqual([third.holders, third.sent], [put.holders, 1])
+    assert.ok(lost.store.has(cidForBytes(bytes)))
+    // without the option every holder is sent the bytes, as before
+    assert.equal((await c.storage.put(bytes)).sent, 2)
+  })
+})

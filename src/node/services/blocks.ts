@@ -26,6 +26,7 @@ import {
   MAX_MANIFEST_BYTES,
   manifestToJSON,
   parseCid,
+  RAW_CODEC,
 } from '../../content/index.ts'
 import { mayServe } from '../../covenant/index.ts'
 import { fromBase64 } from '../../encoding/index.ts'
@@ -33,7 +34,15 @@ import { CovenantError } from '../../errors/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService } from '../service.ts'
 
-export type BlocksServiceComponents = Pick<NodeComponents, 'storage' | 'covenant' | 'http' | 'metrics'>
+export type BlocksServiceComponents = Pick<NodeComponents, 'storage' | 'covenant' | 'http' | 'metrics'> &
+  Partial<Pick<NodeComponents, 'fault'>>
+
+/**
+ * Devnet faults of this service (node option `fault`, refused outside a devnet): `wrong-blocks`
+ * serves every raw block over HTTP with its first byte changed, as a node lying about content it
+ * holds would (a reader's hash check catches it).
+ */
+export const BLOCK_FAULT_KINDS = ['wrong-blocks'] as const
 
 /** Serves blocks and functions from the node's storage. */
 export function blocksService(c: BlocksServiceComponents): NodeService {
@@ -59,6 +68,11 @@ export function blocksService(c: BlocksServiceComponents): NodeService {
     assertServes(got.tags)
     blockGets.inc({ source: got.source })
     reply.header(BLOCK_TAGS_HEADER, got.tags.join(',')).header(BLOCK_SOURCE_HEADER, got.source)
+    if (c.fault === 'wrong-blocks' && parseCid(params.cid).code === RAW_CODEC && got.bytes.length > 0) {
+      const lie = Uint8Array.from(got.bytes)
+      lie[0] ^= 0xff
+      return lie
+    }
     return got.bytes
   })
 

@@ -18,11 +18,10 @@ import {
   quoteRoute,
 } from '../../api/index.ts'
 import { parseCid } from '../../content/index.ts'
-import { createFunctionCommit } from '../../datastore/index.ts'
+import { commitRunWrites } from '../../datastore/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Attempt,
-  type Certificate,
   CONFLICT_PROTOCOL,
   type Conflict,
   ConflictMessageSchema,
@@ -38,11 +37,13 @@ import {
   type FaultKind,
   type InvokeResult,
   invoke,
+  LATE_REPLY_GRACE_MS,
   MAX_CONFLICT_BYTES,
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
   receiptToJSON,
+  replyWindowMs,
   requestFromJSON,
   requestToJSON,
   type SendExec,
@@ -50,13 +51,14 @@ import {
   selectExecutors,
   type TrustInput,
   trustOf,
-  verifyReceipt,
   verifyRequest,
+  watchLateReceipts,
 } from '../../exec/index.ts'
 import { divergenceReport, quote } from '../../ledger/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
+import { storeOutput } from './output-store.ts'
 
 export interface ExecServiceOptions {
   /** sandbox worker threads @default the covenant's execute.concurrency */
@@ -75,6 +77,7 @@ export type ExecServiceComponents = Pick<
   | 'net'
   | 'peers'
   | 'getBlock'
+  | 'storage'
   | 'manifest'
   | 'view'
   | 'http'
@@ -111,6 +114,12 @@ function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
       name: 'covenant_exec_attempts_total',
       help: 'executors asked by this gateway, by attempt outcome',
       labelNames: ['outcome'],
+      registers,
+    }),
+    outputCopies: new Counter({
+      name: 'covenant_exec_output_copies_total',
+      help: 'copies of large outputs’ blocks on their holders as this executor stored them: sent, or found held already (another executor of the call sent them)',
+      labelNames: ['copies'],
       registers,
     }),
     conflicts: new Counter({
@@ -164,6 +173,11 @@ async function createExecService(
     read: (ns, key, at) => c.stores.read(ns, key, at),
     covenant: c.covenant,
     view: c.view,
+    storeOutput: async (blocks) => {
+      const { sent, held } = await storeOutput(c.storage, blocks)
+      metrics.outputCopies.inc({ copies: 'sent' }, sent)
+      metrics.outputCopies.inc({ copies: 'held' }, held)
+    },
     fault,
     // payments: each call is held against its caller's credit with this node
     admit:
@@ -230,7 +244,9 @@ async function createExecService(
 
   function deadlineSignal(request: { deadline?: unknown }): AbortSignal {
     const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
-    return AbortSignal.timeout(Math.max(0, Math.min(deadline - Date.now() + 1000, EXEC_HANDLER_TIMEOUT_MS)))
+    return AbortSignal.timeout(
+      Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS)),
+    )
   }
 
   /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
@@ -272,61 +288,13 @@ async function createExecService(
   }
 
   /**
-   * Receipts that arrive after the quorum was reached are still evidence: a `wrong-result`
-   * executor that answers third would otherwise go unnoticed. The gateway keeps those streams
-   * open until their own timeout and turns a late disagreeing receipt into a conflict.
-   */
-  function watchLate(
-    pending: Map<string, Promise<ExecReply>>,
-    tried: Attempt[],
-    certificate: Certificate,
-  ): void {
-    for (const attempt of tried) {
-      if (attempt.outcome !== 'abandoned') continue
-      const reply = pending.get(attempt.peer)
-      if (reply === undefined) continue
-      reply.then(
-        (r) => {
-          if (stopped || !('receipt' in r)) return
-          try {
-            const receipt = verifyReceipt(r.receipt)
-            if (receipt.executor !== attempt.peer || receipt.request !== certificate.id) return
-            if (receipt.outputHash === certificate.outputHash) return
-            // evidence only against a certificate of its own build (see verifyConflict)
-            if (certificate.receipts.some((a) => a.build !== receipt.build)) return
-            keepConflict({ receipt, certificate }, 'late')
-          } catch {
-            // an unsigned or foreign late reply proves nothing
-          }
-        },
-        () => {},
-      )
-    }
-  }
-
-  /**
    * A certified run's writes, handed to the holders of each namespace it wrote (in parallel: each
    * namespace commits on its own, see docs/apps.md), with the standing grants the holders keep for
    * the function. A refusal (WRITE_CONFLICT, a missing grant, the write policy) is reported, not
    * thrown: the value stays certified either way.
    */
   function commitRun(result: InvokeResult): Promise<CommitOutcome[]> {
-    const written = (result.output.store ?? []).filter((e) => e.writes.length > 0)
-    return Promise.all(
-      written.map(async (effects): Promise<CommitOutcome> => {
-        const commit = createFunctionCommit({
-          request: result.certificate.id,
-          effects,
-          certificate: result.certificate,
-          output: result.output,
-        })
-        try {
-          return await c.stores.commit(commit)
-        } catch (err) {
-          return { ns: effects.ns, error: CovenantError.from(err).toJSON() }
-        }
-      }),
-    )
+    return commitRunWrites({ id: result.certificate.id, ...result }, (commit) => c.stores.commit(commit))
   }
 
   await net.handle(EXEC_PROTOCOL, {
@@ -335,6 +303,8 @@ async function createExecService(
     readTimeoutMs: 10_000,
     runTimeoutMs: EXEC_HANDLER_TIMEOUT_MS,
     maxPerPeer: 8,
+    // a gateway keeps one stream to each executor for all its calls (net/session.ts)
+    sessions: true,
     handler: (msg, from, signal) =>
       execute(msg.request, AbortSignal.any([signal, deadlineSignal(msg.request)]), from),
   })
@@ -358,9 +328,11 @@ async function createExecService(
     const manifest = await c.manifest(request.fn)
     lap('manifest')
     const pending = new Map<string, Promise<ExecReply>>()
-    const send: SendExec = (peer, r, { timeoutMs }) => {
-      // The invocation's abort signal is not passed on: an abandoned executor's stream stays
-      // open until its own timeout so a late receipt can still be checked (see watchLate).
+    // Neither the invocation's abort signal nor its timeout for the executor is passed on: an
+    // abandoned executor's request stays open until the request's deadline, so a late receipt can
+    // still be checked (see watchLateReceipts); invoke stops waiting for it on its own.
+    const ask = (peer: string, r: SignedRequest, waitMs = 0): Promise<ExecReply> => {
+      const timeoutMs = replyWindowMs(r, waitMs)
       const p =
         peer === self
           ? execute(r, AbortSignal.timeout(timeoutMs), self)
@@ -368,9 +340,13 @@ async function createExecService(
               peer,
               EXEC_PROTOCOL,
               { request: r },
-              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema },
+              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
             )
       p.catch(() => {})
+      return p
+    }
+    const send: SendExec = (peer, r, { timeoutMs }) => {
+      const p = ask(peer, r, timeoutMs)
       pending.set(peer, p)
       return p
     }
@@ -389,7 +365,18 @@ async function createExecService(
     lap('quorum')
     for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
     for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
-    watchLate(pending, result.tried, result.certificate)
+    watchLateReceipts(
+      pending,
+      result.tried,
+      result.certificate,
+      (conflict) => {
+        if (!stopped) keepConflict(conflict, 'late')
+      },
+      {
+        askAgain: (peer) =>
+          stopped ? Promise.reject(new CovenantError('NOT_STARTED', 'the node stopped')) : ask(peer, request),
+      },
+    )
     return result
   }
 

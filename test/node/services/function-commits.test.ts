@@ -345,4 +345,24 @@ describe('functions that write, on a 5-node devnet', { timeout: 300_000 }, () =>
     await rejectsWith(send(own, forged), 'INVALID_CERTIFICATE', /view/)
     assert.deepEqual(await contents(), before)
   })
+
+  it('commits a direct call’s writes from the SDK, as a gateway would have', async () => {
+    const direct = await connect({ nodes: devnet.nodes.map((n) => n.http), direct: true })
+    try {
+      const grace = await generateKey()
+      const result = await direct.invoke(book.fn, 'sign', [book.ns, 'Grace', 'called directly'], {
+        stores: [book.ns],
+        key: grace,
+      })
+      assert.deepEqual(
+        result.commits.map((c) => ('error' in c ? c.error.code : c.id)),
+        [result.certificate.id],
+      )
+      const { n } = result.value as { n: number }
+      const entry = await net.store(book.ns).get(`entries/${String(n).padStart(8, '0')}`)
+      assert.deepEqual(entry.value, result.value)
+    } finally {
+      await direct.close()
+    }
+  })
 })

@@ -228,6 +228,21 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     assert.equal(await count(), 5)
   })
 
+  it('hands over the jobs of a run the SDK made itself (direct), as a gateway would, and they run', async () => {
+    const start = (await count()) as number
+    const direct = await connect({ nodes: live(), direct: true })
+    try {
+      const run = await direct.invoke(fn, 'addLater', [ns, fn], { stores: [ns], key: owner })
+      assert.equal(run.value, 'enqueued')
+      assert.ok(run.jobs !== undefined && 'jobs' in run.jobs, JSON.stringify(run.jobs))
+      const [child] = run.jobs.jobs
+      assert.equal((await net.job(child.id).wait()).value, start + 1)
+      assert.equal(await count(), start + 1)
+    } finally {
+      await direct.close()
+    }
+  })
+
   it(`${COUNTED} jobs that each add 1 to one counter end with it ${COUNTED} higher, one entry per job`, async () => {
     const start = (await count()) as number
     const { head } = await net.store(ns).info()
