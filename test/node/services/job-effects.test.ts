@@ -93,8 +93,14 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     ids = devnet.nodes.map((n) => n.peerId)
     net = await connect({ nodes: devnet.nodes.map((n) => n.http) })
     owner = await generateKey()
-    // the owner enqueues every job here and pays for each: 1 cr from each node's faucet
-    await net.faucet(1_000_000_000, { key: owner })
+    // the owner enqueues every job here and pays for each: 1 cr from each node's faucet (asked
+    // again until every node minted: a node whose faucet answer was lost would otherwise extend
+    // only its credit, and the owner's jobs there would end PAYMENT_REQUIRED once it is spent)
+    const minted = new Set<string>()
+    await waitFor('every node’s faucet', async () => {
+      for (const peer of (await net.faucet(1_000_000_000, { key: owner })).from) minted.add(peer)
+      return minted.size === NODES ? true : undefined
+    })
     fn = (await net.deploy(COUNTER, { key: owner })).cid
     ns = (await net.createStore('counter', { public: true, key: owner })).ns
     const grant = await net.grant({
@@ -278,11 +284,16 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
       3_000_000,
       2000,
     )
+    // the jobs that failed first, with their errors, so a miscount says why
+    const failed = await net.jobs({ status: 'failed', enqueuer: keyId(owner) })
+    assert.deepEqual(
+      failed.map((j) => [j.id, j.error?.code, j.error?.message]),
+      [],
+    )
     assert.equal(await count(), start + COUNTED)
     const entries = (await entriesAfter(head.seq)).filter((e) => e.kind === 'function')
     assert.equal(entries.length, COUNTED)
     assert.deepEqual(new Set(entries.map((e) => e.id)), jobIds, 'one entry per job, under its id')
-    assert.deepEqual(await net.jobs({ status: 'failed', enqueuer: keyId(owner) }), [])
     // every keeper paid the executors of its attempts exactly what they charged it
     let differences: unknown
     await waitFor(
