@@ -136,6 +136,23 @@ const MAX_INLINE_CATCH_UP = 64
 /** Entries (and CIDs) asked for per catch-up request. */
 const PULL_PAGE = 100
 
+/**
+ * The requests of a commit's path (a gateway's commit, a primary's offers, the heads it compares),
+ * whose replies are a head or a commit's result: they go on the holder's session of the store
+ * protocol (net/session.ts), one frame each way instead of a new stream each. Pages of entries
+ * and reads, whose replies may take megabytes, keep their own streams, so they never hold up a
+ * commit's reply behind them.
+ */
+const SMALL_REPLIES: ReadonlySet<StoreRequest['type']> = new Set([
+  'commit',
+  'check',
+  'append',
+  'head',
+  'nudge',
+])
+/** The most a reply to one of {@link SMALL_REPLIES} may take: a head, a commit's result, an error. */
+const MAX_SMALL_REPLY_BYTES = 64 * 1024
+
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
   'PEER_UNREACHABLE',
@@ -445,10 +462,12 @@ async function createDatastoreService(
   ): Promise<T> {
     // DAG-CBOR has no `undefined`: an option not given is a field not sent
     const sent = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined))
+    const small = SMALL_REPLIES.has(msg.type)
     return net.request(peer, STORE_PROTOCOL, sent, {
       timeoutMs,
-      maxReplyBytes: MAX_STORE_REPLY_BYTES,
+      maxReplyBytes: small ? MAX_SMALL_REPLY_BYTES : MAX_STORE_REPLY_BYTES,
       schema,
+      session: small,
     })
   }
 
@@ -1043,6 +1062,7 @@ async function createDatastoreService(
     maxBytes: MAX_STORE_MESSAGE_BYTES,
     maxInboundStreams: 32,
     runTimeoutMs: COMMIT_TIMEOUT_MS,
+    sessions: true,
     handler: onRequest,
   })
 
