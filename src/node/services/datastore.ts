@@ -57,6 +57,7 @@ import {
   ListReplySchema,
   MAX_STORE_MESSAGE_BYTES,
   MAX_STORE_REPLY_BYTES,
+  MAX_VALUE_BYTES,
   namespaceId,
   namespaceKeyBytes,
   OkReplySchema,
@@ -137,21 +138,23 @@ const MAX_INLINE_CATCH_UP = 64
 const PULL_PAGE = 100
 
 /**
- * The requests of a commit's path (a gateway's commit, a primary's offers, the heads it compares),
- * whose replies are a head or a commit's result: they go on the holder's session of the store
- * protocol (net/session.ts), one frame each way instead of a new stream each. Pages of entries
- * and reads, whose replies may take megabytes, keep their own streams, so they never hold up a
- * commit's reply behind them.
+ * The requests of a commit's path (a gateway's commit, a primary's offers, the heads it compares)
+ * and a one-key read (`get`, `info`: a function's reads at fixed versions), whose replies are
+ * small: they go on the holder's session of the store protocol (net/session.ts), one frame each
+ * way instead of a new stream each. Pages of entries, keys and versions, whose replies may take
+ * megabytes, keep their own streams, so they never hold up a commit's reply behind them.
  */
-const SMALL_REPLIES: ReadonlySet<StoreRequest['type']> = new Set([
+const ON_SESSION: ReadonlySet<StoreRequest['type']> = new Set([
   'commit',
   'check',
   'append',
   'head',
   'nudge',
+  'info',
+  'get',
 ])
-/** The most a reply to one of {@link SMALL_REPLIES} may take: a head, a commit's result, an error. */
-const MAX_SMALL_REPLY_BYTES = 64 * 1024
+/** The most a reply to one of {@link ON_SESSION} may take: one value of the largest size, with its envelope. */
+const MAX_SESSION_REPLY_BYTES = MAX_VALUE_BYTES + 64 * 1024
 
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
@@ -469,12 +472,12 @@ async function createDatastoreService(
   ): Promise<T> {
     // DAG-CBOR has no `undefined`: an option not given is a field not sent
     const sent = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined))
-    const small = SMALL_REPLIES.has(msg.type)
+    const session = ON_SESSION.has(msg.type)
     return net.request(peer, STORE_PROTOCOL, sent, {
       timeoutMs,
-      maxReplyBytes: small ? MAX_SMALL_REPLY_BYTES : MAX_STORE_REPLY_BYTES,
+      maxReplyBytes: session ? MAX_SESSION_REPLY_BYTES : MAX_STORE_REPLY_BYTES,
       schema,
-      session: small,
+      session,
     })
   }
 
