@@ -11,7 +11,9 @@
  * committed by the gateway on the namespace's holders, called through the SDK (which signs the
  * request and checks the certificate against a view from every node); its throughput with 8
  * calls in flight; the guestbook's `sign` (two reads at the versions the request fixes, three
- * writes); and where the time goes, from the gateway's Server-Timing stages.
+ * writes); and where the time goes: the gateway's Server-Timing stages, and the namespace
+ * primary's (its lock, prepare, the other holders' check and append rounds, its own apply) from
+ * every node's `covenant_store_commit_stage_seconds`.
  *
  *   npm run bench:store
  */
@@ -90,6 +92,41 @@ function stages(headers: readonly string[]): Record<string, number> {
   return Object.fromEntries([...by].map(([stage, ms]) => [stage, latency(ms).p50]))
 }
 
+/** Seconds and commits so far per stage of `kind`'s commits on the primaries, from every node's /metrics. */
+async function primaryStages(
+  nodes: readonly { http: string }[],
+  kind: string,
+): Promise<Map<string, [number, number]>> {
+  const totals = new Map<string, [number, number]>()
+  const line = /^covenant_store_commit_stage_seconds_(sum|count)\{([^}]*)\} ([\d.e+-]+)$/
+  for (const node of nodes)
+    for (const text of (await (await fetch(`${node.http}/metrics`)).text()).split('\n')) {
+      const m = line.exec(text)
+      if (m === null || !m[2].includes(`kind="${kind}"`)) continue
+      const stage = /stage="(\w+)"/.exec(m[2])?.[1] ?? '?'
+      const [sum, count] = totals.get(stage) ?? [0, 0]
+      totals.set(stage, m[1] === 'sum' ? [sum + Number(m[3]), count] : [sum, count + Number(m[3])])
+    }
+  return totals
+}
+
+/** The mean ms of each primary stage of `kind`'s commits made while `during` ran. */
+async function primaryStagesOf(
+  nodes: readonly { http: string }[],
+  kind: string,
+  during: () => Promise<unknown>,
+): Promise<Record<string, number>> {
+  const before = await primaryStages(nodes, kind)
+  await during()
+  const after = await primaryStages(nodes, kind)
+  return Object.fromEntries(
+    [...after].map(([stage, [sum, count]]) => {
+      const [sum0, count0] = before.get(stage) ?? [0, 0]
+      return [stage, count > count0 ? round(((sum - sum0) / (count - count0)) * 1000, 2) : 0]
+    }),
+  )
+}
+
 // --- the network -------------------------------------------------------------------------------
 const devnet = await startDevnet({
   dir: join(dir, 'devnet'),
@@ -125,7 +162,11 @@ try {
   // warm both paths, then measure
   await timeEach(10, (i) => viaOutsider.commit([{ key: 'counter', value: i }]))
   await timeEach(10, baselineWrite)
-  const commits = latency(await timeEach(COMMITS, (i) => viaOutsider.commit([{ key: 'counter', value: i }])))
+  let keyTimes: number[] = []
+  const keyStages = await primaryStagesOf(devnet.nodes, 'key', async () => {
+    keyTimes = await timeEach(COMMITS, (i) => viaOutsider.commit([{ key: 'counter', value: i }]))
+  })
+  const commits = latency(keyTimes)
   const baseWrites = latency(await timeEach(COMMITS, baselineWrite))
   row('key commit, 1 key (via a non-holder)', commits, baseWrites)
 
@@ -180,17 +221,21 @@ try {
   // where a function commit's time goes: the gateway's stages, over requests sent as the SDK does
   const timings: string[] = []
   const gateway = devnet.nodes[0].http
-  await timeEach(30, async (i) => {
-    const { request } = createRequest(caller, { fn, export: 'put', args: [fnNs, `t${i % 16}`, i] })
-    const res = await fetch(`${gateway}${invokeRoute.path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ request: requestToJSON(request) }),
-    })
-    await res.json()
-    timings.push(res.headers.get('server-timing') ?? '')
-  })
+  const fnStages = await primaryStagesOf(devnet.nodes, 'function', () =>
+    timeEach(30, async (i) => {
+      const { request } = createRequest(caller, { fn, export: 'put', args: [fnNs, `t${i % 16}`, i] })
+      const res = await fetch(`${gateway}${invokeRoute.path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ request: requestToJSON(request) }),
+      })
+      await res.json()
+      timings.push(res.headers.get('server-timing') ?? '')
+    }),
+  )
   results.push({ op: 'function commit: gateway stages, p50 ms', stages: stages(timings) })
+  results.push({ op: 'function commit: primary stages, mean ms', stages: fnStages })
+  results.push({ op: 'key commit: primary stages, mean ms', stages: keyStages })
 } finally {
   await devnet.stop()
   await server.close()

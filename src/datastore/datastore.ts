@@ -292,6 +292,47 @@ function fail(code: 'ENTRY_INVALID' | 'NAMESPACE_INVALID' | 'INVALID_CERTIFICATE
   throw new CovenantError(code, message)
 }
 
+/**
+ * The latest value of every key present under `:prefix` at version `:at`, after `:after`, with
+ * `bound` as an upper bound on the keys scanned.
+ */
+function listKeys(bound: string): string {
+  return `SELECT key, seq, value FROM kv AS k
+       WHERE ns = :ns AND key >= :prefix ${bound} AND key > :after
+         AND substr(key, 1, length(:prefix)) = :prefix
+         AND seq = (SELECT max(seq) FROM kv WHERE ns = k.ns AND key = k.key AND seq <= :at)
+         AND value IS NOT NULL
+       ORDER BY key LIMIT :limit`
+}
+
+/**
+ * Where the keys under `prefix` end, in SQLite's order (UTF-8 bytes, which is code point order):
+ * the prefix with its last code point one higher. A listing then scans only the keys under its
+ * prefix, not every key after it: a namespace's standing grants (`_grants/`) sort before every key
+ * that starts with a lower-case letter, and each function commit walked every version of those.
+ * Undefined for `''`, or a last code point that cannot be raised to a scalar value: every key
+ * after the prefix then.
+ */
+function prefixEnd(prefix: string): string | undefined {
+  const points = [...prefix]
+  const last = points.pop()?.codePointAt(0)
+  if (last === undefined || last >= 0x10ffff || (last >= 0xd7ff && last <= 0xdfff)) return undefined
+  return points.join('') + String.fromCodePoint(last + 1)
+}
+
+/** The rows of the listing `params` asks for, through the bounded statement where it can be. */
+function listRows(
+  stmt: { list: StatementSync; listAll: StatementSync },
+  params: { ns: string; prefix: string; after: string; at: number; limit: number },
+): Array<{ key: string; seq: number; value: Uint8Array | null }> {
+  const end = prefixEnd(params.prefix)
+  const rows = end === undefined ? stmt.listAll.all(params) : stmt.list.all({ ...params, end })
+  return rows as Array<{ key: string; seq: number; value: Uint8Array | null }>
+}
+
+/** Standing grants whose chains one datastore keeps read (a few KiB each). */
+const READ_GRANTS_MAX = 256
+
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
@@ -340,13 +381,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
     versions: db.prepare(
       'SELECT seq, value FROM kv WHERE ns = ? AND key = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
     ),
-    list: db.prepare(
-      `SELECT key, seq, value FROM kv AS k
-       WHERE ns = :ns AND key >= :prefix AND key > :after AND substr(key, 1, length(:prefix)) = :prefix
-         AND seq = (SELECT max(seq) FROM kv WHERE ns = k.ns AND key = k.key AND seq <= :at)
-         AND value IS NOT NULL
-       ORDER BY key LIMIT :limit`,
-    ),
+    list: db.prepare(listKeys('AND key < :end')),
+    listAll: db.prepare(listKeys('')),
     revoked: db.prepare(
       'SELECT 1 AS x FROM revocations WHERE ns = ? AND revoked = ? AND effective <= ? AND seq < ? LIMIT 1',
     ),
@@ -360,6 +396,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
   } satisfies Record<string, StatementSync>
 
   let closed = false
+  /** Standing grants' chains by their stored bytes (see `keptGrant`). */
+  const readGrants = new Map<string, GrantChain>()
 
   /** Runs `body` in one immediate transaction; any failure rolls all of it back. */
   const transaction = <T>(body: () => T): T => {
@@ -451,6 +489,24 @@ export function openDatastore(init: DatastoreInit): Datastore {
   }
 
   /**
+   * A standing grant's chain, as read from its stored value (GRANT_MALFORMED, from grantFromJSON,
+   * for one that is not a grant). Every function commit reads the same few values, and reading one
+   * decodes and re-encodes each token: the chains read are kept, by their exact bytes (reading is a
+   * pure function of them). Whether a chain holds is still checked at every commit (verifyGrant).
+   */
+  const keptGrant = (value: Uint8Array | null): GrantChain => {
+    const bytesKey = value === null ? undefined : Buffer.from(value).toString('latin1')
+    const known = bytesKey === undefined ? undefined : readGrants.get(bytesKey)
+    if (known !== undefined) return known
+    const { chain } = grantFromJSON(decodeValue(value))
+    if (bytesKey !== undefined) {
+      if (readGrants.size >= READ_GRANTS_MAX) readGrants.delete(readGrants.keys().next().value as string)
+      readGrants.set(bytesKey, chain)
+    }
+    return chain
+  }
+
+  /**
    * The standing grants the namespace held for the function `fn` before entry `seq` that hold at
    * `at` (docs/apps.md): an expired or revoked one left in place does not spoil a newer one. If
    * none holds, the first one's refusal; none kept is GRANT_MISSING (from authorizeWrite).
@@ -462,18 +518,18 @@ export function openDatastore(init: DatastoreInit): Datastore {
     at: number,
     isRevoked: (cid: string, t: number) => boolean,
   ): GrantChain[] => {
-    const kept = stmt.list.all({
+    const kept = listRows(stmt, {
       ns: ns.id,
       prefix: standingGrantsPrefix(fn),
       after: '',
       at: seq - 1,
       limit: 64,
-    }) as Array<{ value: Uint8Array }>
+    })
     const holding: GrantChain[] = []
     let first: unknown
     for (const row of kept) {
       try {
-        const { chain } = grantFromJSON(decodeValue(row.value))
+        const chain = keptGrant(row.value)
         verifyGrant(chain, { namespace: ns.id, owner: ns.owner, writer: { fn }, now: at, isRevoked })
         holding.push(chain)
       } catch (err) {
@@ -669,15 +725,16 @@ export function openDatastore(init: DatastoreInit): Datastore {
   }
 
   /** The last entry that passed every check, and the head it was checked on. */
-  let passed: { ns: string; head: string; cid: string; recorded: Recorded } | undefined
+  let passed: { ns: string; head: string; cid: string; entry: Entry; recorded: Recorded } | undefined
 
   /** An entry another holder built, checked as the next one here, or the result it already had. */
   const replicated = (
     bytes: Uint8Array,
   ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
-    const entry = decodeEntry(bytes)
+    // the entry a holder checked is offered again to be applied: the same bytes (by their CID), read once
+    const cid = bytes instanceof Uint8Array ? entryCid(bytes) : ''
+    const entry = cid !== '' && passed?.cid === cid ? passed.entry : decodeEntry(bytes)
     const ns = info(row(entry.ns))
-    const cid = entryCid(bytes)
     const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
     if (present !== undefined) {
       if (present.cid === cid) return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: true }
@@ -705,7 +762,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     if (passed?.ns === ns.id && passed.head === ns.head.cid && passed.cid === cid)
       return { ns, entry, recorded: passed.recorded }
     const recorded = check(ns, entry, entry.at, entry.seq)
-    passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+    passed = { ns: ns.id, head: ns.head.cid, cid, entry, recorded }
     return { ns, entry, recorded }
   }
 
@@ -768,7 +825,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
         if ('duplicate' in next) return next
         const { ns, entry, bytes, recorded } = next
         const cid = entryCid(bytes)
-        passed = { ns: ns.id, head: ns.head.cid, cid, recorded }
+        passed = { ns: ns.id, head: ns.head.cid, cid, entry, recorded }
         return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes }
       })
     },
@@ -863,13 +920,13 @@ export function openDatastore(init: DatastoreInit): Datastore {
       const n = info(row(ns))
       const prefix = options.prefix === undefined || options.prefix === '' ? '' : keyOption(options.prefix)
       const after = options.after === undefined ? '' : keyOption(options.after)
-      const rows = stmt.list.all({
+      const rows = listRows(stmt, {
         ns: n.id,
         prefix,
         after,
         at: seqOption(n, options.at),
         limit: limitOption(options.limit, 100),
-      }) as Array<{ key: string; seq: number; value: Uint8Array }>
+      })
       return rows.map((r) => ({ key: r.key, value: decodeValue(r.value), version: Number(r.seq) }))
     },
 

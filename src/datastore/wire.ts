@@ -1,8 +1,9 @@
 /**
  * The store protocol's messages, `/covenant/store/1.0.0`: how a namespace's holders replicate it
- * and how any node asks a holder for a commit or a read. One request, one reply per stream,
- * length-prefixed DAG-CBOR like every Covenant protocol; why a node will not answer travels as the
- * protocol's error reply. Every entry, descriptor and revocation a message carries is checked by
+ * and how any node asks a holder for a commit or a read. One request, one reply, length-prefixed
+ * DAG-CBOR like every Covenant protocol (a commit's requests and one-key reads travel on a
+ * session, the others on a stream each); why a node will not answer travels as the protocol's
+ * error reply. Every entry, descriptor and revocation a message carries is checked by
  * the receiver itself (they are self-certifying), so a message is never taken on the sender's word.
  */
 import { z } from 'zod'

@@ -195,6 +195,36 @@ describe('commits to a namespace', () => {
     )
   })
 
+  it('lists exactly the keys under a prefix, whatever code points end it or follow it', async () => {
+    // the listing scans up to the prefix with its last code point raised: keys just past that
+    // bound, and prefixes whose last code point cannot be raised, list as a whole scan would
+    const keys = [
+      'p/',
+      'p/a',
+      'p/\u{10ffff}',
+      'p/\u{10ffff}z',
+      'p0',
+      'p/é',
+      'p\u{10ffff}',
+      'p\u{10ffff}x',
+      'q',
+    ]
+    store.commit(
+      await write(
+        owner,
+        keys.map((key, i) => ({ key, value: i })),
+      ),
+    )
+    const listed = (prefix: string) => store.list(ns, { prefix }).map((e) => e.key)
+    assert.deepEqual(listed('p/'), ['p/', 'p/a', 'p/é', 'p/\u{10ffff}', 'p/\u{10ffff}z'])
+    assert.deepEqual(listed('p/\u{10ffff}'), ['p/\u{10ffff}', 'p/\u{10ffff}z'])
+    assert.deepEqual(listed('p\u{10ffff}'), ['p\u{10ffff}', 'p\u{10ffff}x'])
+    assert.deepEqual(
+      listed('p'),
+      keys.filter((k) => k.startsWith('p')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+    )
+  })
+
   it('applies a function’s writes certified by a quorum, under the grant its CID holds', () => {
     const result = store.commit(
       functionCommit({ writes: [{ key: 'entries/1', value: { name: 'Ada', text: 'hello' } }], reads: [] }),

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { after, before, describe, it } from 'node:test'
 import { encodeKey, generateKey, keyId, type PrivateKey } from '../../src/keys/index.ts'
@@ -24,23 +24,24 @@ const CHILD = new URL('../fixtures/ledger-child.ts', import.meta.url).pathname
 /** Committed changes seen before the kill: enough that the child is in full flow. */
 const KILL_AFTER = 40
 
-/** Runs the child until it has reported `KILL_AFTER` lines, kills it, and returns every line it wrote. */
-async function killMidway(args: string[]): Promise<string[]> {
-  const child: ChildProcess = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Runs the child until it has printed `KILL_AFTER` lines, kills it, and returns every line of its
+ * progress file `progress` (written before each print, and never behind the ledger).
+ */
+async function killMidway(args: string[], progress: string): Promise<string[]> {
+  const child: ChildProcess = spawn(process.execPath, [CHILD, ...args, progress], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const stderr: string[] = []
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()))
-  const lines: string[] = []
+  let printed = 0
   const exited = once(child, 'exit')
-  const drained = once(child.stdout!, 'close')
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(line)
-    if (lines.length === KILL_AFTER) child.kill('SIGKILL')
+  createInterface({ input: child.stdout! }).on('line', () => {
+    if (++printed === KILL_AFTER) child.kill('SIGKILL')
   })
   const [code, signal] = await exited
   assert.equal(signal, 'SIGKILL', `the child ended by itself (${code}): ${stderr.join('')}`)
-  // lines still in the pipe when it died are read to the end
-  await drained
-  return lines
+  return (await readFile(progress, 'utf8')).split('\n').filter((line) => line !== '')
 }
 
 async function keyFile(
@@ -64,7 +65,7 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
     const [payeeKey, payeeFile] = await keyFile(dir, 'payee.key')
     const [payerKey, payerFile] = await keyFile(dir, 'payer.key')
     const path = dir.file('payee.db')
-    const lines = await killMidway(['payee', path, payeeFile, payerFile])
+    const lines = await killMidway(['payee', path, payeeFile, payerFile], dir.file('payee.progress'))
     const last = Number(lines.at(-1)!.split(' ')[1])
     assert.ok(last >= KILL_AFTER)
 
@@ -76,7 +77,7 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
       ...networkOf([payee]).verifiers,
     })
     const account = ledger.account(keyId(payerKey))
-    // printed after its commit: the last line printed is in; at most the one after it is too
+    // written after its commit: the last line written is in; at most the one after it is too
     assert.ok(account.seq === last || account.seq === last + 1, `seq ${account.seq} after ${last}`)
     assert.equal(account.received, 1000 * account.seq, 'never part of a cheque')
     const best = ledger.applyCheque(
@@ -104,7 +105,7 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
     const [payerKey, payerFile] = await keyFile(dir, 'caller.key')
     const [executorKey, executorFile] = await keyFile(dir, 'executor.key')
     const path = dir.file('payer.db')
-    const lines = await killMidway(['payer', path, payerFile, executorFile])
+    const lines = await killMidway(['payer', path, payerFile, executorFile], dir.file('payer.progress'))
     const [, lastSeq, lastCumulative] = lines.at(-1)!.split(' ').map(Number)
 
     const executor = simpleParty(executorKey)
@@ -119,7 +120,7 @@ describe('a ledger killed mid-settlement', { timeout: 120_000 }, () => {
       history.reduce((sum, c) => sum + c.amount, 0),
     )
     for (const c of history) assert.equal(c.amount, chargeFor(executor.covenant.config.execute, c.fuel!))
-    // the newest cheque is the last printed, or the one after it; it is stored whole and pending
+    // the newest cheque is the last one written down, or the one after it; it is stored whole and pending
     assert.ok(account.seq === lastSeq || account.seq === lastSeq + 1, `seq ${account.seq} after ${lastSeq}`)
     if (account.seq === lastSeq) assert.equal(account.paid, lastCumulative)
     const [pending] = ledger.pending()

@@ -21,7 +21,7 @@
  */
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import { z } from 'zod'
 import {
   commitRoute,
@@ -57,6 +57,7 @@ import {
   ListReplySchema,
   MAX_STORE_MESSAGE_BYTES,
   MAX_STORE_REPLY_BYTES,
+  MAX_VALUE_BYTES,
   namespaceId,
   namespaceKeyBytes,
   OkReplySchema,
@@ -135,6 +136,25 @@ const MAX_COMMIT_ATTEMPTS = 3
 const MAX_INLINE_CATCH_UP = 64
 /** Entries (and CIDs) asked for per catch-up request. */
 const PULL_PAGE = 100
+
+/**
+ * The requests of a commit's path (a gateway's commit, a primary's offers, the heads it compares)
+ * and a one-key read (`get`, `info`: a function's reads at fixed versions), whose replies are
+ * small: they go on the holder's session of the store protocol (net/session.ts), one frame each
+ * way instead of a new stream each. Pages of entries, keys and versions, whose replies may take
+ * megabytes, keep their own streams, so they never hold up a commit's reply behind them.
+ */
+const ON_SESSION: ReadonlySet<StoreRequest['type']> = new Set([
+  'commit',
+  'check',
+  'append',
+  'head',
+  'nudge',
+  'info',
+  'get',
+])
+/** The most a reply to one of {@link ON_SESSION} may take: one value of the largest size, with its envelope. */
+const MAX_SESSION_REPLY_BYTES = MAX_VALUE_BYTES + 64 * 1024
 
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
@@ -288,6 +308,13 @@ function storeMetrics(c: Pick<NodeComponents, 'metrics'>, namespaces: () => numb
       name: 'covenant_store_appends_total',
       help: 'entries offered to this node by a primary, by outcome (checked, applied, duplicate or error code)',
       labelNames: ['outcome'],
+      registers,
+    }),
+    stages: new Histogram({
+      name: 'covenant_store_commit_stage_seconds',
+      help: 'where the commits this node applied as a primary spent their time: waiting for the namespace lock, checking and building the entry (prepare), the other holders checking it (check) and applying it (append), applying it here (apply)',
+      labelNames: ['kind', 'stage'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
     pulled: new Counter({
@@ -445,10 +472,12 @@ async function createDatastoreService(
   ): Promise<T> {
     // DAG-CBOR has no `undefined`: an option not given is a field not sent
     const sent = Object.fromEntries(Object.entries(msg).filter(([, v]) => v !== undefined))
+    const session = ON_SESSION.has(msg.type)
     return net.request(peer, STORE_PROTOCOL, sent, {
       timeoutMs,
-      maxReplyBytes: MAX_STORE_REPLY_BYTES,
+      maxReplyBytes: session ? MAX_SESSION_REPLY_BYTES : MAX_STORE_REPLY_BYTES,
       schema,
+      session,
     })
   }
 
@@ -552,13 +581,13 @@ async function createDatastoreService(
     await knowFunctionOf(commit)
     let outcome = 'applied'
     let seqApplied: number | undefined
-    // what each stage cost, for the log line (like the gateway's `invoke`)
+    // what each stage cost, for the log line (like the gateway's `invoke`) and the stage histogram
     const started = performance.now()
     const ms: Record<string, number> = {}
     let mark = started
     const lap = (stage: string): void => {
       const t = performance.now()
-      ms[stage] = Math.round((ms[stage] ?? 0) + (t - mark))
+      ms[stage] = (ms[stage] ?? 0) + (t - mark)
       mark = t
     }
     try {
@@ -614,6 +643,9 @@ async function createDatastoreService(
       throw err
     } finally {
       metrics.commits.inc({ outcome })
+      if (outcome === 'applied')
+        for (const [stage, t] of Object.entries(ms))
+          metrics.stages.observe({ kind: commit.kind, stage }, t / 1000)
       const total = Math.round(performance.now() - started)
       logger.info({
         event: 'store-commit',
@@ -621,7 +653,7 @@ async function createDatastoreService(
         id: commit.id,
         seq: seqApplied,
         outcome,
-        ms: { ...ms, total },
+        ms: { ...Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])), total },
       })
     }
   }
@@ -1043,6 +1075,7 @@ async function createDatastoreService(
     maxBytes: MAX_STORE_MESSAGE_BYTES,
     maxInboundStreams: 32,
     runTimeoutMs: COMMIT_TIMEOUT_MS,
+    sessions: true,
     handler: onRequest,
   })
 
