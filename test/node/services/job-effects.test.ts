@@ -249,7 +249,7 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     }
   })
 
-  it(`${COUNTED} jobs that each add 1 to one counter end with it ${COUNTED} higher, one entry per job`, async () => {
+  it(`${COUNTED} jobs that each add 1 to one counter end with it ${COUNTED} higher, one entry per job`, async (t) => {
     const start = (await count()) as number
     const { head } = await net.store(ns).info()
     const nodes = live()
@@ -356,28 +356,83 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
         after = page.next
       }
     assert.ok(ownerJobs.size >= COUNTED)
-    const pending = [...ownerJobs]
-    let charged = 0
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
-          const info = await net.job(id, { key: owner }).status()
-          charged += info.charges.reduce((n, c) => n + c.amount, 0)
-        }
-      }),
-    )
-    assert.ok(charged > 0)
-    const liveIds = new Set(devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => n.peerId))
-    await waitFor('the owner and the keepers to reconcile', async () => {
-      await net.settle({ key: owner })
-      const payer = keyId(owner)
-      const mine = (await net.balance({ key: owner }))!.accounts
-        .filter((a) => liveIds.has(a.payee))
-        .map((a) => ({ payer, payee: a.payee, charged: a.owed, paid: a.paid, granted: a.granted }))
-      const theirs = await Promise.all(
-        devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => payeeStatement(n.http, n.peerId, payer)),
+    // each keeper's charges by the states the owner read (the SDK records those): a keeper whose
+    // payee side says more charged from a state the owner never read
+    const readAll = async () => {
+      const pending = [...ownerJobs]
+      const byKeeper = new Map<string, number>()
+      const byJob = new Map<string, Map<string, number>>()
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
+            const info = await net.job(id, { key: owner }).status()
+            const mine = new Map<string, number>()
+            for (const c of info.charges) {
+              byKeeper.set(c.keeper, (byKeeper.get(c.keeper) ?? 0) + c.amount)
+              mine.set(c.keeper, c.amount)
+            }
+            byJob.set(id, mine)
+          }
+        }),
       )
-      return reconcile(mine, theirs).ok ? true : undefined
+      return { byKeeper, byJob }
+    }
+    const firstRead = await readAll()
+    assert.ok([...firstRead.byKeeper.values()].some((n) => n > 0))
+    const liveIds = new Set(devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => n.peerId))
+    // A read may come before a job's last state reached the keeper that answered it, or be
+    // answered by a keeper whose state lost to another's (a keeper that did not answer in time is
+    // left out): the SDK records each keeper's total as it reads, and the totals only grow, so the
+    // jobs are read again until the two sides agree.
+    let ownerDifferences: Array<{ differences: string[] }> = []
+    let lastRead = firstRead
+    let reads = 1
+    await waitFor(
+      'the owner and the keepers to reconcile',
+      async () => {
+        if (ownerDifferences.some((p) => p.differences.some((d) => d.startsWith('charged')))) {
+          lastRead = await readAll()
+          reads++
+        }
+        await net.settle({ key: owner })
+        const payer = keyId(owner)
+        const mine = (await net.balance({ key: owner }))!.accounts
+          .filter((a) => liveIds.has(a.payee))
+          .map((a) => ({ payer, payee: a.payee, charged: a.owed, paid: a.paid, granted: a.granted }))
+        const theirs = await Promise.all(
+          devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => payeeStatement(n.http, n.peerId, payer)),
+        )
+        const r = reconcile(mine, theirs)
+        ownerDifferences = r.pairs.filter((p) => p.differences.length > 0)
+        return r.ok ? true : undefined
+      },
+      300_000,
+      500,
+    ).catch((err: Error) => {
+      // what the job states said then and say now, by keeper, and the jobs whose charges changed
+      const again = lastRead
+      const changedJobs = [...again.byJob]
+        .filter(([id, now]) => {
+          const then = firstRead.byJob.get(id)
+          return [...now].some(([k, n]) => then?.get(k) !== n)
+        })
+        .slice(0, 10)
+        .map(([id, now]) => ({ id, first: [...(firstRead.byJob.get(id) ?? [])], last: [...now] }))
+      throw new Error(
+        `${err.message}\n${JSON.stringify(
+          {
+            pairs: ownerDifferences,
+            chargedByKeeperThen: [...firstRead.byKeeper],
+            chargedByKeeperNow: [...again.byKeeper],
+            reads,
+            changedJobs,
+            problems: net.payments?.problems.slice(-10),
+          },
+          null,
+          1,
+        )}`,
+      )
     })
+    if (reads > 1) t.diagnostic(`the owner read the jobs ${reads} times before the two sides agreed`)
   })
 })
