@@ -1,9 +1,8 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
+import { type Migration, openSqlite } from '../sqlite/index.ts'
 import { assertBlock, isSupportedCid, MAX_BLOCK_BYTES, verifyBlock } from './cid.ts'
 import { type ManifestLabel, manifestLabel, ownLabel } from './manifest.ts'
 import { normalizeTags } from './tags.ts'
@@ -91,9 +90,6 @@ const BlockMetaSchema = z.strictObject({
     .optional(),
 })
 
-/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const BLOCK_STORE_SCHEMA_VERSION = 2
-
 /** Labels of the manifest blocks in `db`: recomputed by the migration that brought labels in. */
 function relabelManifests(db: DatabaseSync): void {
   const rows = db.prepare('SELECT cid FROM blocks').all() as Array<{ cid: string }>
@@ -117,7 +113,7 @@ function relabelManifests(db: DatabaseSync): void {
 }
 
 // Each entry migrates from version i to i + 1. Append only: a released migration never changes.
-const MIGRATIONS: Array<string | ((db: DatabaseSync) => void)> = [
+const MIGRATIONS: Migration[] = [
   `CREATE TABLE blocks (
      cid TEXT PRIMARY KEY,
      bytes BLOB NOT NULL,
@@ -142,6 +138,9 @@ const MIGRATIONS: Array<string | ((db: DatabaseSync) => void)> = [
     relabelManifests(db)
   },
 ]
+
+/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
+export const BLOCK_STORE_SCHEMA_VERSION = MIGRATIONS.length
 
 interface Row {
   cid: string
@@ -170,28 +169,6 @@ function toInfo(row: Row): StoredBlockInfo {
   }
 }
 
-function migrate(db: DatabaseSync, path: string): void {
-  const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number }
-  if (current > MIGRATIONS.length)
-    throw new CovenantError(
-      'INTERNAL',
-      `block store ${path} has schema version ${current}, newer than this code knows (${MIGRATIONS.length})`,
-    )
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.exec('BEGIN IMMEDIATE')
-    try {
-      const step = MIGRATIONS[v]
-      if (typeof step === 'string') db.exec(step)
-      else step(db)
-      db.exec(`PRAGMA user_version = ${v + 1}`)
-      db.exec('COMMIT')
-    } catch (err) {
-      db.exec('ROLLBACK')
-      throw err
-    }
-  }
-}
-
 /**
  * Opens (creating if needed) a block store in one SQLite file. Every block is verified against
  * its CID when written and again when read, so the store never serves bytes that are not what
@@ -199,19 +176,7 @@ function migrate(db: DatabaseSync, path: string): void {
  */
 export function openBlockStore(init: BlockStoreInit): BlockStore {
   const now = init.now ?? Date.now
-  if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true })
-  const db = new DatabaseSync(init.path)
-  try {
-    // WAL + NORMAL: durable across process crashes, loses at most the last commits on power loss,
-    // and readers never wait for the writer.
-    db.exec('PRAGMA journal_mode = WAL')
-    db.exec('PRAGMA synchronous = NORMAL')
-    db.exec('PRAGMA busy_timeout = 5000')
-    migrate(db, init.path)
-  } catch (err) {
-    db.close()
-    throw err
-  }
+  const db = openSqlite(init.path, 'block store', MIGRATIONS)
 
   const stmt = {
     select: db.prepare('SELECT bytes FROM blocks WHERE cid = ?'),

@@ -6,9 +6,7 @@
  * synchronously: nothing can change the state between a check and the write it allows, and a
  * failure anywhere leaves nothing half-applied.
  */
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { StatementSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import {
@@ -26,6 +24,7 @@ import {
 import { cidForBytes } from '../content/index.ts'
 import type { JsonValue } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
+import { openSqlite } from '../sqlite/index.ts'
 import {
   type Commit,
   createRevocationCommit,
@@ -250,7 +249,6 @@ const SCHEMA = `
     revoked TEXT NOT NULL,
     effective INTEGER NOT NULL,
     bytes BLOB NOT NULL,
-    seq INTEGER NOT NULL,
     PRIMARY KEY (ns, cid)
   ) STRICT;
   CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
@@ -262,14 +260,15 @@ interface Recorded {
   revocation?: VerifiedRevocation
 }
 
-/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const DATASTORE_SCHEMA_VERSION = 2
-
 /**
- * From version 1, where revocations stood beside the history: each becomes one that holds from
- * the history's start (seq 0), as it did.
+ * The schema's steps, oldest first (`openSqlite` runs those a file lacks). From step 2, each
+ * revocation records the history's seq it holds from; those stored before it hold from the
+ * history's start (seq 0), as they did.
  */
-const MIGRATE_FROM_1 = 'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0'
+const MIGRATIONS = [SCHEMA, 'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0']
+
+/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
+export const DATASTORE_SCHEMA_VERSION = MIGRATIONS.length
 
 interface NamespaceRow {
   id: string
@@ -278,27 +277,6 @@ interface NamespaceRow {
   head_seq: number
   head_cid: string
   head_at: number
-}
-
-function open(path: string): DatabaseSync {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new DatabaseSync(path)
-  try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000')
-    const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
-    if (version > DATASTORE_SCHEMA_VERSION)
-      throw new CovenantError(
-        'INTERNAL',
-        `datastore ${path} has schema version ${version}, newer than this code`,
-      )
-    if (version === 0)
-      db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = ${DATASTORE_SCHEMA_VERSION}; COMMIT`)
-    if (version === 1) db.exec(`BEGIN IMMEDIATE; ${MIGRATE_FROM_1}; PRAGMA user_version = 2; COMMIT`)
-  } catch (err) {
-    db.close()
-    throw err
-  }
-  return db
 }
 
 // Rows are this holder's own writes, checked before they were stored: read back without re-verifying.
@@ -331,7 +309,7 @@ const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
  */
 export function openDatastore(init: DatastoreInit): Datastore {
   const now = init.now ?? Date.now
-  const db = open(init.path)
+  const db = openSqlite(init.path, 'datastore', MIGRATIONS)
   const stmt = {
     namespace: db.prepare('SELECT * FROM namespaces WHERE id = ?'),
     insertNamespace: db.prepare(

@@ -8,12 +8,9 @@
  * dispatcher puts its look off, and looks again when its view of the network changes, so a scan
  * touches only the jobs it may have to act on.
  */
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
-import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes } from '../keys/index.ts'
+import { openSqlite } from '../sqlite/index.ts'
 import { type JobDoc, JobDocSchema } from './effects.ts'
 import type { JobRecord } from './record.ts'
 import {
@@ -25,9 +22,6 @@ import {
   type JobStatus,
   wins,
 } from './state.ts'
-
-/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
-export const JOB_STORE_SCHEMA_VERSION = 1
 
 const SCHEMA = `
 CREATE TABLE jobs (
@@ -50,6 +44,12 @@ CREATE INDEX jobs_enqueuer ON jobs (enqueuer, id);
 CREATE INDEX jobs_status ON jobs (status, id);
 CREATE INDEX jobs_ended ON jobs (updated_at) WHERE settled = 1;
 `
+
+/** The schema's steps, oldest first (`openSqlite` runs those a file lacks). */
+const MIGRATIONS = [SCHEMA]
+
+/** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
+export const JOB_STORE_SCHEMA_VERSION = MIGRATIONS.length
 
 export interface StoredJob {
   id: string
@@ -101,26 +101,6 @@ interface Row {
   state: Uint8Array
 }
 
-function open(path: string): DatabaseSync {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new DatabaseSync(path)
-  try {
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000')
-    const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
-    if (version > JOB_STORE_SCHEMA_VERSION)
-      throw new CovenantError(
-        'INTERNAL',
-        `job store ${path} has schema version ${version}, newer than this code`,
-      )
-    if (version === 0)
-      db.exec(`BEGIN IMMEDIATE; ${SCHEMA}; PRAGMA user_version = ${JOB_STORE_SCHEMA_VERSION}; COMMIT`)
-  } catch (err) {
-    db.close()
-    throw err
-  }
-  return db
-}
-
 // Rows hold what this keeper checked before storing it: read back without checking again.
 function decodeRow(row: Row): StoredJob {
   const doc = JobDocSchema.parse(dagCbor.decode(row.doc))
@@ -129,7 +109,7 @@ function decodeRow(row: Row): StoredJob {
 
 /** Opens (creating if needed) a keeper's job store. */
 export function openJobStore(init: JobStoreInit): JobStore {
-  const db = open(init.path)
+  const db = openSqlite(init.path, 'job store', MIGRATIONS)
   const q = {
     has: db.prepare('SELECT 1 AS one FROM jobs WHERE id = ?'),
     get: db.prepare('SELECT id, doc, state FROM jobs WHERE id = ?'),

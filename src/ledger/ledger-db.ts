@@ -3,12 +3,11 @@
  * in common, and the history of charges. Every change of money is one transaction, so a process
  * killed at any instant leaves the file before or after it, never between.
  */
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import type { Certificate, Conflict } from '../exec/index.ts'
+import { openSqlite } from '../sqlite/index.ts'
 import { DAY_MS } from './pricing.ts'
 
 export const HOUR_MS = 3_600_000
@@ -97,8 +96,7 @@ export function openSide(
   what: string,
   init: SideInit,
 ): LedgerSide {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new DatabaseSync(path)
+  const db = openSqlite(path, what, migrations)
   let closed = false
   const transaction = <T>(body: () => T): T => {
     db.exec('BEGIN IMMEDIATE')
@@ -110,26 +108,6 @@ export function openSide(
       db.exec('ROLLBACK')
       throw err
     }
-  }
-  try {
-    // WAL + NORMAL: a killed process loses nothing committed (the log is in the OS's hands);
-    // a power cut may lose the last commits, which the counterparty's cumulative cheques and
-    // certificates make good on the next exchange. FULL would fsync every call's charge.
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
-    const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number }
-    if (current > migrations.length)
-      throw new CovenantError(
-        'INTERNAL',
-        `${what} ${path} has schema version ${current}, newer than this code knows (${migrations.length})`,
-      )
-    for (let v = current; v < migrations.length; v++)
-      transaction(() => {
-        db.exec(migrations[v])
-        db.exec(`PRAGMA user_version = ${v + 1}`)
-      })
-  } catch (err) {
-    db.close()
-    throw err
   }
   const now = init.now ?? Date.now
   const pruneStmt = db.prepare('DELETE FROM charges WHERE keep_until < ?')

@@ -6,9 +6,6 @@
  * accused executor): storing the same evidence twice is a no-op. Bounded: beyond `maxEntries`
  * rows or `maxBytes` the oldest rows are dropped, so reports cannot fill a disk.
  */
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
 import { z } from 'zod'
 import type { Manifest } from '../../content/index.ts'
@@ -21,6 +18,7 @@ import {
   type View,
   verifyConflict,
 } from '../../exec/index.ts'
+import { openSqlite } from '../../sqlite/index.ts'
 
 export interface ConflictStoreInit {
   /** a file path, or `':memory:'`; the parent directory is created */
@@ -59,10 +57,7 @@ export interface ConflictStore {
   close(): void
 }
 
-/** The evidence format this store holds; rows of an older one are dropped when it opens. */
-const FORMAT = 2
-
-const SCHEMA = `CREATE TABLE IF NOT EXISTS conflicts (
+const SCHEMA = `CREATE TABLE conflicts (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   request TEXT NOT NULL,
   executor TEXT NOT NULL,
@@ -71,16 +66,16 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS conflicts (
   body BLOB NOT NULL,
   UNIQUE (request, executor)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS conflicts_executor ON conflicts (executor, seq);`
+CREATE INDEX conflicts_executor ON conflicts (executor, seq);`
+
+/**
+ * The schema's steps: evidence of format 1 had no certificate and cannot be checked any more, so
+ * step 2 drops whatever a file held and starts again.
+ */
+const MIGRATIONS = ['-- format 1, dropped by the next step', `DROP TABLE IF EXISTS conflicts; ${SCHEMA}`]
 
 export function openConflictStore(init: ConflictStoreInit): ConflictStore {
-  if (init.path !== ':memory:') mkdirSync(dirname(init.path), { recursive: true })
-  const db = new DatabaseSync(init.path)
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;')
-  const version = Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version)
-  // Evidence of an older format cannot be checked any more (version 1 had no certificate).
-  if (version < FORMAT) db.exec(`DROP TABLE IF EXISTS conflicts; PRAGMA user_version = ${FORMAT};`)
-  db.exec(SCHEMA)
+  const db = openSqlite(init.path, 'evidence store', MIGRATIONS)
   const maxEntries = init.maxEntries ?? 10_000
   const maxBytes = init.maxBytes ?? 256 * 1024 * 1024
   const now = init.now ?? Date.now
