@@ -17,7 +17,9 @@ import {
   type InvokeResult,
   invoke,
   MAX_EXEC_REPLY_BYTES,
+  replyWindowMs,
   type SendExec,
+  type SignedRequest,
   watchLateReceipts,
 } from '../exec/index.ts'
 import { generateKey } from '../keys/index.ts'
@@ -68,27 +70,39 @@ export async function openDirect(): Promise<DirectCaller> {
   return {
     async invoke(init) {
       const pending = new Map<string, Promise<ExecReply>>()
+      // Neither the invocation's signal nor its timeout for the executor: an abandoned executor's
+      // request stays open until the request's deadline so that a late receipt can still be
+      // checked (watchLateReceipts); invoke stops waiting for it on its own.
+      const ask = (peer: string, request: SignedRequest, waitMs = 0): Promise<ExecReply> => {
+        const reply = net.request(
+          peer,
+          EXEC_PROTOCOL,
+          { request },
+          {
+            timeoutMs: replyWindowMs(request, waitMs),
+            maxReplyBytes: MAX_EXEC_REPLY_BYTES,
+            schema: ExecReplySchema,
+            session: true,
+          },
+        )
+        reply.catch(() => {})
+        return reply
+      }
       const send: SendExec = async (peer, request, { timeoutMs }) => {
         const addrs = init.addrs.get(peer)
         if (addrs !== undefined && given.get(peer) !== addrs) {
           await net.addAddresses(peer, [...addrs])
           given.set(peer, addrs)
         }
-        // Not the invocation's signal: an abandoned executor's request stays open until its own
-        // timeout so that a late receipt can still be checked (watchLateReceipts).
-        const reply = net.request(
-          peer,
-          EXEC_PROTOCOL,
-          { request },
-          { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
-        )
-        reply.catch(() => {})
+        const reply = ask(peer, request, timeoutMs)
         pending.set(peer, reply)
         return reply
       }
       const result = await invoke({ ...init, send })
       for (const conflict of result.conflicts) report(conflict, init)
-      watchLateReceipts(pending, result.tried, result.certificate, (conflict) => report(conflict, init))
+      watchLateReceipts(pending, result.tried, result.certificate, (conflict) => report(conflict, init), {
+        askAgain: (peer) => ask(peer, init.request),
+      })
       return result
     },
     async close() {

@@ -31,8 +31,20 @@ import { isStored, type OutputBlock, storedOutput } from './stored-output.ts'
 import type { View } from './view.ts'
 import type { ExecReply, ExecResult } from './wire.ts'
 
-/** Misbehaviours an executor can be told to show, for tests and devnet demos only. */
-export const FAULT_KINDS = ['wrong-result', 'bad-signature', 'crash', 'slow', 'silent'] as const
+/**
+ * Misbehaviours an executor can be told to show, for tests and devnet demos only. `late-wrong-result`
+ * signs the forged value like `wrong-result` and holds its reply until a second before the
+ * request's deadline: after the quorum, and after the caller stopped waiting for it, as a liar
+ * that hopes to go unnoticed would.
+ */
+export const FAULT_KINDS = [
+  'wrong-result',
+  'late-wrong-result',
+  'bad-signature',
+  'crash',
+  'slow',
+  'silent',
+] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
 
 /** The value every `wrong-result` executor returns, so colluding faulty executors agree. */
@@ -488,7 +500,8 @@ export function createExecutor(init: ExecutorInit): Executor {
           logs: [...result.logs],
           error: { code: result.error.code, message: result.error.message },
         }
-    if (fault === 'wrong-result') output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
+    if (fault === 'wrong-result' || fault === 'late-wrong-result')
+      output = { json: JSON.stringify(FORGED_VALUE), logs: [], error: null }
     // Too long to carry: stored as blocks, and the output names them (stored-output.ts).
     if (output.json !== undefined && isStored(output.json)) {
       const { json, ...rest } = output
@@ -510,6 +523,7 @@ export function createExecutor(init: ExecutorInit): Executor {
     }
     const waitSignals = signal === undefined ? [stopper.signal] : [stopper.signal, signal]
     if (fault === 'slow') await wait(request.deadline - now() + 50, waitSignals)
+    if (fault === 'late-wrong-result') await wait(request.deadline - now() - 1000, waitSignals)
     if (fault === 'silent') await wait(Number.POSITIVE_INFINITY, waitSignals)
     return { receipt, output }
   }

@@ -73,7 +73,8 @@ export {
   requestToJSON,
   SignedRequestJSONSchema,
 } from './json.ts'
-export { watchLateReceipts } from './late-receipts.ts'
+export type { WatchLateOptions } from './late-receipts.ts'
+export { LATE_REPLY_GRACE_MS, replyWindowMs, watchLateReceipts } from './late-receipts.ts'
 export type { Output, OutputError, OutputLike } from './output.ts'
 export { canonicalOutput, OutputSchema, outputEffects, outputHash, outputValue } from './output.ts'
 export type { Receipt, ReceiptBody, ReceiptInit } from './receipt.ts'

@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', defaults.logLevel)
     .option(
       '--fault <kind>',
-      'misbehave on purpose (wrong-result, bad-signature, crash, slow, silent); needs --devnet',
+      'misbehave on purpose (wrong-result, late-wrong-result, bad-signature, crash, slow, silent); needs --devnet',
     )
     .option('--devnet', 'this node is part of a local devnet (set by `covenant devnet`; allows --fault)')
     .option(

@@ -37,11 +37,13 @@ import {
   type FaultKind,
   type InvokeResult,
   invoke,
+  LATE_REPLY_GRACE_MS,
   MAX_CONFLICT_BYTES,
   MAX_DEADLINE_AHEAD_MS,
   MAX_EXEC_REPLY_BYTES,
   MAX_EXEC_REQUEST_BYTES,
   receiptToJSON,
+  replyWindowMs,
   requestFromJSON,
   requestToJSON,
   type SendExec,
@@ -242,7 +244,9 @@ async function createExecService(
 
   function deadlineSignal(request: { deadline?: unknown }): AbortSignal {
     const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
-    return AbortSignal.timeout(Math.max(0, Math.min(deadline - Date.now() + 1000, EXEC_HANDLER_TIMEOUT_MS)))
+    return AbortSignal.timeout(
+      Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS)),
+    )
   }
 
   /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
@@ -324,9 +328,11 @@ async function createExecService(
     const manifest = await c.manifest(request.fn)
     lap('manifest')
     const pending = new Map<string, Promise<ExecReply>>()
-    const send: SendExec = (peer, r, { timeoutMs }) => {
-      // The invocation's abort signal is not passed on: an abandoned executor's stream stays
-      // open until its own timeout so a late receipt can still be checked (see watchLateReceipts).
+    // Neither the invocation's abort signal nor its timeout for the executor is passed on: an
+    // abandoned executor's request stays open until the request's deadline, so a late receipt can
+    // still be checked (see watchLateReceipts); invoke stops waiting for it on its own.
+    const ask = (peer: string, r: SignedRequest, waitMs = 0): Promise<ExecReply> => {
+      const timeoutMs = replyWindowMs(r, waitMs)
       const p =
         peer === self
           ? execute(r, AbortSignal.timeout(timeoutMs), self)
@@ -337,6 +343,10 @@ async function createExecService(
               { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
             )
       p.catch(() => {})
+      return p
+    }
+    const send: SendExec = (peer, r, { timeoutMs }) => {
+      const p = ask(peer, r, timeoutMs)
       pending.set(peer, p)
       return p
     }
@@ -355,9 +365,18 @@ async function createExecService(
     lap('quorum')
     for (const a of result.tried) metrics.attempts.inc({ outcome: a.outcome })
     for (const conflict of result.conflicts) keepConflict(conflict, 'gateway')
-    watchLateReceipts(pending, result.tried, result.certificate, (conflict) => {
-      if (!stopped) keepConflict(conflict, 'late')
-    })
+    watchLateReceipts(
+      pending,
+      result.tried,
+      result.certificate,
+      (conflict) => {
+        if (!stopped) keepConflict(conflict, 'late')
+      },
+      {
+        askAgain: (peer) =>
+          stopped ? Promise.reject(new CovenantError('NOT_STARTED', 'the node stopped')) : ask(peer, request),
+      },
+    )
     return result
   }
 

@@ -88,7 +88,8 @@ const TAG = 'games'
 const TRUST = { minEligibleFraction: 0.3 } satisfies TrustInput
 
 const FAULTS: Record<number, string> = {
-  [WR1]: 'wrong-result',
+  // a liar that answers after the quorum and after the gateway stopped waiting for it
+  [WR1]: 'late-wrong-result',
   [WR2]: 'wrong-result',
   [BADSIG]: 'bad-signature',
   [SLOW]: 'slow',
@@ -217,10 +218,10 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
   })
 
   /**
-   * Signs a request for function `name`. With `accept`, mints tickets until the selection it
-   * gives satisfies `accept(chosen)` (the only way to steer who executes).
+   * Signs a request for function `name` once the network is settled. With `accept`, mints tickets
+   * until the selection it gives satisfies `accept(chosen)` (the only way to steer who executes).
    */
-  function request(
+  async function request(
     name: FunctionName,
     init: {
       export?: string
@@ -229,9 +230,14 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
       q?: number
       fuel?: number
       timeoutMs?: number
+      /** ms from now @default the request's own default */
+      deadlineInMs?: number
     } = {},
     accept?: (chosen: string[]) => boolean,
-  ): Signed {
+  ): Promise<Signed> {
+    // Signed once every node sees every other: the deadline starts after any wait for a late
+    // hello on this loaded machine, not before it (a wait in `post` alone ate 30 s deadlines).
+    await devnet.waitConnected()
     const limits = {
       fn: fns[name].cid,
       export: init.export ?? 'add',
@@ -246,7 +252,14 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
         : ticketWhere(caller, view, limits, fns[name].manifest, (ordered) =>
             accept(ordered.slice(0, limits.k)),
           )
-    const r = createRequest(caller, { ...limits, args: init.args ?? [2, 3], q: init.q ?? 2, ticket })
+    const deadline = init.deadlineInMs === undefined ? undefined : Date.now() + init.deadlineInMs
+    const r = createRequest(caller, {
+      ...limits,
+      args: init.args ?? [2, 3],
+      q: init.q ?? 2,
+      ticket,
+      deadline,
+    })
     const selection = selectExecutors({
       view,
       request: r.request,
@@ -296,20 +309,22 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
 
   it('returns the right value with q receipts from the executors the selection rule predicts', async () => {
     for (let i = 0; i < 3; i++) {
-      const r = request('main', { args: [i, 40] })
+      const r = await request('main', { args: [i, 40] })
       assert.deepEqual(new Set(r.selection.chosen), new Set(honest()))
       const body = await expectSum(r, 40 + i)
       assert.deepEqual(body.output.logs, ['adding'])
       assert.deepEqual(body.conflicts, [])
     }
     // Among four eligible nodes, k = 2 picks the two the rule says, whichever they are.
-    const r = request('bad-signature', { k: 2, q: 2 }, (chosen) => chosen.every((p) => honest().includes(p)))
+    const r = await request('bad-signature', { k: 2, q: 2 }, (chosen) =>
+      chosen.every((p) => honest().includes(p)),
+    )
     assert.equal(r.selection.ordered.length, 4)
     await expectSum(r, 5)
   })
 
   it('gives the value the function returned, key order included, through a gateway that did not run it', async () => {
-    const r = request('main', { export: 'ordered', args: [] })
+    const r = await request('main', { export: 'ordered', args: [] })
     const { status, body } = await post(r)
     assert.equal(status, 200)
     assert.ok(!body.tried.some((a) => a.peer === peer(GATEWAY)), 'the gateway never executes')
@@ -328,7 +343,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     ['silent', SILENT],
   ] as const) {
     it(`returns the right value with a ${kind} executor among the three`, async () => {
-      const r = request(kind, { args: [20, 1] }, (chosen) => chosen.includes(peer(index)))
+      const r = await request(kind, { args: [20, 1] }, (chosen) => chosen.includes(peer(index)))
       const body = await expectSum(r, 21)
       const attempt = body.tried.find((a) => a.peer === peer(index))
       assert.ok(attempt !== undefined && attempt.outcome !== 'agreed')
@@ -350,32 +365,35 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
 
   let evidence: unknown
 
-  it('returns the right value with a wrong-result executor, and spreads the conflict evidence', async () => {
+  it('returns the right value with a liar among the three, and spreads the evidence of its late lie', async () => {
     const witnesses = [GATEWAY, H1, REFUSER]
     const before = await Promise.all(witnesses.map(conflictCounts))
-    const r = request(
+    const r = await request(
       'wrong-result',
-      { args: [7, 7] },
+      { args: [7, 7], deadlineInMs: 20_000 },
       (chosen) => chosen.includes(peer(WR1)) && !chosen.includes(peer(SLOW)),
     )
     const body = await expectSum(r, 14)
-    for (const c of body.conflicts)
-      assert.equal(
-        verifyConflict(conflictFromJSON(c), { view, manifest: fns['wrong-result'].manifest }).conflict.receipt
-          .executor,
-        peer(WR1),
-      )
-    // Whether the forged receipt came before or after the quorum, the gateway keeps it, and the
-    // other live nodes learn it: each checks it against its own view with its default trust.
+    // The liar (late-wrong-result) holds its forged receipt until a second before the deadline:
+    // the quorum came without it, and the gateway stopped waiting for it 10 s after asking.
+    assert.equal(body.tried.find((a) => a.peer === peer(WR1))?.outcome, 'abandoned')
+    assert.deepEqual(body.conflicts, [])
+    // The gateway still takes its receipt when it comes, and the other live nodes learn it: each
+    // checks it against its own view with its default trust.
+    const untilLie = r.request.deadline - Date.now()
     for (const [w, i] of witnesses.entries()) {
-      const stored = await waitFor(`the conflict on node ${i}`, async () => {
-        const res = await fetch(`${http(i)}/v1/conflicts?executor=${peer(WR1)}`)
-        const list = (await res.json()).conflicts as Array<{
-          conflict: { certificate: { id: string } }
-          receivedAt: number
-        }>
-        return list.find((s) => s.conflict.certificate.id === r.id)
-      })
+      const stored = await waitFor(
+        `the conflict on node ${i}`,
+        async () => {
+          const res = await fetch(`${http(i)}/v1/conflicts?executor=${peer(WR1)}`)
+          const list = (await res.json()).conflicts as Array<{
+            conflict: { certificate: { id: string } }
+            receivedAt: number
+          }>
+          return list.find((s) => s.conflict.certificate.id === r.id)
+        },
+        untilLie + 20_000,
+      )
       evidence = stored.conflict
       const conflict = verifyConflict(conflictFromJSON(stored.conflict), {
         view,
@@ -403,7 +421,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     assert.deepEqual(await report(evidence), { ok: true })
     // The framer: an honest executor's real receipt, against a "certificate" of throwaway keys
     // that signed another output for the same request.
-    const { body } = await post(request('main', { args: [9, 9] }))
+    const { body } = await post(await request('main', { args: [9, 9] }))
     const real = certificateFromJSON(body.certificate)
     const victim = real.receipts[0]
     const throwaway = await Promise.all([generateKey(), generateKey()])
@@ -454,7 +472,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
   })
 
   it('answers a replayed request from what it already answered: the function does not run twice', async () => {
-    const r = request('main', { args: [30, 12] })
+    const r = await request('main', { args: [30, 12] })
     const first = await expectSum(r, 42)
     const metric = async (i: number, answer: string) => {
       const text = await (await fetch(`${http(i)}/metrics`)).text()
@@ -490,7 +508,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
   })
 
   it('does not accept a value two colluding executors forged when q = k = 3: NO_QUORUM', async () => {
-    const r = request('collude', { k: 3, q: 3 })
+    const r = await request('collude', { k: 3, q: 3 })
     assert.deepEqual(new Set(r.selection.ordered), new Set([peer(H0), peer(WR1), peer(WR2)]))
     const { status, body } = await post(r)
     assert.equal(status, 502)
@@ -548,13 +566,13 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
     )
     // with q = 2 the two colluders are a quorum (the documented Sybil limit), unless the gateway
     // holds evidence against one of them: then it asks only the other and the honest node
-    const forged = await post(request('collude'))
+    const forged = await post(await request('collude'))
     if (accused) assert.equal(forged.body.error?.code, 'NO_QUORUM')
     else assert.deepEqual(forged.body.value, FORGED_VALUE)
   })
 
   it('never chooses a node whose covenant disables execution or refuses the tag; they refuse if asked', async () => {
-    const r = request('main')
+    const r = await request('main')
     const excluded = new Map(r.selection.excluded.map((x) => [x.peer, x.reason]))
     assert.match(excluded.get(peer(GATEWAY)) ?? '', /does not execute/)
     assert.match(excluded.get(peer(REFUSER)) ?? '', /refuses tag "games"/)
@@ -577,7 +595,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
       ['slow', 4],
       ['silent', 4],
     ] as const) {
-      const { status, body } = await post(request(name, { k, q: 2 }))
+      const { status, body } = await post(await request(name, { k, q: 2 }))
       assert.equal(status, 200, JSON.stringify(body).slice(0, 500))
       for (const a of body.tried) asked.add(a.peer)
     }
@@ -591,7 +609,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
       ['bomb', 'MEMORY_LIMIT', undefined],
     ] as const) {
       const { status, body } = await post(
-        request('main', { export: name, args: [], fuel, timeoutMs: NEVER_MS }),
+        await request('main', { export: name, args: [], fuel, timeoutMs: NEVER_MS }),
       )
       assert.equal(status, 200)
       assert.equal(body.output.error?.code, code)
@@ -605,7 +623,7 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
           return verified(certificate).ok
         },
       )
-      await expectSum(request('main', { args: [1, 1] }), 2)
+      await expectSum(await request('main', { args: [1, 1] }), 2)
     }
   })
 
@@ -818,11 +836,11 @@ describe('remote execution on an 11-node devnet', { timeout: 300_000 }, () => {
 
   // Last: the crash fault takes its node down for good.
   it('returns the right value with a crash executor among the three; the crashed node is gone', async () => {
-    const r = request('crash', { args: [100, 1] }, (chosen) => chosen.includes(peer(CRASH)))
+    const r = await request('crash', { args: [100, 1] }, (chosen) => chosen.includes(peer(CRASH)))
     await expectSum(r, 101)
     await waitFor('the crash node to exit', async () =>
       devnet.nodes[CRASH].process === undefined ? true : undefined,
     )
-    await expectSum(request('main', { args: [1, 2] }), 3)
+    await expectSum(await request('main', { args: [1, 2] }), 3)
   })
 })
