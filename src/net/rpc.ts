@@ -97,10 +97,13 @@ export function lengthDecoder(
       value += (byte & 0x7f) * 2 ** (7 * i)
       if (byte < 0x80) return value
     }
-    // lpStream reads another byte on a RangeError: the prefix has not ended yet
-    throw new RangeError('the length prefix has not ended')
+    // lpStream reads another byte on a RangeError: the prefix has not ended yet. One made once:
+    // every frame above 127 bytes gets here, and a new one would capture its stack each time.
+    throw PREFIX_NOT_ENDED
   }
 }
+
+const PREFIX_NOT_ENDED = new RangeError('the length prefix has not ended')
 
 /** Maps a stream-level failure on an inbound read to the typed error the peer receives. */
 export function readFailure(err: unknown, maxBytes: number): CovenantError {
