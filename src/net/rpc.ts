@@ -74,6 +74,19 @@ export interface RequestOptions<T = unknown> {
 export type Reply = { result: unknown } | { error: { code: string; message: string } }
 
 /**
+ * A length-prefixed view of `stream` that never buffers without bound: a prefix above `maxBytes`
+ * is refused before its body is read, and at most `slack` bytes beyond it are held (room for one
+ * chunk in flight, so an oversized message can still get a typed reply).
+ */
+export function boundedLp(stream: Stream, maxBytes: number, slack: number) {
+  return lpStream(stream, {
+    maxDataLength: maxBytes,
+    maxBufferSize: maxBytes + slack,
+    lengthDecoder: lengthDecoder(maxBytes),
+  })
+}
+
+/**
  * The length prefix of a message of at most `maxBytes`, read as `lpStream` offers it one byte at a
  * time: a prefix longer than such a length needs is refused as soon as it is, by its byte count.
  * `lpStream`'s own decoder only checks that once the prefix ends, so a peer sending megabytes of
@@ -272,11 +285,7 @@ export function rpcInbound(core: InboundCore): (stream: Stream, connection: Conn
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
     // reply); a peer pushing more than that has its stream reset. Never unbounded.
-    const lp = lpStream(stream, {
-      maxDataLength: maxBytes,
-      maxBufferSize: maxBytes + 64 * 1024,
-      lengthDecoder: lengthDecoder(maxBytes),
-    })
+    const lp = boundedLp(stream, maxBytes, 64 * 1024)
     let reply: Reply | undefined
     const refused = core.take(from)
     if (refused !== undefined) {
@@ -353,11 +362,7 @@ export async function rpcRequest<T = unknown>(
   }
   let raw: Uint8Array
   try {
-    const lp = lpStream(stream, {
-      maxDataLength: maxReplyBytes,
-      maxBufferSize: maxReplyBytes + 16,
-      lengthDecoder: lengthDecoder(maxReplyBytes),
-    })
+    const lp = boundedLp(stream, maxReplyBytes, 16)
     await lp.write(dagCbor.encode(msg), { signal })
     raw = (await lp.read({ signal })).subarray()
     await stream.close({ signal }).catch(() => {})
