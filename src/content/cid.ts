@@ -81,6 +81,31 @@ export function assertBlock(cid: CID, bytes: Uint8Array): void {
   if (!verifyBlock(cid, bytes)) throw new CovenantError('HASH_MISMATCH', `the bytes do not hash to ${cid}`)
 }
 
+/**
+ * Canonical CID texts seen, with their codec: the same few CIDs (a function's manifest, a request
+ * id) pass through every message of a call, and reading one (base32, then the multihash) costs
+ * more than a lookup. Only texts that passed are kept; the check is a pure function of the text,
+ * so a hit gives its answer. Bounded, the oldest forgotten first.
+ */
+const canonicalCids = new Map<string, number>()
+const CANONICAL_CIDS_MAX = 4096
+
+/** The codec of `s` if it is a supported CID in its canonical spelling, else undefined. */
+function canonicalCodec(s: string): number | undefined {
+  const known = canonicalCids.get(s)
+  if (known !== undefined) return known
+  try {
+    const cid = parseCid(s)
+    // Only the canonical (base32) spelling, so one thing has one id string.
+    if (cid.toString() !== s) return undefined
+    if (canonicalCids.size >= CANONICAL_CIDS_MAX) canonicalCids.delete(canonicalCids.keys().next().value!)
+    canonicalCids.set(s, cid.code)
+    return cid.code
+  } catch {
+    return undefined
+  }
+}
+
 /** A CID in a message: a CIDv1 sha2-256 string in its canonical base32; `codec` narrows it. */
 export function cidString(codec?: BlockCodec) {
   const code = codec === 'raw' ? RAW_CODEC : codec === 'dag-cbor' ? DAG_CBOR_CODEC : undefined
@@ -89,13 +114,8 @@ export function cidString(codec?: BlockCodec) {
     .max(MAX_CID_TEXT)
     .refine(
       (s) => {
-        try {
-          const cid = parseCid(s)
-          // Only the canonical (base32) spelling, so one thing has one id string.
-          return (code === undefined || cid.code === code) && cid.toString() === s
-        } catch {
-          return false
-        }
+        const found = canonicalCodec(s)
+        return found !== undefined && (code === undefined || found === code)
       },
       { message: `expected a CIDv1 sha2-256${codec === undefined ? '' : ` ${codec}`} string in base32` },
     )

@@ -27,9 +27,17 @@ export async function generateKey(): Promise<PrivateKey> {
   return generateKeyPair('Ed25519')
 }
 
+/** Ids of the keys this process signs with: a key never changes, and spelling its id costs more than a lookup. */
+const ids = new WeakMap<PrivateKey, string>()
+
 /** The id of a key: its libp2p peer id string (base58btc, embeds the Ed25519 public key). */
 export function keyId(key: PrivateKey): string {
-  return peerIdFromPrivateKey(key).toString()
+  let id = ids.get(key)
+  if (id === undefined) {
+    id = peerIdFromPrivateKey(key).toString()
+    ids.set(key, id)
+  }
+  return id
 }
 
 export function encodeKey(key: PrivateKey): Uint8Array {
@@ -124,16 +132,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-const ids = new WeakMap<PrivateKey, string>()
-
 export function signBytes(key: PrivateKey, bytes: Uint8Array): Uint8Array {
   const signature = sign(key, bytes)
-  let id = ids.get(key)
-  if (id === undefined) {
-    id = keyId(key)
-    ids.set(key, id)
-  }
-  rememberChecked(id, bytes, signature)
+  rememberChecked(keyId(key), bytes, signature)
   return signature
 }
 

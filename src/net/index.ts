@@ -109,6 +109,21 @@ function toPeerId(id: string): PeerId {
   }
 }
 
+/**
+ * Peer ids this process has read: a session request names a peer the caller asks over and over,
+ * and reading an id (base58, then the multihash) costs more than a lookup. Bounded.
+ */
+const readPeerIds = new Set<string>()
+const READ_PEER_IDS_MAX = 4096
+
+/** Throws INVALID_INPUT unless `id` is a peer id, as {@link toPeerId} does. */
+function checkPeerId(id: string): void {
+  if (readPeerIds.has(id)) return
+  toPeerId(id)
+  if (readPeerIds.size >= READ_PEER_IDS_MAX) readPeerIds.delete(readPeerIds.values().next().value!)
+  readPeerIds.add(id)
+}
+
 /** Parses a bootstrap address; it must name its peer with /p2p/<id>. */
 export function parsePeerAddr(addr: string): { peerId: string; addr: string } {
   let ma: ReturnType<typeof multiaddr>
@@ -210,7 +225,7 @@ export function createNet(init: NetInit): Net {
 
     async request(id, protocol, msg, options = {}) {
       if (options.session === true) {
-        toPeerId(id)
+        checkPeerId(id)
         const sent = await sessions.request(id, protocol, msg, {
           timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
           signal: options.signal,

@@ -74,6 +74,19 @@ export interface RequestOptions<T = unknown> {
 export type Reply = { result: unknown } | { error: { code: string; message: string } }
 
 /**
+ * A length-prefixed view of `stream` that never buffers without bound: a prefix above `maxBytes`
+ * is refused before its body is read, and at most `slack` bytes beyond it are held (room for one
+ * chunk in flight, so an oversized message can still get a typed reply).
+ */
+export function boundedLp(stream: Stream, maxBytes: number, slack: number) {
+  return lpStream(stream, {
+    maxDataLength: maxBytes,
+    maxBufferSize: maxBytes + slack,
+    lengthDecoder: lengthDecoder(maxBytes),
+  })
+}
+
+/**
  * The length prefix of a message of at most `maxBytes`, read as `lpStream` offers it one byte at a
  * time: a prefix longer than such a length needs is refused as soon as it is, by its byte count.
  * `lpStream`'s own decoder only checks that once the prefix ends, so a peer sending megabytes of
@@ -97,10 +110,13 @@ export function lengthDecoder(
       value += (byte & 0x7f) * 2 ** (7 * i)
       if (byte < 0x80) return value
     }
-    // lpStream reads another byte on a RangeError: the prefix has not ended yet
-    throw new RangeError('the length prefix has not ended')
+    // lpStream reads another byte on a RangeError: the prefix has not ended yet. One made once:
+    // every frame above 127 bytes gets here, and a new one would capture its stack each time.
+    throw PREFIX_NOT_ENDED
   }
 }
+
+const PREFIX_NOT_ENDED = new RangeError('the length prefix has not ended')
 
 /** Maps a stream-level failure on an inbound read to the typed error the peer receives. */
 export function readFailure(err: unknown, maxBytes: number): CovenantError {
@@ -269,11 +285,7 @@ export function rpcInbound(core: InboundCore): (stream: Stream, connection: Conn
     // The length prefix is checked before the body is read, and the buffer is capped a little
     // above the limit (room for one chunk in flight, so an oversized request still gets a typed
     // reply); a peer pushing more than that has its stream reset. Never unbounded.
-    const lp = lpStream(stream, {
-      maxDataLength: maxBytes,
-      maxBufferSize: maxBytes + 64 * 1024,
-      lengthDecoder: lengthDecoder(maxBytes),
-    })
+    const lp = boundedLp(stream, maxBytes, 64 * 1024)
     let reply: Reply | undefined
     const refused = core.take(from)
     if (refused !== undefined) {
@@ -350,11 +362,7 @@ export async function rpcRequest<T = unknown>(
   }
   let raw: Uint8Array
   try {
-    const lp = lpStream(stream, {
-      maxDataLength: maxReplyBytes,
-      maxBufferSize: maxReplyBytes + 16,
-      lengthDecoder: lengthDecoder(maxReplyBytes),
-    })
+    const lp = boundedLp(stream, maxReplyBytes, 16)
     await lp.write(dagCbor.encode(msg), { signal })
     raw = (await lp.read({ signal })).subarray()
     await stream.close({ signal }).catch(() => {})

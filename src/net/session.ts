@@ -20,16 +20,15 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './protocols.ts'
 import {
   abandoned,
+  boundedLp,
   encodeReply,
   errorReply,
   type InboundCore,
-  lengthDecoder,
   type Reply,
   readFailure,
 } from './rpc.ts'
@@ -70,11 +69,7 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
   const maxFrame = Math.max(core.maxBytes, SESSION_MAX_REQUEST_BYTES) + FRAME_OVERHEAD
   return async (stream, connection) => {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, {
-      maxDataLength: maxFrame,
-      maxBufferSize: maxFrame + 64 * 1024,
-      lengthDecoder: lengthDecoder(maxFrame),
-    })
+    const lp = boundedLp(stream, maxFrame, 64 * 1024)
     let unwritten = 0
     let wake: (() => void) | undefined
     let broken = false
@@ -165,7 +160,7 @@ interface Pending {
 /** One open session to a peer, on the caller's side. */
 interface Session {
   stream: Stream
-  lp: ReturnType<typeof lpStream>
+  lp: ReturnType<typeof boundedLp>
   pending: Map<number, Pending>
   nextId: number
   /** the largest reply a frame on it may carry */
@@ -313,11 +308,7 @@ export class SessionPool {
     const maxFrame = options.maxReplyBytes + FRAME_OVERHEAD
     const session: Session = {
       stream,
-      lp: lpStream(stream, {
-        maxDataLength: maxFrame,
-        maxBufferSize: maxFrame + 16,
-        lengthDecoder: lengthDecoder(maxFrame),
-      }),
+      lp: boundedLp(stream, maxFrame, 16),
       pending: new Map(),
       nextId: 0,
       maxReplyBytes: options.maxReplyBytes,

@@ -15,7 +15,8 @@
  * - Emscripten's JS glue holds no per-call state QuickJS uses (time comes from the pinned Date).
  * Any other outcome — out of memory, stack overflow, a crash, a host fault, a read the host failed
  * — throws the instance away and the next call gets a new one. Restoring costs ≈ 0.3–0.6 ms and
- * runs while the worker is idle, after the result is sent.
+ * runs while the worker is idle, a few ms after the result is sent (worker.ts), or as the next call
+ * starts if that comes first.
  *
  * A call that reads a datastore waits for the host between runs of its job queue: when no job is
  * left and the export's promise is still pending, the reads the function asked for since the last

@@ -7,6 +7,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import {
   assertBlock,
   cidForBytes,
+  cidString,
   DAG_CBOR_CODEC,
   parseCid,
   RAW_CODEC,
@@ -60,5 +61,24 @@ describe('cid', () => {
       code(() => assertBlock(cid, tampered)),
       'HASH_MISMATCH',
     )
+  })
+
+  it('cidString answers the same for a text it has seen: canonical, of its codec, and nothing else', () => {
+    const raw = cidForBytes(bytes)
+    const cbor = cidForBytes(bytes, 'dag-cbor')
+    const anyCid = cidString()
+    const rawOnly = cidString('raw')
+    const cborOnly = cidString('dag-cbor')
+    // twice each, so the second answer comes from what the first one kept
+    for (let round = 0; round < 2; round++) {
+      assert.equal(anyCid.safeParse(raw.toString()).success, true)
+      assert.equal(rawOnly.safeParse(raw.toString()).success, true)
+      assert.equal(cborOnly.safeParse(raw.toString()).success, false)
+      assert.equal(cborOnly.safeParse(cbor.toString()).success, true)
+      assert.equal(rawOnly.safeParse(cbor.toString()).success, false)
+      // the same CID spelled in another base is not its one id string, before or after
+      assert.equal(anyCid.safeParse(raw.toString(base58btc)).success, false)
+      assert.equal(anyCid.safeParse('hello').success, false)
+    }
   })
 })

@@ -400,6 +400,11 @@ describe('net rpc against careless and hostile peers', () => {
 
   it('refuses malformed peer ids and addresses with INVALID_INPUT, and use before start with NOT_STARTED', async () => {
     await assert.rejects(a.request('not-a-peer-id', RAW, {}), typed('INVALID_INPUT'))
+    // on a session too, before and after good ids were read (the ids read are kept)
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(a.request('not-a-peer-id', RAW, {}, { session: true }), typed('INVALID_INPUT'))
+      await assert.rejects(a.request(`${b.peerId}x`, RAW, {}, { session: true }), typed('INVALID_INPUT'))
+    }
     for (const bad of ['', 'not a multiaddr', '/ip4/127.0.0.1/tcp/4001', '/ip4/999.1.1.1/tcp/1/p2p/x'])
       assert.throws(() => parsePeerAddr(bad), typed('INVALID_INPUT'), bad)
     const privateKey = await generateKey()

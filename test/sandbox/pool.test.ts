@@ -132,6 +132,25 @@ describe('sandbox pool', () => {
     assert.deepEqual(r.ok && r.value, ['undefined', null, true, 86_400_000])
   })
 
+  it('gives a fresh context to a call that comes before the worker restored its instance', async () => {
+    // One worker, calls back to back: each comes while the worker may still be waiting to restore
+    // the last call's instance (it waits a few ms after a result), so the call restores it itself.
+    const one = createSandbox({ workers: 1 })
+    try {
+      const code = `export function set() { globalThis.leak = 1; Object.prototype.polluted = 1; return 1 }
+        export function get() { return [typeof leak, ({}).polluted ?? null] }`
+      const run = (exportName: string) =>
+        one.run({ code, exportName, args: [], seed: 's', now: 0, limits: { timeoutMs: NEVER_MS } })
+      for (let i = 0; i < 5; i++) {
+        assert.ok((await run('set')).ok)
+        const r = await run('get')
+        assert.deepEqual(r.ok && r.value, ['undefined', null])
+      }
+    } finally {
+      await one.stop()
+    }
+  })
+
   it('checks the call before running it', async () => {
     const code = 'export const f = (x) => x'
     const bad = await call(code, 'f', [{ toJSON: 1, fn: () => 1 }])
