@@ -408,9 +408,22 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
       },
       300_000,
       500,
-    ).catch((err: Error) => {
-      // what the job states said then and say now, by keeper, and the jobs whose charges changed
+    ).catch(async (err: Error) => {
+      // what the job states said then and say now, by keeper, and the jobs whose charges changed;
+      // and any charge a keeper could not make (it charges only as it keeps a new state)
       const again = lastRead
+      const chargeFailed = (
+        await Promise.all(
+          devnet.nodes.map(async (n) =>
+            (
+              await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')
+            )
+              .split('\n')
+              .filter((l) => l.includes('job-charge-failed'))
+              .slice(0, 5),
+          ),
+        )
+      ).flat()
       const changedJobs = [...again.byJob]
         .filter(([id, now]) => {
           const then = firstRead.byJob.get(id)
@@ -427,6 +440,7 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
             reads,
             changedJobs,
             problems: net.payments?.problems.slice(-10),
+            chargeFailed,
           },
           null,
           1,
