@@ -110,6 +110,11 @@ export const JobInfoSchema = z.object({
   budget: z.number().int().min(0),
   /** what each keeper charged the enqueuer for the attempts it dispatched, ncr, in all */
   charges: z.array(z.object({ keeper: z.string(), amount: z.number().int().min(0) })),
+  /**
+   * what each keeper charged the enqueuer for the job by every state of it the keepers saw, this
+   * one or one that lost, ncr, in all: what keepers charge and the SDK records (docs/jobs.md)
+   */
+  paid: z.array(z.object({ keeper: z.string(), amount: z.number().int().min(0) })).default([]),
   /** queued: the next attempt's earliest start; running: when its dispatcher's lease ends */
   runAt: Time,
   dispatcher: z.string().nullable(),

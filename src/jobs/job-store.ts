@@ -1,7 +1,8 @@
 /**
  * One keeper's jobs, in SQLite (`<data>/jobs.db`): each job's doc (record and proof), checked
  * before it is stored, and the state this keeper holds, replaced only by a state that wins
- * (state.ts), so storing a state twice, or an older one, changes nothing.
+ * (state.ts), so storing a state twice, or an older one, changes nothing but the charges it
+ * carries (`paid`, merged from every state).
  *
  * Besides the replicated state, each row carries one local note: when this keeper should look at
  * the job next (`look_at`). The dispatcher looks when an attempt is due; a keeper that is not the
@@ -20,7 +21,8 @@ import {
   type JobState,
   JobStateSchema,
   type JobStatus,
-  wins,
+  mergeStates,
+  sameState,
 } from './state.ts'
 
 const SCHEMA = `
@@ -71,7 +73,10 @@ export interface JobStore {
    * state wins. Returns the state held now, whether the job is new, and whether its state changed.
    */
   put(id: string, doc: JobDoc, state: JobState): { state: JobState; added: boolean; changed: boolean }
-  /** Keeps `state` if it wins over the one held; undefined for a job not held. */
+  /**
+   * Keeps `state` if it wins over the one held, and what either says each keeper charged
+   * (`mergeStates`); undefined for a job not held.
+   */
   merge(id: string, state: JobState): { state: JobState; changed: boolean } | undefined
   /** Unsettled jobs whose look time has come, soonest first. */
   due(now: number, limit: number): string[]
@@ -158,9 +163,10 @@ export function openJobStore(init: JobStoreInit): JobStore {
   const merge = (id: string, state: JobState): { state: JobState; changed: boolean } | undefined => {
     const held = readState(id)
     if (held === undefined) return undefined
-    if (!wins(state, held)) return { state: held, changed: false }
-    write(id, state)
-    return { state, changed: true }
+    const kept = mergeStates(held, state)
+    if (sameState(kept, held)) return { state: held, changed: false }
+    write(id, kept)
+    return { state: kept, changed: true }
   }
 
   return {

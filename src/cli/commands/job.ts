@@ -51,7 +51,7 @@ function describeJob(info: JobInfo): string {
     `${info.id}  ${info.status}  ${info.export} of ${info.fn}`,
     `  enqueued by ${info.enqueuer} at ${time(info.createdAt)}; runs after ${time(info.runAfter)}, until ${time(info.deadline)}`,
     `  attempts ${info.started}, failed ${info.failures} of ${info.retries + 1} allowed, write conflicts ${info.conflicts}; keepers ${info.keepers.map((k) => k.slice(-8)).join(' ')}`,
-    `  charged ${formatAmount(info.charges.reduce((n, c) => n + c.amount, 0))} of its budget of ${formatAmount(info.budget)}`,
+    `  charged ${formatAmount(info.paid.reduce((n, c) => n + c.amount, 0))} of its budget of ${formatAmount(info.budget)}`,
   ]
   if (info.status === 'queued') lines.push(`  next attempt at ${time(info.runAt)}`)
   if (info.status === 'running')

@@ -94,11 +94,14 @@ import {
   MAX_JOBS_MESSAGE_BYTES,
   markCommitted,
   matchDispatch,
+  mergeStates,
   OutputWithJobsSchema,
   openJobStore,
+  paidOf,
   parseState,
   type RunProof,
   type StoredJob,
+  sameState,
   startAttempt,
   succeed,
   type VerifyRun,
@@ -425,11 +428,12 @@ async function createJobsService(
   }
 
   /**
-   * Charges the enqueuer what a state this node keeps says this node charged it for the job's
-   * attempts: once per job (the charge only grows), from the state the keepers agree on.
+   * Charges the enqueuer what this node charged it for the job's attempts, by every state of the
+   * job it has seen (`paid`, which a losing state's charges stay in): once per job (the charge only
+   * grows).
    */
   function chargeEnqueuer(id: string, doc: JobDoc, state: JobState): void {
-    const mine = state.charges.find((x) => x.keeper === self)
+    const mine = paidOf(state).find((x) => x.keeper === self)
     const payer = payerOf(doc)
     if (c.ledger === undefined || mine === undefined || payer === undefined) return
     try {
@@ -546,13 +550,6 @@ async function createJobsService(
       if (!isSettled(put.state)) scanSoon()
     }
     return sameState(put.state, offered) ? { id, kept: true } : { id, state: encodeState(put.state) }
-  }
-
-  function sameState(a: JobState, b: JobState): boolean {
-    if (a.version !== b.version) return false
-    const x = encodeState(a)
-    const y = encodeState(b)
-    return x.length === y.length && x.every((v, i) => v === y[i])
   }
 
   /** Takes a state offered for a job; `missing` when the job is not held here. */
@@ -672,10 +669,9 @@ async function createJobsService(
       if (stored === undefined) return false
       try {
         const theirs = parseState(dagCbor.decode(reply.state))
-        if (wins(theirs, stored.state)) {
-          checkState(stored, theirs)
-          keep(id, theirs)
-        }
+        if (wins(theirs, stored.state)) checkState(stored, theirs)
+        // kept even when it loses: the charges it carries are merged (paid)
+        keep(id, theirs)
         confirm(id, peer, theirs.version)
         return true
       } catch (err) {
@@ -1266,7 +1262,12 @@ async function createJobsService(
     const consider = (peer: string, state: JobState, doc: JobDoc | undefined): void => {
       if (best === undefined) {
         if (doc !== undefined) best = { stored: { id, doc, record: doc.record, state }, servedBy: peer }
-      } else if (wins(state, best.stored.state)) best = { stored: { ...best.stored, state }, servedBy: peer }
+      } else {
+        // the winner, with what every state read says each keeper charged (the SDK records that)
+        const merged = mergeStates(best.stored.state, state)
+        const servedBy = wins(state, best.stored.state) ? peer : best.servedBy
+        best = { stored: { ...best.stored, state: merged }, servedBy }
+      }
     }
     const askAll = async (peers: string[]): Promise<void> => {
       await Promise.all(
@@ -1338,6 +1339,7 @@ async function createJobsService(
       q: record.q,
       budget: record.budget,
       charges: state.charges,
+      paid: paidOf(state),
       runAt: state.runAt,
       dispatcher: state.dispatcher,
       started: state.started,

@@ -367,7 +367,7 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
           for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
             const info = await net.job(id, { key: owner }).status()
             const mine = new Map<string, number>()
-            for (const c of info.charges) {
+            for (const c of info.paid) {
               byKeeper.set(c.keeper, (byKeeper.get(c.keeper) ?? 0) + c.amount)
               mine.set(c.keeper, c.amount)
             }

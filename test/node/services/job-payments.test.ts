@@ -50,7 +50,7 @@ describe('who pays for a job, on a 5-node devnet', { timeout: 900_000 }, () => {
   const rejectsWith = (p: Promise<unknown>, code: string) =>
     assert.rejects(p, (e: CovenantError) => e.code === code, code)
 
-  const chargedOf = (info: Pick<JobInfo, 'charges'>) => info.charges.reduce((n, c) => n + c.amount, 0)
+  const chargedOf = (info: Pick<JobInfo, 'paid'>) => info.paid.reduce((n, c) => n + c.amount, 0)
 
   /** A key with faucet credit at every node: it may enqueue. */
   const funded = async (): Promise<PrivateKey> => {
@@ -139,6 +139,7 @@ describe('who pays for a job, on a 5-node devnet', { timeout: 900_000 }, () => {
     const cost = second.receipts.reduce((n, r) => n + BASE_PRICE + PRICE_PER_FUEL * r.fuel, 0)
     assert.ok(second.charged > 0 && second.charged <= cost)
     assert.deepEqual(info.charges, [{ keeper: ids[next], amount: second.charged }])
+    assert.deepEqual(info.paid, info.charges)
     // reading the job again, through another node, records nothing more
     await net.job(job.id, { key: payer }).status()
     const { payeeSide } = await enqueuerReconciles(payer)
