@@ -236,9 +236,13 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
 
   it('hands over the jobs of a run the SDK made itself (direct), as a gateway would, and they run', async () => {
     const start = (await count()) as number
+    // A key of its own: this client keeps its own payer ledger (in memory, for a key handed to it),
+    // and a key's cheques are cumulative, so one key paying through two ledgers would leave the
+    // owner's ledger (net's) short of what its executors and keepers were paid and charged.
+    const caller = await generateKey()
     const direct = await connect({ nodes: live(), direct: true })
     try {
-      const run = await direct.invoke(fn, 'addLater', [ns, fn], { stores: [ns], key: owner })
+      const run = await direct.invoke(fn, 'addLater', [ns, fn], { stores: [ns], key: caller })
       assert.equal(run.value, 'enqueued')
       assert.ok(run.jobs !== undefined && 'jobs' in run.jobs, JSON.stringify(run.jobs))
       const [child] = run.jobs.jobs
