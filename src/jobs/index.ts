@@ -26,7 +26,9 @@ export {
   enqueuedDocs,
   enqueuedRecords,
   JobDocSchema,
+  jobDepth,
   jobsOf,
+  MAX_JOB_DEPTH,
   OutputWithJobsSchema,
 } from './effects.ts'
 export type { JobStore, JobStoreInit, StoredJob } from './job-store.ts'
@@ -100,6 +102,7 @@ export {
   maxCharges,
   mergeStates,
   paidOf,
+  paidTotal,
   paidWithin,
   parseState,
   sameState,

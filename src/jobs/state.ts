@@ -70,6 +70,15 @@ export function paidOf(state: { charges: ChargesRead; paid: ChargesRead }): Char
 }
 
 /**
+ * What {@link paidOf} adds up to. Every change to `paid` raises it (each keeper's amount only
+ * grows), though the state's version stays: keepers compare it to know a fellow keeper lacks a
+ * change to `paid` alone.
+ */
+export function paidTotal(state: { charges: ChargesRead; paid: ChargesRead }): number {
+  return chargedOf({ charges: paidOf(state) })
+}
+
+/**
  * What the enqueuer was charged for the job in all, by {@link paidOf}: what its SDK records.
  * JOB_INVALID past `budget`, the most the enqueuer signed for: such totals are forged, or two
  * keepers that both dispatched each charged near the budget, and are not recorded.
@@ -92,27 +101,35 @@ export function paidWithin(
 /**
  * The charges (of this state and, grow-only, of all) with `cost` more for `keeper`'s attempt,
  * capped so that all charged stays within `budget`; and what was charged for the attempt.
+ *
+ * `own` is what the keeper itself knows it charged before (its own note, see docs/jobs.md): what
+ * the state says of it may be another keeper's word, so its new total is `own` + the charge, never
+ * more. Other keepers' entries are taken as they are; they can only make it charge less.
  */
 function addCharge(
   state: JobState,
   keeper: string,
   cost: number,
   budget: number,
+  own: number | undefined,
 ): { charges: Charges; paid: Charges; charged: number } {
   const paid = paidOf(state)
-  const charged = Math.max(0, Math.min(cost, budget - chargedOf({ charges: paid })))
+  const before = own ?? paid.find((c) => c.keeper === keeper)?.amount ?? 0
+  const others = chargedOf({ charges: paid.filter((c) => c.keeper !== keeper) })
+  const charged = Math.max(0, Math.min(cost, budget - others - before))
+  const total = before + charged
   const add = (list: Charges): Charges | undefined => {
     const known = list.some((c) => c.keeper === keeper)
     if (!known && list.length >= MAX_CHARGING_KEEPERS) return undefined
-    const out = list.map((c) => (c.keeper === keeper ? { ...c, amount: c.amount + charged } : c))
-    if (!known) out.push({ keeper, amount: charged })
+    const out = list.map((c) => (c.keeper === keeper ? { ...c, amount: total } : c))
+    if (!known) out.push({ keeper, amount: total })
     return out
   }
   const charges = add(state.charges)
   const paidNow = add(paid)
   if (charged === 0 || charges === undefined || paidNow === undefined)
     return { charges: state.charges, paid: state.paid, charged: 0 }
-  return { charges, paid: maxCharges(paidNow), charged }
+  return { charges, paid: maxCharges(state.paid, paidNow), charged }
 }
 
 /** Attempts kept in a state: the most recent ones (conflicting writers may cause many). */
@@ -444,6 +461,11 @@ export interface AttemptEnd {
   tried?: AttemptRecord['tried']
   /** what its executors cost (a certified run), charged to the enqueuer within the budget @default 0 */
   cost?: number
+  /**
+   * what the dispatcher knows it charged for the job before, by its own note @default what the
+   * state says
+   */
+  own?: number
   random: () => number
   backoff?: Partial<Backoff>
 }
@@ -456,12 +478,13 @@ function ended(
   now: number,
   end: Pick<AttemptRecord, 'outcome' | 'error' | 'receipts' | 'tried'>,
   cost: number,
+  own: number | undefined,
 ): Pick<JobState, 'attempts' | 'charges' | 'paid'> {
   const dispatcher = state.attempts.find((a) => a.n === n && a.outcome === 'running')?.dispatcher
   const { charges, paid, charged } =
     dispatcher === undefined
       ? { charges: state.charges, paid: state.paid, charged: 0 }
-      : addCharge(state, dispatcher, cost, budget)
+      : addCharge(state, dispatcher, cost, budget, own)
   return { attempts: endRunning(state.attempts, now, { ...end, charged }, n), charges, paid }
 }
 
@@ -487,6 +510,7 @@ export function attemptDeferred(state: JobState, record: JobRecord, end: Attempt
     end.now,
     { outcome: 'deferred', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
     end.cost ?? 0,
+    end.own,
   )
   let inARow = 0
   for (let i = attempts.length - 1; i >= 0 && attempts[i].outcome === 'deferred'; i--) inARow++
@@ -515,6 +539,7 @@ export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEn
     end.now,
     { outcome: 'failed', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
     end.cost ?? 0,
+    end.own,
   )
   const failures = state.failures + 1
   const runAt = end.now + backoffMs(failures, b.baseMs, b.maxMs, end.random)
@@ -545,6 +570,7 @@ export function attemptConflicted(state: JobState, record: JobRecord, end: Attem
     end.now,
     { outcome: 'conflict', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
     end.cost ?? 0,
+    end.own,
   )
   const conflicts = state.conflicts + 1
   const runAt = end.now + backoffMs(conflicts, b.conflictBaseMs, b.conflictMaxMs, end.random)
@@ -584,6 +610,8 @@ export function succeed(
     tried?: AttemptRecord['tried']
     /** what its executors cost, charged to the enqueuer within `budget` @default 0 */
     cost?: number
+    /** what the dispatcher knows it charged for the job before (see {@link AttemptEnd}) */
+    own?: number
     /** the record's budget @default 0: nothing charged */
     budget?: number
   },
@@ -595,6 +623,7 @@ export function succeed(
     init.now,
     { outcome: 'succeeded', error: null, receipts: init.receipts, tried: init.tried ?? [] },
     init.cost ?? 0,
+    init.own,
   )
   return next(state, init.now, {
     status: 'succeeded',

@@ -64,10 +64,8 @@ import {
   BATCH_BYTES,
   type Backoff,
   cancelJob,
-  chargedOf,
   checkDoc,
   DEFERRING_ERRORS,
-  dispatchOf,
   dispatchRequest,
   type EffectCommit,
   encodeState,
@@ -88,9 +86,11 @@ import {
   type JobStore,
   type JobsRequest,
   JobsRequestSchema,
+  jobDepth,
   jobKeyBytes,
   jobsOf,
   MAX_BATCH,
+  MAX_JOB_DEPTH,
   MAX_JOBS_MESSAGE_BYTES,
   markCommitted,
   matchDispatch,
@@ -98,6 +98,7 @@ import {
   OutputWithJobsSchema,
   openJobStore,
   paidOf,
+  paidTotal,
   parseState,
   type RunProof,
   type StoredJob,
@@ -405,39 +406,34 @@ async function createJobsService(
     for (const wake of watchers.get(id) ?? []) wake()
   }
 
-  /** Which version of each job each other keeper is known to hold (or one that beats it). */
-  const confirmed = new Map<string, Map<string, number>>()
-  function confirm(id: string, peer: string, version: number): void {
+  /**
+   * Which state of each job each other keeper is known to hold (or one that beats it), by its mark
+   * ({@link markOf}): a change to `paid` alone keeps the version, so the mark counts it too.
+   */
+  const confirmed = new Map<string, Map<string, string>>()
+  const markOf = (s: { version: number; paid: number }): string => `${s.version}/${s.paid}`
+  function confirm(id: string, peer: string, state: JobState): void {
     let byPeer = confirmed.get(id)
     if (byPeer === undefined) {
       if (confirmed.size >= 200_000) confirmed.clear()
       byPeer = new Map()
       confirmed.set(id, byPeer)
     }
-    byPeer.set(peer, version)
+    byPeer.set(peer, markOf({ version: state.version, paid: paidTotal(state) }))
   }
 
   /**
-   * Who pays for a job: its enqueuer; none for a job a job's run enqueued, whose enqueuer is the
-   * keeper that dispatched that run (it signed the request), which is not repaid (docs/jobs.md).
+   * Charges the enqueuer `total` for the attempts of the job this node dispatched: its own note
+   * (`chargedHere`) plus what it just charged for one, never what a state from another keeper says
+   * of it. Once per job: the charge only grows.
    */
-  function payerOf(doc: JobDoc): string | undefined {
-    if (!('proof' in doc)) return doc.record.enqueuer
-    const nonce = (doc.proof.certificate as { request?: { nonce?: unknown } } | null)?.request?.nonce
-    return typeof nonce === 'string' && dispatchOf({ nonce }) !== undefined ? undefined : doc.record.enqueuer
-  }
-
-  /**
-   * Charges the enqueuer what this node charged it for the job's attempts, by every state of the
-   * job it has seen (`paid`, which a losing state's charges stay in): once per job (the charge only
-   * grows).
-   */
-  function chargeEnqueuer(id: string, doc: JobDoc, state: JobState): void {
-    const mine = paidOf(state).find((x) => x.keeper === self)
-    const payer = payerOf(doc)
-    if (c.ledger === undefined || mine === undefined || payer === undefined) return
+  function chargeEnqueuer(id: string, doc: JobDoc, total: number): void {
+    store.noteCharged(id, total)
+    // its enqueuer: for a job a run enqueued, whoever asked for the run (src/jobs/effects.ts)
+    const payer = doc.record.enqueuer
+    if (c.ledger === undefined) return
     try {
-      c.ledger.payee.chargeJob(payer, `job:${id}`, mine.amount)
+      c.ledger.payee.chargeJob(payer, `job:${id}`, total)
     } catch (err) {
       logger.warn({ event: 'job-charge-failed', id, code: CovenantError.from(err).code })
     }
@@ -485,8 +481,6 @@ async function createJobsService(
     const merged = store.merge(id, state)
     if (merged === undefined) return undefined
     if (merged.changed) {
-      const doc = store.get(id)?.doc
-      if (doc !== undefined) chargeEnqueuer(id, doc, merged.state)
       changed(id)
       if (!isSettled(merged.state) && merged.state.runAt <= Date.now() + scanIntervalMs) scanSoon()
     }
@@ -535,8 +529,9 @@ async function createJobsService(
     const { doc, record, id } = await checkDoc(docValue, verifyRun)
     let offered: JobState
     if (stateValue === undefined) {
-      // a signed job handed in to be enqueued; a function's is paid for by its run's caller, whose
-      // run is certified already: its jobs are its effects, taken as they come (docs/jobs.md)
+      // a signed job handed in to be enqueued; a function's is paid for by whoever asked for its
+      // run (its caller, or the job it was an attempt of), whose run is certified already: its jobs
+      // are its effects, taken as they come (docs/jobs.md)
       if (!('origin' in record) && !store.has(id)) admitJob(record)
       offered = initialState(record)
     } else {
@@ -545,7 +540,6 @@ async function createJobsService(
     }
     const put = store.put(id, doc, offered)
     if (put.changed) {
-      chargeEnqueuer(id, doc, put.state)
       changed(id)
       if (!isSettled(put.state)) scanSoon()
     }
@@ -653,15 +647,18 @@ async function createJobsService(
     return b
   }
 
-  /** What a keeper's answer about one job means here: true if it holds this state or a better one. */
-  function heard(peer: string, id: string, reply: ItemReply): boolean {
+  /**
+   * What a keeper's answer about one job means here: true if it holds the state `offered` to it
+   * (`kept`) or a better one.
+   */
+  function heard(peer: string, id: string, reply: ItemReply, offered: JobState): boolean {
     if ('error' in reply) {
       logger.debug({ event: 'job-refused', id, peer, code: reply.error.code })
       return false
     }
     if ('kept' in reply) {
-      const held = store.get(id)
-      if (held !== undefined) confirm(id, peer, held.state.version)
+      // what it kept is what it was offered, which this node may have moved past meanwhile
+      confirm(id, peer, offered)
       return true
     }
     if ('state' in reply) {
@@ -672,7 +669,7 @@ async function createJobsService(
         if (wins(theirs, stored.state)) checkState(stored, theirs)
         // kept even when it loses: the charges it carries are merged (paid)
         keep(id, theirs)
-        confirm(id, peer, theirs.version)
+        confirm(id, peer, theirs)
         return true
       } catch (err) {
         logger.warn({ event: 'job-state-refused', id, peer, code: CovenantError.from(err).code })
@@ -687,7 +684,7 @@ async function createJobsService(
     const state = encodeState(stored.state)
     let reply = await offersTo(peer).push({ id: stored.id, state })
     if ('missing' in reply) reply = await putsTo(peer).push({ doc: canonicalBytes(stored.doc), state })
-    return heard(peer, stored.id, reply)
+    return heard(peer, stored.id, reply, stored.state)
   }
 
   /**
@@ -727,7 +724,7 @@ async function createJobsService(
           const reply =
             peer === self ? await hold(doc, undefined) : await putsTo(peer).push({ doc: docBytes })
           if ('error' in reply) throw CovenantError.fromJSON(reply.error)
-          if (peer !== self) heard(peer, id, reply)
+          if (peer !== self) heard(peer, id, reply, initialState(doc.record))
           return peer
         } catch (err) {
           errors.push(CovenantError.from(err))
@@ -834,13 +831,36 @@ async function createJobsService(
     state.dispatcher === self &&
     state.attempts.some((a) => a.n === n && a.outcome === 'running' && a.dispatcher === self)
 
+  /**
+   * Ends attempt `n`, which this node dispatched: `end` makes the next state from the current one
+   * and what this node charged for the job before (its own note), and the enqueuer is charged what
+   * the attempt added. Returns the state kept, or undefined if `end` gave none.
+   */
+  function endOwn(
+    id: string,
+    n: number,
+    end: (state: JobState, stored: StoredJob, own: number) => JobState | undefined,
+  ): JobState | undefined {
+    const stored = store.get(id)
+    if (stored === undefined) return undefined
+    const own = store.chargedHere(id)
+    const next = end(stored.state, stored, own)
+    if (next === undefined) return undefined
+    const charged = next.attempts.find((a) => a.n === n && a.dispatcher === self)?.charged ?? 0
+    const kept = keep(id, next)
+    if (charged > 0) chargeEnqueuer(id, stored.doc, own + charged)
+    return kept
+  }
+
   /** An attempt that ended without a success: recorded if it is still the job's current one. */
   async function attemptEnded(
     id: string,
     n: number,
-    end: (state: JobState, record: JobRecord) => JobState,
+    end: (state: JobState, record: JobRecord, own: number) => JobState,
   ): Promise<void> {
-    const next = transition(id, (state, stored) => (isMine(state, n) ? end(state, stored.record) : undefined))
+    const next = endOwn(id, n, (state, stored, own) =>
+      isMine(state, n) ? end(state, stored.record, own) : undefined,
+    )
     if (next !== undefined) await replicate(id, true)
   }
 
@@ -850,9 +870,10 @@ async function createJobsService(
    */
   function unpaidBy(doc: JobDoc, state: JobState): { code: string; message: string } | undefined {
     const record = doc.record
-    const payer = payerOf(doc)
-    if (c.ledger === undefined || payer === undefined || payer === self) return undefined
-    const charged = chargedOf(state)
+    const payer = record.enqueuer
+    if (c.ledger === undefined || payer === self) return undefined
+    // by every branch of the job this node has heard of: all of them spend the one budget
+    const charged = paidTotal(state)
     if (charged >= record.budget)
       return {
         code: 'PAYMENT_REQUIRED',
@@ -958,7 +979,9 @@ async function createJobsService(
         random,
         backoff: options.backoff,
       }
-      await attemptEnded(id, n, (s, r) => (deferred ? attemptDeferred(s, r, end) : attemptFailed(s, r, end)))
+      await attemptEnded(id, n, (s, r, own) =>
+        deferred ? attemptDeferred(s, r, { ...end, own }) : attemptFailed(s, r, { ...end, own }),
+      )
       return
     }
     faster()
@@ -970,7 +993,7 @@ async function createJobsService(
     if (output.error !== null) {
       release(id, record.stores)
       metrics.attempts.inc({ outcome: output.error.code })
-      await attemptEnded(id, n, (s, r) =>
+      await attemptEnded(id, n, (s, r, own) =>
         attemptFailed(s, r, {
           n,
           now: Date.now(),
@@ -978,6 +1001,7 @@ async function createJobsService(
           receipts,
           tried,
           cost,
+          own,
           random,
           backoff: options.backoff,
         }),
@@ -1008,6 +1032,12 @@ async function createJobsService(
     const { id } = stored
     let commits: EffectCommit[]
     try {
+      // jobs nest only so deep (their keepers would refuse them): the run's writes do not commit
+      if (jobsOf(run.output).length > 0 && jobDepth(stored.doc) >= MAX_JOB_DEPTH)
+        throw new CovenantError(
+          'JOB_INVALID',
+          `job ${id} is ${MAX_JOB_DEPTH} jobs deep: the jobs its run enqueued would be deeper than jobs nest`,
+        )
       commits = await commitWrites(c.stores, { id, record: stored.record }, run)
       release(id, stored.record.stores)
     } catch (err) {
@@ -1025,8 +1055,8 @@ async function createJobsService(
         random,
         backoff: options.backoff,
       }
-      await attemptEnded(id, n, (s, r) =>
-        conflict ? attemptConflicted(s, r, end) : attemptFailed(s, r, end),
+      await attemptEnded(id, n, (s, r, own) =>
+        conflict ? attemptConflicted(s, r, { ...end, own }) : attemptFailed(s, r, { ...end, own }),
       )
       return
     }
@@ -1035,10 +1065,19 @@ async function createJobsService(
     if (crashAfterCommit && wrote) crash()
     const took = commits.length > 0 && !wrote ? await runOfEntry(id, commits[0]) : undefined
     const result = { ...(took ?? run), commits }
-    const sealed = transition(id, (s) =>
+    const sealed = endOwn(id, n, (s, _, own) =>
       s.status === 'succeeded' || (s.status === 'cancelled' && !wrote)
         ? undefined
-        : succeed(s, { n, now: Date.now(), result, receipts, tried, cost, budget: stored.record.budget }),
+        : succeed(s, {
+            n,
+            now: Date.now(),
+            result,
+            receipts,
+            tried,
+            cost,
+            own,
+            budget: stored.record.budget,
+          }),
     )
     if (sealed === undefined) return
     await replicate(id, true)
@@ -1069,7 +1108,11 @@ async function createJobsService(
     const result = stored?.state.result
     if (stored === undefined || result === null || result === undefined || result.committed) return
     if (jobsOf(result.output).length > 0) {
-      const docs = await enqueuedDocs({ certificate: result.certificate, output: result.output }, verifyRun)
+      // the job's doc goes with its run's jobs: its enqueuer pays for them
+      const docs = await enqueuedDocs(
+        { certificate: result.certificate, output: result.output, job: stored.doc },
+        verifyRun,
+      )
       for (const { doc, id: child } of docs) {
         const { keepers, errors } = await distribute(doc, child)
         if (keepers.length === 0)
@@ -1198,7 +1241,7 @@ async function createJobsService(
           const keepers = keepersOf(row.id)
           const others = keepers.filter((p) => p !== self)
           const byPeer = confirmed.get(row.id)
-          const lacking = others.filter((p) => byPeer?.get(p) !== row.version)
+          const lacking = others.filter((p) => byPeer?.get(p) !== markOf(row))
           if (!keepers.includes(self) && lacking.length === 0 && others.length > 0 && !working.has(row.id)) {
             store.drop(row.id)
             confirmed.delete(row.id)

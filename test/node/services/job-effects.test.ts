@@ -226,11 +226,22 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
       return info.result?.committed === true ? info : undefined
     })
     assert.equal(created.status, 'succeeded')
+    // its enqueuer is the owner, who enqueued the job that enqueued it and pays for it, not the
+    // keeper that signed that job's run
     const grandchild = await waitFor('the job it enqueued to run', async () => {
-      const jobs = await net.jobs({ enqueuer: done.certificate.request.caller, limit: 1000 })
-      return jobs.find((j) => j.status === 'succeeded' && j.export === 'add' && j.id !== child.id)
+      const jobs = await net.jobs({ enqueuer: keyId(owner), status: 'succeeded', limit: 1000 })
+      for (const j of jobs.filter((j) => j.export === 'add' && j.id !== child.id)) {
+        const info = await net.job(j.id).status()
+        if (info.origin?.request === done.certificate.id) return info
+      }
+      return undefined
     })
-    assert.equal((await net.job(grandchild.id).wait()).value, 5)
+    const byKeeper = await net.jobs({ enqueuer: done.certificate.request.caller, limit: 1000 })
+    assert.equal(byKeeper.length, 0)
+    const grown = await net.job(grandchild.id).wait()
+    assert.equal(grown.value, 5)
+    assert.equal(grown.job.origin?.request, done.certificate.id)
+    assert.ok(grown.job.paid.some((c) => c.amount > 0), 'the owner is charged for it')
     assert.equal(await count(), 5)
   })
 
