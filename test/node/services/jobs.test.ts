@@ -434,8 +434,9 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
       keepersOf,
       safely(hello, 'greet'),
     )
-    assert.equal((await post(job.record)).body.id, job.id)
     const [lead, ...others] = keepersOf(job.id)
+    // handed to the lead keeper, which hands it to the others and so knows they hold its state
+    assert.equal((await post(job.record, lead)).body.id, job.id)
     const stateAt = async (i: number) => {
       const reply = (await prober.request(ids[i], JOBS_PROTOCOL, {
         type: 'get',
