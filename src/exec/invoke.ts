@@ -23,9 +23,13 @@ import { type Receipt, verifyReceipt } from './receipt.ts'
 import { type Refusal, refusalError, STANDING_REFUSALS, verifyRefusal } from './refusal.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'
 import type { View } from './view.ts'
-import { type ExecReply, ExecReplySchema } from './wire.ts'
+import type { ExecReply, ExecReplySchema } from './wire.ts'
 
-/** Sends one request to one executor and resolves with its reply; rejects with why it could not. */
+/**
+ * Sends one request to one executor and resolves with its reply as {@link ExecReplySchema} parsed
+ * it off the wire (`invoke` does not parse it again; it checks the signatures); rejects with why it
+ * could not.
+ */
 export type SendExec = (
   peer: string,
   request: SignedRequest,
@@ -276,11 +280,9 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       resolve({ value, output, certificate, conflicts, tried })
     }
 
-    function accept(peer: string, reply: unknown): void {
-      const parsed = ExecReplySchema.safeParse(reply)
-      if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a malformed reply`)
-      if ('refusal' in parsed.data) {
-        const refusal = verifyRefusal(parsed.data.refusal)
+    function accept(peer: string, reply: ExecReply): void {
+      if ('refusal' in reply) {
+        const refusal = verifyRefusal(reply.refusal)
         if (refusal.executor !== peer)
           throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a refusal signed by another key`)
         if (refusal.request !== id)
@@ -288,7 +290,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         refusals.set(peer, refusal)
         throw refusalError(refusal)
       }
-      const receipt = verifyReceipt(parsed.data.receipt)
+      const receipt = verifyReceipt(reply.receipt)
       if (receipt.executor !== peer)
         throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a receipt signed by another key`)
       if (receipt.request !== id)
@@ -298,9 +300,9 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const group = groups.get(receipt.outputHash) ?? { receipts: [] }
       group.receipts.push(receipt)
       groups.set(receipt.outputHash, group)
-      if (outputHash(parsed.data.output) !== receipt.outputHash)
+      if (outputHash(reply.output) !== receipt.outputHash)
         throw new CovenantError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
-      group.output ??= parsed.data.output
+      group.output ??= reply.output
     }
 
     function launch(): void {
