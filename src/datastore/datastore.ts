@@ -48,7 +48,7 @@ import {
   verifyDescriptor,
   type WritePolicy,
 } from './namespace.ts'
-import { standingGrantsPrefix, verifyVouch, vouchKey } from './standing.ts'
+import { GRANTS_PREFIX, standingGrantsPrefix, verifyVouch, vouchKey } from './standing.ts'
 
 /** How far ahead of this holder's clock a replicated entry's time may be. */
 export const MAX_ENTRY_SKEW_MS = 60_000
@@ -321,13 +321,15 @@ function prefixEnd(prefix: string): string | undefined {
 }
 
 /** The rows of the listing `params` asks for, through the bounded statement where it can be. */
+type ListedRow = { key: string; seq: number; value: Uint8Array | null }
+
 function listRows(
   stmt: { list: StatementSync; listAll: StatementSync },
   params: { ns: string; prefix: string; after: string; at: number; limit: number },
-): Array<{ key: string; seq: number; value: Uint8Array | null }> {
+): ListedRow[] {
   const end = prefixEnd(params.prefix)
   const rows = end === undefined ? stmt.listAll.all(params) : stmt.list.all({ ...params, end })
-  return rows as Array<{ key: string; seq: number; value: Uint8Array | null }>
+  return rows as ListedRow[]
 }
 
 /** Standing grants whose chains one datastore keeps read (a few KiB each). */
@@ -398,6 +400,13 @@ export function openDatastore(init: DatastoreInit): Datastore {
   let closed = false
   /** Standing grants' chains by their stored bytes (see `keptGrant`). */
   const readGrants = new Map<string, GrantChain>()
+  /**
+   * The rows of a function's standing grants in a namespace (by `ns` and `fn`), as listed at
+   * version `at` (see `standingGrants`). They stand for every later version until a write under
+   * `_grants/` is applied, the history is truncated, the namespace dropped or a transaction rolled
+   * back: each of those forgets them all.
+   */
+  const grantRows = new Map<string, { at: number; rows: ListedRow[] }>()
 
   /** Runs `body` in one immediate transaction; any failure rolls all of it back. */
   const transaction = <T>(body: () => T): T => {
@@ -409,6 +418,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       return result
     } catch (err) {
       db.exec('ROLLBACK')
+      grantRows.clear()
       throw CovenantError.from(err, 'INTERNAL')
     }
   }
@@ -518,13 +528,21 @@ export function openDatastore(init: DatastoreInit): Datastore {
     at: number,
     isRevoked: (cid: string, t: number) => boolean,
   ): GrantChain[] => {
-    const kept = listRows(stmt, {
-      ns: ns.id,
-      prefix: standingGrantsPrefix(fn),
-      after: '',
-      at: seq - 1,
-      limit: 64,
-    })
+    const rowsKey = `${ns.id} ${fn}`
+    let listed = grantRows.get(rowsKey)
+    if (listed === undefined || listed.at > seq - 1) {
+      const rows = listRows(stmt, {
+        ns: ns.id,
+        prefix: standingGrantsPrefix(fn),
+        after: '',
+        at: seq - 1,
+        limit: 64,
+      })
+      listed = { at: seq - 1, rows }
+      if (grantRows.size >= READ_GRANTS_MAX) grantRows.delete(grantRows.keys().next().value as string)
+      grantRows.set(rowsKey, listed)
+    }
+    const kept = listed.rows
     const holding: GrantChain[] = []
     let first: unknown
     for (const row of kept) {
@@ -641,8 +659,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
     checkSize(bytes)
     const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
-    for (const w of entry.writes)
+    for (const w of entry.writes) {
       stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
+      if (w.key.startsWith(GRANTS_PREFIX)) grantRows.clear()
+    }
     if (nonce !== undefined) stmt.insertNonce.run(ns.id, nonce[0], nonce[1], entry.seq)
     if (entry.kind === 'policy') stmt.setDescriptor.run(dagCbor.encode(entry.proof.descriptor), ns.id)
     if (entry.kind === 'revocation' && revocation !== undefined)
@@ -714,6 +734,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     }
     stmt.deleteEntriesAbove.run(r.id, seq)
     stmt.deleteValuesAbove.run(r.id, seq)
+    grantRows.clear()
     stmt.deleteNoncesAbove.run(r.id, seq)
     stmt.deleteRevocationsAbove.run(r.id, seq)
     const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
@@ -883,6 +904,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     drop(ns) {
       return transaction(() => {
         if (typeof ns !== 'string' || stmt.namespace.get(ns) === undefined) return false
+        grantRows.clear()
         for (const table of ['entries', 'kv', 'nonces', 'revocations'])
           db.prepare(`DELETE FROM ${table} WHERE ns = ?`).run(ns)
         db.prepare('DELETE FROM namespaces WHERE id = ?').run(ns)

@@ -156,6 +156,9 @@ const ON_SESSION: ReadonlySet<StoreRequest['type']> = new Set([
 /** The most a reply to one of {@link ON_SESSION} may take: one value of the largest size, with its envelope. */
 const MAX_SESSION_REPLY_BYTES = MAX_VALUE_BYTES + 64 * 1024
 
+/** Namespaces whose holders a node keeps worked out (see `holdersOf`). */
+const HOLDERS_KEPT = 4096
+
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
   'PEER_UNREACHABLE',
@@ -416,11 +419,29 @@ async function createDatastoreService(
 
   const storesHere = (): boolean => c.covenant().config.store.enabled
 
+  // A namespace's holders change only when the peer table or this node's covenant does, yet every
+  // commit asked for them on each holder at each round (closestPeers hashes every peer's id): they
+  // are kept per namespace until either changes (the peer table's onChange clears them).
+  const holdersKept = new Map<string, readonly string[]>()
+  let holdersUnder: unknown
+  const forgetHolders = c.peers.onChange(() => holdersKept.clear())
+
   /** The namespace's holders in this node's view, the primary first. */
   function holdersOf(ns: string): string[] {
-    const ids = storesHere() ? [self] : []
-    for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
-    return closestPeers(namespaceKeyBytes(ns), ids, replicas)
+    const covenant = c.covenant()
+    if (holdersUnder !== covenant) {
+      holdersKept.clear()
+      holdersUnder = covenant
+    }
+    let holders = holdersKept.get(ns)
+    if (holders === undefined) {
+      const ids = storesHere() ? [self] : []
+      for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
+      holders = closestPeers(namespaceKeyBytes(ns), ids, replicas)
+      if (holdersKept.size >= HOLDERS_KEPT) holdersKept.delete(holdersKept.keys().next().value as string)
+      holdersKept.set(ns, holders)
+    }
+    return [...holders]
   }
 
   function assertHolder(ns: string, from?: string): void {
@@ -441,7 +462,7 @@ async function createDatastoreService(
 
   function headReply(ns: string, at?: number): HeadReply {
     const head = store.head(ns)
-    return { head, cidAt: cidAt(ns, at ?? head.seq) }
+    return { head, cidAt: at === undefined || at === head.seq ? head.cid : cidAt(ns, at) }
   }
 
   // ── one lock per namespace: a primary's commit, an entry taken, a page pulled, a truncation ──
@@ -1192,6 +1213,7 @@ async function createDatastoreService(
     async stop() {
       running = false
       unsubscribe?.()
+      forgetHolders()
       if (timer !== undefined) clearInterval(timer)
       if (soonTimer !== undefined) clearTimeout(soonTimer)
       await net.unhandle(STORE_PROTOCOL).catch(() => {})
