@@ -129,6 +129,11 @@ export type PreparedCommit =
   | (CommitResult & { duplicate: true })
   | (CommitResult & { duplicate: false; bytes: Uint8Array })
 
+/** A commit made the next entry of its namespace, unchecked (see `Datastore.draft`). */
+export type DraftedCommit =
+  | (CommitResult & { duplicate: true })
+  | (CommitResult & { duplicate: false; bytes: Uint8Array; stale: boolean })
+
 /** An entry as it travels between holders. */
 export interface StoredEntry {
   seq: number
@@ -167,6 +172,13 @@ export interface Datastore {
    * (the state is unchanged). The same id again prepares to the earlier result.
    */
   prepare(commit: unknown): PreparedCommit
+  /**
+   * Builds the next entry a commit would make with none of the checks of its proof: only its
+   * shape, its id, and a duplicate (the earlier result), with `stale` true if a version it read
+   * is no longer current. Nothing is applied or remembered as checked. A primary offers the draft
+   * to the other holders and checks it itself meanwhile, as they do (`checkReplicated`).
+   */
+  draft(commit: unknown): DraftedCommit
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
   /** Runs every check {@link Datastore.appendReplicated} runs, without applying the entry. */
@@ -693,12 +705,12 @@ export function openDatastore(init: DatastoreInit): Datastore {
       : { ns, seq: Number(earlier.seq), cid: earlier.cid, id, duplicate: true }
   }
 
-  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
-  const nextEntry = (
+  /** Where a commit would go: its namespace, seq and time; or the earlier result of its id. */
+  const placeOf = (
     value: unknown,
   ):
     | (CommitResult & { duplicate: true })
-    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
+    | { commit: Commit; ns: NamespaceInfo; seq: number; at: number } => {
     const commit = parseCommit(value)
     const ns = info(row(commit.ns))
     const expected = expectedId(commit)
@@ -707,14 +719,30 @@ export function openDatastore(init: DatastoreInit): Datastore {
     const earlier = duplicateOf(ns.id, commit.id)
     if (earlier !== undefined) return earlier
     // a clock that went back never makes history go back
-    const at = Math.max(now(), ns.head.at)
-    const seq = ns.head.seq + 1
-    const recorded = check(ns, commit, at, seq)
-    const entry: Entry = { ...commit, seq, prev: ns.head.cid, at }
+    return { commit, ns, seq: ns.head.seq + 1, at: Math.max(now(), ns.head.at) }
+  }
+
+  const entryAt = (place: { commit: Commit; ns: NamespaceInfo; seq: number; at: number }) => {
+    const entry: Entry = { ...place.commit, seq: place.seq, prev: place.ns.head.cid, at: place.at }
     const bytes = encodeEntry(entry)
     checkSize(bytes)
-    return { ns, entry, bytes, recorded }
+    return { entry, bytes }
   }
+
+  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
+  const nextEntry = (
+    value: unknown,
+  ):
+    | (CommitResult & { duplicate: true })
+    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
+    const place = placeOf(value)
+    if ('duplicate' in place) return place
+    const recorded = check(place.ns, place.commit, place.at, place.seq)
+    return { ns: place.ns, ...entryAt(place), recorded }
+  }
+
+  /** The last entry drafted (see `draft`), by its CID: read again from here, not decoded. */
+  let drafted: { cid: string; entry: Entry } | undefined
 
   /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
   const truncateTo = (r: NamespaceRow, seq: number): void => {
@@ -754,7 +782,14 @@ export function openDatastore(init: DatastoreInit): Datastore {
   ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
     // the entry a holder checked is offered again to be applied: the same bytes (by their CID), read once
     const cid = bytes instanceof Uint8Array ? entryCid(bytes) : ''
-    const entry = cid !== '' && passed?.cid === cid ? passed.entry : decodeEntry(bytes)
+    const entry =
+      cid === ''
+        ? decodeEntry(bytes)
+        : passed?.cid === cid
+          ? passed.entry
+          : drafted?.cid === cid
+            ? drafted.entry
+            : decodeEntry(bytes)
     const ns = info(row(entry.ns))
     const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
     if (present !== undefined) {
@@ -849,6 +884,17 @@ export function openDatastore(init: DatastoreInit): Datastore {
         passed = { ns: ns.id, head: ns.head.cid, cid, entry, recorded }
         return { ns: ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes }
       })
+    },
+
+    draft(value) {
+      if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+      const place = placeOf(value)
+      if ('duplicate' in place) return place
+      const { entry, bytes } = entryAt(place)
+      const cid = entryCid(bytes)
+      drafted = { cid, entry }
+      const stale = place.commit.reads.some((r) => currentVersion(place.ns.id, r.key) !== r.version)
+      return { ns: place.ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes, stale }
     },
 
     appendReplicated(bytes) {

@@ -424,6 +424,66 @@ describe('replicated histories', () => {
     assert.deepEqual(primary.head(ns), follower.head(ns))
   })
 
+  it('drafts the entry a prepare would make without checking its proof; checked as a holder checks it, it is refused or applied alike', async () => {
+    const primary = holder()
+    const follower = holder()
+    catchUp(source, primary)
+    catchUp(source, follower)
+    const before = primary.head(ns)
+    const commit = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 1 }],
+      now: clock.t,
+    })
+    const drafted = primary.draft(commit)
+    assert.ok(!drafted.duplicate)
+    assert.equal(drafted.stale, false)
+    const prepared = primary.prepare(commit)
+    assert.ok(!prepared.duplicate)
+    assert.equal(drafted.cid, prepared.cid, 'the same entry a prepare makes')
+    assert.deepEqual(primary.head(ns), before, 'drafting applies nothing')
+    // a forged commit drafts (nothing of its proof is checked), and its own holder's check refuses it
+    const forged = primary.draft({ ...commit, writes: [{ key: 'n', value: 666 }] })
+    assert.ok(!forged.duplicate)
+    assert.equal(
+      errorCode(() => primary.checkReplicated(forged.bytes)),
+      'GRANT_FORGED',
+    )
+    assert.equal(
+      errorCode(() => primary.appendReplicated(forged.bytes)),
+      'GRANT_FORGED',
+    )
+    // the genuine draft: checked, applied on the follower, then on the primary
+    assert.equal(primary.checkReplicated(drafted.bytes).duplicate, false)
+    assert.equal(follower.appendReplicated(drafted.bytes).cid, drafted.cid)
+    assert.equal(primary.appendReplicated(drafted.bytes).cid, drafted.cid)
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+    // the same commit again drafts to the earlier result; a read no longer current is flagged
+    assert.deepEqual(primary.draft(commit), {
+      ns,
+      seq: drafted.seq,
+      cid: drafted.cid,
+      id: commit.id,
+      duplicate: true,
+    })
+    const stale = await createKeyCommit({
+      issuer: owner,
+      ns,
+      writes: [{ key: 'n', value: 2 }],
+      reads: [{ key: 'n', version: 0 }],
+      now: clock.t,
+    })
+    const staleDraft = primary.draft(stale)
+    assert.ok(!staleDraft.duplicate)
+    assert.equal(staleDraft.stale, true)
+    assert.equal(
+      errorCode(() => primary.checkReplicated(staleDraft.bytes)),
+      'WRITE_CONFLICT',
+    )
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+  })
+
   it('checks an entry without applying it, and refuses there what it would refuse to apply', () => {
     const replica = holder()
     replica.appendReplicated(entries[0].bytes)

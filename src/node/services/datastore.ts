@@ -45,6 +45,7 @@ import {
   checkRead,
   createRevocationCommit,
   type Datastore,
+  type DraftedCommit,
   decodeEntry,
   descriptorCid,
   EntriesReplySchema,
@@ -62,6 +63,7 @@ import {
   namespaceKeyBytes,
   OkReplySchema,
   openDatastore,
+  type PreparedCommit,
   parseCommit,
   RevocationsReplySchema,
   STORE_PAGE_BYTES,
@@ -315,7 +317,7 @@ function storeMetrics(c: Pick<NodeComponents, 'metrics'>, namespaces: () => numb
     }),
     stages: new Histogram({
       name: 'covenant_store_commit_stage_seconds',
-      help: 'where the commits this node applied as a primary spent their time: waiting for the namespace lock, checking and building the entry (prepare), the other holders checking it (check) and applying it (append), applying it here (apply)',
+      help: 'where the commits this node applied as a primary spent their time: waiting for the namespace lock, building the entry (prepare), every holder checking it, this one meanwhile (check), the other holders applying it (append), applying it here (apply)',
       labelNames: ['kind', 'stage'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
@@ -615,7 +617,18 @@ async function createDatastoreService(
       return await locked(ns, async () => {
         lap('lock')
         for (let attempt = 1; ; attempt++) {
-          const prepared = store.prepare(commit)
+          // The entry is built and offered to the other holders at once, and this node runs its
+          // own checks (the very ones they run) while they run theirs. A commit that is a
+          // duplicate, whose reads are stale or that cannot be built is judged here first, as a
+          // full prepare, so no holder checks it for nothing.
+          let drafted: DraftedCommit | undefined
+          try {
+            drafted = store.draft(commit)
+          } catch {
+            drafted = undefined
+          }
+          const prepared: PreparedCommit | DraftedCommit =
+            drafted === undefined || (!drafted.duplicate && drafted.stale) ? store.prepare(commit) : drafted
           lap('prepare')
           if (prepared.duplicate) {
             outcome = 'duplicate'
@@ -623,7 +636,18 @@ async function createDatastoreService(
           }
           const { seq, bytes } = prepared
           const followers = holdersOf(ns).filter((p) => p !== self)
-          const checks = await Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          const checking = Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          if (prepared === drafted) {
+            // the offers leave first (their writes go out at the end of this tick)
+            await new Promise((r) => setImmediate(r))
+            try {
+              store.checkReplicated(bytes)
+            } catch (err) {
+              await checking
+              throw err
+            }
+          }
+          const checks = await checking
           lap('check')
           const refused = checks.find((o) => o.outcome === 'refused')
           if (refused !== undefined) throw refused.error!
