@@ -22,6 +22,7 @@
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { Counter, Gauge, Histogram } from 'prom-client'
+import { equals } from 'uint8arrays/equals'
 import { z } from 'zod'
 import {
   commitRoute,
@@ -393,10 +394,15 @@ async function createDatastoreService(
   const metrics = storeMetrics(c, () => (running ? countHeld() : heldCount))
 
   /** Fetches the manifest a function commit or entry names, so its synchronous check can find it. */
-  async function knowFunctionOf(value: unknown): Promise<void> {
+  async function knowFunctionOf(value: unknown): Promise<string | undefined> {
     const parsed = FunctionProofSchema.safeParse(value)
-    if (!parsed.success) return
+    if (!parsed.success) return undefined
     const fn = parsed.data.proof.certificate.request.fn
+    await knowManifest(fn)
+    return fn
+  }
+
+  async function knowManifest(fn: string): Promise<void> {
     if (manifests.has(fn)) return
     try {
       const manifest = await fetchManifest(fn)
@@ -407,14 +413,25 @@ async function createDatastoreService(
     }
   }
 
-  async function knowFunctionOfEntry(bytes: Uint8Array): Promise<void> {
+  /**
+   * The entry a primary offered each namespace to check, with the function it names: offered
+   * again to be applied (the same bytes), it is not decoded again to find the function.
+   */
+  const offeredToCheck = new Map<string, { bytes: Uint8Array; fn: string | undefined }>()
+
+  async function knowFunctionOfEntry(bytes: Uint8Array, ns?: string): Promise<string | undefined> {
+    const offered = ns === undefined ? undefined : offeredToCheck.get(ns)
+    if (offered !== undefined && equals(offered.bytes, bytes)) {
+      if (offered.fn !== undefined) await knowManifest(offered.fn)
+      return offered.fn
+    }
     let value: unknown
     try {
       value = dagCbor.decode(bytes)
     } catch {
-      return // the datastore refuses the entry itself, typed
+      return undefined // the datastore refuses the entry itself, typed
     }
-    await knowFunctionOf(value)
+    return knowFunctionOf(value)
   }
 
   // ── who holds what ──────────────────────────────────────────────────────────────────────────
@@ -732,7 +749,11 @@ async function createDatastoreService(
     try {
       assertHolder(ns, from)
       if (phase === 'append' && fault === 'store-crash-on-append') crash()
-      await knowFunctionOfEntry(bytes)
+      const fn = await knowFunctionOfEntry(bytes, ns)
+      if (phase === 'check') {
+        if (offeredToCheck.size >= HOLDERS_KEPT) offeredToCheck.clear()
+        offeredToCheck.set(ns, { bytes, fn })
+      } else offeredToCheck.delete(ns)
       return await locked(ns, () => {
         const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
