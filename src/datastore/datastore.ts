@@ -346,6 +346,8 @@ function listRows(
 
 /** Standing grants whose chains one datastore keeps read (a few KiB each). */
 const READ_GRANTS_MAX = 256
+/** A function's standing grants are kept listed only if their values take at most this much. */
+const GRANT_ROWS_KEPT_BYTES = 64 * 1024
 
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -551,8 +553,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
         limit: 64,
       })
       listed = { at: seq - 1, rows }
-      if (grantRows.size >= READ_GRANTS_MAX) grantRows.delete(grantRows.keys().next().value as string)
-      grantRows.set(rowsKey, listed)
+      if (rows.reduce((n, r) => n + (r.value?.byteLength ?? 0), 0) <= GRANT_ROWS_KEPT_BYTES) {
+        if (grantRows.size >= READ_GRANTS_MAX) grantRows.delete(grantRows.keys().next().value as string)
+        grantRows.set(rowsKey, listed)
+      }
     }
     const kept = listed.rows
     const holding: GrantChain[] = []

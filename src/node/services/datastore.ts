@@ -161,6 +161,12 @@ const MAX_SESSION_REPLY_BYTES = MAX_VALUE_BYTES + 64 * 1024
 
 /** Namespaces whose holders a node keeps worked out (see `holdersOf`). */
 const HOLDERS_KEPT = 4096
+/**
+ * Entries offered for checking that a holder keeps until they are offered to be applied (see
+ * `knowFunctionOfEntry`): at most this many, each at most this large (a few MiB in all).
+ */
+const OFFERED_KEPT = 64
+const OFFERED_KEPT_BYTES = 64 * 1024
 
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
@@ -751,8 +757,12 @@ async function createDatastoreService(
       if (phase === 'append' && fault === 'store-crash-on-append') crash()
       const fn = await knowFunctionOfEntry(bytes, ns)
       if (phase === 'check') {
-        if (offeredToCheck.size >= HOLDERS_KEPT) offeredToCheck.clear()
-        offeredToCheck.set(ns, { bytes, fn })
+        offeredToCheck.delete(ns)
+        if (bytes.byteLength <= OFFERED_KEPT_BYTES) {
+          if (offeredToCheck.size >= OFFERED_KEPT)
+            offeredToCheck.delete(offeredToCheck.keys().next().value as string)
+          offeredToCheck.set(ns, { bytes, fn })
+        }
       } else offeredToCheck.delete(ns)
       return await locked(ns, () => {
         const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
