@@ -23,9 +23,13 @@ import { type Receipt, verifyReceipt } from './receipt.ts'
 import { type Refusal, refusalError, STANDING_REFUSALS, verifyRefusal } from './refusal.ts'
 import { type SignedRequest, verifyRequest } from './request.ts'
 import type { View } from './view.ts'
-import { type ExecReply, ExecReplySchema } from './wire.ts'
+import type { ExecReply, ExecReplySchema } from './wire.ts'
 
-/** Sends one request to one executor and resolves with its reply; rejects with why it could not. */
+/**
+ * Sends one request to one executor and resolves with its reply as {@link ExecReplySchema} parsed
+ * it off the wire (`invoke` does not parse it again; it checks the signatures); rejects with why it
+ * could not.
+ */
 export type SendExec = (
   peer: string,
   request: SignedRequest,
@@ -95,6 +99,15 @@ export interface InvokeResult {
 }
 
 const REPLY_MARGIN_MS = 5_000
+/**
+ * An executor that answers PEER_BUSY (its queue or its per-peer slots are full: a plain error or
+ * a signed refusal) is asked again after this pause, doubled each time up to
+ * {@link BUSY_RETRY_MAX_MS}, within its reply window. Busy proves nothing (it is no standing
+ * refusal), so an executor ranked ahead that is busy would otherwise be an unproven skip, and two
+ * of them would end the call NO_QUORUM long before its deadline.
+ */
+const BUSY_RETRY_FIRST_MS = 5
+const BUSY_RETRY_MAX_MS = 200
 
 function errorJSON(err: unknown): ErrorJSON {
   const e = CovenantError.from(err)
@@ -141,6 +154,8 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
   return new Promise<InvokeResult>((resolve, reject) => {
     const tried: Attempt[] = []
     const inflight = new Map<string, { controller: AbortController; attempt: Attempt; started: number }>()
+    /** executors in flight that answered busy and wait to be asked again: replaced meanwhile */
+    const retrying = new Set<string>()
     /** every receipt that is signed by the peer asked and names this request, in arrival order */
     const receipts: Receipt[] = []
     const refusals = new Map<string, Refusal>()
@@ -265,11 +280,9 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       resolve({ value, output, certificate, conflicts, tried })
     }
 
-    function accept(peer: string, reply: unknown): void {
-      const parsed = ExecReplySchema.safeParse(reply)
-      if (!parsed.success) throw new CovenantError('PROTOCOL_ERROR', `${peer} sent a malformed reply`)
-      if ('refusal' in parsed.data) {
-        const refusal = verifyRefusal(parsed.data.refusal)
+    function accept(peer: string, reply: ExecReply): void {
+      if ('refusal' in reply) {
+        const refusal = verifyRefusal(reply.refusal)
         if (refusal.executor !== peer)
           throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a refusal signed by another key`)
         if (refusal.request !== id)
@@ -277,7 +290,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         refusals.set(peer, refusal)
         throw refusalError(refusal)
       }
-      const receipt = verifyReceipt(parsed.data.receipt)
+      const receipt = verifyReceipt(reply.receipt)
       if (receipt.executor !== peer)
         throw new CovenantError('INVALID_SIGNATURE', `${peer} sent a receipt signed by another key`)
       if (receipt.request !== id)
@@ -287,9 +300,9 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
       const group = groups.get(receipt.outputHash) ?? { receipts: [] }
       group.receipts.push(receipt)
       groups.set(receipt.outputHash, group)
-      if (outputHash(parsed.data.output) !== receipt.outputHash)
+      if (outputHash(reply.output) !== receipt.outputHash)
         throw new CovenantError('PROTOCOL_ERROR', `${peer} sent an output that does not match its receipt`)
-      group.output ??= parsed.data.output
+      group.output ??= reply.output
     }
 
     function launch(): void {
@@ -312,17 +325,33 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         controller.signal.addEventListener('abort', () => rej(controller.signal.reason), { once: true }),
       )
       aborted.catch(() => {})
-      Promise.race([
-        Promise.resolve().then(() => init.send(peer, request, { timeoutMs, signal: controller.signal })),
-        aborted,
-      ])
-        .then((reply) => {
+      const ask = (): Promise<void> =>
+        Promise.race([
+          Promise.resolve().then(() => init.send(peer, request, { timeoutMs, signal: controller.signal })),
+          aborted,
+        ]).then((reply) => {
           if (done) return
           accept(peer, reply)
           attempt.outcome = 'answered'
           attempt.outputHash = receipts[receipts.length - 1].outputHash
           attempt.build = receipts[receipts.length - 1].build
         })
+      const askUntilFree = (pause: number): Promise<void> =>
+        ask().catch(async (err: unknown) => {
+          if (done || CovenantError.from(err).code !== 'PEER_BUSY') throw err
+          if (now() + pause >= Math.min(started + timeoutMs, request.deadline)) throw err
+          // its busy refusal is no proof of anything: what it answers next replaces it
+          refusals.delete(peer)
+          retrying.add(peer)
+          step()
+          let wake: ReturnType<typeof setTimeout> | undefined
+          await Promise.race([new Promise((r) => (wake = setTimeout(r, pause))), aborted]).finally(() =>
+            clearTimeout(wake),
+          )
+          retrying.delete(peer)
+          return askUntilFree(Math.min(2 * pause, BUSY_RETRY_MAX_MS))
+        })
+      askUntilFree(BUSY_RETRY_FIRST_MS)
         .catch((err) => {
           if (done) return
           attempt.outcome = 'failed'
@@ -330,6 +359,7 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         })
         .finally(() => {
           clearTimeout(timer)
+          retrying.delete(peer)
           if (done) return
           attempt.ms = now() - started
           inflight.delete(peer)
@@ -354,9 +384,10 @@ export async function invoke(init: InvokeInit): Promise<InvokeResult> {
         best = Math.max(best, g.receipts.length)
       }
       const answered = tried.filter((a) => a.outcome === 'answered').length
-      // Keep k executors answering or asked (a failure is replaced), and enough asked that a
-      // quorum is still possible when receipts disagree.
-      while (next < candidates.length && (answered + inflight.size < k || inflight.size < q - best)) launch()
+      // Keep k executors answering or asked (a failure, or one waiting to be asked again, is
+      // replaced), and enough asked that a quorum is still possible when receipts disagree.
+      const asked = (): number => inflight.size - retrying.size
+      while (next < candidates.length && (answered + asked() < k || asked() < q - best)) launch()
       if (inflight.size === 0) fail(`no ${q} executors agreed and no eligible executor is left`)
     }
 

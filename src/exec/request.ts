@@ -186,7 +186,8 @@ export function checkRequest(value: unknown): { request: SignedRequest; id: stri
   } catch (err) {
     throw new CovenantError('INVALID_REQUEST', 'the request cannot be encoded as DAG-CBOR', { cause: err })
   }
-  const argsBytes = canonicalBytes(request.args).length
+  // the args' encoding is a part of the request's: only a request over the limit can have args over it
+  const argsBytes = bytes.byteLength <= MAX_JSON_BYTES ? 0 : canonicalBytes(request.args).byteLength
   if (argsBytes > MAX_JSON_BYTES)
     throw new CovenantError('INVALID_REQUEST', `args are ${argsBytes} bytes, more than ${MAX_JSON_BYTES}`)
   checkTicket(request.caller, request.ticket, request.timestamp)

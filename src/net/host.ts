@@ -5,6 +5,7 @@
 import { Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
@@ -36,6 +37,7 @@ export interface HostInit {
 }
 
 export async function createHost(init: HostInit): Promise<Host> {
+  batchWindowUpdates()
   const services: ServiceFactoryMap<HostServices> = { identify: identify(), ping: ping() }
   if (init.dht !== false)
     services.dht = kadDHT({
@@ -85,6 +87,30 @@ function coalesceWrites(connection: unknown): void {
     return write.apply(this, args)
   } as Socket['write']
   coalesced.add(socket)
+}
+
+let windowUpdatesBatched = false
+
+/**
+ * Makes Yamux grant more receive window only once half of it is used, as Go's yamux and the spec's
+ * reference do, instead of after every data frame. The per-frame update is a frame of its own:
+ * for a request on a session it left as a write of its own before the reply was ready (so
+ * `coalesceWrites` cannot join them), and woke the other side, which read, decrypted and decoded
+ * it for nothing: one extra write and wakeup per message, each way. The sender still always has
+ * at least half the window, so nothing stalls; frames that change a stream's state (SYN, ACK) and
+ * a paused stream go through the original. Patched on the class once per process (Yamux exports
+ * its stream class, not a hook).
+ */
+function batchWindowUpdates(): void {
+  if (windowUpdatesBatched) return
+  windowUpdatesBatched = true
+  const perFrame = YamuxStream.prototype.sendWindowUpdate
+  YamuxStream.prototype.sendWindowUpdate = function (this: YamuxStream): void {
+    const s = this as unknown as { recvWindow: number; recvWindowCapacity: number }
+    if (this.state === StreamState.Established && s.recvWindow - s.recvWindowCapacity < s.recvWindow / 2)
+      return
+    perFrame.call(this)
+  }
 }
 
 /** Sockets whose writes are coalesced, for tests. */

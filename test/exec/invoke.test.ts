@@ -114,6 +114,10 @@ describe('invoke (quorum collector) against in-process executors', () => {
       covenants?: Record<number, Parameters<typeof executingCovenant>[0]>
       /** ranks whose executors hold calls against their callers' credit this way */
       admit?: Record<number, ExecutorInit['admit']>
+      /** ranks whose executors queue at most this many calls beyond their concurrency */
+      maxQueue?: Record<number, number>
+      /** ranks whose executors run each call only once `held` settles, after `entered()` */
+      held?: Record<number, { entered(): void; held: Promise<unknown> }>
     } = {},
   ): Setup {
     const among = options.among ?? nodes
@@ -127,9 +131,21 @@ describe('invoke (quorum collector) against in-process executors', () => {
       const other = options.otherBuild?.includes(rank) === true
       const own = options.covenants?.[rank]
       const covenant = own === undefined ? node.covenant : signCovenant(node.key, executingCovenant(own), 2)
+      const hold = options.held?.[rank]
+      const held: Pick<Sandbox, 'run'> | undefined =
+        hold === undefined
+          ? undefined
+          : {
+              async run(c) {
+                hold.entered()
+                await hold.held
+                return sandbox.run(c)
+              },
+            }
       const executor = createExecutor({
         key: node.key,
-        sandbox: other ? onAnotherBuild(sandbox) : sandbox,
+        sandbox: held ?? (other ? onAnotherBuild(sandbox) : sandbox),
+        maxQueue: options.maxQueue?.[rank],
         build: other ? OTHER_BUILD : undefined,
         getBlock: blocks.get,
         covenant: () => covenant,
@@ -385,6 +401,52 @@ describe('invoke (quorum collector) against in-process executors', () => {
     // a caller that tolerates two gets its answer
     const r = await call(s, { perExecutorTimeoutMs: 500, trust: { maxUnprovenSkips: 2 } })
     assert.equal((r.value as { sum: number }).sum, 2)
+  })
+
+  it('asks a busy executor ranked ahead again rather than skip it without proof: two busy do not end the call', async () => {
+    // Ranks 0 and 1 queue nothing beyond their concurrency (4), and each runs 4 other calls held
+    // until both have refused this one as busy (signed PEER_BUSY, no standing refusal). Ranks 2
+    // and 3 agree at once, but certifying them would skip two executors with no proof: the caller
+    // asks the busy ones again within their reply window, and they answer once free.
+    const free = Promise.withResolvers<void>()
+    const entered = [0, 0]
+    const full = [Promise.withResolvers<void>(), Promise.withResolvers<void>()]
+    const holding = (rank: number) => ({
+      entered: () => {
+        if (++entered[rank] === 4) full[rank].resolve()
+      },
+      held: free.promise,
+    })
+    const s = setup(
+      { export: 'add', args: [5, 6] },
+      {},
+      { maxQueue: { 0: 0, 1: 0 }, held: { 0: holding(0), 1: holding(1) } },
+    )
+    const others = [0, 1].flatMap((rank) =>
+      Array.from({ length: 4 }, (_, i) =>
+        s.executors
+          .get(s.ordered[rank])!
+          .execute(createRequest(caller, { fn, export: 'add', args: [rank, i] }).request),
+      ),
+    )
+    await Promise.all(full.map((f) => f.promise))
+    const busy = new Set<string>()
+    const send: SendExec = async (peer, req, options) => {
+      const reply = await s.send(peer, req, options)
+      if ('refusal' in reply && reply.refusal.code === 'PEER_BUSY') {
+        busy.add(peer)
+        if (busy.has(s.ordered[0]) && busy.has(s.ordered[1])) free.resolve()
+      }
+      return reply
+    }
+    const r = await invoke({ request: s.request, id: s.id, view: s.view, manifest, send })
+    assert.equal((r.value as { sum: number }).sum, 11)
+    assert.deepEqual([...busy].sort(), [s.ordered[0], s.ordered[1]].sort())
+    // the best-ranked receipts sign: rank 0 or 1 among them, at most one unproven skip
+    const signers = r.certificate.receipts.map((x) => s.ordered.indexOf(x.executor))
+    assert.ok(signers.includes(0) || signers.includes(1), `signed by ranks ${signers}`)
+    assert.equal(verifyCertificate(r.certificate, { output: r.output, view: s.view, manifest }).ok, true)
+    await Promise.all(others)
   })
 
   it('does not ask an executor it holds evidence against: the certificate shows the evidence as its skip', async () => {

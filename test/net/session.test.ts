@@ -128,6 +128,63 @@ describe('net sessions', () => {
     for (const socket of sockets) assert.ok(coalesced.has(socket as never))
   })
 
+  it('sends one write per message each way: no Yamux window update of its own after each frame', async () => {
+    await a.request(b.peerId, ECHO, { text: 'warm' }, { session: true })
+    // Each side's socket to the other, counted in flushes: the ticks in which it wrote anything.
+    const sockets = [a, b].map(
+      (n) =>
+        (
+          n.libp2p
+            .getConnections()
+            .find((c) => c.remotePeer.toString() === (n === a ? b : a).peerId) as unknown as {
+            maConn: { socket: { write: (...args: unknown[]) => boolean } }
+          }
+        ).maConn.socket,
+    )
+    const flushes = [0, 0]
+    const writes = sockets.map((socket, i) => {
+      const write = socket.write
+      let inTick = false
+      socket.write = function (this: unknown, ...args: unknown[]) {
+        if (!inTick) {
+          inTick = true
+          flushes[i]++
+          process.nextTick(() => {
+            inTick = false
+          })
+        }
+        return write.apply(this, args)
+      }
+      return write
+    })
+    try {
+      // the handler answers on a later tick than it read the request, as an executor does
+      for (let i = 0; i < 20; i++)
+        await a.request(b.peerId, ECHO, { text: `m${i}`, wait: 1 }, { session: true })
+    } finally {
+      for (const [i, socket] of sockets.entries()) socket.write = writes[i]
+    }
+    // one flush per request and one per reply (a window update after each frame made two each);
+    // a stray keep-alive ping or identify message may add one
+    assert.ok(flushes[0] <= 22, `the caller flushed ${flushes[0]} times for 20 requests`)
+    assert.ok(flushes[1] <= 22, `the server flushed ${flushes[1]} times for 20 replies`)
+  })
+
+  it('carries more than a Yamux window each way on one session: the window is granted again once half used', async () => {
+    // 16 × 60 kB each way: more than the 256 KiB initial window, so this completes only if
+    // window updates still come
+    const text = 'x'.repeat(60_000)
+    for (let i = 0; i < 16; i++)
+      assert.equal(
+        (
+          (await a.request(b.peerId, ECHO, { text }, { session: true, timeoutMs: 30_000 })) as {
+            text: string
+          }
+        ).text.length,
+        60_000,
+      )
+  })
+
   it('holds session requests to the protocol’s per-peer share, shared with one-shot requests', async () => {
     const first = a.request(b.peerId, SLOW, {}, { session: true, timeoutMs: 60_000 })
     const second = a.request(b.peerId, SLOW, {}, { timeoutMs: 60_000 })
