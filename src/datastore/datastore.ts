@@ -48,7 +48,7 @@ import {
   verifyDescriptor,
   type WritePolicy,
 } from './namespace.ts'
-import { standingGrantsPrefix, verifyVouch, vouchKey } from './standing.ts'
+import { GRANTS_PREFIX, standingGrantsPrefix, verifyVouch, vouchKey } from './standing.ts'
 
 /** How far ahead of this holder's clock a replicated entry's time may be. */
 export const MAX_ENTRY_SKEW_MS = 60_000
@@ -129,6 +129,11 @@ export type PreparedCommit =
   | (CommitResult & { duplicate: true })
   | (CommitResult & { duplicate: false; bytes: Uint8Array })
 
+/** A commit made the next entry of its namespace, unchecked (see `Datastore.draft`). */
+export type DraftedCommit =
+  | (CommitResult & { duplicate: true })
+  | (CommitResult & { duplicate: false; bytes: Uint8Array; stale: boolean })
+
 /** An entry as it travels between holders. */
 export interface StoredEntry {
   seq: number
@@ -167,6 +172,13 @@ export interface Datastore {
    * (the state is unchanged). The same id again prepares to the earlier result.
    */
   prepare(commit: unknown): PreparedCommit
+  /**
+   * Builds the next entry a commit would make with none of the checks of its proof: only its
+   * shape, its id, and a duplicate (the earlier result), with `stale` true if a version it read
+   * is no longer current. Nothing is applied or remembered as checked. A primary offers the draft
+   * to the other holders and checks it itself meanwhile, as they do (`checkReplicated`).
+   */
+  draft(commit: unknown): DraftedCommit
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
   /** Runs every check {@link Datastore.appendReplicated} runs, without applying the entry. */
@@ -321,17 +333,21 @@ function prefixEnd(prefix: string): string | undefined {
 }
 
 /** The rows of the listing `params` asks for, through the bounded statement where it can be. */
+type ListedRow = { key: string; seq: number; value: Uint8Array | null }
+
 function listRows(
   stmt: { list: StatementSync; listAll: StatementSync },
   params: { ns: string; prefix: string; after: string; at: number; limit: number },
-): Array<{ key: string; seq: number; value: Uint8Array | null }> {
+): ListedRow[] {
   const end = prefixEnd(params.prefix)
   const rows = end === undefined ? stmt.listAll.all(params) : stmt.list.all({ ...params, end })
-  return rows as Array<{ key: string; seq: number; value: Uint8Array | null }>
+  return rows as ListedRow[]
 }
 
 /** Standing grants whose chains one datastore keeps read (a few KiB each). */
 const READ_GRANTS_MAX = 256
+/** A function's standing grants are kept listed only if their values take at most this much. */
+const GRANT_ROWS_KEPT_BYTES = 64 * 1024
 
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -398,6 +414,13 @@ export function openDatastore(init: DatastoreInit): Datastore {
   let closed = false
   /** Standing grants' chains by their stored bytes (see `keptGrant`). */
   const readGrants = new Map<string, GrantChain>()
+  /**
+   * The rows of a function's standing grants in a namespace (by `ns` and `fn`), as listed at
+   * version `at` (see `standingGrants`). They stand for every later version until a write under
+   * `_grants/` is applied, the history is truncated, the namespace dropped or a transaction rolled
+   * back: each of those forgets them all.
+   */
+  const grantRows = new Map<string, { at: number; rows: ListedRow[] }>()
 
   /** Runs `body` in one immediate transaction; any failure rolls all of it back. */
   const transaction = <T>(body: () => T): T => {
@@ -409,6 +432,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
       return result
     } catch (err) {
       db.exec('ROLLBACK')
+      grantRows.clear()
       throw CovenantError.from(err, 'INTERNAL')
     }
   }
@@ -518,13 +542,23 @@ export function openDatastore(init: DatastoreInit): Datastore {
     at: number,
     isRevoked: (cid: string, t: number) => boolean,
   ): GrantChain[] => {
-    const kept = listRows(stmt, {
-      ns: ns.id,
-      prefix: standingGrantsPrefix(fn),
-      after: '',
-      at: seq - 1,
-      limit: 64,
-    })
+    const rowsKey = `${ns.id} ${fn}`
+    let listed = grantRows.get(rowsKey)
+    if (listed === undefined || listed.at > seq - 1) {
+      const rows = listRows(stmt, {
+        ns: ns.id,
+        prefix: standingGrantsPrefix(fn),
+        after: '',
+        at: seq - 1,
+        limit: 64,
+      })
+      listed = { at: seq - 1, rows }
+      if (rows.reduce((n, r) => n + (r.value?.byteLength ?? 0), 0) <= GRANT_ROWS_KEPT_BYTES) {
+        if (grantRows.size >= READ_GRANTS_MAX) grantRows.delete(grantRows.keys().next().value as string)
+        grantRows.set(rowsKey, listed)
+      }
+    }
+    const kept = listed.rows
     const holding: GrantChain[] = []
     let first: unknown
     for (const row of kept) {
@@ -641,8 +675,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
     checkSize(bytes)
     const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
-    for (const w of entry.writes)
+    for (const w of entry.writes) {
       stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
+      if (w.key.startsWith(GRANTS_PREFIX)) grantRows.clear()
+    }
     if (nonce !== undefined) stmt.insertNonce.run(ns.id, nonce[0], nonce[1], entry.seq)
     if (entry.kind === 'policy') stmt.setDescriptor.run(dagCbor.encode(entry.proof.descriptor), ns.id)
     if (entry.kind === 'revocation' && revocation !== undefined)
@@ -673,12 +709,12 @@ export function openDatastore(init: DatastoreInit): Datastore {
       : { ns, seq: Number(earlier.seq), cid: earlier.cid, id, duplicate: true }
   }
 
-  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
-  const nextEntry = (
+  /** Where a commit would go: its namespace, seq and time; or the earlier result of its id. */
+  const placeOf = (
     value: unknown,
   ):
     | (CommitResult & { duplicate: true })
-    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
+    | { commit: Commit; ns: NamespaceInfo; seq: number; at: number } => {
     const commit = parseCommit(value)
     const ns = info(row(commit.ns))
     const expected = expectedId(commit)
@@ -687,14 +723,30 @@ export function openDatastore(init: DatastoreInit): Datastore {
     const earlier = duplicateOf(ns.id, commit.id)
     if (earlier !== undefined) return earlier
     // a clock that went back never makes history go back
-    const at = Math.max(now(), ns.head.at)
-    const seq = ns.head.seq + 1
-    const recorded = check(ns, commit, at, seq)
-    const entry: Entry = { ...commit, seq, prev: ns.head.cid, at }
+    return { commit, ns, seq: ns.head.seq + 1, at: Math.max(now(), ns.head.at) }
+  }
+
+  const entryAt = (place: { commit: Commit; ns: NamespaceInfo; seq: number; at: number }) => {
+    const entry: Entry = { ...place.commit, seq: place.seq, prev: place.ns.head.cid, at: place.at }
     const bytes = encodeEntry(entry)
     checkSize(bytes)
-    return { ns, entry, bytes, recorded }
+    return { entry, bytes }
   }
+
+  /** A commit checked and made the next entry of its namespace, or the earlier result of its id. */
+  const nextEntry = (
+    value: unknown,
+  ):
+    | (CommitResult & { duplicate: true })
+    | { ns: NamespaceInfo; entry: Entry; bytes: Uint8Array; recorded: Recorded } => {
+    const place = placeOf(value)
+    if ('duplicate' in place) return place
+    const recorded = check(place.ns, place.commit, place.at, place.seq)
+    return { ns: place.ns, ...entryAt(place), recorded }
+  }
+
+  /** The last entry drafted (see `draft`), by its CID: read again from here, not decoded. */
+  let drafted: { cid: string; entry: Entry } | undefined
 
   /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
   const truncateTo = (r: NamespaceRow, seq: number): void => {
@@ -714,6 +766,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     }
     stmt.deleteEntriesAbove.run(r.id, seq)
     stmt.deleteValuesAbove.run(r.id, seq)
+    grantRows.clear()
     stmt.deleteNoncesAbove.run(r.id, seq)
     stmt.deleteRevocationsAbove.run(r.id, seq)
     const kept = stmt.entryBytesAt.get(r.id, seq) as { bytes: Uint8Array } | undefined
@@ -733,7 +786,14 @@ export function openDatastore(init: DatastoreInit): Datastore {
   ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
     // the entry a holder checked is offered again to be applied: the same bytes (by their CID), read once
     const cid = bytes instanceof Uint8Array ? entryCid(bytes) : ''
-    const entry = cid !== '' && passed?.cid === cid ? passed.entry : decodeEntry(bytes)
+    const entry =
+      cid === ''
+        ? decodeEntry(bytes)
+        : passed?.cid === cid
+          ? passed.entry
+          : drafted?.cid === cid
+            ? drafted.entry
+            : decodeEntry(bytes)
     const ns = info(row(entry.ns))
     const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
     if (present !== undefined) {
@@ -830,6 +890,17 @@ export function openDatastore(init: DatastoreInit): Datastore {
       })
     },
 
+    draft(value) {
+      if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
+      const place = placeOf(value)
+      if ('duplicate' in place) return place
+      const { entry, bytes } = entryAt(place)
+      const cid = entryCid(bytes)
+      drafted = { cid, entry }
+      const stale = place.commit.reads.some((r) => currentVersion(place.ns.id, r.key) !== r.version)
+      return { ns: place.ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes, stale }
+    },
+
     appendReplicated(bytes) {
       return transaction(() => {
         const next = replicated(bytes)
@@ -883,6 +954,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     drop(ns) {
       return transaction(() => {
         if (typeof ns !== 'string' || stmt.namespace.get(ns) === undefined) return false
+        grantRows.clear()
         for (const table of ['entries', 'kv', 'nonces', 'revocations'])
           db.prepare(`DELETE FROM ${table} WHERE ns = ?`).run(ns)
         db.prepare('DELETE FROM namespaces WHERE id = ?').run(ns)

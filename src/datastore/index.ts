@@ -31,6 +31,7 @@ export type {
   CommitResult,
   Datastore,
   DatastoreInit,
+  DraftedCommit,
   Head,
   HistoryItem,
   KeyVersion,

@@ -150,6 +150,9 @@ export interface PayerLedger {
   close(): void
 }
 
+/** Outgoing certificates a payer ledger keeps decoded (a few KiB each). */
+const OUTGOING_KEPT = 256
+
 const MIGRATIONS = [
   `CREATE TABLE accounts (
      payee TEXT PRIMARY KEY,
@@ -274,7 +277,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
     ),
     enqueue: db.prepare('INSERT OR IGNORE INTO outbox (payee, ref, at) VALUES (?, ?, ?)'),
     undelivered: db.prepare(
-      `SELECT c.body FROM outbox o JOIN certificates c ON c.ref = o.ref
+      `SELECT c.ref, c.body FROM outbox o JOIN certificates c ON c.ref = o.ref
        WHERE o.payee = ? ORDER BY o.at, o.ref LIMIT ?`,
     ),
     undeliveredCount: db.prepare('SELECT count(*) AS n FROM outbox WHERE payee = ?'),
@@ -341,6 +344,9 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
       invoiceSeq: r?.invoice_seq ?? 0,
     }
   }
+
+  /** Certificates read from the outbox, by ref (see `undelivered`). */
+  const outgoing = new Map<string, Certificate>()
 
   function decodeCertificate(body: Uint8Array): Certificate {
     return CertificateSchema.parse(dagCbor.decode(body))
@@ -585,9 +591,18 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
 
     undelivered(payeeId, limit = 16) {
       store.assertOpen()
-      return stmt.undelivered
-        .all(payeeId, Math.min(Math.max(1, limit), 256))
-        .map((r) => decodeCertificate(r.body as Uint8Array))
+      return stmt.undelivered.all(payeeId, Math.min(Math.max(1, limit), 256)).map((r) => {
+        // A certificate goes to each of its executors, each time decoded from the same row: a
+        // row's body never changes (written once by its ref), so it is decoded once.
+        const ref = String(r.ref)
+        let certificate = outgoing.get(ref)
+        if (certificate === undefined) {
+          certificate = decodeCertificate(r.body as Uint8Array)
+          if (outgoing.size >= OUTGOING_KEPT) outgoing.delete(outgoing.keys().next().value as string)
+          outgoing.set(ref, certificate)
+        }
+        return certificate
+      })
     },
 
     delivered(payeeId, ids) {

@@ -410,6 +410,50 @@ describe('commits to a namespace', () => {
     )
   })
 
+  it('forgets the standing grants it listed when the history they were read from is cut or rolled back', async () => {
+    const keep = async () =>
+      write(owner, [{ key: standingGrantKey(guestbook.fn, fnGrant.cid), value: grantToJSON(fnGrant) }])
+    const bare = (key: string) => functionCommit({ writes: [{ key, value: key }], reads: [] }, {}, [])
+    // another holder's history: the grant kept (1), a write under it (2)
+    const other = openDatastore({
+      path: join(dir, `${Math.random().toString(36).slice(2)}.db`),
+      verifyRun: fullView(cluster, guestbook, tampered),
+      now: () => clock.t,
+    })
+    try {
+      other.create(genesis)
+      other.commit(await keep())
+      other.commit(bare('entries/theirs'))
+      const theirs = other.entriesSince(ns, 0, 10).map((e) => e.bytes)
+      // here: the grant kept and used (its listing remembered), then the history cut below it
+      store.commit(await keep())
+      assert.equal(store.commit(bare('entries/1')).seq, 2)
+      store.truncate(ns, 0)
+      // versions past the one the grants were listed at, none of them a grant
+      store.commit(await write(owner, [{ key: 'title', value: 'a' }]))
+      store.commit(await write(owner, [{ key: 'title', value: 'b' }]))
+      assert.equal(
+        errorCode(() => store.commit(bare('entries/2'))),
+        'GRANT_MISSING',
+      )
+      // a replacement that brings the grant and a write under it, then bytes that are no entry:
+      // all of it rolled back, the listing made inside it with it
+      assert.equal(
+        errorCode(() => store.truncate(ns, 0, [...theirs, new Uint8Array([1, 2, 3])])),
+        'ENTRY_INVALID',
+      )
+      assert.equal(store.head(ns).seq, 2)
+      assert.equal(
+        errorCode(() => store.commit(bare('entries/3'))),
+        'GRANT_MISSING',
+      )
+      store.truncate(ns, 0, theirs)
+      assert.equal(store.commit(bare('entries/4')).seq, 3)
+    } finally {
+      other.close()
+    }
+  })
+
   it('accepts only newer descriptors signed by the owner', () => {
     const v2 = updateNamespace(owner, genesis, { public: false, issuedAt: T0 })
     assert.equal(store.commit(createPolicyCommit(v2)).seq, 1)

@@ -380,18 +380,25 @@ describe('replicated histories', () => {
     )
   })
 
-  it('prepares the next entry without applying it; the entry applies on every holder, the primary last', async () => {
+  /** Two holders up to date with `source`, a commit of `n` and one that read `n` at version 0. */
+  const primaryAndFollower = async () => {
     const primary = holder()
     const follower = holder()
     catchUp(source, primary)
     catchUp(source, follower)
-    const before = primary.head(ns)
-    const commit = await createKeyCommit({
-      issuer: owner,
-      ns,
-      writes: [{ key: 'n', value: 1 }],
-      now: clock.t,
-    })
+    const write = (value: number, reads?: Array<{ key: string; version: number }>) =>
+      createKeyCommit({ issuer: owner, ns, writes: [{ key: 'n', value }], reads, now: clock.t })
+    return {
+      primary,
+      follower,
+      before: primary.head(ns),
+      commit: await write(1),
+      stale: await write(2, [{ key: 'n', version: 0 }]),
+    }
+  }
+
+  it('prepares the next entry without applying it; the entry applies on every holder, the primary last', async () => {
+    const { primary, follower, before, commit, stale } = await primaryAndFollower()
     const prepared = primary.prepare(commit)
     assert.equal(prepared.duplicate, false)
     assert.ok(!prepared.duplicate)
@@ -406,13 +413,6 @@ describe('replicated histories', () => {
     const again = primary.prepare(commit)
     assert.deepEqual(again, { ns, seq: prepared.seq, cid: prepared.cid, id: commit.id, duplicate: true })
     // every check runs: a stale read, a forged invocation
-    const stale = await createKeyCommit({
-      issuer: owner,
-      ns,
-      writes: [{ key: 'n', value: 2 }],
-      reads: [{ key: 'n', version: 0 }],
-      now: clock.t,
-    })
     assert.equal(
       errorCode(() => primary.prepare(stale)),
       'WRITE_CONFLICT',
@@ -420,6 +420,49 @@ describe('replicated histories', () => {
     assert.equal(
       errorCode(() => primary.prepare({ ...stale, writes: [{ key: 'n', value: 3 }] })),
       'GRANT_FORGED',
+    )
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+  })
+
+  it('drafts the entry a prepare would make without checking its proof; checked as a holder checks it, it is refused or applied alike', async () => {
+    const { primary, follower, before, commit, stale } = await primaryAndFollower()
+    const drafted = primary.draft(commit)
+    assert.ok(!drafted.duplicate)
+    assert.equal(drafted.stale, false)
+    const prepared = primary.prepare(commit)
+    assert.ok(!prepared.duplicate)
+    assert.equal(drafted.cid, prepared.cid, 'the same entry a prepare makes')
+    assert.deepEqual(primary.head(ns), before, 'drafting applies nothing')
+    // a forged commit drafts (nothing of its proof is checked), and its own holder's check refuses it
+    const forged = primary.draft({ ...commit, writes: [{ key: 'n', value: 666 }] })
+    assert.ok(!forged.duplicate)
+    assert.equal(
+      errorCode(() => primary.checkReplicated(forged.bytes)),
+      'GRANT_FORGED',
+    )
+    assert.equal(
+      errorCode(() => primary.appendReplicated(forged.bytes)),
+      'GRANT_FORGED',
+    )
+    // the genuine draft: checked, applied on the follower, then on the primary
+    assert.equal(primary.checkReplicated(drafted.bytes).duplicate, false)
+    assert.equal(follower.appendReplicated(drafted.bytes).cid, drafted.cid)
+    assert.equal(primary.appendReplicated(drafted.bytes).cid, drafted.cid)
+    assert.deepEqual(primary.head(ns), follower.head(ns))
+    // the same commit again drafts to the earlier result; a read no longer current is flagged
+    assert.deepEqual(primary.draft(commit), {
+      ns,
+      seq: drafted.seq,
+      cid: drafted.cid,
+      id: commit.id,
+      duplicate: true,
+    })
+    const staleDraft = primary.draft(stale)
+    assert.ok(!staleDraft.duplicate)
+    assert.equal(staleDraft.stale, true)
+    assert.equal(
+      errorCode(() => primary.checkReplicated(staleDraft.bytes)),
+      'WRITE_CONFLICT',
     )
     assert.deepEqual(primary.head(ns), follower.head(ns))
   })

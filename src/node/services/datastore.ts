@@ -22,6 +22,7 @@
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { Counter, Gauge, Histogram } from 'prom-client'
+import { equals } from 'uint8arrays/equals'
 import { z } from 'zod'
 import {
   commitRoute,
@@ -45,6 +46,7 @@ import {
   checkRead,
   createRevocationCommit,
   type Datastore,
+  type DraftedCommit,
   decodeEntry,
   descriptorCid,
   EntriesReplySchema,
@@ -62,6 +64,7 @@ import {
   namespaceKeyBytes,
   OkReplySchema,
   openDatastore,
+  type PreparedCommit,
   parseCommit,
   RevocationsReplySchema,
   STORE_PAGE_BYTES,
@@ -155,6 +158,15 @@ const ON_SESSION: ReadonlySet<StoreRequest['type']> = new Set([
 ])
 /** The most a reply to one of {@link ON_SESSION} may take: one value of the largest size, with its envelope. */
 const MAX_SESSION_REPLY_BYTES = MAX_VALUE_BYTES + 64 * 1024
+
+/** Namespaces whose holders a node keeps worked out (see `holdersOf`). */
+const HOLDERS_KEPT = 4096
+/**
+ * Entries offered for checking that a holder keeps until they are offered to be applied (see
+ * `knowFunctionOfEntry`): at most this many, each at most this large (a few MiB in all).
+ */
+const OFFERED_KEPT = 64
+const OFFERED_KEPT_BYTES = 64 * 1024
 
 /** Errors after which a gateway asks the next holder: the one it asked is gone, busy, or new. */
 const FAILOVER: ReadonlySet<ErrorCode> = new Set([
@@ -312,7 +324,7 @@ function storeMetrics(c: Pick<NodeComponents, 'metrics'>, namespaces: () => numb
     }),
     stages: new Histogram({
       name: 'covenant_store_commit_stage_seconds',
-      help: 'where the commits this node applied as a primary spent their time: waiting for the namespace lock, checking and building the entry (prepare), the other holders checking it (check) and applying it (append), applying it here (apply)',
+      help: 'where the commits this node applied as a primary spent their time: waiting for the namespace lock, building the entry (prepare), every holder checking it, this one meanwhile (check), the other holders applying it (append), applying it here (apply)',
       labelNames: ['kind', 'stage'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
@@ -388,10 +400,15 @@ async function createDatastoreService(
   const metrics = storeMetrics(c, () => (running ? countHeld() : heldCount))
 
   /** Fetches the manifest a function commit or entry names, so its synchronous check can find it. */
-  async function knowFunctionOf(value: unknown): Promise<void> {
+  async function knowFunctionOf(value: unknown): Promise<string | undefined> {
     const parsed = FunctionProofSchema.safeParse(value)
-    if (!parsed.success) return
+    if (!parsed.success) return undefined
     const fn = parsed.data.proof.certificate.request.fn
+    await knowManifest(fn)
+    return fn
+  }
+
+  async function knowManifest(fn: string): Promise<void> {
     if (manifests.has(fn)) return
     try {
       const manifest = await fetchManifest(fn)
@@ -402,25 +419,54 @@ async function createDatastoreService(
     }
   }
 
-  async function knowFunctionOfEntry(bytes: Uint8Array): Promise<void> {
+  /**
+   * The entry a primary offered each namespace to check, with the function it names: offered
+   * again to be applied (the same bytes), it is not decoded again to find the function.
+   */
+  const offeredToCheck = new Map<string, { bytes: Uint8Array; fn: string | undefined }>()
+
+  async function knowFunctionOfEntry(bytes: Uint8Array, ns?: string): Promise<string | undefined> {
+    const offered = ns === undefined ? undefined : offeredToCheck.get(ns)
+    if (offered !== undefined && equals(offered.bytes, bytes)) {
+      if (offered.fn !== undefined) await knowManifest(offered.fn)
+      return offered.fn
+    }
     let value: unknown
     try {
       value = dagCbor.decode(bytes)
     } catch {
-      return // the datastore refuses the entry itself, typed
+      return undefined // the datastore refuses the entry itself, typed
     }
-    await knowFunctionOf(value)
+    return knowFunctionOf(value)
   }
 
   // ── who holds what ──────────────────────────────────────────────────────────────────────────
 
   const storesHere = (): boolean => c.covenant().config.store.enabled
 
+  // A namespace's holders change only when the peer table or this node's covenant does, yet every
+  // commit asked for them on each holder at each round (closestPeers hashes every peer's id): they
+  // are kept per namespace until either changes (the peer table's onChange clears them).
+  const holdersKept = new Map<string, readonly string[]>()
+  let holdersUnder: unknown
+  const forgetHolders = c.peers.onChange(() => holdersKept.clear())
+
   /** The namespace's holders in this node's view, the primary first. */
   function holdersOf(ns: string): string[] {
-    const ids = storesHere() ? [self] : []
-    for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
-    return closestPeers(namespaceKeyBytes(ns), ids, replicas)
+    const covenant = c.covenant()
+    if (holdersUnder !== covenant) {
+      holdersKept.clear()
+      holdersUnder = covenant
+    }
+    let holders = holdersKept.get(ns)
+    if (holders === undefined) {
+      const ids = storesHere() ? [self] : []
+      for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
+      holders = closestPeers(namespaceKeyBytes(ns), ids, replicas)
+      if (holdersKept.size >= HOLDERS_KEPT) holdersKept.delete(holdersKept.keys().next().value as string)
+      holdersKept.set(ns, holders)
+    }
+    return [...holders]
   }
 
   function assertHolder(ns: string, from?: string): void {
@@ -441,7 +487,7 @@ async function createDatastoreService(
 
   function headReply(ns: string, at?: number): HeadReply {
     const head = store.head(ns)
-    return { head, cidAt: cidAt(ns, at ?? head.seq) }
+    return { head, cidAt: at === undefined || at === head.seq ? head.cid : cidAt(ns, at) }
   }
 
   // ── one lock per namespace: a primary's commit, an entry taken, a page pulled, a truncation ──
@@ -594,7 +640,18 @@ async function createDatastoreService(
       return await locked(ns, async () => {
         lap('lock')
         for (let attempt = 1; ; attempt++) {
-          const prepared = store.prepare(commit)
+          // The entry is built and offered to the other holders at once, and this node runs its
+          // own checks (the very ones they run) while they run theirs. A commit that is a
+          // duplicate, whose reads are stale or that cannot be built is judged here first, as a
+          // full prepare, so no holder checks it for nothing.
+          let drafted: DraftedCommit | undefined
+          try {
+            drafted = store.draft(commit)
+          } catch {
+            drafted = undefined
+          }
+          const prepared: PreparedCommit | DraftedCommit =
+            drafted === undefined || (!drafted.duplicate && drafted.stale) ? store.prepare(commit) : drafted
           lap('prepare')
           if (prepared.duplicate) {
             outcome = 'duplicate'
@@ -602,7 +659,18 @@ async function createDatastoreService(
           }
           const { seq, bytes } = prepared
           const followers = holdersOf(ns).filter((p) => p !== self)
-          const checks = await Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          const checking = Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
+          if (prepared === drafted) {
+            // the offers leave first (their writes go out at the end of this tick)
+            await new Promise((r) => setImmediate(r))
+            try {
+              store.checkReplicated(bytes)
+            } catch (err) {
+              await checking
+              throw err
+            }
+          }
+          const checks = await checking
           lap('check')
           const refused = checks.find((o) => o.outcome === 'refused')
           if (refused !== undefined) throw refused.error!
@@ -687,7 +755,15 @@ async function createDatastoreService(
     try {
       assertHolder(ns, from)
       if (phase === 'append' && fault === 'store-crash-on-append') crash()
-      await knowFunctionOfEntry(bytes)
+      const fn = await knowFunctionOfEntry(bytes, ns)
+      if (phase === 'check') {
+        offeredToCheck.delete(ns)
+        if (bytes.byteLength <= OFFERED_KEPT_BYTES) {
+          if (offeredToCheck.size >= OFFERED_KEPT)
+            offeredToCheck.delete(offeredToCheck.keys().next().value as string)
+          offeredToCheck.set(ns, { bytes, fn })
+        }
+      } else offeredToCheck.delete(ns)
       return await locked(ns, () => {
         const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
@@ -1192,6 +1268,7 @@ async function createDatastoreService(
     async stop() {
       running = false
       unsubscribe?.()
+      forgetHolders()
       if (timer !== undefined) clearInterval(timer)
       if (soonTimer !== undefined) clearTimeout(soonTimer)
       await net.unhandle(STORE_PROTOCOL).catch(() => {})

@@ -436,10 +436,15 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     // ticket) until one's run has it among the signers, or the last run tried.
     let details: { certificate: unknown; output: Output } | undefined
     let certificate: Certificate | undefined
-    for (let attempt = 0; attempt < 12; attempt++) {
+    for (let attempt = 0, late = 0; attempt < 12; attempt++) {
       const refused = (await net
         .invoke(fn, 'put', [ns, 'k', 'v'], { key: await generateKey() })
         .catch((e: unknown) => e)) as CovenantError
+      // a loaded machine can miss a call's deadline (ci14, load 40): that run is not the case
+      if (refused.code === 'DEADLINE_EXCEEDED' && late++ < 3) {
+        attempt--
+        continue
+      }
       assert.equal(refused.code, 'GRANT_MISSING')
       details = refused.details as { certificate: unknown; output: Output }
       certificate = certificateFromJSON(details.certificate)
