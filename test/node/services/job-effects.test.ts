@@ -241,7 +241,10 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     const grown = await net.job(grandchild.id).wait()
     assert.equal(grown.value, 5)
     assert.equal(grown.job.origin?.request, done.certificate.id)
-    assert.ok(grown.job.paid.some((c) => c.amount > 0), 'the owner is charged for it')
+    assert.ok(
+      grown.job.paid.some((c) => c.amount > 0),
+      'the owner is charged for it',
+    )
     assert.equal(await count(), 5)
   })
 
