@@ -95,6 +95,11 @@ export type ExecServiceComponents = Pick<
 // itself stops at the request's deadline. Reading the request has its own, short, timer.
 const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
 
+/** Sends of one conflict report to one peer, the wait before the second (doubling), and what is worth another. */
+const REPORT_TRIES = 4
+const REPORT_RETRY_MS = 1000
+const REPORT_RETRIED = new Set(['PEER_BUSY', 'PEER_TIMEOUT', 'PEER_UNREACHABLE'])
+
 function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
   const registers = [c.metrics.registry]
   return {
@@ -271,20 +276,32 @@ async function createExecService(
     takeConflict(conflict, source).catch(() => {})
   }
 
+  /**
+   * Tells every live peer of new evidence. A report lost to a busy or broken connection is sent
+   * again after a while (a peer that missed it would go on choosing the liar); one the peer
+   * refuses is not.
+   */
   function report(conflict: Conflict): void {
-    for (const peer of c.peers.live()) {
-      if (stopped) return
-      net
-        .request(
-          peer.id,
-          CONFLICT_PROTOCOL,
-          { conflict },
-          { timeoutMs: options.reportTimeoutMs ?? 5000, maxReplyBytes: 1024 },
-        )
-        .catch((err: unknown) => {
-          logger.info({ event: 'conflict-report-failed', peer: peer.id, code: CovenantError.from(err).code })
-        })
+    const send = async (peer: string): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        if (stopped) return
+        try {
+          await net.request(
+            peer,
+            CONFLICT_PROTOCOL,
+            { conflict },
+            { timeoutMs: options.reportTimeoutMs ?? 5000, maxReplyBytes: 1024 },
+          )
+          return
+        } catch (err) {
+          const code = CovenantError.from(err).code
+          logger.info({ event: 'conflict-report-failed', peer, code, attempt })
+          if (!REPORT_RETRIED.has(code) || attempt + 1 >= REPORT_TRIES) return
+          await new Promise((r) => setTimeout(r, REPORT_RETRY_MS * 2 ** attempt).unref())
+        }
+      }
     }
+    for (const peer of c.peers.live()) void send(peer.id)
   }
 
   /**
