@@ -38,7 +38,7 @@ import {
   listJobsRoute,
 } from './job-routes.ts'
 import { healthRoute, metricsRoute, nodeRoute, peersRoute } from './node-routes.ts'
-import { accountRoute, accountsRoute, payRoute, quoteRoute } from './payment-routes.ts'
+import { accountRoute, accountsRoute, owedRoute, payRoute, quoteRoute } from './payment-routes.ts'
 import type { RouteSpec } from './route.ts'
 import {
   commitRoute,
@@ -135,6 +135,8 @@ export {
   AccountsReplySchema,
   accountRoute,
   accountsRoute,
+  OwedReplySchema,
+  owedRoute,
   PayBodySchema,
   PayResultsSchema,
   payRoute,
@@ -218,6 +220,7 @@ export const API_ROUTES: readonly RouteSpec[] = [
   quoteRoute,
   accountsRoute,
   accountRoute,
+  owedRoute,
   // jobs (job-routes.ts)
   enqueueJobRoute,
   enqueueRunRoute,

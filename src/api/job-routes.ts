@@ -83,6 +83,8 @@ export const JobAttemptSchema = z.object({
   error: JobErrorSchema.nullable(),
   /** every signed receipt it got */
   receipts: z.array(ReceiptJSONSchema),
+  /** ncr its dispatcher charged the enqueuer for it */
+  charged: z.number().int().min(0),
   /** the executors asked, and how each answered (the gateway's word) */
   tried: z.array(z.object({ peer: z.string(), outcome: z.string(), error: z.string().nullable() })),
 })
@@ -104,6 +106,15 @@ export const JobInfoSchema = z.object({
   retries: z.number().int(),
   k: z.number().int(),
   q: z.number().int(),
+  /** the most the enqueuer pays for it, ncr */
+  budget: z.number().int().min(0),
+  /** what each keeper charged the enqueuer for the attempts it dispatched, ncr, in all */
+  charges: z.array(z.object({ keeper: z.string(), amount: z.number().int().min(0) })),
+  /**
+   * what each keeper charged the enqueuer for the job by every state of it the keepers saw, this
+   * one or one that lost, ncr, in all: what keepers charge and the SDK records (docs/jobs.md)
+   */
+  paid: z.array(z.object({ keeper: z.string(), amount: z.number().int().min(0) })).default([]),
   /** queued: the next attempt's earliest start; running: when its dispatcher's lease ends */
   runAt: Time,
   dispatcher: z.string().nullable(),

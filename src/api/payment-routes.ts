@@ -108,3 +108,28 @@ export const accountRoute = {
   query: AccountQuerySchema,
   reply: AccountReplySchema,
 } as const satisfies RouteSpec
+
+const PairStatementSchema = z.object({
+  payer: z.string(),
+  payee: z.string(),
+  charged: z.number().int(),
+  paid: z.number().int(),
+  granted: z.number().int(),
+})
+
+export const OwedReplySchema = z.object({
+  /** this node's key id, as a payer */
+  payer: z.string(),
+  /**
+   * what it owes and paid each payee, as its payer ledger states it: the executors of the job
+   * attempts it dispatched, whose requests it signed (compare with each payee's `GET /v1/accounts`)
+   */
+  statements: z.array(PairStatementSchema).max(10_000),
+})
+
+/** `GET /v1/owed`: this node's side as a payer, pair by pair (`reconcile` takes it as it is). */
+export const owedRoute = {
+  method: 'GET',
+  path: '/v1/owed',
+  reply: OwedReplySchema,
+} as const satisfies RouteSpec

@@ -83,7 +83,7 @@ import {
   verifyConflict,
   verifyReceipt,
 } from '../exec/index.ts'
-import type { PrivateKey } from '../keys/index.ts'
+import { keyId, type PrivateKey } from '../keys/index.ts'
 import { type Quote, quote } from '../ledger/index.ts'
 import { readEventStream } from './event-stream.ts'
 import { type EnqueueOptions, enqueueJob, enqueueRun, JobHandle, type JobsInit } from './jobs.ts'
@@ -975,7 +975,24 @@ export class CovenantClient {
       callerKey: () => loadCallerKey(),
       verify: (certificate, options) => this.verify(certificate, options),
       events: (res, schema) => readEventStream(res, schema, this.url),
+      charged: async (info) => {
+        const enqueuer = this.enqueuers.get(info.enqueuer)
+        if (enqueuer !== undefined && this.payments !== undefined)
+          await this.payments.recordJob(enqueuer.key, enqueuer.fromKeyFile, info)
+      },
     }
+  }
+
+  /**
+   * The keys this client enqueued jobs with (or was handed in {@link job}), by key id: it records
+   * their jobs' charges when it reads their state.
+   */
+  private readonly enqueuers = new Map<string, { key: PrivateKey; fromKeyFile: boolean }>()
+
+  private async enqueuerKey(key: PrivateKey | undefined): Promise<PrivateKey> {
+    const k = key ?? (await loadCallerKey())
+    if (this.enqueuers.size < 1024) this.enqueuers.set(keyId(k), { key: k, fromKeyFile: key === undefined })
+    return k
   }
 
   /**
@@ -984,8 +1001,12 @@ export class CovenantClient {
    * it once `runAfterMs` has passed, retries it onto freshly chosen executors, and keeps the
    * result for anyone who asks with {@link job}.
    */
-  enqueue(fn: string | CID, exportName: string, args: unknown[] = [], options: EnqueueOptions = {}) {
-    return enqueueJob(this.jobsInit(), typeof fn === 'string' ? fn : fn.toString(), exportName, args, options)
+  async enqueue(fn: string | CID, exportName: string, args: unknown[] = [], options: EnqueueOptions = {}) {
+    const key = await this.enqueuerKey(options.key)
+    return enqueueJob(this.jobsInit(), typeof fn === 'string' ? fn : fn.toString(), exportName, args, {
+      ...options,
+      key,
+    })
   }
 
   /** Hands the jobs a certified run enqueued (`ctx.enqueue`) to their keepers; a no-op for jobs already there. */
@@ -993,8 +1014,14 @@ export class CovenantClient {
     return enqueueRun(this.jobsInit(), certificate, output)
   }
 
-  /** A handle on the job `id`: `status()`, `events()`, `wait()`, `cancel()`. */
-  job(id: string): JobHandle {
+  /**
+   * A handle on the job `id`: `status()`, `events()`, `wait()`, `cancel()`. With the enqueuer's
+   * `key` (a job enqueued through another client), reading its state records its charges in that
+   * key's ledger, as for the jobs this client enqueued.
+   */
+  job(id: string, options: { key?: PrivateKey } = {}): JobHandle {
+    if (options.key !== undefined && this.enqueuers.size < 1024)
+      this.enqueuers.set(keyId(options.key), { key: options.key, fromKeyFile: false })
     return new JobHandle(id, this.jobsInit())
   }
 

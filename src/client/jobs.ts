@@ -66,6 +66,11 @@ export interface EnqueueOptions {
   key?: PrivateKey
   /** the record's nonce @default random */
   nonce?: string
+  /**
+   * the most the enqueuer pays for the job, ncr: its keepers charge what the executors of its
+   * attempts cost, up to this @default every try at the default covenant's price for the whole fuel
+   */
+  budget?: number
 }
 
 /** What `wait` resolves with: the value of the run whose effects took effect, and its proof. */
@@ -87,6 +92,8 @@ export interface JobsInit {
   ) => Promise<VerifiedCertificate>
   /** reads an event stream with a route's event schema */
   events: <S extends z.ZodType>(res: Response, schema: S) => AsyncGenerator<z.output<S>>
+  /** records the job's charges in its enqueuer's ledger, if this client holds the enqueuer's key */
+  charged: (info: JobInfo) => Promise<void>
 }
 
 /**
@@ -120,6 +127,7 @@ export async function enqueueJob(
       retries: options.retries,
       deadline: options.windowMs === undefined ? undefined : runAfter + options.windowMs,
       nonce: options.nonce,
+      budget: options.budget,
     },
     now,
   )
@@ -172,9 +180,14 @@ export class JobHandle {
     this.#init = init
   }
 
-  /** The job's state: the best its live keepers hold. JOB_NOT_FOUND if none holds it. */
-  status(): Promise<JobInfo> {
-    return this.#init.call(jobRoute, { params: { id: this.id } })
+  /**
+   * The job's state: the best its live keepers hold. JOB_NOT_FOUND if none holds it. A client
+   * holding the enqueuer's key records what the job was charged in its ledger.
+   */
+  async status(): Promise<JobInfo> {
+    const info = await this.#init.call(jobRoute, { params: { id: this.id } })
+    await this.#init.charged(info)
+    return info
   }
 
   /**
@@ -251,6 +264,7 @@ export class JobHandle {
   }
 
   async #outcome(info: JobInfo, trust?: TrustInput): Promise<JobOutcome> {
+    await this.#init.charged(info)
     if (info.status === 'failed') {
       const e = info.error ?? { code: 'INTERNAL', message: 'the job failed without an error' }
       throw new CovenantError(isErrorCode(e.code) ? e.code : 'USER_ERROR', e.message, {

@@ -12,6 +12,7 @@
 import type { PayResultsSchema } from '../api/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import type { Certificate, Conflict, SignedRequest, View } from '../exec/index.ts'
+import { paidWithin } from '../jobs/index.ts'
 import { keyId, type PrivateKey } from '../keys/index.ts'
 import {
   type ChargeRecord,
@@ -241,6 +242,38 @@ export class CallerPayments {
     }
     if (prepaid) await this.settle(ledger)
     return true
+  }
+
+  /**
+   * Records what the keepers of a job this key enqueued charged it, from the job's `paid`: each
+   * keeper's total for the attempts it dispatched, by every state of the job the keepers saw (a
+   * state that lost included). A total past the budget the key signed is not recorded (kept as a
+   * problem): the enqueuer never owes more. Each keeper's charge only grows, so reading the job
+   * again changes nothing.
+   */
+  async recordJob(
+    key: PrivateKey,
+    fromKeyFile: boolean,
+    job: {
+      id: string
+      enqueuer: string
+      budget: number
+      charges: ReadonlyArray<{ keeper: string; amount: number }>
+      paid: ReadonlyArray<{ keeper: string; amount: number }>
+    },
+  ): Promise<void> {
+    if (job.paid.length === 0 && job.charges.length === 0) return
+    try {
+      const ledger = await this.ledger(key, fromKeyFile)
+      if (ledger === undefined || job.enqueuer !== ledger.payer) return
+      const paid = paidWithin(job, job.budget, `job ${job.id}`)
+      let added = 0
+      for (const c of paid)
+        if (c.keeper !== ledger.payer) added += ledger.recordJobCharge(c.keeper, `job:${job.id}`, c.amount)
+      if (added > 0) this.schedule(ledger)
+    } catch (err) {
+      this.problem(undefined, err)
+    }
   }
 
   /** Notes blocks the caller published, which holders may bill it for. */

@@ -1,12 +1,14 @@
 /**
  * One keeper's jobs, in SQLite (`<data>/jobs.db`): each job's doc (record and proof), checked
  * before it is stored, and the state this keeper holds, replaced only by a state that wins
- * (state.ts), so storing a state twice, or an older one, changes nothing.
+ * (state.ts), so storing a state twice, or an older one, changes nothing but the charges it
+ * carries (`paid`, merged from every state).
  *
- * Besides the replicated state, each row carries one local note: when this keeper should look at
- * the job next (`look_at`). The dispatcher looks when an attempt is due; a keeper that is not the
- * dispatcher puts its look off, and looks again when its view of the network changes, so a scan
- * touches only the jobs it may have to act on.
+ * Besides the replicated state, each row carries two local notes: when this keeper should look at
+ * the job next (`look_at`), and what it charged the enqueuer for the attempts it dispatched itself
+ * (`charged_here`: its own word, which no state from another keeper changes). The dispatcher looks
+ * when an attempt is due; a keeper that is not the dispatcher puts its look off, and looks again
+ * when its view of the network changes, so a scan touches only the jobs it may have to act on.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { canonicalBytes } from '../keys/index.ts'
@@ -20,7 +22,9 @@ import {
   type JobState,
   JobStateSchema,
   type JobStatus,
-  wins,
+  mergeStates,
+  paidTotal,
+  sameState,
 } from './state.ts'
 
 const SCHEMA = `
@@ -46,7 +50,13 @@ CREATE INDEX jobs_ended ON jobs (updated_at) WHERE settled = 1;
 `
 
 /** The schema's steps, oldest first (`openSqlite` runs those a file lacks). */
-const MIGRATIONS = [SCHEMA]
+const MIGRATIONS = [
+  SCHEMA,
+  // what the state's `paid` adds up to, which grows without a new version: sync compares it too;
+  // and what this keeper charged the enqueuer for the attempts it dispatched, by its own word
+  `ALTER TABLE jobs ADD COLUMN paid INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN charged_here INTEGER NOT NULL DEFAULT 0;`,
+]
 
 /** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
 export const JOB_STORE_SCHEMA_VERSION = MIGRATIONS.length
@@ -71,8 +81,15 @@ export interface JobStore {
    * state wins. Returns the state held now, whether the job is new, and whether its state changed.
    */
   put(id: string, doc: JobDoc, state: JobState): { state: JobState; added: boolean; changed: boolean }
-  /** Keeps `state` if it wins over the one held; undefined for a job not held. */
+  /**
+   * Keeps `state` if it wins over the one held, and what either says each keeper charged
+   * (`mergeStates`); undefined for a job not held.
+   */
   merge(id: string, state: JobState): { state: JobState; changed: boolean } | undefined
+  /** What this keeper charged the enqueuer for the job's attempts it dispatched (its own note); 0 if none. */
+  chargedHere(id: string): number
+  /** Notes what this keeper charged for the job in all; the note only grows. */
+  noteCharged(id: string, total: number): void
   /** Unsettled jobs whose look time has come, soonest first. */
   due(now: number, limit: number): string[]
   /** When this keeper looks at the job next (a local note); `null` never, until {@link lookAgain}. */
@@ -83,8 +100,14 @@ export interface JobStore {
   nextLook(): number | undefined
   /** Unsettled jobs whose current attempt `peer` dispatched. */
   dispatchedBy(peer: string, limit: number): string[]
-  /** Every job's id, version and whether it settled, in id order after `after`, a page at a time. */
-  versions(opts: { after?: string; limit: number }): Array<{ id: string; version: number; settled: boolean }>
+  /**
+   * Every job's id, version, what its `paid` adds up to ({@link paidTotal}: it grows without a new
+   * version) and whether it settled, in id order after `after`, a page at a time.
+   */
+  versions(opts: {
+    after?: string
+    limit: number
+  }): Array<{ id: string; version: number; paid: number; settled: boolean }>
   /** Jobs by status and enqueuer, in id order after `after`. */
   list(opts: { status?: JobStatus; enqueuer?: string; after?: string; limit: number }): StoredJob[]
   /** How many jobs this keeper holds in each status. */
@@ -115,19 +138,21 @@ export function openJobStore(init: JobStoreInit): JobStore {
     get: db.prepare('SELECT id, doc, state FROM jobs WHERE id = ?'),
     getState: db.prepare('SELECT state FROM jobs WHERE id = ?'),
     insert: db.prepare(
-      `INSERT INTO jobs (id, doc, state, status, settled, version, run_at, look_at, dispatcher, enqueuer, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO jobs (id, doc, state, status, settled, version, run_at, look_at, dispatcher, enqueuer, created_at, updated_at, paid)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     update: db.prepare(
-      `UPDATE jobs SET state = ?, status = ?, settled = ?, version = ?, run_at = ?, look_at = ?, dispatcher = ?, updated_at = ?
+      `UPDATE jobs SET state = ?, status = ?, settled = ?, version = ?, run_at = ?, look_at = ?, dispatcher = ?, updated_at = ?, paid = ?
        WHERE id = ?`,
     ),
     due: db.prepare('SELECT id FROM jobs WHERE settled = 0 AND look_at <= ? ORDER BY look_at LIMIT ?'),
     lookAt: db.prepare('UPDATE jobs SET look_at = ? WHERE id = ?'),
+    chargedHere: db.prepare('SELECT charged_here AS n FROM jobs WHERE id = ?'),
+    noteCharged: db.prepare('UPDATE jobs SET charged_here = MAX(charged_here, ?) WHERE id = ?'),
     lookAgain: db.prepare('UPDATE jobs SET look_at = run_at WHERE settled = 0'),
     nextLook: db.prepare('SELECT MIN(look_at) AS at FROM jobs WHERE settled = 0'),
     dispatchedBy: db.prepare('SELECT id FROM jobs WHERE settled = 0 AND dispatcher = ? LIMIT ?'),
-    versions: db.prepare('SELECT id, version, settled FROM jobs WHERE id > ? ORDER BY id LIMIT ?'),
+    versions: db.prepare('SELECT id, version, paid, settled FROM jobs WHERE id > ? ORDER BY id LIMIT ?'),
     counts: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
     drop: db.prepare('DELETE FROM jobs WHERE id = ?'),
     prune: db.prepare(
@@ -151,6 +176,7 @@ export function openJobStore(init: JobStoreInit): JobStore {
       settled ? null : state.runAt,
       state.dispatcher,
       state.updatedAt,
+      paidTotal(state),
       id,
     )
   }
@@ -158,9 +184,10 @@ export function openJobStore(init: JobStoreInit): JobStore {
   const merge = (id: string, state: JobState): { state: JobState; changed: boolean } | undefined => {
     const held = readState(id)
     if (held === undefined) return undefined
-    if (!wins(state, held)) return { state: held, changed: false }
-    write(id, state)
-    return { state, changed: true }
+    const kept = mergeStates(held, state)
+    if (sameState(kept, held)) return { state: held, changed: false }
+    write(id, kept)
+    return { state: kept, changed: true }
   }
 
   return {
@@ -190,6 +217,7 @@ export function openJobStore(init: JobStoreInit): JobStore {
             doc.record.enqueuer,
             doc.record.createdAt,
             state.updatedAt,
+            paidTotal(state),
           )
           result = { state, added: true, changed: true }
         }
@@ -215,6 +243,13 @@ export function openJobStore(init: JobStoreInit): JobStore {
     lookAt(id, at) {
       q.lookAt.run(at, id)
     },
+    chargedHere(id) {
+      const row = q.chargedHere.get(id) as { n: number } | undefined
+      return row?.n ?? 0
+    },
+    noteCharged(id, total) {
+      q.noteCharged.run(total, id)
+    },
     lookAgain() {
       q.lookAgain.run()
     },
@@ -225,9 +260,12 @@ export function openJobStore(init: JobStoreInit): JobStore {
     dispatchedBy: (peer, limit) =>
       (q.dispatchedBy.all(peer, limit) as Array<{ id: string }>).map((r) => r.id),
     versions: ({ after = '', limit }) =>
-      (q.versions.all(after, limit) as Array<{ id: string; version: number; settled: number }>).map((r) => ({
+      (
+        q.versions.all(after, limit) as Array<{ id: string; version: number; paid: number; settled: number }>
+      ).map((r) => ({
         id: r.id,
         version: r.version,
+        paid: r.paid,
         settled: r.settled === 1,
       })),
     list({ status, enqueuer, after = '', limit }) {

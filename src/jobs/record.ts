@@ -11,6 +11,7 @@
  */
 import { z } from 'zod'
 import { cidForBytes, cidString, ExportNameSchema, parseCid } from '../content/index.ts'
+import { DEFAULT_COVENANT } from '../covenant/index.ts'
 import { isJsonValue } from '../encoding/index.ts'
 import { CovenantError, issueCode } from '../errors/index.ts'
 import {
@@ -34,6 +35,7 @@ import {
   signValue,
   verifyValue,
 } from '../keys/index.ts'
+import { chargeFor } from '../ledger/index.ts'
 
 const SECOND = 1000
 const HOUR = 3600 * SECOND
@@ -54,6 +56,18 @@ export const JOB_LIMITS = Object.freeze({
   /** how old a signed record may be when it is enqueued (it may wait in a client's outbox) */
   maxAgeMs: HOUR,
 })
+
+/**
+ * The budget a job gets when none is stated: every try (`retries` + 1) of `k` executors at the
+ * default covenant's price for the job's whole fuel. Executors that charge more than the default
+ * need a budget stated; write conflicts, which retry without counting, spend it too.
+ */
+export function defaultBudget(r: { k: number; retries: number; fuel: number }): number {
+  return Math.min(
+    Number.MAX_SAFE_INTEGER,
+    r.k * (r.retries + 1) * chargeFor(DEFAULT_COVENANT.execute, r.fuel),
+  )
+}
 
 /** Defaults of a record, written once: what `createJob` and `ctx.enqueue` fill in. */
 export const JOB_DEFAULTS = Object.freeze({
@@ -107,8 +121,13 @@ const JobBodyShape = {
   createdAt: Time,
   /** makes two identical jobs two jobs */
   nonce: z.string().min(8).max(128),
-  /** who asked for the job: may cancel it (and, later, pays for it) */
+  /** who asked for the job: may cancel it, and pays for it */
   enqueuer: KeyIdSchema,
+  /**
+   * the most the enqueuer pays for the job in all, in ncr: its keepers charge it what the
+   * executors of its attempts cost, up to this (docs/jobs.md, "Who pays for a job")
+   */
+  budget: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 }
 
 /** A record signed by its enqueuer. */
@@ -211,6 +230,8 @@ export const JobInitSchema = z.strictObject({
   deadline: z.number().optional(),
   /** @default random */
   nonce: z.string().optional(),
+  /** the most the enqueuer pays for the job, ncr @default {@link defaultBudget} */
+  budget: z.number().optional(),
 })
 export type JobInit = z.input<typeof JobInitSchema>
 
@@ -247,6 +268,7 @@ export function createJob(
     createdAt: now,
     nonce: i.nonce ?? randomNonce(),
     enqueuer: keyId(key),
+    budget: i.budget ?? defaultBudget(i),
   }
   const parsedBody = z.strictObject(JobBodyShape).safeParse(body)
   if (!parsedBody.success) throw invalid(parsedBody.error, 'invalid job')

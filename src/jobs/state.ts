@@ -9,7 +9,9 @@
  *
  * Every transition is a whole new state with the version one higher. Keepers never edit a state:
  * they keep whichever of two states {@link wins}, so they converge whatever order they hear in,
- * and hearing a state twice changes nothing. A terminal state beats any state still in progress,
+ * and hearing a state twice changes nothing. The one exception is `paid`, what each keeper charged
+ * the enqueuer: it is merged from both ({@link mergeStates}), since a state that loses may carry a
+ * charge its keeper made. A terminal state beats any state still in progress,
  * and a success beats every other end: its effects may have been committed, and effects never
  * come undone. A success is recorded (`committed: false`) before its further jobs are created,
  * and marked `committed` after; a keeper that finds it uncommitted creates them again, which is
@@ -32,6 +34,103 @@ export const JobErrorSchema = z.strictObject({
   message: z.string().max(4096),
 })
 export type JobError = z.infer<typeof JobErrorSchema>
+
+/** Keepers a job's charges are kept for; a job whose dispatchers changed more often fails (JOB_INVALID). */
+export const MAX_CHARGING_KEEPERS = 16
+
+type Charges = JobState['charges']
+/** Charges as read from anywhere: a state, or a job's info. */
+type ChargesRead = ReadonlyArray<{ readonly keeper: string; readonly amount: number }>
+
+/** What `charges` add up to. */
+export function chargedOf(state: Pick<JobState, 'charges'>): number {
+  return state.charges.reduce((sum, c) => sum + c.amount, 0)
+}
+
+/**
+ * Each keeper's highest total among `lists`, by keeper id. A keeper past the
+ * {@link MAX_CHARGING_KEEPERS} first ids is dropped, so every keeper drops the same ones.
+ */
+export function maxCharges(...lists: ChargesRead[]): Charges {
+  const most = new Map<string, number>()
+  for (const list of lists)
+    for (const c of list) if (c.amount > (most.get(c.keeper) ?? -1)) most.set(c.keeper, c.amount)
+  return [...most]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, MAX_CHARGING_KEEPERS)
+    .map(([keeper, amount]) => ({ keeper, amount }))
+}
+
+/**
+ * What each keeper has charged the enqueuer for the job, by every state of it this node has seen,
+ * winning or not: the job's payment, which keepers charge from and the SDK records (docs/jobs.md).
+ */
+export function paidOf(state: { charges: ChargesRead; paid: ChargesRead }): Charges {
+  return maxCharges(state.paid, state.charges)
+}
+
+/**
+ * What {@link paidOf} adds up to. Every change to `paid` raises it (each keeper's amount only
+ * grows), though the state's version stays: keepers compare it to know a fellow keeper lacks a
+ * change to `paid` alone.
+ */
+export function paidTotal(state: { charges: ChargesRead; paid: ChargesRead }): number {
+  return chargedOf({ charges: paidOf(state) })
+}
+
+/**
+ * What the enqueuer was charged for the job in all, by {@link paidOf}: what its SDK records.
+ * JOB_INVALID past `budget`, the most the enqueuer signed for: such totals are forged, or two
+ * keepers that both dispatched each charged near the budget, and are not recorded.
+ */
+export function paidWithin(
+  state: { charges: ChargesRead; paid: ChargesRead },
+  budget: number,
+  what = 'the job',
+): Charges {
+  const paid = paidOf(state)
+  const total = chargedOf({ charges: paid })
+  if (total > budget)
+    throw new CovenantError(
+      'JOB_INVALID',
+      `${what} is charged ${total} ncr, more than its budget of ${budget} ncr: not recorded`,
+    )
+  return paid
+}
+
+/**
+ * The charges (of this state and, grow-only, of all) with `cost` more for `keeper`'s attempt,
+ * capped so that all charged stays within `budget`; and what was charged for the attempt.
+ *
+ * `own` is what the keeper itself knows it charged before (its own note, see docs/jobs.md): what
+ * the state says of it may be another keeper's word, so its new total is `own` + the charge, never
+ * more. Other keepers' entries are taken as they are; they can only make it charge less.
+ */
+function addCharge(
+  state: JobState,
+  keeper: string,
+  cost: number,
+  budget: number,
+  own: number | undefined,
+): { charges: Charges; paid: Charges; charged: number } {
+  const paid = paidOf(state)
+  const before = own ?? paid.find((c) => c.keeper === keeper)?.amount ?? 0
+  const others = chargedOf({ charges: paid.filter((c) => c.keeper !== keeper) })
+  const charged = Math.max(0, Math.min(cost, budget - others - before))
+  const total = before + charged
+  const add = (list: Charges): Charges | undefined => {
+    const known = list.some((c) => c.keeper === keeper)
+    if (!known && list.length >= MAX_CHARGING_KEEPERS) return undefined
+    const out = list.map((c) => (c.keeper === keeper ? { ...c, amount: total } : c))
+    if (!known) out.push({ keeper, amount: total })
+    return out
+  }
+  const charges = add(state.charges)
+  const paidNow = add(paid)
+  if (charged === 0 || charges === undefined || paidNow === undefined)
+    return { charges: state.charges, paid: state.paid, charged: 0 }
+  return { charges, paid: maxCharges(state.paid, paidNow), charged }
+}
 
 /** Attempts kept in a state: the most recent ones (conflicting writers may cause many). */
 export const MAX_ATTEMPTS_KEPT = 32
@@ -63,6 +162,8 @@ export const AttemptRecordSchema = z.strictObject({
   error: JobErrorSchema.nullable(),
   /** every signed receipt the attempt got, agreeing or not */
   receipts: z.array(ReceiptSchema).max(64),
+  /** ncr its dispatcher charged the enqueuer for it: what its executors cost, within the budget */
+  charged: Count.default(0),
   /** the executors asked, and how each answered (the gateway's word) */
   tried: z
     .array(
@@ -112,6 +213,24 @@ export const JobStateSchema = z.strictObject({
   /** attempts whose writes conflicted with another writer's; they do not count as failures */
   conflicts: Count,
   attempts: z.array(AttemptRecordSchema).max(MAX_ATTEMPTS_KEPT),
+  /**
+   * what each keeper charged the enqueuer for the attempts it dispatched, in all (ncr): the job's
+   * payment, which keepers agree on as they agree on the rest of the state, and which the
+   * enqueuer's ledger and each keeper's record once per job and keeper (docs/jobs.md)
+   */
+  charges: z
+    .array(z.strictObject({ keeper: KeyIdSchema, amount: Count }))
+    .max(MAX_CHARGING_KEEPERS)
+    .default([]),
+  /**
+   * what each keeper charged the enqueuer for the job by any state of it, its own or one that lost
+   * (ncr): grow-only, each keeper's highest, merged from every state a keeper sees and left out of
+   * which state {@link wins}; keepers charge and the SDK records from it ({@link paidOf})
+   */
+  paid: z
+    .array(z.strictObject({ keeper: KeyIdSchema, amount: Count }))
+    .max(MAX_CHARGING_KEEPERS)
+    .default([]),
   result: JobResultSchema.nullable(),
   /** why it failed or was cancelled */
   error: JobErrorSchema.nullable(),
@@ -131,6 +250,14 @@ export function parseState(value: unknown): JobState {
 /** A state's bytes: canonical DAG-CBOR. */
 export function encodeState(state: JobState): Uint8Array {
   return canonicalBytes(state)
+}
+
+/** Whether two states are the same, byte for byte. */
+export function sameState(a: JobState, b: JobState): boolean {
+  if (a.version !== b.version) return false
+  const x = encodeState(a)
+  const y = encodeState(b)
+  return x.length === y.length && x.every((v, i) => v === y[i])
 }
 
 /** Whether the job needs no more work: ended, and (a success) its further jobs created. */
@@ -158,17 +285,27 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /**
  * Whether state `a` wins over state `b` (the one a keeper keeps): the further along (see the
  * module comment), then the higher version, then, for two different states of the same version
- * (two keepers that each thought they dispatched), the one whose CID sorts first. Every keeper
- * decides alike. A state never wins over itself.
+ * (two keepers that each thought they dispatched), the one whose CID, `paid` left out, sorts
+ * first. Every keeper decides alike. A state never wins over itself.
  */
 export function wins(a: JobState, b: JobState): boolean {
   const ra = rank(a)
   const rb = rank(b)
   if (ra !== rb) return ra > rb
   if (a.version !== b.version) return a.version > b.version
-  const ca = cidForBytes(encodeState(a), 'dag-cbor').bytes
-  const cb = cidForBytes(encodeState(b), 'dag-cbor').bytes
+  const ca = cidForBytes(encodeState({ ...a, paid: [] }), 'dag-cbor').bytes
+  const cb = cidForBytes(encodeState({ ...b, paid: [] }), 'dag-cbor').bytes
   return compareBytes(ca, cb) < 0
+}
+
+/**
+ * What a keeper holding `held` keeps when it hears `offered`: the state that {@link wins}, with
+ * `paid` merged from both (each keeper's highest), so a losing state's charges are never lost.
+ * Whatever order a keeper hears states in, it ends with the same state.
+ */
+export function mergeStates(held: JobState, offered: JobState): JobState {
+  const winner = wins(offered, held) ? offered : held
+  return { ...winner, paid: maxCharges(held.paid, held.charges, offered.paid, offered.charges) }
 }
 
 /**
@@ -186,6 +323,8 @@ export function initialState(record: JobRecord): JobState {
     failures: 0,
     conflicts: 0,
     attempts: [],
+    charges: [],
+    paid: [],
     result: null,
     error: null,
     cancel: null,
@@ -205,7 +344,8 @@ function keepLast(attempts: AttemptRecord[]): AttemptRecord[] {
 function endRunning(
   attempts: AttemptRecord[],
   now: number,
-  end: Pick<AttemptRecord, 'outcome' | 'error'> & Partial<Pick<AttemptRecord, 'receipts' | 'tried'>>,
+  end: Pick<AttemptRecord, 'outcome' | 'error'> &
+    Partial<Pick<AttemptRecord, 'receipts' | 'tried' | 'charged'>>,
   n?: number,
 ): AttemptRecord[] {
   return attempts.map((a) =>
@@ -236,6 +376,7 @@ export function startAttempt(
     outcome: 'running',
     error: null,
     receipts: [],
+    charged: 0,
     tried: [],
   })
   return next(state, init.now, {
@@ -318,8 +459,33 @@ export interface AttemptEnd {
   error: JobError
   receipts?: AttemptRecord['receipts']
   tried?: AttemptRecord['tried']
+  /** what its executors cost (a certified run), charged to the enqueuer within the budget @default 0 */
+  cost?: number
+  /**
+   * what the dispatcher knows it charged for the job before, by its own note @default what the
+   * state says
+   */
+  own?: number
   random: () => number
   backoff?: Partial<Backoff>
+}
+
+/** Attempt `n` ended as `end`: the attempts with it ended, and the job's charges with its cost. */
+function ended(
+  state: JobState,
+  budget: number,
+  n: number,
+  now: number,
+  end: Pick<AttemptRecord, 'outcome' | 'error' | 'receipts' | 'tried'>,
+  cost: number,
+  own: number | undefined,
+): Pick<JobState, 'attempts' | 'charges' | 'paid'> {
+  const dispatcher = state.attempts.find((a) => a.n === n && a.outcome === 'running')?.dispatcher
+  const { charges, paid, charged } =
+    dispatcher === undefined
+      ? { charges: state.charges, paid: state.paid, charged: 0 }
+      : addCharge(state, dispatcher, cost, budget, own)
+  return { attempts: endRunning(state.attempts, now, { ...end, charged }, n), charges, paid }
 }
 
 /**
@@ -337,18 +503,27 @@ export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['NO_EXE
  */
 export function attemptDeferred(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, ...payment } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'deferred', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
+    end.own,
   )
   let inARow = 0
   for (let i = attempts.length - 1; i >= 0 && attempts[i].outcome === 'deferred'; i--) inARow++
   const runAt = end.now + backoffMs(Math.max(1, inARow), b.baseMs, b.maxMs, end.random)
   if (runAt >= record.deadline)
-    return next(state, end.now, { status: 'failed', attempts, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, runAt, dispatcher: null })
+    return next(state, end.now, {
+      status: 'failed',
+      attempts,
+      ...payment,
+      dispatcher: null,
+      error: end.error,
+    })
+  return next(state, end.now, { status: 'queued', attempts, ...payment, runAt, dispatcher: null })
 }
 
 /**
@@ -357,18 +532,28 @@ export function attemptDeferred(state: JobState, record: JobRecord, end: Attempt
  */
 export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, ...payment } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'failed', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
+    end.own,
   )
   const failures = state.failures + 1
   const runAt = end.now + backoffMs(failures, b.baseMs, b.maxMs, end.random)
   const final = !isRetryable(end.error.code) || failures > record.retries || runAt >= record.deadline
   if (final)
-    return next(state, end.now, { status: 'failed', attempts, failures, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, failures, runAt, dispatcher: null })
+    return next(state, end.now, {
+      status: 'failed',
+      attempts,
+      ...payment,
+      failures,
+      dispatcher: null,
+      error: end.error,
+    })
+  return next(state, end.now, { status: 'queued', attempts, ...payment, failures, runAt, dispatcher: null })
 }
 
 /**
@@ -378,17 +563,27 @@ export function attemptFailed(state: JobState, record: JobRecord, end: AttemptEn
  */
 export function attemptConflicted(state: JobState, record: JobRecord, end: AttemptEnd): JobState {
   const b = { ...DEFAULT_BACKOFF, ...end.backoff }
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, ...payment } = ended(
+    state,
+    record.budget,
+    end.n,
     end.now,
     { outcome: 'conflict', error: end.error, receipts: end.receipts ?? [], tried: end.tried ?? [] },
-    end.n,
+    end.cost ?? 0,
+    end.own,
   )
   const conflicts = state.conflicts + 1
   const runAt = end.now + backoffMs(conflicts, b.conflictBaseMs, b.conflictMaxMs, end.random)
   if (runAt >= record.deadline)
-    return next(state, end.now, { status: 'failed', attempts, conflicts, dispatcher: null, error: end.error })
-  return next(state, end.now, { status: 'queued', attempts, conflicts, runAt, dispatcher: null })
+    return next(state, end.now, {
+      status: 'failed',
+      attempts,
+      ...payment,
+      conflicts,
+      dispatcher: null,
+      error: end.error,
+    })
+  return next(state, end.now, { status: 'queued', attempts, ...payment, conflicts, runAt, dispatcher: null })
 }
 
 /** The job ends, never having succeeded: past its deadline before an attempt could start. */
@@ -413,16 +608,26 @@ export function succeed(
     result: Omit<JobResult, 'committed'>
     receipts: AttemptRecord['receipts']
     tried?: AttemptRecord['tried']
+    /** what its executors cost, charged to the enqueuer within `budget` @default 0 */
+    cost?: number
+    /** what the dispatcher knows it charged for the job before (see {@link AttemptEnd}) */
+    own?: number
+    /** the record's budget @default 0: nothing charged */
+    budget?: number
   },
 ): JobState {
-  const attempts = endRunning(
-    state.attempts,
+  const { attempts, ...payment } = ended(
+    state,
+    init.budget ?? 0,
+    init.n,
     init.now,
     { outcome: 'succeeded', error: null, receipts: init.receipts, tried: init.tried ?? [] },
-    init.n,
+    init.cost ?? 0,
+    init.own,
   )
   return next(state, init.now, {
     status: 'succeeded',
+    ...payment,
     attempts: endRunning(attempts, init.now, { outcome: 'abandoned', error: null }),
     dispatcher: null,
     result: { ...init.result, committed: false },

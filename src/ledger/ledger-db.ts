@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import type { Certificate, Conflict } from '../exec/index.ts'
 import { openSqlite } from '../sqlite/index.ts'
-import { DAY_MS } from './pricing.ts'
+import { AmountSchema, DAY_MS } from './pricing.ts'
 
 export const HOUR_MS = 3_600_000
 
@@ -63,9 +63,9 @@ export interface SideInit extends SideVerifiers {
 
 /** One charge in a history. All amounts in ncr. */
 export interface ChargeRecord {
-  /** the certificate id (the request id) of a call, or the invoice id */
+  /** the certificate id (the request id) of a call, the invoice id, or `job:<id>` for a job's attempts */
   ref: string
-  kind: 'exec' | 'store' | 'serve'
+  kind: 'exec' | 'store' | 'serve' | 'job'
   amount: number
   /** the fuel the receipt signed for (calls only) */
   fuel?: number
@@ -148,4 +148,12 @@ export function chargeRecord(r: Record<string, unknown>): ChargeRecord {
   }
   if (r.fuel !== null && r.fuel !== undefined) record.fuel = Number(r.fuel)
   return record
+}
+
+/** A job's charge total as a side is handed it: a whole, safe number of ncr (INVALID_INPUT otherwise). */
+export function jobChargeTotal(total: unknown): number {
+  const parsed = AmountSchema.safeParse(total)
+  if (!parsed.success)
+    throw new CovenantError('INVALID_INPUT', `not an amount: ${String(total).slice(0, 40)}`)
+  return parsed.data
 }

@@ -41,6 +41,7 @@ import {
   type ChargeRecord,
   chargeRecord,
   HOUR_MS,
+  jobChargeTotal,
   openSide,
   type SideInit,
   sideOptionsShape,
@@ -162,6 +163,13 @@ export interface PayeeLedger {
   admit(call: { id: string; caller: string; fuel: number; deadline: number }): Admission
   /** Charges the payer for this node's receipt in a certificate; idempotent per request. */
   recordCertified(certificate: unknown, evidence?: { conflicts?: readonly unknown[] }): CertifiedCharge
+  /**
+   * Charges `payer` for a job it enqueued whose attempts this node dispatched and paid for: `total`
+   * is what the job's state (which its keepers agree on) says this node charged for it so far. The
+   * charge `ref` (`job:<id>`) only grows: a total below or equal to the one recorded changes
+   * nothing. Returns what was added.
+   */
+  chargeJob(payer: string, ref: string, total: number): number
   /** Applies a cheque made out to this node (INVALID_CHEQUE otherwise); idempotent. */
   applyCheque(cheque: unknown): ChequeOutcome
   /** Devnet faucet: mints `amount` for `payer` (FAUCET_REFUSED off a devnet or past the limit). */
@@ -329,6 +337,8 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
     history: db.prepare(
       'SELECT * FROM charges WHERE payer = ? AND at < ? ORDER BY at DESC, ref DESC LIMIT ?',
     ),
+    chargeOf: db.prepare('SELECT payer, amount FROM charges WHERE ref = ?'),
+    raiseCharge: db.prepare('UPDATE charges SET amount = ?, at = ?, keep_until = ? WHERE ref = ?'),
     prices: db.prepare('SELECT sheet FROM prices'),
     insertPrice: db.prepare('INSERT OR IGNORE INTO prices (version, sheet) VALUES (?, ?)'),
     deposit: db.prepare('SELECT body FROM deposits WHERE id = ?'),
@@ -583,6 +593,36 @@ export function openPayeeLedger(init: PayeeLedgerInit): PayeeLedger {
         })
       })
       return charged ? result('charged', amount) : result('duplicate')
+    },
+
+    chargeJob(payerId, ref, total) {
+      store.assertOpen()
+      const payer = checkPayer(payerId)
+      const amount = jobChargeTotal(total)
+      if (payer === payee || amount === 0) return 0
+      prune()
+      return transaction(() => {
+        const held = stmt.chargeOf.get(ref) as { payer: string; amount: number } | undefined
+        if (held !== undefined && held.payer !== payer)
+          throw new CovenantError('INVALID_INPUT', `charge ${ref} is another payer's`)
+        const before = held === undefined ? 0 : Number(held.amount)
+        if (amount <= before) return 0
+        ensureAccount(payer)
+        const version = currentCovenant().version
+        const keepUntil = now() + opts.certificateWindowMs
+        if (held === undefined) charge(payer, { ref, kind: 'job', amount, version, keepUntil })
+        else {
+          stmt.raiseCharge.run(amount, now(), Math.max(keepUntil, now() + opts.historyMs), ref)
+          const r = stmt.addCharged.get(amount - before, now(), payer) as AccountRow | undefined
+          if (r === undefined)
+            throw new CovenantError(
+              'AMOUNT_TOO_LARGE',
+              `${payer} would owe more than ${formatAmount(MAX_AMOUNT)}`,
+            )
+          markOver(payer, r)
+        }
+        return amount - before
+      })
     },
 
     applyCheque(value) {

@@ -26,6 +26,7 @@ import {
   type ChargeRecord,
   chargeRecord,
   HOUR_MS,
+  jobChargeTotal,
   openSide,
   type SideInit,
   sideOptionsShape,
@@ -81,7 +82,9 @@ export interface PayerCharge extends ChargeRecord {
 
 export interface PayerCertifiedCharge {
   payee: string
-  status: 'charged' | 'duplicate' | 'accused' | 'stale'
+  /** `self`: the payer's own receipt (a node that dispatched a job's attempt and ran it too), owed to no one */
+  status: 'charged' | 'duplicate' | 'accused' | 'stale' | 'self'
+  /** the charge recorded now (0 unless `charged`); for `self`, the price of the receipt */
   amount: number
 }
 
@@ -100,6 +103,13 @@ export interface PayerLedger {
     certificate: unknown,
     opts?: { covenants?: readonly unknown[]; conflicts?: readonly unknown[] },
   ): PayerCertifiedCharge[]
+  /**
+   * Records what a keeper charged this payer for a job it enqueued (`ref` = `job:<id>`): `total`
+   * is what the job's state says that keeper charged so far. It only grows; a total below or equal
+   * to the one recorded changes nothing. Returns what was added. The caller checks the job's
+   * charges against the budget it signed before recording them.
+   */
+  recordJobCharge(payee: string, ref: string, total: number): number
   /**
    * Accepts an invoice from a holder after checking it (INVALID_INVOICE, PRICE_UNKNOWN): every
    * line must be a block this payer asked that holder for (`owns`), no storage day billed twice.
@@ -238,6 +248,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     hasCharge: db.prepare('SELECT amount FROM charges WHERE payee = ? AND ref = ?'),
+    raiseCharge: db.prepare('UPDATE charges SET amount = ?, at = ? WHERE payee = ? AND ref = ?'),
     history: db.prepare('SELECT * FROM charges WHERE at < ? ORDER BY at DESC, ref DESC LIMIT ?'),
     historyOf: db.prepare(
       'SELECT * FROM charges WHERE payee = ? AND at < ? ORDER BY at DESC, ref DESC LIMIT ?',
@@ -418,6 +429,7 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           if (accused.has(r.executor)) return { payee: r.executor, status: 'accused', amount: 0 }
           const sheet = sheets.get(sheetKey(r.executor, r.covenantVersion))!
           const amount = chargeFor(sheet, r.fuel)
+          if (r.executor === payer) return { payee: r.executor, status: 'self', amount }
           const at = now()
           const inserted = stmt.insertCharge.run(
             r.executor,
@@ -438,6 +450,32 @@ export function openPayerLedger(init: PayerLedgerInit): PayerLedger {
           return { payee: r.executor, status: 'charged', amount }
         }),
       )
+    },
+
+    recordJobCharge(payeeId, ref, total) {
+      store.assertOpen()
+      const payee = checkPayee(payeeId)
+      const amount = jobChargeTotal(total)
+      return transaction(() => {
+        const held = stmt.hasCharge.get(payee, ref) as { amount: number } | undefined
+        const before = held === undefined ? 0 : Number(held.amount)
+        if (amount <= before) return 0
+        const at = now()
+        if (held === undefined)
+          stmt.insertCharge.run(
+            payee,
+            ref,
+            'job',
+            amount,
+            null,
+            0,
+            at,
+            at + opts.certificateWindowMs + opts.historyMs,
+          )
+        else stmt.raiseCharge.run(amount, at, payee, ref)
+        addOwed(payee, amount - before)
+        return amount - before
+      })
     },
 
     acceptInvoice(value, o = {}) {

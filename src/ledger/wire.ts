@@ -69,7 +69,7 @@ export const PayeeAccountSchema = z.strictObject({
 /** One charge in a history: a certified call (ref: its certificate id) or an invoice (ref: its id). */
 export const ChargeRecordSchema = z.strictObject({
   ref: z.string().max(128),
-  kind: z.enum(['exec', 'store', 'serve']),
+  kind: z.enum(['exec', 'store', 'serve', 'job']),
   amount: AmountSchema,
   fuel: SafeUint.optional(),
   covenantVersion: SafeUint,

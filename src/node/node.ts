@@ -38,7 +38,7 @@ import { createNodeStores } from './stores.ts'
 
 /** Options of a node; defaults are written once, here and in the schemas of the parts it runs. */
 export const nodeOptionsSchema = z.strictObject({
-  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, jobs.db, ledger.db, node.log */
+  /** data directory: node.key, covenant.cbor, blocks.db, conflicts.db, datastore.db, jobs.db, ledger.db, payer.db, node.log */
   dataDir: z.string().min(1),
   /** libp2p listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen: z.array(z.string()).default(['/ip4/127.0.0.1/tcp/0']),

@@ -3,11 +3,22 @@ import { before, describe, it } from 'node:test'
 import type { Manifest } from '../../src/content/index.ts'
 import { CovenantError } from '../../src/errors/index.ts'
 import { createView } from '../../src/exec/index.ts'
-import { checkDoc, enqueuedDocs, enqueuedRecords, JOB_DEFAULTS, jobId, jobsOf } from '../../src/jobs/index.ts'
-import { keyId } from '../../src/keys/index.ts'
+import {
+  checkDoc,
+  createJob,
+  enqueuedDocs,
+  enqueuedRecords,
+  JOB_DEFAULTS,
+  type JobDoc,
+  jobDepth,
+  jobId,
+  jobsOf,
+  MAX_JOB_DEPTH,
+} from '../../src/jobs/index.ts'
+import { generateKey, keyId } from '../../src/keys/index.ts'
 import { verifyRunWithView } from '../../src/node/index.ts'
 import type { EffectJob } from '../../src/sandbox/index.ts'
-import { modelVerifier, type Network, network, runThatEnqueues } from './fixtures.ts'
+import { attemptThatEnqueues, modelVerifier, type Network, network, runThatEnqueues } from './fixtures.ts'
 
 const rejectsWith = (p: Promise<unknown>, code: string, message?: RegExp) =>
   assert.rejects(p, (e: CovenantError) => {
@@ -114,5 +125,83 @@ describe('jobs a function enqueues', () => {
     const stranger = verifyRunWithView({ view: () => createView([]), manifest: async () => net.manifest })
     await rejectsWith(enqueuedDocs({ certificate, output }, stranger), 'INVALID_CERTIFICATE')
     await rejectsWith(enqueuedDocs({ certificate: { nope: 1 }, output }, verify), 'INVALID_CERTIFICATE')
+  })
+
+  it('of a job’s run are paid for by that job’s enqueuer, and come with that job’s doc, however deep', async () => {
+    const verify = modelVerifier(net)
+    const enqueuer = await generateKey()
+    const parent = createJob(enqueuer, { fn: net.fn, export: 'main' })
+    const run = await attemptThatEnqueues(net, parent, jobs)
+    const docs = await enqueuedDocs({ ...run, job: { record: parent.record } }, verify)
+    // not the keeper that signed the attempt's request: the job's enqueuer
+    assert.ok(docs.every(({ doc }) => doc.record.enqueuer === keyId(enqueuer)))
+    for (const { doc, id } of docs) {
+      assert.equal((await checkDoc(doc, verify)).id, id)
+      assert.equal(jobDepth(doc), 1)
+    }
+    // a job of a job of a job: still the first enqueuer's, each with the job it came from
+    let job = docs[2]
+    for (let depth = 2; depth <= 3; depth++) {
+      const next = await attemptThatEnqueues(net, { record: job.doc.record, id: job.id }, jobs)
+      const [first] = await enqueuedDocs({ ...next, job: job.doc }, verify)
+      assert.equal(first.doc.record.enqueuer, keyId(enqueuer))
+      assert.equal((await checkDoc(first.doc, verify)).id, first.id)
+      assert.equal(jobDepth(first.doc), depth)
+      job = first
+    }
+  })
+
+  it('of a job’s run are refused without that job, with another job, with a forged one, or charged to the keeper', async () => {
+    const verify = modelVerifier(net)
+    const [enqueuer, victim] = await Promise.all([generateKey(), generateKey()])
+    const parent = createJob(enqueuer, { fn: net.fn, export: 'main' })
+    const run = await attemptThatEnqueues(net, parent, jobs)
+    const [{ doc }] = await enqueuedDocs({ ...run, job: { record: parent.record } }, verify)
+    assert.ok('proof' in doc)
+    const { job: _, ...bare } = doc.proof
+    // without the job: no one would pay
+    await rejectsWith(enqueuedDocs(run, verify), 'JOB_INVALID', /enqueuer pays/)
+    await rejectsWith(checkDoc({ ...doc, proof: bare }, verify), 'JOB_INVALID')
+    // the record as it was before jobs of jobs were paid for: the keeper that signed the run as enqueuer
+    const byKeeper = enqueuedRecords({ request: run.certificate.request, id: run.certificate.id }, jobs)[0]
+    assert.equal(byKeeper.enqueuer, run.keeper)
+    await rejectsWith(checkDoc({ record: byKeeper, proof: doc.proof }, verify), 'INVALID_CERTIFICATE')
+    // another job of the victim's, which this run is no attempt of
+    const other = createJob(victim, { fn: net.fn, export: 'main' })
+    await rejectsWith(
+      checkDoc({ ...doc, proof: { ...bare, job: { record: other.record } } }, verify),
+      'JOB_INVALID',
+    )
+    // the job with the victim named as its enqueuer: not signed by the victim
+    const forged = { ...parent.record, enqueuer: keyId(victim) }
+    await rejectsWith(enqueuedDocs({ ...run, job: { record: forged } }, verify), 'INVALID_SIGNATURE')
+    // a record that claims to come from a run, without the run
+    const { signature: __, ...unsigned } = parent.record
+    await rejectsWith(
+      enqueuedDocs(
+        { ...run, job: { record: { ...unsigned, origin: { request: run.certificate.id, index: 0 } } } },
+        verify,
+      ),
+      'JOB_INVALID',
+    )
+    // a run that is no job's attempt, with a job attached
+    const plain = await runThatEnqueues(net, jobs, { signJobs: true })
+    await rejectsWith(enqueuedDocs({ ...plain, job: { record: parent.record } }, verify), 'JOB_INVALID')
+  })
+
+  it('nest at most MAX_JOB_DEPTH deep', async () => {
+    const verify = modelVerifier(net)
+    const enqueuer = await generateKey()
+    const one = [{ fn: net.fn, export: 'main', args: [], options: { replicas: 1 } }]
+    const root = createJob(enqueuer, { fn: net.fn, export: 'main', k: 1, q: 1 })
+    let job: { doc: JobDoc; id: string } = { doc: { record: root.record }, id: root.id }
+    for (let depth = 1; depth <= MAX_JOB_DEPTH; depth++) {
+      const run = await attemptThatEnqueues(net, { record: job.doc.record, id: job.id }, one)
+      ;[job] = await enqueuedDocs({ ...run, job: job.doc }, verify)
+      assert.equal(jobDepth(job.doc), depth)
+    }
+    assert.equal((await checkDoc(job.doc, verify)).id, job.id)
+    const run = await attemptThatEnqueues(net, { record: job.doc.record, id: job.id }, one)
+    await rejectsWith(enqueuedDocs({ ...run, job: job.doc }, verify), 'JOB_INVALID', /deep/)
   })
 })

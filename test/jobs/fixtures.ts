@@ -126,3 +126,19 @@ export function modelVerifier(net: Pick<Network, 'view' | 'fn' | 'manifest'>): V
     return { request: cert.data.request, id: cert.data.id, jobs: output.data.jobs }
   }
 }
+
+/**
+ * A certified run of attempt 1 of `job`, dispatched by a keeper (a fresh key), whose output lists
+ * `jobs` (signed by the receipts).
+ */
+export async function attemptThatEnqueues(
+  net: Network,
+  job: { record: JobRecord; id: string },
+  jobs: EffectJob[],
+): Promise<{ certificate: Certificate; output: OutputWithJobs; keeper: string }> {
+  const keeperKey = await generateKey()
+  const now = Date.now()
+  const made = dispatchRequest(keeperKey, job, 1, mintTicket(keyId(keeperKey), epochOf(now)), now)
+  const output: OutputWithJobs = { json: 'null', logs: [], error: null, jobs }
+  return { certificate: certify(net, made, outputHash(output)), output, keeper: keyId(keeperKey) }
+}

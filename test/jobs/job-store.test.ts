@@ -146,6 +146,35 @@ describe('a keeper’s job store', async () => {
     )
   })
 
+  it('counts a change to paid alone, which keeps the version, in what sync compares; keeps its own charge note, which only grows', () => {
+    const store = openJobStore({ path: ':memory:' })
+    const { record, id } = job(40)
+    const failed = attemptFailed(running(initialState(record)), record, {
+      n: 1,
+      now: T,
+      error: { code: 'NO_QUORUM', message: 'split' },
+      cost: 30,
+      random: () => 0,
+    })
+    store.put(id, { record }, failed)
+    const [before] = store.versions({ limit: 10 })
+    assert.deepEqual([before.version, before.paid], [failed.version, 30])
+    // another keeper's charge, from a branch that lost: same version, more paid
+    const other = { keeper: keyId(key), amount: 20 }
+    assert.equal(store.merge(id, { ...failed, paid: [...failed.paid, other] })?.changed, true)
+    const [after] = store.versions({ limit: 10 })
+    assert.deepEqual([after.version, after.paid], [failed.version, 50])
+    assert.equal(store.chargedHere(id), 0)
+    store.noteCharged(id, 30)
+    store.noteCharged(id, 10)
+    assert.equal(store.chargedHere(id), 30)
+    // a state heard later does not touch the note
+    store.merge(id, { ...failed, paid: [{ keeper: other.keeper, amount: 70 }] })
+    assert.equal(store.chargedHere(id), 30)
+    assert.equal(store.chargedHere('nope'), 0)
+    store.close()
+  })
+
   it('keeps a failed attempt’s receipts with its state', () => {
     const store = openJobStore({ path: ':memory:' })
     const { record, id } = job(30)

@@ -6,6 +6,7 @@ import {
   attemptFailed,
   backoffMs,
   cancelJob,
+  chargedOf,
   createJob,
   DEFAULT_BACKOFF,
   encodeState,
@@ -17,6 +18,10 @@ import {
   JobStateSchema,
   MAX_ATTEMPTS_KEPT,
   markCommitted,
+  mergeStates,
+  openJobStore,
+  paidOf,
+  paidWithin,
   parseState,
   signCancel,
   startAttempt,
@@ -245,6 +250,38 @@ describe('job states', () => {
     )
   })
 
+  it('charge the enqueuer what each attempt cost, per dispatcher, never past the budget', async () => {
+    const key = await generateKey()
+    const [a, b] = [keyId(await generateKey()), keyId(await generateKey())]
+    const { record } = createJob(key, { fn: FN, export: 'f', retries: 5, budget: 100 }, T)
+    const err = { code: 'USER_ERROR', message: 'not yet' }
+    let s = run(initialState(record), a, T)
+    s = attemptFailed(s, record, { n: 1, now: T + 1, error: err, cost: 40, random: half })
+    // another keeper takes over: its attempts are its own charge, added to the job's
+    s = run(s, b, T + 2)
+    s = attemptConflicted(s, record, { n: 2, now: T + 3, error: err, cost: 30, random: half })
+    s = run(s, b, T + 4)
+    s = attemptFailed(s, record, { n: 3, now: T + 5, error: err, cost: 50, random: half })
+    assert.deepEqual(
+      s.attempts.map((x) => x.charged),
+      [40, 30, 30],
+      'the third is cut to what is left of the budget',
+    )
+    assert.deepEqual(s.charges, [
+      { keeper: a, amount: 40 },
+      { keeper: b, amount: 60 },
+    ])
+    assert.equal(chargedOf(s), 100)
+    // past the budget nothing more is charged, whatever an attempt costs
+    s = run(s, a, T + 6)
+    s = attemptFailed(s, record, { n: 4, now: T + 7, error: err, cost: 70, random: half })
+    assert.equal(chargedOf(s), 100)
+    assert.equal(s.attempts.at(-1)?.charged, 0)
+    // an abandoned attempt (its dispatcher died) is charged nothing
+    const t = run(run(initialState(record), a, T), b, T + 1)
+    assert.deepEqual([t.attempts[0].outcome, t.attempts[0].charged, t.charges], ['abandoned', 0, []])
+  })
+
   it('cancel what has not ended; what has ended stays', async () => {
     const { key, record, id, keeper } = await setup()
     const cancel = signCancel(key, id, T)
@@ -320,6 +357,156 @@ describe('merging states', () => {
     // two states of one version from two dispatchers: exactly one of them wins
     assert.notEqual(wins(h.runningA, h.runningB), wins(h.runningB, h.runningA))
     for (const s of [h.s0, h.runningA, h.committed]) assert.equal(wins(s, s), false)
+  })
+})
+
+describe('what two dispatchers charged', () => {
+  // Two keepers whose views of who is alive differ both dispatch the job from one state: each
+  // charges the enqueuer for its own attempt, and one branch's state wins outright.
+  async function branches() {
+    const key = await generateKey()
+    const [a, b] = [keyId(await generateKey()), keyId(await generateKey())]
+    const { record, id } = createJob(key, { fn: FN, export: 'f', retries: 5, budget: 100 }, T)
+    const err = { code: 'NO_QUORUM', message: 'not yet' }
+    const s0 = initialState(record)
+    const branchA = attemptFailed(run(s0, a, T), record, {
+      n: 1,
+      now: T + 1,
+      error: err,
+      cost: 30,
+      random: half,
+    })
+    const branchB = attemptFailed(run(s0, b, T), record, {
+      n: 1,
+      now: T + 2,
+      error: err,
+      cost: 20,
+      random: half,
+    })
+    const [winner, loser] = wins(branchA, branchB) ? [branchA, branchB] : [branchB, branchA]
+    return { record, id, a, b, s0, branchA, branchB, winner, loser, err }
+  }
+  const byKeeper = (charges: ReadonlyArray<{ keeper: string; amount: number }>) =>
+    Object.fromEntries(charges.map((c) => [c.keeper, c.amount]))
+
+  it('the winning state alone loses the other branch’s charge; paid keeps both, in either order of merge', async () => {
+    const { a, b, branchA, branchB, winner, loser } = await branches()
+    assert.equal(branchA.version, branchB.version)
+    // the flaw: the state that wins says nothing of what the losing branch's keeper charged
+    assert.equal(winner.charges.length, 1)
+    assert.equal(chargedOf(winner), winner === branchA ? 30 : 20)
+    const ab = mergeStates(branchA, branchB)
+    const ba = mergeStates(branchB, branchA)
+    assert.deepEqual(encodeState(ab), encodeState(ba))
+    assert.deepEqual(byKeeper(paidOf(ab)), { [a]: 30, [b]: 20 })
+    // the rest of the state is the winner's, and which state wins does not depend on paid
+    assert.deepEqual(encodeState({ ...ab, paid: [] }), encodeState({ ...winner, paid: [] }))
+    assert.ok(wins(ab, loser) && !wins(loser, ab))
+    // hearing either branch again changes nothing
+    assert.deepEqual(encodeState(mergeStates(ab, branchA)), encodeState(ab))
+    assert.deepEqual(encodeState(mergeStates(loser, ab)), encodeState(ab))
+  })
+
+  it('keepers holding either branch end with the same state and both charges, however they hear them', async () => {
+    const { id, a, b, s0, branchA, branchB, record } = await branches()
+    const orders = [
+      [branchA, branchB],
+      [branchB, branchA],
+      [branchB, s0, branchA, branchB],
+    ]
+    const held = orders.map((order) => {
+      const store = openJobStore({ path: ':memory:' })
+      store.put(id, { record }, order[0])
+      const changed = order.slice(1).map((s) => store.merge(id, s)?.changed)
+      const state = store.get(id)?.state
+      store.close()
+      assert.ok(state !== undefined)
+      return { state, changed }
+    })
+    for (const h of held) assert.deepEqual(encodeState(h.state), encodeState(held[0].state))
+    assert.deepEqual(byKeeper(paidOf(held[0].state)), { [a]: 30, [b]: 20 })
+    // a losing branch heard late still changes what is held (its charge), then nothing more
+    assert.deepEqual(held[0].changed, [true])
+    assert.deepEqual(held[2].changed, [false, true, false])
+  })
+
+  it('a keeper that carries on charges on top of all both branches charged, within the budget', async () => {
+    const { a, b, winner, loser, record, err } = await branches()
+    const merged = mergeStates(winner, loser)
+    const carrier = winner.attempts[0].dispatcher
+    // it costs 70, and 50 is left of the budget of 100 after the two branches' 30 and 20
+    const next = attemptFailed(run(merged, carrier, T + 3), record, {
+      n: 2,
+      now: T + 4,
+      error: err,
+      cost: 70,
+      random: half,
+    })
+    assert.equal(next.attempts.at(-1)?.charged, 50)
+    const paid = byKeeper(paidOf(next))
+    assert.deepEqual(paid, carrier === a ? { [a]: 80, [b]: 20 } : { [a]: 30, [b]: 70 })
+    assert.equal(chargedOf({ charges: paidWithin(next, record.budget) }), 100)
+    // and the state it makes still wins over the branch that lost, with nothing of it lost
+    assert.deepEqual(encodeState(mergeStates(next, loser)), encodeState(next))
+  })
+
+  it('a dispatcher adds its attempt to what it knows it charged, not to another keeper’s word for it; another’s word only makes it charge less', async () => {
+    const { a, b, branchA, branchB, record, err } = await branches()
+    const merged = mergeStates(branchA, branchB)
+    // a keeper's word that a charged 60 (it charged 30), and b's own 20
+    const inflated = { ...merged, paid: merged.paid.map((c) => (c.keeper === a ? { ...c, amount: 60 } : c)) }
+    const next = attemptFailed(run(mergeStates(merged, inflated), a, T + 3), record, {
+      n: 2,
+      now: T + 4,
+      error: err,
+      cost: 10,
+      own: 30,
+      random: half,
+    })
+    assert.equal(next.attempts.at(-1)?.charged, 10)
+    assert.equal(byKeeper(next.charges)[a], 40, 'its own 30 and the 10 of this attempt')
+    // the word stays in paid (grow-only: no keeper can take back another's), and is what readers see
+    assert.equal(byKeeper(paidOf(next))[a], 60)
+    // a word that b charged 90 leaves a nothing of the budget of 100 to charge
+    const greedy = { ...merged, paid: merged.paid.map((c) => (c.keeper === b ? { ...c, amount: 90 } : c)) }
+    const capped = attemptFailed(run(mergeStates(merged, greedy), a, T + 3), record, {
+      n: 2,
+      now: T + 4,
+      error: err,
+      cost: 10,
+      own: 30,
+      random: half,
+    })
+    assert.equal(capped.attempts.at(-1)?.charged, 0)
+    assert.equal(byKeeper(capped.charges)[a] ?? 0, byKeeper(merged.charges)[a] ?? 0, 'unchanged')
+  })
+
+  it('a total past the budget the enqueuer signed is refused, forged or not', async () => {
+    const { a, b, branchA, branchB, record } = await branches()
+    const merged = mergeStates(branchA, branchB)
+    assert.deepEqual(byKeeper(paidWithin(merged, record.budget)), { [a]: 30, [b]: 20 })
+    assert.equal(
+      errorCode(() => paidWithin(merged, 49)),
+      'JOB_INVALID',
+    )
+    // a keeper's word for another's charge, past the budget: refused, and not recorded
+    const forged = { ...merged, paid: merged.paid.map((c) => (c.keeper === b ? { ...c, amount: 71 } : c)) }
+    assert.deepEqual(byKeeper(paidOf(forged)), { [a]: 30, [b]: 71 })
+    assert.equal(
+      errorCode(() => paidWithin(forged, record.budget)),
+      'JOB_INVALID',
+    )
+    // merged into a held state it is still refused: paid only grows
+    assert.equal(
+      errorCode(() => paidWithin(mergeStates(merged, forged), record.budget)),
+      'JOB_INVALID',
+    )
+    // an amount that is none is not a state at all
+    for (const amount of [-1, 1.5, Number.MAX_SAFE_INTEGER + 1])
+      assert.equal(
+        errorCode(() => parseState({ ...merged, paid: [{ keeper: a, amount }] })),
+        'JOB_INVALID',
+      )
   })
 })
 

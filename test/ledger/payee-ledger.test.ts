@@ -12,6 +12,7 @@ import {
   type PayeeLedger,
   type PayeeLedgerOptions,
   priceSheet,
+  reconcile,
   signCheque,
   utcDay,
   verifyInvoice,
@@ -389,6 +390,44 @@ describe('payee ledger', () => {
       errorCode(() => payer.applyDeposit(ledger.deposit(other.peer, 1))),
       'INVALID_DEPOSIT',
     )
+    payer.close()
+  })
+
+  it('charges a job once per job, only ever growing, and both sides reconcile', () => {
+    const payer = openPayerLedger({
+      path: dir.file(`payer-${files++}.db`),
+      key: caller.key,
+      now: clock.now,
+      ...network.verifiers,
+    })
+    const ref = 'job:bafyreibtmy5nghh46uv4kumxy5izkgriwbejlazudn4egt7beazkz4ojpm'
+    // a keeper charges what the job's state says it charged so far; a state read again (or an
+    // older one) changes nothing
+    assert.equal(ledger.chargeJob(caller.peer, ref, 30_000), 30_000)
+    assert.equal(ledger.chargeJob(caller.peer, ref, 30_000), 0)
+    assert.equal(ledger.chargeJob(caller.peer, ref, 20_000), 0)
+    assert.equal(ledger.chargeJob(caller.peer, ref, 55_000), 25_000)
+    assert.equal(ledger.account(caller.peer).charged, 55_000)
+    assert.deepEqual(
+      ledger.history(caller.peer).map((h) => [h.ref, h.kind, h.amount]),
+      [[ref, 'job', 55_000]],
+    )
+    // the same charge cannot be another payer's, nor an amount that is none
+    assert.equal(
+      errorCode(() => ledger.chargeJob(other.peer, ref, 60_000)),
+      'INVALID_INPUT',
+    )
+    assert.equal(
+      errorCode(() => ledger.chargeJob(caller.peer, ref, -1)),
+      'INVALID_INPUT',
+    )
+    // the enqueuer records the same totals, in any order and as often as it reads the job
+    assert.equal(payer.recordJobCharge(node.peer, ref, 30_000), 30_000)
+    assert.equal(payer.recordJobCharge(node.peer, ref, 55_000), 25_000)
+    assert.equal(payer.recordJobCharge(node.peer, ref, 30_000), 0)
+    for (const c of payer.settle()) payer.acknowledge(ledger.applyCheque(c).best)
+    assert.equal(reconcile(payer.statements(), [ledger.statement(caller.peer)]).ok, true)
+    assert.equal(ledger.account(caller.peer).outstanding, 0)
     payer.close()
   })
 })

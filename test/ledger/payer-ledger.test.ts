@@ -147,6 +147,29 @@ describe('payer ledger', () => {
     assert.equal(ledger.account(dear.peer).owed, 0)
   })
 
+  it('owes itself nothing for its own receipt (a keeper that ran its own job attempt), and says what it cost', () => {
+    const keeper = openPayerLedger({
+      path: dir.file(`payer-${files++}.db`),
+      key: cheap.key,
+      now: clock.now,
+      ...network.verifiers,
+    })
+    const run = certifiedRun(network, cheap.key, [cheap, dear], { fuel: [5, 5] })
+    assert.deepEqual(
+      keeper.recordCertified(run.certificate, { covenants: [cheap.covenant, dear.covenant] }),
+      [
+        { payee: cheap.peer, status: 'self', amount: 1000 + 5 * 10 },
+        { payee: dear.peer, status: 'charged', amount: 50_000 + 5 * 2000 },
+      ],
+    )
+    assert.deepEqual(
+      keeper.statements().map((s) => [s.payee, s.charged]),
+      [[dear.peer, 60_000]],
+    )
+    assert.deepEqual(keeper.due(), [dear.peer])
+    keeper.close()
+  })
+
   it('settles with cumulative cheques, written before they are sent, resent until confirmed', () => {
     ledger.learnCovenant(cheap.covenant)
     ledger.recordCertified(certifiedRun(network, caller.key, [cheap], { fuel: 5 }).certificate)

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander'
 import { type CovenantClient, connect, type JobInfo, keyId, loadCallerKey } from '../../client/index.ts'
+import { formatAmount, parseAmount } from '../../covenant/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import { certificateToJSON } from '../../exec/index.ts'
 import { JOB_STATUSES } from '../../jobs/index.ts'
@@ -50,6 +51,7 @@ function describeJob(info: JobInfo): string {
     `${info.id}  ${info.status}  ${info.export} of ${info.fn}`,
     `  enqueued by ${info.enqueuer} at ${time(info.createdAt)}; runs after ${time(info.runAfter)}, until ${time(info.deadline)}`,
     `  attempts ${info.started}, failed ${info.failures} of ${info.retries + 1} allowed, write conflicts ${info.conflicts}; keepers ${info.keepers.map((k) => k.slice(-8)).join(' ')}`,
+    `  charged ${formatAmount(info.paid.reduce((n, c) => n + c.amount, 0))} of its budget of ${formatAmount(info.budget)}`,
   ]
   if (info.status === 'queued') lines.push(`  next attempt at ${time(info.runAt)}`)
   if (info.status === 'running')
@@ -85,6 +87,16 @@ export function register(program: Command): void {
         parseIntOption('--retries'),
       )
       .option('--window <duration>', 'how long after --run-after it may keep trying (default 1h)')
+      .option(
+        '--budget <amount>',
+        'the most the job may cost you: ncr, or with a unit (0.01 cr); default every try at the default price',
+        (text: string) => {
+          const amount = parseAmount(text)
+          if (amount === undefined)
+            throw new CovenantError('INVALID_INPUT', `--budget is an amount (1000, 0.01 cr): ${text}`)
+          return amount
+        },
+      )
       .option('--store <ns>', 'a namespace the function reads (repeatable)', collect, [])
       .option('--key <file>', 'enqueuer key file (default: $COVENANT_HOME/key)')
       .option('--wait', 'then wait for its result and print it, as `job wait` does'),
@@ -102,6 +114,7 @@ export function register(program: Command): void {
         runAfter?: string
         retries?: number
         window?: string
+        budget?: number
         store: string[]
         key?: string
         wait?: boolean
@@ -121,6 +134,7 @@ export function register(program: Command): void {
           retries: opts.retries,
           windowMs: opts.window === undefined ? undefined : durationMs(opts.window),
           stores: opts.store,
+          budget: opts.budget,
           key,
         })
         if (opts.wait === true) {

@@ -86,17 +86,23 @@ import {
   type JobStore,
   type JobsRequest,
   JobsRequestSchema,
+  jobDepth,
   jobKeyBytes,
   jobsOf,
   MAX_BATCH,
+  MAX_JOB_DEPTH,
   MAX_JOBS_MESSAGE_BYTES,
   markCommitted,
   matchDispatch,
+  mergeStates,
   OutputWithJobsSchema,
   openJobStore,
+  paidOf,
+  paidTotal,
   parseState,
   type RunProof,
   type StoredJob,
+  sameState,
   startAttempt,
   succeed,
   type VerifyRun,
@@ -105,6 +111,7 @@ import {
   wins,
 } from '../../jobs/index.ts'
 import { canonicalBytes } from '../../keys/index.ts'
+import { chargeFor } from '../../ledger/index.ts'
 import { route } from '../http.ts'
 import { knownView } from '../known-view.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -159,6 +166,7 @@ export type JobsServiceComponents = Pick<
   | 'gateway'
   | 'stores'
   | 'fault'
+  | 'ledger'
 >
 
 const DAY = 24 * 3600 * 1000
@@ -398,16 +406,74 @@ async function createJobsService(
     for (const wake of watchers.get(id) ?? []) wake()
   }
 
-  /** Which version of each job each other keeper is known to hold (or one that beats it). */
-  const confirmed = new Map<string, Map<string, number>>()
-  function confirm(id: string, peer: string, version: number): void {
+  /**
+   * Which state of each job each other keeper is known to hold (or one that beats it), by its mark
+   * ({@link markOf}): a change to `paid` alone keeps the version, so the mark counts it too.
+   */
+  const confirmed = new Map<string, Map<string, string>>()
+  const markOf = (s: { version: number; paid: number }): string => `${s.version}/${s.paid}`
+  function confirm(id: string, peer: string, state: JobState): void {
     let byPeer = confirmed.get(id)
     if (byPeer === undefined) {
       if (confirmed.size >= 200_000) confirmed.clear()
       byPeer = new Map()
       confirmed.set(id, byPeer)
     }
-    byPeer.set(peer, version)
+    byPeer.set(peer, markOf({ version: state.version, paid: paidTotal(state) }))
+  }
+
+  /**
+   * Charges the enqueuer `total` for the attempts of the job this node dispatched: its own note
+   * (`chargedHere`) plus what it just charged for one, never what a state from another keeper says
+   * of it. Once per job: the charge only grows.
+   */
+  function chargeEnqueuer(id: string, doc: JobDoc, total: number): void {
+    store.noteCharged(id, total)
+    // its enqueuer: for a job a run enqueued, whoever asked for the run (src/jobs/effects.ts)
+    const payer = doc.record.enqueuer
+    if (c.ledger === undefined) return
+    try {
+      c.ledger.payee.chargeJob(payer, `job:${id}`, total)
+    } catch (err) {
+      logger.warn({ event: 'job-charge-failed', id, code: CovenantError.from(err).code })
+    }
+  }
+
+  /**
+   * The check at enqueue: the enqueuer's account with this keeper can pay for one attempt (at this
+   * node's price, within the job's budget), and the budget can. PAYMENT_REQUIRED otherwise, with
+   * what to pay in its details, as an executor's admission has.
+   */
+  function admitJob(record: JobRecord): void {
+    if (c.ledger === undefined || record.enqueuer === self) return
+    const price = c.covenant().config.execute
+    const least = record.k * price.basePrice
+    const payee = c.ledger.payee
+    if (record.budget < least)
+      throw new CovenantError(
+        'PAYMENT_REQUIRED',
+        `the job's budget of ${record.budget} ncr cannot pay ${record.k} executors' base price of ${price.basePrice} ncr here`,
+        { details: { payer: record.enqueuer, payee: self, budget: record.budget, least } },
+      )
+    const need = Math.min(record.budget, record.k * chargeFor(price, record.fuel))
+    const account = payee.account(record.enqueuer)
+    if (account.available < need)
+      throw new CovenantError(
+        'PAYMENT_REQUIRED',
+        `${record.enqueuer} has ${account.available} ncr of credit left with ${self}, and an attempt of the job may cost ${need} ncr`,
+        {
+          details: {
+            payer: record.enqueuer,
+            payee: self,
+            outstanding: account.outstanding,
+            exposure: account.exposure,
+            limit: account.limit,
+            maxCharge: need,
+            received: account.received,
+            payUpTo: account.received + need - account.available,
+          },
+        },
+      )
   }
 
   /** Keeps `state` if it wins over the held one; tells the watchers and the scan. */
@@ -462,8 +528,13 @@ async function createJobsService(
     if (!storesHere()) throw new CovenantError('COVENANT_REFUSED', 'this node does not keep jobs')
     const { doc, record, id } = await checkDoc(docValue, verifyRun)
     let offered: JobState
-    if (stateValue === undefined) offered = initialState(record)
-    else {
+    if (stateValue === undefined) {
+      // a signed job handed in to be enqueued; a function's is paid for by whoever asked for its
+      // run (its caller, or the job it was an attempt of), whose run is certified already: its jobs
+      // are its effects, taken as they come (docs/jobs.md)
+      if (!('origin' in record) && !store.has(id)) admitJob(record)
+      offered = initialState(record)
+    } else {
       offered = parseState(stateValue)
       checkState({ record, id }, offered)
     }
@@ -473,13 +544,6 @@ async function createJobsService(
       if (!isSettled(put.state)) scanSoon()
     }
     return sameState(put.state, offered) ? { id, kept: true } : { id, state: encodeState(put.state) }
-  }
-
-  function sameState(a: JobState, b: JobState): boolean {
-    if (a.version !== b.version) return false
-    const x = encodeState(a)
-    const y = encodeState(b)
-    return x.length === y.length && x.every((v, i) => v === y[i])
   }
 
   /** Takes a state offered for a job; `missing` when the job is not held here. */
@@ -583,15 +647,18 @@ async function createJobsService(
     return b
   }
 
-  /** What a keeper's answer about one job means here: true if it holds this state or a better one. */
-  function heard(peer: string, id: string, reply: ItemReply): boolean {
+  /**
+   * What a keeper's answer about one job means here: true if it holds the state `offered` to it
+   * (`kept`) or a better one.
+   */
+  function heard(peer: string, id: string, reply: ItemReply, offered: JobState): boolean {
     if ('error' in reply) {
       logger.debug({ event: 'job-refused', id, peer, code: reply.error.code })
       return false
     }
     if ('kept' in reply) {
-      const held = store.get(id)
-      if (held !== undefined) confirm(id, peer, held.state.version)
+      // what it kept is what it was offered, which this node may have moved past meanwhile
+      confirm(id, peer, offered)
       return true
     }
     if ('state' in reply) {
@@ -599,11 +666,10 @@ async function createJobsService(
       if (stored === undefined) return false
       try {
         const theirs = parseState(dagCbor.decode(reply.state))
-        if (wins(theirs, stored.state)) {
-          checkState(stored, theirs)
-          keep(id, theirs)
-        }
-        confirm(id, peer, theirs.version)
+        if (wins(theirs, stored.state)) checkState(stored, theirs)
+        // kept even when it loses: the charges it carries are merged (paid)
+        keep(id, theirs)
+        confirm(id, peer, theirs)
         return true
       } catch (err) {
         logger.warn({ event: 'job-state-refused', id, peer, code: CovenantError.from(err).code })
@@ -618,7 +684,7 @@ async function createJobsService(
     const state = encodeState(stored.state)
     let reply = await offersTo(peer).push({ id: stored.id, state })
     if ('missing' in reply) reply = await putsTo(peer).push({ doc: canonicalBytes(stored.doc), state })
-    return heard(peer, stored.id, reply)
+    return heard(peer, stored.id, reply, stored.state)
   }
 
   /**
@@ -658,7 +724,7 @@ async function createJobsService(
           const reply =
             peer === self ? await hold(doc, undefined) : await putsTo(peer).push({ doc: docBytes })
           if ('error' in reply) throw CovenantError.fromJSON(reply.error)
-          if (peer !== self) heard(peer, id, reply)
+          if (peer !== self) heard(peer, id, reply, initialState(doc.record))
           return peer
         } catch (err) {
           errors.push(CovenantError.from(err))
@@ -765,14 +831,73 @@ async function createJobsService(
     state.dispatcher === self &&
     state.attempts.some((a) => a.n === n && a.outcome === 'running' && a.dispatcher === self)
 
+  /**
+   * Ends attempt `n`, which this node dispatched: `end` makes the next state from the current one
+   * and what this node charged for the job before (its own note), and the enqueuer is charged what
+   * the attempt added. Returns the state kept, or undefined if `end` gave none.
+   */
+  function endOwn(
+    id: string,
+    n: number,
+    end: (state: JobState, stored: StoredJob, own: number) => JobState | undefined,
+  ): JobState | undefined {
+    const stored = store.get(id)
+    if (stored === undefined) return undefined
+    const own = store.chargedHere(id)
+    const next = end(stored.state, stored, own)
+    if (next === undefined) return undefined
+    const charged = next.attempts.find((a) => a.n === n && a.dispatcher === self)?.charged ?? 0
+    const kept = keep(id, next)
+    if (charged > 0) chargeEnqueuer(id, stored.doc, own + charged)
+    return kept
+  }
+
   /** An attempt that ended without a success: recorded if it is still the job's current one. */
   async function attemptEnded(
     id: string,
     n: number,
-    end: (state: JobState, record: JobRecord) => JobState,
+    end: (state: JobState, record: JobRecord, own: number) => JobState,
   ): Promise<void> {
-    const next = transition(id, (state, stored) => (isMine(state, n) ? end(state, stored.record) : undefined))
+    const next = endOwn(id, n, (state, stored, own) =>
+      isMine(state, n) ? end(state, stored.record, own) : undefined,
+    )
     if (next !== undefined) await replicate(id, true)
+  }
+
+  /**
+   * Why the enqueuer cannot pay for another attempt, if it cannot: the job's budget is spent, or
+   * its account with this dispatcher is past its credit (it pays ahead to go on).
+   */
+  function unpaidBy(doc: JobDoc, state: JobState): { code: string; message: string } | undefined {
+    const record = doc.record
+    const payer = record.enqueuer
+    if (c.ledger === undefined || payer === self) return undefined
+    // by every branch of the job this node has heard of: all of them spend the one budget
+    const charged = paidTotal(state)
+    if (charged >= record.budget)
+      return {
+        code: 'PAYMENT_REQUIRED',
+        message: `the job's budget of ${record.budget} ncr is spent (${charged} ncr charged)`,
+      }
+    const account = c.ledger.payee.account(payer)
+    if (account.outstanding >= account.limit)
+      return {
+        code: 'PAYMENT_REQUIRED',
+        message: `${payer} owes ${self} ${account.outstanding} ncr, its whole credit of ${account.limit} ncr`,
+      }
+    return undefined
+  }
+
+  /** What a certified attempt cost in all; its executors are owed it. 0 with payments off. */
+  function owe(id: string, certificate: Certificate, conflicts: InvokeResult['conflicts']): number {
+    if (c.ledger === undefined) return 0
+    try {
+      return c.ledger.owe(certificate, conflicts)
+    } catch (err) {
+      // the run stands whatever befalls its accounting (an executor's covenant this node has not seen)
+      logger.warn({ event: 'job-attempt-unpaid', id, code: CovenantError.from(err).code })
+      return 0
+    }
   }
 
   /** One attempt of a job this node dispatches; see the module comment. */
@@ -787,6 +912,12 @@ async function createJobsService(
       return
     }
     const state = stored.state
+    const unpaid = unpaidBy(stored.doc, state)
+    if (unpaid !== undefined) {
+      transition(id, (s) => (s.version === state.version ? failJob(s, unpaid, now) : undefined))
+      await replicate(id, true)
+      return
+    }
     const tookOver = state.status === 'running' && state.dispatcher !== self
     const n = state.started + 1
     let made: ReturnType<typeof dispatchRequest>
@@ -848,23 +979,29 @@ async function createJobsService(
         random,
         backoff: options.backoff,
       }
-      await attemptEnded(id, n, (s, r) => (deferred ? attemptDeferred(s, r, end) : attemptFailed(s, r, end)))
+      await attemptEnded(id, n, (s, r, own) =>
+        deferred ? attemptDeferred(s, r, { ...end, own }) : attemptFailed(s, r, { ...end, own }),
+      )
       return
     }
     faster()
     const { certificate, output } = result
+    // This node signed the attempt's request: it owes its executors (docs/jobs.md, "Who pays for a job").
+    const cost = owe(id, certificate, result.conflicts)
     const receipts = [...certificate.receipts, ...result.conflicts.map((x) => x.receipt)].slice(0, 64)
     const tried = triedOf(result.tried)
     if (output.error !== null) {
       release(id, record.stores)
       metrics.attempts.inc({ outcome: output.error.code })
-      await attemptEnded(id, n, (s, r) =>
+      await attemptEnded(id, n, (s, r, own) =>
         attemptFailed(s, r, {
           n,
           now: Date.now(),
           error: output.error!,
           receipts,
           tried,
+          cost,
+          own,
           random,
           backoff: options.backoff,
         }),
@@ -874,7 +1011,7 @@ async function createJobsService(
     // Cancelled, or another attempt's success recorded: this run's writes are not committed.
     const current = store.get(id)?.state.status
     if (current === undefined || current === 'cancelled' || current === 'succeeded') return
-    await commit(stored, n, { certificate, output }, receipts, tried)
+    await commit(stored, n, { certificate, output }, receipts, tried, cost)
   }
 
   /**
@@ -890,10 +1027,17 @@ async function createJobsService(
     run: { certificate: Certificate; output: Output },
     receipts: Receipt[],
     tried: AttemptRecord['tried'],
+    cost: number,
   ): Promise<void> {
     const { id } = stored
     let commits: EffectCommit[]
     try {
+      // jobs nest only so deep (their keepers would refuse them): the run's writes do not commit
+      if (jobsOf(run.output).length > 0 && jobDepth(stored.doc) >= MAX_JOB_DEPTH)
+        throw new CovenantError(
+          'JOB_INVALID',
+          `job ${id} is ${MAX_JOB_DEPTH} jobs deep: the jobs its run enqueued would be deeper than jobs nest`,
+        )
       commits = await commitWrites(c.stores, { id, record: stored.record }, run)
       release(id, stored.record.stores)
     } catch (err) {
@@ -901,9 +1045,18 @@ async function createJobsService(
       const e = CovenantError.from(err)
       const conflict = e.code === 'WRITE_CONFLICT'
       metrics.attempts.inc({ outcome: conflict ? 'conflict' : e.code })
-      const end = { n, now: Date.now(), error: errorOf(e), receipts, tried, random, backoff: options.backoff }
-      await attemptEnded(id, n, (s, r) =>
-        conflict ? attemptConflicted(s, r, end) : attemptFailed(s, r, end),
+      const end = {
+        n,
+        now: Date.now(),
+        error: errorOf(e),
+        receipts,
+        tried,
+        cost,
+        random,
+        backoff: options.backoff,
+      }
+      await attemptEnded(id, n, (s, r, own) =>
+        conflict ? attemptConflicted(s, r, { ...end, own }) : attemptFailed(s, r, { ...end, own }),
       )
       return
     }
@@ -912,10 +1065,19 @@ async function createJobsService(
     if (crashAfterCommit && wrote) crash()
     const took = commits.length > 0 && !wrote ? await runOfEntry(id, commits[0]) : undefined
     const result = { ...(took ?? run), commits }
-    const sealed = transition(id, (s) =>
+    const sealed = endOwn(id, n, (s, _, own) =>
       s.status === 'succeeded' || (s.status === 'cancelled' && !wrote)
         ? undefined
-        : succeed(s, { n, now: Date.now(), result, receipts, tried }),
+        : succeed(s, {
+            n,
+            now: Date.now(),
+            result,
+            receipts,
+            tried,
+            cost,
+            own,
+            budget: stored.record.budget,
+          }),
     )
     if (sealed === undefined) return
     await replicate(id, true)
@@ -946,7 +1108,11 @@ async function createJobsService(
     const result = stored?.state.result
     if (stored === undefined || result === null || result === undefined || result.committed) return
     if (jobsOf(result.output).length > 0) {
-      const docs = await enqueuedDocs({ certificate: result.certificate, output: result.output }, verifyRun)
+      // the job's doc goes with its run's jobs: its enqueuer pays for them
+      const docs = await enqueuedDocs(
+        { certificate: result.certificate, output: result.output, job: stored.doc },
+        verifyRun,
+      )
       for (const { doc, id: child } of docs) {
         const { keepers, errors } = await distribute(doc, child)
         if (keepers.length === 0)
@@ -1075,7 +1241,7 @@ async function createJobsService(
           const keepers = keepersOf(row.id)
           const others = keepers.filter((p) => p !== self)
           const byPeer = confirmed.get(row.id)
-          const lacking = others.filter((p) => byPeer?.get(p) !== row.version)
+          const lacking = others.filter((p) => byPeer?.get(p) !== markOf(row))
           if (!keepers.includes(self) && lacking.length === 0 && others.length > 0 && !working.has(row.id)) {
             store.drop(row.id)
             confirmed.delete(row.id)
@@ -1139,7 +1305,12 @@ async function createJobsService(
     const consider = (peer: string, state: JobState, doc: JobDoc | undefined): void => {
       if (best === undefined) {
         if (doc !== undefined) best = { stored: { id, doc, record: doc.record, state }, servedBy: peer }
-      } else if (wins(state, best.stored.state)) best = { stored: { ...best.stored, state }, servedBy: peer }
+      } else {
+        // the winner, with what every state read says each keeper charged (the SDK records that)
+        const merged = mergeStates(best.stored.state, state)
+        const servedBy = wins(state, best.stored.state) ? peer : best.servedBy
+        best = { stored: { ...best.stored, state: merged }, servedBy }
+      }
     }
     const askAll = async (peers: string[]): Promise<void> => {
       await Promise.all(
@@ -1209,6 +1380,9 @@ async function createJobsService(
       retries: record.retries,
       k: record.k,
       q: record.q,
+      budget: record.budget,
+      charges: state.charges,
+      paid: paidOf(state),
       runAt: state.runAt,
       dispatcher: state.dispatcher,
       started: state.started,

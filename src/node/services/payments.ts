@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge } from 'prom-client'
 import { z } from 'zod'
-import { accountRoute, accountsRoute, payRoute } from '../../api/index.ts'
+import { accountRoute, accountsRoute, owedRoute, payRoute } from '../../api/index.ts'
 import {
   type CID,
   DAG_CBOR_CODEC,
@@ -29,6 +29,7 @@ import type { SignedCovenant } from '../../covenant/index.ts'
 import { CovenantError } from '../../errors/index.ts'
 import {
   type Certificate,
+  type Conflict,
   evidenceFunctions,
   MAX_REPLICAS,
   type View,
@@ -41,8 +42,10 @@ import {
   MAX_PAY_BYTES,
   MAX_PAY_INVOICES,
   openPayeeLedger,
+  openPayerLedger,
   PAY_PROTOCOL,
   type PayeeLedger,
+  type PayerLedger,
   type PayMessage,
   PayMessageSchema,
   type PayReplyInput,
@@ -64,6 +67,8 @@ export const paymentsOptionsSchema = z.strictObject({
   dayMs: z.number().int().min(1000).max(DAY_MS).default(DAY_MS),
   /** how often pins are brought up to date, storage is billed and unpaid blocks dropped @default 1 h */
   billingIntervalMs: z.number().int().min(100).max(DAY_MS).default(3_600_000),
+  /** how often the node pays what it owes as a payer (the executors of its job attempts) @default 1 s */
+  payIntervalMs: z.number().int().min(50).max(DAY_MS).default(1000),
 })
 export type PaymentsOptions = z.input<typeof paymentsOptionsSchema>
 
@@ -84,9 +89,22 @@ const PAYEE_TRUST = { minQuorum: 1, maxUnprovenSkips: MAX_REPLICAS, minEligibleF
 /** Manifests kept for the ledger's checks, which run synchronously. */
 const MANIFESTS_KEPT = 1024
 
-/** The node's payee ledger, with what its synchronous checks need fetched ahead. */
+/** The node's payee ledger, with what its synchronous checks need fetched ahead; and its payer ledger. */
 export interface NodeLedger {
   readonly payee: PayeeLedger
+  /**
+   * what this node owes as a payer (`<data>/payer.db`): the executors of the job attempts it
+   * dispatches, whose requests it signs (docs/jobs.md, "Who pays for a job")
+   */
+  readonly payer: PayerLedger
+  /**
+   * Owes each executor of a run this node's gateway certified for a request it signed (a job's
+   * attempt) its charge; the payments service pays them shortly after. Returns what the run cost
+   * in all, the node's own receipt included (a keeper that ran its attempt itself is owed it by
+   * the enqueuer, though not by itself). Idempotent per certificate: a second call owes nothing
+   * more (and returns only the node's own share).
+   */
+  owe(certificate: Certificate, conflicts: readonly Conflict[]): number
   /** Fetches the manifests checking these certificates needs (their functions', and their evidence's). */
   prepare(certificates: readonly Certificate[]): Promise<void>
   /** publishers whose blocks this node no longer keeps: unpaid past their notice */
@@ -175,10 +193,43 @@ export function openNodeLedger(init: NodeLedgerInit): NodeLedger {
         .conflict
     },
   })
+  // The payer side records only runs this node's own gateway certified and handed it.
+  const checked = new WeakSet<object>()
+  const trusted =
+    <T>(what: string) =>
+    (value: unknown): T => {
+      if (typeof value === 'object' && value !== null && checked.has(value)) return value as T
+      throw new CovenantError('INVALID_CERTIFICATE', `a node pays only for ${what} its gateway checked`)
+    }
+  const payer = openPayerLedger({
+    path: join(init.dataDir, 'payer.db'),
+    key: init.key,
+    dayMs: init.dayMs,
+    verifyCertificate: trusted<Certificate>('certificates'),
+    verifyConflict: trusted<Conflict>('conflict evidence'),
+  })
   const dropped = new Set<string>()
   return {
     payee,
+    payer,
     dropped,
+    owe(certificate, conflicts) {
+      checked.add(certificate)
+      for (const x of conflicts) checked.add(x)
+      const view = init.view()
+      const covenants = [
+        init.covenant(),
+        ...certificate.receipts.flatMap((r) => {
+          const peer = view.peers.get(r.executor)
+          return peer === undefined ? [] : [peer.covenant]
+        }),
+      ]
+      const charges = payer.recordCertified(certificate, { covenants, conflicts })
+      return charges.reduce(
+        (sum, ch) => (ch.status === 'charged' || ch.status === 'self' ? sum + ch.amount : sum),
+        0,
+      )
+    },
     async prepare(certificates) {
       const fns = new Set(certificates.flatMap((c) => [c.request.fn, ...evidenceFunctions(c)]))
       await Promise.all(
@@ -203,6 +254,7 @@ export function openNodeLedger(init: NodeLedgerInit): NodeLedger {
     },
     close() {
       payee.close()
+      payer.close()
     },
   }
 }
@@ -219,6 +271,10 @@ export function paymentsService(options: PaymentsOptions = {}) {
 }
 
 const RELAY_TIMEOUT_MS = 10_000
+/** Certificates a node sends one payee per exchange as a payer (each a few KiB). */
+const MAX_PAY_OWN_CERTIFICATES = 16
+/** A payee answers these the same however often it is asked: the certificate leaves the outbox. */
+const FINAL_CERTIFICATE_ERRORS = new Set(['INVALID_CERTIFICATE', 'INVALID_INPUT', 'INVALID_CONFLICT'])
 
 function createPaymentsService(
   c: PaymentsServiceComponents,
@@ -345,6 +401,63 @@ function createPaymentsService(
     }
   }
 
+  /**
+   * One settlement as a payer: each payee this node owes (a job attempt's executor) gets one
+   * cumulative cheque and the certificates it has not confirmed, as the SDK sends a caller's
+   * (src/client/payments.ts); what is not confirmed goes again at the next round.
+   */
+  async function payRound(): Promise<void> {
+    const payer = ledger!.payer
+    payer.settle()
+    const pending = new Map(payer.pending().map((cheque) => [cheque.payee, cheque]))
+    await Promise.all(
+      payer.due().map(async (payee) => {
+        const message: PayMessage = { payer: payer.payer }
+        const cheque = pending.get(payee)
+        if (cheque !== undefined) message.cheque = cheque
+        const certificates = payer.undelivered(payee, MAX_PAY_OWN_CERTIFICATES)
+        if (certificates.length > 0) message.certificates = certificates
+        try {
+          const reply = await net.request(payee, PAY_PROTOCOL, message, {
+            timeoutMs: RELAY_TIMEOUT_MS,
+            maxReplyBytes: MAX_PAY_BYTES,
+            schema: PayReplySchema,
+          })
+          if (reply.cheque !== undefined && 'best' in reply.cheque) payer.acknowledge(reply.cheque.best)
+          for (const r of reply.certificates)
+            if ('error' in r || r.status === 'price-unknown')
+              logger.warn({
+                event: 'pay-certificate-refused',
+                payee,
+                id: r.id,
+                code: 'error' in r ? r.error.code : 'PRICE_UNKNOWN',
+                message: 'error' in r ? r.error.message : undefined,
+              })
+          const done = reply.certificates.flatMap((r) =>
+            ('status' in r && r.status !== 'price-unknown') ||
+            ('error' in r && FINAL_CERTIFICATE_ERRORS.has(r.error.code))
+              ? [r.id]
+              : [],
+          )
+          payer.delivered(payee, done)
+        } catch (err) {
+          logger.debug({ event: 'pay-failed', payee, code: CovenantError.from(err).code })
+        }
+      }),
+    )
+  }
+
+  let payTimer: NodeJS.Timeout | undefined
+  let paying: Promise<void> | undefined
+  const runPayRound = () => {
+    if (ledger === undefined || ledger.payer.due().length === 0) return
+    paying ??= payRound()
+      .catch((err: unknown) => logger.warn({ event: 'pay-round-failed', code: CovenantError.from(err).code }))
+      .finally(() => {
+        paying = undefined
+      })
+  }
+
   let timer: NodeJS.Timeout | undefined
   let round: Promise<void> | undefined
   const runRound = () => {
@@ -387,6 +500,12 @@ function createPaymentsService(
     return { accounts: payeeLedger().accounts(query) }
   })
 
+  route(c.http, owedRoute, async function owed() {
+    if (ledger === undefined)
+      throw new CovenantError('NOT_STARTED', `${self} keeps no ledger: its payments are off`)
+    return { payer: ledger.payer.payer, statements: ledger.payer.statements() }
+  })
+
   route(c.http, accountRoute, async function account({ params, query }) {
     const payee = payeeLedger()
     return { account: payee.account(params.payer), history: payee.history(params.payer, query) }
@@ -417,11 +536,15 @@ function createPaymentsService(
       timer = setInterval(runRound, options.billingIntervalMs)
       timer.unref()
       runRound()
+      payTimer = setInterval(runPayRound, options.payIntervalMs)
+      payTimer.unref()
     },
     async stop() {
       if (timer !== undefined) clearInterval(timer)
+      if (payTimer !== undefined) clearInterval(payTimer)
       await net.unhandle(PAY_PROTOCOL).catch(() => {})
       await round
+      await paying
     },
   }
 }

@@ -6,8 +6,18 @@
  * success (`jobs-crash-after-commit`); its case comes first, so it dispatches nothing else.
  */
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type ListJobsReply, listJobsRoute } from '../../../src/api/index.ts'
+import type { z } from 'zod'
+import {
+  type AccountsReplySchema,
+  accountsRoute,
+  type ListJobsReply,
+  listJobsRoute,
+  type OwedReplySchema,
+  owedRoute,
+} from '../../../src/api/index.ts'
 import {
   type CovenantClient,
   connect,
@@ -18,8 +28,17 @@ import {
 } from '../../../src/client/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
 import { createJob } from '../../../src/jobs/index.ts'
+import { reconcile } from '../../../src/ledger/index.ts'
 import { keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+
+type OwedReply = z.infer<typeof OwedReplySchema>
+type AccountsReply = z.infer<typeof AccountsReplySchema>
+const getJson = async <T>(url: string): Promise<T> => {
+  const res = await fetch(url)
+  assert.equal(res.status, 200, url)
+  return (await res.json()) as T
+}
 
 const NODES = 5
 const CRASHER = 4
@@ -69,17 +88,19 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
   }
 
   before(async () => {
-    // Payments off: a job's attempts are signed by its keeper, and keepers do not pay executors yet
-    // (docs/jobs.md, "Who pays for a job"), so past an executor's credit (about 1,000 default calls
-    // per keeper) the counter's attempts would end PAYMENT_REQUIRED.
-    devnet = await startTestDevnet({
-      nodes: NODES,
-      faults: { [CRASHER]: 'jobs-crash-after-commit' },
-      payments: { enabled: false },
-    })
+    // Payments on (the default): each keeper pays the executors of the attempts it dispatches.
+    devnet = await startTestDevnet({ nodes: NODES, faults: { [CRASHER]: 'jobs-crash-after-commit' } })
     ids = devnet.nodes.map((n) => n.peerId)
     net = await connect({ nodes: devnet.nodes.map((n) => n.http) })
     owner = await generateKey()
+    // the owner enqueues every job here and pays for each: 1 cr from each node's faucet (asked
+    // again until every node minted: a node whose faucet answer was lost would otherwise extend
+    // only its credit, and the owner's jobs there would end PAYMENT_REQUIRED once it is spent)
+    const minted = new Set<string>()
+    await waitFor('every node’s faucet', async () => {
+      for (const peer of (await net.faucet(1_000_000_000, { key: owner })).from) minted.add(peer)
+      return minted.size === NODES ? true : undefined
+    })
     fn = (await net.deploy(COUNTER, { key: owner })).cid
     ns = (await net.createStore('counter', { public: true, key: owner })).ns
     const grant = await net.grant({
@@ -205,19 +226,37 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
       return info.result?.committed === true ? info : undefined
     })
     assert.equal(created.status, 'succeeded')
+    // its enqueuer is the owner, who enqueued the job that enqueued it and pays for it, not the
+    // keeper that signed that job's run
     const grandchild = await waitFor('the job it enqueued to run', async () => {
-      const jobs = await net.jobs({ enqueuer: done.certificate.request.caller, limit: 1000 })
-      return jobs.find((j) => j.status === 'succeeded' && j.export === 'add' && j.id !== child.id)
+      const jobs = await net.jobs({ enqueuer: keyId(owner), status: 'succeeded', limit: 1000 })
+      for (const j of jobs.filter((j) => j.export === 'add' && j.id !== child.id)) {
+        const info = await net.job(j.id).status()
+        if (info.origin?.request === done.certificate.id) return info
+      }
+      return undefined
     })
-    assert.equal((await net.job(grandchild.id).wait()).value, 5)
+    const byKeeper = await net.jobs({ enqueuer: done.certificate.request.caller, limit: 1000 })
+    assert.equal(byKeeper.length, 0)
+    const grown = await net.job(grandchild.id).wait()
+    assert.equal(grown.value, 5)
+    assert.equal(grown.job.origin?.request, done.certificate.id)
+    assert.ok(
+      grown.job.paid.some((c) => c.amount > 0),
+      'the owner is charged for it',
+    )
     assert.equal(await count(), 5)
   })
 
   it('hands over the jobs of a run the SDK made itself (direct), as a gateway would, and they run', async () => {
     const start = (await count()) as number
+    // A key of its own: this client keeps its own payer ledger (in memory, for a key handed to it),
+    // and a key's cheques are cumulative, so one key paying through two ledgers would leave the
+    // owner's ledger (net's) short of what its executors and keepers were paid and charged.
+    const caller = await generateKey()
     const direct = await connect({ nodes: live(), direct: true })
     try {
-      const run = await direct.invoke(fn, 'addLater', [ns, fn], { stores: [ns], key: owner })
+      const run = await direct.invoke(fn, 'addLater', [ns, fn], { stores: [ns], key: caller })
       assert.equal(run.value, 'enqueued')
       assert.ok(run.jobs !== undefined && 'jobs' in run.jobs, JSON.stringify(run.jobs))
       const [child] = run.jobs.jobs
@@ -228,7 +267,7 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     }
   })
 
-  it(`${COUNTED} jobs that each add 1 to one counter end with it ${COUNTED} higher, one entry per job`, async () => {
+  it(`${COUNTED} jobs that each add 1 to one counter end with it ${COUNTED} higher, one entry per job`, async (t) => {
     const start = (await count()) as number
     const { head } = await net.store(ns).info()
     const nodes = live()
@@ -263,10 +302,169 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
       3_000_000,
       2000,
     )
+    // the jobs that failed first, with their errors, so a miscount says why
+    const failed = await net.jobs({ status: 'failed', enqueuer: keyId(owner) })
+    assert.deepEqual(
+      failed.map((j) => [j.id, j.error?.code, j.error?.message]),
+      [],
+    )
     assert.equal(await count(), start + COUNTED)
     const entries = (await entriesAfter(head.seq)).filter((e) => e.kind === 'function')
     assert.equal(entries.length, COUNTED)
     assert.deepEqual(new Set(entries.map((e) => e.id)), jobIds, 'one entry per job, under its id')
-    assert.deepEqual(await net.jobs({ status: 'failed', enqueuer: keyId(owner) }), [])
+    // every keeper paid the executors of its attempts exactly what they charged it
+    let differences: unknown
+    await waitFor(
+      'the keepers’ and executors’ ledgers to reconcile',
+      async () => {
+        const alive = devnet.nodes.filter((_, i) => !dead.has(i))
+        const owed = await Promise.all(alive.map((n) => getJson<OwedReply>(`${n.http}${owedRoute.path}`)))
+        const liveIds = new Set(alive.map((n) => n.peerId))
+        const payees = await Promise.all(
+          alive.map(async (n) => {
+            const { accounts } = await getJson<AccountsReply>(`${n.http}${accountsRoute.path}?limit=1000`)
+            return accounts
+              .filter((a) => liveIds.has(a.payer))
+              .map((a) => ({
+                payer: a.payer,
+                payee: n.peerId,
+                charged: a.charged,
+                paid: a.received,
+                granted: a.granted,
+              }))
+          }),
+        )
+        // the dead keeper's own accounts cannot be read: the pairs of live nodes are compared
+        const payers = owed.flatMap((o) => o.statements).filter((s) => liveIds.has(s.payee))
+        const r = reconcile(payers, payees.flat())
+        const paidOff = payers.every((s) => s.paid === s.charged - s.granted)
+        differences = {
+          pairs: r.pairs.filter((p) => p.differences.length > 0),
+          unpaid: payers.filter((s) => s.paid !== s.charged - s.granted),
+        }
+        return r.ok && paidOff && payers.length > 0 ? true : undefined
+      },
+      120_000,
+      500,
+    ).catch(async (err: Error) => {
+      const refused = (
+        await Promise.all(
+          devnet.nodes.map(async (n) =>
+            (
+              await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')
+            )
+              .split('\n')
+              .filter((l) => l.includes('pay-certificate-refused') || l.includes('job-attempt-unpaid'))
+              .slice(0, 5),
+          ),
+        )
+      ).flat()
+      throw new Error(`${err.message}\n${JSON.stringify(differences, null, 1)}\n${refused.join('\n')}`)
+    })
+    // and the owner paid the keepers for its jobs what their states say, each job once: its
+    // ledger records each job's charges as it reads the job, and the two sides reconcile
+    const ownerJobs = new Set<string>()
+    for (const node of nodes)
+      for (let after = ''; ; ) {
+        const page = await getJson<ListJobsReply>(
+          `${node}${listJobsRoute.path}?enqueuer=${keyId(owner)}&limit=1000${after === '' ? '' : `&after=${after}`}`,
+        )
+        for (const j of page.jobs) ownerJobs.add(j.id)
+        if (page.next === null) break
+        after = page.next
+      }
+    assert.ok(ownerJobs.size >= COUNTED)
+    // each keeper's charges by the states the owner read (the SDK records those): a keeper whose
+    // payee side says more charged from a state the owner never read
+    const readAll = async () => {
+      const pending = [...ownerJobs]
+      const byKeeper = new Map<string, number>()
+      const byJob = new Map<string, Map<string, number>>()
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
+            const info = await net.job(id, { key: owner }).status()
+            const mine = new Map<string, number>()
+            for (const c of info.paid) {
+              byKeeper.set(c.keeper, (byKeeper.get(c.keeper) ?? 0) + c.amount)
+              mine.set(c.keeper, c.amount)
+            }
+            byJob.set(id, mine)
+          }
+        }),
+      )
+      return { byKeeper, byJob }
+    }
+    const firstRead = await readAll()
+    assert.ok([...firstRead.byKeeper.values()].some((n) => n > 0))
+    const liveIds = new Set(devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => n.peerId))
+    // A read may come before a job's last state reached the keeper that answered it, or be
+    // answered by a keeper whose state lost to another's (a keeper that did not answer in time is
+    // left out): the SDK records each keeper's total as it reads, and the totals only grow, so the
+    // jobs are read again until the two sides agree.
+    let ownerDifferences: Array<{ differences: string[] }> = []
+    let lastRead = firstRead
+    let reads = 1
+    await waitFor(
+      'the owner and the keepers to reconcile',
+      async () => {
+        if (ownerDifferences.some((p) => p.differences.some((d) => d.startsWith('charged')))) {
+          lastRead = await readAll()
+          reads++
+        }
+        await net.settle({ key: owner })
+        const payer = keyId(owner)
+        const mine = (await net.balance({ key: owner }))!.accounts
+          .filter((a) => liveIds.has(a.payee))
+          .map((a) => ({ payer, payee: a.payee, charged: a.owed, paid: a.paid, granted: a.granted }))
+        const theirs = await Promise.all(
+          devnet.nodes.filter((_, i) => !dead.has(i)).map((n) => payeeStatement(n.http, n.peerId, payer)),
+        )
+        const r = reconcile(mine, theirs)
+        ownerDifferences = r.pairs.filter((p) => p.differences.length > 0)
+        return r.ok ? true : undefined
+      },
+      300_000,
+      500,
+    ).catch(async (err: Error) => {
+      // what the job states said then and say now, by keeper, and the jobs whose charges changed;
+      // and any charge a keeper could not make (it charges only as it keeps a new state)
+      const again = lastRead
+      const chargeFailed = (
+        await Promise.all(
+          devnet.nodes.map(async (n) =>
+            (
+              await readFile(join(n.dataDir, 'node.log'), 'utf8').catch(() => '')
+            )
+              .split('\n')
+              .filter((l) => l.includes('job-charge-failed'))
+              .slice(0, 5),
+          ),
+        )
+      ).flat()
+      const changedJobs = [...again.byJob]
+        .filter(([id, now]) => {
+          const then = firstRead.byJob.get(id)
+          return [...now].some(([k, n]) => then?.get(k) !== n)
+        })
+        .slice(0, 10)
+        .map(([id, now]) => ({ id, first: [...(firstRead.byJob.get(id) ?? [])], last: [...now] }))
+      throw new Error(
+        `${err.message}\n${JSON.stringify(
+          {
+            pairs: ownerDifferences,
+            chargedByKeeperThen: [...firstRead.byKeeper],
+            chargedByKeeperNow: [...again.byKeeper],
+            reads,
+            changedJobs,
+            problems: net.payments?.problems.slice(-10),
+            chargeFailed,
+          },
+          null,
+          1,
+        )}`,
+      )
+    })
+    if (reads > 1) t.diagnostic(`the owner read the jobs ${reads} times before the two sides agreed`)
   })
 })

@@ -17,6 +17,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import * as dagCbor from '@ipld/dag-cbor'
 import {
   enqueueJobRoute,
   enqueueRunRoute,
@@ -51,6 +52,8 @@ import {
   initialState,
   JOBS_PROTOCOL,
   type JobInit,
+  paidOf,
+  parseState,
   signCancel,
   startAttempt,
   succeed,
@@ -60,7 +63,7 @@ import { createNet, type Net } from '../../../src/net/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
 import { keepersOf as liveKeepers, planJob as planKeepers, postJob } from '../../fixtures/jobs.ts'
-import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const NODES = 7
 const GATEWAY = 0
@@ -81,6 +84,7 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
   let hello: Fn
   let loop: Fn
   let prober: Net
+  let proberKey: PrivateKey
   let keyDir: string
   const dead = new Set<number>()
   const startEpoch = epochOf(Date.now())
@@ -201,7 +205,8 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
       (v) => `// variant ${v}\nexport function spin() { for (;;) {} }`,
       (f) => safeFor(f, 'spin', 200).size >= 3,
     )
-    prober = createNet({ privateKey: await generateKey() })
+    proberKey = await generateKey()
+    prober = createNet({ privateKey: proberKey })
     await prober.start()
     for (const n of devnet.nodes)
       await prober.addAddresses(n.peerId, [n.multiaddrs[0].replace(/\/p2p\/.*$/, '')])
@@ -418,6 +423,81 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
     await rejectsWith(net.job(job.id).wait(), 'JOB_CANCELLED')
     // cancelling again changes nothing
     assert.equal((await net.job(job.id).cancel({ key: enqueuer })).version, cancelled.version)
+  })
+
+  it('passes on a change to paid alone with its periodic sync, and never charges from another keeper’s word for it', async () => {
+    // a job of a key of its own, waiting far ahead: no keeper dispatches it here
+    const payer = await generateKey()
+    const job = planKeepers(
+      payer,
+      { fn: hello.fn, export: 'greet', args: ['Paid'], runAfter: Date.now() + 600_000 },
+      keepersOf,
+      safely(hello, 'greet'),
+    )
+    const [lead, ...others] = keepersOf(job.id)
+    // handed to the lead keeper, which hands it to the others and so knows they hold its state
+    assert.equal((await post(job.record, lead)).body.id, job.id)
+    const stateAt = async (i: number) => {
+      const reply = (await prober.request(ids[i], JOBS_PROTOCOL, {
+        type: 'get',
+        ids: [job.id],
+        docs: false,
+      })) as {
+        jobs: Array<{ state: Uint8Array }>
+      }
+      return parseState(dagCbor.decode(reply.jobs[0].state))
+    }
+    let unheld: unknown[] = []
+    await waitFor('every keeper to hold the job', async () => {
+      unheld = (
+        await Promise.all(
+          [lead, ...others].map((i) =>
+            stateAt(i).then(
+              () => undefined,
+              (e: Error) => [i, e.message],
+            ),
+          ),
+        )
+      ).filter((e) => e !== undefined)
+      return unheld.length === 0 ? true : undefined
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(unheld)}`)
+    })
+    // a keeper's word (the prober's) that it charged 7, and that the lead keeper charged 5 000 000:
+    // offered to the lead keeper alone, in the job's first state (no new version)
+    const prober_ = keyId(proberKey)
+    const queued = initialState(job.record)
+    const claim = {
+      ...queued,
+      // in keeper order, as a state carries them
+      paid: [
+        { keeper: ids[lead], amount: 5_000_000 },
+        { keeper: prober_, amount: 7 },
+      ].sort((x, y) => (x.keeper < y.keeper ? -1 : 1)),
+    }
+    const reply = (await prober.request(ids[lead], JOBS_PROTOCOL, {
+      type: 'offer',
+      states: [{ id: job.id, state: encodeState(claim) }],
+    })) as { results: Array<{ kept?: boolean }> }
+    assert.equal(reply.results[0].kept, true)
+    assert.equal((await stateAt(lead)).version, queued.version)
+    // the other keepers learn it from the lead's periodic sync, though the version did not change
+    await waitFor(
+      'the other keepers to hold the claim',
+      async () =>
+        (await Promise.all(others.map(stateAt))).every((s) =>
+          paidOf(s).some((c) => c.keeper === prober_ && c.amount === 7),
+        )
+          ? true
+          : undefined,
+      120_000,
+    )
+    // and no keeper charged the job's enqueuer for it: the lead keeper dispatched nothing
+    for (const i of [lead, ...others]) {
+      const account = await payeeStatement(devnet.nodes[i].http, ids[i], keyId(payer))
+      assert.equal(account.charged, 0, `keeper ${i} charged nothing`)
+    }
+    assert.equal((await net.job(job.id).cancel({ key: payer })).status, 'cancelled')
   })
 
   it('runs a waiting job once, by the next keeper, when its dispatcher is killed (SIGKILL)', async () => {
