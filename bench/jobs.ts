@@ -232,6 +232,8 @@ let network:
       queueDelay: Latency
       lateStart: boolean
       statuses: Record<string, number>
+      /** attempts started per job (more than 1: deferred for want of room, or retried) */
+      attemptsPerJob: number
       /** the same calls invoked directly, 8 in flight: successes per second, and failures */
       invokePerSecond: number
       invokeFailures: number
@@ -317,6 +319,7 @@ try {
     queueDelay: latency(ends.map((e) => e - start)),
     lateStart: allIn > due,
     statuses,
+    attemptsPerJob: mine.reduce((n, j) => n + (j?.started ?? 0), 0) / Math.max(1, mine.length),
     invokePerSecond,
     invokeFailures,
   }
@@ -406,7 +409,7 @@ console.log(
   `for scale, the same calls invoked directly on the network (k=3 q=2, 8 in flight): ${round(network.invokePerSecond, 1)} calls/s, ${network.invokeFailures} failed`,
 )
 console.log(
-  `network jobs by end status: ${JSON.stringify(network.statuses)}${network.lateStart ? ' (enqueue ran past the due instant: drain timed from the last enqueue)' : ''}`,
+  `network jobs by end status: ${JSON.stringify(network.statuses)}, ${round(network.attemptsPerJob)} attempts per job${network.lateStart ? ' (enqueue ran past the due instant: drain timed from the last enqueue)' : ''}`,
 )
 console.log(
   '\na dispatcher dies a second before its jobs are due: how late the next keeper starts them (ms after runAfter)',

@@ -1080,7 +1080,9 @@ async function createJobsService(
           }),
     )
     if (sealed === undefined) return
-    await replicate(id, true)
+    // A success with jobs to hand on is replicated before they are: a keeper that takes over
+    // finishes handing them. One without is marked committed at once, and replicated once.
+    if (jobsOf(result.output).length > 0) await replicate(id, true)
     await finish(id)
   }
 
