@@ -23,7 +23,7 @@ import {
   watchLateReceipts,
 } from '../exec/index.ts'
 import { generateKey } from '../keys/index.ts'
-import { createNet } from '../net/index.ts'
+import { createNet, retryTransient } from '../net/index.ts'
 
 /** How long one conflict report to one peer may take. */
 const REPORT_TIMEOUT_MS = 5000
@@ -54,17 +54,19 @@ export async function openDirect(): Promise<DirectCaller> {
   function report(conflict: Conflict, init: DirectInvokeInit): void {
     if (closed) return
     const live = [...init.view.peers.values()].filter((p) => p.alive).slice(0, REPORT_FANOUT)
+    // a report lost to a busy or broken connection goes again; a peer that refuses it keeps its
+    // own view of the executor
     for (const peer of live)
-      net
-        .request(
-          peer.peer,
-          CONFLICT_PROTOCOL,
-          { conflict },
-          { timeoutMs: REPORT_TIMEOUT_MS, maxReplyBytes: 1024 },
-        )
-        .catch(() => {
-          // a peer that does not take the report keeps its own view of the executor
-        })
+      void retryTransient(
+        () =>
+          net.request(
+            peer.peer,
+            CONFLICT_PROTOCOL,
+            { conflict },
+            { timeoutMs: REPORT_TIMEOUT_MS, maxReplyBytes: 1024 },
+          ),
+        { stopped: () => closed },
+      )
   }
 
   return {

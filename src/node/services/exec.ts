@@ -55,6 +55,7 @@ import {
   watchLateReceipts,
 } from '../../exec/index.ts'
 import { divergenceReport, quote } from '../../ledger/index.ts'
+import { retryTransient } from '../../net/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -94,11 +95,6 @@ export type ExecServiceComponents = Pick<
 // The rpc layer's run timer must outlast the longest call a request may ask for; the executor
 // itself stops at the request's deadline. Reading the request has its own, short, timer.
 const EXEC_HANDLER_TIMEOUT_MS = MAX_DEADLINE_AHEAD_MS + 10_000
-
-/** Sends of one conflict report to one peer, the wait before the second (doubling), and what is worth another. */
-const REPORT_TRIES = 4
-const REPORT_RETRY_MS = 1000
-const REPORT_RETRIED = new Set(['PEER_BUSY', 'PEER_TIMEOUT', 'PEER_UNREACHABLE'])
 
 function metricsOf(c: Pick<NodeComponents, 'metrics'>) {
   const registers = [c.metrics.registry]
@@ -276,32 +272,23 @@ async function createExecService(
     takeConflict(conflict, source).catch(() => {})
   }
 
-  /**
-   * Tells every live peer of new evidence. A report lost to a busy or broken connection is sent
-   * again after a while (a peer that missed it would go on choosing the liar); one the peer
-   * refuses is not.
-   */
+  /** Tells every live peer of new evidence; a report lost to a busy or broken connection goes again. */
   function report(conflict: Conflict): void {
-    const send = async (peer: string): Promise<void> => {
-      for (let attempt = 0; ; attempt++) {
-        if (stopped) return
-        try {
-          await net.request(
-            peer,
+    for (const peer of c.peers.live())
+      void retryTransient(
+        () =>
+          net.request(
+            peer.id,
             CONFLICT_PROTOCOL,
             { conflict },
             { timeoutMs: options.reportTimeoutMs ?? 5000, maxReplyBytes: 1024 },
-          )
-          return
-        } catch (err) {
-          const code = CovenantError.from(err).code
-          logger.info({ event: 'conflict-report-failed', peer, code, attempt })
-          if (!REPORT_RETRIED.has(code) || attempt + 1 >= REPORT_TRIES) return
-          await new Promise((r) => setTimeout(r, REPORT_RETRY_MS * 2 ** attempt).unref())
-        }
-      }
-    }
-    for (const peer of c.peers.live()) void send(peer.id)
+          ),
+        {
+          stopped: () => stopped,
+          onFailure: (code, attempt) =>
+            logger.info({ event: 'conflict-report-failed', peer: peer.id, code, attempt }),
+        },
+      )
   }
 
   /**
