@@ -454,29 +454,25 @@ describe('what two dispatchers charged', () => {
     const { a, b, branchA, branchB, record, err } = await branches()
     const merged = mergeStates(branchA, branchB)
     // a keeper's word that a charged 60 (it charged 30), and b's own 20
+    /** a's second attempt, costing 10, ended after it heard `word` of what each keeper charged */
+    const secondAttempt = (word: typeof merged) =>
+      attemptFailed(run(mergeStates(merged, word), a, T + 3), record, {
+        n: 2,
+        now: T + 4,
+        error: err,
+        cost: 10,
+        own: 30,
+        random: half,
+      })
     const inflated = { ...merged, paid: merged.paid.map((c) => (c.keeper === a ? { ...c, amount: 60 } : c)) }
-    const next = attemptFailed(run(mergeStates(merged, inflated), a, T + 3), record, {
-      n: 2,
-      now: T + 4,
-      error: err,
-      cost: 10,
-      own: 30,
-      random: half,
-    })
+    const next = secondAttempt(inflated)
     assert.equal(next.attempts.at(-1)?.charged, 10)
     assert.equal(byKeeper(next.charges)[a], 40, 'its own 30 and the 10 of this attempt')
     // the word stays in paid (grow-only: no keeper can take back another's), and is what readers see
     assert.equal(byKeeper(paidOf(next))[a], 60)
     // a word that b charged 90 leaves a nothing of the budget of 100 to charge
     const greedy = { ...merged, paid: merged.paid.map((c) => (c.keeper === b ? { ...c, amount: 90 } : c)) }
-    const capped = attemptFailed(run(mergeStates(merged, greedy), a, T + 3), record, {
-      n: 2,
-      now: T + 4,
-      error: err,
-      cost: 10,
-      own: 30,
-      random: half,
-    })
+    const capped = secondAttempt(greedy)
     assert.equal(capped.attempts.at(-1)?.charged, 0)
     assert.equal(byKeeper(capped.charges)[a] ?? 0, byKeeper(merged.charges)[a] ?? 0, 'unchanged')
   })
