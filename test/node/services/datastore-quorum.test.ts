@@ -20,9 +20,15 @@ import {
   type PrivateKey,
 } from '../../../src/client/index.ts'
 import { closestPeers } from '../../../src/covenant/index.ts'
-import { createKeyCommit, namespaceId, namespaceKeyBytes } from '../../../src/datastore/index.ts'
-import type { CovenantError } from '../../../src/errors/index.ts'
+import {
+  createKeyCommit,
+  namespaceId,
+  namespaceKeyBytes,
+  openDatastore,
+} from '../../../src/datastore/index.ts'
+import { CovenantError } from '../../../src/errors/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
+import { DATASTORE_FILE } from '../../../src/node/services/datastore.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 const NODES = 5
@@ -34,8 +40,8 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
   let owner: PrivateKey
   let ids: string[]
   let nets: CovenantClient[]
-  /** a namespace SPLIT does not hold (it is last in line), and one where it is second */
-  let names: { plain: string; split: string }
+  /** two namespaces SPLIT does not hold (it is last in line), and one where it is second */
+  let names: { plain: string; fork: string; split: string }
   const index = (id: string) => ids.indexOf(id)
 
   /** Every node, closest to the namespace `name` of the owner first. */
@@ -92,10 +98,10 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
       keys = await Promise.all(Array.from({ length: NODES }, () => generateKey()))
       ids = keys.map(keyId)
       const candidates = Array.from({ length: 200 }, (_, i) => `ns-${i}`)
-      const plain = candidates.find((n) => order(n)[NODES - 1] === SPLIT)
+      const [plain, fork] = candidates.filter((n) => order(n)[NODES - 1] === SPLIT)
       const split = candidates.find((n) => order(n)[1] === SPLIT)
-      if (plain !== undefined && split !== undefined) {
-        names = { plain, split }
+      if (plain !== undefined && fork !== undefined && split !== undefined) {
+        names = { plain, fork, split }
         found = true
       }
     }
@@ -153,6 +159,41 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
     await converged(ns, [P, A, B])
     await keptEverywhere(ns, [P, A, B], acked)
     assert.equal((await nets[A].store(ns).get('c')).value, 3)
+  })
+
+  it('a fork: the branch a majority holds wins over a longer one that only one holder has', async () => {
+    const [P, A, B] = order(names.fork)
+    const ns = (await nets[P].createStore(names.fork, { public: true, key: owner })).ns
+    const site = nets[P].store(ns, { key: owner })
+    const acked = [await site.commit([{ key: 'x', value: 0 }])]
+    await converged(ns, [P, A, B])
+    // B down, the others acknowledge one more entry
+    await devnet.kill(B)
+    acked.push(await site.commit([{ key: 'x', value: 1 }]))
+    // meanwhile B's own copy grows three entries past the first, that no other holder took
+    // (what a primary that acknowledged alone would have left)
+    const copy = openDatastore({
+      path: join(devnet.nodes[B].dataDir, DATASTORE_FILE),
+      verifyRun: () => {
+        throw new CovenantError('INVALID_CERTIFICATE', 'no function entries here')
+      },
+    })
+    try {
+      for (const value of ['y1', 'y2', 'y3'])
+        copy.commit(await createKeyCommit({ issuer: owner, ns, writes: [{ key: 'y', value }] }))
+      assert.equal(copy.head(ns).seq, 4)
+    } finally {
+      copy.close()
+    }
+    await devnet.restart(B)
+    const head = await converged(ns, [P, A, B])
+    assert.equal(head.cid, acked[1].cid, 'the majority’s branch, shorter, won')
+    await keptEverywhere(ns, [P, A, B], acked)
+    assert.equal((await nets[B].store(ns).get('y')).value, null)
+    // and the namespace takes commits again
+    acked.push(await site.commit([{ key: 'x', value: 2 }]))
+    await converged(ns, [P, A, B])
+    await keptEverywhere(ns, [P, A, B], acked)
   })
 
   it('two primaries at once: each acknowledges only what a majority took, and after sync every acknowledged entry is on every holder', async () => {
