@@ -30,6 +30,7 @@ import { CovenantError } from '../../../src/errors/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { DATASTORE_FILE } from '../../../src/node/services/datastore.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { converged as storesConverged } from '../../fixtures/stores.ts'
 
 const NODES = 5
 /** The node with the split view. */
@@ -48,23 +49,8 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
   const order = (name: string): number[] =>
     closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), name)), ids, NODES).map(index)
 
-  const localHead = async (i: number, ns: string) => {
-    const info = await nets[i].store(ns).info()
-    return info.servedBy === ids[i] ? info.head : undefined
-  }
-
   /** Waits until each of `holders` holds `ns` itself at the same head; returns that head. */
-  const converged = (ns: string, holders: number[]) =>
-    waitFor(
-      `nodes ${holders} to hold ${ns} alike`,
-      async () => {
-        const heads = await Promise.all(holders.map((i) => localHead(i, ns)))
-        if (heads.some((h) => h === undefined) || heads.some((h) => h!.cid !== heads[0]!.cid))
-          throw new Error(`heads ${JSON.stringify(heads.map((h) => h?.seq ?? 'not held'))}`)
-        return heads[0]!
-      },
-      90_000,
-    )
+  const converged = (ns: string, holders: number[]) => storesConverged({ nets, ids }, ns, holders)
 
   /** Asserts that each of `holders` has every acknowledged entry at its seq. */
   const keptEverywhere = async (ns: string, holders: number[], acked: CommitResult[]) => {
