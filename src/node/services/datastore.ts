@@ -593,6 +593,7 @@ async function createDatastoreService(
       throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
     const cid = cidAt(ns, seq)
     const p = promiseAt(ns, seq)
+    // (it replaces a promise at a lower seq: the answers a fork is decided on come first)
     if (cid === null && p === undefined) promise(ns, { seq, cid: '', id: '' }, asker)
     return { cid, promised: p === undefined || p.cid === '' ? null : p.cid }
   }
@@ -1069,7 +1070,8 @@ async function createDatastoreService(
       { type: 'entries', ns, after: ancestor, limit: PULL_PAGE },
       EntriesReplySchema,
     )
-    if (entries.length === 0) return
+    // the peer may have moved meanwhile (adopted this node's branch): then they part no longer there
+    if (entries.length === 0 || entryCid(entries[0]) === cidAt(ns, ancestor + 1)) return
     const asked = performance.now()
     const majority = await majorityAt(ns, ancestor + 1)
     if (majority === 'unknown') {

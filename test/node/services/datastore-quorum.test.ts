@@ -29,10 +29,18 @@ import {
 import { CovenantError } from '../../../src/errors/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { DATASTORE_FILE } from '../../../src/node/services/datastore.ts'
+import { keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 import { converged as storesConverged } from '../../fixtures/stores.ts'
 
 const NODES = 5
+/** Adds 1 to the counter of namespace ns. */
+const ADD_ONE = `export async function add(ns, ctx) {
+  const n = await ctx.store.get(ns, 'count')
+  ctx.store.put(ns, 'count', (typeof n === 'number' ? n : 0) + 1)
+  return (typeof n === 'number' ? n : 0) + 1
+}
+`
 /** The node with the split view. */
 const SPLIT = 4
 
@@ -41,8 +49,8 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
   let owner: PrivateKey
   let ids: string[]
   let nets: CovenantClient[]
-  /** two namespaces SPLIT does not hold (it is last in line), and one where it is second */
-  let names: { plain: string; fork: string; split: string }
+  /** three namespaces SPLIT does not hold (it is last in line), and one where it is second */
+  let names: { plain: string; fork: string; jobs: string; split: string }
   const index = (id: string) => ids.indexOf(id)
 
   /** Every node, closest to the namespace `name` of the owner first. */
@@ -84,10 +92,10 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
       keys = await Promise.all(Array.from({ length: NODES }, () => generateKey()))
       ids = keys.map(keyId)
       const candidates = Array.from({ length: 200 }, (_, i) => `ns-${i}`)
-      const [plain, fork] = candidates.filter((n) => order(n)[NODES - 1] === SPLIT)
+      const [plain, fork, jobs] = candidates.filter((n) => order(n)[NODES - 1] === SPLIT)
       const split = candidates.find((n) => order(n)[1] === SPLIT)
-      if (plain !== undefined && fork !== undefined && split !== undefined) {
-        names = { plain, fork, split }
+      if (plain !== undefined && fork !== undefined && jobs !== undefined && split !== undefined) {
+        names = { plain, fork, jobs, split }
         found = true
       }
     }
@@ -248,5 +256,72 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
     assert.equal(entries.length, head.seq)
     assert.equal(new Set(entries.map((e) => e.id)).size, 2 + commits.length, 'each commit once')
     assert.equal(entries.length, 2 + commits.length)
+  })
+
+  it('a job whose writes too few holders can take is deferred, not failed (with no retries left), and its effect lands once when they are back', async () => {
+    const [P, A, B] = order(names.jobs)
+    const everyone = await connect({ nodes: devnet.nodes.map((n) => n.http) })
+    // the owner pays for the job: 1 cr from each node's faucet, asked again until every node minted
+    const minted = new Set<string>()
+    await waitFor('every node’s faucet', async () => {
+      for (const peer of (await everyone.faucet(1_000_000_000, { key: owner })).from) minted.add(peer)
+      return minted.size === NODES ? true : undefined
+    })
+    const fn = (await everyone.deploy(ADD_ONE, { key: owner })).cid
+    const ns = (await nets[P].createStore(names.jobs, { public: true, key: owner })).ns
+    const grant = await everyone.grant({
+      namespace: ns,
+      audience: { fn },
+      prefix: 'count',
+      expiresAt: Date.now() + 86_400_000,
+      key: owner,
+    })
+    await nets[P].store(ns, { key: owner }).keepGrants([grant])
+    await converged(ns, [P, A, B])
+
+    await devnet.kill(A, 'SIGKILL')
+    await devnet.kill(B, 'SIGKILL')
+    const live = await connect({
+      nodes: devnet.nodes.filter((_, i) => i !== A && i !== B).map((n) => n.http),
+    })
+    // dispatched by a node other than SPLIT (whose commits would go to a stand-in primary that
+    // lacks the namespace's grant), with A and B down and back
+    const job = planJob(
+      owner,
+      { fn, export: 'add', args: [ns], stores: [ns], retries: 0 },
+      (jobId) => [...keepersOf(jobId, ids, new Set([A, B])), ...keepersOf(jobId, ids)],
+      (k) => k[0] !== SPLIT && k[3] !== SPLIT,
+    )
+    const { id } = job
+    assert.equal((await postJob(devnet.nodes[P].http, job.record)).body.id, id)
+    const unconfirmed = (a: { outcome: string; error: { code: string } | null }) =>
+      a.error?.code === 'COMMIT_UNCONFIRMED'
+    const seen = await waitFor(
+      'an attempt whose commit too few holders took',
+      async () => {
+        const job = await live.job(id).status()
+        return job.status === 'failed' || job.attempts.some(unconfirmed) ? job : undefined
+      },
+      120_000,
+    )
+    assert.notEqual(seen.status, 'failed', JSON.stringify(seen.error))
+    assert.deepEqual(
+      seen.attempts.filter(unconfirmed).map((a) => a.outcome),
+      seen.attempts.filter(unconfirmed).map(() => 'deferred'),
+    )
+
+    await devnet.restart(A)
+    await devnet.restart(B)
+    const out = await everyone.job(id).wait()
+    assert.equal(out.value, 1)
+    assert.equal(out.job.failures, 0)
+    await converged(ns, [P, A, B])
+    const { entries } = await nets[A].store(ns).history({ limit: 1000 })
+    assert.deepEqual(
+      entries.filter((e) => e.kind === 'function').map((e) => e.id),
+      [id],
+      'one entry, under the job’s id',
+    )
+    assert.equal((await nets[A].store(ns).get('count')).value, 1)
   })
 })
