@@ -921,13 +921,15 @@ async function createDatastoreService(
         }
       } else offeredToCheck.delete(ns)
       return await locked(ns, () => {
-        // one entry per seq: checked first (an append's check was done on this head already, and is kept)
-        const checked = store.checkReplicated(bytes)
-        if (checked.duplicate) outcome = 'duplicate'
-        else {
-          keepPromise(ns, checked, from)
+        // one entry per seq: the entry this node promised (checked) is applied at once; any other
+        // is checked first, to find its seq, and refused if that seq is promised to another's
+        const promised = phase === 'append' && promises.get(ns)?.cid === entryCid(bytes)
+        const result = promised ? store.appendReplicated(bytes) : store.checkReplicated(bytes)
+        if (result.duplicate) outcome = 'duplicate'
+        else if (!promised) {
+          keepPromise(ns, result, from)
           if (phase === 'append') store.appendReplicated(bytes)
-          promise(ns, checked, from)
+          promise(ns, result, from)
         }
         return headReply(ns)
       })
