@@ -75,6 +75,7 @@ import {
   type ItemReply,
   ItemsReplySchema,
   initialState,
+  isEncodingOf,
   isRetryable,
   isSettled,
   isTerminal,
@@ -553,6 +554,8 @@ async function createJobsService(
   function takeOffer(id: string, bytes: Uint8Array): ItemReply {
     const stored = store.get(id)
     if (stored === undefined) return { id, missing: true }
+    // the state held, offered again (a sync round, a fellow keeper's answer): nothing to take
+    if (isEncodingOf(stored.state, bytes)) return { id, kept: true }
     const offered = parseState(dagCbor.decode(bytes))
     if (wins(offered, stored.state)) checkState(stored, offered)
     const held = keep(id, offered) ?? stored.state
