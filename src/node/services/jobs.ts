@@ -913,8 +913,8 @@ async function createJobsService(
   /**
    * Runs an attempt's request through this node's gateway. Executors that refuse it until paid
    * (this node, as the request's signer, is past its credit with them: its attempts in flight
-   * there, or what it owes since its last payment) are paid what is owed and ahead what `maxRunning`
-   * such requests lack, and the same request goes once more, as the SDK does for a caller: no
+   * there, or what it owes since its last payment) are paid what is owed and ahead what as many
+   * such requests as it has attempts out lack, and the same request goes once more, as the SDK does for a caller: no
    * executor runs a request twice, and the dispatcher's want of credit is not the job's failure.
    */
   async function invokePaying(
@@ -930,10 +930,11 @@ async function createJobsService(
       const view = c.view()
       const need = (payee: string): number | undefined => {
         const covenant = view.peers.get(payee)?.covenant
-        // ahead for as many attempts as this node runs at once: its attempts refused together
+        // ahead for as many attempts as this node has out now: its attempts refused together
         // (they ask the same executors, by its first ticket) each pay ahead, seeing one another's
         // payments or not, and go again together
-        return covenant === undefined ? undefined : maxRunning * chargeFor(covenant.config.execute, fuel)
+        const attempts = Math.max(1, working.size)
+        return covenant === undefined ? undefined : attempts * chargeFor(covenant.config.execute, fuel)
       }
       if (!(await c.ledger.payFor(payees.map(String), need))) throw err
       return c.gateway.invoke(request)
