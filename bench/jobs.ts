@@ -21,7 +21,15 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import * as dagCbor from '@ipld/dag-cbor'
 import Fastify from 'fastify'
-import { enqueueJobRoute, type JobSummary, type ListJobsReply, listJobsRoute } from '../src/api/index.ts'
+import {
+  enqueueJobRoute,
+  type JobSummary,
+  type ListJobsReply,
+  listJobsRoute,
+  metricsRoute,
+  type PeerInfo,
+  peersRoute,
+} from '../src/api/index.ts'
 import { bundleFile } from '../src/bundle/index.ts'
 import { type CovenantClient, connect, loadCallerKey } from '../src/client/index.ts'
 import { closestPeers } from '../src/covenant/index.ts'
@@ -222,6 +230,42 @@ interface DeathCase {
   afterDeath: number
   /** jobs that ran more than one attempt */
   extraAttempts: number
+  /** when the last surviving node marked the dead dispatcher dead, ms after the death */
+  noticed: number
+}
+
+/** When every node of `urls` holds `peer` dead (polled every 25 ms, for at most `limitMs`), ms after `from`. */
+async function noticedDead(
+  urls: readonly string[],
+  peer: string,
+  from: number,
+  limitMs: number,
+): Promise<number> {
+  const times = await Promise.all(
+    urls.map(async (url) => {
+      while (Date.now() - from < limitMs) {
+        const { peers } = (await (await fetch(`${url}${peersRoute.path}`)).json()) as { peers: PeerInfo[] }
+        if (peers.find((p) => p.id === peer)?.alive !== true) return Date.now() - from
+        await sleep(25)
+      }
+      return Number.POSITIVE_INFINITY
+    }),
+  )
+  return Math.max(...times)
+}
+
+/** Job attempts the nodes dispatched, by outcome, from their metrics. */
+async function attemptOutcomes(urls: readonly string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const url of urls) {
+    const res = await fetch(`${url}${metricsRoute.path}`).catch(() => undefined)
+    if (res?.ok !== true) continue
+    for (const m of (await res.text()).matchAll(
+      /^covenant_jobs_attempts_total\{outcome="([A-Z_a-z]+)"\} (\d+)$/gm,
+    ))
+      out[m[1]] = (out[m[1]] ?? 0) + Number(m[2])
+  }
+  return out
 }
 
 let network:
@@ -234,6 +278,8 @@ let network:
       statuses: Record<string, number>
       /** attempts started per job (more than 1: deferred for want of room, or retried) */
       attemptsPerJob: number
+      /** every attempt the nodes dispatched so far (the latency samples' too), by outcome */
+      outcomes: Record<string, number>
       /** the same calls invoked directly, 8 in flight: successes per second, and failures */
       invokePerSecond: number
       invokeFailures: number
@@ -320,6 +366,7 @@ try {
     lateStart: allIn > due,
     statuses,
     attemptsPerJob: mine.reduce((n, j) => n + (j?.started ?? 0), 0) / Math.max(1, mine.length),
+    outcomes: await attemptOutcomes(urls),
     invokePerSecond,
     invokeFailures,
   }
@@ -356,6 +403,12 @@ try {
     if (how === 'SIGKILL') await devnet.kill(victim, 'SIGKILL')
     else devnet.nodes[victim].process?.kill('SIGSTOP')
     dead.add(victim)
+    const noticed = await noticedDead(
+      urls.filter((_, i) => !dead.has(i)),
+      ids[victim],
+      diedAt,
+      15_000,
+    )
     const delays: number[] = []
     let extraAttempts = 0
     for (const id of planned) {
@@ -371,6 +424,7 @@ try {
       max: Math.max(...delays),
       afterDeath: Math.max(...delays) + runAfter - diedAt,
       extraAttempts,
+      noticed,
     })
     if (how === 'SIGSTOP') await devnet.kill(victim, 'SIGKILL')
   }
@@ -411,12 +465,21 @@ console.log(
 console.log(
   `network jobs by end status: ${JSON.stringify(network.statuses)}, ${round(network.attemptsPerJob)} attempts per job${network.lateStart ? ' (enqueue ran past the due instant: drain timed from the last enqueue)' : ''}`,
 )
+console.log(`attempts dispatched by outcome: ${JSON.stringify(network.outcomes)}`)
 console.log(
   '\na dispatcher dies a second before its jobs are due: how late the next keeper starts them (ms after runAfter)',
 )
 printTable(
-  ['how', 'jobs', 'p50', 'max', 'latest start after the death', 'jobs with more than one attempt'],
-  deaths.map((d) => [d.how, d.jobs, d.delay.p50, d.max, d.afterDeath, d.extraAttempts]),
+  [
+    'how',
+    'jobs',
+    'p50',
+    'max',
+    'latest start after the death',
+    'every node noticed it after',
+    'jobs with more than one attempt',
+  ],
+  deaths.map((d) => [d.how, d.jobs, d.delay.p50, d.max, d.afterDeath, d.noticed, d.extraAttempts]),
 )
 const file = await writeResults('jobs', {
   nodes: NODES,

@@ -91,7 +91,7 @@ const canonicalCids = new Map<string, number>()
 const CANONICAL_CIDS_MAX = 4096
 
 /** The codec of `s` if it is a supported CID in its canonical spelling, else undefined. */
-function canonicalCodec(s: string): number | undefined {
+export function canonicalCodec(s: string): number | undefined {
   const known = canonicalCids.get(s)
   if (known !== undefined) return known
   try {

@@ -28,6 +28,7 @@ export type { BlockCodec } from './cid.ts'
 export {
   asSupportedCid,
   assertBlock,
+  canonicalCodec,
   cidForBytes,
   cidString,
   DAG_CBOR_CODEC,

@@ -179,6 +179,14 @@ export interface Datastore {
    * to the other holders and checks it itself meanwhile, as they do (`checkReplicated`).
    */
   draft(commit: unknown): DraftedCommit
+  /**
+   * Reads an entry another holder sent (`decodeEntry`: canonical DAG-CBOR of the entry schema;
+   * nothing about its proof or place is checked) and keeps what it read, by the entry's CID, for
+   * the `checkReplicated`, `appendReplicated` or `truncate` of the same bytes that follows: a holder
+   * reads an entry ahead to find the function whose manifest its check needs, and the entry is
+   * then not decoded again. The entry returned is this store's: read it, never change it.
+   */
+  readEntry(bytes: Uint8Array): Entry
   /** Checks and applies an entry another holder built: the same checks, at the entry's time, and it must extend this holder's head. */
   appendReplicated(bytes: Uint8Array): CommitResult
   /** Runs every check {@link Datastore.appendReplicated} runs, without applying the entry. */
@@ -348,6 +356,13 @@ function listRows(
 const READ_GRANTS_MAX = 256
 /** A function's standing grants are kept listed only if their values take at most this much. */
 const GRANT_ROWS_KEPT_BYTES = 64 * 1024
+
+/**
+ * Entries read ahead that a datastore keeps until they are checked (see `readEntry`): a page a
+ * holder pulls (100 entries), each at most this large (a few MiB in all).
+ */
+const READ_AHEAD_KEPT = 128
+const READ_AHEAD_MAX_BYTES = 64 * 1024
 
 const LimitSchema = z.number().int().min(1).max(1000)
 const SeqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -747,6 +762,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
 
   /** The last entry drafted (see `draft`), by its CID: read again from here, not decoded. */
   let drafted: { cid: string; entry: Entry } | undefined
+  /** Entries read ahead (see `readEntry`) by their CID, until they are checked or applied. */
+  const readAhead = new Map<string, Entry>()
 
   /** Removes a namespace's entries after `seq` and all they brought; inside a transaction. */
   const truncateTo = (r: NamespaceRow, seq: number): void => {
@@ -786,6 +803,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
   ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
     // the entry a holder checked is offered again to be applied: the same bytes (by their CID), read once
     const cid = bytes instanceof Uint8Array ? entryCid(bytes) : ''
+    const ahead = readAhead.get(cid)
+    readAhead.delete(cid)
     const entry =
       cid === ''
         ? decodeEntry(bytes)
@@ -793,7 +812,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
           ? passed.entry
           : drafted?.cid === cid
             ? drafted.entry
-            : decodeEntry(bytes)
+            : (ahead ?? decodeEntry(bytes))
     const ns = info(row(entry.ns))
     const present = stmt.entryAt.get(ns.id, entry.seq) as { seq: number; cid: string } | undefined
     if (present !== undefined) {
@@ -899,6 +918,15 @@ export function openDatastore(init: DatastoreInit): Datastore {
       drafted = { cid, entry }
       const stale = place.commit.reads.some((r) => currentVersion(place.ns.id, r.key) !== r.version)
       return { ns: place.ns.id, seq: entry.seq, cid, id: entry.id, duplicate: false, bytes, stale }
+    },
+
+    readEntry(bytes) {
+      const entry = decodeEntry(bytes)
+      if ((bytes as Uint8Array).byteLength <= READ_AHEAD_MAX_BYTES) {
+        if (readAhead.size >= READ_AHEAD_KEPT) readAhead.delete(readAhead.keys().next().value as string)
+        readAhead.set(entryCid(bytes as Uint8Array), entry)
+      }
+      return entry
     },
 
     appendReplicated(bytes) {

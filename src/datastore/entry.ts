@@ -8,6 +8,7 @@
  * so the history is a hash chain any holder can check and replay.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { equals } from 'uint8arrays/equals'
 import { z } from 'zod'
 import {
   BytesSchema,
@@ -242,10 +243,6 @@ export function entryCid(bytes: Uint8Array): string {
   return cidForBytes(bytes, 'dag-cbor').toString()
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
-
 /**
  * Reads an entry sent by another holder: at most {@link MAX_ENTRY_BYTES} (STORE_LIMIT), canonical
  * DAG-CBOR (its bytes are the only spelling of its CID) and of the entry schema (ENTRY_INVALID).
@@ -262,7 +259,7 @@ export function decodeEntry(bytes: unknown): Entry {
     throw new CovenantError('ENTRY_INVALID', 'the entry is not valid DAG-CBOR', { cause: err })
   }
   const entry = parse(EntrySchema, value, 'ENTRY_INVALID', 'entry')
-  if (!sameBytes(encodeEntry(entry), bytes))
+  if (!equals(encodeEntry(entry), bytes))
     throw new CovenantError('ENTRY_INVALID', 'the entry is not in canonical DAG-CBOR form')
   return entry
 }

@@ -88,6 +88,7 @@ export {
   FINAL_ERRORS,
   failJob,
   initialState,
+  isEncodingOf,
   isRetryable,
   isSettled,
   isTerminal,

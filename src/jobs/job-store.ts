@@ -124,11 +124,13 @@ interface Row {
   state: Uint8Array
 }
 
-// Rows hold what this keeper checked before storing it: read back without checking again.
-function decodeRow(row: Row): StoredJob {
-  const doc = JobDocSchema.parse(dagCbor.decode(row.doc))
-  return { id: row.id, doc, record: doc.record, state: JobStateSchema.parse(dagCbor.decode(row.state)) }
-}
+/**
+ * Jobs kept decoded: a dispatcher reads a job's row a dozen times per attempt (scan, each
+ * transition, each offer) and a keeper twice per state it is offered. A row's doc never changes
+ * (the id is its hash) and its state changes only through this store, which writes the new state
+ * here too; so decoding each once is enough.
+ */
+const DECODED_KEPT = 2048
 
 /** Opens (creating if needed) a keeper's job store. */
 export function openJobStore(init: JobStoreInit): JobStore {
@@ -160,7 +162,25 @@ export function openJobStore(init: JobStoreInit): JobStore {
     ),
   }
 
+  const decoded = new Map<string, StoredJob>()
+  const remember = (job: StoredJob): StoredJob => {
+    decoded.delete(job.id)
+    if (decoded.size >= DECODED_KEPT) decoded.delete(decoded.keys().next().value as string)
+    decoded.set(job.id, job)
+    return job
+  }
+  // Rows hold what this keeper checked before storing it: read back without checking again.
+  const decodeRow = (row: Row): StoredJob => {
+    const held = decoded.get(row.id)
+    if (held !== undefined) return held
+    const doc = JobDocSchema.parse(dagCbor.decode(row.doc))
+    const state = JobStateSchema.parse(dagCbor.decode(row.state))
+    return remember({ id: row.id, doc, record: doc.record, state })
+  }
+
   const readState = (id: string): JobState | undefined => {
+    const held = decoded.get(id)
+    if (held !== undefined) return held.state
     const row = q.getState.get(id) as { state: Uint8Array } | undefined
     return row === undefined ? undefined : JobStateSchema.parse(dagCbor.decode(row.state))
   }
@@ -179,6 +199,8 @@ export function openJobStore(init: JobStoreInit): JobStore {
       paidTotal(state),
       id,
     )
+    const held = decoded.get(id)
+    if (held !== undefined) decoded.set(id, { ...held, state })
   }
 
   const merge = (id: string, state: JobState): { state: JobState; changed: boolean } | undefined => {
@@ -193,6 +215,8 @@ export function openJobStore(init: JobStoreInit): JobStore {
   return {
     has: (id) => q.has.get(id) !== undefined,
     get(id) {
+      const held = decoded.get(id)
+      if (held !== undefined) return held
       const row = q.get.get(id) as Row | undefined
       return row === undefined ? undefined : decodeRow(row)
     },
@@ -225,20 +249,12 @@ export function openJobStore(init: JobStoreInit): JobStore {
         return result
       } catch (err) {
         db.exec('ROLLBACK')
+        decoded.delete(id)
         throw err
       }
     },
-    merge(id, state) {
-      db.exec('BEGIN IMMEDIATE')
-      try {
-        const result = merge(id, state)
-        db.exec('COMMIT')
-        return result
-      } catch (err) {
-        db.exec('ROLLBACK')
-        throw err
-      }
-    },
+    // one UPDATE at most, read and written with no await between: its own transaction
+    merge: (id, state) => merge(id, state),
     due: (now, limit) => (q.due.all(now, limit) as Array<{ id: string }>).map((r) => r.id),
     lookAt(id, at) {
       q.lookAt.run(at, id)
@@ -291,8 +307,13 @@ export function openJobStore(init: JobStoreInit): JobStore {
     },
     drop(id) {
       q.drop.run(id)
+      decoded.delete(id)
     },
-    prune: (before, limit) => Number(q.prune.run(before, limit).changes),
+    prune(before, limit) {
+      const pruned = Number(q.prune.run(before, limit).changes)
+      if (pruned > 0) decoded.clear()
+      return pruned
+    },
     close() {
       db.close()
     },

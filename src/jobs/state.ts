@@ -247,17 +247,35 @@ export function parseState(value: unknown): JobState {
   return parsed.data
 }
 
+/**
+ * States already encoded, by object: a keeper compares, encodes and stores one state several times
+ * as it takes it (see {@link wins}, {@link sameState}). States are never changed in place: each
+ * change makes a new object (see {@link next}), so an object's bytes never change.
+ */
+const encoded = new WeakMap<JobState, Uint8Array>()
+/** Each state's CID with `paid` left out, as {@link wins} compares them. */
+const withoutPaid = new WeakMap<JobState, Uint8Array>()
+
 /** A state's bytes: canonical DAG-CBOR. */
 export function encodeState(state: JobState): Uint8Array {
-  return canonicalBytes(state)
+  let bytes = encoded.get(state)
+  if (bytes === undefined) {
+    bytes = canonicalBytes(state)
+    encoded.set(state, bytes)
+  }
+  return bytes
+}
+
+/** Whether `bytes` are the encoding of `state`. */
+export function isEncodingOf(state: JobState, bytes: Uint8Array): boolean {
+  const own = encodeState(state)
+  return own.length === bytes.length && own.every((v, i) => v === bytes[i])
 }
 
 /** Whether two states are the same, byte for byte. */
 export function sameState(a: JobState, b: JobState): boolean {
   if (a.version !== b.version) return false
-  const x = encodeState(a)
-  const y = encodeState(b)
-  return x.length === y.length && x.every((v, i) => v === y[i])
+  return a === b || isEncodingOf(a, encodeState(b))
 }
 
 /** Whether the job needs no more work: ended, and (a success) its further jobs created. */
@@ -293,9 +311,16 @@ export function wins(a: JobState, b: JobState): boolean {
   const rb = rank(b)
   if (ra !== rb) return ra > rb
   if (a.version !== b.version) return a.version > b.version
-  const ca = cidForBytes(encodeState({ ...a, paid: [] }), 'dag-cbor').bytes
-  const cb = cidForBytes(encodeState({ ...b, paid: [] }), 'dag-cbor').bytes
-  return compareBytes(ca, cb) < 0
+  return compareBytes(cidWithoutPaid(a), cidWithoutPaid(b)) < 0
+}
+
+function cidWithoutPaid(state: JobState): Uint8Array {
+  let cid = withoutPaid.get(state)
+  if (cid === undefined) {
+    cid = cidForBytes(canonicalBytes({ ...state, paid: [] }), 'dag-cbor').bytes
+    withoutPaid.set(state, cid)
+  }
+  return cid
 }
 
 /**

@@ -128,10 +128,29 @@ export const PayMessageJSONSchema = z.strictObject({
 })
 export type PayMessageJSON = z.infer<typeof PayMessageJSONSchema>
 
+/**
+ * The JSON forms of certificates, and their sizes, by certificate: a payer sends one certificate
+ * to each of its executors and measures it to pack every message and group, so each was converted
+ * about six times per exchange. Kept by the object (a certificate is never changed once made, and
+ * the payer ledger hands the same object for every payee), forgotten with it.
+ */
+const jsonForms = new WeakMap<Certificate, { json: ReturnType<typeof certificateToJSON>; size: number }>()
+
+function jsonForm(certificate: Certificate): { json: ReturnType<typeof certificateToJSON>; size: number } {
+  let form = jsonForms.get(certificate)
+  if (form === undefined) {
+    const json = certificateToJSON(certificate)
+    form = { json, size: JSON.stringify(json).length }
+    jsonForms.set(certificate, form)
+  }
+  return form
+}
+
 export function payMessageToJSON(message: PayMessage): PayMessageJSON {
   const json: PayMessageJSON = { payer: message.payer }
   if (message.cheque !== undefined) json.cheque = chequeToJSON(message.cheque)
-  if (message.certificates !== undefined) json.certificates = message.certificates.map(certificateToJSON)
+  if (message.certificates !== undefined)
+    json.certificates = message.certificates.map((c) => jsonForm(c).json)
   if (message.invoicesAfter !== undefined) json.invoicesAfter = message.invoicesAfter
   if (message.faucet !== undefined) json.faucet = message.faucet
   return json
@@ -168,5 +187,5 @@ export function payReplyFromJSON(json: unknown): PayReply {
 
 /** The JSON size of a certificate, for packing a message under {@link MAX_PAY_BYTES}. */
 export function certificateSize(certificate: Certificate): number {
-  return JSON.stringify(certificateToJSON(certificate)).length
+  return jsonForm(certificate).size
 }

@@ -43,7 +43,7 @@ export type { DatastoreServiceOptions, StoreFaultKind } from './services/datasto
 export { DATASTORE_FILE, STORE_FAULT_KINDS } from './services/datastore.ts'
 export type { ExecServiceOptions } from './services/exec.ts'
 export type { JobsServiceOptions } from './services/jobs.ts'
-export { JOBS_FAULT_KINDS, JOBS_FILE, verifyRunWithView } from './services/jobs.ts'
+export { JOBS_FAULT_KINDS, JOBS_FILE, JOBS_SCAN_INTERVAL_MS, verifyRunWithView } from './services/jobs.ts'
 export type { NodeLedger, PaymentsOptions } from './services/payments.ts'
 export { PAY_FAULT_KINDS, paymentsOptionsSchema } from './services/payments.ts'
 export { loadOrSignCovenant, SIGNED_COVENANT_FILE } from './signed-covenant-file.ts'

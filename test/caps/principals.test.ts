@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
+import { CID } from 'multiformats/cid'
 import {
   functionDid,
   isCanonicalCid,
@@ -71,6 +72,19 @@ describe('principals', () => {
       )
     assert.equal(writerOfDid(`did:covenant:fn:${fn.toUpperCase()}`), undefined)
     assert.equal(isCanonicalCid(fn), true)
+  })
+
+  it('knows a canonical CID text again, and never takes another spelling or codec for it', () => {
+    const fn = testFunction('g')
+    const raw = cidForBytes(new Uint8Array([2]), 'raw').toString()
+    const spelled36 = CID.parse(fn).toString(base36)
+    for (const _ of [1, 2]) {
+      assert.equal(isCanonicalCid(fn), true)
+      // a raw CID is canonical as a CID, not as a dag-cbor one, before and after it was seen
+      assert.equal(isCanonicalCid(raw), false)
+      for (const other of [fn.toUpperCase(), spelled36, `${fn} `, fn.slice(0, -1), 42, null])
+        assert.equal(isCanonicalCid(other), false, String(other))
+    }
   })
 
   it('names a namespace as a DID and as a resource', () => {

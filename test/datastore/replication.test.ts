@@ -497,6 +497,43 @@ describe('replicated histories', () => {
     )
   })
 
+  it('reads an entry ahead once; what it kept never lets other bytes pass, even the same buffer changed', () => {
+    const replica = holder()
+    replica.appendReplicated(entries[0].bytes)
+    replica.appendReplicated(entries[1].bytes)
+    // read ahead as a holder does to find the function, it is the entry decodeEntry reads
+    const run = entries[2].bytes
+    assert.deepEqual(replica.readEntry(run), decodeEntry(run))
+    // a forged entry read ahead is still checked in full, and refused
+    const forged = edited(run, (e) => ({ ...e, writes: [{ key: 'entries/1', value: 'spam' }] }))
+    replica.readEntry(forged)
+    assert.equal(
+      errorCode(() => replica.checkReplicated(forged)),
+      'INVALID_CERTIFICATE',
+    )
+    // the genuine bytes read ahead, then changed in place (the same buffer): the change is what is
+    // judged, not the entry read before it
+    const sameLength = edited(run, (e) => ({ ...e, writes: [{ key: 'entries/1', value: 'ho' }] }))
+    assert.equal(sameLength.length, run.length)
+    const buffer = run.slice()
+    replica.readEntry(buffer)
+    buffer.set(sameLength)
+    assert.equal(
+      errorCode(() => replica.appendReplicated(buffer)),
+      'INVALID_CERTIFICATE',
+    )
+    assert.equal(replica.head(ns).seq, 2)
+    // garbage is refused as decodeEntry refuses it, and keeps nothing
+    assert.equal(
+      errorCode(() => replica.readEntry(new Uint8Array([0xff, 0x00]))),
+      'ENTRY_INVALID',
+    )
+    // the genuine entry read ahead applies, once
+    replica.readEntry(run)
+    assert.equal(replica.appendReplicated(run).seq, 3)
+    assert.equal(replica.appendReplicated(run).duplicate, true)
+  })
+
   it('leaves its history for another only if it takes the other’s entries: all in one transaction', async () => {
     const replica = holder()
     catchUp(source, replica)

@@ -11,6 +11,7 @@ import {
   outputHash,
   outputValue,
   rankExecutors,
+  ticketFor,
   verifyReceipt,
   verifyRefusal,
 } from '../../src/exec/index.ts'
@@ -141,7 +142,13 @@ describe('executor', () => {
     await assert.rejects(executor.execute({ ...good, signature: flipped }), { code: 'INVALID_SIGNATURE' })
     const now = Date.now()
     const { signature: _, ...body } = good
-    const expired = { ...body, timestamp: now - 20_000, deadline: now - 10_000 }
+    // its ticket is minted for its own hour: within 20 s after the hour the good request's is not
+    const expired = {
+      ...body,
+      timestamp: now - 20_000,
+      deadline: now - 10_000,
+      ticket: ticketFor(keyId(caller), now - 20_000),
+    }
     const late = await executor.execute({ ...expired, signature: signValue(caller, expired) })
     assert.equal(refusalCode(late, node.peer), 'DEADLINE_EXCEEDED')
     const unlisted = await executor.execute(createRequest(caller, { fn, export: 'unlisted' }).request)

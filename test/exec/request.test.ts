@@ -190,6 +190,29 @@ describe('requests', () => {
     assert.equal(verifyRequest(early.request, now).id, early.id)
   })
 
+  it('checks a request again in full unless its exact bytes passed before: a changed copy is refused', () => {
+    const now = Date.now()
+    const { request, id } = createRequest(key, { fn, export: 'f', args: ['a'] }, now)
+    assert.equal(checkRequest(request).id, id)
+    assert.equal(checkRequest(structuredClone(request)).id, id, 'the same bytes pass again')
+    // the signature that passed, over other fields: refused, each time
+    for (const change of [{ args: ['b'] }, { export: 'g' }, { deadline: request.deadline - 1 }])
+      for (const _ of [1, 2])
+        assert.throws(() => checkRequest({ ...request, ...change }), { code: 'INVALID_SIGNATURE' })
+    // the very object that passed, changed afterwards: judged as it is now
+    const mine = structuredClone(request)
+    assert.equal(checkRequest(mine).id, id)
+    mine.args = ['b']
+    assert.throws(() => checkRequest(mine), { code: 'INVALID_SIGNATURE' })
+    mine.args = ['a']
+    assert.equal(checkRequest(mine).id, id)
+    // a refusal is never kept as a pass: a forged signature is refused every time
+    const forged = { ...request, signature: request.signature.map((b, i) => (i === 0 ? b ^ 1 : b)) }
+    for (const _ of [1, 2]) assert.throws(() => checkRequest(forged), { code: 'INVALID_SIGNATURE' })
+    // the time is checked at every call, whatever passed before
+    assert.throws(() => verifyRequest(request, request.deadline + 1), { code: 'DEADLINE_EXCEEDED' })
+  })
+
   it('checks bounds: q ≤ k ≤ 16, q ≥ 1, deadlines, timestamps, argument size and JSON-ness', () => {
     const now = Date.now()
     const { request } = createRequest(key, { fn, export: 'f' }, now)

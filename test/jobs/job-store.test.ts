@@ -10,6 +10,7 @@ import {
   encodeState,
   failJob,
   initialState,
+  isEncodingOf,
   JOB_STORE_SCHEMA_VERSION,
   type JobState,
   openJobStore,
@@ -133,6 +134,42 @@ describe('a keeper’s job store', async () => {
     store.drop(b.id)
     assert.equal(store.has(b.id), false)
     store.close()
+  })
+
+  it('reads back what it last wrote, and nothing it dropped or pruned, though it keeps the jobs it read decoded', () => {
+    const store = openJobStore({ path: ':memory:' })
+    const a = job(30)
+    const b = job(31)
+    const s0 = initialState(a.record)
+    store.put(a.id, { record: a.record }, s0)
+    store.put(b.id, { record: b.record }, initialState(b.record))
+    assert.equal(store.get(a.id)?.state.status, 'queued')
+    const s1 = running(s0)
+    store.merge(a.id, s1)
+    assert.deepEqual(store.get(a.id)?.state, s1)
+    const s2 = failJob(s1, { code: 'DEADLINE_EXCEEDED', message: '' }, T + 5)
+    store.put(a.id, { record: a.record }, s2)
+    assert.equal(store.get(a.id)?.state.status, 'failed')
+    assert.deepEqual(
+      store.list({ status: 'failed', limit: 10 }).map((j) => j.id),
+      [a.id],
+    )
+    assert.equal(store.get(b.id)?.state.status, 'queued')
+    store.drop(b.id)
+    assert.equal(store.get(b.id), undefined)
+    assert.equal(store.prune(T + 6, 100), 1)
+    assert.equal(store.get(a.id), undefined)
+    store.close()
+  })
+
+  it('tells the bytes of the state it holds from those of any other', () => {
+    const { record } = job(32)
+    const s0 = initialState(record)
+    const s1 = running(s0)
+    assert.equal(isEncodingOf(s1, encodeState(s1)), true)
+    assert.equal(isEncodingOf(s1, canonicalBytes({ ...s1 })), true, 'the same state, another object')
+    assert.equal(isEncodingOf(s1, encodeState(s0)), false)
+    assert.equal(isEncodingOf(s1, canonicalBytes({ ...s1, updatedAt: s1.updatedAt + 1 })), false)
   })
 
   it('refuses a file written by newer code', () => {

@@ -75,6 +75,7 @@ import {
   type ItemReply,
   ItemsReplySchema,
   initialState,
+  isEncodingOf,
   isRetryable,
   isSettled,
   isTerminal,
@@ -130,8 +131,11 @@ export const JOBS_FAULT_KINDS = [
 /** The job file in a node's data directory. */
 export const JOBS_FILE = 'jobs.db'
 
+/** How often a dispatcher looks for due jobs, at most, unless told otherwise. */
+export const JOBS_SCAN_INTERVAL_MS = 1000
+
 export interface JobsServiceOptions {
-  /** how often the dispatcher looks for due jobs, at most @default 1000 */
+  /** how often the dispatcher looks for due jobs, at most @default JOBS_SCAN_INTERVAL_MS */
   scanIntervalMs?: number
   /** how often each job held is compared with its other keepers @default 10000 */
   syncIntervalMs?: number
@@ -356,7 +360,7 @@ async function createJobsService(
   const { net, logger } = c
   const self = c.peerId
   const replicas = c.storage.options.replicas
-  const scanIntervalMs = options.scanIntervalMs ?? 1000
+  const scanIntervalMs = options.scanIntervalMs ?? JOBS_SCAN_INTERVAL_MS
   const syncIntervalMs = options.syncIntervalMs ?? 10_000
   const maxRunning = options.maxRunning ?? 8
   const retentionMs = options.retentionMs ?? 7 * DAY
@@ -550,6 +554,8 @@ async function createJobsService(
   function takeOffer(id: string, bytes: Uint8Array): ItemReply {
     const stored = store.get(id)
     if (stored === undefined) return { id, missing: true }
+    // the state held, offered again (a sync round, a fellow keeper's answer): nothing to take
+    if (isEncodingOf(stored.state, bytes)) return { id, kept: true }
     const offered = parseState(dagCbor.decode(bytes))
     if (wins(offered, stored.state)) checkState(stored, offered)
     const held = keep(id, offered) ?? stored.state
@@ -680,8 +686,11 @@ async function createJobsService(
   }
 
   /** Offers this node's state of a job to one keeper (with the record, if it lacks the job). */
-  async function offerTo(peer: string, stored: StoredJob): Promise<boolean> {
-    const state = encodeState(stored.state)
+  async function offerTo(
+    peer: string,
+    stored: StoredJob,
+    state = encodeState(stored.state),
+  ): Promise<boolean> {
     let reply = await offersTo(peer).push({ id: stored.id, state })
     if ('missing' in reply) reply = await putsTo(peer).push({ doc: canonicalBytes(stored.doc), state })
     return heard(peer, stored.id, reply, stored.state)
@@ -695,8 +704,9 @@ async function createJobsService(
     const stored = store.get(id)
     if (stored === undefined) return []
     const others = keepersOf(id).filter((p) => p !== self && isLive(p))
+    const encoded = encodeState(stored.state)
     const sent = others.map((peer) =>
-      offerTo(peer, stored).then(
+      offerTo(peer, stored, encoded).then(
         (ok) => (ok ? peer : undefined),
         (err) => {
           logger.debug({ event: 'job-offer-failed', id, peer, code: CovenantError.from(err).code })
@@ -900,6 +910,37 @@ async function createJobsService(
     }
   }
 
+  /**
+   * Runs an attempt's request through this node's gateway. Executors that refuse it until paid
+   * (this node, as the request's signer, is past its credit with them: its attempts in flight
+   * there, or what it owes since its last payment) are paid what is owed and ahead what as many
+   * such requests as it has attempts out lack, and the same request goes once more, as the SDK does for a caller: no
+   * executor runs a request twice, and the dispatcher's want of credit is not the job's failure.
+   */
+  async function invokePaying(
+    request: Parameters<typeof c.gateway.invoke>[0],
+    fuel: number,
+  ): Promise<InvokeResult> {
+    try {
+      return await c.gateway.invoke(request)
+    } catch (err) {
+      const e = CovenantError.from(err)
+      const payees = (e.details as { payees?: unknown } | undefined)?.payees
+      if (e.code !== 'PAYMENT_REQUIRED' || !Array.isArray(payees) || c.ledger === undefined) throw err
+      const view = c.view()
+      const need = (payee: string): number | undefined => {
+        const covenant = view.peers.get(payee)?.covenant
+        // ahead for as many attempts as this node has out now: its attempts refused together
+        // (they ask the same executors, by its first ticket) each pay ahead, seeing one another's
+        // payments or not, and go again together
+        const attempts = Math.max(1, working.size)
+        return covenant === undefined ? undefined : attempts * chargeFor(covenant.config.execute, fuel)
+      }
+      if (!(await c.ledger.payFor(payees.map(String), need))) throw err
+      return c.gateway.invoke(request)
+    }
+  }
+
   /** One attempt of a job this node dispatches; see the module comment. */
   async function attempt(stored: StoredJob): Promise<void> {
     const { id, record } = stored
@@ -951,7 +992,7 @@ async function createJobsService(
       logger.info({ event: 'job-takeover', id, attempt: n, from: state.dispatcher })
     }
     logger.debug({ event: 'job-dispatch', id, attempt: n, request: req })
-    const invoked = c.gateway.invoke(request)
+    const invoked = invokePaying(request, record.fuel)
     invoked.catch(() => {})
     if (crashOnDispatch) {
       await replicate(id, true)
@@ -1131,7 +1172,10 @@ async function createJobsService(
     transition(id, (s) =>
       s.status === 'succeeded' && s.result?.committed === false ? markCommitted(s, Date.now()) : undefined,
     )
-    await replicate(id, true)
+    // Not waited for: the dispatcher's slot goes to the next job now. A keeper that misses it is
+    // offered it again by the next sync round (its confirmation is what the round compares), and
+    // until then holds the job running under this dispatcher's lease, or succeeded.
+    void replicate(id, false).catch(() => {})
   }
 
   /** Works on one due job: its next attempt, or a success's commit. `stores` are the lanes it holds. */

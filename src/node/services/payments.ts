@@ -44,6 +44,7 @@ import {
   openPayeeLedger,
   openPayerLedger,
   PAY_PROTOCOL,
+  type PayeeAccount,
   type PayeeLedger,
   type PayerLedger,
   type PayMessage,
@@ -111,6 +112,16 @@ export interface NodeLedger {
   readonly dropped: Set<string>
   /** storage's `refuses`: the blocks of a dropped publisher */
   refuses(cid: CID, bytes: Uint8Array, labels: readonly ManifestLabel[]): string | undefined
+  /**
+   * After executors refused a request this node signed (a job's attempt) PAYMENT_REQUIRED: settles
+   * with each of `payees` now (what is owed, what is pending), then pays each ahead what it still
+   * lacks to admit a call costing `need(payee)` ncr there, as the SDK does for a caller
+   * (src/client/payments.ts). Resolves true if the same request may be sent again; false before
+   * the payments service runs.
+   */
+  payFor(payees: readonly string[], need: (payee: string) => number | undefined): Promise<boolean>
+  /** the payments service hands its settlement over here when it starts */
+  providePayFor(pay: NodeLedger['payFor']): void
   close(): void
 }
 
@@ -209,10 +220,15 @@ export function openNodeLedger(init: NodeLedgerInit): NodeLedger {
     verifyConflict: trusted<Conflict>('conflict evidence'),
   })
   const dropped = new Set<string>()
+  let payForVia: NodeLedger['payFor'] | undefined
   return {
     payee,
     payer,
     dropped,
+    payFor: (payees, need) => payForVia?.(payees, need) ?? Promise.resolve(false),
+    providePayFor(pay) {
+      payForVia = pay
+    },
     owe(certificate, conflicts) {
       checked.add(certificate)
       for (const x of conflicts) checked.add(x)
@@ -409,42 +425,66 @@ function createPaymentsService(
   async function payRound(): Promise<void> {
     const payer = ledger!.payer
     payer.settle()
-    const pending = new Map(payer.pending().map((cheque) => [cheque.payee, cheque]))
-    await Promise.all(
-      payer.due().map(async (payee) => {
-        const message: PayMessage = { payer: payer.payer }
-        const cheque = pending.get(payee)
-        if (cheque !== undefined) message.cheque = cheque
-        const certificates = payer.undelivered(payee, MAX_PAY_OWN_CERTIFICATES)
-        if (certificates.length > 0) message.certificates = certificates
-        try {
-          const reply = await net.request(payee, PAY_PROTOCOL, message, {
-            timeoutMs: RELAY_TIMEOUT_MS,
-            maxReplyBytes: MAX_PAY_BYTES,
-            schema: PayReplySchema,
+    await Promise.all(payer.due().map((payee) => payOne(payer, payee)))
+  }
+
+  /**
+   * One exchange with a payee this node owes: its newest unconfirmed cheque and the certificates it
+   * has not confirmed. Resolves with the payee's account as it answered, or undefined.
+   */
+  async function payOne(payer: PayerLedger, payee: string): Promise<PayeeAccount | undefined> {
+    const message: PayMessage = { payer: payer.payer }
+    const cheque = payer.pending().find((x) => x.payee === payee)
+    if (cheque !== undefined) message.cheque = cheque
+    const certificates = payer.undelivered(payee, MAX_PAY_OWN_CERTIFICATES)
+    if (certificates.length > 0) message.certificates = certificates
+    try {
+      const reply = await net.request(payee, PAY_PROTOCOL, message, {
+        timeoutMs: RELAY_TIMEOUT_MS,
+        maxReplyBytes: MAX_PAY_BYTES,
+        schema: PayReplySchema,
+      })
+      if (reply.cheque !== undefined && 'best' in reply.cheque) payer.acknowledge(reply.cheque.best)
+      for (const r of reply.certificates)
+        if ('error' in r || r.status === 'price-unknown')
+          logger.warn({
+            event: 'pay-certificate-refused',
+            payee,
+            id: r.id,
+            code: 'error' in r ? r.error.code : 'PRICE_UNKNOWN',
+            message: 'error' in r ? r.error.message : undefined,
           })
-          if (reply.cheque !== undefined && 'best' in reply.cheque) payer.acknowledge(reply.cheque.best)
-          for (const r of reply.certificates)
-            if ('error' in r || r.status === 'price-unknown')
-              logger.warn({
-                event: 'pay-certificate-refused',
-                payee,
-                id: r.id,
-                code: 'error' in r ? r.error.code : 'PRICE_UNKNOWN',
-                message: 'error' in r ? r.error.message : undefined,
-              })
-          const done = reply.certificates.flatMap((r) =>
-            ('status' in r && r.status !== 'price-unknown') ||
-            ('error' in r && FINAL_CERTIFICATE_ERRORS.has(r.error.code))
-              ? [r.id]
-              : [],
-          )
-          payer.delivered(payee, done)
-        } catch (err) {
-          logger.debug({ event: 'pay-failed', payee, code: CovenantError.from(err).code })
-        }
-      }),
-    )
+      const done = reply.certificates.flatMap((r) =>
+        ('status' in r && r.status !== 'price-unknown') ||
+        ('error' in r && FINAL_CERTIFICATE_ERRORS.has(r.error.code))
+          ? [r.id]
+          : [],
+      )
+      payer.delivered(payee, done)
+      return reply.account
+    } catch (err) {
+      logger.debug({ event: 'pay-failed', payee, code: CovenantError.from(err).code })
+      return undefined
+    }
+  }
+
+  /** {@link NodeLedger.payFor}: settles with the payees, then pays ahead what each lacks. */
+  async function payFor(
+    payees: readonly string[],
+    need: (payee: string) => number | undefined,
+  ): Promise<boolean> {
+    const payer = ledger!.payer
+    payer.settle()
+    const accounts = await Promise.all(payees.map((payee) => payOne(payer, payee)))
+    const ahead: string[] = []
+    for (const [i, payee] of payees.entries()) {
+      const lacking = (need(payee) ?? 0) - (accounts[i]?.available ?? 0)
+      if (accounts[i] === undefined || lacking <= 0) continue
+      payer.prepay(payee, lacking)
+      ahead.push(payee)
+    }
+    await Promise.all(ahead.map((payee) => payOne(payer, payee)))
+    return accounts.some((a) => a !== undefined)
   }
 
   let payTimer: NodeJS.Timeout | undefined
@@ -533,6 +573,7 @@ function createPaymentsService(
         },
       })
       if (ledger === undefined) return
+      ledger.providePayFor(payFor)
       timer = setInterval(runRound, options.billingIntervalMs)
       timer.unref()
       runRound()

@@ -226,6 +226,45 @@ describe('who pays for a job, on a 5-node devnet', { timeout: 900_000 }, () => {
         if (r.executor !== dispatcher) assert.ok((owedByDispatcher.get(r.executor) ?? 0) > 0, r.executor)
     await enqueuerReconciles(payer)
   })
+
+  it('pays its executors ahead when they refuse its attempts until paid: each job still takes one attempt', async () => {
+    const payer = await funded()
+    // Six jobs due together, all dispatched by one keeper. Their first attempts use its first
+    // ticket, so they ask the same executors, and an executor admits at most two attempts of a
+    // stranger (CREDIT) before it is paid: the others are refused PAYMENT_REQUIRED. The keeper's
+    // want of credit is not the jobs' failure.
+    const runAfter = Date.now() + 3000
+    const first = planJob(
+      payer,
+      { fn, export: 'hello', args: ['burst 0'], runAfter },
+      keepers,
+      (k) => k[0] !== KEEPER_CRASHER,
+    )
+    const dispatcher = keepers(first.id)[0]
+    const jobs = [first]
+    for (let i = 1; i < 6; i++)
+      jobs.push(
+        planJob(
+          payer,
+          { fn, export: 'hello', args: [`burst ${i}`], runAfter },
+          keepers,
+          (k) => k[0] === dispatcher,
+        ),
+      )
+    for (const job of jobs)
+      assert.equal((await postJob(devnet.nodes[dispatcher].http, job.record)).body.id, job.id)
+    const outs = await Promise.all(jobs.map((job) => net.job(job.id, { key: payer }).wait()))
+    for (const [i, out] of outs.entries()) {
+      assert.equal(out.value, `hello burst ${i}`)
+      assert.deepEqual(
+        out.job.attempts.map((a) => [a.dispatcher, a.outcome]),
+        [[ids[dispatcher], 'succeeded']],
+        'one attempt, by its dispatcher',
+      )
+    }
+    await keepersPaidExecutors()
+    await enqueuerReconciles(payer)
+  })
 })
 
 function ids0(n: number): number[] {

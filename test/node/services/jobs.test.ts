@@ -60,10 +60,17 @@ import {
 } from '../../../src/jobs/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
+import { JOBS_SCAN_INTERVAL_MS } from '../../../src/node/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
 import { keepersOf as liveKeepers, planJob as planKeepers, postJob } from '../../fixtures/jobs.ts'
-import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import {
+  FAST_INTERVALS,
+  payeeStatement,
+  startTestDevnet,
+  type TestDevnet,
+  waitFor,
+} from '../../fixtures/network.ts'
 
 const NODES = 7
 const GATEWAY = 0
@@ -508,14 +515,19 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
     )
     const [dispatcher, next] = keepersOf(job.id)
     assert.equal((await post(job.record)).body.id, job.id)
+    const diedAt = Date.now()
     await devnet.kill(dispatcher, 'SIGKILL')
     dead.add(dispatcher)
     const out = await net.job(job.id).wait()
     assert.equal(out.value, 'Hello, Wait')
     assert.equal(out.job.started, 1, 'one attempt, by the keeper that took over')
     assert.equal(out.job.attempts[0].dispatcher, ids[next])
-    const delay = out.job.attempts[0].startedAt - runAfter
-    process.stderr.write(`# a waiting job's dispatcher killed: it ran ${delay} ms after its runAfter\n`)
+    // The bound docs/jobs.md states ("Keeper death"), from this devnet's configuration: the death
+    // noticed (a crash at worst as a hang is, by the next heartbeat's hello failing), then one scan.
+    const delay = out.job.attempts[0].startedAt - Math.max(runAfter, diedAt)
+    const bound = FAST_INTERVALS.heartbeatMs + FAST_INTERVALS.helloTimeoutMs + JOBS_SCAN_INTERVAL_MS
+    process.stderr.write(`# a waiting job's dispatcher killed: it started ${delay} ms after it was due\n`)
+    assert.ok(delay <= bound, `started ${delay} ms after it was due, past the bound of ${bound} ms`)
   })
 
   it('completes a running job once when its dispatcher dies mid-attempt (SIGKILL)', async () => {

@@ -98,6 +98,19 @@ describe('a holder’s check of a function entry', () => {
     }
   })
 
+  it('refuses a malformed certificate, fresh or old, even one that names a function it knows', () => {
+    for (const age of [0, FRESH_ENTRY_MS + 1000]) {
+      const proof = run(entry, { reads: { [NS]: 4 } })
+      const { receipts: _, ...noReceipts } = proof.certificate
+      const extra = { ...proof.certificate, extra: 1 }
+      const badId = { ...proof.certificate, id: 'not a cid' }
+      for (const certificate of [null, 'x', { request: { fn } }, noReceipts, extra, badId])
+        assert.throws(() => verify({ certificate, output: proof.output }, ctx(age)), {
+          code: 'INVALID_CERTIFICATE',
+        })
+    }
+  })
+
   it('refuses a run that does not write this namespace, or read it at versions the request did not fix', () => {
     const elsewhere = { ...entry, ns: 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' }
     assert.throws(() => verify(run(elsewhere, { reads: { [elsewhere.ns]: 4 } }), ctx(0)), {
