@@ -115,6 +115,7 @@ export {
 } from './standing.ts'
 export type { CommitReply, HeadReply, StoreRequest } from './wire.ts'
 export {
+  BranchReplySchema,
   CidsReplySchema,
   CommitReplySchema,
   EntriesReplySchema,

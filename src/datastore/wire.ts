@@ -45,6 +45,16 @@ export const StoreRequestSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('head'), ns: Ns, at: Seq.optional() }),
   /** your entries after `after`, oldest first, as many as fit a page */
   z.strictObject({ type: z.literal('entries'), ns: Ns, after: Seq, limit: Limit }),
+  /**
+   * which entry you hold at `seq`, and which one you promised a primary there: how a holder whose
+   * history forked finds the branch a majority holds. One that has neither promises no primary
+   * an entry at `seq` for a while (it is being decided).
+   */
+  z.strictObject({
+    type: z.literal('branch'),
+    ns: Ns,
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  }),
   /** the CIDs of your entries after `after`: how two holders find where their histories part */
   z.strictObject({ type: z.literal('cids'), ns: Ns, after: Seq, limit: Limit }),
   /** the revocations in your history, by CID, after `after` (a read) */
@@ -104,6 +114,12 @@ export const CommitReplySchema = z.strictObject({
   holders: z.array(z.string().max(128)).max(64),
 })
 export type CommitReply = z.infer<typeof CommitReplySchema>
+
+/** What `branch` answers: the CID of the entry held at the seq asked, and of the one promised there (null for none). */
+export const BranchReplySchema = z.strictObject({
+  cid: CanonicalCidSchema.nullable(),
+  promised: CanonicalCidSchema.nullable(),
+})
 
 export const EntriesReplySchema = z.strictObject({ entries: z.array(Bytes).max(1000) })
 export const CidsReplySchema = z.strictObject({

@@ -323,6 +323,16 @@ export const ERROR_CODES = {
     message: 'the entry does not chain onto this holder’s history',
     hint: 'compare heads with the sender; the two histories have forked',
   },
+  ENTRY_PROMISED: {
+    status: 409,
+    message: 'this holder promised that seq of the namespace to another primary’s entry',
+    hint: 'two nodes are acting as the namespace’s primary at once (their views differ): send the commit again in a moment',
+  },
+  COMMIT_UNCONFIRMED: {
+    status: 503,
+    message: 'fewer than a majority of the namespace’s holders took the commit',
+    hint: 'it may or may not have landed: send the same commit again once the holders are reachable (a commit is idempotent by its id: one that landed answers its earlier result)',
+  },
   ENTRY_GAP: {
     status: 409,
     message: 'the entry is ahead of this holder’s history',

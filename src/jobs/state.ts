@@ -515,10 +515,16 @@ function ended(
 
 /**
  * Errors that say the network had no room for an attempt rather than that the job failed: too few
- * live executors in the dispatcher's view, or executors too busy to take it. An attempt that ends
- * so is deferred (see {@link attemptDeferred}).
+ * live executors in the dispatcher's view, executors too busy to take it, or too few of a
+ * namespace's holders reachable to commit its writes (they may have landed: the next attempt's
+ * commit, keyed by the job id, is then a duplicate). An attempt that ends so is deferred (see
+ * {@link attemptDeferred}).
  */
-export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['NO_EXECUTORS', 'PEER_BUSY'])
+export const DEFERRING_ERRORS: ReadonlySet<string> = new Set<ErrorCode>([
+  'NO_EXECUTORS',
+  'PEER_BUSY',
+  'COMMIT_UNCONFIRMED',
+])
 
 /**
  * Attempt `n` found no room on the network (a {@link DEFERRING_ERRORS} error, or no quorum because

@@ -8,13 +8,16 @@
  * - **Commit.** Any node takes a commit and hands it to the primary (the next holder if the
  *   primary cannot be reached). The primary checks it and builds the next entry without applying
  *   it, offers the entry to every other live holder, and applies it itself only once each of them
- *   took it (one that cannot be reached in time is left to catch up). So the primary never holds
- *   an entry the other live holders lack, and if it dies mid-commit the entry is on all live
- *   holders or on none.
+ *   took it (one that cannot be reached in time is left to catch up) and they are a majority of the
+ *   namespace's k holders with it (COMMIT_UNCONFIRMED otherwise). So the primary never holds an
+ *   entry the other live holders lack, if it dies mid-commit the entry is on all live holders or
+ *   on none, and an acknowledged entry is on a majority. A holder promises one entry per seq to
+ *   the primary that offered it, for a while.
  * - **Catch-up.** Every holder compares heads with the other holders every sync interval and when
- *   the peer table changes, pulls entries it lacks (revocations are entries too), and when two histories fork
- *   adopts the winning one (the longer; of two as long, the one whose head CID sorts first), so
- *   every holder decides alike whatever its view.
+ *   the peer table changes, pulls entries it lacks (revocations are entries too), and when two
+ *   histories fork adopts the branch a majority of the k holders hold where they part (else the
+ *   longer; of two as long, the one whose head CID sorts first), so no acknowledged entry is
+ *   dropped while the holders agree on who the k are.
  * - **Hand-over.** A node that holds a namespace gives the genesis to holders that lack it (they
  *   then pull the rest); a node that is no longer a holder drops its copy once every holder
  *   confirmed its head.
@@ -39,6 +42,7 @@ import { CanonicalCidSchema } from '../../caps/index.ts'
 import { type Manifest, parseCid } from '../../content/index.ts'
 import { closestPeers } from '../../covenant/index.ts'
 import {
+  BranchReplySchema,
   CidsReplySchema,
   type Commit,
   type CommitReply,
@@ -50,6 +54,7 @@ import {
   decodeEntry,
   descriptorCid,
   EntriesReplySchema,
+  entryCid,
   GetReplySchema,
   type HeadReply,
   HeadReplySchema,
@@ -98,6 +103,12 @@ export const STORE_FAULT_KINDS = [
   'store-crash-after-first-ack',
   /** a holder dies (SIGKILL) when a primary offers it an entry, before applying it */
   'store-crash-on-append',
+  /**
+   * in this node's commits (as gateway, primary and holder) every namespace's primary, when it is
+   * another node, seems dead: a split view, so two nodes act as a namespace's primary at once.
+   * Its peer table, its catch-up and its view of who the k holders are stay whole.
+   */
+  'store-primary-seems-dead',
 ] as const
 export type StoreFaultKind = (typeof STORE_FAULT_KINDS)[number]
 
@@ -133,6 +144,12 @@ export const DATASTORE_FILE = 'datastore.db'
 const COMMIT_TIMEOUT_MS = 60_000
 /** How long a read or a catch-up request to another holder may take. */
 const READ_TIMEOUT_MS = 10_000
+/**
+ * How long a holder keeps its promise of one entry per seq to the primary that offered it (see
+ * `takeEntry`), unless that primary leaves its view first: a primary that died blocks the seq no
+ * longer than this.
+ */
+const PROMISE_MS = 15_000
 /** A primary tries a commit this many times when holders forked or refused it. */
 const MAX_COMMIT_ATTEMPTS = 3
 /** A holder that lacks at most this many entries is brought up to date by the primary inline. */
@@ -184,6 +201,7 @@ const FAILOVER: ReadonlySet<ErrorCode> = new Set([
 const LEFT_OUT: ReadonlySet<ErrorCode> = new Set([
   ...FAILOVER,
   'ENTRY_GAP',
+  'ENTRY_PROMISED',
   'NOT_A_HOLDER',
   'COVENANT_REFUSED',
   'PROTOCOL_ERROR',
@@ -198,7 +216,10 @@ export function datastoreService(
   return (c) => createDatastoreService(c, options)
 }
 
-/** Which of two forked histories every holder adopts: the longer, else the one whose head CID sorts first. */
+/**
+ * Which of two forked histories a holder adopts when no branch is held by a majority of the k
+ * holders (so no entry of either was acknowledged): the longer, else the one whose head CID sorts first.
+ */
 function wins(a: { seq: number; cid: string }, b: { seq: number; cid: string }): boolean {
   return a.seq > b.seq || (a.seq === b.seq && a.cid < b.cid)
 }
@@ -465,31 +486,61 @@ async function createDatastoreService(
   // A namespace's holders change only when the peer table or this node's covenant does, yet every
   // commit asked for them on each holder at each round (closestPeers hashes every peer's id): they
   // are kept per namespace until either changes (the peer table's onChange clears them).
-  const holdersKept = new Map<string, readonly string[]>()
+  const holdersKept = new Map<string, { live: readonly string[]; known: readonly string[] }>()
   let holdersUnder: unknown
   const forgetHolders = c.peers.onChange(() => holdersKept.clear())
 
-  /** The namespace's holders in this node's view, the primary first. */
-  function holdersOf(ns: string): string[] {
+  function placement(ns: string): { live: readonly string[]; known: readonly string[] } {
     const covenant = c.covenant()
     if (holdersUnder !== covenant) {
       holdersKept.clear()
       holdersUnder = covenant
     }
-    let holders = holdersKept.get(ns)
-    if (holders === undefined) {
-      const ids = storesHere() ? [self] : []
-      for (const p of c.peers.live()) if (p.covenant.config.store.enabled) ids.push(p.id)
-      holders = closestPeers(namespaceKeyBytes(ns), ids, replicas)
+    let kept = holdersKept.get(ns)
+    if (kept === undefined) {
+      const live = storesHere() ? [self] : []
+      const known = [...live]
+      for (const p of c.peers.list())
+        if (p.covenant.config.store.enabled) {
+          known.push(p.id)
+          if (p.alive) live.push(p.id)
+        }
+      const key = namespaceKeyBytes(ns)
+      kept = { live: closestPeers(key, live, replicas), known: closestPeers(key, known, replicas) }
       if (holdersKept.size >= HOLDERS_KEPT) holdersKept.delete(holdersKept.keys().next().value as string)
-      holdersKept.set(ns, holders)
+      holdersKept.set(ns, kept)
     }
-    return [...holders]
+    return kept
+  }
+
+  /** The namespace's holders in this node's view, the primary first. */
+  function holdersOf(ns: string): string[] {
+    return [...placement(ns).live]
+  }
+
+  /**
+   * The namespace's *k* holders a commit needs a majority of: the `replicas` closest among this
+   * node and every storing peer its table knows, dead ones too (a table forgets a peer dead for
+   * 10 minutes). A holder that died stays one of the k, so a primary that lost sight of the
+   * others cannot commit alone; in a network with fewer storing nodes than `replicas`, k is their
+   * number (a one-node devnet commits alone, a two-node one needs both).
+   */
+  function quorumOf(ns: string): { holders: readonly string[]; majority: number } {
+    const holders = placement(ns).known
+    return { holders, majority: Math.floor(holders.length / 2) + 1 }
+  }
+
+  /** The holders a commit goes to in this node's view: all of them, but for a devnet fault. */
+  function commitHoldersOf(ns: string): string[] {
+    const holders = holdersOf(ns)
+    if (fault !== 'store-primary-seems-dead') return holders
+    const primary = quorumOf(ns).holders[0]
+    return primary === self ? holders : holders.filter((p) => p !== primary)
   }
 
   function assertHolder(ns: string, from?: string): void {
     if (!storesHere()) throw new CovenantError('COVENANT_REFUSED', 'this node does not store namespaces')
-    const holders = holdersOf(ns)
+    const holders = from === undefined ? holdersOf(ns) : commitHoldersOf(ns)
     if (!holders.includes(self)) throw new CovenantError('NOT_A_HOLDER', `this node is not a holder of ${ns}`)
     if (from !== undefined && !holders.includes(from))
       throw new CovenantError('NOT_A_HOLDER', `${from} is not a holder of ${ns} in this node's view`)
@@ -506,6 +557,63 @@ async function createDatastoreService(
   function headReply(ns: string, at?: number): HeadReply {
     const head = store.head(ns)
     return { head, cidAt: at === undefined || at === head.seq ? head.cid : cidAt(ns, at) }
+  }
+
+  // ── one entry per seq: what a holder promised a primary ──────────────────────────────────
+
+  type Promised = { seq: number; cid: string; id: string }
+  /**
+   * Per namespace, the entry this node last checked, took or offered as primary (`to` itself), at
+   * which seq, for which primary; a fence (no entry: `cid` '') while a fork is decided (`branch`).
+   */
+  const promises = new Map<string, Promised & { to: string; until: number }>()
+
+  /** The promise standing at `seq` of `ns`: not expired, and its primary this node or a live peer. */
+  function promiseAt(ns: string, seq: number): (Promised & { to: string }) | undefined {
+    const p = promises.get(ns)
+    if (p === undefined || p.seq !== seq) return undefined
+    if (Date.now() < p.until && (p.to === self || c.peers.get(p.to)?.alive === true)) return p
+    promises.delete(ns)
+    return undefined
+  }
+
+  /**
+   * Refuses (ENTRY_PROMISED) an entry that `to` offers at a seq this node promised to another
+   * primary's other entry. The same primary may replace its own offer, and the same commit (by its
+   * id: a gateway that lost the primary sends it to the next holder) may come from another.
+   */
+  function keepPromise(ns: string, entry: Promised, to: string): void {
+    const p = promiseAt(ns, entry.seq)
+    if (p !== undefined && p.to !== to && p.cid !== entry.cid && p.id !== entry.id)
+      throw new CovenantError(
+        'ENTRY_PROMISED',
+        `seq ${entry.seq} of ${ns} is promised to ${p.cid === '' ? 'no entry while a fork is decided' : `${p.cid} of ${p.to}`}`,
+      )
+  }
+
+  function promise(ns: string, entry: Promised, to: string): void {
+    promises.delete(ns)
+    if (promises.size >= HOLDERS_KEPT) promises.delete(promises.keys().next().value as string)
+    promises.set(ns, { ...entry, to, until: Date.now() + PROMISE_MS })
+  }
+
+  /**
+   * What this node holds and promised at `seq` (`branch`). Holding neither, it promises `asker`
+   * to take no other primary's entry there for a while: the asker is deciding a fork on the
+   * answers, which must not change under it.
+   */
+  function branchReply(
+    ns: string,
+    seq: number,
+    asker: string,
+  ): { cid: string | null; promised: string | null } {
+    if (store.namespace(ns) === undefined)
+      throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${ns}`)
+    const cid = cidAt(ns, seq)
+    const p = promiseAt(ns, seq)
+    // (it replaces a promise at a lower seq: the answers a fork is decided on come first)
+    if (cid === null && p === undefined) promise(ns, { seq, cid: '', id: '' }, asker)
+    return { cid, promised: p === undefined || p.cid === '' ? null : p.cid }
   }
 
   // ── one lock per namespace: a primary's commit, an entry taken, a page pulled, a truncation ──
@@ -629,13 +737,38 @@ async function createDatastoreService(
     }
   }
 
+  /** How many of the k holders took an entry: those of `offers` that accepted, and this node. */
+  function counted(offers: readonly Offer[], quorum: { holders: readonly string[] }): number {
+    let n = quorum.holders.includes(self) ? 1 : 0
+    for (const o of offers) if (o.outcome === 'accepted' && quorum.holders.includes(o.peer)) n++
+    return n
+  }
+
+  /** COMMIT_UNCONFIRMED: `others` of the k holders besides this one took the entry at `seq`. */
+  function unconfirmed(
+    ns: string,
+    seq: number,
+    others: number,
+    quorum: { holders: readonly string[]; majority: number },
+    why: string,
+  ): CovenantError {
+    const k = quorum.holders.length
+    logger.warn({ event: 'store-commit-unconfirmed', ns, seq, others, k, why })
+    return new CovenantError(
+      'COMMIT_UNCONFIRMED',
+      `the entry at seq ${seq} reached ${others} other of the ${k} holders of ${ns}, and ${quorum.majority} of them must take it: ${why}`,
+      { details: { seq, others, k, majority: quorum.majority } },
+    )
+  }
+
   /**
    * Applies a commit as the namespace's primary, in two rounds over the other live holders: each
    * checks the entry (nothing applied anywhere yet), then each that would take it applies it, and
    * this node applies it last. A holder that would refuse the entry refuses the commit, with its
    * reason, before anything is applied; a holder whose history forked makes this node adopt the
    * winning history and try again; a holder that cannot be reached in time is left out and
-   * catches up later.
+   * catches up later. Fewer than a majority of the k holders able to take it, or having applied
+   * it, fail the commit with COMMIT_UNCONFIRMED, this node applying nothing.
    */
   async function commitAsPrimary(value: unknown): Promise<CommitReply> {
     const commit: Commit = parseCommit(value)
@@ -657,6 +790,15 @@ async function createDatastoreService(
     try {
       return await locked(ns, async () => {
         lap('lock')
+        try {
+          return await commitLocked()
+        } catch (err) {
+          // this node did not apply an entry: its own offer no longer holds other primaries off
+          if (promises.get(ns)?.to === self) promises.delete(ns)
+          throw err
+        }
+      })
+      async function commitLocked(): Promise<CommitReply> {
         for (let attempt = 1; ; attempt++) {
           // The entry is built and offered to the other holders at once, and this node runs its
           // own checks (the very ones they run) while they run theirs. A commit that is a
@@ -676,7 +818,15 @@ async function createDatastoreService(
             return { ...prepared, holders: [self] }
           }
           const { seq, bytes } = prepared
-          const followers = holdersOf(ns).filter((p) => p !== self)
+          const quorum = quorumOf(ns)
+          const entry = { seq, cid: prepared.cid, id: prepared.id }
+          try {
+            keepPromise(ns, entry, self)
+          } catch (err) {
+            throw unconfirmed(ns, seq, 0, quorum, CovenantError.from(err).message)
+          }
+          promise(ns, entry, self)
+          const followers = commitHoldersOf(ns).filter((p) => p !== self)
           const checking = Promise.all(followers.map((p) => offer('check', p, ns, seq, bytes)))
           if (prepared === drafted) {
             // the offers leave first (their writes go out at the end of this tick)
@@ -701,6 +851,9 @@ async function createDatastoreService(
               continue
             }
           }
+          // A majority of the k holders (this one counting) must be able to take it, or none is asked to.
+          const taking = counted(checks, quorum)
+          if (taking < quorum.majority) throw unconfirmed(ns, seq, 0, quorum, 'nothing was applied')
           let acked = false
           const ready = checks.filter((o) => o.outcome === 'accepted')
           const appends = await Promise.all(
@@ -714,16 +867,19 @@ async function createDatastoreService(
             }),
           )
           lap('append')
-          const applied = store.appendReplicated(bytes)
-          lap('apply')
-          seqApplied = seq
           for (const o of [...checks, ...appends])
             if (o.outcome !== 'accepted')
               logger.info({ event: 'store-left-out', ns, seq, peer: o.peer, code: o.error?.code })
+          const took = counted(appends, quorum)
+          if (took < quorum.majority)
+            throw unconfirmed(ns, seq, took - counted([], quorum), quorum, 'it may have landed there')
+          const applied = store.appendReplicated(bytes)
+          lap('apply')
+          seqApplied = seq
           const holders = [self, ...appends.filter((o) => o.outcome === 'accepted').map((o) => o.peer)]
           return { ns, seq, cid: applied.cid, id: applied.id, duplicate: false, holders }
         }
-      })
+      }
     } catch (err) {
       outcome = CovenantError.from(err).code
       throw err
@@ -747,7 +903,7 @@ async function createDatastoreService(
   /** A gateway's commit: to the primary, else the next holder that answers. */
   async function commitThroughHolders(commit: Commit): Promise<CommitReply> {
     let last: CovenantError | undefined
-    for (const peer of holdersOf(commit.ns)) {
+    for (const peer of commitHoldersOf(commit.ns)) {
       try {
         if (peer === self) return await commitAsPrimary(commit)
         return await ask(peer, { type: 'commit', commit }, CommitReplySchema, COMMIT_TIMEOUT_MS)
@@ -783,8 +939,16 @@ async function createDatastoreService(
         }
       } else offeredToCheck.delete(ns)
       return await locked(ns, () => {
-        const result = phase === 'check' ? store.checkReplicated(bytes) : store.appendReplicated(bytes)
+        // one entry per seq: the entry this node promised (checked) is applied at once; any other
+        // is checked first, to find its seq, and refused if that seq is promised to another's
+        const promised = phase === 'append' && promises.get(ns)?.cid === entryCid(bytes)
+        const result = promised ? store.appendReplicated(bytes) : store.checkReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
+        else if (!promised) {
+          keepPromise(ns, result, from)
+          if (phase === 'append') store.appendReplicated(bytes)
+          promise(ns, result, from)
+        }
         return headReply(ns)
       })
     } catch (err) {
@@ -862,9 +1026,46 @@ async function createDatastoreService(
   }
 
   /**
-   * Makes this node's history of `ns` agree with `peer`'s: pulls what extends it; if they forked
-   * and `peer`'s history wins, truncates to where they part and pulls; otherwise tells `peer` to
-   * compare with this node.
+   * Which entry at `seq` a majority of the namespace's k holders hold (each is asked; this node
+   * answers from its own copy): its CID; `'none'` when no entry there can have a majority, even
+   * counting the entries promised there and the holders that did not answer, so none was
+   * acknowledged; `'unknown'` otherwise. A holder that holds and promised nothing at `seq` promises
+   * to take nothing there for a while (`branch`), so the answers hold while this node acts on them.
+   */
+  async function majorityAt(ns: string, seq: number): Promise<string | 'none' | 'unknown'> {
+    const { holders, majority } = quorumOf(ns)
+    const answers = await Promise.all(
+      holders.map(async (p) => {
+        if (p === self) return branchReply(ns, seq, self)
+        try {
+          return await ask(p, { type: 'branch', ns, seq }, BranchReplySchema)
+        } catch {
+          return undefined
+        }
+      }),
+    )
+    const held = new Map<string, number>()
+    const possible = new Map<string, number>()
+    let silent = 0
+    for (const a of answers) {
+      if (a === undefined) silent++
+      else {
+        if (a.cid !== null) held.set(a.cid, (held.get(a.cid) ?? 0) + 1)
+        const may = a.cid ?? a.promised
+        if (may !== null) possible.set(may, (possible.get(may) ?? 0) + 1)
+      }
+    }
+    for (const [cid, n] of held) if (n >= majority) return cid
+    if (silent >= majority || [...possible.values()].some((n) => n + silent >= majority)) return 'unknown'
+    return 'none'
+  }
+
+  /**
+   * Makes this node's history of `ns` agree with `peer`'s: pulls what extends it; if they forked,
+   * adopts the branch a majority of the k holders hold where they part (else, when no branch can
+   * have a majority there, the longer history, see {@link wins}): truncates to where they part and
+   * pulls; keeping its own, tells `peer` to compare with this node. A fork the holders' answers
+   * cannot decide yet is left for a later round.
    */
   async function reconcile(
     peer: string,
@@ -877,22 +1078,38 @@ async function createDatastoreService(
     if (theirs.head.seq === mine.seq && theirs.head.cid === mine.cid) return
     if (theirs.head.seq > mine.seq && (await pullFrom(peer, ns, opts)) !== 'forked') return
     const now = store.head(ns)
-    const behindOnMine = theirs.head.seq <= now.seq && cidAt(ns, theirs.head.seq) === theirs.head.cid
-    if (behindOnMine || !wins(theirs.head, now)) {
+    if (theirs.head.seq <= now.seq && cidAt(ns, theirs.head.seq) === theirs.head.cid) {
       nudge(peer, ns)
       return
     }
     const ancestor = await commonAncestor(peer, ns, Math.min(now.seq, theirs.head.seq))
-    // The first page of the winning history replaces this node's in the same transaction: a
-    // history this node would refuse never costs it its own.
+    // The first page of the other history, which replaces this node's in the same transaction if
+    // it wins: a history this node would refuse never costs it its own.
     const { entries } = await ask(
       peer,
       { type: 'entries', ns, after: ancestor, limit: PULL_PAGE },
       EntriesReplySchema,
     )
+    // the peer may have moved meanwhile (adopted this node's branch): then they part no longer there
+    if (entries.length === 0 || entryCid(entries[0]) === cidAt(ns, ancestor + 1)) return
+    const asked = performance.now()
+    const majority = await majorityAt(ns, ancestor + 1)
+    if (majority === 'unknown') {
+      logger.info({ event: 'store-fork-undecided', ns, peer, seq: ancestor + 1 })
+      return
+    }
+    if (majority === 'none' ? !wins(theirs.head, now) : majority !== entryCid(entries[0])) {
+      if (majority === 'none' || majority === cidAt(ns, ancestor + 1)) nudge(peer, ns)
+      return
+    }
     for (const bytes of entries) await knowFunctionOfEntry(bytes)
     const cut = (): boolean => {
       if (store.head(ns).cid !== now.cid) return false
+      // the holders' promises not to change their answers last PROMISE_MS
+      if (performance.now() - asked > PROMISE_MS / 2) {
+        logger.info({ event: 'store-fork-undecided', ns, peer, seq: ancestor + 1, stale: true })
+        return false
+      }
       try {
         store.truncate(ns, ancestor, entries)
         return true
@@ -910,6 +1127,7 @@ async function createDatastoreService(
       from: now.seq,
       to: ancestor,
       winner: peer,
+      by: majority === 'none' ? 'longer' : 'majority',
       theirHead: theirs.head,
     })
     await pullFrom(peer, ns, opts)
@@ -1117,6 +1335,8 @@ async function createDatastoreService(
       }
       case 'cids':
         return { cids: store.cidsSince(msg.ns, msg.after, msg.limit) }
+      case 'branch':
+        return branchReply(msg.ns, msg.seq, from)
       case 'nudge':
         if (store.namespace(msg.ns) === undefined)
           throw new CovenantError('NAMESPACE_NOT_FOUND', `this node does not hold ${msg.ns}`)

@@ -1085,6 +1085,9 @@ async function createJobsService(
       release(id, stored.record.stores)
       const e = CovenantError.from(err)
       const conflict = e.code === 'WRITE_CONFLICT'
+      // too few holders reachable: not the job's failure (its writes may have landed, see DEFERRING_ERRORS)
+      const deferred = DEFERRING_ERRORS.has(e.code)
+      if (deferred) slower()
       metrics.attempts.inc({ outcome: conflict ? 'conflict' : e.code })
       const end = {
         n,
@@ -1097,7 +1100,11 @@ async function createJobsService(
         backoff: options.backoff,
       }
       await attemptEnded(id, n, (s, r, own) =>
-        conflict ? attemptConflicted(s, r, { ...end, own }) : attemptFailed(s, r, { ...end, own }),
+        conflict
+          ? attemptConflicted(s, r, { ...end, own })
+          : deferred
+            ? attemptDeferred(s, r, { ...end, own })
+            : attemptFailed(s, r, { ...end, own }),
       )
       return
     }

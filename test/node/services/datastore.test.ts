@@ -41,6 +41,7 @@ import type { Certificate, Output } from '../../../src/exec/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
+import { localHead as storeHead, converged as storesConverged } from '../../fixtures/stores.ts'
 
 const NODES = 7
 /** A function that writes one key and reads nothing. */
@@ -106,25 +107,9 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
   const order = (name: string): number[] =>
     closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), name)), ids, NODES).map(index)
 
-  /** What node `i` holds of `ns` itself: its head, or undefined when another node's copy answered. */
-  const localHead = async (i: number, ns: string) => {
-    const info = await nets[i].store(ns).info()
-    return info.servedBy === peer(i) ? info.head : undefined
-  }
-
+  const localHead = (i: number, ns: string) => storeHead({ nets, ids }, i, ns)
   /** Waits until each of `holders` holds `ns` itself at the same head; returns that head. */
-  // Generous: after a restart a loaded machine may take long; only what they converge to decides.
-  const converged = (ns: string, holders: number[]) =>
-    waitFor(
-      `nodes ${holders} to hold ${ns} alike`,
-      async () => {
-        const heads = await Promise.all(holders.map((i) => localHead(i, ns)))
-        if (heads.some((h) => h === undefined) || heads.some((h) => h!.cid !== heads[0]!.cid))
-          throw new Error(`heads ${JSON.stringify(heads.map((h) => h?.seq ?? 'not held'))}`)
-        return heads[0]!
-      },
-      90_000,
-    )
+  const converged = (ns: string, holders: number[]) => storesConverged({ nets, ids }, ns, holders)
 
   const rejectsWith = (p: Promise<unknown>, code: string) =>
     assert.rejects(p, (e: CovenantError) => e.code === code, code)

@@ -29,7 +29,7 @@ import {
 import type { CovenantError } from '../../../src/errors/index.ts'
 import { createJob } from '../../../src/jobs/index.ts'
 import { reconcile } from '../../../src/ledger/index.ts'
-import { keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
+import { fundFromEveryFaucet, keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
 import { payeeStatement, startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 
 type OwedReply = z.infer<typeof OwedReplySchema>
@@ -93,14 +93,8 @@ describe('jobs that write, on a 5-node devnet', { timeout: 3_600_000 }, () => {
     ids = devnet.nodes.map((n) => n.peerId)
     net = await connect({ nodes: devnet.nodes.map((n) => n.http) })
     owner = await generateKey()
-    // the owner enqueues every job here and pays for each: 1 cr from each node's faucet (asked
-    // again until every node minted: a node whose faucet answer was lost would otherwise extend
-    // only its credit, and the owner's jobs there would end PAYMENT_REQUIRED once it is spent)
-    const minted = new Set<string>()
-    await waitFor('every node’s faucet', async () => {
-      for (const peer of (await net.faucet(1_000_000_000, { key: owner })).from) minted.add(peer)
-      return minted.size === NODES ? true : undefined
-    })
+    // the owner enqueues every job here and pays for each
+    await fundFromEveryFaucet(net, owner, NODES)
     fn = (await net.deploy(COUNTER, { key: owner })).cid
     ns = (await net.createStore('counter', { public: true, key: owner })).ns
     const grant = await net.grant({
