@@ -490,6 +490,14 @@ async function createDatastoreService(
   let holdersUnder: unknown
   const forgetHolders = c.peers.onChange(() => holdersKept.clear())
 
+  // A restarted node's peer table starts empty: counting only the peers it has heard again, it
+  // would be a namespace's only holder (k = 1) and acknowledge commits alone on a stale copy. It
+  // counts the other holders it kept (`keepHolders`) that its table does not list yet, as dead
+  // ones, for as long as its table keeps a dead peer (`forgetAfterMs`): then as its table would,
+  // it forgets those it never heard from.
+  const rememberedUntil = Date.now() + c.peers.options.forgetAfterMs
+  let forgetRemembered: NodeJS.Timeout | undefined
+
   function placement(ns: string): { live: readonly string[]; known: readonly string[] } {
     const covenant = c.covenant()
     if (holdersUnder !== covenant) {
@@ -505,8 +513,15 @@ async function createDatastoreService(
           known.push(p.id)
           if (p.alive) live.push(p.id)
         }
+      const held = storesHere() && store.namespace(ns) !== undefined
+      const remembered = held ? store.holders(ns) : []
+      if (Date.now() < rememberedUntil)
+        for (const id of remembered) if (id !== self && c.peers.get(id) === undefined) known.push(id)
       const key = namespaceKeyBytes(ns)
       kept = { live: closestPeers(key, live, replicas), known: closestPeers(key, known, replicas) }
+      const others = kept.known.filter((p) => p !== self)
+      if (held && (others.length !== remembered.length || others.some((p, i) => p !== remembered[i])))
+        store.keepHolders(ns, others)
       if (holdersKept.size >= HOLDERS_KEPT) holdersKept.delete(holdersKept.keys().next().value as string)
       holdersKept.set(ns, kept)
     }
@@ -965,7 +980,12 @@ async function createDatastoreService(
     assertHolder(ns)
     const isNew = store.namespace(ns) === undefined
     store.create(d)
-    if (isNew) syncSoon(ns)
+    if (isNew) {
+      // placed before it was held: placed again, which keeps its holders
+      holdersKept.delete(ns)
+      placement(ns)
+      syncSoon(ns)
+    }
     return headReply(ns)
   }
 
@@ -1501,6 +1521,8 @@ async function createDatastoreService(
       })
       timer = setInterval(() => void syncRound(), syncIntervalMs)
       timer.unref()
+      forgetRemembered = setTimeout(() => holdersKept.clear(), Math.max(0, rememberedUntil - Date.now()))
+      forgetRemembered.unref()
       syncSoon()
     },
     async stop() {
@@ -1509,6 +1531,7 @@ async function createDatastoreService(
       forgetHolders()
       if (timer !== undefined) clearInterval(timer)
       if (soonTimer !== undefined) clearTimeout(soonTimer)
+      if (forgetRemembered !== undefined) clearTimeout(forgetRemembered)
       await net.unhandle(STORE_PROTOCOL).catch(() => {})
       await syncing?.catch(() => {})
       await Promise.allSettled([...pending.values()])
