@@ -48,6 +48,7 @@ import {
   type CommitReply,
   CommitReplySchema,
   checkRead,
+  createPromiseBook,
   createRevocationCommit,
   type Datastore,
   type DraftedCommit,
@@ -69,6 +70,7 @@ import {
   namespaceKeyBytes,
   OkReplySchema,
   openDatastore,
+  PROMISE_MS,
   type PreparedCommit,
   parseCommit,
   RevocationsReplySchema,
@@ -144,12 +146,6 @@ export const DATASTORE_FILE = 'datastore.db'
 const COMMIT_TIMEOUT_MS = 60_000
 /** How long a read or a catch-up request to another holder may take. */
 const READ_TIMEOUT_MS = 10_000
-/**
- * How long a holder keeps its promise of one entry per seq to the primary that offered it (see
- * `takeEntry`), unless that primary leaves its view first: a primary that died blocks the seq no
- * longer than this.
- */
-const PROMISE_MS = 15_000
 /** A primary tries a commit this many times when holders forked or refused it. */
 const MAX_COMMIT_ATTEMPTS = 3
 /** A holder that lacks at most this many entries is brought up to date by the primary inline. */
@@ -576,41 +572,18 @@ async function createDatastoreService(
 
   // ── one entry per seq: what a holder promised a primary ──────────────────────────────────
 
-  type Promised = { seq: number; cid: string; id: string }
   /**
-   * Per namespace, the entry this node last checked, took or offered as primary (`to` itself), at
-   * which seq, for which primary; a fence (no entry: `cid` '') while a fork is decided (`branch`).
+   * Per namespace, the entry this node last checked, took or offered as primary (to itself), at
+   * which seq, for which primary; a fence (no entry) while a fork is decided (`branch`).
    */
-  const promises = new Map<string, Promised & { to: string; until: number }>()
-
-  /** The promise standing at `seq` of `ns`: not expired, and its primary this node or a live peer. */
-  function promiseAt(ns: string, seq: number): (Promised & { to: string }) | undefined {
-    const p = promises.get(ns)
-    if (p === undefined || p.seq !== seq) return undefined
-    if (Date.now() < p.until && (p.to === self || c.peers.get(p.to)?.alive === true)) return p
-    promises.delete(ns)
-    return undefined
-  }
-
-  /**
-   * Refuses (ENTRY_PROMISED) an entry that `to` offers at a seq this node promised to another
-   * primary's other entry. The same primary may replace its own offer, and the same commit (by its
-   * id: a gateway that lost the primary sends it to the next holder) may come from another.
-   */
-  function keepPromise(ns: string, entry: Promised, to: string): void {
-    const p = promiseAt(ns, entry.seq)
-    if (p !== undefined && p.to !== to && p.cid !== entry.cid && p.id !== entry.id)
-      throw new CovenantError(
-        'ENTRY_PROMISED',
-        `seq ${entry.seq} of ${ns} is promised to ${p.cid === '' ? 'no entry while a fork is decided' : `${p.cid} of ${p.to}`}`,
-      )
-  }
-
-  function promise(ns: string, entry: Promised, to: string): void {
-    promises.delete(ns)
-    if (promises.size >= HOLDERS_KEPT) promises.delete(promises.keys().next().value as string)
-    promises.set(ns, { ...entry, to, until: Date.now() + PROMISE_MS })
-  }
+  const promises = createPromiseBook({
+    self,
+    alive: (peer) => c.peers.get(peer)?.alive === true,
+    max: HOLDERS_KEPT,
+  })
+  const promiseAt = promises.at
+  const keepPromise = promises.keep
+  const promise = promises.promise
 
   /**
    * What this node holds and promised at `seq` (`branch`). Holding neither, it promises `asker`
@@ -809,7 +782,7 @@ async function createDatastoreService(
           return await commitLocked()
         } catch (err) {
           // this node did not apply an entry: its own offer no longer holds other primaries off
-          if (promises.get(ns)?.to === self) promises.delete(ns)
+          if (promises.last(ns)?.to === self) promises.forget(ns)
           throw err
         }
       })
@@ -956,7 +929,7 @@ async function createDatastoreService(
       return await locked(ns, () => {
         // one entry per seq: the entry this node promised (checked) is applied at once; any other
         // is checked first, to find its seq, and refused if that seq is promised to another's
-        const promised = phase === 'append' && promises.get(ns)?.cid === entryCid(bytes)
+        const promised = phase === 'append' && promises.last(ns)?.cid === entryCid(bytes)
         const result = promised ? store.appendReplicated(bytes) : store.checkReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
         else if (!promised) {
