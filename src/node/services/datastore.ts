@@ -111,6 +111,11 @@ export const STORE_FAULT_KINDS = [
    * Its peer table, its catch-up and its view of who the k holders are stay whole.
    */
   'store-primary-seems-dead',
+  /**
+   * this node never catches up on its own (its sync rounds and the nudges it gets do nothing): it
+   * takes only what primaries offer it, so a copy it was left out of stays stale
+   */
+  'store-no-catch-up',
 ] as const
 export type StoreFaultKind = (typeof STORE_FAULT_KINDS)[number]
 
@@ -787,6 +792,7 @@ async function createDatastoreService(
         }
       })
       async function commitLocked(): Promise<CommitReply> {
+        if (quorumOf(ns).holders[0] !== self) await catchUpAsStandIn(ns)
         for (let attempt = 1; ; attempt++) {
           // The entry is built and offered to the other holders at once, and this node runs its
           // own checks (the very ones they run) while they run theirs. A commit that is a
@@ -886,6 +892,26 @@ async function createDatastoreService(
         ms: { ...Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])), total },
       })
     }
+  }
+
+  /**
+   * A stand-in primary (the first of the namespace's k holders is out of this node's sight) may
+   * have been left out of that primary's last commits: before it judges a commit on its copy, it
+   * pulls what the other live holders have beyond it (under the namespace's lock). A holder that
+   * does not answer or forked is left to the commit's own rounds.
+   */
+  async function catchUpAsStandIn(ns: string): Promise<void> {
+    const before = store.head(ns).seq
+    for (const peer of commitHoldersOf(ns)) {
+      if (peer === self) continue
+      try {
+        await pullFrom(peer, ns, { alreadyLocked: true })
+      } catch {
+        // the check round reaches it again, or leaves it out
+      }
+    }
+    const after = store.head(ns).seq
+    if (after !== before) logger.info({ event: 'store-stand-in-pulled', ns, from: before, to: after })
   }
 
   /** A gateway's commit: to the primary, else the next holder that answers. */
@@ -1196,6 +1222,7 @@ async function createDatastoreService(
 
   /** Syncs one namespace, at most once at a time. */
   function syncOne(ns: string, with_?: string): Promise<void> {
+    if (fault === 'store-no-catch-up') return Promise.resolve()
     const key = with_ === undefined ? ns : `${ns} ${with_}`
     const running_ = pending.get(key)
     if (running_ !== undefined) return running_
