@@ -23,7 +23,7 @@ import {
 } from '../caps/index.ts'
 import { cidForBytes } from '../content/index.ts'
 import type { JsonValue } from '../encoding/index.ts'
-import { CovenantError } from '../errors/index.ts'
+import { CovenantError, parseOrThrow } from '../errors/index.ts'
 import { openSqlite } from '../sqlite/index.ts'
 import {
   type Commit,
@@ -205,6 +205,17 @@ export interface Datastore {
   truncate(ns: string, seq: number, replacement?: readonly Uint8Array[]): Head
   /** Forgets a namespace and everything held for it. True if it was held. */
   drop(ns: string): boolean
+  /**
+   * The other holders of a held namespace this node last counted (see {@link Datastore.keepHolders}),
+   * empty if none were kept or it is not held.
+   */
+  holders(ns: string): string[]
+  /**
+   * Keeps the ids of the namespace's other holders (the node's service counts them; this store
+   * only keeps them): a restarted node counts them again before its peer table hears them.
+   * Nothing is kept for a namespace not held; dropping it forgets them.
+   */
+  keepHolders(ns: string, holders: readonly string[]): void
   /** The ids of the namespaces held, in order, after `after`, at most `limit` (default 100, at most 1000). */
   namespaces(options?: { after?: string; limit?: number }): string[]
   /** A key at the head, or at the namespace version `at`. */
@@ -274,6 +285,9 @@ const SCHEMA = `
   CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
 `
 
+/** The other holders a namespace's node last counted: peer ids, at most a covenant's replicas. */
+const HeldBySchema = z.array(z.string().min(1).max(128)).max(64)
+
 /** What applying an entry records besides its writes: a key writer's nonce, a revocation. */
 interface Recorded {
   nonce?: [string, string]
@@ -283,9 +297,14 @@ interface Recorded {
 /**
  * The schema's steps, oldest first (`openSqlite` runs those a file lacks). From step 2, each
  * revocation records the history's seq it holds from; those stored before it hold from the
- * history's start (seq 0), as they did.
+ * history's start (seq 0), as they did. From step 3, a namespace keeps the other holders its node
+ * last counted (a JSON array of peer ids; none before).
  */
-const MIGRATIONS = [SCHEMA, 'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0']
+const MIGRATIONS = [
+  SCHEMA,
+  'ALTER TABLE revocations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0',
+  "ALTER TABLE namespaces ADD COLUMN holders TEXT NOT NULL DEFAULT '[]'",
+]
 
 /** The schema version this code writes; `PRAGMA user_version` records what a file holds. */
 export const DATASTORE_SCHEMA_VERSION = MIGRATIONS.length
@@ -389,6 +408,8 @@ export function openDatastore(init: DatastoreInit): Datastore {
     ),
     setHead: db.prepare('UPDATE namespaces SET head_seq = ?, head_cid = ?, head_at = ? WHERE id = ?'),
     setDescriptor: db.prepare('UPDATE namespaces SET descriptor = ? WHERE id = ?'),
+    holders: db.prepare('SELECT holders FROM namespaces WHERE id = ?'),
+    setHolders: db.prepare('UPDATE namespaces SET holders = ? WHERE id = ?'),
     entryAt: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND seq = ?'),
     entryById: db.prepare('SELECT seq, cid FROM entries WHERE ns = ? AND id = ?'),
     entriesAfter: db.prepare(
@@ -988,6 +1009,17 @@ export function openDatastore(init: DatastoreInit): Datastore {
         db.prepare('DELETE FROM namespaces WHERE id = ?').run(ns)
         return true
       })
+    },
+
+    holders(ns) {
+      const row = stmt.holders.get(ns) as { holders: string } | undefined
+      if (row === undefined) return []
+      const parsed = HeldBySchema.safeParse(JSON.parse(row.holders))
+      return parsed.success ? parsed.data : []
+    },
+
+    keepHolders(ns, holders) {
+      stmt.setHolders.run(JSON.stringify(parseOrThrow(HeldBySchema, holders, 'INVALID_INPUT', 'holders')), ns)
     },
 
     namespaces(options = {}) {

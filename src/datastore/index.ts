@@ -100,6 +100,8 @@ export {
   verifyDescriptor,
   WritePolicySchema,
 } from './namespace.ts'
+export type { PromiseBook, PromiseBookInit, Promised, StandingPromise } from './promises.ts'
+export { createPromiseBook, PROMISE_MS } from './promises.ts'
 export type { Vouch, VouchJSON } from './standing.ts'
 export {
   GRANTS_PREFIX,

@@ -350,6 +350,26 @@ describe('replicated histories', () => {
     assert.deepEqual(again.get(ns, 'pages/home'), { value: '<h1>', version: 2 })
   })
 
+  it('keeps the other holders its node counted across a restart, for held namespaces only, and forgets them with the namespace', () => {
+    const path = join(dir, 'holders.db')
+    const first = holder(path)
+    assert.deepEqual(first.holders(ns), [], 'none kept yet')
+    first.keepHolders(ns, ['peer-a', 'peer-b'])
+    first.keepHolders('not-held', ['peer-c'])
+    first.close()
+    const again = holder(path)
+    assert.deepEqual(again.holders(ns), ['peer-a', 'peer-b'])
+    assert.deepEqual(again.holders('not-held'), [], 'nothing is kept for a namespace not held')
+    assert.equal(
+      errorCode(() => again.keepHolders(ns, [''])),
+      'INVALID_INPUT',
+    )
+    assert.deepEqual(again.holders(ns), ['peer-a', 'peer-b'], 'a refused list changes nothing')
+    assert.equal(again.drop(ns), true)
+    again.create(genesis)
+    assert.deepEqual(again.holders(ns), [], 'dropped, the namespace forgot them')
+  })
+
   it('starts a namespace only from its owner’s genesis, once', () => {
     const store = openDatastore({
       path: ':memory:',

@@ -48,6 +48,7 @@ import {
   type CommitReply,
   CommitReplySchema,
   checkRead,
+  createPromiseBook,
   createRevocationCommit,
   type Datastore,
   type DraftedCommit,
@@ -69,6 +70,7 @@ import {
   namespaceKeyBytes,
   OkReplySchema,
   openDatastore,
+  PROMISE_MS,
   type PreparedCommit,
   parseCommit,
   RevocationsReplySchema,
@@ -109,6 +111,11 @@ export const STORE_FAULT_KINDS = [
    * Its peer table, its catch-up and its view of who the k holders are stay whole.
    */
   'store-primary-seems-dead',
+  /**
+   * this node never catches up on its own (its sync rounds and the nudges it gets do nothing): it
+   * takes only what primaries offer it, so a copy it was left out of stays stale
+   */
+  'store-no-catch-up',
 ] as const
 export type StoreFaultKind = (typeof STORE_FAULT_KINDS)[number]
 
@@ -144,12 +151,6 @@ export const DATASTORE_FILE = 'datastore.db'
 const COMMIT_TIMEOUT_MS = 60_000
 /** How long a read or a catch-up request to another holder may take. */
 const READ_TIMEOUT_MS = 10_000
-/**
- * How long a holder keeps its promise of one entry per seq to the primary that offered it (see
- * `takeEntry`), unless that primary leaves its view first: a primary that died blocks the seq no
- * longer than this.
- */
-const PROMISE_MS = 15_000
 /** A primary tries a commit this many times when holders forked or refused it. */
 const MAX_COMMIT_ATTEMPTS = 3
 /** A holder that lacks at most this many entries is brought up to date by the primary inline. */
@@ -490,6 +491,14 @@ async function createDatastoreService(
   let holdersUnder: unknown
   const forgetHolders = c.peers.onChange(() => holdersKept.clear())
 
+  // A restarted node's peer table starts empty: counting only the peers it has heard again, it
+  // would be a namespace's only holder (k = 1) and acknowledge commits alone on a stale copy. It
+  // counts the other holders it kept (`keepHolders`) that its table does not list yet, as dead
+  // ones, for as long as its table keeps a dead peer (`forgetAfterMs`): then as its table would,
+  // it forgets those it never heard from.
+  const rememberedUntil = Date.now() + c.peers.options.forgetAfterMs
+  let forgetRemembered: NodeJS.Timeout | undefined
+
   function placement(ns: string): { live: readonly string[]; known: readonly string[] } {
     const covenant = c.covenant()
     if (holdersUnder !== covenant) {
@@ -505,8 +514,15 @@ async function createDatastoreService(
           known.push(p.id)
           if (p.alive) live.push(p.id)
         }
+      const held = storesHere() && store.namespace(ns) !== undefined
+      const remembered = held ? store.holders(ns) : []
+      if (Date.now() < rememberedUntil)
+        for (const id of remembered) if (id !== self && c.peers.get(id) === undefined) known.push(id)
       const key = namespaceKeyBytes(ns)
       kept = { live: closestPeers(key, live, replicas), known: closestPeers(key, known, replicas) }
+      const others = kept.known.filter((p) => p !== self)
+      if (held && (others.length !== remembered.length || others.some((p, i) => p !== remembered[i])))
+        store.keepHolders(ns, others)
       if (holdersKept.size >= HOLDERS_KEPT) holdersKept.delete(holdersKept.keys().next().value as string)
       holdersKept.set(ns, kept)
     }
@@ -561,41 +577,18 @@ async function createDatastoreService(
 
   // ── one entry per seq: what a holder promised a primary ──────────────────────────────────
 
-  type Promised = { seq: number; cid: string; id: string }
   /**
-   * Per namespace, the entry this node last checked, took or offered as primary (`to` itself), at
-   * which seq, for which primary; a fence (no entry: `cid` '') while a fork is decided (`branch`).
+   * Per namespace, the entry this node last checked, took or offered as primary (to itself), at
+   * which seq, for which primary; a fence (no entry) while a fork is decided (`branch`).
    */
-  const promises = new Map<string, Promised & { to: string; until: number }>()
-
-  /** The promise standing at `seq` of `ns`: not expired, and its primary this node or a live peer. */
-  function promiseAt(ns: string, seq: number): (Promised & { to: string }) | undefined {
-    const p = promises.get(ns)
-    if (p === undefined || p.seq !== seq) return undefined
-    if (Date.now() < p.until && (p.to === self || c.peers.get(p.to)?.alive === true)) return p
-    promises.delete(ns)
-    return undefined
-  }
-
-  /**
-   * Refuses (ENTRY_PROMISED) an entry that `to` offers at a seq this node promised to another
-   * primary's other entry. The same primary may replace its own offer, and the same commit (by its
-   * id: a gateway that lost the primary sends it to the next holder) may come from another.
-   */
-  function keepPromise(ns: string, entry: Promised, to: string): void {
-    const p = promiseAt(ns, entry.seq)
-    if (p !== undefined && p.to !== to && p.cid !== entry.cid && p.id !== entry.id)
-      throw new CovenantError(
-        'ENTRY_PROMISED',
-        `seq ${entry.seq} of ${ns} is promised to ${p.cid === '' ? 'no entry while a fork is decided' : `${p.cid} of ${p.to}`}`,
-      )
-  }
-
-  function promise(ns: string, entry: Promised, to: string): void {
-    promises.delete(ns)
-    if (promises.size >= HOLDERS_KEPT) promises.delete(promises.keys().next().value as string)
-    promises.set(ns, { ...entry, to, until: Date.now() + PROMISE_MS })
-  }
+  const promises = createPromiseBook({
+    self,
+    alive: (peer) => c.peers.get(peer)?.alive === true,
+    max: HOLDERS_KEPT,
+  })
+  const promiseAt = promises.at
+  const keepPromise = promises.keep
+  const promise = promises.promise
 
   /**
    * What this node holds and promised at `seq` (`branch`). Holding neither, it promises `asker`
@@ -794,11 +787,12 @@ async function createDatastoreService(
           return await commitLocked()
         } catch (err) {
           // this node did not apply an entry: its own offer no longer holds other primaries off
-          if (promises.get(ns)?.to === self) promises.delete(ns)
+          if (promises.last(ns)?.to === self) promises.forget(ns)
           throw err
         }
       })
       async function commitLocked(): Promise<CommitReply> {
+        if (quorumOf(ns).holders[0] !== self) await catchUpAsStandIn(ns)
         for (let attempt = 1; ; attempt++) {
           // The entry is built and offered to the other holders at once, and this node runs its
           // own checks (the very ones they run) while they run theirs. A commit that is a
@@ -900,6 +894,26 @@ async function createDatastoreService(
     }
   }
 
+  /**
+   * A stand-in primary (the first of the namespace's k holders is out of this node's sight) may
+   * have been left out of that primary's last commits: before it judges a commit on its copy, it
+   * pulls what the other live holders have beyond it (under the namespace's lock). A holder that
+   * does not answer or forked is left to the commit's own rounds.
+   */
+  async function catchUpAsStandIn(ns: string): Promise<void> {
+    const before = store.head(ns).seq
+    for (const peer of commitHoldersOf(ns)) {
+      if (peer === self) continue
+      try {
+        await pullFrom(peer, ns, { alreadyLocked: true })
+      } catch {
+        // the check round reaches it again, or leaves it out
+      }
+    }
+    const after = store.head(ns).seq
+    if (after !== before) logger.info({ event: 'store-stand-in-pulled', ns, from: before, to: after })
+  }
+
   /** A gateway's commit: to the primary, else the next holder that answers. */
   async function commitThroughHolders(commit: Commit): Promise<CommitReply> {
     let last: CovenantError | undefined
@@ -941,7 +955,7 @@ async function createDatastoreService(
       return await locked(ns, () => {
         // one entry per seq: the entry this node promised (checked) is applied at once; any other
         // is checked first, to find its seq, and refused if that seq is promised to another's
-        const promised = phase === 'append' && promises.get(ns)?.cid === entryCid(bytes)
+        const promised = phase === 'append' && promises.last(ns)?.cid === entryCid(bytes)
         const result = promised ? store.appendReplicated(bytes) : store.checkReplicated(bytes)
         if (result.duplicate) outcome = 'duplicate'
         else if (!promised) {
@@ -965,7 +979,12 @@ async function createDatastoreService(
     assertHolder(ns)
     const isNew = store.namespace(ns) === undefined
     store.create(d)
-    if (isNew) syncSoon(ns)
+    if (isNew) {
+      // placed before it was held: placed again, which keeps its holders
+      holdersKept.delete(ns)
+      placement(ns)
+      syncSoon(ns)
+    }
     return headReply(ns)
   }
 
@@ -1203,6 +1222,7 @@ async function createDatastoreService(
 
   /** Syncs one namespace, at most once at a time. */
   function syncOne(ns: string, with_?: string): Promise<void> {
+    if (fault === 'store-no-catch-up') return Promise.resolve()
     const key = with_ === undefined ? ns : `${ns} ${with_}`
     const running_ = pending.get(key)
     if (running_ !== undefined) return running_
@@ -1501,6 +1521,8 @@ async function createDatastoreService(
       })
       timer = setInterval(() => void syncRound(), syncIntervalMs)
       timer.unref()
+      forgetRemembered = setTimeout(() => holdersKept.clear(), Math.max(0, rememberedUntil - Date.now()))
+      forgetRemembered.unref()
       syncSoon()
     },
     async stop() {
@@ -1509,6 +1531,7 @@ async function createDatastoreService(
       forgetHolders()
       if (timer !== undefined) clearInterval(timer)
       if (soonTimer !== undefined) clearTimeout(soonTimer)
+      if (forgetRemembered !== undefined) clearTimeout(forgetRemembered)
       await net.unhandle(STORE_PROTOCOL).catch(() => {})
       await syncing?.catch(() => {})
       await Promise.allSettled([...pending.values()])

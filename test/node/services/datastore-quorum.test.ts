@@ -9,8 +9,6 @@
  * certifies its run.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import {
@@ -30,11 +28,10 @@ import {
 } from '../../../src/datastore/index.ts'
 import { DEVNET_COVENANT } from '../../../src/devnet/index.ts'
 import { CovenantError } from '../../../src/errors/index.ts'
-import { encodeKey } from '../../../src/keys/index.ts'
 import { DATASTORE_FILE } from '../../../src/node/services/datastore.ts'
 import { fundFromEveryFaucet, keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
-import { converged as storesConverged } from '../../fixtures/stores.ts'
+import { plannedNodeKeys, converged as storesConverged } from '../../fixtures/stores.ts'
 
 const NODES = 5
 /**
@@ -95,10 +92,8 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
 
   before(async () => {
     owner = await generateKey()
-    let keys: PrivateKey[] = []
-    for (let found = false; !found; ) {
-      keys = await Promise.all(Array.from({ length: NODES }, () => generateKey()))
-      ids = keys.map(keyId)
+    const { dir } = await plannedNodeKeys(NODES, (drawn) => {
+      ids = drawn
       const candidates = Array.from({ length: 200 }, (_, i) => `ns-${i}`)
       const [plain, fork] = candidates.filter((n) => order(n)[NODES - 1] === SPLIT)
       const jobs = candidates.find((n) => {
@@ -112,16 +107,10 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
         )
       })
       const split = candidates.find((n) => order(n)[1] === SPLIT)
-      if (plain !== undefined && fork !== undefined && jobs !== undefined && split !== undefined) {
-        names = { plain, fork, jobs, split }
-        found = true
-      }
-    }
-    const dir = await mkdtemp(join(tmpdir(), 'covenant-devnet-'))
-    for (const [i, key] of keys.entries()) {
-      await mkdir(join(dir, `node-${i}`), { recursive: true })
-      await writeFile(join(dir, `node-${i}`, 'node.key'), encodeKey(key), { mode: 0o600 })
-    }
+      if (plain === undefined || fork === undefined || jobs === undefined || split === undefined) return false
+      names = { plain, fork, jobs, split }
+      return true
+    })
     const storeOnly = CovenantConfigSchema.parse({
       ...DEVNET_COVENANT,
       execute: { ...DEVNET_COVENANT.execute, enabled: false },

@@ -9,9 +9,6 @@
  * and with a function's (a certified run's writes, the tamper-resistant path).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
@@ -38,10 +35,13 @@ import {
 } from '../../../src/datastore/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
 import type { Certificate, Output } from '../../../src/exec/index.ts'
-import { encodeKey } from '../../../src/keys/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
-import { localHead as storeHead, converged as storesConverged } from '../../fixtures/stores.ts'
+import {
+  plannedNodeKeys,
+  localHead as storeHead,
+  converged as storesConverged,
+} from '../../fixtures/stores.ts'
 
 const NODES = 7
 /** A function that writes one key and reads nothing. */
@@ -115,21 +115,13 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
     assert.rejects(p, (e: CovenantError) => e.code === code, code)
 
   before(async () => {
-    // Node keys for which a plan fits (most sets of keys do; a few place the nodes too alike),
-    // written where the devnet's nodes read theirs.
     owner = await generateKey()
-    let keys: PrivateKey[] = []
-    for (let found: Plan | undefined; found === undefined; ) {
-      keys = await Promise.all(Array.from({ length: NODES }, () => generateKey()))
-      ids = keys.map(keyId)
-      found = planFor(order)
+    const { dir } = await plannedNodeKeys(NODES, (drawn) => {
+      ids = drawn
+      const found = planFor(order)
       if (found !== undefined) plan = found
-    }
-    const dir = await mkdtemp(join(tmpdir(), 'covenant-devnet-'))
-    for (const [i, key] of keys.entries()) {
-      await mkdir(join(dir, `node-${i}`), { recursive: true })
-      await writeFile(join(dir, `node-${i}`, 'node.key'), encodeKey(key), { mode: 0o600 })
-    }
+      return found !== undefined
+    })
     GATEWAY = plan.gateway
     devnet = await startTestDevnet({
       dir,
