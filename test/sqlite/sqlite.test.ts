@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it, type TestContext } from 'node:test'
-import { openDatastore } from '../../src/datastore/index.ts'
+import { DATASTORE_SCHEMA_VERSION, openDatastore } from '../../src/datastore/index.ts'
 import { type Migration, openSqlite } from '../../src/sqlite/index.ts'
 import { errorCode as code } from '../fixtures/errors.ts'
 
@@ -81,16 +81,19 @@ describe('openSqlite', () => {
     db.close()
   })
 
-  it('brings a datastore file of schema 1 to schema 2: its revocations hold from seq 0', async (t) => {
+  it('brings a datastore file of schema 1 to the current schema: its revocations hold from seq 0, its namespaces keep no holders yet', async (t) => {
     const path = await tempFile(t, 'datastore.db')
     // No run is verified here: only the file's schema is looked at.
     const verifyRun = () => {
       throw new Error('not called')
     }
     openDatastore({ path, verifyRun }).close()
-    // Rewind the file to what schema 1 wrote: revocations without their seq.
+    // Rewind the file to what schema 1 wrote: revocations without their seq, namespaces without
+    // the holders their node counted (step 3).
     const raw = new DatabaseSync(path)
-    raw.exec(`DROP TABLE revocations;
+    raw.exec(`ALTER TABLE namespaces DROP COLUMN holders;
+      INSERT INTO namespaces VALUES ('ns', x'00', x'00', 0, 'cid', 0);
+      DROP TABLE revocations;
       CREATE TABLE revocations (ns TEXT NOT NULL, cid TEXT NOT NULL, revoked TEXT NOT NULL,
         effective INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (ns, cid)) STRICT;
       CREATE INDEX revocations_revoked ON revocations (ns, revoked, effective);
@@ -99,10 +102,15 @@ describe('openSqlite', () => {
     raw.close()
     openDatastore({ path, verifyRun }).close()
     const after = new DatabaseSync(path)
-    assert.equal(version(after), 2)
+    assert.equal(version(after), DATASTORE_SCHEMA_VERSION)
+    assert.equal(DATASTORE_SCHEMA_VERSION, 3)
     assert.deepEqual(
       { ...(after.prepare('SELECT cid, seq FROM revocations').get() as object) },
       { cid: 'cid', seq: 0 },
+    )
+    assert.deepEqual(
+      { ...(after.prepare('SELECT id, holders FROM namespaces').get() as object) },
+      { id: 'ns', holders: '[]' },
     )
     after.close()
   })
