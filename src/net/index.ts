@@ -51,6 +51,7 @@ export type { Host } from './host.ts'
 export * from './protocols.ts'
 export { type RetryInit, retryTransient, TRANSIENT_CODES } from './retry.ts'
 export type { InboundLoad, RequestOptions, RpcHandlerInit } from './rpc.ts'
+export { timeoutSignal } from './rpc.ts'
 export { SESSION_MAX_REQUEST_BYTES, SESSION_SUFFIX, sessionProtocol } from './session.ts'
 
 export interface NetInit {

@@ -31,6 +31,7 @@ import {
   type InboundCore,
   type Reply,
   readFailure,
+  timeoutSignal,
 } from './rpc.ts'
 
 /** The session variant of protocol `P` is negotiated as `P + SESSION_SUFFIX`. */
@@ -78,12 +79,14 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       if (broken) return
       unwritten++
       // A caller that does not take its replies gets no more time than a one-shot caller has.
-      lp.write(encodeReply({ id, ...reply }), { signal: AbortSignal.timeout(core.readTimeoutMs) })
+      const writing = timeoutSignal(core.readTimeoutMs)
+      lp.write(encodeReply({ id, ...reply }), { signal: writing.signal })
         .catch((err: unknown) => {
           broken = true
           stream.abort(err instanceof Error ? err : new Error(String(err)))
         })
         .finally(() => {
+          writing.clear()
           unwritten--
           wake?.()
         })
@@ -105,14 +108,17 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       while (unwritten >= MAX_UNWRITTEN && !broken) await new Promise<void>((r) => (wake = r))
       if (broken) return
       let raw: Uint8Array
+      const idle = timeoutSignal(SESSION_IDLE_MS)
       try {
-        raw = (await lp.read({ signal: AbortSignal.timeout(SESSION_IDLE_MS) })).subarray()
+        raw = (await lp.read({ signal: idle.signal })).subarray()
       } catch (err) {
         // The caller closed its side, idled too long, or sent what cannot be read (then answered
         // without an id, see refuseUnread): the session ends.
         const e = readFailure(err, maxFrame)
         if (e.code !== 'PEER_TIMEOUT' && stream.readStatus !== 'closed' && !broken) refuseUnread(e)
         break
+      } finally {
+        idle.clear()
       }
       let frame: z.infer<typeof RequestFrameSchema>
       try {

@@ -55,7 +55,7 @@ import {
   watchLateReceipts,
 } from '../../exec/index.ts'
 import { divergenceReport, quote } from '../../ledger/index.ts'
-import { retryTransient } from '../../net/index.ts'
+import { retryTransient, timeoutSignal } from '../../net/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -243,11 +243,21 @@ async function createExecService(
     }
   }
 
-  function deadlineSignal(request: { deadline?: unknown }): AbortSignal {
+  /** Aborts at the request's deadline (and a grace), or sooner with `signal`; cleared once `work` is done. */
+  async function untilDeadline<T>(
+    request: { deadline?: unknown },
+    signal: AbortSignal | undefined,
+    work: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
-    return AbortSignal.timeout(
+    const timer = timeoutSignal(
       Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS)),
     )
+    try {
+      return await work(signal === undefined ? timer.signal : AbortSignal.any([signal, timer.signal]))
+    } finally {
+      timer.clear()
+    }
   }
 
   /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
@@ -309,8 +319,7 @@ async function createExecService(
     maxPerPeer: 8,
     // a gateway keeps one stream to each executor for all its calls (net/session.ts)
     sessions: true,
-    handler: (msg, from, signal) =>
-      execute(msg.request, AbortSignal.any([signal, deadlineSignal(msg.request)]), from),
+    handler: (msg, from, signal) => untilDeadline(msg.request, signal, (s) => execute(msg.request, s, from)),
   })
 
   await net.handle(CONFLICT_PROTOCOL, {
@@ -339,7 +348,10 @@ async function createExecService(
       const timeoutMs = replyWindowMs(r, waitMs)
       const p =
         peer === self
-          ? execute(r, AbortSignal.timeout(timeoutMs), self)
+          ? (() => {
+              const timer = timeoutSignal(timeoutMs)
+              return execute(r, timer.signal, self).finally(() => timer.clear())
+            })()
           : net.request(
               peer,
               EXEC_PROTOCOL,
@@ -493,7 +505,7 @@ async function createExecService(
       minEligibleFraction: trustOf(body.trust).minEligibleFraction,
     })
     const chosen = ordered.filter((peer) => conflicts.evidenceAgainst(peer) === undefined).slice(0, request.k)
-    const dry = await executor.dryRun(request, { signal: deadlineSignal(request) })
+    const dry = await untilDeadline(request, undefined, (signal) => executor.dryRun(request, { signal }))
     return {
       fuel: dry.receipt.fuel,
       outcome: dry.output.error?.code ?? 'ok',
