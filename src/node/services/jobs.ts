@@ -611,6 +611,9 @@ async function createJobsService(
     maxInboundStreams: 32,
     maxPerPeer: 16,
     runTimeoutMs: 30_000,
+    // keepers trade a few small messages per job attempt: one stream each way for all of them
+    // (net/session.ts) instead of a new stream per message
+    sessions: true,
     handler: (msg) => onRequest(msg),
   })
 
@@ -622,6 +625,7 @@ async function createJobsService(
         timeoutMs: replicateTimeoutMs,
         maxReplyBytes: MAX_JOBS_MESSAGE_BYTES,
         schema: ItemsReplySchema,
+        session: true,
       })
       .then((r) => r.results)
   }
@@ -1377,6 +1381,7 @@ async function createJobsService(
                 timeoutMs: replicateTimeoutMs,
                 maxReplyBytes: MAX_JOBS_MESSAGE_BYTES,
                 schema: GetReplySchema,
+                session: true,
               },
             )
             const got = reply.jobs.find((j) => j.id === id)
