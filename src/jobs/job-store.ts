@@ -12,7 +12,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { canonicalBytes } from '../keys/index.ts'
-import { openSqlite } from '../sqlite/index.ts'
+import { openSqlite, transaction } from '../sqlite/index.ts'
 import { type JobDoc, JobDocSchema } from './effects.ts'
 import type { JobRecord } from './record.ts'
 import {
@@ -262,14 +262,9 @@ export function openJobStore(init: JobStoreInit): JobStore {
       }
     },
     batch(body) {
-      db.exec('BEGIN IMMEDIATE')
       try {
-        const result = body()
-        db.exec('COMMIT')
-        return result
+        return transaction(db, body)
       } catch (err) {
-        // (an I/O error may have rolled it back already)
-        if (db.isTransaction) db.exec('ROLLBACK')
         // the states written in it were kept decoded too
         decoded.clear()
         throw err
