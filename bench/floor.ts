@@ -24,6 +24,11 @@
  *    whose check and write run while the primary does its own, so they count once);
  * 7. the client checks the certificate (`verifyCertificate`, its own request's signature known).
  *
+ * Each step is timed alone (`samples` times in a row) and within the pipeline; the floor is the
+ * lowest of: the sum of the steps' p50s alone, their sum within the pipeline, the pipeline's own
+ * p50. A lower one still is printed beside it: the steps alone with every check and signature
+ * counted as bare Ed25519 operations (no parsing, encoding, ticket, selection or hashing).
+ *
  * Each role runs in its own thread, as each is another node: src/keys and src/exec remember the
  * signatures and requests their process made or checked, and a role must not find another role's
  * work there. The executor and the holder time their own step; the hand-offs between threads are
@@ -293,6 +298,13 @@ export interface CommitFloor {
   pipeline: Latency
   /** the lowest of the three: the floor, ms */
   floorP50: number
+  /**
+   * A lower floor still, ms: the steps alone with every check and signature counted as bare
+   * Ed25519 operations (node:crypto, p50 of each alone): the executor's check as one verify, the
+   * holder's as three, the client's as two, each signature as one sign; no parsing, no encoding,
+   * no ticket, no selection, no hashing.
+   */
+  bareSignatures: { verifyP50: number; signP50: number; floorP50: number; ratio: number }
   baselineP50: number
   /** floorP50 / baselineP50 */
   ratio: number
@@ -437,6 +449,7 @@ export async function commitFloor(init: {
   }
   const inPipeline: number[][] = COMMIT_STEPS.map(() => [])
   const totals: number[] = []
+  let sampleRequest: SignedRequest | undefined
   try {
     url = `${await gatewayHttp.listen({ host: '127.0.0.1', port: 0 })}/v1/invoke`
     await gateway.start()
@@ -461,6 +474,7 @@ export async function commitFloor(init: {
       keep(0, await timed(() => (request = sign())), i)
       requests.push(request!)
     }
+    sampleRequest = requests[0]
     for (let i = 0; i < n; i++) keep(1, await timed(() => http(requests[i])), i)
     const runs: Run[] = []
     for (let i = 0; i < n; i++) {
@@ -516,6 +530,17 @@ export async function commitFloor(init: {
   const sumInPipeline = round(steps.reduce((a, s) => a + s.inPipeline.p50, 0))
   const pipeline = latency(totals)
   const floorP50 = Math.min(sumAlone, sumInPipeline, pipeline.p50)
+  const bare = bareEd25519(samples, caller, canonicalBytes(sampleRequest!))
+  const part = (s: number, name: string) => steps[s].parts?.[name] ?? 0
+  const bareFloor = round(
+    bare.signP50 +
+      steps[1].alone.p50 +
+      (bare.verifyP50 + part(2, 'run') + bare.signP50) +
+      steps[3].alone.p50 +
+      (3 * bare.verifyP50 + part(4, 'write')) +
+      steps[5].alone.p50 +
+      2 * bare.verifyP50,
+  )
   return {
     samples,
     steps,
@@ -523,9 +548,26 @@ export async function commitFloor(init: {
     sumInPipeline,
     pipeline,
     floorP50,
+    bareSignatures: { ...bare, floorP50: bareFloor, ratio: round(bareFloor / init.baselineP50, 2) },
     baselineP50: init.baselineP50,
     ratio: round(floorP50 / init.baselineP50, 2),
   }
+}
+
+/** p50s of a bare Ed25519 sign and verify of `bytes` with node:crypto, each `n` times alone. */
+function bareEd25519(n: number, key: PrivateKey, bytes: Uint8Array): { verifyP50: number; signP50: number } {
+  const signs: number[] = []
+  const verifies: number[] = []
+  let signature = ed25519Sign(key, bytes)
+  for (let i = 0; i < n; i++) {
+    let t = performance.now()
+    signature = ed25519Sign(key, bytes)
+    signs.push(performance.now() - t)
+    t = performance.now()
+    if (!ed25519Verify(key.publicKey, bytes, signature)) throw new Error('a bare signature does not verify')
+    verifies.push(performance.now() - t)
+  }
+  return { verifyP50: latency(verifies).p50, signP50: latency(signs).p50 }
 }
 
 // ── issue 10: draining jobs ─────────────────────────────────────────────────────────────────────

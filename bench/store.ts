@@ -265,6 +265,10 @@ try {
   sumRow("floor: sum of the steps' p50s in the pipeline", floor.sumInPipeline)
   row('floor: the whole pipeline, per commit', floor.pipeline, baseWrites)
   sumRow('floor of a certified commit (the lowest of the three)', floor.floorP50)
+  sumRow(
+    `floor, checks as bare Ed25519 (verify ${floor.bareSignatures.verifyP50}, sign ${floor.bareSignatures.signP50})`,
+    floor.bareSignatures.floorP50,
+  )
 } finally {
   await devnet.stop()
   await server.close()
