@@ -7,7 +7,7 @@
  * goal on this machine.
  *
  * {@link commitFloor} (bench:store, issue 9): the critical path of one certified commit of a
- * function that writes one key, as one sequential pipeline per sample, each step timed:
+ * function that writes one key, each step timed alone and within one sequential pipeline:
  *
  * 1. the client signs its request (DAG-CBOR + Ed25519; its ticket for the hour minted beforehand);
  * 2. one HTTP round trip to a fastify server whose route does nothing (the SDK talks HTTP to its
@@ -49,8 +49,9 @@
  * when it enqueues). Signatures are checked with node:crypto directly: three executors checking
  * one request are three processes, and src/keys would answer the second from its cache. Left out:
  * every message (enqueue, dispatch, receipts, state replication among keepers), the keepers'
- * rounds to agree on a job's state, the dispatcher's claim of a job, parsing and hashing the
- * request at each executor, payments.
+ * rounds to agree on a job's state and their own checks of its certificate, the dispatcher's claim
+ * of a job and its signature on the attempt's request, parsing and hashing the request at each
+ * executor, payments.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
