@@ -94,12 +94,6 @@ import { createNet } from '../src/net/index.ts'
 import { createSandbox, SANDBOX_BUILD, type Sandbox, type SandboxResult } from '../src/sandbox/index.ts'
 import { type Latency, latency, round } from './report.ts'
 
-/** The baseline's write: read the head, insert the version, move the head, in one transaction. */
-const BASELINE_SCHEMA = `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-  CREATE TABLE kv (key TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT, PRIMARY KEY (key, seq)) STRICT;
-  CREATE TABLE head (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL) STRICT;
-  INSERT INTO head VALUES (1, 0);`
-
 /** A devnet node's sandbox: `execute.concurrency` (default 2) workers. */
 const NODE_SANDBOX_WORKERS = 2
 /** Executing peers in the views (the devnet's 5 nodes). */
@@ -192,9 +186,7 @@ async function executorRole(init: ExecutorInit): Promise<(ask: ExecutorAsk) => P
 
 async function holderRole(init: HolderInit): Promise<(ask: HolderAsk) => Promise<Timed>> {
   const view = createView(init.covenants)
-  const db = new DatabaseSync(init.db)
-  db.exec(BASELINE_SCHEMA)
-  const write = baselineWrite(db)
+  const { write } = baselineStore(init.db)
   return async ({ certificate, output, key, value }) => {
     const t = performance.now()
     verifyCertificate(certificate, { view, manifest: init.manifest, output })
@@ -205,22 +197,37 @@ async function holderRole(init: HolderInit): Promise<(ask: HolderAsk) => Promise
   }
 }
 
-function baselineWrite(db: DatabaseSync): (key: string, value: unknown) => void {
+/**
+ * bench:store's baseline datastore in `file`: a SQLite table of versions and a head, written one
+ * key per transaction (read the head, insert the version, move the head). The floor's holder
+ * writes with the very same transaction.
+ */
+export function baselineStore(file: string): {
+  db: DatabaseSync
+  write: (key: string, value: unknown) => number
+} {
+  const db = new DatabaseSync(file)
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+    CREATE TABLE kv (key TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT, PRIMARY KEY (key, seq)) STRICT;
+    CREATE TABLE head (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL) STRICT;
+    INSERT INTO head VALUES (1, 0);`)
   const headOf = db.prepare('SELECT seq FROM head WHERE id = 1')
   const insert = db.prepare('INSERT INTO kv (key, seq, value) VALUES (?, ?, ?)')
   const moveHead = db.prepare('UPDATE head SET seq = ? WHERE id = 1')
-  return (key, value) => {
+  const write = (key: string, value: unknown): number => {
     db.exec('BEGIN IMMEDIATE')
     try {
       const seq = Number((headOf.get() as { seq: number }).seq) + 1
       insert.run(key, seq, JSON.stringify(value))
       moveHead.run(seq)
       db.exec('COMMIT')
+      return seq
     } catch (err) {
       db.exec('ROLLBACK')
       throw err
     }
   }
+  return { db, write }
 }
 
 if (!isMainThread && (workerData as { floorRole?: string } | null)?.floorRole !== undefined) {

@@ -202,6 +202,10 @@ const floor = await drainFloor({
   baselineMs: baseline.drainMs,
   devnetJobs: FLOOR_DEVNET_JOBS,
 })
+// said now too: a failure in the network's part below must not lose them
+process.stderr.write(
+  `# baseline: ${JOBS} jobs drained in ${baseline.drainMs} ms; floor: ${floor.setups.map((f) => `${f.setup}: ${f.drainMs} ms`).join('; ')}; ${floor.ratio}× the baseline's\n`,
+)
 
 // --- the network -------------------------------------------------------------------------------
 const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-jobs-net-'))

@@ -26,7 +26,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
 import Fastify from 'fastify'
 import { setUpGuestbook } from '../examples/guestbook/setup.ts'
 import { invokeRoute } from '../src/api/index.ts'
@@ -35,7 +34,7 @@ import { startDevnet } from '../src/devnet/index.ts'
 import { createRequest, epochOf, mintTicket, requestToJSON } from '../src/exec/index.ts'
 import { keyId } from '../src/keys/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
-import { type CommitFloor, commitFloor } from './floor.ts'
+import { baselineStore, type CommitFloor, commitFloor } from './floor.ts'
 import { type Latency, latency, printTable, round, throughput, timeEach, writeResults } from './report.ts'
 
 const READS = 200
@@ -45,29 +44,12 @@ const CONCURRENCY = 8
 
 // --- the baseline: one fastify server writing to SQLite ----------------------------------------
 const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-store-'))
-const db = new DatabaseSync(join(dir, 'baseline.db'))
-db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-  CREATE TABLE kv (key TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT, PRIMARY KEY (key, seq)) STRICT;
-  CREATE TABLE head (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL) STRICT;
-  INSERT INTO head VALUES (1, 0);`)
-const headOf = db.prepare('SELECT seq FROM head WHERE id = 1')
-const insert = db.prepare('INSERT INTO kv (key, seq, value) VALUES (?, ?, ?)')
-const moveHead = db.prepare('UPDATE head SET seq = ? WHERE id = 1')
+const { db, write } = baselineStore(join(dir, 'baseline.db'))
 const latest = db.prepare('SELECT seq, value FROM kv WHERE key = ? ORDER BY seq DESC LIMIT 1')
 const server = Fastify()
 server.post('/write', async (req) => {
   const { key, value } = req.body as { key: string; value: unknown }
-  db.exec('BEGIN IMMEDIATE')
-  try {
-    const seq = Number((headOf.get() as { seq: number }).seq) + 1
-    insert.run(key, seq, JSON.stringify(value))
-    moveHead.run(seq)
-    db.exec('COMMIT')
-    return { seq }
-  } catch (err) {
-    db.exec('ROLLBACK')
-    throw err
-  }
+  return { seq: write(key, value) }
 })
 server.get('/read/:key', async (req) => {
   const row = latest.get((req.params as { key: string }).key) as { seq: number; value: string } | undefined
