@@ -130,6 +130,23 @@ export function readFailure(err: unknown, maxBytes: number): CovenantError {
   return new CovenantError('PROTOCOL_ERROR', 'could not read the request')
 }
 
+/**
+ * A signal that aborts after `ms`, with the TimeoutError `AbortSignal.timeout` gives, unless
+ * `clear()` comes first. `AbortSignal.timeout` cannot be cancelled: the signals of each request
+ * served (its run, its reply's write, the next frame's read) fired seconds after the request was
+ * answered, each building a DOMException and its stack trace: a few per cent of a node's CPU on a
+ * commit's path, spent at random moments of later calls (docs/apps.md, performance).
+ */
+export function clearableTimeout(ms: number): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController()
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    ms,
+  )
+  timer.unref()
+  return { signal: controller.signal, clear: () => clearTimeout(timer) }
+}
+
 /** Settles with `work`, or rejects with `onAbort()` as soon as `signal` aborts. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal, onAbort: () => CovenantError): Promise<T> {
   if (signal.aborted) return Promise.reject(onAbort())
@@ -194,25 +211,29 @@ export function inboundCore<S extends z.ZodType, R>(
 
   const run = async (decoded: unknown, from: string): Promise<Reply> => {
     let work: Promise<R> | undefined
+    let timer: ReturnType<typeof clearableTimeout> | undefined
     try {
       const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
-      const timer = AbortSignal.timeout(runTimeoutMs)
-      work = init.handler(msg, from, timer)
+      timer = clearableTimeout(runTimeoutMs)
+      work = init.handler(msg, from, timer.signal)
+      const done = (): void => {
+        timer?.clear()
+        release(from)
+      }
+      work.then(done, done)
       const result = await untilAborted(
         work,
-        timer,
+        timer.signal,
         () => new CovenantError('PEER_TIMEOUT', `the request was not answered within ${runTimeoutMs} ms`),
       )
       return { result }
     } finally {
       // The slot stays taken until the handler is really done, even after the peer was told it
       // took too long: the slot bounds the work, not the wait.
-      if (work === undefined) release(from)
-      else
-        work.then(
-          () => release(from),
-          () => release(from),
-        )
+      if (work === undefined) {
+        timer?.clear()
+        release(from)
+      }
     }
   }
 

@@ -26,6 +26,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from './protocols.ts'
 import {
   abandoned,
   boundedLp,
+  clearableTimeout,
   encodeReply,
   errorReply,
   type InboundCore,
@@ -78,12 +79,14 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       if (broken) return
       unwritten++
       // A caller that does not take its replies gets no more time than a one-shot caller has.
-      lp.write(encodeReply({ id, ...reply }), { signal: AbortSignal.timeout(core.readTimeoutMs) })
+      const timeout = clearableTimeout(core.readTimeoutMs)
+      lp.write(encodeReply({ id, ...reply }), { signal: timeout.signal })
         .catch((err: unknown) => {
           broken = true
           stream.abort(err instanceof Error ? err : new Error(String(err)))
         })
         .finally(() => {
+          timeout.clear()
           unwritten--
           wake?.()
         })
@@ -105,14 +108,17 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       while (unwritten >= MAX_UNWRITTEN && !broken) await new Promise<void>((r) => (wake = r))
       if (broken) return
       let raw: Uint8Array
+      const idle = clearableTimeout(SESSION_IDLE_MS)
       try {
-        raw = (await lp.read({ signal: AbortSignal.timeout(SESSION_IDLE_MS) })).subarray()
+        raw = (await lp.read({ signal: idle.signal })).subarray()
       } catch (err) {
         // The caller closed its side, idled too long, or sent what cannot be read (then answered
         // without an id, see refuseUnread): the session ends.
         const e = readFailure(err, maxFrame)
         if (e.code !== 'PEER_TIMEOUT' && stream.readStatus !== 'closed' && !broken) refuseUnread(e)
         break
+      } finally {
+        idle.clear()
       }
       let frame: z.infer<typeof RequestFrameSchema>
       try {

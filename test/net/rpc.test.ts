@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { CovenantError } from '../../src/errors/index.ts'
 import { generateKey } from '../../src/keys/index.ts'
-import { createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
+import { clearableTimeout, createNet, type Net, parsePeerAddr } from '../../src/net/index.ts'
 import { waitFor } from '../fixtures/network.ts'
 
 const ECHO = '/covenant-test/echo/1.0.0'
@@ -418,5 +418,24 @@ describe('net rpc against careless and hostile peers', () => {
     await assert.rejects(idle.request(b.peerId, RAW, {}), typed('NOT_STARTED'))
     assert.deepEqual(idle.multiaddrs(), [])
     await idle.stop()
+  })
+})
+
+describe('clearableTimeout', () => {
+  it('aborts after its time with the TimeoutError AbortSignal.timeout gives, and never once cleared', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
+    const fires = clearableTimeout(1000)
+    const cleared = clearableTimeout(1000)
+    t.mock.timers.tick(999)
+    assert.equal(fires.signal.aborted, false)
+    cleared.clear()
+    t.mock.timers.tick(1)
+    assert.equal(fires.signal.aborted, true)
+    assert.ok(fires.signal.reason instanceof DOMException)
+    assert.equal((fires.signal.reason as DOMException).name, 'TimeoutError')
+    t.mock.timers.tick(60_000)
+    assert.equal(cleared.signal.aborted, false, 'a cleared timeout never aborts')
+    fires.clear() // clearing one that fired changes nothing
+    assert.equal(fires.signal.aborted, true)
   })
 })

@@ -55,7 +55,7 @@ import {
   watchLateReceipts,
 } from '../../exec/index.ts'
 import { divergenceReport, quote } from '../../ledger/index.ts'
-import { retryTransient } from '../../net/index.ts'
+import { clearableTimeout, retryTransient } from '../../net/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -243,11 +243,16 @@ async function createExecService(
     }
   }
 
-  function deadlineSignal(request: { deadline?: unknown }): AbortSignal {
+  /** How long a request may run here: until its deadline and a grace, at most the handler's time. */
+  function deadlineMs(request: { deadline?: unknown }): number {
     const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
-    return AbortSignal.timeout(
-      Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS)),
-    )
+    return Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS))
+  }
+
+  /** Runs a request a gateway sent, until {@link deadlineMs} or the handler's own signal. */
+  function executeUntilDeadline(request: { deadline?: unknown }, signal: AbortSignal, from: string) {
+    const timeout = clearableTimeout(deadlineMs(request))
+    return execute(request, AbortSignal.any([signal, timeout.signal]), from).finally(timeout.clear)
   }
 
   /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
@@ -309,8 +314,7 @@ async function createExecService(
     maxPerPeer: 8,
     // a gateway keeps one stream to each executor for all its calls (net/session.ts)
     sessions: true,
-    handler: (msg, from, signal) =>
-      execute(msg.request, AbortSignal.any([signal, deadlineSignal(msg.request)]), from),
+    handler: (msg, from, signal) => executeUntilDeadline(msg.request, signal, from),
   })
 
   await net.handle(CONFLICT_PROTOCOL, {
@@ -337,15 +341,17 @@ async function createExecService(
     // still be checked (see watchLateReceipts); invoke stops waiting for it on its own.
     const ask = (peer: string, r: SignedRequest, waitMs = 0): Promise<ExecReply> => {
       const timeoutMs = replyWindowMs(r, waitMs)
-      const p =
-        peer === self
-          ? execute(r, AbortSignal.timeout(timeoutMs), self)
-          : net.request(
-              peer,
-              EXEC_PROTOCOL,
-              { request: r },
-              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
-            )
+      let p: Promise<ExecReply>
+      if (peer === self) {
+        const timeout = clearableTimeout(timeoutMs)
+        p = execute(r, timeout.signal, self).finally(timeout.clear)
+      } else
+        p = net.request(
+          peer,
+          EXEC_PROTOCOL,
+          { request: r },
+          { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
+        )
       p.catch(() => {})
       return p
     }
@@ -493,7 +499,7 @@ async function createExecService(
       minEligibleFraction: trustOf(body.trust).minEligibleFraction,
     })
     const chosen = ordered.filter((peer) => conflicts.evidenceAgainst(peer) === undefined).slice(0, request.k)
-    const dry = await executor.dryRun(request, { signal: deadlineSignal(request) })
+    const dry = await executor.dryRun(request, { signal: AbortSignal.timeout(deadlineMs(request)) })
     return {
       fuel: dry.receipt.fuel,
       outcome: dry.output.error?.code ?? 'ok',
