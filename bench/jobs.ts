@@ -11,6 +11,14 @@
  * - a keeper's death: jobs whose dispatcher is killed (SIGKILL) or hangs (SIGSTOP) shortly before
  *   they are due; how late after `runAfter` the next keeper starts them.
  *
+ * - the floor (bench/floor.ts), right after the baseline: the work the design requires to drain
+ *   the same jobs certified at k = 3 (three sandbox runs, the executors' request checks and
+ *   receipt signatures, the dispatcher's check of q = 2 receipts, a durable SQLite write at each
+ *   of three keepers), done in this process with nothing else, on the baseline's sandbox and on
+ *   the devnet's (the latter on at most `FLOOR_DEVNET_JOBS` jobs, its drain taken at its rate).
+ *   If the floor's drain is above 3× the baseline's, no implementation of the design meets the
+ *   goal on this machine.
+ *
  * Prints tables and writes bench/results/jobs-latest.json.
  *
  *   npm run bench:jobs              (JOBS=1000 npm run bench:jobs for a shorter run)
@@ -38,12 +46,17 @@ import { toBase64 } from '../src/encoding/index.ts'
 import { createJob, jobKeyBytes } from '../src/jobs/index.ts'
 import { createSandbox } from '../src/sandbox/index.ts'
 import { freeBasePort } from '../test/fixtures/network.ts'
+import { drainFloor } from './floor.ts'
 import { type Latency, latency, printTable, round, writeResults } from './report.ts'
 
 const JOBS = Number(process.env.JOBS ?? 10_000)
 const LATENCY_SAMPLES = 30
 const ENQUEUE_CONCURRENCY = 16
 const BASELINE_WORKERS = 8
+/** The baseline's sandbox: worker threads in its pool. */
+const BASELINE_SANDBOX_WORKERS = 2
+/** Jobs the floor drains on the devnet's sandboxes, at most (it keeps the floor's share of the run small). */
+const FLOOR_DEVNET_JOBS = 2000
 const NODES = 5
 /** Jobs per keeper-death case, all with the victim as their dispatcher. */
 const DEATH_JOBS = 10
@@ -66,7 +79,7 @@ async function pool(total: number, concurrency: number, fn: (i: number) => Promi
 // --- the baseline: one server, one SQLite queue, the same function in the same sandbox pool ----
 const baseDir = await mkdtemp(join(tmpdir(), 'covenant-bench-jobs-'))
 const baseline = await (async () => {
-  const sandbox = createSandbox({ workers: 2 })
+  const sandbox = createSandbox({ workers: BASELINE_SANDBOX_WORKERS })
   const db = new DatabaseSync(join(baseDir, 'queue.db'))
   db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
     CREATE TABLE jobs (id INTEGER PRIMARY KEY, args TEXT NOT NULL, status TEXT NOT NULL,
@@ -177,6 +190,22 @@ const baseline = await (async () => {
     latency: latency(samples),
   }
 })()
+
+// --- the floor: what the design requires to drain them, on this machine, with nothing else --------
+const floor = await drainFloor({
+  code,
+  exportName: 'greet',
+  args: ARGS,
+  jobs: JOBS,
+  concurrency: BASELINE_WORKERS,
+  baselineWorkers: BASELINE_SANDBOX_WORKERS,
+  baselineMs: baseline.drainMs,
+  devnetJobs: FLOOR_DEVNET_JOBS,
+})
+// said now too: a failure in the network's part below must not lose them
+process.stderr.write(
+  `# baseline: ${JOBS} jobs drained in ${baseline.drainMs} ms; floor: ${floor.setups.map((f) => `${f.setup}: ${f.drainMs} ms`).join('; ')}; ${floor.ratio}× the baseline's\n`,
+)
 
 // --- the network -------------------------------------------------------------------------------
 const dir = await mkdtemp(join(tmpdir(), 'covenant-bench-jobs-net-'))
@@ -457,7 +486,19 @@ printTable(
       network.latency.p50,
       network.latency.p99,
     ],
+    ...floor.setups.map((f) => [
+      `floor: k=3 runs, signatures, 3 keeper writes; ${f.setup}${f.jobs < JOBS ? ` (${f.jobs} jobs, at that rate)` : ''}`,
+      '',
+      f.drainMs / 1000,
+      f.perSecond,
+      f.drainMs / baseline.drainMs,
+      '',
+      '',
+    ]),
   ],
+)
+console.log(
+  `floor of the drain (the faster setup, ${floor.concurrency} jobs in flight): ${round(floor.floorMs / 1000, 2)} s, ${floor.ratio}× the baseline's`,
 )
 console.log(
   `for scale, the same calls invoked directly on the network (k=3 q=2, 8 in flight): ${round(network.invokePerSecond, 1)} calls/s, ${network.invokeFailures} failed`,
@@ -487,6 +528,7 @@ const file = await writeResults('jobs', {
   function: 'examples/hello.ts greet',
   baseline: { ...baseline, workers: BASELINE_WORKERS },
   network,
+  floor,
   keeperDeath: deaths,
   totalMs: round(performance.now() - started),
 })

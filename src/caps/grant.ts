@@ -6,9 +6,8 @@
  * re-delegation may only narrow: the same namespace, the same or a longer prefix, the same or an
  * earlier expiry, the same or a later start.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
-import { fromBase64, toBase64, toHex } from '../encoding/index.ts'
+import { fromBase64, sha256, toBase64, toHex } from '../encoding/index.ts'
 import { KeyIdSchema, keyId, type PrivateKey } from '../keys/index.ts'
 import {
   CanonicalCidSchema,

@@ -1,7 +1,7 @@
-import { sha256 } from '@noble/hashes/sha2.js'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { z } from 'zod'
+import { sha256 } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 
 /** Multicodec of code and data blocks. */

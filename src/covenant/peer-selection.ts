@@ -1,5 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import { sha256 } from '@noble/hashes/sha2.js'
+import { sha256 } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 
 /** A peer's position in the key space: sha256 of its peer id's multihash bytes (as Kademlia). */

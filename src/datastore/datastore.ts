@@ -702,10 +702,16 @@ export function openDatastore(init: DatastoreInit): Datastore {
       )
   }
 
-  const apply = (ns: NamespaceInfo, entry: Entry, bytes: Uint8Array, recorded: Recorded): CommitResult => {
+  /** Applies `entry`, whose canonical bytes are `bytes` and their CID `cid` (computed once by the caller). */
+  const apply = (
+    ns: NamespaceInfo,
+    entry: Entry,
+    bytes: Uint8Array,
+    recorded: Recorded,
+    cid = entryCid(bytes),
+  ): CommitResult => {
     const { nonce, revocation } = recorded
     checkSize(bytes)
-    const cid = entryCid(bytes)
     stmt.insertEntry.run(ns.id, entry.seq, cid, entry.id, bytes)
     for (const w of entry.writes) {
       stmt.insertValue.run(ns.id, w.key, entry.seq, w.value === null ? null : dagCbor.encode(w.value))
@@ -817,7 +823,9 @@ export function openDatastore(init: DatastoreInit): Datastore {
   /** An entry another holder built, checked as the next one here, or the result it already had. */
   const replicated = (
     bytes: Uint8Array,
-  ): (CommitResult & { duplicate: true }) | { ns: NamespaceInfo; entry: Entry; recorded: Recorded } => {
+  ):
+    | (CommitResult & { duplicate: true })
+    | { ns: NamespaceInfo; entry: Entry; recorded: Recorded; cid: string } => {
     // the entry a holder checked is offered again to be applied: the same bytes (by their CID), read once
     const cid = bytes instanceof Uint8Array ? entryCid(bytes) : ''
     const ahead = readAhead.get(cid)
@@ -856,10 +864,10 @@ export function openDatastore(init: DatastoreInit): Datastore {
     // Checked already on this very head (a primary's `prepare`, a holder's `checkReplicated`):
     // everything the checks read is the history up to the head, so the verdict stands.
     if (passed?.ns === ns.id && passed.head === ns.head.cid && passed.cid === cid)
-      return { ns, entry, recorded: passed.recorded }
+      return { ns, entry, recorded: passed.recorded, cid }
     const recorded = check(ns, entry, entry.at, entry.seq)
     passed = { ns: ns.id, head: ns.head.cid, cid, entry, recorded }
-    return { ns, entry, recorded }
+    return { ns, entry, recorded, cid }
   }
 
   const seqOption = (ns: NamespaceInfo, at: number | undefined): number => {
@@ -949,7 +957,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
     appendReplicated(bytes) {
       return transaction(() => {
         const next = replicated(bytes)
-        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.recorded)
+        return 'duplicate' in next ? next : apply(next.ns, next.entry, bytes, next.recorded, next.cid)
       })
     },
 
@@ -960,7 +968,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
         return {
           ns: next.ns.id,
           seq: next.entry.seq,
-          cid: entryCid(bytes),
+          cid: next.cid,
           id: next.entry.id,
           duplicate: false,
         }
@@ -990,7 +998,7 @@ export function openDatastore(init: DatastoreInit): Datastore {
         if (seq < Number(r.head_seq)) truncateTo(r, seq)
         for (const bytes of replacement) {
           const next = replicated(bytes)
-          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.recorded)
+          if (!('duplicate' in next)) apply(next.ns, next.entry, bytes, next.recorded, next.cid)
         }
         return info(row(ns)).head
       })

@@ -1,6 +1,7 @@
 /**
  * Encodings every part shares: what counts as a plain JSON value, hex, and the JSON form of a
- * signed value (its byte fields in base64). No `node:` imports, so it loads in a browser.
+ * signed value (its byte fields in base64), sha-256. It loads in a browser: sha-256 is node:crypto's
+ * in Node and @noble/hashes' in a browser bundle (sha256.ts).
  *
  * @example
  * ```ts
@@ -11,6 +12,8 @@
  * bytesFieldsFromJSON(json, ['signature'])           // { peer: 'p', signature: Uint8Array }
  * ```
  */
+export { sha256 } from './sha256.ts'
+
 import { fromString as bytesFromString } from 'uint8arrays/from-string'
 import { toString as bytesToString } from 'uint8arrays/to-string'
 

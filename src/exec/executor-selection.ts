@@ -10,9 +10,8 @@
  * of work, ticket.ts), so a caller cannot try selections for free; the same caller key calling the
  * same export in the same hour reaches the same executors.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
 import { compareDistance, mayExecute, xorDistance } from '../covenant/index.ts'
-import { toHex } from '../encoding/index.ts'
+import { sha256, toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import type { RequestBody } from './request.ts'
 import { ticketHash } from './ticket.ts'

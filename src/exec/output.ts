@@ -16,7 +16,6 @@
  * (stored-output.ts): the output then has `ref` in place of `json`, and the hash covers
  * `{ ref, logs, error, … }` — the root block's CID, which names every chunk's hash.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import {
   MAX_READS,
@@ -26,7 +25,7 @@ import {
   StoreEffectsSchema,
   WriteSchema,
 } from '../datastore/index.ts'
-import { toHex } from '../encoding/index.ts'
+import { sha256, toHex } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { canonicalBytes } from '../keys/index.ts'
 import { EFFECT_LIMITS, type EffectJob, EffectJobSchema, type SandboxEffects } from '../sandbox/index.ts'

@@ -11,8 +11,9 @@
  * key per hour (2^18 hashes, ≈ 0.3–0.6 s); someone who wants its own nodes among the executors
  * must mint one per try.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
+import { sha256 } from '../encoding/index.ts'
 import { CovenantError } from '../errors/index.ts'
 import { SafeUintSchema } from './fields.ts'
 
@@ -87,7 +88,7 @@ export function mintTicket(
   tries = Number.POSITIVE_INFINITY,
 ): Ticket | undefined {
   // The prefix is hashed once; each try hashes only the nonce on top of that state.
-  const state = sha256.create().update(encoder.encode(prefix(caller, epoch)))
+  const state = nobleSha256.create().update(encoder.encode(prefix(caller, epoch)))
   for (let nonce = from; nonce < from + tries; nonce++) {
     if (
       enoughZeroBits(

@@ -50,8 +50,7 @@ import { SESSION_STREAMS, SessionPool, sessionInbound, sessionProtocol } from '.
 export type { Host } from './host.ts'
 export * from './protocols.ts'
 export { type RetryInit, retryTransient, TRANSIENT_CODES } from './retry.ts'
-export type { InboundLoad, RequestOptions, RpcHandlerInit } from './rpc.ts'
-export { timeoutSignal } from './rpc.ts'
+export { clearableTimeout, type InboundLoad, type RequestOptions, type RpcHandlerInit } from './rpc.ts'
 export { SESSION_MAX_REQUEST_BYTES, SESSION_SUFFIX, sessionProtocol } from './session.ts'
 
 export interface NetInit {

@@ -131,13 +131,13 @@ export function readFailure(err: unknown, maxBytes: number): CovenantError {
 }
 
 /**
- * A signal that aborts after `ms` as `AbortSignal.timeout` does (its reason a `TimeoutError`),
- * but whose timer `clear()` stops. `AbortSignal.timeout`'s timer cannot be stopped: each one fires
- * when its time comes even if the work it bounded ended long before, building a `DOMException`
- * (with its stack) and running the signal's listeners. A request took several (read, run, write),
- * so on a busy node those late firings were about 2 % of its busy time.
+ * A signal that aborts after `ms`, with the TimeoutError `AbortSignal.timeout` gives, unless
+ * `clear()` comes first. `AbortSignal.timeout` cannot be cancelled: the signals of each request
+ * served (its run, its reply's write, the next frame's read) fired seconds after the request was
+ * answered, each building a DOMException and its stack trace: a few per cent of a node's CPU on a
+ * commit's path, spent at random moments of later calls (docs/apps.md, performance).
  */
-export function timeoutSignal(ms: number): { signal: AbortSignal; clear(): void } {
+export function clearableTimeout(ms: number): { signal: AbortSignal; clear(): void } {
   const controller = new AbortController()
   const timer = setTimeout(
     () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
@@ -211,11 +211,16 @@ export function inboundCore<S extends z.ZodType, R>(
 
   const run = async (decoded: unknown, from: string): Promise<Reply> => {
     let work: Promise<R> | undefined
-    let timer: ReturnType<typeof timeoutSignal> | undefined
+    let timer: ReturnType<typeof clearableTimeout> | undefined
     try {
       const msg = parseOrThrow(init.schema, decoded, 'PROTOCOL_ERROR', 'invalid request')
-      timer = timeoutSignal(runTimeoutMs)
+      timer = clearableTimeout(runTimeoutMs)
       work = init.handler(msg, from, timer.signal)
+      const done = (): void => {
+        timer?.clear()
+        release(from)
+      }
+      work.then(done, done)
       const result = await untilAborted(
         work,
         timer.signal,
@@ -224,14 +229,10 @@ export function inboundCore<S extends z.ZodType, R>(
       return { result }
     } finally {
       // The slot stays taken until the handler is really done, even after the peer was told it
-      // took too long: the slot bounds the work, not the wait. So does the run timer.
-      if (work === undefined) release(from)
-      else {
-        const done = (): void => {
-          timer?.clear()
-          release(from)
-        }
-        work.then(done, done)
+      // took too long: the slot bounds the work, not the wait.
+      if (work === undefined) {
+        timer?.clear()
+        release(from)
       }
     }
   }
@@ -313,28 +314,23 @@ export function rpcInbound(core: InboundCore): (stream: Stream, connection: Conn
       reply = errorReply(refused)
     } else {
       let raw: Uint8Array | undefined
-      const reading = timeoutSignal(readTimeoutMs)
       try {
-        raw = (await lp.read({ signal: reading.signal })).subarray()
+        raw = (await lp.read({ signal: AbortSignal.timeout(readTimeoutMs) })).subarray()
       } catch (err) {
         core.release(from)
         const e = readFailure(err, maxBytes)
         core.onError?.(e, from)
         reply = errorReply(e)
-      } finally {
-        reading.clear()
       }
       if (raw !== undefined) reply = await core.serve(raw, from)
     }
     // A peer that does not take its reply gets no more time than it had to send the request.
-    const writing = timeoutSignal(readTimeoutMs)
+    const signal = AbortSignal.timeout(readTimeoutMs)
     try {
-      await lp.write(encodeReply(reply!), { signal: writing.signal })
-      await stream.close({ signal: writing.signal })
+      await lp.write(encodeReply(reply!), { signal })
+      await stream.close({ signal })
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
-    } finally {
-      writing.clear()
     }
   }
 }
@@ -361,24 +357,8 @@ export async function rpcRequest<T = unknown>(
   options: RequestOptions<T> = {},
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  const timer = timeoutSignal(timeoutMs)
-  try {
-    return await requestOnce(libp2p, peerId, protocol, msg, options, timeoutMs, timer.signal)
-  } finally {
-    timer.clear()
-  }
-}
-
-async function requestOnce<T>(
-  libp2p: Libp2p,
-  peerId: string,
-  protocol: string,
-  msg: unknown,
-  options: RequestOptions<T>,
-  timeoutMs: number,
-  timeout: AbortSignal,
-): Promise<T> {
   const maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES
+  const timeout = AbortSignal.timeout(timeoutMs)
   const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
   let peer: ReturnType<typeof peerIdFromString>
   try {

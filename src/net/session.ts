@@ -26,12 +26,12 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from './protocols.ts'
 import {
   abandoned,
   boundedLp,
+  clearableTimeout,
   encodeReply,
   errorReply,
   type InboundCore,
   type Reply,
   readFailure,
-  timeoutSignal,
 } from './rpc.ts'
 
 /** The session variant of protocol `P` is negotiated as `P + SESSION_SUFFIX`. */
@@ -79,14 +79,14 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       if (broken) return
       unwritten++
       // A caller that does not take its replies gets no more time than a one-shot caller has.
-      const writing = timeoutSignal(core.readTimeoutMs)
-      lp.write(encodeReply({ id, ...reply }), { signal: writing.signal })
+      const timeout = clearableTimeout(core.readTimeoutMs)
+      lp.write(encodeReply({ id, ...reply }), { signal: timeout.signal })
         .catch((err: unknown) => {
           broken = true
           stream.abort(err instanceof Error ? err : new Error(String(err)))
         })
         .finally(() => {
-          writing.clear()
+          timeout.clear()
           unwritten--
           wake?.()
         })
@@ -108,7 +108,7 @@ export function sessionInbound(core: InboundCore): (stream: Stream, connection: 
       while (unwritten >= MAX_UNWRITTEN && !broken) await new Promise<void>((r) => (wake = r))
       if (broken) return
       let raw: Uint8Array
-      const idle = timeoutSignal(SESSION_IDLE_MS)
+      const idle = clearableTimeout(SESSION_IDLE_MS)
       try {
         raw = (await lp.read({ signal: idle.signal })).subarray()
       } catch (err) {

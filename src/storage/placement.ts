@@ -3,8 +3,9 @@
  * in the key space, peers that refused a block or were full (with a growing backoff), and how much
  * each peer put here that this node would not hold otherwise.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
+
 import { compareDistance, peerPosition, xorDistance } from '../covenant/index.ts'
+import { sha256 } from '../encoding/index.ts'
 import type { CovenantError } from '../errors/index.ts'
 
 /** Positions kept before the cache starts over (peer ids come and go). */

@@ -1,4 +1,4 @@
-/** The encodings every part shares: JSON values, hex, base64, and the JSON form of signed values. */
+/** The encodings every part shares: JSON values, hex, base64, the JSON form of signed values, sha-256. */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
@@ -7,9 +7,11 @@ import {
   fromBase64,
   isJsonValue,
   MAX_JSON_DEPTH,
+  sha256,
   toBase64,
   toHex,
 } from '../../src/encoding/index.ts'
+import { sha256 as browserSha256 } from '../../src/encoding/sha256.browser.ts'
 
 const SIG = Uint8Array.from({ length: 64 }, (_, i) => i)
 const SIG_TEXT = toBase64(SIG)
@@ -124,5 +126,38 @@ describe('JSON forms of signed values', () => {
       b: null,
       list: ['AQ=='],
     })
+  })
+})
+
+describe('sha256', () => {
+  const utf8 = new TextEncoder()
+
+  it('gives the standard digests, in Node and in a browser bundle alike', () => {
+    const vectors: Array<[string, string]> = [
+      ['', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
+      ['abc', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
+    ]
+    for (const [text, digest] of vectors) {
+      assert.equal(toHex(sha256(utf8.encode(text))), digest)
+      assert.equal(toHex(browserSha256(utf8.encode(text))), digest)
+    }
+  })
+
+  it('agrees with the browser one at every size a call hashes, on views into larger buffers too', () => {
+    const big = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 251)
+    for (const size of [1, 55, 56, 64, 300, 1725, 2048, 65_537]) {
+      const view = big.subarray(3, 3 + size)
+      assert.deepEqual(sha256(view), browserSha256(view), `${size} bytes`)
+    }
+  })
+
+  it('answers a plain Uint8Array of its own: changing it changes no later digest', () => {
+    const bytes = utf8.encode('abc')
+    const first = sha256(bytes)
+    assert.equal(Object.getPrototypeOf(first), Uint8Array.prototype)
+    assert.equal(first.byteLength, 32)
+    assert.equal(first.buffer.byteLength, 32, 'not a view into a shared pool')
+    first.fill(0)
+    assert.equal(toHex(sha256(bytes)), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
   })
 })

@@ -55,7 +55,7 @@ import {
   watchLateReceipts,
 } from '../../exec/index.ts'
 import { divergenceReport, quote } from '../../ledger/index.ts'
-import { retryTransient, timeoutSignal } from '../../net/index.ts'
+import { clearableTimeout, retryTransient } from '../../net/index.ts'
 import { createSandbox, type Sandbox } from '../../sandbox/index.ts'
 import { route } from '../http.ts'
 import type { NodeComponents, NodeService, NodeServiceFactory } from '../service.ts'
@@ -243,21 +243,16 @@ async function createExecService(
     }
   }
 
-  /** Aborts at the request's deadline (and a grace), or sooner with `signal`; cleared once `work` is done. */
-  async function untilDeadline<T>(
-    request: { deadline?: unknown },
-    signal: AbortSignal | undefined,
-    work: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
+  /** How long a request may run here: until its deadline and a grace, at most the handler's time. */
+  function deadlineMs(request: { deadline?: unknown }): number {
     const deadline = typeof request.deadline === 'number' ? request.deadline : Date.now()
-    const timer = timeoutSignal(
-      Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS)),
-    )
-    try {
-      return await work(signal === undefined ? timer.signal : AbortSignal.any([signal, timer.signal]))
-    } finally {
-      timer.clear()
-    }
+    return Math.max(0, Math.min(deadline - Date.now() + LATE_REPLY_GRACE_MS, EXEC_HANDLER_TIMEOUT_MS))
+  }
+
+  /** Runs a request a gateway sent, until {@link deadlineMs} or the handler's own signal. */
+  function executeUntilDeadline(request: { deadline?: unknown }, signal: AbortSignal, from: string) {
+    const timeout = clearableTimeout(deadlineMs(request))
+    return execute(request, AbortSignal.any([signal, timeout.signal]), from).finally(timeout.clear)
   }
 
   /** Stores evidence once it verifies against this node's view; if it is new, tells every live peer. */
@@ -319,7 +314,7 @@ async function createExecService(
     maxPerPeer: 8,
     // a gateway keeps one stream to each executor for all its calls (net/session.ts)
     sessions: true,
-    handler: (msg, from, signal) => untilDeadline(msg.request, signal, (s) => execute(msg.request, s, from)),
+    handler: (msg, from, signal) => executeUntilDeadline(msg.request, signal, from),
   })
 
   await net.handle(CONFLICT_PROTOCOL, {
@@ -346,18 +341,17 @@ async function createExecService(
     // still be checked (see watchLateReceipts); invoke stops waiting for it on its own.
     const ask = (peer: string, r: SignedRequest, waitMs = 0): Promise<ExecReply> => {
       const timeoutMs = replyWindowMs(r, waitMs)
-      const p =
-        peer === self
-          ? (() => {
-              const timer = timeoutSignal(timeoutMs)
-              return execute(r, timer.signal, self).finally(() => timer.clear())
-            })()
-          : net.request(
-              peer,
-              EXEC_PROTOCOL,
-              { request: r },
-              { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
-            )
+      let p: Promise<ExecReply>
+      if (peer === self) {
+        const timeout = clearableTimeout(timeoutMs)
+        p = execute(r, timeout.signal, self).finally(timeout.clear)
+      } else
+        p = net.request(
+          peer,
+          EXEC_PROTOCOL,
+          { request: r },
+          { timeoutMs, maxReplyBytes: MAX_EXEC_REPLY_BYTES, schema: ExecReplySchema, session: true },
+        )
       p.catch(() => {})
       return p
     }
@@ -505,7 +499,7 @@ async function createExecService(
       minEligibleFraction: trustOf(body.trust).minEligibleFraction,
     })
     const chosen = ordered.filter((peer) => conflicts.evidenceAgainst(peer) === undefined).slice(0, request.k)
-    const dry = await untilDeadline(request, undefined, (signal) => executor.dryRun(request, { signal }))
+    const dry = await executor.dryRun(request, { signal: AbortSignal.timeout(deadlineMs(request)) })
     return {
       fuel: dry.receipt.fuel,
       outcome: dry.output.error?.code ?? 'ok',
