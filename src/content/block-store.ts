@@ -2,7 +2,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
-import { type Migration, openSqlite } from '../sqlite/index.ts'
+import { transaction as inTransaction, type Migration, openSqlite } from '../sqlite/index.ts'
 import { assertBlock, isSupportedCid, MAX_BLOCK_BYTES, verifyBlock } from './cid.ts'
 import { type ManifestLabel, manifestLabel, ownLabel } from './manifest.ts'
 import { normalizeTags } from './tags.ts'
@@ -217,17 +217,7 @@ export function openBlockStore(init: BlockStoreInit): BlockStore {
     if (closed) throw new CovenantError('NOT_STARTED', 'the block store is closed')
   }
 
-  const transaction = <T>(body: () => T): T => {
-    db.exec('BEGIN IMMEDIATE')
-    try {
-      const result = body()
-      db.exec('COMMIT')
-      return result
-    } catch (err) {
-      db.exec('ROLLBACK')
-      throw err
-    }
-  }
+  const transaction = <T>(body: () => T): T => inTransaction(db, body)
 
   const checkCid = (cid: CID): string => {
     if (!isSupportedCid(cid)) throw new CovenantError('INVALID_CID', `unsupported CID ${cid}`)

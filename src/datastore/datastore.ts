@@ -24,7 +24,7 @@ import {
 import { cidForBytes } from '../content/index.ts'
 import type { JsonValue } from '../encoding/index.ts'
 import { CovenantError, parseOrThrow } from '../errors/index.ts'
-import { openSqlite } from '../sqlite/index.ts'
+import { transaction as inTransaction, openSqlite } from '../sqlite/index.ts'
 import {
   type Commit,
   createRevocationCommit,
@@ -461,13 +461,9 @@ export function openDatastore(init: DatastoreInit): Datastore {
   /** Runs `body` in one immediate transaction; any failure rolls all of it back. */
   const transaction = <T>(body: () => T): T => {
     if (closed) throw new CovenantError('NOT_STARTED', 'the datastore is closed')
-    db.exec('BEGIN IMMEDIATE')
     try {
-      const result = body()
-      db.exec('COMMIT')
-      return result
+      return inTransaction(db, body)
     } catch (err) {
-      db.exec('ROLLBACK')
       grantRows.clear()
       throw CovenantError.from(err, 'INTERNAL')
     }

@@ -12,7 +12,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { canonicalBytes } from '../keys/index.ts'
-import { openSqlite } from '../sqlite/index.ts'
+import { openSqlite, transaction } from '../sqlite/index.ts'
 import { type JobDoc, JobDocSchema } from './effects.ts'
 import type { JobRecord } from './record.ts'
 import {
@@ -86,6 +86,12 @@ export interface JobStore {
    * (`mergeStates`); undefined for a job not held.
    */
   merge(id: string, state: JobState): { state: JobState; changed: boolean } | undefined
+  /**
+   * Runs `body` (synchronous) in one transaction, so the states it keeps commit together: a
+   * message offering several states costs one commit, not one each (a commit, not the UPDATE, is
+   * most of what keeping a state costs). If `body` throws, nothing it wrote stays.
+   */
+  batch<T>(body: () => T): T
   /** What this keeper charged the enqueuer for the job's attempts it dispatched (its own note); 0 if none. */
   chargedHere(id: string): number
   /** Notes what this keeper charged for the job in all; the note only grows. */
@@ -221,7 +227,8 @@ export function openJobStore(init: JobStoreInit): JobStore {
       return row === undefined ? undefined : decodeRow(row)
     },
     put(id, doc, state) {
-      db.exec('BEGIN IMMEDIATE')
+      // a savepoint: its own transaction, or a part of a batch's
+      db.exec('SAVEPOINT job_put')
       try {
         const merged = merge(id, state)
         let result: { state: JobState; added: boolean; changed: boolean }
@@ -245,11 +252,21 @@ export function openJobStore(init: JobStoreInit): JobStore {
           )
           result = { state, added: true, changed: true }
         }
-        db.exec('COMMIT')
+        db.exec('RELEASE job_put')
         return result
       } catch (err) {
-        db.exec('ROLLBACK')
+        db.exec('ROLLBACK TO job_put')
+        db.exec('RELEASE job_put')
         decoded.delete(id)
+        throw err
+      }
+    },
+    batch(body) {
+      try {
+        return transaction(db, body)
+      } catch (err) {
+        // the states written in it were kept decoded too
+        decoded.clear()
         throw err
       }
     },

@@ -1,7 +1,8 @@
 /**
  * The jobs protocol's messages, `/covenant/jobs/1.0.0`: how a job's keepers hand each other jobs
- * and states, and how any node asks a keeper for one. One request, one reply per stream,
- * length-prefixed DAG-CBOR like every Covenant protocol; each message carries up to
+ * and states, and how any node asks a keeper for one. One request, one reply per stream (or per
+ * frame of a session of the protocol, which keepers use), length-prefixed DAG-CBOR like every
+ * Covenant protocol; each message carries up to
  * {@link MAX_BATCH} items so a keeper with many jobs to pass on sends few messages. Records and
  * states travel as their canonical DAG-CBOR bytes; the receiver checks each itself.
  */

@@ -7,7 +7,7 @@ import type { DatabaseSync } from 'node:sqlite'
 import { z } from 'zod'
 import { CovenantError } from '../errors/index.ts'
 import type { Certificate, Conflict } from '../exec/index.ts'
-import { openSqlite } from '../sqlite/index.ts'
+import { transaction as inTransaction, openSqlite } from '../sqlite/index.ts'
 import { AmountSchema, DAY_MS } from './pricing.ts'
 
 export const HOUR_MS = 3_600_000
@@ -98,17 +98,7 @@ export function openSide(
 ): LedgerSide {
   const db = openSqlite(path, what, migrations)
   let closed = false
-  const transaction = <T>(body: () => T): T => {
-    db.exec('BEGIN IMMEDIATE')
-    try {
-      const result = body()
-      db.exec('COMMIT')
-      return result
-    } catch (err) {
-      db.exec('ROLLBACK')
-      throw err
-    }
-  }
+  const transaction = <T>(body: () => T): T => inTransaction(db, body)
   const now = init.now ?? Date.now
   const pruneStmt = db.prepare('DELETE FROM charges WHERE keep_until < ?')
   let nextPrune = 0

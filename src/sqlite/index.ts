@@ -59,3 +59,20 @@ export function openSqlite(path: string, what: string, migrations: readonly Migr
   }
   return db
 }
+
+/**
+ * Runs `body` (synchronous) in one immediate transaction on `db`: committed if it returns, rolled
+ * back if it throws (the error passes on).
+ */
+export function transaction<T>(db: DatabaseSync, body: () => T): T {
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    const result = body()
+    db.exec('COMMIT')
+    return result
+  } catch (err) {
+    // an I/O error may have rolled it back already
+    if (db.isTransaction) db.exec('ROLLBACK')
+    throw err
+  }
+}

@@ -162,6 +162,52 @@ describe('a keeper’s job store', async () => {
     store.close()
   })
 
+  it('commits the states a batch keeps together, and keeps none of them if the batch throws', () => {
+    const path = join(dir, 'batch.db')
+    const store = openJobStore({ path })
+    const a = job(40)
+    const b = job(41)
+    const c = job(42)
+    store.put(a.id, { record: a.record }, initialState(a.record))
+    store.put(b.id, { record: b.record }, initialState(b.record))
+    // another connection to the file sees only what is committed
+    const reader = new DatabaseSync(path, { readOnly: true })
+    const statusOn = (id: string) =>
+      (reader.prepare('SELECT status FROM jobs WHERE id = ?').get(id) as { status: string }).status
+    const kept = store.batch(() => {
+      const r = [
+        store.merge(a.id, running(initialState(a.record))),
+        store.merge(b.id, running(initialState(b.record))),
+      ]
+      // a put inside a batch is a part of it, not a transaction of its own
+      store.put(c.id, { record: c.record }, initialState(c.record))
+      assert.deepEqual([statusOn(a.id), statusOn(b.id)], ['queued', 'queued'])
+      return r.map((m) => m?.changed)
+    })
+    assert.deepEqual(kept, [true, true])
+    assert.deepEqual([statusOn(a.id), statusOn(b.id)], ['running', 'running'])
+    assert.equal(store.has(c.id), true)
+
+    const failed = (s: JobState) => failJob(s, { code: 'DEADLINE_EXCEEDED', message: '' }, T + 5)
+    assert.throws(
+      () =>
+        store.batch(() => {
+          store.merge(a.id, failed(store.get(a.id)!.state))
+          assert.equal(store.get(a.id)?.state.status, 'failed')
+          throw new Error('a bug mid-batch')
+        }),
+      /a bug mid-batch/,
+    )
+    // nothing of it stays, on the file or in what the store keeps decoded
+    assert.equal(statusOn(a.id), 'running')
+    assert.equal(store.get(a.id)?.state.status, 'running')
+    // and the store goes on
+    assert.equal(store.merge(a.id, failed(store.get(a.id)!.state))?.changed, true)
+    assert.equal(statusOn(a.id), 'failed')
+    reader.close()
+    store.close()
+  })
+
   it('tells the bytes of the state it holds from those of any other', () => {
     const { record } = job(32)
     const s0 = initialState(record)

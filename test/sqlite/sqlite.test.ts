@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it, type TestContext } from 'node:test'
 import { DATASTORE_SCHEMA_VERSION, openDatastore } from '../../src/datastore/index.ts'
-import { type Migration, openSqlite } from '../../src/sqlite/index.ts'
+import { type Migration, openSqlite, transaction } from '../../src/sqlite/index.ts'
 import { errorCode as code } from '../fixtures/errors.ts'
 
 async function tempFile(t: TestContext, name = 'db.sqlite'): Promise<string> {
@@ -78,6 +78,30 @@ describe('openSqlite', () => {
     const db = openSqlite(path, 'test store', STEPS)
     const columns = (db.prepare('PRAGMA table_info(t)').all() as Array<{ name: string }>).map((c) => c.name)
     assert.deepEqual(columns, ['a', 'b'])
+    db.close()
+  })
+
+  it('commits a transaction whose body returns, and rolls back one whose body throws, passing its error on', () => {
+    const db = openSqlite(':memory:', 'test file', STEPS.slice(0, 1))
+    const count = () => (db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n
+    assert.equal(
+      transaction(db, () => {
+        db.exec('INSERT INTO t (a) VALUES (1), (2)')
+        return 'done'
+      }),
+      'done',
+    )
+    assert.equal(count(), 2)
+    assert.throws(
+      () =>
+        transaction(db, () => {
+          db.exec('INSERT INTO t (a) VALUES (3)')
+          throw new Error('the body failed')
+        }),
+      /the body failed/,
+    )
+    assert.equal(count(), 2)
+    assert.equal(db.isTransaction, false)
     db.close()
   })
 

@@ -529,6 +529,13 @@ async function createJobsService(
 
   /** Holds a job another node hands over (its doc, and its state if it has one); answers with what is held. */
   async function hold(docValue: unknown, stateValue: unknown | undefined): Promise<ItemReply> {
+    return keepHeld(await checkHeld(docValue, stateValue))
+  }
+
+  type Held = { doc: JobDoc; id: string; offered: JobState }
+
+  /** {@link hold}'s checks: the doc, the enqueuer's credit for a new job, the state handed with it. */
+  async function checkHeld(docValue: unknown, stateValue: unknown | undefined): Promise<Held> {
     if (!storesHere()) throw new CovenantError('COVENANT_REFUSED', 'this node does not keep jobs')
     const { doc, record, id } = await checkDoc(docValue, verifyRun)
     let offered: JobState
@@ -542,6 +549,11 @@ async function createJobsService(
       offered = parseState(stateValue)
       checkState({ record, id }, offered)
     }
+    return { doc, id, offered }
+  }
+
+  /** {@link hold}'s keeping, of a job checked. */
+  function keepHeld({ doc, id, offered }: Held): ItemReply {
     const put = store.put(id, doc, offered)
     if (put.changed) {
       changed(id)
@@ -567,27 +579,42 @@ async function createJobsService(
   async function onRequest(msg: JobsRequest): Promise<unknown> {
     switch (msg.type) {
       case 'put': {
-        const results: ItemReply[] = []
+        // each job checked on its own (one refused leaves the others), then all kept in one commit
+        const checked: Array<Held | { error: ItemReply }> = []
         for (const item of msg.jobs) {
           try {
             const doc = dagCbor.decode(item.doc)
             const state = item.state === undefined ? undefined : dagCbor.decode(item.state)
-            results.push(await hold(doc, state))
+            checked.push(await checkHeld(doc, state))
           } catch (err) {
-            results.push({ error: errorOf(err) })
+            checked.push({ error: { error: errorOf(err) } })
           }
         }
-        return { results }
+        return {
+          results: store.batch(() =>
+            checked.map((c) => {
+              if ('error' in c) return c.error
+              try {
+                return keepHeld(c)
+              } catch (err) {
+                return { id: c.id, error: errorOf(err) }
+              }
+            }),
+          ),
+        }
       }
       case 'offer':
+        // each state checked and kept on its own (one refused leaves the others), all in one commit
         return {
-          results: msg.states.map((item) => {
-            try {
-              return takeOffer(item.id, item.state)
-            } catch (err) {
-              return { id: item.id, error: errorOf(err) }
-            }
-          }),
+          results: store.batch(() =>
+            msg.states.map((item) => {
+              try {
+                return takeOffer(item.id, item.state)
+              } catch (err) {
+                return { id: item.id, error: errorOf(err) }
+              }
+            }),
+          ),
         }
       case 'get': {
         const jobs = []
@@ -611,6 +638,9 @@ async function createJobsService(
     maxInboundStreams: 32,
     maxPerPeer: 16,
     runTimeoutMs: 30_000,
+    // keepers trade a few small messages per job attempt: one stream each way for all of them
+    // (net/session.ts) instead of a new stream per message
+    sessions: true,
     handler: (msg) => onRequest(msg),
   })
 
@@ -622,6 +652,7 @@ async function createJobsService(
         timeoutMs: replicateTimeoutMs,
         maxReplyBytes: MAX_JOBS_MESSAGE_BYTES,
         schema: ItemsReplySchema,
+        session: true,
       })
       .then((r) => r.results)
   }
@@ -1377,6 +1408,7 @@ async function createJobsService(
                 timeoutMs: replicateTimeoutMs,
                 maxReplyBytes: MAX_JOBS_MESSAGE_BYTES,
                 schema: GetReplySchema,
+                session: true,
               },
             )
             const got = reply.jobs.find((j) => j.id === id)

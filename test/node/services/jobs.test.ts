@@ -59,7 +59,7 @@ import {
   succeed,
 } from '../../../src/jobs/index.ts'
 import { encodeKey } from '../../../src/keys/index.ts'
-import { createNet, type Net } from '../../../src/net/index.ts'
+import { createNet, type Net, sessionProtocol } from '../../../src/net/index.ts'
 import { JOBS_SCAN_INTERVAL_MS } from '../../../src/node/index.ts'
 import { covenant } from '../../fixtures/cli.ts'
 import { ticketWhere } from '../../fixtures/exec-cluster.ts'
@@ -387,40 +387,57 @@ describe('jobs on a 7-node devnet', { timeout: 600_000 }, () => {
     )
     assert.equal((await post(job.record)).body.id, job.id)
     const [keeper] = keepersOf(job.id)
-    const offer = (state: Parameters<typeof encodeState>[0]) =>
-      prober.request(ids[keeper], JOBS_PROTOCOL, {
-        type: 'offer',
-        states: [{ id: job.id, state: encodeState(state) }],
-      })
     const queued = initialState(job.record)
-    // a stranger's cancellation, offered as a state, is refused
     const stranger = await generateKey()
-    const byStranger = { ...cancelJob(queued, signCancel(enqueuer, job.id), Date.now()) }
-    byStranger.cancel = signCancel(stranger, job.id)
-    const reply1 = (await offer(byStranger)) as { results: Array<{ error?: { code: string } }> }
-    assert.equal(reply1.results[0].error?.code, 'JOB_INVALID')
-    // a success certified for another job, offered as this one's, is refused
-    const other = certificateFromJSON(first.info.result!.certificate)
-    const forged = succeed(
-      startAttempt(queued, {
-        dispatcher: ids[keeper],
-        request: other.id,
-        now: Date.now(),
-        leaseUntil: Date.now(),
-      }),
-      {
-        n: 1,
-        now: Date.now(),
-        result: { certificate: other, output: first.info.result!.output as never, commits: [] },
-        receipts: other.receipts,
-      },
-    )
-    const reply2 = (await offer(forged)) as { results: Array<{ error?: { code: string } }> }
-    assert.equal(reply2.results[0].error?.code, 'JOB_INVALID')
-    const garbage = await prober
-      .request(ids[keeper], JOBS_PROTOCOL, { type: 'offer', states: [{ id: 'nope', state: 1 }] })
-      .catch((e: CovenantError) => e.code)
-    assert.equal(garbage, 'PROTOCOL_ERROR')
+    // keepers talk on sessions (one stream for many messages): a state offered there is checked
+    // exactly as one offered on a stream of its own
+    for (const session of [false, true]) {
+      const offer = (state: Parameters<typeof encodeState>[0]) =>
+        prober.request(
+          ids[keeper],
+          JOBS_PROTOCOL,
+          { type: 'offer', states: [{ id: job.id, state: encodeState(state) }] },
+          { session },
+        )
+      // a stranger's cancellation, offered as a state, is refused
+      const byStranger = { ...cancelJob(queued, signCancel(enqueuer, job.id), Date.now()) }
+      byStranger.cancel = signCancel(stranger, job.id)
+      const reply1 = (await offer(byStranger)) as { results: Array<{ error?: { code: string } }> }
+      assert.equal(reply1.results[0].error?.code, 'JOB_INVALID')
+      // a success certified for another job, offered as this one's, is refused
+      const other = certificateFromJSON(first.info.result!.certificate)
+      const forged = succeed(
+        startAttempt(queued, {
+          dispatcher: ids[keeper],
+          request: other.id,
+          now: Date.now(),
+          leaseUntil: Date.now(),
+        }),
+        {
+          n: 1,
+          now: Date.now(),
+          result: { certificate: other, output: first.info.result!.output as never, commits: [] },
+          receipts: other.receipts,
+        },
+      )
+      const reply2 = (await offer(forged)) as { results: Array<{ error?: { code: string } }> }
+      assert.equal(reply2.results[0].error?.code, 'JOB_INVALID')
+      const garbage = await prober
+        .request(
+          ids[keeper],
+          JOBS_PROTOCOL,
+          { type: 'offer', states: [{ id: 'nope', state: 1 }] },
+          { session },
+        )
+        .catch((e: CovenantError) => e.code)
+      assert.equal(garbage, 'PROTOCOL_ERROR')
+    }
+    const sessions = prober.libp2p
+      .getConnections()
+      .filter((c) => c.remotePeer.toString() === ids[keeper])
+      .flatMap((c) => c.streams)
+      .filter((s) => s.protocol === sessionProtocol(JOBS_PROTOCOL))
+    assert.equal(sessions.length, 1, 'the session offers went on a session stream')
     assert.equal((await net.job(job.id).status()).status, 'queued')
 
     await rejectsWith(net.job(job.id).cancel({ key: stranger }), 'JOB_INVALID')
