@@ -116,6 +116,12 @@ export const STORE_FAULT_KINDS = [
    * takes only what primaries offer it, so a copy it was left out of stays stale
    */
   'store-no-catch-up',
+  /**
+   * as a namespace's primary, once its check round found a majority able to take a commit's entry,
+   * it never asks them to apply it: it offers the entry to check again every few seconds while it
+   * lives, so the holders that checked it keep their promise of that seq to it
+   */
+  'store-stall-after-check',
 ] as const
 export type StoreFaultKind = (typeof STORE_FAULT_KINDS)[number]
 
@@ -848,6 +854,7 @@ async function createDatastoreService(
           // A majority of the k holders (this one counting) must be able to take it, or none is asked to.
           const taking = counted(checks, quorum)
           if (taking < quorum.majority) throw unconfirmed(ns, seq, 0, quorum, 'nothing was applied')
+          if (fault === 'store-stall-after-check') await stallAfterCheck(ns, seq, bytes, checks)
           let acked = false
           const ready = checks.filter((o) => o.outcome === 'accepted')
           const appends = await Promise.all(
@@ -891,6 +898,17 @@ async function createDatastoreService(
         outcome,
         ms: { ...Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])), total },
       })
+    }
+  }
+
+  /** The `store-stall-after-check` fault: a primary that checked an entry and never applies it. */
+  async function stallAfterCheck(ns: string, seq: number, bytes: Uint8Array, checks: Offer[]): Promise<void> {
+    logger.warn({ event: 'store-stall-fault', ns, seq })
+    const ready = checks.filter((o) => o.outcome === 'accepted').map((o) => o.peer)
+    for (;;) {
+      // (the timer does not keep a stopping node alive)
+      await new Promise((r) => setTimeout(r, PROMISE_MS / 5).unref())
+      await Promise.all(ready.map((peer) => offer('check', peer, ns, seq, bytes)))
     }
   }
 
