@@ -8,18 +8,16 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import {
-  type CovenantClient,
-  connect,
-  generateKey,
-  keyId,
-  type PrivateKey,
-} from '../../../src/client/index.ts'
-import { closestPeers } from '../../../src/covenant/index.ts'
-import { createKeyCommit, namespaceId, namespaceKeyBytes } from '../../../src/datastore/index.ts'
+import { type CovenantClient, connect, generateKey, type PrivateKey } from '../../../src/client/index.ts'
+import { createKeyCommit } from '../../../src/datastore/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
-import { localHead, plannedNodeKeys, converged as storesConverged } from '../../fixtures/stores.ts'
+import {
+  holderOrder,
+  localHead,
+  plannedNodeKeys,
+  converged as storesConverged,
+} from '../../fixtures/stores.ts'
 
 const NODES = 3
 /** The primary that checks an entry and never applies it. */
@@ -47,10 +45,8 @@ describe('one entry per seq on a 3-node devnet', { timeout: 300_000 }, () => {
     owner = await generateKey()
     const { dir } = await plannedNodeKeys(NODES, (drawn) => {
       ids = drawn
-      const order = (n: string) =>
-        closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), n)), ids, NODES).map((id) => ids.indexOf(id))
       const found = Array.from({ length: 200 }, (_, i) => `ns-${i}`).find((n) =>
-        order(n).every((x, i) => x === [STALL, SPLIT, H][i]),
+        holderOrder(owner, n, ids).every((x, i) => x === [STALL, SPLIT, H][i]),
       )
       if (found === undefined) return false
       name = found

@@ -16,22 +16,16 @@ import {
   type CovenantClient,
   connect,
   generateKey,
-  keyId,
   type PrivateKey,
 } from '../../../src/client/index.ts'
-import { CovenantConfigSchema, closestPeers } from '../../../src/covenant/index.ts'
-import {
-  createKeyCommit,
-  namespaceId,
-  namespaceKeyBytes,
-  openDatastore,
-} from '../../../src/datastore/index.ts'
+import { CovenantConfigSchema } from '../../../src/covenant/index.ts'
+import { createKeyCommit, openDatastore } from '../../../src/datastore/index.ts'
 import { DEVNET_COVENANT } from '../../../src/devnet/index.ts'
 import { CovenantError } from '../../../src/errors/index.ts'
 import { DATASTORE_FILE } from '../../../src/node/services/datastore.ts'
 import { fundFromEveryFaucet, keepersOf, planJob, postJob } from '../../fixtures/jobs.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
-import { plannedNodeKeys, converged as storesConverged } from '../../fixtures/stores.ts'
+import { holderOrder, plannedNodeKeys, converged as storesConverged } from '../../fixtures/stores.ts'
 
 const NODES = 5
 /**
@@ -59,8 +53,7 @@ describe('quorum commits on a 5-node devnet', { timeout: 300_000 }, () => {
   const index = (id: string) => ids.indexOf(id)
 
   /** Every node, closest to the namespace `name` of the owner first. */
-  const order = (name: string): number[] =>
-    closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), name)), ids, NODES).map(index)
+  const order = (name: string): number[] => holderOrder(owner, name, ids)
 
   /** Waits until each of `holders` holds `ns` itself at the same head; returns that head. */
   const converged = (ns: string, holders: number[]) => storesConverged({ nets, ids }, ns, holders)

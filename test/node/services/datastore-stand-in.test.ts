@@ -7,17 +7,15 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import {
-  type CovenantClient,
-  connect,
-  generateKey,
-  keyId,
-  type PrivateKey,
-} from '../../../src/client/index.ts'
-import { closestPeers } from '../../../src/covenant/index.ts'
-import { createKeyCommit, namespaceId, namespaceKeyBytes } from '../../../src/datastore/index.ts'
+import { type CovenantClient, connect, generateKey, type PrivateKey } from '../../../src/client/index.ts'
+import { createKeyCommit } from '../../../src/datastore/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
-import { localHead, plannedNodeKeys, converged as storesConverged } from '../../fixtures/stores.ts'
+import {
+  holderOrder,
+  localHead,
+  plannedNodeKeys,
+  converged as storesConverged,
+} from '../../fixtures/stores.ts'
 
 const NODES = 3
 /** The node that never catches up on its own: second in line for the namespace. */
@@ -30,8 +28,7 @@ describe('a stand-in primary on a stale copy', { timeout: 240_000 }, () => {
   let nets: CovenantClient[]
   let name: string
 
-  const order = (n: string): number[] =>
-    closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), n)), ids, NODES).map((id) => ids.indexOf(id))
+  const order = (n: string): number[] => holderOrder(owner, n, ids)
 
   before(async () => {
     owner = await generateKey()

@@ -23,14 +23,12 @@ import {
   keyId,
   type PrivateKey,
 } from '../../../src/client/index.ts'
-import { closestPeers } from '../../../src/covenant/index.ts'
 import {
   type Commit,
   createKeyCommit,
   createNamespace,
   createRevocationCommit,
   namespaceId,
-  namespaceKeyBytes,
   STORE_PROTOCOL,
 } from '../../../src/datastore/index.ts'
 import type { CovenantError } from '../../../src/errors/index.ts'
@@ -38,6 +36,7 @@ import type { Certificate, Output } from '../../../src/exec/index.ts'
 import { createNet, type Net } from '../../../src/net/index.ts'
 import { startTestDevnet, type TestDevnet, waitFor } from '../../fixtures/network.ts'
 import {
+  holderOrder,
   plannedNodeKeys,
   localHead as storeHead,
   converged as storesConverged,
@@ -104,8 +103,7 @@ describe('datastores on a 7-node devnet', { timeout: 300_000 }, () => {
   const index = (id: string) => ids.indexOf(id)
 
   /** Every node, closest to the namespace `name` of the owner first. */
-  const order = (name: string): number[] =>
-    closestPeers(namespaceKeyBytes(namespaceId(keyId(owner), name)), ids, NODES).map(index)
+  const order = (name: string): number[] => holderOrder(owner, name, ids)
 
   const localHead = (i: number, ns: string) => storeHead({ nets, ids }, i, ns)
   /** Waits until each of `holders` holds `ns` itself at the same head; returns that head. */
